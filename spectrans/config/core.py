@@ -1,0 +1,90 @@
+"""Base pydantic configs shared by every token mixer.
+
+Every layer config is a pydantic v2 model with ``extra="forbid"`` (a misspelled key is an
+error, never a silent default) and a ``name`` literal that is its registry name; the union of
+all of them is discriminated on ``name`` (see :mod:`spectrans.config.layers`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+InitWeightsMode = Literal["truncnormal002", "truncnormal", "torch", "truncnormal002-identity"]
+"""Weight initialisation strategies (noether names).
+
+- ``truncnormal002``: truncated normal, std 0.02, biases zero.
+- ``truncnormal``: truncated normal with std ``1/sqrt(fan_in)``, biases zero.
+- ``torch``: leave PyTorch's default initialisation untouched.
+- ``truncnormal002-identity``: as ``truncnormal002`` but the output projection starts at zero,
+  so a residual block starts as the identity map.
+"""
+
+
+class StrictModel(BaseModel):
+    """Base model: unknown keys are rejected, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TokenMixerConfig(StrictModel):
+    """Fields every token mixer (attention or spectral mixing) takes.
+
+    Attributes:
+        name: Registry name of the layer; the discriminator of the config union.
+        hidden_dim: Model width D of the input and output ``(B, N, D)``.
+        dropout: Dropout probability inside the layer.
+        causal: Whether output ``t`` may depend only on inputs ``<= t``. Layers that cannot
+            be causal refuse ``causal=True`` at construction.
+        init_weights: Weight initialisation strategy.
+    """
+
+    name: str
+    hidden_dim: int = Field(512, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    causal: bool = False
+    init_weights: InitWeightsMode = "truncnormal002"
+
+    def layer_kwargs(self) -> dict[str, Any]:
+        """Constructor keyword arguments of the matching layer (all fields but ``name``)."""
+        return self.model_dump(exclude={"name"})
+
+
+class AttentionLayerConfig(TokenMixerConfig):
+    """Fields of every attention layer (the noether ``AttentionConfig`` fields).
+
+    The inner width is ``num_heads * head_dim``; it may differ from ``hidden_dim`` (the LRA
+    Pathfinder config has width 32 and qkv width 16). When ``head_dim`` is None it is
+    ``hidden_dim // num_heads`` and ``hidden_dim`` must be divisible by ``num_heads``.
+
+    Attributes:
+        num_heads: Number of attention heads H.
+        head_dim: Width of each head; None means ``hidden_dim // num_heads``.
+        bias: Whether the linear projections have biases.
+        use_rope: Rotate queries and keys by rotary position embeddings (layers that have
+            queries and keys only; others reject it).
+        qk_norm: LayerNorm on each head's queries and keys before scoring (layers that have
+            queries and keys only; others reject it).
+    """
+
+    num_heads: int = Field(8, gt=0)
+    head_dim: int | None = Field(None, gt=0)
+    bias: bool = True
+    use_rope: bool = False
+    qk_norm: bool = False
+
+    @model_validator(mode="after")
+    def validate_hidden_dim_and_num_heads(self) -> AttentionLayerConfig:
+        """Require ``hidden_dim % num_heads == 0`` when ``head_dim`` is not given."""
+        if self.head_dim is None and self.hidden_dim % self.num_heads != 0:
+            raise ValueError(
+                f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
+                f"({self.num_heads}); change one of them or set head_dim explicitly"
+            )
+        return self
+
+    @property
+    def resolved_head_dim(self) -> int:
+        """Head width actually used."""
+        return self.head_dim if self.head_dim is not None else self.hidden_dim // self.num_heads

@@ -1,0 +1,1 @@
+"""Layers: attention, spectral mixing, positional encodings, blocks."""

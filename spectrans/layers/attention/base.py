@@ -1,0 +1,101 @@
+"""The contract every token mixer meets (attention and spectral mixing layers).
+
+``forward(x, mask=None, return_attention=False)``:
+
+- ``x``: ``(B, N, D)`` float tensor.
+- ``mask``: ``(B, N)`` bool tensor, True on real tokens, False on padding; None means all
+  real. Masking is exact: changing ``x`` at masked positions changes no output at unmasked
+  positions. Outputs *at* masked positions are zero.
+- returns ``(B, N, D)``, or ``(out, weights)`` when ``return_attention`` is True, where
+  ``weights`` is ``(B, H, N, N)`` for layers that form scores and None for the others.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from spectrans.config.core import TokenMixerConfig
+
+
+class AttentionLayer(nn.Module):
+    """Base class of every registered token mixer.
+
+    Class attributes tell models which options make sense for a layer:
+
+    Attributes:
+        has_queries_keys: The layer forms per-head queries and keys (RoPE and QK-norm apply).
+        has_scores: The layer forms an ``N x N`` score matrix (ALiBi and attention patterns
+            apply, ``return_attention`` returns weights).
+        supports_causal: The layer implements ``causal=True`` exactly.
+    """
+
+    has_queries_keys: ClassVar[bool] = False
+    has_scores: ClassVar[bool] = False
+    supports_causal: ClassVar[bool] = False
+
+    @classmethod
+    def from_config(cls, config: TokenMixerConfig) -> AttentionLayer:
+        """Build the layer from its pydantic config (``cls(**config.layer_kwargs())``)."""
+        return cls(**config.layer_kwargs())
+
+    def _refuse(self, option: str, value: Any, why: str) -> None:
+        """Raise the one-sentence error for an option this layer cannot honour."""
+        raise ValueError(f"{type(self).__name__} does not support {option}={value!r}: {why}")
+
+    def check_options(self, *, causal: bool = False, use_rope: bool = False,
+                      qk_norm: bool = False) -> None:
+        """Refuse options the class attributes say the layer cannot honour."""
+        if causal and not self.supports_causal:
+            self._refuse("causal", causal, "every output depends on the whole sequence")
+        if use_rope and not self.has_queries_keys:
+            self._refuse("use_rope", use_rope, "it has no queries and keys to rotate")
+        if qk_norm and not self.has_queries_keys:
+            self._refuse("qk_norm", qk_norm, "it has no queries and keys to normalise")
+
+
+def check_input(x: Tensor, mask: Tensor | None) -> Tensor | None:
+    """Validate ``x`` (B, N, D) and ``mask`` (B, N) bool; return the mask as bool or None."""
+    if x.dim() != 3:
+        raise ValueError(f"expected x of shape (batch, seq_len, hidden_dim), got {tuple(x.shape)}")
+    if mask is None:
+        return None
+    if mask.shape != x.shape[:2]:
+        raise ValueError(
+            f"mask shape {tuple(mask.shape)} does not match x's (batch, seq_len) {tuple(x.shape[:2])}"
+        )
+    return mask.to(torch.bool)
+
+
+def zero_masked(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Zero the positions where ``mask`` is False. x: (B, N, ...), mask: (B, N)."""
+    if mask is None:
+        return x
+    shape = mask.shape + (1,) * (x.dim() - 2)
+    return x * mask.reshape(shape).to(x.dtype)
+
+
+def init_linear(linear: nn.Linear, mode: str, *, zero: bool = False) -> None:
+    """Initialise one linear layer by an ``InitWeightsMode``.
+
+    Args:
+        linear: The layer.
+        mode: ``truncnormal002`` | ``truncnormal`` | ``torch`` | ``truncnormal002-identity``.
+        zero: Start the weight at zero (the output projection under ``*-identity``).
+    """
+    if mode == "torch":
+        return
+    if zero:
+        nn.init.zeros_(linear.weight)
+    elif mode in ("truncnormal002", "truncnormal002-identity"):
+        nn.init.trunc_normal_(linear.weight, std=0.02, a=-0.04, b=0.04)
+    elif mode == "truncnormal":
+        std = 1.0 / math.sqrt(linear.in_features)
+        nn.init.trunc_normal_(linear.weight, std=std, a=-2 * std, b=2 * std)
+    else:
+        raise ValueError(f"unknown init_weights mode '{mode}'")
+    if linear.bias is not None:
+        nn.init.zeros_(linear.bias)
