@@ -1,0 +1,46 @@
+# Every target is one command a user could type; see README.md.
+PY ?= python
+TASK ?= listops
+ATTENTION ?= softmax
+
+.PHONY: install test test-all train sweep data results bench bench-gpu lint format clean
+
+install:  ## install (CPU torch pinned) and run the default job
+	pip install torch==2.13.0 -e ".[dev]" && $(PY) train.py
+
+test:     ## the default test run (what CI runs)
+	$(PY) -m pytest
+
+test-all: ## include the slow tests
+	$(PY) -m pytest -m "slow or not slow"
+
+train:    ## one run: make train TASK=pathfinder ATTENTION=performer
+	$(PY) train.py task=$(TASK) attention=$(ATTENTION)
+
+sweep:    ## the LST transform grid on ListOps and Pathfinder, 3 seeds
+	$(PY) train.py -m attention=lst attention.transform_type=dct,dst,hadamard \
+		task=listops,pathfinder seed=0,1,2
+
+data:     ## generate ListOps (full size) and Pathfinder-32 (hard) locally
+	$(PY) -m experiments.data listops --size full
+	$(PY) -m experiments.data pathfinder --resolution 32 --difficulty curv_contour_length_14 --size full
+
+results:  ## aggregate every metrics.json into results/*.md, *.csv, *.png
+	$(PY) -m experiments.results
+
+bench:    ## scaling benchmark on this machine (CPU)
+	bash scripts/bench_cpu.sh
+
+bench-gpu: ## scaling benchmark on a CUDA machine
+	bash scripts/bench_gpu.sh
+
+lint:
+	ruff check .
+	ruff format --check spectrans experiments tests train.py || true
+
+format:
+	ruff check --fix .
+	ruff format spectrans experiments tests train.py
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache
