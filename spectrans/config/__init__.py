@@ -2,11 +2,25 @@
 
 from spectrans.config.core import AttentionLayerConfig, InitWeightsMode, TokenMixerConfig
 from spectrans.config.layers import TokenMixerConfigUnion, parse_layer_config
+from spectrans.config.models import EncoderModelConfig, LSTModelConfig, ModelConfigUnion
+from spectrans.config.patterns import (
+    AttentionPattern,
+    AttentionPatternSet,
+    TokenSpec,
+    validate_attention_patterns,
+)
 
 __all__ = [
     "AttentionLayerConfig",
+    "AttentionPattern",
+    "AttentionPatternSet",
+    "EncoderModelConfig",
     "InitWeightsMode",
+    "LSTModelConfig",
+    "ModelConfigUnion",
     "TokenMixerConfig",
     "TokenMixerConfigUnion",
+    "TokenSpec",
     "parse_layer_config",
+    "validate_attention_patterns",
 ]

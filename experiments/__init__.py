@@ -1,0 +1,1 @@
+"""The LRA benchmarking harness: data, Lightning modules, training, benchmarks, results."""

@@ -1,0 +1,168 @@
+"""Harness callbacks: NaN/inf guard, throughput and peak memory, per-step seeding.
+
+- :class:`NonFiniteGuard` stops training at the first non-finite training loss and keeps the
+  reason, so the run is recorded as failed with one clear sentence.
+- :class:`ThroughputMonitor` counts processed token positions ``B * N`` (padding included:
+  that is what the hardware computes) per second of train / eval batch time, and the peak
+  memory (GPU: ``torch.cuda.max_memory_allocated``; CPU: max RSS from ``getrusage``).
+- :class:`StepSeeder` reseeds torch at every training batch from ``(seed, rank, step)``, so
+  dropout masks and random-feature redraws depend on the step only and a resumed run draws
+  exactly what an uninterrupted one would have drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+
+def _batch_tokens(batch: Any) -> int:
+    """Token positions ``B * N`` in a batch dict (both documents of a pair)."""
+    if not isinstance(batch, dict):
+        return 0
+    total = 0
+    for key, value in batch.items():
+        if key.startswith("attention_mask") and isinstance(value, torch.Tensor):
+            total += value.numel()
+    return total
+
+
+class NonFiniteGuard(pl.Callback):
+    """Stop at the first NaN/inf training loss; ``failure`` holds the reason (else None)."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Check the loss just computed."""
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None or self.failure is not None:
+            return
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self.failure = (
+                f"train/loss became {value} at step {trainer.global_step}; lower optimizer.lr, "
+                "set trainer.gradient_clip_val, or use trainer.precision=32-true"
+            )
+            print(f"[nan-guard] {self.failure}", file=sys.stderr)
+            trainer.should_stop = True
+
+
+def peak_memory() -> tuple[int, str]:
+    """Peak memory of this process: ``(bytes, kind)``.
+
+    Returns:
+        ``(torch.cuda.max_memory_allocated(), "cuda_max_allocated")`` when CUDA is in use,
+        else ``(ru_maxrss * 1024, "cpu_max_rss")`` (Linux reports ``ru_maxrss`` in KiB).
+    """
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 1 if sys.platform == "darwin" else 1024
+    return int(rss_kib * scale), "cpu_max_rss"
+
+
+class ThroughputMonitor(pl.Callback):
+    """Tokens per second of training and evaluation batches, and the peak memory.
+
+    The first ``skip_batches`` training batches (warm-up, compilation) are not timed.
+    ``train_tokens_per_s = sum(B*N) / sum(batch seconds)`` over the timed batches.
+    """
+
+    def __init__(self, skip_batches: int = 2) -> None:
+        self.skip_batches = skip_batches
+        self.train_tokens = 0
+        self.train_seconds = 0.0
+        self.eval_tokens = 0
+        self.eval_seconds = 0.0
+        self._seen_train = 0
+        self._start = 0.0
+
+    @staticmethod
+    def _now(pl_module: pl.LightningModule) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        """Start the batch clock."""
+        self._start = self._now(pl_module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Add this batch's tokens and seconds."""
+        elapsed = self._now(pl_module) - self._start
+        self._seen_train += 1
+        if self._seen_train <= self.skip_batches:
+            return
+        self.train_tokens += _batch_tokens(batch)
+        self.train_seconds += elapsed
+        if self.train_seconds > 0 and trainer.global_step % max(1, trainer.log_every_n_steps) == 0:
+            pl_module.log("train/tokens_per_s", self.train_tokens / self.train_seconds)
+
+    def _eval_start(self, pl_module: pl.LightningModule) -> None:
+        self._start = self._now(pl_module)
+
+    def _eval_end(self, pl_module: pl.LightningModule, batch: Any) -> None:
+        self.eval_seconds += self._now(pl_module) - self._start
+        self.eval_tokens += _batch_tokens(batch)
+
+    def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                  batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Start the batch clock."""
+        self._eval_start(pl_module)
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                outputs: Any, batch: Any, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        """Add this batch's tokens and seconds."""
+        self._eval_end(pl_module, batch)
+
+    def on_test_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                            batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Start the batch clock."""
+        self._eval_start(pl_module)
+
+    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                          outputs: Any, batch: Any, batch_idx: int,
+                          dataloader_idx: int = 0) -> None:
+        """Add this batch's tokens and seconds."""
+        self._eval_end(pl_module, batch)
+
+    def summary(self) -> dict[str, Any]:
+        """``train_tokens_per_s``, ``eval_tokens_per_s`` (None if unmeasured), peak memory."""
+        peak, kind = peak_memory()
+        return {
+            "train_tokens_per_s": self.train_tokens / self.train_seconds
+            if self.train_seconds > 0 else None,
+            "eval_tokens_per_s": self.eval_tokens / self.eval_seconds
+            if self.eval_seconds > 0 else None,
+            "peak_memory_bytes": peak,
+            "peak_memory_kind": kind,
+        }
+
+
+class StepSeeder(pl.Callback):
+    """Seed torch before every training batch with ``seed + 1_000_003 * rank + step``.
+
+    Makes the randomness of step ``t`` a function of ``(seed, rank, t)`` only, so a run resumed
+    from any checkpoint repeats the uninterrupted run's dropout and feature draws.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        """Reseed from the global step."""
+        torch.manual_seed(self.seed + 1_000_003 * trainer.global_rank + trainer.global_step)

@@ -1,0 +1,243 @@
+"""The LRA data module base: cached tokenised splits, seeded loaders, length-based masks.
+
+Every task module subclasses :class:`LRADataModule` and implements ``source_files`` (the
+files it reads; a missing one raises :class:`~experiments.data.errors.DataNotFoundError`)
+and ``build_splits`` (read and tokenise). Splits are stored as ragged arrays: ``tokens``
+(all sequences concatenated, 1-D) and ``offsets`` (``N + 1`` ints), sequence ``i`` being
+``tokens[offsets[i]:offsets[i + 1]]``; pair tasks have ``tokens_a/offsets_a`` and
+``tokens_b/offsets_b``; every split has ``labels``.
+
+Batches (``docs/interfaces.md`` §3): ``input_ids`` ``(B, N)`` long or ``input_values``
+``(B, N)`` float, ``attention_mask`` ``(B, N)`` bool with ``mask[b, t] = t < length[b]``
+(from lengths, never from token values: a black pixel is token 0 and stays unmasked),
+``labels`` ``(B,)`` long; pair tasks use the ``_a`` / ``_b`` suffixes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from experiments.data.cache import SplitArrays, cache_key, file_fingerprints, load_or_build
+
+SPLITS = ("train", "val", "test")
+
+
+def pack(seqs: list[np.ndarray], dtype: np.dtype | type) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate sequences into ragged ``(tokens, offsets)``.
+
+    Args:
+        seqs: 1-D integer arrays.
+        dtype: Token dtype of the result.
+
+    Returns:
+        ``tokens`` of length ``sum(len(s))`` and int64 ``offsets`` with
+        ``offsets[0] = 0`` and ``offsets[i + 1] = offsets[i] + len(seqs[i])``.
+    """
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.concatenate(seqs).astype(dtype) if seqs else np.zeros(0, dtype=dtype)
+    return tokens, offsets
+
+
+class RaggedDataset(Dataset):
+    """A split stored as ragged arrays; item ``i`` is ``(sequence(s), label)``.
+
+    Args:
+        arrays: ``tokens``, ``offsets``, ``labels`` (or the ``_a``/``_b`` pair arrays).
+        max_length: Sequences are cut to this many tokens.
+        pair: Whether the split holds pairs.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], max_length: int, pair: bool) -> None:
+        self.arrays = arrays
+        self.max_length = max_length
+        self.pair = pair
+        self.labels = arrays["labels"]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _seq(self, suffix: str, i: int) -> np.ndarray:
+        offsets = self.arrays["offsets" + suffix]
+        start = int(offsets[i])
+        end = min(int(offsets[i + 1]), start + self.max_length)
+        return np.asarray(self.arrays["tokens" + suffix][start:end])
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        label = int(self.labels[i])
+        if self.pair:
+            return (self._seq("_a", i), self._seq("_b", i)), label
+        return self._seq("", i), label
+
+
+def pad_sequences(
+    seqs: list[np.ndarray], length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad with 0 and build the mask from the lengths.
+
+    Returns:
+        ``ids`` ``(B, length)`` long and ``mask`` ``(B, length)`` bool with
+        ``mask[b, t] = t < len(seqs[b])``.
+    """
+    ids = torch.zeros(len(seqs), length, dtype=torch.long)  # (B, N)
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)  # (B,)
+    for b, s in enumerate(seqs):
+        ids[b, : len(s)] = torch.from_numpy(s.astype(np.int64))
+    mask = torch.arange(length)[None, :] < lengths[:, None]  # (B, N)
+    return ids, mask
+
+
+class Collator:
+    """Turns a list of items into the batch dict of ``docs/interfaces.md`` §3.
+
+    Args:
+        max_length: Length when ``pad_to="max_length"``.
+        pad_to: ``max_length`` or ``longest`` (the longest sequence of the batch).
+        input_type: ``tokens`` gives ``input_ids``; ``values`` gives ``input_values = id / 255``.
+        pair: Whether items are pairs.
+    """
+
+    def __init__(self, max_length: int, pad_to: str, input_type: str, pair: bool) -> None:
+        self.max_length = max_length
+        self.pad_to = pad_to
+        self.input_type = input_type
+        self.pair = pair
+
+    def _length(self, seqs: list[np.ndarray]) -> int:
+        if self.pad_to == "max_length":
+            return self.max_length
+        return max(1, max(len(s) for s in seqs))
+
+    def _encode(self, seqs: list[np.ndarray], suffix: str) -> dict[str, torch.Tensor]:
+        ids, mask = pad_sequences(seqs, self._length(seqs))  # (B, N), (B, N)
+        if self.input_type == "values":
+            return {
+                "input_values" + suffix: ids.float() / 255.0,  # (B, N)
+                "attention_mask" + suffix: mask,
+            }
+        return {"input_ids" + suffix: ids, "attention_mask" + suffix: mask}
+
+    def __call__(self, items: list[tuple[Any, int]]) -> dict[str, torch.Tensor]:
+        """Pad the items of one batch and stack their labels."""
+        labels = torch.tensor([label for _, label in items], dtype=torch.long)  # (B,)
+        if self.pair:
+            batch = self._encode([x[0][0] for x in items], "_a")
+            batch.update(self._encode([x[0][1] for x in items], "_b"))
+        else:
+            batch = self._encode([x[0] for x in items], "")
+        batch["labels"] = labels
+        return batch
+
+
+class LRADataModule(pl.LightningDataModule):
+    """Base of the six LRA data modules.
+
+    ``vocab_size``, ``num_classes``, ``max_length``, ``is_pair`` and ``input_type`` are set
+    in the constructor, before ``setup``.
+
+    Args:
+        cfg: The task config (a model of :mod:`experiments.data.config`).
+        data_dir: Root of the LRA data; ``cfg.path`` is relative to it unless absolute.
+        batch_size: Batch size of every loader.
+        num_workers: DataLoader worker processes.
+        seed: Seed of the training shuffle (the order is the same on every run).
+        cache_dir: Where tokenised splits are cached (default ``<data_dir>/.cache``).
+    """
+
+    vocab_size: int
+    num_classes: int
+    is_pair: ClassVar[bool] = False
+    token_dtype: ClassVar[type] = np.uint16
+    cache_exclude: ClassVar[set[str]] = {"pad_to", "cache", "generate"}
+
+    def __init__(
+        self,
+        cfg: Any,
+        *,
+        data_dir: str | os.PathLike[str],
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size <= 0:
+            raise ValueError(f"batch_size={batch_size} must be a positive integer.")
+        self.cfg = cfg
+        self.data_dir = Path(data_dir)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else self.data_dir / ".cache"
+        self.max_length: int = cfg.max_length
+        self.input_type: str = (
+            "values" if getattr(cfg, "pixel_encoding", "tokens") == "normalized" else "tokens"
+        )
+        self.datasets: dict[str, RaggedDataset] = {}
+        # One generator for the module's life: epoch e of a run is the same on every run.
+        self.shuffle_generator = torch.Generator().manual_seed(seed)
+        self.cache_hit: bool | None = None
+
+    @property
+    def root(self) -> Path:
+        """Folder of the task's files."""
+        path = Path(self.cfg.path)
+        return path if path.is_absolute() else self.data_dir / path
+
+    def source_files(self) -> list[Path]:
+        """The files ``build_splits`` reads; raises ``DataNotFoundError`` if any is missing."""
+        raise NotImplementedError
+
+    def build_splits(self) -> SplitArrays:
+        """Read and tokenise the sources into ``{split: ragged arrays}``."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the splits from the cache, or build and cache them."""
+        if self.datasets:
+            return
+        config = self.cfg.model_dump(exclude=self.cache_exclude)
+        key = cache_key(config, file_fingerprints(self.source_files()))
+        splits, self.cache_hit = load_or_build(
+            self.cache_dir, self.cfg.name, key, self.build_splits, enabled=self.cfg.cache
+        )
+        self.datasets = {
+            split: RaggedDataset(splits[split], self.max_length, self.is_pair) for split in SPLITS
+        }
+
+    def collator(self) -> Collator:
+        """The batch builder of this task."""
+        return Collator(self.max_length, self.cfg.pad_to, self.input_type, self.is_pair)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if not self.datasets:
+            self.setup()
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=self.shuffle_generator if shuffle else None,
+            num_workers=self.num_workers,
+            collate_fn=self.collator(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled (seeded) training batches."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches in file order."""
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches in file order."""
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,279 @@
+r"""Seeded, parallel ListOps generator following the LRA ``listops.py`` rules exactly.
+
+A tree is drawn top down from depth 1 (max depth 10, max 10 arguments). Below the max depth
+a uniform ``r ~ U[0, 1)`` decides: ``r > 0.25`` gives a leaf (a digit ``v ~ U{0..9}``,
+length 1), otherwise an operator node with ``k ~ U{2..10}`` children (built first, left to
+right), then the operator ``op ~ U{MIN, MAX, MED, SM}``; its length is ``2 + sum(children)``.
+At the max depth every node is a leaf. A tree is kept iff ``500 < length < 2000`` (strict),
+duplicates are dropped, and the kept trees are split 96k / 2k / 2k.
+
+Values: ``MIN``/``MAX`` as named, ``MED = int(median)`` (the mean of the two middle values,
+truncated), ``SM = sum mod 10``.
+
+The official text format nests each argument in a pair, e.g. ``[MAX 2 9 [MIN 4 7 ] 0 ]`` is
+written ``( ( ( ( ( [MAX 2 ) 9 ) ( ( ( [MIN 4 ) 7 ) ] ) ) 0 ) ] )``: an operator with ``k``
+children opens ``k + 1`` parentheses and closes one after each child and one after ``]``.
+Files are written like the original (``csv.writer`` with a tab delimiter, header
+``Source\tTarget``, ``\r\n`` line ends).
+
+Reproducibility: the stream of draws is cut into chunks; chunk ``c`` uses its own
+``numpy.random.Generator`` seeded by ``SeedSequence([seed, c])`` and keeps drawing until it
+has ``chunk_size`` accepted trees. Chunks are merged in index order (dropping trees already
+seen), so the files depend only on the seed and the sizes, never on the worker count.
+A tree whose length reaches 2000 during construction is abandoned early: it would be rejected
+anyway, so the distribution of kept trees is unchanged.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+OPERATORS: tuple[str, ...] = ("[MIN", "[MAX", "[MED", "[SM")
+END = "]"
+VALUE_P = 0.25
+MAX_DEPTH = 10
+MAX_ARGS = 10
+MIN_LENGTH = 500
+MAX_LENGTH = 2000
+SPLIT_SIZES: dict[str, tuple[int, int, int]] = {
+    "full": (96_000, 2_000, 2_000),
+    "small": (2_000, 200, 200),
+    "tiny": (200, 20, 20),
+}
+SPLIT_NAMES = ("train", "val", "test")
+_BUFFER = 1 << 16
+
+
+class _TooLongError(Exception):
+    """Raised inside the recursion once a tree can no longer be accepted."""
+
+
+def apply_operator(op: str, args: list[int]) -> int:
+    """Value of one operator node.
+
+    Args:
+        op: One of ``[MIN``, ``[MAX``, ``[MED``, ``[SM``.
+        args: The children's values (digits 0..9), at least one.
+
+    Returns:
+        ``min``, ``max``, ``int(median)`` (mean of the two middle values truncated for an even
+        count) or ``sum mod 10``.
+    """
+    if op == "[MIN":
+        return min(args)
+    if op == "[MAX":
+        return max(args)
+    if op == "[MED":
+        return int(statistics.median(args))
+    if op == "[SM":
+        return sum(args) % 10
+    raise ValueError(f"Unknown ListOps operator {op!r}; expected one of {OPERATORS}.")
+
+
+class _Stream:
+    """Buffered uniform draws from a numpy Generator (one Python float per call)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.buf: list[float] = []
+        self.pos = 0
+
+    def next(self) -> float:
+        if self.pos == len(self.buf):
+            self.buf = self.rng.random(_BUFFER).tolist()
+            self.pos = 0
+        u = self.buf[self.pos]
+        self.pos += 1
+        return u
+
+
+def _draw_tree(stream: _Stream, depth: int, budget: list[int]) -> tuple[str, int, int]:
+    """Draw one (sub)tree; returns (text, value, length). ``budget[0]`` counts tokens."""
+    r = stream.next() if depth < MAX_DEPTH else 1.0
+    if r > VALUE_P:
+        v = int(stream.next() * 10)
+        budget[0] += 1
+        if budget[0] >= MAX_LENGTH:
+            raise _TooLongError
+        return str(v), v, 1
+    k = 2 + int(stream.next() * (MAX_ARGS - 1))
+    budget[0] += 2
+    texts: list[str] = []
+    values: list[int] = []
+    length = 2
+    for _ in range(k):
+        t, v, n = _draw_tree(stream, depth + 1, budget)
+        texts.append(t)
+        values.append(v)
+        length += n
+    op = OPERATORS[int(stream.next() * len(OPERATORS))]
+    text = "( " * (k + 1) + op + " " + " ) ".join(texts) + " ) ] )"
+    return text, apply_operator(op, values), length
+
+
+def draw_tree(stream: _Stream) -> tuple[str, int, int] | None:
+    """One draw of the LRA process: (text, value, length), or None if it reached 2000 tokens."""
+    try:
+        return _draw_tree(stream, 1, [0])
+    except _TooLongError:
+        return None
+
+
+def _run_chunk(args: tuple[int, int, int]) -> tuple[int, list[tuple[str, int, int]], int]:
+    """Draw until ``chunk_size`` distinct accepted trees; returns (index, trees, draws)."""
+    seed, index, chunk_size = args
+    stream = _Stream(np.random.default_rng(np.random.SeedSequence([seed, index])))
+    seen: set[str] = set()
+    kept: list[tuple[str, int, int]] = []
+    draws = 0
+    while len(kept) < chunk_size:
+        draws += 1
+        tree = draw_tree(stream)
+        if tree is None or not MIN_LENGTH < tree[2] < MAX_LENGTH or tree[0] in seen:
+            continue
+        seen.add(tree[0])
+        kept.append(tree)
+    return index, kept, draws
+
+
+@dataclass
+class GenerationReport:
+    """What one generation run did.
+
+    Attributes:
+        sizes: Rows written per split.
+        draws: Trees drawn in total (accepted or not) over the chunks used.
+        accepted_fraction: Accepted trees (before cross-chunk dedup) / draws.
+        seconds: Wall-clock time.
+        paths: The files written.
+    """
+
+    sizes: dict[str, int]
+    draws: int
+    accepted_fraction: float
+    seconds: float
+    paths: dict[str, Path]
+
+
+def generate_trees(
+    total: int, *, seed: int, workers: int = 1, chunk_size: int = 1000, progress: bool = True
+) -> tuple[list[tuple[str, int, int]], int, int]:
+    """Draw ``total`` distinct accepted trees.
+
+    Args:
+        total: Number of distinct trees wanted.
+        seed: Seed of the whole run.
+        workers: Worker processes (1 runs in this process); does not change the result.
+        chunk_size: Accepted trees per chunk, capped at ``total`` (changes the result: keep
+            it fixed).
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        ``(trees, draws, accepted)``: trees ``(text, value, length)`` in chunk order, the
+        number of draws, and the number accepted before cross-chunk dedup.
+    """
+    from tqdm.auto import tqdm
+
+    if total <= 0 or chunk_size <= 0:
+        raise ValueError(
+            f"total={total} and chunk_size={chunk_size} must be positive tree counts."
+        )
+    chunk_size = min(chunk_size, total)
+    trees: list[tuple[str, int, int]] = []
+    seen: set[str] = set()
+    draws = accepted = 0
+    next_chunk = 0
+    bar = tqdm(total=total, desc="ListOps trees", unit="tree", disable=not progress)
+    n_chunks = -(-total // chunk_size)
+    workers = min(workers, n_chunks)
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        while len(trees) < total:
+            # Enough chunks for what is missing (more only if duplicates across chunks).
+            n = -(-(total - len(trees)) // chunk_size)
+            jobs = [(seed, i, chunk_size) for i in range(next_chunk, next_chunk + n)]
+            next_chunk += n
+            results = pool.imap(_run_chunk, jobs) if pool else map(_run_chunk, jobs)
+            for _, kept, n_draws in results:
+                draws += n_draws
+                accepted += len(kept)
+                for tree in kept:
+                    if tree[0] not in seen and len(trees) < total:
+                        seen.add(tree[0])
+                        trees.append(tree)
+                bar.update(len(trees) - bar.n)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return trees, draws, accepted
+
+
+def write_tsv(path: Path, rows: list[tuple[str, int, int]]) -> None:
+    r"""Write ``Source\tTarget`` rows as the original ``csv.writer`` does (``\r\n`` ends)."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write("Source\tTarget\r\n")
+        f.writelines(f"{text}\t{value}\r\n" for text, value, _ in rows)
+
+
+def generate_listops(
+    out_dir: str | os.PathLike[str],
+    *,
+    size: str = "full",
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+    sizes: tuple[int, int, int] | None = None,
+) -> GenerationReport:
+    """Generate ``basic_{train,val,test}.tsv`` in ``out_dir`` (the official LRA format).
+
+    Each file is written under a temporary name and renamed when all three are complete, so
+    a crash never leaves a half-written file under the final name.
+
+    Args:
+        out_dir: Folder to write into (created if missing).
+        size: ``full`` (96k/2k/2k), ``small`` (2000/200/200) or ``tiny`` (200/20/20).
+        seed: Seed; the same seed gives byte-identical files.
+        workers: Worker processes; does not change the files.
+        progress: Show a progress bar.
+        sizes: Explicit (train, val, test) sizes, overriding ``size``.
+
+    Returns:
+        A :class:`GenerationReport`.
+    """
+    if sizes is None:
+        if size not in SPLIT_SIZES:
+            raise ValueError(
+                f"ListOps size {size!r} is unknown; use one of {sorted(SPLIT_SIZES)}."
+            )
+        sizes = SPLIT_SIZES[size]
+    start = time.perf_counter()
+    trees, draws, accepted = generate_trees(
+        sum(sizes), seed=seed, workers=workers, progress=progress
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bounds = np.cumsum((0, *sizes))
+    paths: dict[str, Path] = {}
+    tmp_paths: dict[str, Path] = {}
+    for i, split in enumerate(SPLIT_NAMES):
+        paths[split] = out / f"basic_{split}.tsv"
+        tmp_paths[split] = out / f".basic_{split}.tsv.tmp-{os.getpid()}"
+        write_tsv(tmp_paths[split], trees[bounds[i] : bounds[i + 1]])
+    for split in SPLIT_NAMES:
+        os.replace(tmp_paths[split], paths[split])
+    return GenerationReport(
+        sizes=dict(zip(SPLIT_NAMES, sizes)),
+        draws=draws,
+        accepted_fraction=accepted / max(draws, 1),
+        seconds=time.perf_counter() - start,
+        paths=paths,
+    )

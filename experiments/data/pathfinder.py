@@ -1,0 +1,157 @@
+"""Pathfinder and Path-X: are the two markers joined by a path? Binary, one token per pixel.
+
+Official layout (also what :mod:`experiments.data.pathfinder_generator` writes)::
+
+    pathfinder{32,64,128,256}/<difficulty>/imgs/<b>/sample_<i>.png
+    pathfinder{32,64,128,256}/<difficulty>/metadata/<b>.npy
+
+Despite the name, ``metadata/<b>.npy`` is TEXT: one line per image, space separated,
+``imgs/43 sample_0.png 0 0 1.8 6 2.0 5 1.5 2 1`` = subdir, file, index, LABEL, ... (the label
+is field 4, index 3). Empty image files (the release has
+``pathfinder32/curv_baseline/imgs/0/sample_172.png``) are skipped with one warning.
+Images are shuffled with ``split_seed`` and split 80/10/10. Path-X is the same at 128 px.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from experiments.data.cache import SplitArrays
+from experiments.data.datamodule import SPLITS, LRADataModule
+from experiments.data.errors import DataCorruptError, DataNotFoundError
+from experiments.data.pixels import PIXEL_VOCAB_SIZE
+
+
+def metadata_files(root: Path) -> list[Path]:
+    """``root/metadata/*.npy`` sorted by batch number (then name)."""
+    files = list((root / "metadata").glob("*.npy"))
+    return sorted(files, key=lambda p: (int(p.stem) if p.stem.isdigit() else 1 << 62, p.name))
+
+
+def read_metadata(path: Path) -> list[tuple[str, str, int, int]]:
+    """``(subdir, file, label, line_no)`` of each line of one metadata file.
+
+    Raises:
+        DataCorruptError: On a line with fewer than 4 fields or a label not 0/1.
+    """
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < 4 or fields[3] not in ("0", "1"):
+                raise DataCorruptError(
+                    path, "expected 'subdir file index label ...' with label 0 or 1", line_no
+                )
+            rows.append((fields[0], fields[1], int(fields[3]), line_no))
+    return rows
+
+
+def load_png(path: Path, resolution: int, meta: Path, line_no: int) -> np.ndarray:
+    """One grayscale image ``(resolution * resolution,)`` uint8.
+
+    Raises:
+        DataCorruptError: When the image is missing, unreadable or of the wrong size (names
+            the image and the metadata file and line that list it).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            pixels = np.asarray(im.convert("L"), dtype=np.uint8)  # (H, W)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataCorruptError(meta, f"image {path} cannot be read ({exc})", line_no) from exc
+    if pixels.shape != (resolution, resolution):
+        raise DataCorruptError(
+            meta, f"image {path} is {pixels.shape}, expected ({resolution}, {resolution})",
+            line_no,
+        )
+    return pixels.reshape(-1)
+
+
+def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> list[np.ndarray]:
+    """Seeded permutation of ``range(n)`` cut into train / val / test by ``fractions``."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(n * fractions[0]))
+    n_val = int(round(n * fractions[1]))
+    return [perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]]
+
+
+class PathfinderDataModule(LRADataModule):
+    """Pathfinder at ``cfg.resolution`` (2 classes, 256 pixel ids, ``resolution**2`` tokens)."""
+
+    vocab_size = PIXEL_VOCAB_SIZE
+    num_classes = 2
+    token_dtype = np.uint8
+
+    def how_to_get(self) -> str:
+        """Command that generates this folder."""
+        c = self.cfg
+        return (
+            f"python -m experiments.data {c.name} --resolution {c.resolution} "
+            f"--difficulty {c.difficulty} --out {self.root} (or untar lra_release.gz), "
+            "or set task.generate"
+        )
+
+    def prepare_data(self) -> None:
+        """Generate the images when the folder is missing and ``cfg.generate`` is set."""
+        gen = self.cfg.generate
+        if gen is None or metadata_files(self.root):
+            return
+        from experiments.data.pathfinder_generator import generate_pathfinder
+
+        generate_pathfinder(
+            self.root, resolution=self.cfg.resolution, difficulty=self.cfg.difficulty,
+            num_images=gen.image_count(), seed=gen.seed, workers=gen.workers,
+        )
+
+    def source_files(self) -> list[Path]:
+        """The metadata files (images are keyed through them)."""
+        files = metadata_files(self.root)
+        if not files:
+            raise DataNotFoundError(
+                self.root / "metadata",
+                "metadata/<b>.npy text files listing imgs/<b>/sample_<i>.png",
+                self.how_to_get(),
+            )
+        return files
+
+    def build_splits(self) -> SplitArrays:
+        """Read every listed image, skip empty files, split 80/10/10 (seeded)."""
+        from tqdm.auto import tqdm
+
+        rows = [(meta, *row) for meta in self.source_files() for row in read_metadata(meta)]
+        res = self.cfg.resolution
+        pixels = np.zeros((len(rows), res * res), dtype=np.uint8)  # (N, res * res)
+        labels = np.zeros(len(rows), dtype=np.int64)
+        keep = np.ones(len(rows), dtype=bool)
+        empty: list[str] = []
+        for i, (meta, sub, name, label, line_no) in enumerate(
+            tqdm(rows, desc=f"read {self.cfg.name} images", unit="img", mininterval=1.0)
+        ):
+            path = self.root / sub / name
+            if path.is_file() and path.stat().st_size == 0:
+                empty.append(str(path))
+                keep[i] = False
+                continue
+            pixels[i] = load_png(path, res, meta, line_no)
+            labels[i] = label
+        if empty:
+            warnings.warn(
+                f"Skipped {len(empty)} empty image file(s) under {self.root}: "
+                f"{', '.join(empty[:3])}{' ...' if len(empty) > 3 else ''}",
+                stacklevel=2,
+            )
+        pixels, labels = pixels[keep], labels[keep]
+        out: SplitArrays = {}
+        for split, idx in zip(SPLITS, split_indices(len(labels), self.cfg.split_fractions,
+                                                    self.cfg.split_seed)):
+            offsets = np.arange(len(idx) + 1, dtype=np.int64) * res * res
+            out[split] = {
+                "tokens": pixels[idx].reshape(-1), "offsets": offsets, "labels": labels[idx],
+            }
+        return out

@@ -1,0 +1,190 @@
+"""LightningModule for LRA: single-sequence classification and dual-encoder retrieval.
+
+The module wraps any ``spectrans`` classifier (see docs/interfaces.md §2) and owns the loss,
+the accuracies, the optimizer and the learning-rate schedule. Batches are the dicts of §3.
+
+Schedules (``s`` = optimizer steps taken + 1, ``w`` = warmup steps, ``T`` = max steps), as
+multipliers of ``optimizer.lr``:
+
+- ``rsqrt`` (LRA): ``min(1, s/w) / sqrt(max(s, w))``; ``optimizer.lr`` is the LRA factor.
+- ``cosine``: ``s/w`` for ``s < w``, else ``r + (1 - r) (1 + cos(pi (s - w)/(T - w))) / 2``.
+- ``constant``: ``min(1, s/w)`` (1 when ``w = 0``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from experiments.config import OptimizerConfig, SchedulerConfig
+
+_NO_DECAY_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.RMSNorm)
+
+
+def lr_multiplier(step: int, scheduler: SchedulerConfig, max_steps: int) -> float:
+    """Schedule multiplier of ``optimizer.lr`` at optimizer step ``step`` (0-based).
+
+    Args:
+        step: Optimizer steps already taken.
+        scheduler: Which schedule and its warmup.
+        max_steps: Total optimizer steps (cosine only).
+
+    Returns:
+        The factor ``lr(step) / optimizer.lr`` (see the module docstring).
+    """
+    s = step + 1
+    w = scheduler.warmup_steps
+    warm = min(1.0, s / w) if w > 0 else 1.0
+    if scheduler.name == "rsqrt":
+        return warm / math.sqrt(max(s, w, 1))
+    if scheduler.name == "cosine":
+        if s < w:
+            return warm
+        progress = min(1.0, (s - w) / max(1, max_steps - w))
+        r = scheduler.min_lr_ratio
+        return r + (1.0 - r) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return warm
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Split parameters into a decayed group (weight matrices) and an undecayed one.
+
+    Biases, every parameter of a normalisation layer and any parameter with fewer than two
+    dimensions (scales, spectral filters of one axis) get no weight decay.
+    """
+    no_decay_ids: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, _NO_DECAY_TYPES):
+            no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if id(param) in no_decay_ids or param.ndim < 2 or name.endswith("bias"):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+class LRAModule(pl.LightningModule):
+    """Cross-entropy training of an LRA classifier.
+
+    Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``,
+    ``test/loss`` and ``test/acc`` (accuracies are fractions in [0, 1]).
+
+    Args:
+        model: Classifier; ``(B, C)`` logits from the batch tensors.
+        num_classes: C.
+        is_pair: Retrieval (dual encoder): the batch holds two documents.
+        optimizer: Optimizer settings.
+        scheduler: Schedule settings.
+        max_steps: Total optimizer steps (for cosine).
+        compile: Wrap ``model`` in ``torch.compile``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        num_classes: int,
+        is_pair: bool,
+        optimizer: OptimizerConfig,
+        scheduler: SchedulerConfig,
+        max_steps: int,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = torch.compile(model) if compile else model
+        self.is_pair = is_pair
+        self.optimizer_cfg = optimizer
+        self.scheduler_cfg = scheduler
+        self.max_steps = max_steps
+        self.criterion = nn.CrossEntropyLoss()
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+        self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # survives resume through the checkpoint
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits ``(B, C)`` of one batch dict."""
+        if self.is_pair:
+            return self.model(
+                batch["input_ids_a"], batch["attention_mask_a"],
+                batch["input_ids_b"], batch["attention_mask_b"],
+            )  # (B, C)
+        return self.model(
+            input_ids=batch.get("input_ids"),
+            input_values=batch.get("input_values"),
+            attention_mask=batch.get("attention_mask"),
+        )  # (B, C)
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch).float()  # (B, C)
+        loss = self.criterion(logits, batch["labels"])  # ()
+        return loss, logits.argmax(dim=-1)  # (), (B,)
+
+    def on_train_start(self) -> None:
+        """Forget the sanity-check validation (but keep a resumed best)."""
+        if self.global_step == 0:
+            self.val_acc_best.reset()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One optimizer step's loss."""
+        loss, preds = self._step(batch)
+        self.train_acc(preds, batch["labels"])
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate validation loss and accuracy."""
+        loss, preds = self._step(batch)
+        self.val_loss(loss, weight=batch["labels"].numel())
+        self.val_acc(preds, batch["labels"])
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        """Track the best validation accuracy so far."""
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate test loss and accuracy."""
+        loss, preds = self._step(batch)
+        self.test_loss(loss, weight=batch["labels"].numel())
+        self.test_acc(preds, batch["labels"])
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """Adam/AdamW over decayed and undecayed groups, with a per-step LambdaLR."""
+        cfg = self.optimizer_cfg
+        groups = parameter_groups(self.model, cfg.weight_decay)
+        if cfg.name == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        else:
+            optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        scheduler_cfg, max_steps = self.scheduler_cfg, self.max_steps
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_multiplier(step, scheduler_cfg, max_steps)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": schedule, "interval": "step", "frequency": 1},
+        }

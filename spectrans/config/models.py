@@ -1,0 +1,134 @@
+"""Model configs: the generic encoder and the LST transformer (seed 003).
+
+Both are pydantic v2 models with ``extra="forbid"``; :data:`ModelConfigUnion` chooses one by
+``name`` (``model=encoder`` or ``model=lst`` on the command line). The token mixer of the
+generic encoder is a separate config (any :data:`spectrans.config.TokenMixerConfigUnion`);
+``hidden_dim`` and ``max_sequence_length`` of that mixer config are overwritten from the model
+config by :func:`spectrans.models.build_classifier`.
+
+Examples:
+    >>> from pydantic import TypeAdapter
+    >>> cfg = TypeAdapter(ModelConfigUnion).validate_python({"name": "lst", "hidden_dim": 64})
+    >>> type(cfg).__name__, cfg.transform_type
+    ('LSTModelConfig', 'dct')
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from spectrans.config.core import InitWeightsMode, StrictModel
+
+PositionalEncodingType = Literal["sinusoidal", "learned", "rotary", "alibi", "none"]
+"""``sinusoidal``/``learned`` are added to the embeddings; ``rotary``/``alibi`` are handed to the
+token mixer (``use_rope=True`` / ``alibi=True``) and refused by mixers that cannot honour them."""
+PoolingType = Literal["cls", "mean", "last"]
+RetrievalInteraction = Literal["concat4", "concat2"]
+"""``concat4``: ``[u, v, u*v, u-v]``; ``concat2``: ``[u, v]``."""
+RetrievalEncoding = Literal["independent", "joint"]
+"""``independent``: each document attends only to itself (LRA); ``joint``: one sequence."""
+TransformLSTType = Literal["dct", "dst", "hadamard", "mixed"]
+ActivationType = Literal["gelu", "relu"]
+
+
+class _ModelCommon(StrictModel):
+    """Fields shared by every model config.
+
+    Attributes:
+        hidden_dim: Model width D.
+        num_layers: Number of pre-norm blocks.
+        ffn_hidden_dim: Feed-forward inner width; None means ``4 * hidden_dim``.
+        ffn_activation: Feed-forward nonlinearity.
+        dropout: Dropout on embeddings, residual branches and inside the feed-forward.
+        max_sequence_length: Most input tokens (CLS not counted) the model accepts where
+            something has a length limit (learned positions, mixers with a learned spectrum).
+        pooling: Sequence summary for the head: ``cls`` token, masked ``mean`` or ``last``
+            real token.
+        head_hidden_dim: Width of the head MLP ``Dense -> ReLU -> Dense``.
+        retrieval_interaction: Features of a document pair fed to the head.
+        retrieval_encoding: How the dual encoder sees the two documents.
+        gradient_checkpointing: Recompute each block in the backward pass.
+        init_weights: Initialisation of embeddings, feed-forward and head.
+    """
+
+    hidden_dim: int = Field(512, gt=0)
+    num_layers: int = Field(6, ge=1)
+    ffn_hidden_dim: int | None = Field(None, gt=0)
+    ffn_activation: ActivationType = "gelu"
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    max_sequence_length: int = Field(2048, gt=0)
+    pooling: PoolingType = "cls"
+    head_hidden_dim: int = Field(512, gt=0)
+    retrieval_interaction: RetrievalInteraction = "concat4"
+    retrieval_encoding: RetrievalEncoding = "independent"
+    gradient_checkpointing: bool = False
+    init_weights: InitWeightsMode = "truncnormal002"
+
+    @property
+    def resolved_ffn_hidden_dim(self) -> int:
+        """Feed-forward inner width actually used."""
+        return self.ffn_hidden_dim if self.ffn_hidden_dim is not None else 4 * self.hidden_dim
+
+
+class EncoderModelConfig(_ModelCommon):
+    """Generic pre-norm encoder whose token mixer is any registry entry.
+
+    Attributes:
+        name: ``"encoder"``.
+        attention_dropout: When set, overrides the mixer config's ``dropout``.
+        positional_encoding: See :data:`PositionalEncodingType`.
+    """
+
+    name: Literal["encoder"] = "encoder"
+    attention_dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    positional_encoding: PositionalEncodingType = "sinusoidal"
+
+
+class LSTModelConfig(_ModelCommon):
+    """Configuration of :class:`spectrans.models.lst.LSTTransformer` (seed 003 parameters).
+
+    Attributes:
+        name: ``"lst"``.
+        vocab_size: Token vocabulary; None means inputs arrive as embeddings.
+        num_classes: Classes of the head; None means the model returns hidden states.
+        num_heads: Heads of the LST attention layers.
+        transform_type: Spectral transform of every LST layer.
+        use_conv_bias: Bias in the LST projections (``use_bias`` of the layer).
+        use_positional_encoding: False is the same as ``positional_encoding_type="none"``.
+        positional_encoding_type: See :data:`PositionalEncodingType`.
+    """
+
+    name: Literal["lst"] = "lst"
+    vocab_size: int | None = Field(None, gt=0)
+    num_classes: int | None = Field(None, gt=0)
+    num_heads: int = Field(8, gt=0)
+    max_sequence_length: int = Field(1024, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    pooling: PoolingType = "mean"
+    transform_type: TransformLSTType = "dct"
+    use_conv_bias: bool = True
+    use_positional_encoding: bool = True
+    positional_encoding_type: PositionalEncodingType = "sinusoidal"
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> LSTModelConfig:
+        if self.hidden_dim % self.num_heads != 0:
+            raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
+                             f"({self.num_heads}); change model.hidden_dim or model.num_heads")
+        return self
+
+
+ModelConfigUnion = Annotated[EncoderModelConfig | LSTModelConfig, Field(discriminator="name")]
+"""Any model config, chosen by ``name``."""
+
+__all__ = [
+    "EncoderModelConfig",
+    "LSTModelConfig",
+    "ModelConfigUnion",
+    "PoolingType",
+    "PositionalEncodingType",
+    "RetrievalEncoding",
+    "RetrievalInteraction",
+]

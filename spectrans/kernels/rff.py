@@ -1,0 +1,293 @@
+"""Random Fourier features (Rahimi and Recht, 2007) and the feature-map base classes.
+
+Bochner: a shift-invariant kernel is the Fourier transform of a probability measure, and for
+the Gaussian kernel ``k(x, y) = exp(-|x - y|^2 / (2 sigma^2))`` that measure is ``N(0, I/sigma^2)``:
+
+    k(x, y) = E_w[cos(w.(x - y))],  w ~ N(0, I_d / sigma^2).
+
+With ``m`` frequencies ``W`` (m, d) two unbiased feature maps follow:
+
+- pairs: ``phi(x) = [cos(W x), sin(W x)] / sqrt(m)`` (2m features), since
+  ``cos a cos b + sin a sin b = cos(a - b)``;
+- offsets: ``phi(x) = sqrt(2/m) cos(W x + b)``, ``b ~ U[0, 2 pi)`` (m features).
+
+Both give ``E[phi(x).phi(y)] = k(x, y)``; the pairs have lower variance. Trigonometric features
+are signed, so estimated attention normalisers can be negative (see
+:mod:`spectrans.layers.attention.linear`).
+
+The softmax kernel factors through the Gaussian one (with ``x' = x d^{-1/4}``):
+
+    exp(q.k / sqrt(d)) = exp(|q'|^2 / 2) exp(|k'|^2 / 2) exp(-|q' - k'|^2 / 2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from spectrans.kernels.orthogonal import gaussian_projection
+
+
+def trig_features(x: Tensor, projection: Tensor) -> Tensor:
+    """Paired features ``[cos(x W^T), sin(x W^T)] / sqrt(m)``.
+
+    Args:
+        x: ``(..., d)`` inputs.
+        projection: ``(m, d)`` frequencies ``W``.
+
+    Returns:
+        ``(..., 2m)`` features with ``phi(x).phi(y) = mean_i cos(w_i.(x - y))``.
+    """
+    angles = x @ projection.to(x.dtype).T  # (..., m)
+    scale = 1.0 / math.sqrt(projection.shape[0])
+    return torch.cat((angles.cos(), angles.sin()), dim=-1) * scale  # (..., 2m)
+
+
+def offset_trig_features(x: Tensor, projection: Tensor, offset: Tensor) -> Tensor:
+    """Rahimi-Recht features ``sqrt(2/m) cos(x W^T + b)``: (..., d) -> (..., m)."""
+    angles = x @ projection.to(x.dtype).T + offset.to(x.dtype)  # (..., m)
+    return angles.cos() * math.sqrt(2.0 / projection.shape[0])  # (..., m)
+
+
+def masked_max(values: Tensor, mask: Tensor | None, dim: int) -> Tensor:
+    """Max of ``values`` over ``dim`` and the last dim, ignoring positions where mask is False.
+
+    Args:
+        values: ``(..., N, k)``.
+        mask: broadcastable to ``values.shape[:-1]`` (True = keep) or None.
+        dim: the sequence dimension (``-2``).
+
+    Returns:
+        ``(..., 1, 1)``; 0 where every position is masked (so nothing becomes NaN).
+    """
+    if mask is not None:
+        values = values.masked_fill(~mask[..., None], float("-inf"))
+    peak = values.amax(dim=(dim, -1), keepdim=True)  # (..., 1, 1)
+    return torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+
+
+def scale_keys_exactly(logits: Tensor, row_max: Tensor, mask: Tensor | None) -> Tensor:
+    """``exp(logits) / 2^E`` per head, with the shared scale applied as an exact power of two.
+
+    Key j is written as ``exp(a_j) = g_j 2^{e_j}`` with ``e_j = floor(max_i a_{j,i} / ln 2)``
+    (from key j alone) and ``g_j = exp(a_j - e_j ln 2) < 2``; then every key of a head is
+    multiplied by ``2^{e_j - E}``, ``E = max_j e_j`` over unmasked keys. The common factor
+    ``2^{-E}`` cancels in the attention ratio, and because it is a power of two the features of
+    a key are bit-for-bit scaled copies whatever the other keys are: other (masked or future)
+    keys change them only by an exact power of two (barring underflow of keys ``2^126`` times
+    smaller than the largest), so masking and causality stay exact in floating point.
+
+    Args:
+        logits: ``(..., N, k)`` log-features ``a``.
+        row_max: ``(..., N, 1)`` per-key maxima ``max_i a_{j,i}``.
+        mask: broadcastable to ``logits.shape[:-1]``, True on real keys, or None.
+
+    Returns:
+        ``(..., N, k)`` features, zero at masked keys.
+    """
+    exponent = torch.floor(row_max.detach() / math.log(2.0))  # (..., N, 1)
+    values = torch.exp(logits - exponent * math.log(2.0))  # (..., N, k), each < 2
+    shift = (exponent - masked_max(exponent, mask, dim=-2)).clamp_max(0.0)  # (..., N, 1)
+    values = values * torch.exp2(shift)  # exact powers of two
+    if mask is not None:
+        values = torch.where(mask[..., None], values, 0.0)
+    return values
+
+
+def trig_softmax_features(x: Tensor, projection: Tensor, *, is_query: bool,
+                          mask: Tensor | None = None, stabilise: bool = True) -> Tensor:
+    """Trigonometric random features of the softmax kernel ``exp(q.k / sqrt(d))``.
+
+    ``phi(x) = exp(|x'|^2 / 2) [cos(W x'), sin(W x')] / sqrt(m)`` with ``x' = x d^{-1/4}``, so
+    ``E[phi(q).phi(k)] = exp(q.k / sqrt(d))``. With ``stabilise`` the factor of a query is
+    dropped (a per-row constant, it cancels in the attention ratio) and the factors of the keys
+    of a head are divided by (a power of two near) their maximum over the unmasked keys (a
+    per-head constant, it cancels too; see :func:`scale_keys_exactly`), so nothing overflows.
+
+    Args:
+        x: ``(B, H, N, d)`` (or any ``(..., N, d)``).
+        projection: ``(m, d)`` Gaussian frequencies.
+        is_query: Query (per-row stabiliser) or key (per-head stabiliser).
+        mask: broadcastable to ``x.shape[:-1]``, True on real tokens; masked keys get zero
+            features. Ignored for queries.
+        stabilise: Apply the stabilisers (off: the raw unbiased estimator).
+
+    Returns:
+        ``(..., N, 2m)`` signed features.
+    """
+    x = x * x.shape[-1] ** -0.25  # (..., N, d)
+    base = trig_features(x, projection)  # (..., N, 2m)
+    log_scale = 0.5 * (x**2).sum(dim=-1, keepdim=True)  # (..., N, 1)
+    if not stabilise:
+        return base * log_scale.exp()
+    if is_query:
+        return base
+    return base * scale_keys_exactly(log_scale, log_scale, mask)  # (..., N, 2m)
+
+
+class FeatureMap(nn.Module):
+    """A kernel feature map ``phi`` with ``k(q, k) ~= phi(q).phi(k)``.
+
+    Attributes:
+        signed: Features can be negative, so attention normalisers can be <= 0.
+        feature_dim: Width of ``phi(x)``.
+    """
+
+    signed: ClassVar[bool] = True
+    feature_dim: int
+
+    def maybe_redraw(self) -> bool:
+        """Redraw random parameters if due (see :class:`RandomFeatureMap`); here never."""
+        return False
+
+    def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
+        """Features ``(..., N, d) -> (..., N, feature_dim)``."""
+        raise NotImplementedError
+
+    def exact(self, x: Tensor, y: Tensor) -> Tensor:
+        """The kernel the features estimate, ``(..., N, d), (..., M, d) -> (..., N, M)``."""
+        raise NotImplementedError
+
+
+class RandomFeatureMap(FeatureMap):
+    """A feature map with a random projection kept as a buffer (saved in ``state_dict``).
+
+    Redrawing follows performer-pytorch: only in training mode, only with ``feature_redraw``,
+    and only every ``redraw_interval`` calls of :meth:`maybe_redraw` (one per layer forward).
+    The count lives in the buffer ``calls_since_redraw``: the first ``redraw_interval``
+    training calls use the initial projection, call ``redraw_interval + 1`` redraws, and so on.
+
+    Args:
+        input_dim: Input width d.
+        num_features: Number of random frequencies m.
+        num_rows: Rows of the projection (default ``num_features``).
+        orthogonal: Block-orthogonal rows with chi(d) norms.
+        feature_redraw: Allow redrawing during training.
+        redraw_interval: Training calls between redraws.
+    """
+
+    projection: Tensor
+    calls_since_redraw: Tensor
+
+    def __init__(self, input_dim: int, num_features: int, *, num_rows: int | None = None,
+                 orthogonal: bool = True, feature_redraw: bool = False,
+                 redraw_interval: int = 1000) -> None:
+        super().__init__()
+        if num_features <= 0:
+            raise ValueError(f"num_features must be positive, got {num_features}")
+        if redraw_interval <= 0:
+            raise ValueError(f"redraw_interval must be positive, got {redraw_interval}")
+        self.input_dim, self.num_features = input_dim, num_features
+        self.num_rows = num_rows if num_rows is not None else num_features
+        self.orthogonal, self.feature_redraw = orthogonal, feature_redraw
+        self.redraw_interval = redraw_interval
+        self.feature_dim = num_features
+        self.register_buffer("projection", self.draw_projection())  # (rows, d)
+        self.register_buffer("calls_since_redraw", torch.zeros((), dtype=torch.long))
+
+    def draw_projection(self, device: torch.device | None = None) -> Tensor:
+        """A fresh ``(num_rows, input_dim)`` Gaussian projection."""
+        return gaussian_projection(self.num_rows, self.input_dim, orthogonal=self.orthogonal,
+                                   device=device)
+
+    @torch.no_grad()
+    def redraw(self) -> None:
+        """Replace the projection by a fresh draw and reset the counter."""
+        self.projection.copy_(self.draw_projection(self.projection.device))
+        self.calls_since_redraw.zero_()
+
+    def maybe_redraw(self) -> bool:
+        """Count one training call; redraw when ``redraw_interval`` calls have passed.
+
+        Returns:
+            Whether the projection was redrawn.
+        """
+        if not (self.training and self.feature_redraw):
+            return False
+        redrawn = bool(self.calls_since_redraw.item() >= self.redraw_interval)
+        if redrawn:
+            self.redraw()
+        self.calls_since_redraw += 1
+        return redrawn
+
+    def extra_repr(self) -> str:
+        """Sizes and redraw settings for ``print(module)``."""
+        return (f"input_dim={self.input_dim}, num_features={self.num_features}, "
+                f"orthogonal={self.orthogonal}, feature_redraw={self.feature_redraw}, "
+                f"redraw_interval={self.redraw_interval}")
+
+
+class GaussianRFF(RandomFeatureMap):
+    """Random Fourier features of ``k(x, y) = exp(-|x - y|^2 / (2 sigma^2))``.
+
+    ``phi(x) = [cos(W x / sigma), sin(W x / sigma)] / sqrt(m)`` (``feature_dim = 2m``), or with
+    ``use_offset`` ``sqrt(2/m) cos(W x / sigma + b)`` (``feature_dim = m``), ``W ~ N(0, I)``.
+
+    Args:
+        input_dim: Input width d.
+        num_features: Number of frequencies m.
+        bandwidth: Kernel width sigma.
+        use_offset: Random-offset cosines instead of cos/sin pairs.
+        **kwargs: ``orthogonal``, ``feature_redraw``, ``redraw_interval``.
+    """
+
+    offset: Tensor | None
+
+    def __init__(self, input_dim: int, num_features: int, *, bandwidth: float = 1.0,
+                 use_offset: bool = False, **kwargs: bool | int) -> None:
+        super().__init__(input_dim, num_features, **kwargs)  # type: ignore[arg-type]
+        if bandwidth <= 0:
+            raise ValueError(f"bandwidth must be positive, got {bandwidth}")
+        self.bandwidth, self.use_offset = bandwidth, use_offset
+        self.feature_dim = num_features if use_offset else 2 * num_features
+        offset = torch.rand(num_features) * 2 * math.pi if use_offset else None  # (m,)
+        self.register_buffer("offset", offset)
+
+    @torch.no_grad()
+    def redraw(self) -> None:
+        """Redraw the frequencies (and offsets)."""
+        super().redraw()
+        if self.offset is not None:
+            self.offset.copy_(torch.rand_like(self.offset) * 2 * math.pi)
+
+    def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
+        """Features of ``x`` (..., N, d) -> (..., N, feature_dim); masked rows are zero."""
+        x = x / self.bandwidth
+        if self.offset is not None:
+            features = offset_trig_features(x, self.projection, self.offset)  # (..., N, m)
+        else:
+            features = trig_features(x, self.projection)  # (..., N, 2m)
+        if mask is not None and not is_query:
+            features = features * mask[..., None].to(features.dtype)
+        return features
+
+    def exact(self, x: Tensor, y: Tensor) -> Tensor:
+        """``exp(-|x_i - y_j|^2 / (2 sigma^2))``, (..., N, d), (..., M, d) -> (..., N, M)."""
+        return torch.exp(-torch.cdist(x, y) ** 2 / (2 * self.bandwidth**2))
+
+
+class TrigSoftmaxRFF(RandomFeatureMap):
+    """Trigonometric random features of the softmax kernel ``exp(q.k / sqrt(d))``.
+
+    See :func:`trig_softmax_features`; ``feature_dim = 2m``. The features are signed, so the
+    estimated normaliser of a query can be negative or near zero; the attention layers clamp
+    it away from zero keeping its sign (a known weakness of trigonometric softmax estimates,
+    which FAVOR+ positive features avoid).
+    """
+
+    def __init__(self, input_dim: int, num_features: int, **kwargs: bool | int) -> None:
+        super().__init__(input_dim, num_features, **kwargs)  # type: ignore[arg-type]
+        self.feature_dim = 2 * num_features
+
+    def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None,
+                stabilise: bool = True) -> Tensor:
+        """Features ``(..., N, d) -> (..., N, 2m)``."""
+        return trig_softmax_features(x, self.projection, is_query=is_query, mask=mask,
+                                     stabilise=stabilise)
+
+    def exact(self, x: Tensor, y: Tensor) -> Tensor:
+        """``exp(x_i.y_j / sqrt(d))``, (..., N, d), (..., M, d) -> (..., N, M)."""
+        return torch.exp(x @ y.transpose(-1, -2) / math.sqrt(x.shape[-1]))

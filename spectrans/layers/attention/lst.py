@@ -1,0 +1,327 @@
+r"""Linear Spectral Transform (LST) attention: linear attention mixed by a learned spectral filter.
+
+Per head, with queries, keys and values :math:`q, k, v \in \mathbb{R}^{N \times d}`, an
+orthonormal transform :math:`T` along the sequence (DCT-II, DST-II, Walsh-Hadamard or the real
+FFT) and a learned real gain per frequency :math:`\Lambda \in \mathbb{R}^{F}`:
+
+.. math::
+
+    M = T^{-1}\,\mathrm{diag}(\Lambda)\,T \in \mathbb{R}^{N \times N}, \qquad
+    y_i = \sigma(q_i) \odot \sum_{j} M_{ij}\, \big(\sigma(k_j) \odot v_j\big),
+
+with :math:`\sigma` the logistic sigmoid and :math:`\odot` elementwise per channel: a gated
+linear attention whose token mixing is a learned spectral filter. It is linear in :math:`v`
+and costs :math:`O(N d \log N)` per head (two fast transforms; never an ``N x N`` matrix).
+The heads are concatenated and projected back to ``hidden_dim`` (``out_proj``).
+
+Frequency gains (``scale``, shape ``(num_heads, max_sequence_length)``): row ``h`` is a
+profile over normalised frequency :math:`f \in [0, 1]` (DC to the highest frequency or
+sequency). For another length ``N`` the ``F`` coefficients get the profile linearly
+interpolated at :math:`f = k / (F - 1)` (see :mod:`spectrans.layers.spectral_filter`), so any
+``N`` works, also ``N > max_sequence_length``. Init: :math:`\Lambda_h(f) = \exp(-f/\tau_h)`,
+:math:`\tau_h` log-spaced over the heads from 1 to :math:`4 / (\pi L)`: low-pass filters whose
+Cauchy-shaped kernels span from about one token to about ``L / 4`` tokens, so the layer mixes
+tokens at init (:math:`\Lambda = 1` would make :math:`M = I`, a no-op). With
+``learnable_scale=False`` the profile is a fixed buffer and ``scale`` is None.
+
+Masking: padded positions are zero samples of the signal. With :math:`m_j \in \{0, 1\}` the
+mask, :math:`u_j = m_j\, \sigma(k_j) \odot v_j` enters the filter, so inputs at masked
+positions cannot reach any output, and outputs at masked positions are set to zero (after
+``out_proj``). Hadamard heads zero-pad ``N`` to :math:`P = 2^{\lceil \log_2 N\rceil}`, filter,
+and crop back to ``N``.
+
+Causal (``causal=True``): the mixing is the causal convolution
+:math:`y_i = \sigma(q_i) \odot \sum_{j \le i} h_{i-j}\, u_j` with the filter's impulse
+response :math:`h = (M e_0)_{0..N-1}` (for FFT heads :math:`M` at length :math:`2N`, so the
+circular wrap never enters), computed by a zero-padded FFT of length ``>= 2N``; it is causal by
+construction and :math:`\Lambda` stays the learned parameter.
+
+``normalize`` / ``scale_by_sqrt`` choose orthonormal transforms (True) or scipy's
+``backward`` pair (unnormalised forward, exact inverse). :math:`M` does not depend on the
+normalisation of :math:`T` (it cancels in :math:`T^{-1} \Lambda T`), so the flag changes
+rounding only; it is kept for the spectrans API.
+
+References:
+    James Lee-Thorp et al. 2022. FNet: Mixing tokens with Fourier transforms. NAACL.
+    Yi Tay et al. 2021. Long Range Arena: A benchmark for efficient transformers. ICLR.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.attention.projections import (
+    add_qkv_projections,
+    merge_heads,
+    project_qkv,
+)
+from spectrans.layers.spectral_filter import (
+    causal_filter,
+    coefficient_gains,
+    decaying_profile,
+    impulse_response,
+    make_transform,
+    spectral_filter,
+)
+
+TransformType = Literal["dct", "dst", "hadamard", "mixed"]
+_MIXED_LST_KINDS = ("dct", "dst", "hadamard")
+
+
+def split_heads_evenly(num_heads: int, kinds: list[str]) -> list[str]:
+    """Assign ``num_heads`` heads to ``kinds`` in contiguous blocks as evenly as possible.
+
+    The first ``num_heads % len(kinds)`` kinds get one extra head; kinds may get zero heads
+    when there are fewer heads than kinds.
+    """
+    base, extra = divmod(num_heads, len(kinds))
+    out: list[str] = []
+    for i, kind in enumerate(kinds):
+        out += [kind] * (base + (1 if i < extra else 0))
+    return out
+
+
+class _SpectralFilterAttention(AttentionLayer):
+    """Shared implementation: one filter kind per head, heads batched per kind."""
+
+    has_queries_keys = True
+    has_scores = False
+    supports_causal = True
+
+    def _build(self, *, hidden_dim: int, num_heads: int, head_kinds: list[str],
+               learnable_scale: bool, normalized: bool, dropout: float, bias: bool,
+               head_dim: int | None, causal: bool, use_rope: bool, qk_norm: bool,
+               init_weights: str, max_sequence_length: int) -> None:
+        """Create projections, per-head transforms and the frequency profile."""
+        if num_heads < 1 or max_sequence_length < 1:
+            raise ValueError(f"num_heads ({num_heads}) and max_sequence_length "
+                             f"({max_sequence_length}) must be positive")
+        if head_dim is None:
+            if hidden_dim % num_heads:
+                raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads "
+                                 f"({num_heads}); change one of them or set head_dim")
+            head_dim = hidden_dim // num_heads
+        self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm)
+        self.hidden_dim, self.causal = hidden_dim, causal
+        self.max_sequence_length, self.normalize = max_sequence_length, normalized
+        add_qkv_projections(self, hidden_dim, num_heads, head_dim, bias=bias, qk_norm=qk_norm,
+                            use_rope=use_rope, init_weights=init_weights)
+        self.head_kinds = list(head_kinds)
+        per_head = len(set(head_kinds)) > 1
+        kinds = head_kinds if per_head else head_kinds[:1]
+        self.transforms = nn.ModuleList([make_transform(k, normalized) for k in kinds])
+        self.groups = self._groups(per_head)  # (kind, first head, end head, transform index)
+        min_tau = min(1.0, 4.0 / (math.pi * max_sequence_length))
+        profile = torch.cat([decaying_profile(end - start, max_sequence_length, min_tau)
+                             for _, start, end, _ in self.groups])  # (H, L)
+        if learnable_scale:
+            self.scale: nn.Parameter | None = nn.Parameter(profile)
+        else:
+            self.scale = None
+            self.register_buffer("fixed_scale", profile)
+        self.dropout = nn.Dropout(dropout)
+
+    def _groups(self, per_head: bool) -> list[tuple[str, int, int, int]]:
+        """Contiguous head blocks of one kind."""
+        groups: list[tuple[str, int, int, int]] = []
+        for h, kind in enumerate(self.head_kinds):
+            if groups and groups[-1][0] == kind:
+                groups[-1] = (kind, groups[-1][1], h + 1, groups[-1][3])
+            else:
+                groups.append((kind, h, h + 1, h if per_head else 0))
+        return groups
+
+    @property
+    def profile(self) -> Tensor:
+        """The frequency profile in use, ``(num_heads, max_sequence_length)``."""
+        return self.scale if self.scale is not None else self.fixed_scale
+
+    def mix(self, u: Tensor) -> Tensor:
+        """Token mixing ``M u`` (or the causal convolution) of ``u`` (B, H, N, d)."""
+        n = u.shape[-2]
+        profile = self.profile.to(u.dtype)  # (H, L)
+        if self.causal:
+            taps = torch.cat([impulse_response(profile[s:e], kind, self.transforms[t], n)
+                              for kind, s, e, t in self.groups])  # (H, N)
+            return causal_filter(u, taps)  # (B, H, N, d)
+        outs = [spectral_filter(u[:, s:e], coefficient_gains(profile[s:e], kind, n),
+                                self.transforms[t], kind)
+                for kind, s, e, t in self.groups]  # each (B, H_g, N, d)
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, None]:
+        """Gated spectral-filter attention.
+
+        Args:
+            x: ``(B, N, D)``.
+            mask: ``(B, N)`` bool, True on real tokens.
+            return_attention: Also return None (no score matrix is formed).
+
+        Returns:
+            ``(B, N, D)``, or ``(out, None)``.
+        """
+        mask = check_input(x, mask)
+        q, k, v = project_qkv(self, x)  # (B, H, N, d)
+        compute = torch.float64 if v.dtype == torch.float64 else torch.float32
+        u = torch.sigmoid(k.to(compute)) * v.to(compute)  # (B, H, N, d)
+        if mask is not None:
+            u = u * mask[:, None, :, None].to(compute)  # padded samples are zeros
+        y = torch.sigmoid(q.to(compute)) * self.mix(u)  # (B, H, N, d)
+        y = self.dropout(merge_heads(y.to(x.dtype)))  # (B, N, H*d)
+        out = zero_masked(self.out_proj(y), mask)  # (B, N, D)
+        return (out, None) if return_attention else out
+
+
+class LSTAttention(_SpectralFilterAttention):
+    """Linear Spectral Transform attention (see the module docstring for the math).
+
+    Args:
+        hidden_dim: Model width D.
+        num_heads: Number of heads H.
+        transform_type: ``dct`` (DCT-II), ``dst`` (DST-II), ``hadamard`` (Walsh-Hadamard,
+            zero-padded to a power of two) or ``mixed`` (heads split over dct, dst, hadamard
+            in contiguous blocks, as evenly as possible).
+        learnable_scale: Learn the frequency profile ``scale`` (else a fixed buffer).
+        normalize: Orthonormal transforms (rounding only; ``M`` is the same).
+        dropout: Dropout on the mixed values before ``out_proj``.
+        use_bias: Biases in the projections.
+        head_dim: Per-head width; None means ``hidden_dim // num_heads``.
+        causal: Causal convolution by the filter's impulse response.
+        use_rope: Rotate q and k by RoPE before the gates.
+        qk_norm: LayerNorm on q and k per head.
+        init_weights: Projection init mode.
+        max_sequence_length: Number of profile samples ``L`` per head.
+
+    Attributes:
+        head_dim: Width per head.
+        transform_type: The transform type.
+        transforms: ``nn.ModuleList`` of transforms, one per head if mixed, else one.
+        scale: ``nn.Parameter`` ``(num_heads, max_sequence_length)`` or None.
+    """
+
+    def __init__(self, hidden_dim: int, num_heads: int = 8, transform_type: TransformType = "dct",
+                 learnable_scale: bool = True, normalize: bool = True, dropout: float = 0.0,
+                 use_bias: bool = True, head_dim: int | None = None, causal: bool = False,
+                 use_rope: bool = False, qk_norm: bool = False,
+                 init_weights: str = "truncnormal002", max_sequence_length: int = 1024) -> None:
+        super().__init__()
+        if transform_type == "mixed":
+            kinds = split_heads_evenly(num_heads, list(_MIXED_LST_KINDS))
+        elif transform_type in _MIXED_LST_KINDS:
+            kinds = [transform_type] * num_heads
+        else:
+            raise ValueError(f"transform_type={transform_type!r} is not supported; use 'dct', "
+                             "'dst', 'hadamard' or 'mixed'")
+        self.transform_type = transform_type
+        self._build(hidden_dim=hidden_dim, num_heads=num_heads, head_kinds=kinds,
+                    learnable_scale=learnable_scale, normalized=normalize, dropout=dropout,
+                    bias=use_bias, head_dim=head_dim, causal=causal, use_rope=use_rope,
+                    qk_norm=qk_norm, init_weights=init_weights,
+                    max_sequence_length=max_sequence_length)
+
+
+class DCTAttention(LSTAttention):
+    """LST attention with a DCT on every head.
+
+    Args:
+        hidden_dim: Model width D.
+        num_heads: Number of heads.
+        dct_type: 2 (forward DCT-II, inverse DCT-III) or 3 (forward DCT-III, inverse DCT-II).
+        learnable_scale: Learn the frequency profile.
+        dropout: Dropout probability.
+        bias: Biases in the projections.
+        head_dim, causal, use_rope, qk_norm, init_weights, max_sequence_length: As
+            :class:`LSTAttention`.
+    """
+
+    def __init__(self, hidden_dim: int, num_heads: int = 8, dct_type: int = 2,
+                 learnable_scale: bool = True, dropout: float = 0.0, bias: bool = True,
+                 head_dim: int | None = None, causal: bool = False, use_rope: bool = False,
+                 qk_norm: bool = False, init_weights: str = "truncnormal002",
+                 max_sequence_length: int = 1024) -> None:
+        if dct_type not in (2, 3):
+            raise ValueError(f"dct_type={dct_type!r} is not supported; use 2 or 3")
+        AttentionLayer.__init__(self)
+        self.transform_type, self.dct_type = "dct", dct_type
+        self._build(hidden_dim=hidden_dim, num_heads=num_heads,
+                    head_kinds=["dct" if dct_type == 2 else "dct3"] * num_heads,
+                    learnable_scale=learnable_scale, normalized=True, dropout=dropout,
+                    bias=bias, head_dim=head_dim, causal=causal, use_rope=use_rope,
+                    qk_norm=qk_norm, init_weights=init_weights,
+                    max_sequence_length=max_sequence_length)
+
+
+class HadamardAttention(LSTAttention):
+    """LST attention with the Walsh-Hadamard transform on every head.
+
+    The sequence is zero-padded to the next power of two, filtered over sequency, and cropped.
+
+    Args:
+        hidden_dim: Model width D.
+        num_heads: Number of heads.
+        scale_by_sqrt: Orthonormal transform (divide by sqrt(P)); rounding only.
+        learnable_scale: Learn the sequency profile.
+        dropout: Dropout probability.
+        bias: Biases in the projections.
+        head_dim, causal, use_rope, qk_norm, init_weights, max_sequence_length: As
+            :class:`LSTAttention`.
+    """
+
+    def __init__(self, hidden_dim: int, num_heads: int = 8, scale_by_sqrt: bool = True,
+                 learnable_scale: bool = True, dropout: float = 0.0, bias: bool = True,
+                 head_dim: int | None = None, causal: bool = False, use_rope: bool = False,
+                 qk_norm: bool = False, init_weights: str = "truncnormal002",
+                 max_sequence_length: int = 1024) -> None:
+        AttentionLayer.__init__(self)
+        self.transform_type = "hadamard"
+        self._build(hidden_dim=hidden_dim, num_heads=num_heads, head_kinds=["hadamard"] * num_heads,
+                    learnable_scale=learnable_scale, normalized=scale_by_sqrt, dropout=dropout,
+                    bias=bias, head_dim=head_dim, causal=causal, use_rope=use_rope,
+                    qk_norm=qk_norm, init_weights=init_weights,
+                    max_sequence_length=max_sequence_length)
+
+
+class MixedSpectralAttention(_SpectralFilterAttention):
+    """Spectral-filter attention with FFT, DCT and Hadamard heads (same math per head).
+
+    Heads are split over the enabled transforms (order fft, dct, hadamard) in contiguous
+    blocks as evenly as possible; heads of one transform are computed in one batched call.
+    The default ``num_heads`` is 8: the seed's signature says 9, which is a documentation bug
+    (9 does not divide the default ``hidden_dim`` 512); any count works, 8 splits 3/3/2.
+    FFT heads use real gains over rFFT bins (a symmetric circular convolution).
+
+    Args:
+        hidden_dim: Model width D.
+        num_heads: Number of heads.
+        use_fft: Include FFT heads.
+        use_dct: Include DCT heads.
+        use_hadamard: Include Hadamard heads.
+        dropout: Dropout probability.
+        bias: Biases in the projections.
+        head_dim, causal, use_rope, qk_norm, init_weights, max_sequence_length: As
+            :class:`LSTAttention`.
+    """
+
+    def __init__(self, hidden_dim: int, num_heads: int = 8, use_fft: bool = True,
+                 use_dct: bool = True, use_hadamard: bool = True, dropout: float = 0.0,
+                 bias: bool = True, head_dim: int | None = None, causal: bool = False,
+                 use_rope: bool = False, qk_norm: bool = False,
+                 init_weights: str = "truncnormal002", max_sequence_length: int = 1024) -> None:
+        super().__init__()
+        enabled = [k for k, on in (("fft", use_fft), ("dct", use_dct),
+                                   ("hadamard", use_hadamard)) if on]
+        if not enabled:
+            raise ValueError("MixedSpectralAttention needs at least one of use_fft, use_dct, "
+                             "use_hadamard set to True")
+        self.transform_type = "mixed"
+        self._build(hidden_dim=hidden_dim, num_heads=num_heads,
+                    head_kinds=split_heads_evenly(num_heads, enabled), learnable_scale=True,
+                    normalized=True, dropout=dropout, bias=bias, head_dim=head_dim,
+                    causal=causal, use_rope=use_rope, qk_norm=qk_norm,
+                    init_weights=init_weights, max_sequence_length=max_sequence_length)

@@ -1,0 +1,129 @@
+"""Exact multi-head softmax attention through PyTorch SDPA (the O(n^2) baseline).
+
+    out = softmax(Q K^T / sqrt(d) + B) V,
+
+with ``B`` the sum of: ``-inf`` on masked keys (key padding), ``-inf`` above the diagonal
+(causal), and ALiBi's ``-m_h |i - j|`` (optional). Queries and keys may be QK-normalised and
+rotated by RoPE (:mod:`spectrans.layers.attention.projections`).
+
+A query row whose keys are all masked would be ``softmax`` of all ``-inf`` (NaN). Such a row
+belongs to a masked query (an unmasked query always sees itself), so its keys are unmasked
+for the softmax and its output is zeroed afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from spectrans.layers.alibi import alibi_bias
+from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.attention.projections import add_qkv_projections, merge_heads, project_qkv
+
+
+def resolve_head_dim(hidden_dim: int, num_heads: int, head_dim: int | None) -> int:
+    """``head_dim`` or ``hidden_dim // num_heads`` (which must then divide exactly)."""
+    if num_heads <= 0 or hidden_dim <= 0:
+        raise ValueError(f"hidden_dim and num_heads must be positive, got hidden_dim="
+                         f"{hidden_dim}, num_heads={num_heads}")
+    if head_dim is not None:
+        if head_dim <= 0:
+            raise ValueError(f"head_dim must be positive, got {head_dim}")
+        return head_dim
+    if hidden_dim % num_heads:
+        raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads "
+                         f"({num_heads}); change one of them or set head_dim explicitly")
+    return hidden_dim // num_heads
+
+
+class SoftmaxAttention(AttentionLayer):
+    """Multi-head scaled dot-product attention (exact, O(n^2) time and memory).
+
+    Args:
+        hidden_dim: Model width D.
+        num_heads: Number of heads H.
+        head_dim: Head width d (default ``hidden_dim // num_heads``).
+        dropout: Dropout on the attention weights (training only).
+        causal: Query i attends to keys ``j <= i`` only.
+        init_weights: Initialisation mode of the projections.
+        bias: Biases in the q/k/v/out projections.
+        use_rope: Rotary position embeddings on queries and keys.
+        qk_norm: LayerNorm on each head's queries and keys.
+        alibi: Add ALiBi distance biases to the scores.
+    """
+
+    has_queries_keys: ClassVar[bool] = True
+    has_scores: ClassVar[bool] = True
+    supports_causal: ClassVar[bool] = True
+
+    def __init__(self, hidden_dim: int = 512, num_heads: int = 8, head_dim: int | None = None,
+                 dropout: float = 0.0, causal: bool = False,
+                 init_weights: str = "truncnormal002", bias: bool = True,
+                 use_rope: bool = False, qk_norm: bool = False, alibi: bool = False) -> None:
+        super().__init__()
+        self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        head_dim = resolve_head_dim(hidden_dim, num_heads, head_dim)
+        add_qkv_projections(self, hidden_dim, num_heads, head_dim, bias=bias, qk_norm=qk_norm,
+                            use_rope=use_rope, init_weights=init_weights)
+        self.hidden_dim, self.dropout, self.causal, self.alibi = hidden_dim, dropout, causal, alibi
+
+    def attention_bias(self, mask: Tensor | None, seq_len: int, device: torch.device,
+                       dtype: torch.dtype) -> Tensor | None:
+        """The SDPA ``attn_mask`` for this layer's options.
+
+        Returns:
+            bool ``(B|1, 1, N, N)`` (True = attend), float bias ``(B|1, H, N, N)`` with ALiBi,
+            or None when there is nothing to mask or add.
+        """
+        allowed: Tensor | None = None
+        if mask is not None:
+            allowed = mask[:, None, None, :].expand(-1, 1, seq_len, -1)  # (B, 1, N, N)
+        if self.causal:
+            tril = torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
+            allowed = tril[None, None] if allowed is None else allowed & tril  # (B|1, 1, N, N)
+        if allowed is not None:
+            allowed = allowed | ~allowed.any(dim=-1, keepdim=True)  # no all-masked rows
+        if not self.alibi:
+            return allowed
+        bias = alibi_bias(self.num_heads, seq_len, device=device)[None]  # (1, H, N, N)
+        if allowed is not None:
+            bias = bias.masked_fill(~allowed, float("-inf"))  # (B|1, H, N, N)
+        return bias.to(dtype)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Attend; x (B, N, D), mask (B, N) True on real tokens -> (B, N, D).
+
+        With ``return_attention`` the weights ``(B, H, N, N)`` are formed explicitly (the
+        slow path; rows of masked queries are zero) and returned with the output.
+        """
+        mask = check_input(x, mask)
+        q, k, v = project_qkv(self, x)  # (B, H, N, d) each
+        seq_len = x.shape[1]
+        dropout = self.dropout if self.training else 0.0
+        fast_causal = self.causal and mask is None and not self.alibi
+        attn_mask = None if fast_causal else self.attention_bias(mask, seq_len, x.device, q.dtype)
+        weights = None
+        if return_attention:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, H, N, N)
+            if attn_mask is None and fast_causal:
+                attn_mask = self.attention_bias(None, seq_len, x.device, q.dtype)
+            if attn_mask is not None and attn_mask.dtype == torch.bool:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            elif attn_mask is not None:
+                scores = scores + attn_mask
+            weights = scores.softmax(dim=-1)  # (B, H, N, N)
+            out = nn.functional.dropout(weights, dropout, self.training) @ v  # (B, H, N, d)
+            if mask is not None:
+                weights = weights * mask[:, None, :, None].to(weights.dtype)
+        else:
+            out = nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=fast_causal
+            )  # (B, H, N, d)
+        out = zero_masked(self.out_proj(merge_heads(out)), mask)  # (B, N, D)
+        return (out, weights) if return_attention else out  # type: ignore[return-value]

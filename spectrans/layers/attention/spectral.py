@@ -1,0 +1,240 @@
+"""Spectral attention: linear attention through kernel feature maps (seed 001).
+
+Every layer here computes, per head, with feature maps ``phi`` of queries and keys,
+
+    out_i = phi(q_i)^T sum_j phi(k_j) v_j^T / phi(q_i)^T sum_j phi(k_j),
+
+in O(N m d) time (:mod:`spectrans.layers.attention.linear`); causal attention uses chunked
+prefix sums, masked keys contribute nothing, outputs at masked positions are zero.
+
+- :class:`SpectralAttention`: random Fourier features (Rahimi and Recht, 2007; Peng et al.,
+  2021) of the Gaussian kernel ``exp(-|q - k|^2 / (2 sqrt(d)))`` or of the softmax kernel
+  ``exp(q.k / sqrt(d))``. Trigonometric features are signed, so a normaliser can be negative;
+  it is clamped away from zero keeping its sign (the estimate stays bounded but is poor when
+  the normaliser is small; prefer :class:`PerformerAttention` for softmax).
+- :class:`PerformerAttention`: FAVOR+ positive orthogonal random features of the softmax
+  kernel (Choromanski et al., 2021), or the deterministic generalized ReLU kernel of LRA.
+- :class:`KernelAttention`: Gaussian (RFF), polynomial (random Maclaurin features of rank
+  ``rank``) or learnable spectral (trained frequencies) kernels.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from spectrans.kernels import (
+    FeatureMap,
+    GaussianRFF,
+    LearnableSpectralKernel,
+    PolynomialKernel,
+    PositiveRandomFeatures,
+    ReLUFeatures,
+    TrigSoftmaxRFF,
+)
+from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.attention.linear import linear_attention
+from spectrans.layers.attention.projections import add_qkv_projections, merge_heads, project_qkv
+from spectrans.layers.attention.softmax import resolve_head_dim
+
+
+class _FeatureAttention(AttentionLayer):
+    """Shared plumbing of the feature-map layers: projections, features, linear attention."""
+
+    has_queries_keys: ClassVar[bool] = True
+    has_scores: ClassVar[bool] = False
+    supports_causal: ClassVar[bool] = True
+    kernel: FeatureMap
+
+    def __init__(self, hidden_dim: int, num_heads: int, head_dim: int | None, dropout: float,
+                 causal: bool, init_weights: str, bias: bool, use_rope: bool,
+                 qk_norm: bool) -> None:
+        super().__init__()
+        self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        head_dim = resolve_head_dim(hidden_dim, num_heads, head_dim)
+        add_qkv_projections(self, hidden_dim, num_heads, head_dim, bias=bias, qk_norm=qk_norm,
+                            use_rope=use_rope, init_weights=init_weights)
+        self.hidden_dim, self.causal = hidden_dim, causal
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, None]:
+        """Linear attention; x (B, N, D), mask (B, N) True on real tokens -> (B, N, D).
+
+        With ``return_attention`` returns ``(out, None)``: no N x N weights are formed.
+        """
+        mask = check_input(x, mask)
+        q, k, v = project_qkv(self, x)  # (B, H, N, d) each
+        self.kernel.maybe_redraw()
+        key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            q_feat = self.kernel(q.float(), is_query=True)  # (B, H, N, m)
+            k_feat = self.kernel(k.float(), is_query=False, mask=key_mask)  # (B, H, N, m)
+            out = linear_attention(q_feat, k_feat, v, key_mask=mask, causal=self.causal,
+                                   signed=self.kernel.signed)  # (B, H, N, d)
+        if mask is not None:
+            out = torch.where(mask[:, None, :, None], out, 0.0)
+        out = self.out_proj(self.dropout(merge_heads(out).to(v.dtype)))  # (B, N, D)
+        out = zero_masked(out, mask)
+        return (out, None) if return_attention else out
+
+
+class SpectralAttention(_FeatureAttention):
+    """Multi-head attention through random Fourier features (RFF).
+
+    ``kernel_type='gaussian'``: ``k(q, k) = exp(-|q - k|^2 / (2 sqrt(d)))`` with features
+    ``[cos, sin](W q / d^{1/4}) / sqrt(m)``. ``kernel_type='softmax'``: ``exp(q.k / sqrt(d))``
+    with the same features times ``exp(|x|^2 / (2 sqrt(d)))`` (stabilised, see
+    :func:`spectrans.kernels.trig_softmax_features`). Both have ``2 m`` features and signed
+    normalisers (sign-preserving clamp; see the module docstring).
+
+    Args:
+        hidden_dim: Model width D.
+        num_heads: Number of heads H.
+        num_features: Number of random frequencies m (default: head_dim).
+        head_dim: Head width d (default ``hidden_dim // num_heads``).
+        kernel_type: 'gaussian' or 'softmax'.
+        use_orthogonal: Block-orthogonal frequencies with chi(d) norms.
+        feature_redraw: Redraw the frequencies in training every ``redraw_interval`` calls.
+        dropout: Dropout on the attention output.
+        use_bias: Biases in the projections.
+        redraw_interval: Training calls between redraws.
+        causal: Output i depends on inputs ``<= i`` only.
+        init_weights: Initialisation mode of the projections.
+        use_rope: Rotary position embeddings on queries and keys.
+        qk_norm: LayerNorm on each head's queries and keys.
+
+    Attributes:
+        head_dim: Width of each head.
+        num_features: Number of random frequencies.
+        q_proj, k_proj, v_proj, out_proj: The projections.
+        kernel: The feature map (:class:`~spectrans.kernels.RandomFeatureMap`).
+    """
+
+    def __init__(self, hidden_dim: int = 512, num_heads: int = 8,
+                 num_features: int | None = None, head_dim: int | None = None,
+                 kernel_type: Literal["gaussian", "softmax"] = "softmax",
+                 use_orthogonal: bool = True, feature_redraw: bool = False,
+                 dropout: float = 0.0, use_bias: bool = True, *, redraw_interval: int = 1000,
+                 causal: bool = False, init_weights: str = "truncnormal002",
+                 use_rope: bool = False, qk_norm: bool = False) -> None:
+        super().__init__(hidden_dim, num_heads, head_dim, dropout, causal, init_weights,
+                         use_bias, use_rope, qk_norm)
+        self.num_features = num_features if num_features is not None else self.head_dim
+        self.kernel_type = kernel_type
+        options = {"orthogonal": use_orthogonal, "feature_redraw": feature_redraw,
+                   "redraw_interval": redraw_interval}
+        if kernel_type == "gaussian":
+            self.kernel = GaussianRFF(self.head_dim, self.num_features,
+                                      bandwidth=self.head_dim**0.25, **options)
+        elif kernel_type == "softmax":
+            self.kernel = TrigSoftmaxRFF(self.head_dim, self.num_features, **options)
+        else:
+            raise ValueError(f"unknown kernel_type '{kernel_type}' for SpectralAttention; "
+                             "use 'gaussian' or 'softmax'")
+
+
+class PerformerAttention(SpectralAttention):
+    """Performer attention: FAVOR+ positive (orthogonal) random features of softmax.
+
+    ``phi(x) = exp(W x' - |x'|^2 / 2 - c) / sqrt(m)``, ``x' = x d^{-1/4}``, is an unbiased
+    positive estimate of ``exp(q.k / sqrt(d))``; all normalisers are positive. With
+    ``generalized`` the kernel is the deterministic ``(relu(q) + 1e-3).(relu(k) + 1e-3)``
+    (the LRA generalized Performer; ``num_features`` and ``use_orthogonal`` are unused).
+
+    Args:
+        hidden_dim: Model width D.
+        num_heads: Number of heads H.
+        num_features: Number of random features m (default 256).
+        generalized: Deterministic ReLU features instead of the softmax estimate.
+        dropout: Dropout on the attention output.
+        head_dim: Head width d (default ``hidden_dim // num_heads``).
+        causal: Output i depends on inputs ``<= i`` only (prefix sums).
+        init_weights: Initialisation mode of the projections.
+        bias: Biases in the projections.
+        use_rope: Rotary position embeddings on queries and keys.
+        qk_norm: LayerNorm on each head's queries and keys.
+        use_orthogonal: Block-orthogonal features with chi(d) norms.
+        feature_redraw: Redraw the features in training every ``redraw_interval`` calls.
+        redraw_interval: Training calls between redraws.
+
+    Attributes:
+        generalized: Whether the generalized ReLU kernel is used.
+    """
+
+    def __init__(self, hidden_dim: int = 512, num_heads: int = 8,
+                 num_features: int | None = None, generalized: bool = False,
+                 dropout: float = 0.0, *, head_dim: int | None = None, causal: bool = False,
+                 init_weights: str = "truncnormal002", bias: bool = True,
+                 use_rope: bool = False, qk_norm: bool = False, use_orthogonal: bool = True,
+                 feature_redraw: bool = False, redraw_interval: int = 1000) -> None:
+        _FeatureAttention.__init__(self, hidden_dim, num_heads, head_dim, dropout, causal,
+                                   init_weights, bias, use_rope, qk_norm)
+        self.num_features = num_features if num_features is not None else 256
+        self.generalized, self.kernel_type = generalized, "softmax"
+        if generalized:
+            self.kernel = ReLUFeatures(self.head_dim)
+        else:
+            self.kernel = PositiveRandomFeatures(
+                self.head_dim, self.num_features, orthogonal=use_orthogonal,
+                feature_redraw=feature_redraw, redraw_interval=redraw_interval,
+            )
+
+
+class KernelAttention(_FeatureAttention):
+    """Linear attention with a chosen kernel and low-rank feature map.
+
+    - ``gaussian``: RFF of ``exp(-|q - k|^2 / (2 sqrt(d)))``, ``num_features`` frequencies;
+    - ``polynomial``: rank-``rank`` random Maclaurin features of ``(q.k / sqrt(d) + 1)^2``;
+    - ``spectral``: ``mean_i cos(w_i.(q - k) / d^{1/4})`` with ``num_features`` learnable
+      frequencies ``w_i``.
+
+    All three have signed features (sign-preserving normaliser clamp).
+
+    Args:
+        hidden_dim: Model width D.
+        num_heads: Number of heads H.
+        kernel_type: 'gaussian', 'polynomial' or 'spectral'.
+        rank: Rank of the factorisation (default ``min(64, head_dim)``).
+        num_features: Frequencies of the gaussian/spectral kernels (default: ``rank``).
+        dropout: Dropout on the attention output.
+        head_dim: Head width d (default ``hidden_dim // num_heads``).
+        causal: Output i depends on inputs ``<= i`` only.
+        init_weights: Initialisation mode of the projections.
+        bias: Biases in the projections.
+        use_rope: Rotary position embeddings on queries and keys.
+        qk_norm: LayerNorm on each head's queries and keys.
+
+    Attributes:
+        kernel_type: The kernel name.
+        rank: Rank of the approximation.
+    """
+
+    def __init__(self, hidden_dim: int = 512, num_heads: int = 8,
+                 kernel_type: Literal["gaussian", "polynomial", "spectral"] = "gaussian",
+                 rank: int | None = None, num_features: int | None = None,
+                 dropout: float = 0.0, *, head_dim: int | None = None, causal: bool = False,
+                 init_weights: str = "truncnormal002", bias: bool = True,
+                 use_rope: bool = False, qk_norm: bool = False) -> None:
+        super().__init__(hidden_dim, num_heads, head_dim, dropout, causal, init_weights, bias,
+                         use_rope, qk_norm)
+        for key, value in (("rank", rank), ("num_features", num_features)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{key} must be positive, got {value}")
+        self.kernel_type = kernel_type
+        self.rank = rank if rank is not None else min(64, self.head_dim)
+        self.num_features = num_features if num_features is not None else self.rank
+        if kernel_type == "gaussian":
+            self.kernel = GaussianRFF(self.head_dim, self.num_features,
+                                      bandwidth=self.head_dim**0.25)
+        elif kernel_type == "polynomial":
+            self.kernel = PolynomialKernel(self.head_dim, self.rank)
+        elif kernel_type == "spectral":
+            self.kernel = LearnableSpectralKernel(self.head_dim, self.num_features)
+        else:
+            raise ValueError(f"unknown kernel_type '{kernel_type}' for KernelAttention; use "
+                             "'gaussian', 'polynomial' or 'spectral'")

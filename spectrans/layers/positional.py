@@ -1,0 +1,117 @@
+"""Positional information: additive encodings and the options handed to token mixers.
+
+- ``sinusoidal``: ``PE[p, 2i] = sin(p / 10000^(2i/D))``, ``PE[p, 2i+1] = cos(p / 10000^(2i/D))``,
+  added to the embeddings; computed for any length.
+- ``learned``: a table ``E[p]`` of ``max_sequence_length`` rows added to the embeddings; a
+  longer sequence fails with a message naming the limit and ``model.max_sequence_length``.
+- ``rotary``, ``alibi``: never added to hidden states. They are options of the token mixer
+  (``use_rope=True`` rotates queries and keys, ``alibi=True`` biases the scores); see
+  :func:`apply_positional_to_mixer`. Mixers that cannot honour them fail at construction.
+- ``none``: nothing.
+
+All additive encodings act per position, so they are causal-safe and mask-safe.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+ADDITIVE = ("sinusoidal", "learned")
+MIXER_OPTIONS = {"rotary": "use_rope", "alibi": "alibi"}
+
+
+def sinusoidal_table(seq_len: int, hidden_dim: int, *, device: torch.device | None = None,
+                     dtype: torch.dtype = torch.float32) -> Tensor:
+    """Sinusoidal table ``(seq_len, hidden_dim)`` (odd ``hidden_dim``: last cosine dropped)."""
+    position = torch.arange(seq_len, device=device, dtype=torch.float64)[:, None]  # (N, 1)
+    inv_freq = torch.exp(torch.arange(0, hidden_dim, 2, device=device, dtype=torch.float64)
+                         * (-math.log(10000.0) / hidden_dim))  # (ceil(D/2),)
+    table = torch.zeros(seq_len, hidden_dim, device=device, dtype=torch.float64)  # (N, D)
+    table[:, 0::2] = torch.sin(position * inv_freq)
+    table[:, 1::2] = torch.cos(position * inv_freq)[:, : hidden_dim // 2]
+    return table.to(dtype)
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Add the fixed sinusoidal table; works at any length.
+
+    Args:
+        hidden_dim: Model width D.
+    """
+
+    def __init__(self, hidden_dim: int) -> None:
+        super().__init__()
+        self.hidden_dim = hidden_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, N, D) -> x + PE[:N]."""
+        table = sinusoidal_table(x.shape[1], self.hidden_dim, device=x.device, dtype=x.dtype)
+        return x + table[None]  # (B, N, D)
+
+
+class LearnedPositionalEncoding(nn.Module):
+    """Add a learned table ``E`` of ``max_sequence_length`` rows (init normal, std 0.02).
+
+    Args:
+        hidden_dim: Model width D.
+        max_sequence_length: Rows of the table, the longest sequence accepted.
+        config_key: Config key named in the error for a too-long sequence.
+    """
+
+    def __init__(self, hidden_dim: int, max_sequence_length: int,
+                 config_key: str = "model.max_sequence_length") -> None:
+        super().__init__()
+        self.max_sequence_length = max_sequence_length
+        self.config_key = config_key
+        self.table = nn.Parameter(torch.empty(max_sequence_length, hidden_dim))  # (L, D)
+        nn.init.normal_(self.table, std=0.02)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, N, D) -> x + E[:N]; N above the table's length raises ValueError."""
+        seq_len = x.shape[1]
+        if seq_len > self.max_sequence_length:
+            raise ValueError(
+                f"sequence length {seq_len} exceeds the learned positional encoding's limit of "
+                f"{self.max_sequence_length} positions; raise {self.config_key} to at least "
+                f"{seq_len}"
+            )
+        return x + self.table[:seq_len][None].to(x.dtype)  # (B, N, D)
+
+
+def build_positional_encoding(kind: str, hidden_dim: int, max_sequence_length: int,
+                              config_key: str = "model.max_sequence_length") -> nn.Module:
+    """Additive encoding module for ``kind`` (identity for rotary, alibi and none)."""
+    if kind == "sinusoidal":
+        return SinusoidalPositionalEncoding(hidden_dim)
+    if kind == "learned":
+        return LearnedPositionalEncoding(hidden_dim, max_sequence_length, config_key)
+    if kind in ("rotary", "alibi", "none"):
+        return nn.Identity()
+    raise ValueError(f"unknown positional encoding '{kind}'; choose one of sinusoidal, learned, "
+                     f"rotary, alibi, none")
+
+
+def apply_positional_to_mixer(kind: str, mixer_fields: dict[str, Any],
+                              mixer_name: str) -> dict[str, Any]:
+    """Return mixer config fields with ``use_rope``/``alibi`` set for rotary/alibi.
+
+    Args:
+        kind: Positional encoding type.
+        mixer_fields: The mixer config as a dict (``model_dump()``), with its ``name``.
+        mixer_name: Registry name, for the error message.
+
+    Raises:
+        ValueError: the mixer's config has no such option (one sentence, naming it).
+    """
+    option = MIXER_OPTIONS.get(kind)
+    if option is None:
+        return dict(mixer_fields)
+    if option not in mixer_fields:
+        what = "queries and keys to rotate" if kind == "rotary" else "attention scores to bias"
+        raise ValueError(f"positional_encoding='{kind}' cannot be used with the '{mixer_name}' "
+                         f"token mixer: it has no {what}; choose sinusoidal, learned or none")
+    return {**mixer_fields, option: True}

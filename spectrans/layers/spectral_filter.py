@@ -1,0 +1,184 @@
+r"""Learned diagonal spectral filters along the sequence: the machinery of the LST layers.
+
+A filter is a transform :math:`T` (orthonormal when normalised) along the sequence and a real
+gain per coefficient :math:`\Lambda`:
+
+.. math::  M = T^{-1}\,\mathrm{diag}(\Lambda)\,T \qquad (N \times N).
+
+Kinds (``kind`` strings) and their coefficients for ``N`` samples:
+
+- ``dct``: DCT-II, ``N`` coefficients; ``dct3``: DCT-III forward, DCT-II inverse.
+- ``dst``: DST-II, ``N`` coefficients.
+- ``hadamard``: Walsh-Hadamard on the signal zero-padded to :math:`P = 2^{\lceil\log_2 N\rceil}`,
+  ``P`` coefficients; the filtered signal is cropped back to ``N`` (so the operator is the
+  top-left ``N x N`` block of the ``P x P`` filter).
+- ``fft``: real FFT, ``N // 2 + 1`` bins with real gains, i.e. a circular convolution with a
+  symmetric kernel.
+
+Gains are stored as a profile over normalised frequency: a row of ``L`` values
+(``L = max_sequence_length``) sampled at :math:`f_j = j / (L - 1) \in [0, 1]` (0 = DC,
+1 = the highest frequency / sequency). For a length-``N`` input the gain of coefficient ``k``
+of ``F`` coefficients is the linear interpolation of the profile at :math:`f = k / (F - 1)`
+(:func:`resample_profile`; at ``F = L`` it is the profile itself). Hadamard coefficients in
+Sylvester order are mapped through their sequency ``s(k)`` (number of sign changes):
+:math:`\Lambda_k = \mathrm{profile}(s(k) / (P - 1))`.
+
+Fast paths: DCT-II and DST-II filters never form the coefficients. With Makhoul's reordering
+:math:`v = P u`, :math:`V = \mathrm{RFFT}(v)` and :math:`\Lambda_n := \Lambda_0`, the filter is
+
+.. math::  M u = P^{-1}\,\mathrm{IRFFT}\big(a_k V_k + b_k e^{i\pi k/N}\,\overline{V_k}\big),
+    \quad a_k = \tfrac{\Lambda_k + \Lambda_{N-k}}{2},\ b_k = \tfrac{\Lambda_k - \Lambda_{N-k}}{2},
+
+one real FFT pair of length ``N`` (derived from :math:`X_k = 2\mathrm{Re}(W_k V_k)`,
+:math:`X_{N-k} = -2\mathrm{Im}(W_k V_k)`, :math:`W_k = e^{-i\pi k/(2N)}`). DST-II uses
+:math:`\mathrm{DST2} = R\,\mathrm{DCT2}\,A` (:math:`R` reversal, :math:`A` = diag(+1, -1, ...)):
+:math:`M_{dst}(\Lambda) = A\, M_{dct}(R\Lambda)\, A`. The orthonormal scaling cancels in
+:math:`T^{-1}\Lambda T`, so these are exactly the orthonormal filters.
+
+Causal filtering uses the filter's impulse response :math:`h = (M_L e_0)_{0..N-1}` (the
+response at time ``i`` to a unit impulse at time 0, with :math:`M_L` the filter at length
+``L = N`` (``P`` for Hadamard, ``2N`` for FFT so the circular wrap stays outside the first ``N``
+taps)) as a causal convolution :math:`y_i = \sum_{j \le i} h_{i-j} u_j`, computed by a
+zero-padded FFT of length ``>= 2N``. Output ``i`` depends on inputs ``j <= i`` only, by
+construction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spectrans.transforms.cosine import makhoul_reorder, makhoul_unreorder
+from spectrans.transforms.fft import causal_conv
+from spectrans.transforms.hadamard import next_power_of_two, sequency
+from spectrans.transforms.modules import DCT, DST, FFTTransform, HadamardTransform
+
+FILTER_KINDS = ("dct", "dct3", "dst", "hadamard", "fft")
+
+
+def make_transform(kind: str, normalized: bool = True) -> nn.Module:
+    """The sequence-axis (``dim=-2``) transform module of a filter kind.
+
+    ``normalized`` picks orthonormal transforms, else scipy's ``backward`` pair (unnormalised
+    forward, exact inverse); ``M`` is the same either way, only the rounding differs.
+    """
+    norm = "ortho" if normalized else "backward"
+    if kind == "dct":
+        return DCT(2, norm, dim=-2)
+    if kind == "dct3":
+        return DCT(3, norm, dim=-2)
+    if kind == "dst":
+        return DST(2, norm, dim=-2)
+    if kind == "hadamard":
+        return HadamardTransform(normalized, dim=-2)
+    if kind == "fft":
+        return FFTTransform(norm, dim=-2)
+    raise ValueError(f"unknown filter kind {kind!r}; use one of {FILTER_KINDS}")
+
+
+def resample_profile(profile: Tensor, n: int) -> Tensor:
+    """Linear interpolation of ``profile`` (H, L) at ``n`` equispaced points of [0, 1].
+
+    Point ``k`` is at normalised frequency ``k / (n - 1)`` (``n = 1``: DC only). Differentiable.
+    """
+    if profile.shape[-1] == n:
+        return profile
+    return F.interpolate(profile[None], size=n, mode="linear", align_corners=True)[0]  # (H, n)
+
+
+def coefficient_gains(profile: Tensor, kind: str, n: int) -> Tensor:
+    """Gains ``(H, F)`` of the ``F`` transform coefficients of a length-``n`` input."""
+    if kind == "fft":
+        return resample_profile(profile, n // 2 + 1)
+    if kind == "hadamard":
+        p = next_power_of_two(n)
+        return resample_profile(profile, p)[:, sequency(p, profile.device)]  # natural order
+    return resample_profile(profile, n)
+
+
+def decaying_profile(num_heads: int, length: int, min_tau: float, max_tau: float = 1.0) -> Tensor:
+    r"""Low-pass init :math:`\Lambda_h(f) = \exp(-f / \tau_h)`, ``(num_heads, length)``.
+
+    :math:`\tau_h` is log-spaced in ``[min_tau, max_tau]`` over the heads (their geometric mean
+    for one head). With :math:`f \approx \omega / \pi` this is a Cauchy-shaped smoothing
+    kernel about :math:`1 / (\pi \tau_h)` tokens wide: heads mix over many scales at init, and
+    the DC gain is 1 (a constant signal passes unchanged).
+    """
+    if num_heads == 1:
+        taus = torch.tensor([math.sqrt(min_tau * max_tau)], dtype=torch.float64)
+    else:
+        taus = torch.logspace(math.log10(max_tau), math.log10(min_tau), num_heads,
+                              dtype=torch.float64)
+    f = torch.linspace(0.0, 1.0, length, dtype=torch.float64) if length > 1 else torch.zeros(1)
+    return torch.exp(-f[None, :] / taus[:, None]).float()  # (H, L)
+
+
+def dct_filter(u: Tensor, gains: Tensor) -> Tensor:
+    """Orthonormal DCT-II filter ``C^T diag(gains) C`` along dim -2 (one rFFT pair).
+
+    Args:
+        u: ``(..., H, N, d)`` real signal.
+        gains: ``(H, N)`` real gains of the DCT-II coefficients.
+    """
+    n = u.shape[-2]
+    bins = n // 2 + 1
+    rev = torch.cat([gains[:, :1], gains[:, 1:].flip(-1)], dim=-1)[:, :bins]  # Lambda_{N-k}
+    head = gains[:, :bins]
+    phase = torch.arange(bins, device=u.device, dtype=gains.dtype) * (math.pi / n)
+    a = ((head + rev) * 0.5)[:, :, None]  # (H, bins, 1)
+    b = (head - rev) * 0.5
+    c = torch.polar(torch.ones_like(phase), phase) * b  # (H, bins) complex
+    spec = torch.fft.rfft(makhoul_reorder(u, u.dim() - 2), dim=-2)  # (..., H, bins, d)
+    spec = a * spec + c[:, :, None] * spec.conj()
+    v = torch.fft.irfft(spec, n=n, dim=-2)  # (..., H, N, d)
+    return makhoul_unreorder(v, v.dim() - 2)
+
+
+def dst_filter(u: Tensor, gains: Tensor) -> Tensor:
+    """Orthonormal DST-II filter along dim -2: ``A M_dct(reversed gains) A``."""
+    n = u.shape[-2]
+    alt = (1.0 - 2.0 * (torch.arange(n, device=u.device) % 2)).to(u.dtype)[:, None]  # (N, 1)
+    return dct_filter(u * alt, gains.flip(-1)) * alt
+
+
+def spectral_filter(u: Tensor, gains: Tensor, transform: nn.Module,
+                    kind: str | None = None) -> Tensor:
+    """Apply ``M = T^{-1} diag(gains) T`` along the sequence.
+
+    Args:
+        u: ``(B, H, N, d)`` signal.
+        gains: ``(H, F)`` coefficient gains (from :func:`coefficient_gains`).
+        transform: The kind's module (``dim=-2``).
+        kind: ``dct`` or ``dst`` select the fused fast paths; otherwise the transform pair.
+
+    Returns:
+        ``(B, H, N, d)``.
+    """
+    if kind == "dct":
+        return dct_filter(u, gains)
+    if kind == "dst":
+        return dst_filter(u, gains)
+    n = u.shape[-2]
+    coeffs = transform.transform(u)  # (B, H, F, d), complex for fft
+    coeffs = coeffs * gains[:, :, None].to(coeffs.real.dtype)
+    if isinstance(transform, FFTTransform):
+        return transform.inverse(coeffs, n)  # (B, H, N, d)
+    return transform.inverse(coeffs).narrow(-2, 0, n)  # hadamard: crop P -> N
+
+
+def impulse_response(profile: Tensor, kind: str, transform: nn.Module, n: int) -> Tensor:
+    """Causal kernel taps ``h = (M_L e_0)[:n]`` of each head, ``(H, n)`` (see module doc)."""
+    length = 2 * n if kind == "fft" else n
+    gains = coefficient_gains(profile, kind, length)  # (H, F)
+    impulse = torch.zeros(1, profile.shape[0], length, 1, dtype=profile.dtype,
+                          device=profile.device)
+    impulse[:, :, 0] = 1.0  # e_0 for every head
+    return spectral_filter(impulse, gains, transform, kind)[0, :, :n, 0]  # (H, n)
+
+
+def causal_filter(u: Tensor, taps: Tensor) -> Tensor:
+    """Causal convolution of ``u`` (B, H, N, d) with per-head taps (H, N) along the sequence."""
+    return causal_conv(u, taps[:, :, None], dim=-2)  # (B, H, N, d)

@@ -1,0 +1,144 @@
+"""Generic pre-norm encoder whose token mixer is any registry entry.
+
+Each of the ``num_layers`` blocks gets its own mixer built by
+:func:`spectrans.registry.build_layer` from one mixer config, with ``hidden_dim`` (and
+``max_sequence_length``, where the mixer has it) taken from the model, and rotary/alibi
+positional encodings turned into the mixer options ``use_rope``/``alibi``.
+
+Examples:
+    >>> import torch
+    >>> from spectrans.models.encoder import Encoder
+    >>> enc = Encoder({"name": "fnet"}, vocab_size=10, hidden_dim=16, num_layers=2,
+    ...               max_sequence_length=32)
+    >>> enc(torch.randint(0, 10, (2, 5))).shape
+    torch.Size([2, 5, 16])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from spectrans.config.core import TokenMixerConfig
+from spectrans.config.layers import parse_layer_config
+from spectrans.config.models import EncoderModelConfig
+from spectrans.config.patterns import AttentionPattern
+from spectrans.layers.blocks import PreNormBlock
+from spectrans.layers.patterns import PatternAttention
+from spectrans.layers.positional import apply_positional_to_mixer
+from spectrans.models.base import BaseModel
+from spectrans.registry import build_layer, get_entry, names
+
+
+def mixer_fields(mixer_config: TokenMixerConfig | dict[str, Any],
+                 **overrides: Any) -> dict[str, Any]:
+    """A mixer config as a validated plain dict with every field.
+
+    ``overrides`` are applied before validation, and only for fields the mixer's config class
+    has (so ``max_sequence_length`` reaches only mixers that have it).
+
+    Raises:
+        KeyError: unknown mixer name.
+        pydantic.ValidationError: the overridden config is invalid (e.g. ``hidden_dim`` not
+            divisible by ``num_heads``).
+    """
+    data = dict(mixer_config) if isinstance(mixer_config, dict) else mixer_config.model_dump()
+    if "name" not in data:
+        raise KeyError(f"the token mixer config needs a 'name'; choose one of {names()}")
+    fields = get_entry(str(data["name"])).config_class.model_fields
+    data.update({key: value for key, value in overrides.items() if key in fields})
+    return parse_layer_config(data).model_dump()
+
+
+class Encoder(BaseModel):
+    """Embeddings + positions + ``num_layers`` pre-norm blocks of one mixer type + final LN.
+
+    Args:
+        mixer_config: Config (or dict with ``name``) of the token mixer of every block.
+        vocab_size: Token vocabulary (None: no embedding table).
+        hidden_dim: Model width D (copied into the mixer config).
+        num_layers: Number of blocks.
+        max_sequence_length: Most input tokens (CLS not counted) under learned positions;
+            copied, plus the CLS token, into the mixer config where it has
+            ``max_sequence_length`` (spectral mixers resample their filters to any length).
+        ffn_hidden_dim: Feed-forward width; None means ``4 * hidden_dim``.
+        ffn_activation: ``gelu`` | ``relu``.
+        dropout: Embedding, residual and feed-forward dropout.
+        attention_dropout: When not None, overrides the mixer's ``dropout``.
+        positional_encoding_type: See :mod:`spectrans.layers.positional`.
+        use_cls_token: Prepend a CLS token.
+        gradient_checkpointing: Checkpoint every block.
+        input_type: ``tokens`` | ``values``.
+        init_weights: Init mode of the model-owned layers.
+        attention_patterns: When given, every mixer is wrapped in
+            :class:`~spectrans.layers.patterns.PatternAttention` with these patterns (group
+            sizes come with each call as ``token_specs``).
+    """
+
+    def __init__(self, mixer_config: TokenMixerConfig | dict[str, Any], *,
+                 vocab_size: int | None = None, hidden_dim: int = 512, num_layers: int = 6,
+                 max_sequence_length: int = 2048, ffn_hidden_dim: int | None = None,
+                 ffn_activation: str = "gelu", dropout: float = 0.0,
+                 attention_dropout: float | None = None,
+                 positional_encoding_type: str = "sinusoidal", use_cls_token: bool = False,
+                 gradient_checkpointing: bool = False, input_type: str = "tokens",
+                 init_weights: str = "truncnormal002",
+                 attention_patterns: Sequence[AttentionPattern] | None = None) -> None:
+        super().__init__(vocab_size=vocab_size, hidden_dim=hidden_dim,
+                         max_sequence_length=max_sequence_length,
+                         positional_encoding_type=positional_encoding_type,
+                         use_cls_token=use_cls_token, dropout=dropout, input_type=input_type,
+                         init_weights=init_weights)
+        overrides: dict[str, Any] = {
+            "hidden_dim": hidden_dim,
+            # spectral mixers resample their filters, so this is a size, not a hard limit
+            "max_sequence_length": max_sequence_length + (1 if use_cls_token else 0),
+        }
+        if attention_dropout is not None:
+            overrides["dropout"] = attention_dropout
+        fields = mixer_fields(mixer_config, **overrides)
+        if positional_encoding_type == "learned":
+            self.length_limit = max_sequence_length
+        self.mixer_config = apply_positional_to_mixer(positional_encoding_type, fields,
+                                                      fields["name"])
+        self.num_layers = num_layers
+        self.ffn_hidden_dim = ffn_hidden_dim if ffn_hidden_dim is not None else 4 * hidden_dim
+        self.ffn_activation = ffn_activation
+        self.dropout = dropout
+        self.gradient_checkpointing = gradient_checkpointing
+        self.attention_patterns = list(attention_patterns) if attention_patterns else None
+        self.blocks = self.build_blocks()
+        self.init_weights()
+
+    def build_mixer(self) -> nn.Module:
+        """One token mixer from ``self.mixer_config`` (pattern-wrapped if patterns are set)."""
+        mixer = build_layer(dict(self.mixer_config))
+        if self.attention_patterns is not None:
+            mixer = PatternAttention(mixer, self.attention_patterns)
+        return mixer
+
+    def build_blocks(self) -> nn.ModuleList:
+        """``num_layers`` pre-norm blocks, each with its own mixer."""
+        return nn.ModuleList(
+            PreNormBlock(self.build_mixer(), self.hidden_dim, self.ffn_hidden_dim, self.dropout,
+                         self.ffn_activation, self.init_mode, self.gradient_checkpointing)
+            for _ in range(self.num_layers)
+        )
+
+    @classmethod
+    def from_config(cls, config: EncoderModelConfig,
+                    mixer_config: TokenMixerConfig | dict[str, Any], *,
+                    vocab_size: int | None, input_type: str = "tokens",
+                    attention_patterns: Sequence[AttentionPattern] | None = None) -> Encoder:
+        """Build from an :class:`EncoderModelConfig` (CLS token iff ``pooling == "cls"``)."""
+        return cls(mixer_config, vocab_size=vocab_size, hidden_dim=config.hidden_dim,
+                   num_layers=config.num_layers, max_sequence_length=config.max_sequence_length,
+                   ffn_hidden_dim=config.resolved_ffn_hidden_dim,
+                   ffn_activation=config.ffn_activation, dropout=config.dropout,
+                   attention_dropout=config.attention_dropout,
+                   positional_encoding_type=config.positional_encoding,
+                   use_cls_token=config.pooling == "cls",
+                   gradient_checkpointing=config.gradient_checkpointing, input_type=input_type,
+                   init_weights=config.init_weights, attention_patterns=attention_patterns)

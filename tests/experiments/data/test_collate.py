@@ -1,0 +1,35 @@
+import numpy as np
+import torch
+
+from experiments.data.datamodule import Collator, RaggedDataset, pack, pad_sequences
+
+
+def test_mask_comes_from_lengths_not_token_values():
+    seqs = [np.array([0, 0, 5]), np.array([7]), np.array([0])]
+    ids, mask = pad_sequences(seqs, 4)
+    assert ids.tolist() == [[0, 0, 5, 0], [7, 0, 0, 0], [0, 0, 0, 0]]
+    dense = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    assert torch.equal(mask, dense)
+    assert mask.dtype == torch.bool
+
+
+def test_pad_to_longest_and_max_length():
+    items = [(np.array([3, 4]), 1), (np.array([5, 6, 7]), 0)]
+    longest = Collator(10, "longest", "tokens", pair=False)(items)
+    fixed = Collator(10, "max_length", "tokens", pair=False)(items)
+    assert longest["input_ids"].shape == (2, 3) and fixed["input_ids"].shape == (2, 10)
+    assert longest["labels"].tolist() == [1, 0] and longest["labels"].dtype == torch.long
+    assert torch.equal(fixed["attention_mask"][:, :3], longest["attention_mask"])
+
+
+def test_ragged_dataset_cuts_at_max_length_and_pairs():
+    tokens, offsets = pack([np.arange(5), np.arange(2)], np.uint8)
+    assert offsets.tolist() == [0, 5, 7]
+    ds = RaggedDataset({"tokens": tokens, "offsets": offsets, "labels": np.array([1, 0])},
+                       max_length=3, pair=False)
+    assert ds[0][0].tolist() == [0, 1, 2] and ds[1][0].tolist() == [0, 1] and ds[1][1] == 0
+    pair = RaggedDataset({"tokens_a": tokens, "offsets_a": offsets, "tokens_b": tokens[::-1].copy(),
+                          "offsets_b": offsets, "labels": np.array([1, 0])}, 10, pair=True)
+    batch = Collator(10, "longest", "tokens", pair=True)([pair[0], pair[1]])
+    assert batch["input_ids_b"][1].tolist() == [1, 0, 0, 0, 0]
+    assert batch["attention_mask_b"].sum(1).tolist() == [5, 2]

@@ -1,0 +1,193 @@
+import csv
+import math
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from experiments import bench
+from experiments.bench import MixerSpec, Row
+
+LENGTHS = [2**k for k in range(6, 14)]
+
+
+# ------------------------------------------------------------------ fitting and crossover
+
+
+@pytest.mark.parametrize("alpha", [1.0, 1.15, 2.0, 0.5])
+def test_fit_power_law_exact(alpha: float) -> None:
+    times = [3.0 * n**alpha for n in LENGTHS]
+    fitted, c = bench.fit_power_law(LENGTHS, times)
+    assert fitted == pytest.approx(alpha, abs=1e-9)
+    assert c == pytest.approx(math.log(3.0), abs=1e-9)
+
+
+def test_fit_power_law_rejects_degenerate_input() -> None:
+    with pytest.raises(ValueError, match="two distinct lengths"):
+        bench.fit_power_law([128, 128], [1.0, 2.0])
+    with pytest.raises(ValueError, match="positive"):
+        bench.fit_power_law([128, 256], [0.0, 2.0])
+
+
+def test_upper_half_and_alpha_on_upper_half() -> None:
+    assert bench.upper_half([1024, 256, 512, 2048]) == [1024, 2048]
+    assert bench.upper_half([256, 512, 1024, 2048, 4096]) == [1024, 2048, 4096]
+    # flat (overhead-bound) at short lengths, quadratic from 1024 on
+    times = {n: (1.0 if n < 1024 else (n / 1024) ** 2) for n in [128, 256, 512, 1024, 2048, 4096]}
+    assert bench.alpha_upper_half(times) == pytest.approx(2.0)
+    assert bench.alpha_all(times) < 1.5
+    assert bench.alpha_upper_half({256: 1.0}) is None
+
+
+def test_crossover_length_on_exact_power_laws() -> None:
+    base = {n: float(n) ** 2 for n in LENGTHS}  # softmax: N^2
+    linear = {n: 100.0 * n for n in LENGTHS}  # faster than N^2 once N > 100
+    assert bench.crossover_length(linear, base) == 128
+    assert bench.crossover_length({n: 0.5 * n**2 for n in LENGTHS}, base) == LENGTHS[0]
+    assert bench.crossover_length({n: 2.0 * n**2 for n in LENGTHS}, base) is None
+    assert bench.crossover_length(base, base) is None  # equal is not faster
+    # faster at short lengths only: never faster "from" any N
+    assert bench.crossover_length({n: float(n) ** 3 / 256 for n in LENGTHS}, base) is None
+    # the baseline running out of memory counts as slower
+    base_oom = {**base, 8192: math.inf}
+    assert bench.crossover_length({n: 1e9 for n in LENGTHS}, base_oom) == 8192
+
+
+def _rows(times: dict[str, dict[int, float]], status: dict[tuple[str, int], str] | None = None):
+    status = status or {}
+    return [Row(m, "layer", "fp32", "cpu", n, 4, t, 1, status.get((m, n), "ok"))
+            for m, ts in times.items() for n, t in ts.items()]
+
+
+def test_summarize_alpha_ratio_crossover() -> None:
+    ns = [1024, 2048, 4096, 8192]
+    times = {"softmax": {n: 1e-6 * n**2 for n in ns}, "lst-dct": {n: 1e-3 * n**1.1 for n in ns}}
+    summary = {s["mixer"]: s for s in bench.summarize(_rows(times), "layer", "fp32")}
+    lst = summary["lst-dct"]
+    assert lst["alpha_upper"] == pytest.approx(1.1) and lst["alpha_all"] == pytest.approx(1.1)
+    assert lst["ratio_n"] == 8192
+    assert lst["ratio"] == pytest.approx(1e-3 * 8192**1.1 / (1e-6 * 8192**2))
+    # 1e-3 N^1.1 < 1e-6 N^2  <=>  N > 1000^(1/0.9) = 2154.4: first measured length 4096
+    assert lst["crossover"] == 4096
+    assert summary["softmax"]["alpha_upper"] == pytest.approx(2.0)
+    header, body = bench.table_rows(_rows(times), "layer", "fp32")
+    assert header[0] == "mixer" and body[0][-3] == "1.00 (8192)"
+
+
+def test_summarize_uses_softmax_oom_as_slower() -> None:
+    times = {"softmax": {256: 1.0, 512: 4.0}, "fnet": {256: 2.0, 512: 5.0, 1024: 9.0}}
+    rows = _rows(times) + [Row("softmax", "layer", "fp32", "cpu", 1024, 4, status="oom")]
+    fnet = {s["mixer"]: s for s in bench.summarize(rows, "layer", "fp32")}["fnet"]
+    assert fnet["crossover"] == 1024 and fnet["ratio_n"] == 512
+
+
+# ------------------------------------------------------------------ measurement
+
+
+class _Quadratic(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = torch.softmax(x @ x.transpose(1, 2) / x.shape[-1] ** 0.5, -1)  # (B, N, N)
+        return self.proj(scores @ x)  # (B, N, D)
+
+
+class _Sleepy(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.05)
+        return super().forward(x)
+
+
+def _broken(n: int) -> nn.Module:
+    raise RuntimeError("boom: this mixer is broken")
+
+
+def _oom(n: int) -> nn.Module:
+    raise RuntimeError("CUDA out of memory. Tried to allocate 64 GiB")
+
+
+def test_run_benchmark_tiny_cpu(tmp_path: Path) -> None:
+    dim = 16
+    specs = [
+        MixerSpec("softmax", factory=lambda n: _Quadratic(dim)),
+        MixerSpec("linear", factory=lambda n: nn.Linear(dim, dim)),
+        MixerSpec("broken", factory=_broken),
+        MixerSpec("oom", factory=_oom),
+    ]
+    rows = bench.run_benchmark(specs, lengths=[32, 64], dtypes=["fp32", "bf16"],
+                               scopes=["layer", "model"], device=torch.device("cpu"), batch=2,
+                               hidden=dim, repeats=1, budget_s=30.0)
+    assert len(rows) == 4 * 2 * 2 * 2
+    by = {(r.mixer, r.scope, r.dtype, r.N): r for r in rows}
+    for mixer in ("softmax", "linear"):
+        for scope in ("layer", "model"):
+            r = by[(mixer, scope, "fp32", 64)]
+            assert r.status == "ok" and r.time_ms > 0 and r.repeats == 1, r
+    assert by[("broken", "layer", "fp32", 32)].status == "error"
+    assert "boom" in by[("broken", "layer", "fp32", 32)].message
+    assert by[("oom", "layer", "fp32", 32)].status == "oom"
+    assert by[("oom", "layer", "fp32", 64)].status == "skipped"
+    meta = {"command": "test", "git_commit": "abc", "device": "cpu", "torch": torch.__version__,
+            "date": "today", "batch": 2, "hidden": dim, "heads": 1, "repeats": 1, "budget": 30.0,
+            "model": "pre-norm stack", "memory": "rss"}
+    paths = bench.write_outputs(rows, tmp_path, meta)
+    with paths[0].open() as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == len(rows) and tuple(table[0]) == bench.CSV_COLUMNS
+    md = paths[1].read_text()
+    assert "## layer, fp32" in md and "## model, bf16" in md and "boom" in md
+    assert "- git commit: `abc`" in md
+    _, body = bench.table_rows(rows, "layer", "fp32")
+    crossover = {cells[0]: cells[-2] for cells in body}
+    assert crossover["softmax"] == "baseline" and crossover["broken"] == "n/a"
+    assert crossover["linear"] in ("never in range", "≤ 32 (all measured)", "64")
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_over_budget_stops_growth() -> None:
+    spec = MixerSpec("sleepy", factory=lambda n: _Sleepy(4, 4))
+    rows = bench.run_benchmark([spec], lengths=[8, 16, 32], dtypes=["fp32"], scopes=["layer"],
+                               device=torch.device("cpu"), batch=1, hidden=4, repeats=3,
+                               budget_s=0.01)
+    assert [r.status for r in rows] == ["over_budget", "skipped", "skipped"]
+    assert rows[0].time_ms >= 50.0
+
+
+def test_cpu_rss_growth_sees_a_large_allocation() -> None:
+    holder = []
+    growth = bench.cpu_rss_growth(lambda: holder.append(torch.ones(16 * 2**20)))  # 64 MiB
+    if growth is None:
+        pytest.skip("/proc/self/clear_refs is not available")
+    assert growth >= 48 * 2**20
+
+
+def test_main_tiny_registry_run(tmp_path: Path) -> None:
+    rc = bench.main(["--device", "cpu", "--lengths", "64", "128", "--repeats", "1",
+                     "--dtypes", "fp32", "--scopes", "layer", "--mixers", "softmax,fnet,lst-dct",
+                     "--out", str(tmp_path)])
+    assert rc == 0
+    with (tmp_path / "scaling.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert {r["mixer"] for r in table} == {"softmax", "fnet", "lst-dct"} and len(table) == 6
+    assert all(r["status"] in ("ok", "error") for r in table)
+    assert "python -m experiments.bench --device cpu" in (tmp_path / "scaling.md").read_text()
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
+def test_default_specs_cover_the_registry() -> None:
+    from spectrans import registry
+
+    labels = [s.label for s in bench.default_specs(64, 4)]
+    assert {f"lst-{t}" for t in bench.LST_TRANSFORMS} <= set(labels)
+    assert set(registry.names()) - {"lst"} <= set(labels)
+    fnet = next(s for s in bench.default_specs(64, 4) if s.label == "fnet")
+    assert "num_heads" not in fnet.config  # mixing configs have no heads
+
+
+def test_unknown_mixer_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="--mixers got unknown value"):
+        bench.main(["--mixers", "nope", "--device", "cpu"])

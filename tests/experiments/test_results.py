@@ -1,0 +1,144 @@
+import csv
+import hashlib
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+
+from experiments import results
+
+
+def _record(task: str, variant: str, seed: int, acc: float | None, **extra) -> dict:
+    rec = {
+        "schema_version": 1, "status": "completed", "failure_reason": None, "task": task,
+        "attention": variant.split("-")[0], "model": "encoder", "variant": variant, "seed": seed,
+        "num_params": 1000 + seed, "val_acc_best": acc, "test_acc": acc,
+        "train_tokens_per_s": 1000.0 * (1 + seed), "eval_tokens_per_s": 3000.0,
+        "peak_memory_bytes": 2**20 * (1 + seed), "peak_memory_kind": "cpu_max_rss",
+        "precision": "32-true", "device": "cpu (test)", "git_commit": "abc1234",
+        "finished_at": f"2026-01-0{seed + 1}T00:00:00",
+    }
+    rec.update(extra)
+    return rec
+
+
+def _write(root: Path, name: str, rec: dict | str) -> Path:
+    path = root / name / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(rec if isinstance(rec, str) else json.dumps(rec))
+    return path
+
+
+TASK_ACCS = {"listops": (0.36, 0.38), "text": (0.64, 0.66), "retrieval": (0.57, 0.59),
+             "image": (0.42, 0.40), "pathfinder": (0.71, 0.73)}
+
+
+@pytest.fixture()
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "outputs"
+    for task, accs in TASK_ACCS.items():
+        for seed, acc in enumerate(accs):
+            _write(root, f"softmax_{task}_{seed}", _record(task, "softmax", seed, acc))
+    # lst-dct: two tasks, one seed each, plus a completed Path-X run
+    _write(root, "lst_listops", _record("listops", "lst-dct", 0, 0.30, transform="dct"))
+    _write(root, "lst_image", _record("image", "lst-dct", 0, 0.35, transform="dct"))
+    # Path-X failure for softmax (must count as 50 in avg6, and be listed)
+    _write(root, "softmax_pathx", _record("pathx", "softmax", 0, None, status="failed",
+                                          failure_reason="CUDA out of memory"))
+    # running / partial run
+    _write(root, "softmax_text_running", _record("text", "softmax", 2, None, status="running"))
+    # completed run missing test_acc, and one with no task
+    _write(root, "perf_missing", _record("listops", "performer", 0, None))
+    bad = _record("listops", "performer", 1, 0.2)
+    del bad["task"]
+    _write(root, "perf_notask", bad)
+    # garbage file
+    _write(root, "garbage", "{not json")
+    # an archived duplicate of softmax listops seed 0 under results/runs, older finished_at
+    archive = tmp_path / "results" / "runs"
+    _write(archive, "old_copy", _record("listops", "softmax", 0, 0.10,
+                                        finished_at="2025-01-01T00:00:00"))
+    return tmp_path
+
+
+def _hashes(root: Path) -> dict[Path, str]:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("metrics.json")}
+
+
+def _aggregate(root: Path):
+    dirs = [root / "outputs", root / "multirun", root / "results" / "runs"]
+    return results.aggregate(dirs, root / "out", "python -m experiments.results (test)")
+
+
+def test_means_std_n_and_averages(runs: Path) -> None:
+    summary = _aggregate(runs)
+    assert summary["records"] == 18
+    rows = {(r["kind"], r["variant"]): r for r in summary["rows"]}
+    soft = rows[("ours", "softmax")]
+    for task, accs in TASK_ACCS.items():
+        pct = [100 * a for a in accs]
+        assert soft[f"{task}_mean"] == pytest.approx(statistics.fmean(pct))
+        assert soft[f"{task}_std"] == pytest.approx(abs(pct[0] - pct[1]) / math.sqrt(2))
+        assert soft[f"{task}_n"] == 2
+    # the archived duplicate (10 %) is not averaged in
+    assert soft["listops_mean"] == pytest.approx(37.0)
+    means5 = [100 * statistics.fmean(a) for a in TASK_ACCS.values()]
+    assert soft["avg5"] == pytest.approx(sum(means5) / 5)
+    assert soft["avg6"] == pytest.approx((sum(means5) + 50.0) / 6)  # failed Path-X -> 50
+    assert soft["pathx_n"] == 0 and soft["pathx_text"] == "failed (1)"
+    lst = rows[("ours", "lst-dct")]
+    assert lst["listops_mean"] == pytest.approx(30.0) and lst["listops_std"] is None
+    assert lst["avg5"] is None and lst["avg6"] is None  # three tasks missing
+    assert ("ours", "performer") not in rows  # both performer records are unusable
+
+
+def test_references_present_and_marked(runs: Path) -> None:
+    summary = _aggregate(runs)
+    refs = {r["variant"]: r for r in summary["rows"] if r["kind"] == "reference"}
+    assert refs["Transformer"]["avg5"] == pytest.approx(54.39, abs=0.01)
+    assert refs["Transformer"]["source"] == "LRA paper"
+    assert refs["S4 (updated)"]["avg6"] == pytest.approx(86.09, abs=0.01)
+    md = (runs / "out" / "lra_accuracy.md").read_text()
+    assert "| **ref** | Transformer |" in md and "counts as **50**" in md
+    with (runs / "out" / "lra_accuracy.csv").open() as fh:
+        kinds = {row["variant"]: row["kind"] for row in csv.DictReader(fh)}
+    assert kinds["Transformer"] == "reference" and kinds["softmax"] == "ours"
+
+
+def test_excluded_runs_listed_with_reasons(runs: Path) -> None:
+    _aggregate(runs)
+    md = (runs / "out" / "lra_accuracy.md").read_text()
+    section = md.split("## Incomplete, failed or excluded runs")[1]
+    assert "status=failed: CUDA out of memory" in section
+    assert "status=running" in section
+    assert "missing field(s): test_acc" in section
+    assert "missing field(s): task" in section
+    assert "unreadable" in section
+    assert "duplicate of" in section
+    assert "cpu (test)" in md and "abc1234" in md and "git commit" in md
+
+
+def test_raw_records_unchanged_and_outputs_written(runs: Path) -> None:
+    before = _hashes(runs)
+    summary = _aggregate(runs)
+    assert _hashes(runs) == before
+    out = runs / "out"
+    assert {p.name for p in summary["files"]} >= {
+        "lra_accuracy.md", "lra_accuracy.csv", "efficiency.md", "pareto_listops.png",
+        "pareto_image.png",
+    }
+    assert not (out / "pareto_pathx.png").exists()  # no completed Path-X run
+    for name in ("pareto_listops.png", "pareto_image.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    eff = (out / "efficiency.md").read_text()
+    # softmax listops: two seeds, params mean 1000.5 -> "1,000" or "1,001"; tokens/s mean 1500
+    assert "| listops | softmax | 2 |" in eff and "1,500" in eff and "2.0 MiB" in eff
+
+
+def test_main_cli(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = results.main(["--runs", str(runs / "outputs"), "--out", str(runs / "cli")])
+    assert rc == 0
+    assert "wrote" in capsys.readouterr().out
+    assert "python -m experiments.results --runs" in (runs / "cli" / "efficiency.md").read_text()

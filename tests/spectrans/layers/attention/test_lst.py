@@ -1,0 +1,211 @@
+"""LST attention vs a slow dense-matrix implementation of the same math (float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.fft as sfft
+import scipy.linalg as sla
+import torch
+
+from spectrans.config.layers.attention import (
+    DCTAttentionConfig,
+    HadamardAttentionConfig,
+    LSTAttentionConfig,
+    MixedTransformAttentionConfig,
+)
+from spectrans.layers.attention.lst import (
+    DCTAttention,
+    HadamardAttention,
+    LSTAttention,
+    MixedSpectralAttention,
+)
+from spectrans.registry import build_layer
+
+
+def _interp(profile: np.ndarray, count: int) -> np.ndarray:
+    """The profile at normalised frequencies k / (count - 1)."""
+    grid = np.linspace(0.0, 1.0, len(profile))
+    f = np.arange(count) / (count - 1) if count > 1 else np.zeros(1)
+    return np.interp(f, grid, profile)
+
+
+def _dense_filter(kind: str, profile: np.ndarray, n: int) -> np.ndarray:
+    """M = T^T diag(gains) T as an explicit (n, n) matrix."""
+    if kind in ("dct", "dct3", "dst"):
+        fn, t = (sfft.dst, 2) if kind == "dst" else (sfft.dct, 3 if kind == "dct3" else 2)
+        T = fn(np.eye(n), type=t, norm="ortho", axis=0)
+        return T.T @ np.diag(_interp(profile, n)) @ T
+    if kind == "hadamard":
+        p = 1 << (n - 1).bit_length()
+        H = sla.hadamard(p) / np.sqrt(p)
+        seq = (np.diff(sla.hadamard(p), axis=1) != 0).sum(axis=1)
+        gains = _interp(profile, p)[seq]
+        return (H.T @ np.diag(gains) @ H)[:n, :n]
+    if kind == "fft":
+        bins = _interp(profile, n // 2 + 1)
+        full = bins[np.minimum(np.arange(n), n - np.arange(n))]
+        F = np.fft.fft(np.eye(n), axis=0)
+        return np.real(np.linalg.inv(F) @ np.diag(full) @ F)
+    raise AssertionError(kind)
+
+
+def _dense_causal(kind: str, profile: np.ndarray, n: int) -> np.ndarray:
+    """Lower-triangular Toeplitz matrix of the taps h = (M_L e_0)[:n]."""
+    length = 2 * n if kind == "fft" else n
+    taps = _dense_filter(kind, profile, length)[:n, 0]
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    return np.where(i >= j, taps[np.clip(i - j, 0, None)], 0.0)
+
+
+def _oracle(layer, x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
+    """Slow float64 reference of the layer's forward."""
+    xb = x.numpy()
+    b, n, _ = xb.shape
+    heads, d = layer.num_heads, layer.head_dim
+
+    def proj(lin):
+        out = xb @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()
+        return out.reshape(b, n, heads, d)
+
+    q, k, v = proj(layer.q_proj), proj(layer.k_proj), proj(layer.v_proj)
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    m = np.ones((b, n)) if mask is None else mask.numpy().astype(float)
+    u = sig(k) * v * m[:, :, None, None]
+    profile = layer.profile.detach().numpy()
+    y = np.zeros_like(u)
+    for h, kind in enumerate(layer.head_kinds):
+        M = (_dense_causal if layer.causal else _dense_filter)(kind, profile[h], n)
+        y[:, :, h] = sig(q[:, :, h]) * np.einsum("ij,bjc->bic", M, u[:, :, h])
+    out = y.reshape(b, n, heads * d) @ layer.out_proj.weight.detach().numpy().T
+    return (out + layer.out_proj.bias.detach().numpy()) * m[:, :, None]
+
+
+def _layer(transform: str, causal: bool = False, heads: int = 3):
+    if transform in ("dct", "dst", "hadamard", "mixed"):
+        layer = LSTAttention(12, heads, transform, causal=causal, max_sequence_length=16,
+                             init_weights="truncnormal")
+    elif transform == "dct3":
+        layer = DCTAttention(12, heads, dct_type=3, causal=causal, max_sequence_length=16,
+                             init_weights="truncnormal")
+    else:  # mixed fft/dct/hadamard
+        layer = MixedSpectralAttention(12, heads, causal=causal, max_sequence_length=16,
+                                       init_weights="truncnormal")
+    with torch.no_grad():  # a random, non-smooth profile makes the check sharper
+        layer.scale.copy_(torch.rand_like(layer.scale) * 2 - 0.5)
+        for lin in (layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj):
+            lin.bias.normal_()
+    return layer.double()
+
+
+TRANSFORMS = ["dct", "dst", "hadamard", "mixed", "dct3", "mixedfft"]
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 128])
+def test_matches_dense_oracle(transform: str, causal: bool, n: int) -> None:
+    layer = _layer(transform, causal)
+    x = torch.randn(2, n, 12, dtype=torch.float64)
+    mask = torch.rand(2, n) > 0.3
+    mask[:, 0] = True
+    for m in (None, mask):
+        got = layer(x, m).detach().numpy()
+        np.testing.assert_allclose(got, _oracle(layer, x, m), atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_mask_exact_float32(transform: str, causal: bool) -> None:
+    layer = _layer(transform, causal).float()
+    x = torch.randn(2, 37, 12)
+    mask = torch.ones(2, 37, dtype=torch.bool)
+    mask[0, 30:] = False
+    mask[1, ::3] = False
+    x2 = x.clone()
+    x2[~mask] = torch.randn(int((~mask).sum()), 12) * 100
+    y1, y2 = layer(x, mask), layer(x2, mask)
+    assert (y1[mask] - y2[mask]).abs().max() <= 1e-6
+    assert y1[~mask].abs().max() == 0
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_causal_exact_float32(transform: str) -> None:
+    layer = _layer(transform, causal=True).float()
+    x = torch.randn(2, 40, 12)
+    t = 17
+    x2 = x.clone()
+    x2[:, t + 1:] = torch.randn(2, 40 - t - 1, 12) * 100
+    y1, y2 = layer(x), layer(x2)
+    assert (y1[:, : t + 1] - y2[:, : t + 1]).abs().max() <= 1e-6
+    assert (y1[:, t + 1:] - y2[:, t + 1:]).abs().max() > 1e-3  # the future does matter later
+
+
+@pytest.mark.parametrize("transform", ["dct", "dst", "hadamard", "mixed"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_scale_varies_by_frequency_and_gets_gradients(transform: str, causal: bool) -> None:
+    layer = LSTAttention(16, 4, transform, causal=causal, max_sequence_length=32)
+    assert layer.scale.shape == (4, 32)
+    assert (layer.scale[:, 0] - layer.scale[:, -1]).abs().min() > 1e-3  # low-pass at init
+    x = torch.randn(2, 32, 16)
+    layer(x).pow(2).sum().backward()
+    grad = layer.scale.grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert grad.std(dim=1).min() > 0  # different frequencies get different gradients
+
+
+def test_mixes_tokens_at_init() -> None:
+    layer = LSTAttention(16, 4, "dct", max_sequence_length=64)
+    x = torch.randn(1, 50, 16)
+    x2 = x.clone()
+    x2[:, 10] += 1.0
+    assert (layer(x) - layer(x2))[:, [5, 15, 30]].abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("n", [1, 5, 64, 100])
+def test_other_lengths_than_max(n: int) -> None:
+    for layer in (LSTAttention(16, 4, "hadamard", max_sequence_length=64),
+                  MixedSpectralAttention(16, 4, max_sequence_length=64)):
+        assert layer(torch.randn(2, n, 16)).shape == (2, n, 16)
+
+
+@pytest.mark.parametrize("cls,config", [
+    (LSTAttention, LSTAttentionConfig), (DCTAttention, DCTAttentionConfig),
+    (HadamardAttention, HadamardAttentionConfig),
+    (MixedSpectralAttention, MixedTransformAttentionConfig),
+])
+def test_defaults_from_config_and_registry(cls, config) -> None:
+    default = cls(512)
+    out, weights = default(torch.randn(1, 9, 512), return_attention=True)
+    assert out.shape == (1, 9, 512) and weights is None
+    built = build_layer({"name": config().name, "hidden_dim": 32, "num_heads": 4,
+                         "causal": True, "max_sequence_length": 16})
+    assert type(built) is cls and built.causal and built.scale.shape == (4, 16)
+    assert type(cls.from_config(config(hidden_dim=64))) is cls
+
+
+def test_mixed_head_split_and_attributes() -> None:
+    layer = MixedSpectralAttention(512)
+    assert layer.head_kinds == ["fft"] * 3 + ["dct"] * 3 + ["hadamard"] * 2
+    assert len(layer.transforms) == 8 and layer.head_dim == 64
+    lst = LSTAttention(64, 4, "mixed")
+    assert lst.head_kinds == ["dct", "dct", "dst", "hadamard"] and len(lst.transforms) == 4
+    fixed = LSTAttention(64, 4, learnable_scale=False)
+    assert fixed.scale is None and fixed(torch.randn(1, 5, 64)).shape == (1, 5, 64)
+
+
+def test_bf16_input() -> None:
+    layer = LSTAttention(32, 4, "dct").bfloat16()
+    out = layer(torch.randn(2, 20, 32).bfloat16())
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+
+
+def test_bad_options_raise_one_sentence() -> None:
+    with pytest.raises(ValueError, match="transform_type='fft'"):
+        LSTAttention(64, 4, "fft")
+    with pytest.raises(ValueError, match="divisible"):
+        LSTAttention(65, 4)
+    with pytest.raises(ValueError, match="dct_type=4"):
+        DCTAttention(64, 4, dct_type=4)
+    with pytest.raises(ValueError, match="at least one"):
+        MixedSpectralAttention(64, 4, use_fft=False, use_dct=False, use_hadamard=False)

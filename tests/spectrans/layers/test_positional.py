@@ -1,0 +1,71 @@
+"""Positional encodings: sinusoidal oracle, learned limit, rotary/alibi routed to the mixer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from spectrans.layers.positional import (
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    apply_positional_to_mixer,
+    build_positional_encoding,
+    sinusoidal_table,
+)
+
+
+def test_sinusoidal_matches_the_formula() -> None:
+    n, d = 7, 6
+    table = sinusoidal_table(n, d, dtype=torch.float64)
+    for p in range(n):
+        for i in range(d // 2):
+            angle = p / 10000 ** (2 * i / d)
+            assert table[p, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-12)
+            assert table[p, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-12)
+
+
+def test_sinusoidal_works_at_any_length_and_odd_width() -> None:
+    x = torch.zeros(1, 5000, 5)
+    out = SinusoidalPositionalEncoding(5)(x)
+    assert out.shape == x.shape
+    assert torch.allclose(out[0, 3], sinusoidal_table(5000, 5)[3])
+
+
+def test_learned_adds_its_table_and_fails_over_its_limit() -> None:
+    torch.manual_seed(0)
+    pe = LearnedPositionalEncoding(4, 8)
+    x = torch.randn(2, 8, 4)
+    assert torch.allclose(pe(x), x + pe.table[None])
+    with pytest.raises(ValueError) as info:
+        pe(torch.randn(2, 9, 4))
+    message = str(info.value)
+    assert "limit of 8" in message and "model.max_sequence_length" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("kind", ["rotary", "alibi", "none"])
+def test_rotary_alibi_none_leave_hidden_states_alone(kind: str) -> None:
+    x = torch.randn(2, 5, 4)
+    assert torch.equal(build_positional_encoding(kind, 4, 8)(x), x)
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown positional encoding 'absolute'"):
+        build_positional_encoding("absolute", 4, 8)
+
+
+def test_rotary_and_alibi_become_mixer_options() -> None:
+    fields = {"name": "softmax", "use_rope": False, "alibi": False}
+    assert apply_positional_to_mixer("rotary", fields, "softmax")["use_rope"] is True
+    assert apply_positional_to_mixer("alibi", fields, "softmax")["alibi"] is True
+    assert apply_positional_to_mixer("sinusoidal", fields, "softmax") == fields
+
+
+def test_mixers_without_the_option_refuse_in_one_sentence() -> None:
+    with pytest.raises(ValueError, match="no queries and keys to rotate") as info:
+        apply_positional_to_mixer("rotary", {"name": "fnet", "hidden_dim": 8}, "fnet")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="no attention scores to bias"):
+        apply_positional_to_mixer("alibi", {"name": "lst", "use_rope": False}, "lst")

@@ -1,0 +1,117 @@
+"""Pooling oracles and the dual-encoder retrieval model (independent vs joint encoding)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from spectrans.config.models import EncoderModelConfig
+from spectrans.config.patterns import independent_patterns
+from spectrans.layers.patterns import PatternAttention
+from spectrans.models import DualEncoderClassifier, build_classifier, pool
+from spectrans.registry import get_entry
+
+D, VOCAB = 16, 30
+
+
+def softmax_or_skip() -> dict[str, Any]:
+    try:
+        get_entry("softmax").layer_class()
+    except ImportError as error:
+        pytest.skip(f"softmax attention does not import yet ({error})")
+    return {"name": "softmax", "num_heads": 2}
+
+
+def config(**overrides: Any) -> EncoderModelConfig:
+    base = {"hidden_dim": D, "num_layers": 2, "ffn_hidden_dim": 32, "head_hidden_dim": 16,
+            "dropout": 0.0, "pooling": "mean", "init_weights": "truncnormal"}
+    return EncoderModelConfig(**{**base, **overrides})
+
+
+def test_pooling_matches_slow_loops() -> None:
+    torch.manual_seed(0)
+    h = torch.randn(3, 6, 4)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 1, 1, 0, 0]]).bool()
+    mean, last, cls = pool(h, mask, "mean"), pool(h, mask, "last"), pool(h, mask, "cls")
+    for b in range(3):
+        real = [i for i in range(6) if mask[b, i]]
+        assert torch.allclose(mean[b], sum(h[b, i] for i in real) / len(real), atol=1e-6)
+        assert torch.equal(last[b], h[b, real[-1]])
+        assert torch.equal(cls[b], h[b, 0])
+    assert torch.allclose(pool(h, None, "mean"), h.mean(1))
+    assert torch.equal(pool(h, None, "last"), h[:, -1])
+    with pytest.raises(ValueError, match="unknown pooling 'max'"):
+        pool(h, mask, "max")
+
+
+def pair_batch(len_b: int = 7) -> tuple[torch.Tensor, ...]:
+    torch.manual_seed(1)
+    ids_a, ids_b = torch.randint(1, VOCAB, (2, 10)), torch.randint(1, VOCAB, (2, len_b))
+    mask_a = torch.arange(10)[None] < torch.tensor([[10], [6]])
+    mask_b = torch.arange(len_b)[None] < torch.tensor([[4], [len_b]])
+    return ids_a, mask_a, ids_b, mask_b
+
+
+@pytest.mark.parametrize("len_b", [7, 10])  # 10: both documents in one batched pass
+@pytest.mark.parametrize("interaction", ["concat4", "concat2"])
+@pytest.mark.parametrize("mixer_name", ["softmax", "fnet", "lst"])
+def test_independent_equals_encoding_each_document_alone(interaction: str, mixer_name: str,
+                                                         len_b: int) -> None:
+    mixer = softmax_or_skip() if mixer_name == "softmax" else {"name": mixer_name}
+    torch.manual_seed(2)
+    model = build_classifier(config(retrieval_interaction=interaction), mixer,
+                             vocab_size=VOCAB, num_classes=2, max_length=10, pair=True).eval()
+    assert isinstance(model, DualEncoderClassifier)
+    ids_a, mask_a, ids_b, mask_b = pair_batch(len_b)
+    with torch.no_grad():
+        logits = model(ids_a, mask_a, ids_b, mask_b)
+        u = pool(model.encoder(input_ids=ids_a, attention_mask=mask_a), mask_a, "mean")
+        v = pool(model.encoder(input_ids=ids_b, attention_mask=mask_b), mask_b, "mean")
+        parts = [u, v, u * v, u - v] if interaction == "concat4" else [u, v]
+        want = model.head(torch.cat(parts, -1))
+    assert model.head.dense.in_features == D * len(parts)
+    assert logits.shape == (2, 2)
+    assert torch.allclose(logits, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "last"])
+def test_joint_differs_and_an_independent_pattern_recovers_independent(pooling: str) -> None:
+    mixer = {**softmax_or_skip(), "init_weights": "truncnormal"}
+    torch.manual_seed(3)
+    joint = build_classifier(config(retrieval_encoding="joint", pooling=pooling), mixer,
+                             vocab_size=VOCAB, num_classes=2, max_length=10, pair=True).eval()
+    independent = build_classifier(config(pooling=pooling), mixer, vocab_size=VOCAB,
+                                   num_classes=2, max_length=10, pair=True).eval()
+    state = {k.replace("mixer.attention.", "mixer."): v for k, v in joint.state_dict().items()}
+    independent.load_state_dict(state)
+    batch = pair_batch()
+    with torch.no_grad():
+        joint_logits, indep_logits = joint(*batch), independent(*batch)
+        assert (joint_logits - indep_logits).abs().max() > 1e-4
+        for block in joint.encoder.blocks:
+            assert isinstance(block.mixer, PatternAttention)
+            block.mixer.patterns = independent_patterns(["doc_a", "doc_b"])
+        assert torch.allclose(joint(*batch), indep_logits, atol=1e-5)
+
+
+def test_joint_padding_moves_no_logit() -> None:
+    mixer = softmax_or_skip()
+    torch.manual_seed(4)
+    model = build_classifier(config(retrieval_encoding="joint", pooling="last"), mixer,
+                             vocab_size=VOCAB, num_classes=2, max_length=10, pair=True).eval()
+    ids_a, mask_a, ids_b, mask_b = pair_batch()
+    other_a, other_b = ids_a.clone(), ids_b.clone()
+    other_a[~mask_a] = 3
+    other_b[~mask_b] = 5
+    with torch.no_grad():
+        diff = model(ids_a, mask_a, ids_b, mask_b) - model(other_a, mask_a, other_b, mask_b)
+    assert diff.abs().max() <= 1e-6
+
+
+def test_joint_refused_for_mixers_without_scores() -> None:
+    with pytest.raises(ValueError, match="retrieval_encoding='independent'") as info:
+        build_classifier(config(retrieval_encoding="joint"), {"name": "fnet"},
+                         vocab_size=VOCAB, num_classes=2, max_length=10, pair=True)
+    assert "\n" not in str(info.value)
