@@ -14,7 +14,6 @@ from omegaconf import DictConfig
 
 from experiments.cli import precheck_or_exit
 from experiments.config import register_resolvers
-from experiments.train import main as train_main
 
 register_resolvers()
 
@@ -22,6 +21,8 @@ register_resolvers()
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Compose -> validate -> fit -> test -> metrics.json."""
+    from experiments.train import main as train_main  # heavy imports after the precheck
+
     return train_main(cfg)
 
 

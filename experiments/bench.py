@@ -34,7 +34,9 @@ import contextlib
 import ctypes
 import datetime as dt
 import math
+import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -67,11 +69,13 @@ class MixerSpec:
         config: Registry config dict (``name`` plus options); ``max_sequence_length`` is set
             to N at build time where the config has it.
         factory: Optional ``N -> nn.Module`` that replaces the registry (tests, custom mixers).
+        claim: The complexity the registry claims (``O(n)``, ``O(n log n)``, ``O(n^2)``).
     """
 
     label: str
     config: dict[str, Any] = field(default_factory=dict)
     factory: Callable[[int], nn.Module] | None = None
+    claim: str = ""
 
 
 @dataclass
@@ -102,15 +106,18 @@ def default_specs(hidden: int, heads: int) -> list[MixerSpec]:
 
     specs: list[MixerSpec] = []
     for name in registry.names():
-        fields = registry.get_entry(name).config_class.model_fields
+        entry = registry.get_entry(name)
+        fields = entry.config_class.model_fields
+        found = re.search(r"O\([^)]*\)", entry.description)
+        claim = found.group(0) if found else ""
         config: dict[str, Any] = {"name": name, "hidden_dim": hidden}
         if "num_heads" in fields:
             config["num_heads"] = heads
         if name == "lst":
-            specs += [MixerSpec(f"lst-{t}", {**config, "transform_type": t})
+            specs += [MixerSpec(f"lst-{t}", {**config, "transform_type": t}, claim=claim)
                       for t in LST_TRANSFORMS]
         else:
-            specs.append(MixerSpec(name, config))
+            specs.append(MixerSpec(name, config, claim=claim))
     return specs
 
 
@@ -178,12 +185,15 @@ class _TokenAdapter(nn.Module):
     def __init__(self, model: nn.Module, vocab_size: int) -> None:
         super().__init__()
         self.model, self.vocab_size = model, vocab_size
+        self._ids: Tensor | None = None
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, N, D)
-        """Logits of the wrapped classifier on fixed token ids."""
-        gen = torch.Generator(device="cpu").manual_seed(0)
-        ids = torch.randint(0, self.vocab_size, x.shape[:2], generator=gen).to(x.device)  # (B, N)
-        return self.model(input_ids=ids)  # (B, C)
+        """Logits of the wrapped classifier on fixed token ids (drawn once per shape)."""
+        if self._ids is None or self._ids.shape != x.shape[:2] or self._ids.device != x.device:
+            gen = torch.Generator(device="cpu").manual_seed(0)
+            self._ids = torch.randint(0, self.vocab_size, x.shape[:2], generator=gen).to(
+                x.device)  # (B, N)
+        return self.model(input_ids=self._ids)  # (B, C)
 
 
 def _classifier(spec: MixerSpec, n: int, hidden: int, num_blocks: int) -> nn.Module:
@@ -246,6 +256,16 @@ def cpu_rss_growth(fn: Callable[[], None]) -> int | None:
     return max(0, _proc_status_kib("VmHWM") - before) * 1024
 
 
+def warm_libraries(device: torch.device) -> None:
+    """Create cuBLAS/cuFFT workspaces once, so the first measured mixer is not charged them."""
+    a = torch.randn(64, 64, device=device, requires_grad=True)  # (64, 64)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        (a @ a).float().sum().backward()
+    (a @ a).sum().backward()
+    torch.fft.rfft(a.detach(), dim=0).abs().sum().item()
+    _sync(device)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -275,8 +295,12 @@ def make_step(module: nn.Module, x: Tensor, dtype: str) -> Callable[[], None]:
 
 
 def measure(step: Callable[[], None], device: torch.device, repeats: int,
-            budget_s: float) -> tuple[float, int | None, int, str]:
+            budget_s: float, baseline_bytes: int = 0) -> tuple[float, int | None, int, str]:
     """Time ``step`` (median of timed repeats after one warm-up) and its peak memory.
+
+    On CUDA the peak is ``max_memory_allocated`` during one step minus ``baseline_bytes``
+    (what was allocated before the module was built: library workspaces and plan caches left
+    by earlier configurations).
 
     Returns:
         ``(time_ms, peak_mem_bytes, repeats_done, status)``; status ``over_budget`` when the
@@ -293,7 +317,7 @@ def measure(step: Callable[[], None], device: torch.device, repeats: int,
         torch.cuda.reset_peak_memory_stats(device)
         step()
         _sync(device)
-        peak: int | None = int(torch.cuda.max_memory_allocated(device))
+        peak: int | None = int(torch.cuda.max_memory_allocated(device)) - baseline_bytes
     else:
         peak = cpu_rss_growth(step)
     n = max(1, min(repeats, int((budget_s - 2 * warm) / max(warm, 1e-9))))
@@ -318,6 +342,7 @@ def run_config(spec: MixerSpec, scope: str, dtype: str, n: int, *, device: torch
     """Measure one (mixer, scope, dtype, N); never raises."""
     row = Row(spec.label, scope, dtype, device_name(device), n, batch)
     module = x = None
+    baseline = int(torch.cuda.memory_allocated(device)) if device.type == "cuda" else 0
     try:
         torch.manual_seed(0)
         module, what = _build(spec, scope, n, hidden)
@@ -325,7 +350,7 @@ def run_config(spec: MixerSpec, scope: str, dtype: str, n: int, *, device: torch
         row.message = what
         x = torch.randn(batch, n, hidden, device=device, requires_grad=True)  # (B, N, D)
         time_ms, peak, done, status = measure(make_step(module, x, dtype), device, repeats,
-                                              budget_s)
+                                              budget_s, baseline)
         row.time_ms, row.peak_mem_bytes, row.repeats, row.status = time_ms, peak, done, status
         if status == "over_budget":
             over = f"warm-up step took {time_ms / 1e3:.1f} s > budget {budget_s:g} s"
@@ -497,6 +522,22 @@ def _crossover_text(s: dict[str, Any], lengths: list[int]) -> str:
     return f"≤ {s['crossover']} (all measured)" if s["crossover"] == first else str(s["crossover"])
 
 
+def verdict(claim: str, alpha: float | None) -> str:
+    """Whether the fitted exponent matches the claimed class.
+
+    Claimed ``O(n)`` / ``O(n log n)``: consistent when ``alpha <= 1.15``; claimed ``O(n^2)``:
+    consistent when ``alpha >= 1.8``. ``alpha < 0.8`` is flagged as overhead-bound (the lengths
+    are too short for the asymptotic class to show).
+    """
+    if not claim or alpha is None:
+        return "—"
+    quadratic = "^2" in claim or "²" in claim
+    note = " (overhead-bound)" if alpha < 0.8 else ""
+    if quadratic:
+        return "consistent" if alpha >= 1.8 else f"below N^2 in range{note}"
+    return f"consistent{note}" if alpha <= 1.15 else "GROWS FASTER than claimed"
+
+
 def _f(x: float | None, fmt: str) -> str:
     return "—" if x is None else format(x, fmt)
 
@@ -539,11 +580,14 @@ def combos(rows: list[Row]) -> list[tuple[str, str]]:
     return list(dict.fromkeys((r.scope, r.dtype) for r in rows))
 
 
-def table_rows(rows: list[Row], scope: str, dtype: str) -> tuple[list[str], list[list[str]]]:
+def table_rows(rows: list[Row], scope: str, dtype: str,
+               claims: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the summary table of one (scope, dtype)."""
+    claims = claims or {}
     lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
     header = ["mixer", *[f"{n} ms" for n in lengths], "alpha (upper half)", "alpha (all N)",
-              "x softmax (N)", "faster than softmax from N", "not ok"]
+              "claimed", "measured vs claim", "x softmax (N)", "faster than softmax from N",
+              "not ok"]
     status = {(r.mixer, r.N): r.status for r in rows if r.scope == scope and r.dtype == dtype}
     body = []
     for s in summarize(rows, scope, dtype):
@@ -552,7 +596,9 @@ def table_rows(rows: list[Row], scope: str, dtype: str) -> tuple[list[str], list
             st = status.get((s["mixer"], n), "")
             cells.append(_f(s["times"].get(n), ".1f") if st == "ok" else st)
         ratio = ("—" if s["ratio"] is None else f"{s['ratio']:.2f} ({s['ratio_n']})")
-        cells += [_f(s["alpha_upper"], ".2f"), _f(s["alpha_all"], ".2f"), ratio,
+        claim = claims.get(s["mixer"], "")
+        cells += [_f(s["alpha_upper"], ".2f"), _f(s["alpha_all"], ".2f"), claim or "—",
+                  verdict(claim, s["alpha_upper"]), ratio,
                   _crossover_text(s, lengths), ", ".join(s["not_ok"])]
         body.append(cells)
     return header, body
@@ -575,14 +621,18 @@ def write_markdown(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
         "lengths the mixer completed (and on all of them). **x softmax**: time divided by the "
         "softmax (SDPA) layer's at the largest length both completed. **faster from N**: the "
         "smallest measured N from which the mixer beats softmax at every larger measured N "
-        "(softmax out of memory/time counts as slower).",
+        "(softmax out of memory/time counts as slower). **measured vs claim**: the registry's "
+        "claimed class against alpha (upper half): O(n)/O(n log n) are consistent at alpha <= "
+        "1.15, O(n^2) at alpha >= 1.8; alpha < 0.8 means fixed overheads still dominate, so the "
+        "lengths are too short to show the class. The table shows what was measured, not what "
+        "the docstrings claim.",
         f"Layer scope: the mixer alone. Model scope: {meta['model']}.",
         f"Peak memory: {meta['memory']}.",
         "",
     ]
     for scope, dtype in combos(rows):
         lines += [f"## {scope}, {dtype}", ""]
-        lines += _md_table(*table_rows(rows, scope, dtype)) + [""]
+        lines += _md_table(*table_rows(rows, scope, dtype, meta.get("claims"))) + [""]
         lines += [f"Peak memory (MiB), {scope}, {dtype}:", ""]
         lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
         mem = _series(rows, scope, dtype, "peak_mem_bytes")
@@ -602,6 +652,7 @@ def write_markdown(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
               f"- git commit: `{meta['git_commit']}`", f"- device: {meta['device']}",
               f"- torch: {meta['torch']}", f"- date: {meta['date']}",
               f"- repeats: {meta['repeats']}, per-config budget: {meta['budget']} s",
+              f"- host load: {meta.get('load', 'n/a')}",
               "- raw rows: `scaling.csv`; plot: `scaling.png`", ""]
     path.write_text("\n".join(lines))
 
@@ -616,8 +667,10 @@ def plot(rows: list[Row], path: Path, title: str) -> None:
 
     pairs = combos(rows)
     mixers = list(dict.fromkeys(r.mixer for r in rows))
-    cmap = plt.get_cmap("tab20")
-    styles = {m: {"color": "black" if m == BASELINE else cmap((2 * i) % 20 + (i >= 10)),
+    tab20 = plt.get_cmap("tab20").colors
+    order = [0, 2, 4, 6, 8, 10, 12, 16, 18, 1, 3, 5, 7, 9, 11, 13, 17, 19]  # no greys (14, 15)
+    palette = [tab20[i] for i in order]
+    styles = {m: {"color": "black" if m == BASELINE else palette[i % len(palette)],
                   "lw": 2.6 if m == BASELINE else 1.6,
                   "ls": ("-", "--", "-.", ":")[i % 4] if m != BASELINE else "-",
                   "marker": "os^vD<>ph*"[i % 10], "ms": 4}
@@ -642,7 +695,9 @@ def plot(rows: list[Row], path: Path, title: str) -> None:
                 ax.text(0.5, 0.5, "n/a (not measured on this device)", ha="center",
                         va="center", transform=ax.transAxes)
             elif key == "time_ms":
+                values = [v for ser in series.values() for v in ser.values()]
                 _guides(ax, series)
+                ax.set_ylim(min(values) / 1.5, max(values) * 1.5)
             ax.set_xscale("log", base=2)
             lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
             ax.set_xticks(lengths, [str(n) for n in lengths], rotation=45 if len(lengths) > 6
@@ -683,23 +738,22 @@ def _guides(ax: Any, series: dict[str, dict[int, float]]) -> None:
     for power, label, ls in ((1, "slope 1 (∝ N)", "-."), (2, "slope 2 (∝ N²)", ":")):
         ys = [mid_t * (n / n0) ** power / (ns[-1] / n0) ** (power / 2) for n in ns]
         ax.plot(ns, ys, color="grey", lw=1.2, ls=ls, label=label)
-        ax.annotate(label.split(" (")[1].rstrip(")"), (ns[-1], ys[-1]), xytext=(4, 0),
-                    textcoords="offset points", color="grey", fontsize=8, va="center")
 
 
-def print_tables(rows: list[Row]) -> None:
+
+def print_tables(rows: list[Row], claims: dict[str, str] | None = None) -> None:
     """The summary tables with rich (plain text when rich is missing)."""
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # pragma: no cover
         for scope, dtype in combos(rows):
-            header, body = table_rows(rows, scope, dtype)
+            header, body = table_rows(rows, scope, dtype, claims)
             print(f"{scope}, {dtype}\n" + "\n".join("\t".join(r) for r in [header, *body]))
         return
     console = Console(width=200)
     for scope, dtype in combos(rows):
-        header, body = table_rows(rows, scope, dtype)
+        header, body = table_rows(rows, scope, dtype, claims)
         table = Table(title=f"scaling: {scope}, {dtype} (time in ms)")
         for i, h in enumerate(header):
             table.add_column(h, justify="left" if i == 0 else "right")
@@ -736,6 +790,13 @@ def model_description(rows: list[Row]) -> str:
     kinds = sorted({r.message.split(";")[0] for r in rows
                     if r.scope == "model" and r.message.split(";")[0] in MODEL_DESCRIPTIONS})
     return "; ".join(MODEL_DESCRIPTIONS[k] for k in kinds) or "not measured"
+
+
+def _loadavg() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "n/a"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -790,7 +851,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.mixers:
         wanted = _check_choices(args.mixers.split(","), [s.label for s in specs], "--mixers")
         specs = [s for s in specs if s.label in wanted]
-    if not gpu:
+    if gpu:
+        warm_libraries(device)
+    else:
         pin_malloc_threshold()
 
     def progress(r: Row) -> None:
@@ -798,6 +861,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.scope:5} {r.dtype:4} {r.mixer:14} N={r.N:<6} {r.status:11} {t} {r.message}",
               flush=True)
 
+    load_before = _loadavg()
     rows = run_benchmark(specs, lengths=lengths, dtypes=dtypes, scopes=scopes, device=device,
                          batch=args.batch, hidden=args.hidden, repeats=repeats, budget_s=budget,
                          progress=progress)
@@ -805,16 +869,18 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python -m experiments.bench",
                              *(sys.argv[1:] if argv is None else argv)]),
         "git_commit": git_commit(), "device": device_name(device), "torch": torch.__version__,
+        "load": f"{load_before} before, {_loadavg()} after (1-minute load average, "
+                f"{os.cpu_count()} logical CPUs)",
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "batch": args.batch,
         "hidden": args.hidden, "heads": args.heads, "repeats": repeats, "budget": budget,
-        "model": model_description(rows),
+        "model": model_description(rows), "claims": {sp.label: sp.claim for sp in specs},
         "memory": ("torch.cuda.max_memory_allocated over one step (parameters, input and "
                    "activations)" if gpu else
                    "growth of the process's peak resident set during one step (VmHWM after "
                    "clear_refs minus VmRSS before; allocator effects included), n/a where "
                    "/proc does not allow it"),
     }
-    print_tables(rows)
+    print_tables(rows, meta["claims"])
     for path in write_outputs(rows, Path(args.out), meta):
         print(f"wrote {path}")
     return 0

@@ -35,6 +35,7 @@ def precheck_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> str |
     """Compose with ``overrides``; return one sentence describing the problem, or None."""
     if any(o.startswith("-") for o in overrides):
         return None
+    overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
     from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException, MissingConfigException
 
@@ -52,13 +53,14 @@ def precheck_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> str |
     except ConfigCompositionException as err:
         message = str(err)
         match = re.search(r"Could not override '([^']+)'", message)
-        if match and "not in struct" in message:
+        if match:
             key = match.group(1)
-            value = next((o.split("=", 1)[1] for o in overrides
-                          if o.split("=", 1)[0] == key and "=" in o), "")
-            allowed = ", ".join(_parent_keys(overrides, key, conf_dir))
-            return (f"{key} = {value!r} is an unknown key; allowed keys: {allowed} "
-                    f"(write +{key}={value} to add a new key on purpose)")
+            allowed = _parent_keys(overrides, key, conf_dir)
+            if allowed and key.rpartition(".")[2] not in allowed:
+                value = next((o.split("=", 1)[1] for o in overrides
+                              if o.split("=", 1)[0] == key and "=" in o), "")
+                return (f"{key} = {value!r} is an unknown key; allowed keys: "
+                        f"{', '.join(allowed)} (write +{key}={value} to add a key on purpose)")
         return " ".join(message.split())
     except Exception:  # noqa: BLE001 - anything else is Hydra's to report
         return None

@@ -29,6 +29,7 @@ import csv
 import datetime as dt
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -322,7 +323,8 @@ def accuracy_markdown(rows: list[dict[str, Any]], excluded: list[RunRecord], pro
         "Cells: mean ± sample std over seeds (n = number of seeds); a single seed has no std.",
         "**avg (5)** is the mean of the five per-task means (Path-X excluded), shown only when "
         "all five tasks have a completed run. **avg (6)** = (5 · avg (5) + Path-X) / 6, where a "
-        "missing or failed Path-X counts as **50** (the S4-era convention).",
+        "missing or failed Path-X counts as **50** (the S4-era convention; it applies when no "
+        "Path-X seed completed, otherwise the completed seeds' mean is used).",
         "Rows marked **ref** are published numbers copied from `/work/shared/LRA.md` "
         "(source column), not runs of this repository; their Path-X column reads FAIL/— where "
         "the source reports none.",
@@ -330,6 +332,8 @@ def accuracy_markdown(rows: list[dict[str, Any]], excluded: list[RunRecord], pro
         header,
         sep,
     ]
+    if not any(row["kind"] == "ours" for row in rows):
+        lines.insert(-2, "No completed run was found in the run folders (see Provenance).\n")
     for row in rows:
         mark = "ours" if row["kind"] == "ours" else "**ref**"
         cells = " | ".join(row[f"{t}_text"] for t in TASKS)
@@ -481,7 +485,12 @@ def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
 
 
 def git_commit(cwd: Path | None = None) -> str:
-    """``git rev-parse --short HEAD`` (read-only), with ``+dirty`` for local changes."""
+    """``git rev-parse --short HEAD`` (read-only), with ``+dirty`` for local changes.
+
+    Where there is no git checkout (a copied tree), the ``SPECTRANS_GIT_COMMIT`` environment
+    variable is used, else ``unknown``.
+    """
+    cwd = cwd or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, check=True, cwd=cwd).stdout.strip()
@@ -489,7 +498,7 @@ def git_commit(cwd: Path | None = None) -> str:
                                capture_output=True, text=True, check=True, cwd=cwd).stdout
         return sha + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("SPECTRANS_GIT_COMMIT", "unknown")
 
 
 def aggregate(run_dirs: list[Path], out_dir: Path, command: str) -> dict[str, Any]:

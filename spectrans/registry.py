@@ -61,17 +61,17 @@ _ENTRIES = [
     RegistryEntry("kernel", "attention", f"{_ATT}.spectral:KernelAttention",
                   layer_configs.SpectralKernelAttentionConfig, "kernel attention, low rank, O(n)"),
     RegistryEntry("lst", "attention", f"{_ATT}.lst:LSTAttention",
-                  layer_configs.LSTAttentionConfig, "linear spectral transform attention, O(n log n)"),
+                  layer_configs.LSTAttentionConfig, "linear spectral transform attn, O(n log n)"),
     RegistryEntry("dct", "attention", f"{_ATT}.lst:DCTAttention",
                   layer_configs.DCTAttentionConfig, "LST attention with DCT, O(n log n)"),
     RegistryEntry("hadamard", "attention", f"{_ATT}.lst:HadamardAttention",
                   layer_configs.HadamardAttentionConfig, "LST attention with FWHT, O(n log n)"),
     RegistryEntry("mixed", "attention", f"{_ATT}.lst:MixedSpectralAttention",
-                  layer_configs.MixedTransformAttentionConfig, "FFT/DCT/Hadamard heads, O(n log n)"),
+                  layer_configs.MixedTransformAttentionConfig, "FFT/DCT/FWHT heads, O(n log n)"),
     RegistryEntry("fnet", "mixing", f"{_MIX}.fourier:FourierMixing",
                   layer_configs.FNetMixingConfig, "FNet 2-D Fourier mixing, O(n log n)"),
     RegistryEntry("global_filter", "mixing", f"{_MIX}.global_filter:GlobalFilterMixing",
-                  layer_configs.GlobalFilterMixingConfig, "GFNet learned global filter, O(n log n)"),
+                  layer_configs.GlobalFilterMixingConfig, "GFNet global filter, O(n log n)"),
 ]
 REGISTRY: dict[str, RegistryEntry] = {entry.name: entry for entry in _ENTRIES}
 

@@ -8,7 +8,7 @@ to the ``data_dir`` given to :func:`experiments.data.build_datamodule` unless ab
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -203,12 +203,16 @@ TaskConfig = Annotated[
 TASK_CONFIG_ADAPTER: TypeAdapter[TaskConfig] = TypeAdapter(TaskConfig)
 
 
-def parse_task_config(cfg: BaseModel | dict) -> TaskConfig:
-    """Validate a task config given as a dict (or pass a model through).
+def parse_task_config(cfg: Any) -> TaskConfig:
+    """Validate a task config given as a dict or an OmegaConf node (a model passes through).
 
     Raises:
         pydantic.ValidationError: On an unknown task name or key, or a bad value.
     """
     if isinstance(cfg, TaskConfigBase):
         return cfg  # type: ignore[return-value]
+    if type(cfg).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True)
     return TASK_CONFIG_ADAPTER.validate_python(cfg)

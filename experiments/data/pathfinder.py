@@ -121,37 +121,44 @@ class PathfinderDataModule(LRADataModule):
         return files
 
     def build_splits(self) -> SplitArrays:
-        """Read every listed image, skip empty files, split 80/10/10 (seeded)."""
+        """Read every listed image, skip empty files, split 80/10/10 (seeded).
+
+        Empty files are found first (by size), the kept rows are shuffled and split, and each
+        image is read straight into its split's array: peak memory is one copy of the pixels.
+        """
         from tqdm.auto import tqdm
 
         rows = [(meta, *row) for meta in self.source_files() for row in read_metadata(meta)]
-        res = self.cfg.resolution
-        pixels = np.zeros((len(rows), res * res), dtype=np.uint8)  # (N, res * res)
-        labels = np.zeros(len(rows), dtype=np.int64)
-        keep = np.ones(len(rows), dtype=bool)
-        empty: list[str] = []
-        for i, (meta, sub, name, label, line_no) in enumerate(
-            tqdm(rows, desc=f"read {self.cfg.name} images", unit="img", mininterval=1.0)
-        ):
-            path = self.root / sub / name
-            if path.is_file() and path.stat().st_size == 0:
-                empty.append(str(path))
-                keep[i] = False
-                continue
-            pixels[i] = load_png(path, res, meta, line_no)
-            labels[i] = label
+        is_empty = [_is_empty(self.root / r[1] / r[2]) for r in rows]
+        empty = [r for r, e in zip(rows, is_empty) if e]
         if empty:
+            names = [str(self.root / r[1] / r[2]) for r in empty]
             warnings.warn(
-                f"Skipped {len(empty)} empty image file(s) under {self.root}: "
-                f"{', '.join(empty[:3])}{' ...' if len(empty) > 3 else ''}",
+                f"Skipped {len(names)} empty image file(s) under {self.root}: "
+                f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}",
                 stacklevel=2,
             )
-        pixels, labels = pixels[keep], labels[keep]
+            rows = [r for r, e in zip(rows, is_empty) if not e]
+        res = self.cfg.resolution
+        bar = tqdm(total=len(rows), desc=f"read {self.cfg.name} images", unit="img",
+                   mininterval=1.0)
         out: SplitArrays = {}
-        for split, idx in zip(SPLITS, split_indices(len(labels), self.cfg.split_fractions,
-                                                    self.cfg.split_seed)):
+        for split, idx in zip(
+            SPLITS, split_indices(len(rows), self.cfg.split_fractions, self.cfg.split_seed)
+        ):
+            pixels = np.empty((len(idx), res * res), dtype=np.uint8)  # (n, res * res)
+            labels = np.empty(len(idx), dtype=np.int64)
+            for j, i in enumerate(idx):
+                meta, sub, name, label, line_no = rows[i]
+                pixels[j] = load_png(self.root / sub / name, res, meta, line_no)
+                labels[j] = label
+                bar.update()
             offsets = np.arange(len(idx) + 1, dtype=np.int64) * res * res
-            out[split] = {
-                "tokens": pixels[idx].reshape(-1), "offsets": offsets, "labels": labels[idx],
-            }
+            out[split] = {"tokens": pixels.reshape(-1), "offsets": offsets, "labels": labels}
+        bar.close()
         return out
+
+
+def _is_empty(path: Path) -> bool:
+    """Whether ``path`` is an existing file of zero bytes."""
+    return path.is_file() and path.stat().st_size == 0

@@ -195,8 +195,13 @@ class RandomFeatureMap(FeatureMap):
 
     @torch.no_grad()
     def redraw(self) -> None:
-        """Replace the projection by a fresh draw and reset the counter."""
-        self.projection.copy_(self.draw_projection(self.projection.device))
+        """Replace the projection by a fresh draw and reset the counter.
+
+        The buffer is rebound to a new tensor (not overwritten in place), so autograd graphs
+        of earlier forwards that saved the old projection stay valid.
+        """
+        old = self.projection
+        self.projection = self.draw_projection(old.device).to(old.dtype)
         self.calls_since_redraw.zero_()
 
     def maybe_redraw(self) -> bool:
@@ -251,7 +256,7 @@ class GaussianRFF(RandomFeatureMap):
         """Redraw the frequencies (and offsets)."""
         super().redraw()
         if self.offset is not None:
-            self.offset.copy_(torch.rand_like(self.offset) * 2 * math.pi)
+            self.offset = torch.rand_like(self.offset) * 2 * math.pi
 
     def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
         """Features of ``x`` (..., N, d) -> (..., N, feature_dim); masked rows are zero."""

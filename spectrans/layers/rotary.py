@@ -24,7 +24,8 @@ def rotary_angles(seq_len: int, head_dim: int, *, base: float = 10000.0,
     """
     if head_dim % 2 != 0:
         raise ValueError(f"rotary embeddings need an even head_dim, got {head_dim}")
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    channel = torch.arange(0, head_dim, 2, device=device, dtype=torch.float32)  # (d/2,)
+    inv_freq = base ** (-channel / head_dim)
     angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
     return angles.cos(), angles.sin()  # (N, d/2) each
 

@@ -45,13 +45,14 @@ construction.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spectrans.transforms.cosine import makhoul_reorder, makhoul_unreorder
+from spectrans.transforms.cosine import alternating_signs, makhoul_reorder, makhoul_unreorder
 from spectrans.transforms.fft import causal_conv
 from spectrans.transforms.hadamard import next_power_of_two, sequency
 from spectrans.transforms.modules import DCT, DST, FFTTransform, HadamardTransform
@@ -127,20 +128,27 @@ def dct_filter(u: Tensor, gains: Tensor) -> Tensor:
     bins = n // 2 + 1
     rev = torch.cat([gains[:, :1], gains[:, 1:].flip(-1)], dim=-1)[:, :bins]  # Lambda_{N-k}
     head = gains[:, :bins]
-    phase = torch.arange(bins, device=u.device, dtype=gains.dtype) * (math.pi / n)
     a = ((head + rev) * 0.5)[:, :, None]  # (H, bins, 1)
-    b = (head - rev) * 0.5
-    c = torch.polar(torch.ones_like(phase), phase) * b  # (H, bins) complex
+    c = _rotation(n, gains.dtype, u.device) * ((head - rev) * 0.5)  # (H, bins) complex
     spec = torch.fft.rfft(makhoul_reorder(u, u.dim() - 2), dim=-2)  # (..., H, bins, d)
     spec = a * spec + c[:, :, None] * spec.conj()
     v = torch.fft.irfft(spec, n=n, dim=-2)  # (..., H, N, d)
     return makhoul_unreorder(v, v.dim() - 2)
 
 
+@functools.lru_cache(maxsize=64)
+def _rotation(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """exp(i pi k / n) for k = 0..n//2 (complex, cached)."""
+    phase = torch.arange(n // 2 + 1, dtype=torch.float64) * (math.pi / n)
+    rot = torch.polar(torch.ones_like(phase), phase)
+    return rot.to(device=device, dtype=torch.complex128 if dtype == torch.float64 else
+                  torch.complex64)
+
+
 def dst_filter(u: Tensor, gains: Tensor) -> Tensor:
     """Orthonormal DST-II filter along dim -2: ``A M_dct(reversed gains) A``."""
     n = u.shape[-2]
-    alt = (1.0 - 2.0 * (torch.arange(n, device=u.device) % 2)).to(u.dtype)[:, None]  # (N, 1)
+    alt = alternating_signs(n, u.dtype, u.device)[:, None]  # (N, 1): +1, -1, ...
     return dct_filter(u * alt, gains.flip(-1)) * alt
 
 

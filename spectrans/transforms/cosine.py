@@ -154,8 +154,8 @@ def _twiddle(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _alternating(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """(+1, -1, +1, ...) of length n."""
+def alternating_signs(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(+1, -1, +1, ...) of length n (cached: do not modify in place)."""
     return (1.0 - 2.0 * (torch.arange(n) % 2)).to(device=device, dtype=dtype)
 
 
@@ -205,12 +205,12 @@ def _dct3(x: Tensor, dim: int, ortho: bool) -> Tensor:
 
 
 def _dst2(x: Tensor, dim: int, ortho: bool) -> Tensor:
-    alt = _bshape(x, dim, _alternating(x.shape[dim], x.dtype, x.device))
+    alt = _bshape(x, dim, alternating_signs(x.shape[dim], x.dtype, x.device))
     return _dct2(x * alt, dim, ortho).flip(dim)
 
 
 def _dst3(x: Tensor, dim: int, ortho: bool) -> Tensor:
-    alt = _bshape(x, dim, _alternating(x.shape[dim], x.dtype, x.device))
+    alt = _bshape(x, dim, alternating_signs(x.shape[dim], x.dtype, x.device))
     return _dct3(x.flip(dim), dim, ortho) * alt
 
 

@@ -3,10 +3,10 @@ r"""Fast Walsh-Hadamard transform (Sylvester / natural order), vectorised.
 The Sylvester matrices are :math:`H_1 = (1)`, :math:`H_{2m} = \begin{pmatrix} H_m & H_m \\
 H_m & -H_m \end{pmatrix}`, so :math:`H_P = H_{c_1} \otimes H_{c_2} \otimes \dots` for any split
 :math:`P = c_1 c_2 \cdots` into powers of two. :func:`fwht` applies one small dense
-:math:`H_c` (``c <= 16``) per factor as a batched matmul along one axis of a reshaped view of
-the whole tensor: ``ceil(log2(P) / 4)`` passes, no Python loop over elements, ``O(P log P)``
-work. With ``normalized=True`` (default) it computes :math:`H_P x / \sqrt{P}`, which is
-orthonormal and symmetric, hence its own inverse.
+:math:`H_c` (``c <= 32``, balanced sizes) per factor as a batched matmul along one axis of a
+reshaped view of the whole tensor: ``ceil(log2(P) / 5)`` passes, no Python loop over elements,
+``O(P log P)`` work. With ``normalized=True`` (default) it computes :math:`H_P x / \sqrt{P}`,
+which is orthonormal and symmetric, hence its own inverse.
 
 Lengths that are not powers of two are zero-padded to :math:`P = 2^{\lceil \log_2 n \rceil}`:
 **the output has the padded length P** along ``dim``. Callers that want length ``n`` back (the
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-_MAX_BLOCK_LOG2 = 4  # dense H_c blocks of at most 16 x 16 (fastest measured on CPU)
+_MAX_BLOCK_LOG2 = 5  # dense H_c blocks of at most 32 x 32 (balanced; fastest measured on CPU)
 
 
 def next_power_of_two(n: int) -> int:
@@ -54,10 +54,15 @@ def sequency(p: int, device: torch.device | None = None) -> Tensor:
     """Sequency (number of sign changes) of each row of the Sylvester matrix ``H_p``.
 
     Row ``i`` has sequency ``gray^{-1}(bitreverse(i))``. Returns a long tensor of shape (p,),
-    a permutation of ``0..p-1``.
+    a permutation of ``0..p-1`` (cached per ``(p, device)``: do not modify it in place).
     """
     if p & (p - 1) or p < 1:
         raise ValueError(f"p must be a power of two, got {p}")
+    return _sequency(p, torch.device(device) if device is not None else torch.device("cpu"))
+
+
+@functools.lru_cache(maxsize=32)
+def _sequency(p: int, device: torch.device) -> Tensor:
     bits = p.bit_length() - 1
     i = torch.arange(p, device=device)
     rev = torch.zeros_like(i)
@@ -97,11 +102,11 @@ def fwht(x: Tensor, dim: int = -1, normalized: bool = True) -> Tensor:
     pre = math.prod(xc.shape[:dim])
     post = math.prod(xc.shape[dim + 1:])
     y = xc.reshape(pre, p, post)
+    bits = p.bit_length() - 1
+    passes = -(-bits // _MAX_BLOCK_LOG2)  # ceil: as few passes as blocks of <= 32 allow
     done = 1  # product of the block sizes applied so far (the leading factors)
-    remaining = p.bit_length() - 1
-    while remaining > 0:
-        c = 1 << min(remaining, _MAX_BLOCK_LOG2)
-        remaining -= min(remaining, _MAX_BLOCK_LOG2)
+    for i in range(passes):  # balanced blocks, e.g. 13 bits -> 4, 3, 3, 3
+        c = 1 << (bits // passes + (1 if i < bits % passes else 0))
         inner = p // (done * c)
         h = _sylvester(c, y.dtype, y.device)  # (c, c)
         y = torch.matmul(h, y.reshape(pre * done, c, inner * post))  # (pre*done, c, inner*post)

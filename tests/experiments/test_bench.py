@@ -55,6 +55,15 @@ def test_crossover_length_on_exact_power_laws() -> None:
     assert bench.crossover_length({n: 1e9 for n in LENGTHS}, base_oom) == 8192
 
 
+def test_verdict_against_claims() -> None:
+    assert bench.verdict("O(n^2)", 1.95) == "consistent"
+    assert bench.verdict("O(n^2)", 1.2).startswith("below N^2")
+    assert bench.verdict("O(n log n)", 1.1) == "consistent"
+    assert bench.verdict("O(n)", 1.6) == "GROWS FASTER than claimed"
+    assert bench.verdict("O(n)", 0.3) == "consistent (overhead-bound)"
+    assert bench.verdict("", 1.0) == "—" and bench.verdict("O(n)", None) == "—"
+
+
 def _rows(times: dict[str, dict[int, float]], status: dict[tuple[str, int], str] | None = None):
     status = status or {}
     return [Row(m, "layer", "fp32", "cpu", n, 4, t, 1, status.get((m, n), "ok"))
@@ -184,8 +193,9 @@ def test_default_specs_cover_the_registry() -> None:
     labels = [s.label for s in bench.default_specs(64, 4)]
     assert {f"lst-{t}" for t in bench.LST_TRANSFORMS} <= set(labels)
     assert set(registry.names()) - {"lst"} <= set(labels)
-    fnet = next(s for s in bench.default_specs(64, 4) if s.label == "fnet")
-    assert "num_heads" not in fnet.config  # mixing configs have no heads
+    specs = {s.label: s for s in bench.default_specs(64, 4)}
+    assert "num_heads" not in specs["fnet"].config  # mixing configs have no heads
+    assert specs["softmax"].claim == "O(n^2)" and specs["lst-dct"].claim == "O(n log n)"
 
 
 def test_unknown_mixer_is_a_clear_error() -> None:

@@ -65,7 +65,8 @@ def check_input(x: Tensor, mask: Tensor | None) -> Tensor | None:
         return None
     if mask.shape != x.shape[:2]:
         raise ValueError(
-            f"mask shape {tuple(mask.shape)} does not match x's (batch, seq_len) {tuple(x.shape[:2])}"
+            f"mask shape {tuple(mask.shape)} does not match x's (batch, seq_len) "
+            f"{tuple(x.shape[:2])}"
         )
     return mask.to(torch.bool)
 

@@ -112,9 +112,9 @@ def causal_linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor, *, signed
         q_feat, k_feat, v = (torch.nn.functional.pad(t, (0, 0, 0, pad))
                              for t in (q_feat, k_feat, v))
     n_chunks = (seq_len + pad) // chunk
-    qc = q_feat.view(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
-    kc = k_feat.view(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
-    vc = v.view(batch, heads, n_chunks, chunk, -1)  # (B, H, K, C, e)
+    qc = q_feat.reshape(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
+    kc = k_feat.reshape(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
+    vc = v.reshape(batch, heads, n_chunks, chunk, -1)  # (B, H, K, C, e)
     kv_chunk = torch.einsum("bhkcm,bhkce->bhkme", kc, vc)  # (B, H, K, m, e)
     k_chunk = kc.sum(dim=3)  # (B, H, K, m)
     kv_prev = exclusive_cumsum(kv_chunk, dim=2)  # (B, H, K, m, e), strictly earlier chunks

@@ -29,6 +29,14 @@ def test_unknown_keys_and_values_are_rejected():
         "pathfinder64/curv_contour_length_14")
 
 
+def test_omegaconf_nodes_are_accepted():
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create({"name": "listops", "max_length": 2048, "generate": {"size": "tiny"}})
+    cfg = parse_task_config(node)
+    assert cfg.max_length == 2048 and cfg.generate.size == "tiny"
+
+
 def test_cli_generates_listops_and_prints_instructions(tmp_path, capsys):
     assert main(["listops", "--size", "tiny", "--seed", "1", "--out", str(tmp_path / "lo")]) == 0
     out = capsys.readouterr().out

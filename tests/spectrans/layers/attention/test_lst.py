@@ -209,3 +209,16 @@ def test_bad_options_raise_one_sentence() -> None:
         DCTAttention(64, 4, dct_type=4)
     with pytest.raises(ValueError, match="at least one"):
         MixedSpectralAttention(64, 4, use_fft=False, use_dct=False, use_hadamard=False)
+
+
+def test_normalisation_flags_change_rounding_only() -> None:
+    x = torch.randn(2, 13, 16, dtype=torch.float64)
+    for kind in ("dct", "dst", "hadamard"):
+        a = LSTAttention(16, 2, kind, normalize=True).double()
+        b = LSTAttention(16, 2, kind, normalize=False).double()
+        b.load_state_dict(a.state_dict())
+        torch.testing.assert_close(a(x), b(x), atol=1e-12, rtol=0)
+    h1 = HadamardAttention(16, 2, scale_by_sqrt=True).double()
+    h2 = HadamardAttention(16, 2, scale_by_sqrt=False).double()
+    h2.load_state_dict(h1.state_dict())
+    torch.testing.assert_close(h1(x), h2(x), atol=1e-12, rtol=0)

@@ -306,3 +306,12 @@ def test_fully_masked_rows_and_huge_masked_inputs_keep_gradients_finite(cls, kwa
     out.square().sum().backward()
     assert torch.isfinite(x.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in layer.parameters() if p.grad is not None)
+
+
+def test_redraw_between_two_forwards_keeps_the_first_graph_valid() -> None:
+    layer = PerformerAttention(32, 4, num_features=16, feature_redraw=True, redraw_interval=1)
+    layer.train()
+    x = torch.randn(1, 5, 32)
+    first, second, third = layer(x), layer(x), layer(x)  # a redraw before the third
+    (first.sum() + second.sum() + third.sum()).backward()
+    assert layer.q_proj.weight.grad is not None

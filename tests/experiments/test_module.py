@@ -1,0 +1,99 @@
+"""Schedules, weight-decay groups and the LightningModule's steps against plain formulas."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from experiments.config import OptimizerConfig, SchedulerConfig
+from experiments.module import LRAModule, lr_multiplier, parameter_groups
+
+
+def test_rsqrt_is_the_lra_schedule() -> None:
+    cfg = SchedulerConfig(name="rsqrt", warmup_steps=1000)
+    for step in (0, 9, 499, 999, 1000, 4999):
+        s = step + 1
+        expected = min(1.0, s / 1000) / math.sqrt(max(s, 1000))
+        assert lr_multiplier(step, cfg, 5000) == pytest.approx(expected, rel=1e-12)
+    peak = max(0.05 * lr_multiplier(s, cfg, 5000) for s in range(3000))
+    assert peak == pytest.approx(0.05 / math.sqrt(1000), rel=1e-9)  # ListOps: ~1.6e-3
+
+
+def test_cosine_warms_up_then_decays_to_the_floor() -> None:
+    cfg = SchedulerConfig(name="cosine", warmup_steps=10, min_lr_ratio=0.1)
+    values = [lr_multiplier(s, cfg, 110) for s in range(110)]
+    assert values[4] == pytest.approx(0.5)
+    assert values[9] == pytest.approx(1.0)
+    assert values[59] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert values[-1] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(values[9:], values[10:]))
+
+
+def test_constant_schedule() -> None:
+    assert lr_multiplier(0, SchedulerConfig(name="constant"), 10) == 1.0
+    assert lr_multiplier(1, SchedulerConfig(name="constant", warmup_steps=4), 10) == 0.5
+
+
+class _Tiny(nn.Module):
+    """Stand-in classifier: embedding, LayerNorm, masked mean, linear head."""
+
+    def __init__(self, vocab: int = 7, dim: int = 8, classes: int = 3) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, input_ids=None, input_values=None, attention_mask=None):  # noqa: ANN001
+        h = self.norm(self.embed(input_ids))  # (B, N, D)
+        m = attention_mask.unsqueeze(-1).float()  # (B, N, 1)
+        return self.head((h * m).sum(1) / m.sum(1))  # (B, C)
+
+
+def test_weight_decay_skips_norms_and_biases() -> None:
+    model = _Tiny()
+    decay, no_decay = parameter_groups(model, 0.1)
+    decayed = {id(p) for p in decay["params"]}
+    assert decayed == {id(model.embed.weight), id(model.head.weight)}
+    assert {id(p) for p in no_decay["params"]} == {
+        id(model.norm.weight), id(model.norm.bias), id(model.head.bias)}
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.1, 0.0)
+
+
+def test_optimizer_uses_config_betas_eps_and_schedule() -> None:
+    module = LRAModule(_Tiny(), num_classes=3, is_pair=False,
+                       optimizer=OptimizerConfig(name="adam", lr=0.05, weight_decay=0.1),
+                       scheduler=SchedulerConfig(name="rsqrt", warmup_steps=4), max_steps=10)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW)
+    assert opt.param_groups[0]["betas"] == (0.9, 0.98) and opt.param_groups[0]["eps"] == 1e-9
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05 * 0.25 / 2)  # step 0: s=1, w=4
+    assert conf["lr_scheduler"]["interval"] == "step"
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05 * 0.5 / 2)
+
+
+def test_forward_dispatches_single_and_pair_batches() -> None:
+    single = LRAModule(_Tiny(), num_classes=3, is_pair=False, optimizer=OptimizerConfig(),
+                       scheduler=SchedulerConfig(), max_steps=1)
+    ids = torch.randint(0, 7, (2, 5))  # (B, N)
+    mask = torch.ones(2, 5, dtype=torch.bool)  # (B, N)
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 2])}
+    loss, preds = single._step(batch)
+    expected = nn.functional.cross_entropy(single.model(input_ids=ids, attention_mask=mask),
+                                           batch["labels"])
+    assert torch.allclose(loss, expected) and preds.shape == (2,)
+
+    class _Pair(nn.Module):
+        def forward(self, a, ma, b, mb):  # noqa: ANN001
+            return torch.stack([a.sum(1).float(), b.sum(1).float()], dim=-1)  # (B, 2)
+
+    pair = LRAModule(_Pair(), num_classes=2, is_pair=True, optimizer=OptimizerConfig(),
+                     scheduler=SchedulerConfig(), max_steps=1)
+    out = pair({"input_ids_a": ids, "attention_mask_a": mask, "input_ids_b": ids * 0,
+                "attention_mask_b": mask})
+    assert torch.equal(out[:, 1], torch.zeros(2)) and torch.equal(out[:, 0], ids.sum(1).float())

@@ -1,0 +1,131 @@
+"""The debug preset end to end: every task on tiny data, every attention on every task.
+
+ListOps and Pathfinder are generated; text, retrieval and image read tiny files written here in
+the official layouts (aclImdb folders, AAN tsv, CIFAR-10 python pickles).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from experiments import train as harness
+from experiments.config import validate_experiment
+from experiments.module import LRAModule
+from experiments.run_record import FIELDS
+from spectrans import registry
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def write_imdb(root: Path, per_class: int = 6) -> None:
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for sub, word in (("neg", "bad"), ("pos", "good")):
+            folder = root / "aclImdb" / split / sub
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                words = " ".join(rng.choice([word, "movie", "the"], size=12))
+                (folder / f"{i}_{i % 10}.txt").write_text(f"A {words} film.")
+
+
+def write_aan(root: Path, rows: int = 12) -> None:
+    root.mkdir(parents=True)
+    for split in ("train", "eval", "test"):
+        lines = [f"{float(i % 2)}\tid{i}a\tid{i}b\tpaper {i} about x\tpaper {i} about y"
+                 for i in range(rows)]
+        (root / f"new_aan_pairs.{split}.tsv").write_text("\n".join(lines) + "\n")
+
+
+def write_cifar(root: Path, per_batch: int = 10) -> None:
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 b"labels": [int(x) for x in rng.integers(0, 10, per_batch)]}
+        (root / name).write_bytes(pickle.dumps(batch))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lra")
+    write_imdb(root / "imdb")
+    write_aan(root / "tsv_data")
+    write_cifar(root / "cifar-10-batches-py")
+    return root
+
+
+def _cfg(tmp: Path, data_dir: Path, overrides: list[str]):  # noqa: ANN202
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=["debug=default", f"paths.output_dir={tmp}/runs",
+                                            f"paths.data_dir={data_dir}", *QUIET, *overrides])
+
+
+@pytest.mark.parametrize(("task", "attention"), [
+    ("listops", "softmax"), ("text", "fnet"), ("retrieval", "performer"),
+    ("image", "hadamard"), ("pathfinder", "lst"),
+])
+def test_debug_preset_runs_end_to_end(task: str, attention: str, tmp_path: Path,
+                                      data_dir: Path) -> None:
+    record = harness.run(_cfg(tmp_path, data_dir, [f"task={task}", f"attention={attention}"]))
+    run_dir = Path(record["run_dir"])
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
+    assert list(on_disk) == list(FIELDS)
+    assert on_disk["status"] == "completed" and on_disk["failure_reason"] is None
+    allowed_none = {"failure_reason", "transform"} if attention != "lst" else {"failure_reason"}
+    assert [k for k, v in on_disk.items() if v is None and k not in allowed_none] == []
+    assert (on_disk["task"], on_disk["attention"], on_disk["steps"]) == (task, attention, 4)
+    assert 0.0 <= on_disk["val_acc_best"] <= 1.0 and 0.0 <= on_disk["test_acc"] <= 1.0
+    assert on_disk["peak_memory_kind"] == "cpu_max_rss" and on_disk["num_params"] > 0
+    assert on_disk["config"]["task"]["name"] == task
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((run_dir / "checkpoints").glob("best-*.ckpt"))) == 1
+    assert (run_dir / "csv" / "metrics.csv").is_file()
+    header = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/loss", "train/acc", "val/acc", "val/acc_best", "test/acc"} <= set(header)
+
+
+@pytest.mark.parametrize("task", ["listops", "text", "retrieval", "image", "pathfinder"])
+def test_every_attention_builds_and_trains_one_step(task: str, tmp_path: Path,
+                                                    data_dir: Path) -> None:
+    from omegaconf import OmegaConf
+
+    batch = None
+    for name in registry.names():
+        raw = OmegaConf.to_container(_cfg(tmp_path, data_dir, [f"task={task}",
+                                                               f"attention={name}"]), resolve=True)
+        exp = validate_experiment(raw)
+        if batch is None:
+            datamodule = harness.build_datamodule(exp)
+            datamodule.prepare_data()
+            datamodule.setup("fit")
+            batch = {k: v[:1] for k, v in next(iter(datamodule.train_dataloader())).items()}
+        module = LRAModule(harness.build_model(exp, datamodule),
+                           num_classes=datamodule.num_classes, is_pair=datamodule.is_pair,
+                           optimizer=exp.optimizer, scheduler=exp.scheduler, max_steps=4)
+        loss, _ = module._step(batch)
+        loss.backward()
+        assert torch.isfinite(loss), name
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads), name
+
+
+def test_non_finite_loss_marks_the_run_failed(tmp_path: Path, data_dir: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def nan_step(self, batch):  # noqa: ANN001, ANN202
+        logits = self(batch)  # (B, C)
+        return logits.sum() * float("nan"), logits.argmax(-1)
+
+    monkeypatch.setattr(LRAModule, "_step", nan_step)
+    record = harness.run(_cfg(tmp_path, data_dir, []))
+    assert record["status"] == "failed"
+    assert record["failure_reason"].startswith("train/loss became nan at step")
+    assert record["steps"] <= 1 and record["test_acc"] is None
