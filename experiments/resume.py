@@ -19,6 +19,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -101,6 +102,21 @@ def trainer_progress(trainer: pl.Trainer) -> Callable[[], tuple[int, int, int]]:
     return progress
 
 
+class StepAlignedLoader(DataLoader):
+    """A DataLoader whose position is derived from the trainer's step (see the sampler).
+
+    It is "stateful" for Lightning (so no resumability warning is raised), but its state is
+    empty: the sampler recomputes epoch and offset from ``global_step`` when iterated.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing to save: the order is a function of ``(seed, global_step)``."""
+        return {"step_aligned": True}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore."""
+
+
 def step_aligned_loader(loader: DataLoader, trainer: pl.Trainer, seed: int) -> DataLoader:
     """Rebuild a training DataLoader around a :class:`StepAlignedSampler`.
 
@@ -114,7 +130,7 @@ def step_aligned_loader(loader: DataLoader, trainer: pl.Trainer, seed: int) -> D
         progress=trainer_progress(trainer),
         batches_per_epoch_limit=limit if isinstance(limit, int) else None,
     )
-    return DataLoader(
+    return StepAlignedLoader(
         loader.dataset,
         batch_size=loader.batch_size,
         sampler=sampler,

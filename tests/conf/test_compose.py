@@ -96,8 +96,8 @@ def test_lra_listops_preset_has_the_lra_numbers() -> None:
     assert (exp.data.batch_size, exp.optimizer.lr, exp.optimizer.weight_decay) == (32, 0.05, 0.1)
     assert (exp.scheduler.name, exp.scheduler.warmup_steps, exp.trainer.max_steps) == (
         "rsqrt", 1000, 5000)
-    path = validate_experiment(_compose(["experiment=lra/fnet-pathfinder"]))
-    assert (path.model.pooling, path.scheduler.name, path.data.batch_size) == ("mean", "cosine", 512)
+    pf = validate_experiment(_compose(["experiment=lra/fnet-pathfinder"]))
+    assert (pf.model.pooling, pf.scheduler.name, pf.data.batch_size) == ("mean", "cosine", 512)
 
 
 @pytest.mark.parametrize("task", TASKS)
