@@ -604,6 +604,16 @@ def table_rows(rows: list[Row], scope: str, dtype: str,
     return header, body
 
 
+def ratio_rows(rows: list[Row], scope: str, dtype: str) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of ``time / time_softmax`` per mixer and N (both completed)."""
+    times = _series(rows, scope, dtype)
+    base = times.get(BASELINE, {})
+    lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
+    body = [[m, *[f"{t[n] / base[n]:.2f}" if n in t and n in base else "—" for n in lengths]]
+            for m, t in times.items()]
+    return ["mixer", *[str(n) for n in lengths]], body
+
+
 def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
@@ -633,6 +643,8 @@ def write_markdown(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
     for scope, dtype in combos(rows):
         lines += [f"## {scope}, {dtype}", ""]
         lines += _md_table(*table_rows(rows, scope, dtype, meta.get("claims"))) + [""]
+        lines += [f"Time relative to the softmax layer at each N, {scope}, {dtype}:", ""]
+        lines += _md_table(*ratio_rows(rows, scope, dtype)) + [""]
         lines += [f"Peak memory (MiB), {scope}, {dtype}:", ""]
         lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
         mem = _series(rows, scope, dtype, "peak_mem_bytes")
@@ -751,7 +763,7 @@ def print_tables(rows: list[Row], claims: dict[str, str] | None = None) -> None:
             header, body = table_rows(rows, scope, dtype, claims)
             print(f"{scope}, {dtype}\n" + "\n".join("\t".join(r) for r in [header, *body]))
         return
-    console = Console(width=200)
+    console = Console(width=260)
     for scope, dtype in combos(rows):
         header, body = table_rows(rows, scope, dtype, claims)
         table = Table(title=f"scaling: {scope}, {dtype} (time in ms)")

@@ -139,13 +139,17 @@ class ThroughputMonitor(pl.Callback):
         """Add this batch's tokens and seconds."""
         self._eval_end(pl_module, batch)
 
-    def summary(self) -> dict[str, Any]:
-        """``train_tokens_per_s``, ``eval_tokens_per_s`` (None if unmeasured), peak memory."""
+    def summary(self, world_size: int = 1) -> dict[str, Any]:
+        """``train_tokens_per_s``, ``eval_tokens_per_s`` (None if unmeasured), peak memory.
+
+        Rates are measured on this process and multiplied by ``world_size`` (every rank
+        processes an equal share under DDP); the peak memory is this process's.
+        """
         peak, kind = peak_memory()
         return {
-            "train_tokens_per_s": self.train_tokens / self.train_seconds
+            "train_tokens_per_s": world_size * self.train_tokens / self.train_seconds
             if self.train_seconds > 0 else None,
-            "eval_tokens_per_s": self.eval_tokens / self.eval_seconds
+            "eval_tokens_per_s": world_size * self.eval_tokens / self.eval_seconds
             if self.eval_seconds > 0 else None,
             "peak_memory_bytes": peak,
             "peak_memory_kind": kind,

@@ -227,6 +227,11 @@ class ExperimentConfig(_Strict):
                 f"trainer.max_steps = {self.trainer.max_steps} is invalid with scheduler=cosine; "
                 "set trainer.max_steps to a positive number of steps"
             )
+        if self.trainer.accelerator == "cpu" and self.trainer.precision in ("16-mixed",):
+            raise ValueError(
+                f"trainer.precision = '{self.trainer.precision}' is invalid with "
+                "trainer.accelerator=cpu; choose one of: 32-true, bf16-mixed"
+            )
         model_name = getattr(self.model, "name", None)
         attention_name = getattr(self.attention, "name", None)
         if model_name == "lst" and attention_name not in (None, "lst"):

@@ -257,7 +257,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             wall_time_s=earlier_wall + time.perf_counter() - start,
         )
         if "throughput" in callbacks:
-            record.update(**callbacks["throughput"].summary())  # type: ignore[attr-defined]
+            record.update(**callbacks["throughput"].summary(trainer.world_size))  # type: ignore[attr-defined]
         if is_zero:
             record.finish("failed" if failure else "completed", failure)
             _print_summary(record.data, run_dir, best_path)

@@ -123,3 +123,26 @@ def test_default_config_is_the_small_cpu_listops_run() -> None:
     assert exp.task.generate is not None and exp.task.generate.size == "small"
     assert exp.model.num_layers == 2 and exp.model.hidden_dim == 64
     assert exp.trainer.max_steps <= 300 and exp.callbacks.rich_progress
+
+
+def test_hparams_search_composes_when_optuna_sweeper_is_installed() -> None:
+    try:
+        importlib.import_module("hydra_plugins.hydra_optuna_sweeper")
+    except ImportError:
+        pytest.skip("hydra-optuna-sweeper is an optional extra")
+    validate_experiment(_compose(["hparams_search=lst_optuna"]))
+
+
+def test_two_runs_in_the_same_second_get_different_directories() -> None:
+    def run_dir() -> str:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("config", overrides=["hydra.run.dir=x_${now:%Y-%m-%d_%H-%M-%S}"
+                                               "_${run_id:}"], return_hydra_config=True)
+        return str(cfg.hydra.run.dir)
+
+    first, second = run_dir(), run_dir()
+    assert first != second
+    assert all(len(d.rsplit("_", 1)[1]) == 6 for d in (first, second))  # the random id
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+    assert "${run_id:}" in OmegaConf.to_container(cfg.hydra.run)["dir"]

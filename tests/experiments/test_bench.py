@@ -81,6 +81,9 @@ def test_summarize_alpha_ratio_crossover() -> None:
     # 1e-3 N^1.1 < 1e-6 N^2  <=>  N > 1000^(1/0.9) = 2154.4: first measured length 4096
     assert lst["crossover"] == 4096
     assert summary["softmax"]["alpha_upper"] == pytest.approx(2.0)
+    _, ratios = bench.ratio_rows(_rows(times), "layer", "fp32")
+    assert ratios[1][0] == "lst-dct"
+    assert float(ratios[1][3]) == pytest.approx(1e-3 * 4096**1.1 / (1e-6 * 4096**2), abs=0.01)
     header, body = bench.table_rows(_rows(times), "layer", "fp32")
     assert header[0] == "mixer" and body[0][-3] == "1.00 (8192)"
 

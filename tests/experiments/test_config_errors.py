@@ -67,6 +67,7 @@ def test_bad_attention_name_in_a_dict() -> None:
 def test_cross_field_checks() -> None:
     assert "model=lst" in _error(["model=lst", "attention=softmax"])
     assert "trainer.max_steps = -1" in _error(["scheduler=cosine", "trainer.max_steps=-1"])
+    assert "bf16-mixed" in _error(["trainer=cpu", "trainer.precision=16-mixed"])
 
 
 def test_precheck_turns_hydra_errors_into_one_sentence() -> None:
