@@ -5,6 +5,7 @@
 - :class:`ThroughputMonitor` counts processed token positions ``B * N`` (padding included:
   that is what the hardware computes) per second of train / eval batch time, and the peak
   memory (GPU: ``torch.cuda.max_memory_allocated``; CPU: max RSS from ``getrusage``).
+- :class:`SegmentTimer` stops after ``trainer.max_time`` of this command (not of the run).
 - :class:`StepSeeder` reseeds torch at every training batch from ``(seed, rank, step)``, so
   dropout masks and random-feature redraws depend on the step only and a resumed run draws
   exactly what an uninterrupted one would have drawn.
@@ -20,6 +21,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import Timer
 
 
 def _batch_tokens(batch: Any) -> int:
@@ -154,6 +156,18 @@ class ThroughputMonitor(pl.Callback):
             "peak_memory_bytes": peak,
             "peak_memory_kind": kind,
         }
+
+
+class SegmentTimer(Timer):
+    """Lightning's ``Timer`` (stop after ``duration``), counted per invocation.
+
+    Lightning restores the elapsed time from a checkpoint, so ``max_time`` would be a total
+    over all resumed segments; this timer ignores the saved time, so every command
+    (``... resume=auto``) gets the full ``duration``.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Start this segment's clock from zero."""
 
 
 class StepSeeder(pl.Callback):

@@ -101,6 +101,8 @@ class TrainerConfig(_Strict):
         strategy: ``auto``, ``ddp``, ``ddp_spawn``, ``fsdp``, ...
         precision: ``32-true``/``32``, ``bf16-mixed``, ``16-mixed``.
         max_steps: Optimizer steps (the LRA protocol counts steps, not epochs).
+        max_time: Stop cleanly after ``DD:HH:MM:SS`` (then ``resume=auto`` continues), e.g.
+            to fit a long run into 10-minute commands.
         val_check_interval: Validate every this many training batches (int) or fraction.
         check_val_every_n_epoch: None for purely step-based validation.
         gradient_clip_val: Clip the global gradient norm to this value.
@@ -113,6 +115,7 @@ class TrainerConfig(_Strict):
     precision: Precision = "32-true"
     max_steps: int = Field(-1, ge=-1)
     max_epochs: int | None = None
+    max_time: str | None = None
     val_check_interval: int | float | None = None
     check_val_every_n_epoch: int | None = 1
     limit_train_batches: int | float | None = None

@@ -34,7 +34,7 @@ import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.callbacks import NonFiniteGuard, StepSeeder, ThroughputMonitor
+from experiments.callbacks import NonFiniteGuard, SegmentTimer, StepSeeder, ThroughputMonitor
 from experiments.config import ConfigError, ExperimentConfig, new_run_id, validate_experiment
 from experiments.module import LRAModule
 from experiments.resume import (
@@ -129,6 +129,8 @@ def _make_callbacks(exp: ExperimentConfig, ckpt_dir: Path) -> dict[str, pl.Callb
         from lightning.pytorch.callbacks import LearningRateMonitor
 
         callbacks["lr_monitor"] = LearningRateMonitor(logging_interval="step")
+    if exp.trainer.max_time:
+        callbacks["segment_timer"] = SegmentTimer(duration=exp.trainer.max_time, interval="step")
     if cb.early_stopping_patience is not None:
         from lightning.pytorch.callbacks import EarlyStopping
 
@@ -162,6 +164,16 @@ def _record_fields(exp: ExperimentConfig, raw: dict[str, Any]) -> dict[str, Any]
         "git_commit": git_commit(),
         "config": raw,
     }
+
+
+def check_accelerator(exp: ExperimentConfig) -> None:
+    """Refuse a GPU accelerator on a machine without CUDA, in one sentence."""
+    wanted = exp.trainer.accelerator
+    if wanted in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator = '{wanted}' is invalid on this machine (no CUDA device); "
+            "choose one of: cpu, auto (or trainer=cpu)"
+        )
 
 
 def build_datamodule(exp: ExperimentConfig) -> Any:
@@ -200,6 +212,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """
     raw = to_container(cfg)
     exp = validate_experiment(raw)
+    check_accelerator(exp)
     run_dir, ckpt_path = fresh_run_dir(exp), None
     if exp.resume is not None:
         resumed = find_resume_dir(exp.resume, exp.paths.output_dir, exp.name, exclude=run_dir)
@@ -226,6 +239,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         )
         callbacks = _make_callbacks(exp, run_dir / "checkpoints")
         kwargs = exp.trainer.trainer_kwargs()
+        kwargs.pop("max_time", None)  # a per-command SegmentTimer instead
         if kwargs.get("precision") == "32":
             kwargs["precision"] = "32-true"
         trainer = pl.Trainer(
