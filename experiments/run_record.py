@@ -34,7 +34,13 @@ def now_iso() -> str:
 
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
-    """``git rev-parse HEAD`` of ``cwd`` (default: this repository), or ``unknown``."""
+    """``git rev-parse HEAD`` of ``cwd`` (default: this repository), or ``unknown``.
+
+    ``SPECTRANS_GIT_COMMIT`` wins when set (a copy of the tree without ``.git``, e.g. a
+    remote GPU machine, names its commit that way).
+    """
+    if os.environ.get("SPECTRANS_GIT_COMMIT"):
+        return os.environ["SPECTRANS_GIT_COMMIT"]
     where = cwd if cwd is not None else Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(
@@ -97,8 +103,14 @@ class RunRecord:
         return self.path
 
     def finish(self, status: str, reason: str | None = None, **fields: Any) -> Path:
-        """Set the final status (``completed`` or ``failed`` with ``reason``) and write."""
-        if status not in ("completed", "failed"):
-            raise ValueError(f"status={status!r} is invalid; choose completed or failed")
+        """Set the final status and write.
+
+        ``completed``: the planned steps ran; ``incomplete``: stopped early (``max_time``) and
+        resumable, ``reason`` says where; ``failed``: ``reason`` says why.
+        """
+        if status not in ("completed", "incomplete", "failed"):
+            raise ValueError(
+                f"status={status!r} is invalid; choose completed, incomplete or failed"
+            )
         self.update(status=status, failure_reason=reason, finished_at=now_iso(), **fields)
         return self.write()

@@ -273,7 +273,14 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         if "throughput" in callbacks:
             record.update(**callbacks["throughput"].summary(trainer.world_size))  # type: ignore[attr-defined]
         if is_zero:
-            record.finish("failed" if failure else "completed", failure)
+            status, reason = "failed" if failure else "completed", failure
+            planned = exp.trainer.max_steps
+            if failure is None and 0 < planned and trainer.global_step < planned:
+                # Stopped early (trainer.max_time): not the protocol, so not a table entry.
+                status = "incomplete"
+                reason = (f"stopped at step {trainer.global_step} of {planned} "
+                          f"(trainer.max_time); continue with resume={run_dir}")
+            record.finish(status, reason)
             _print_summary(record.data, run_dir, best_path)
     except BaseException as err:
         if is_zero:
