@@ -5,8 +5,8 @@
 #
 # e.g.  bash scripts/gpu_listops_campaign.sh a 00:00:08:20 "softmax:0 lst-dct:0 performer:0 fnet:0"
 #
-# Runs share the GPU (their throughput numbers are therefore not clean: use
-# results/scaling.md for speed). trainer.max_time stops a run cleanly inside a 10-minute
+# Runs share the GPU unless SEQUENTIAL=1 (shared runs' throughput numbers are not clean:
+# use results/scaling.md for speed). trainer.max_time stops a run cleanly inside a 10-minute
 # device command; steps in metrics.json then say how far it got. The run records (no
 # checkpoints) are packed into ${OUT:-outputs/gpu}/runs_TAG.tgz.
 set -u
@@ -27,10 +27,13 @@ for spec in $specs; do
     paths.data_dir=data paths.output_dir=runs_gpu data.num_workers=3 \
     trainer.max_time="$max_time" trainer.enable_progress_bar=false \
     > "$out/train_${tag}_${variant}_${seed}.log" 2>&1 &
+  # SEQUENTIAL=1: one run at a time (clean throughput numbers)
+  [ "${SEQUENTIAL:-0}" = 1 ] && wait
 done
 wait
 echo "runs done after $(( $(date +%s) - start )) s"
 tar czf "$out/runs_$tag.tgz" --exclude='*.ckpt' runs_gpu "$out"/train_"$tag"_*.log
 for f in runs_gpu/*/*/metrics.json; do
+  cp "$f" "$out/metrics_${tag}_$(basename "$(dirname "$(dirname "$f")")").json" 2>/dev/null
   python3 -c "import json,sys; r=json.load(open('$f')); print(r['variant'], r['seed'], r['status'], r['steps'], r.get('val_acc_best'), r.get('test_acc'), round(r.get('train_tokens_per_s') or 0), round(r['wall_time_s']))"
 done
