@@ -34,6 +34,5 @@ wait
 echo "runs done after $(( $(date +%s) - start )) s"
 tar czf "$out/runs_$tag.tgz" --exclude='*.ckpt' runs_gpu "$out"/train_"$tag"_*.log
 for f in runs_gpu/*/*/metrics.json; do
-  cp "$f" "$out/metrics_${tag}_$(basename "$(dirname "$(dirname "$f")")").json" 2>/dev/null
   python3 -c "import json,sys; r=json.load(open('$f')); print(r['variant'], r['seed'], r['status'], r['steps'], r.get('val_acc_best'), r.get('test_acc'), round(r.get('train_tokens_per_s') or 0), round(r['wall_time_s']))"
 done
