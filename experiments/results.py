@@ -4,8 +4,8 @@ Usage::
 
     python -m experiments.results [--runs DIR ...] [--out results/]
 
-Reads every ``metrics.json`` below the run folders (default ``outputs/``, ``multirun/`` and
-``results/runs/``), never modifies them, and writes:
+Reads every ``metrics.json`` below the run folders (default ``runs/``, ``outputs/``,
+``multirun/`` and ``results/runs/``), never modifies them, and writes:
 
 - ``lra_accuracy.md`` / ``lra_accuracy.csv``: one row per variant, one column per task, each
   cell the test accuracy in percent as mean ± sample std over seeds with the seed count ``n``;
@@ -41,7 +41,15 @@ from typing import Any
 TASKS: tuple[str, ...] = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
 TASKS5: tuple[str, ...] = TASKS[:5]
 PATHX_FAIL_SCORE = 50.0
-DEFAULT_RUN_DIRS: tuple[str, ...] = ("outputs", "multirun", "results/runs")
+def _shown(path: Path) -> str:
+    """A record's path relative to the working directory when it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+DEFAULT_RUN_DIRS: tuple[str, ...] = ("runs", "outputs", "multirun", "results/runs")
 REQUIRED_FIELDS: tuple[str, ...] = ("status", "task", "test_acc")
 
 # Reference test accuracies (%), from /work/shared/LRA.md "Reference accuracy" (Path-X: None =
@@ -308,7 +316,7 @@ def excluded_section(excluded: list[RunRecord]) -> str:
         status = rec.data.get("status", "?")
         reason = str(rec.problem).replace("|", "\\|").replace("\n", " ")
         lines.append(
-            f"| {rec.task} | {rec.variant} | {rec.seed} | {status} | {reason} | `{rec.path}` |"
+            f"| {rec.task} | {rec.variant} | {rec.seed} | {status} | {reason} | `{_shown(rec.path)}` |"
         )
     return "\n".join(lines + [""])
 
