@@ -316,7 +316,8 @@ def excluded_section(excluded: list[RunRecord]) -> str:
         status = rec.data.get("status", "?")
         reason = str(rec.problem).replace("|", "\\|").replace("\n", " ")
         lines.append(
-            f"| {rec.task} | {rec.variant} | {rec.seed} | {status} | {reason} | `{_shown(rec.path)}` |"
+            f"| {rec.task} | {rec.variant} | {rec.seed} | {status} | {reason} "
+            f"| `{_shown(rec.path)}` |"
         )
     return "\n".join(lines + [""])
 
