@@ -522,13 +522,18 @@ def aggregate(run_dirs: list[Path], out_dir: Path, command: str) -> dict[str, An
     prov = provenance(command, records, run_dirs)
     rows = accuracy_rows(accuracy_cells(usable), failed_counts(excluded))
     files = [out_dir / "lra_accuracy.md", out_dir / "lra_accuracy.csv", out_dir / "efficiency.md"]
-    files[0].write_text(accuracy_markdown(rows, excluded, prov))
+    plots = [out_dir / f"pareto_{task}.png" for task in TASKS]
+    plots = [png for task, png in zip(TASKS, plots) if pareto_plot(task, usable, png)]
+    plot_lines = ["## Plots", ""] + [
+        f"- `{png.name}`: test accuracy (%) against train throughput (tokens/s), one point per "
+        "variant (mean ± std over seeds), from the completed runs of this file"
+        for png in plots
+    ] + ([""] if plots else ["No plot: no completed run.", ""])
+    plots_and_prov = "\n".join(plot_lines) + "\n" + prov
+    files[0].write_text(accuracy_markdown(rows, excluded, plots_and_prov))
     write_accuracy_csv(rows, files[1])
-    files[2].write_text(efficiency_markdown(usable, excluded, prov))
-    for task in TASKS:
-        png = out_dir / f"pareto_{task}.png"
-        if pareto_plot(task, usable, png):
-            files.append(png)
+    files[2].write_text(efficiency_markdown(usable, excluded, plots_and_prov))
+    files += plots
     return {"records": len(records), "usable": len(usable), "excluded": len(excluded),
             "rows": rows, "files": files}
 

@@ -39,7 +39,7 @@ def test_unknown_field_and_bad_status_are_refused(tmp_path: Path) -> None:
     record = RunRecord(tmp_path)
     with pytest.raises(KeyError, match="val_acc"):
         record.update(val_acc=0.5)
-    with pytest.raises(ValueError, match="completed or failed"):
+    with pytest.raises(ValueError, match="completed, incomplete or failed"):
         record.finish("done")
 
 
@@ -61,3 +61,11 @@ def test_git_commit_falls_back_to_unknown(tmp_path: Path) -> None:
     assert git_commit(tmp_path) == "unknown"
     commit = git_commit()
     assert commit == "unknown" or len(commit) == 40
+
+
+def test_a_run_stopped_early_is_recorded_incomplete_with_where_to_resume(tmp_path: Path) -> None:
+    record = RunRecord(tmp_path)
+    record.finish("incomplete", "stopped at step 3 of 10 (trainer.max_time); resume=x")
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["status"] == "incomplete"
+    assert "resume=" in data["failure_reason"]
