@@ -21,22 +21,12 @@ from torch import Tensor, nn
 
 from spectrans.layers.alibi import alibi_bias
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
-from spectrans.layers.attention.projections import add_qkv_projections, merge_heads, project_qkv
-
-
-def resolve_head_dim(hidden_dim: int, num_heads: int, head_dim: int | None) -> int:
-    """``head_dim`` or ``hidden_dim // num_heads`` (which must then divide exactly)."""
-    if num_heads <= 0 or hidden_dim <= 0:
-        raise ValueError(f"hidden_dim and num_heads must be positive, got hidden_dim="
-                         f"{hidden_dim}, num_heads={num_heads}")
-    if head_dim is not None:
-        if head_dim <= 0:
-            raise ValueError(f"head_dim must be positive, got {head_dim}")
-        return head_dim
-    if hidden_dim % num_heads:
-        raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads "
-                         f"({num_heads}); change one of them or set head_dim explicitly")
-    return hidden_dim // num_heads
+from spectrans.layers.attention.projections import (
+    add_qkv_projections,
+    merge_heads,
+    project_qkv,
+    resolve_head_dim,
+)
 
 
 class SoftmaxAttention(AttentionLayer):

@@ -36,8 +36,12 @@ from spectrans.kernels import (
 )
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
 from spectrans.layers.attention.linear import linear_attention
-from spectrans.layers.attention.projections import add_qkv_projections, merge_heads, project_qkv
-from spectrans.layers.attention.softmax import resolve_head_dim
+from spectrans.layers.attention.projections import (
+    add_qkv_projections,
+    merge_heads,
+    project_qkv,
+    resolve_head_dim,
+)
 
 
 class _FeatureAttention(AttentionLayer):
