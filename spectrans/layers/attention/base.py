@@ -47,8 +47,13 @@ class AttentionLayer(nn.Module):
         raise ValueError(f"{type(self).__name__} does not support {option}={value!r}: {why}")
 
     def check_options(self, *, causal: bool = False, use_rope: bool = False,
-                      qk_norm: bool = False) -> None:
-        """Refuse options the class attributes say the layer cannot honour."""
+                      qk_norm: bool = False, dropout: float | None = None) -> None:
+        """Refuse options the class attributes say the layer cannot honour.
+
+        ``dropout``, when given, must lie in [0, 1).
+        """
+        if dropout is not None and not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if causal and not self.supports_causal:
             self._refuse("causal", causal, "every output depends on the whole sequence")
         if use_rope and not self.has_queries_keys:

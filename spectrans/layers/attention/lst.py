@@ -59,7 +59,6 @@ from spectrans.layers.attention.projections import (
     add_qkv_projections,
     merge_heads,
     project_qkv,
-    resolve_head_dim,
 )
 from spectrans.layers.spectral_filter import (
     causal_filter,
@@ -102,7 +101,6 @@ class _SpectralFilterAttention(AttentionLayer):
         if num_heads < 1 or max_sequence_length < 1:
             raise ValueError(f"num_heads ({num_heads}) and max_sequence_length "
                              f"({max_sequence_length}) must be positive")
-        head_dim = resolve_head_dim(hidden_dim, num_heads, head_dim)
         self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm)
         self.hidden_dim, self.causal = hidden_dim, causal
         self.max_sequence_length, self.normalize = max_sequence_length, normalized

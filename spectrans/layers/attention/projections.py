@@ -13,14 +13,18 @@ from spectrans.layers.attention.base import init_linear
 from spectrans.layers.rotary import apply_rotary, rotary_angles
 
 
-def add_qkv_projections(layer: nn.Module, hidden_dim: int, num_heads: int, head_dim: int,
-                        *, bias: bool, qk_norm: bool, use_rope: bool, init_weights: str,
-                        with_keys: bool = True) -> None:
+def add_qkv_projections(layer: nn.Module, hidden_dim: int, num_heads: int,
+                        head_dim: int | None, *, bias: bool, qk_norm: bool, use_rope: bool,
+                        init_weights: str, with_keys: bool = True) -> int:
     """Create ``q_proj``, ``k_proj`` (if ``with_keys``), ``v_proj``, ``out_proj`` on ``layer``.
 
     Shapes: D -> H*d for q/k/v, H*d -> D for out. Also sets ``num_heads``, ``head_dim``,
     ``use_rope`` and optional ``q_norm``/``k_norm`` (LayerNorm over d).
+
+    Returns:
+        The head width d actually used (``resolve_head_dim``).
     """
+    head_dim = resolve_head_dim(hidden_dim, num_heads, head_dim)
     inner = num_heads * head_dim
     if use_rope and head_dim % 2:
         raise ValueError(f"use_rope needs an even head_dim, got {head_dim}")
@@ -35,6 +39,7 @@ def add_qkv_projections(layer: nn.Module, hidden_dim: int, num_heads: int, head_
         if proj is not None:
             init_linear(proj, init_weights)
     init_linear(layer.out_proj, init_weights, zero=init_weights == "truncnormal002-identity")
+    return head_dim
 
 
 def resolve_head_dim(hidden_dim: int, num_heads: int, head_dim: int | None) -> int:

@@ -25,7 +25,6 @@ from spectrans.layers.attention.projections import (
     add_qkv_projections,
     merge_heads,
     project_qkv,
-    resolve_head_dim,
 )
 
 
@@ -54,10 +53,7 @@ class SoftmaxAttention(AttentionLayer):
                  init_weights: str = "truncnormal002", bias: bool = True,
                  use_rope: bool = False, qk_norm: bool = False, alibi: bool = False) -> None:
         super().__init__()
-        self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        head_dim = resolve_head_dim(hidden_dim, num_heads, head_dim)
+        self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm, dropout=dropout)
         add_qkv_projections(self, hidden_dim, num_heads, head_dim, bias=bias, qk_norm=qk_norm,
                             use_rope=use_rope, init_weights=init_weights)
         self.hidden_dim, self.dropout, self.causal, self.alibi = hidden_dim, dropout, causal, alibi

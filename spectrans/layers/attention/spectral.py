@@ -40,7 +40,6 @@ from spectrans.layers.attention.projections import (
     add_qkv_projections,
     merge_heads,
     project_qkv,
-    resolve_head_dim,
 )
 
 
@@ -56,10 +55,7 @@ class _FeatureAttention(AttentionLayer):
                  causal: bool, init_weights: str, bias: bool, use_rope: bool,
                  qk_norm: bool) -> None:
         super().__init__()
-        self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        head_dim = resolve_head_dim(hidden_dim, num_heads, head_dim)
+        self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm, dropout=dropout)
         add_qkv_projections(self, hidden_dim, num_heads, head_dim, bias=bias, qk_norm=qk_norm,
                             use_rope=use_rope, init_weights=init_weights)
         self.hidden_dim, self.causal = hidden_dim, causal
