@@ -36,11 +36,11 @@ bench-gpu: ## scaling benchmark on a CUDA machine
 
 lint:
 	ruff check .
-	ruff format --check spectrans experiments tests train.py || true
+	ruff format --check .
 
 format:
 	ruff check --fix .
-	ruff format spectrans experiments tests train.py
+	ruff format .
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache

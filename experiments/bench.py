@@ -74,8 +74,19 @@ from experiments.results import git_commit
 LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "mixed")
 CPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 14))  # 256 .. 8192
 GPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 17))  # 256 .. 65536
-CSV_COLUMNS = ("mixer", "scope", "dtype", "device", "N", "batch", "time_ms", "peak_mem_bytes",
-               "status", "repeats", "message")
+CSV_COLUMNS = (
+    "mixer",
+    "scope",
+    "dtype",
+    "device",
+    "N",
+    "batch",
+    "time_ms",
+    "peak_mem_bytes",
+    "status",
+    "repeats",
+    "message",
+)
 
 
 @dataclass(frozen=True)
@@ -132,8 +143,10 @@ def default_specs(hidden: int, heads: int) -> list[MixerSpec]:
         if "num_heads" in fields:
             config["num_heads"] = heads
         if name == "lst":
-            specs += [MixerSpec(f"lst-{t}", {**config, "transform_type": t}, claim=claim)
-                      for t in LST_TRANSFORMS]
+            specs += [
+                MixerSpec(f"lst-{t}", {**config, "transform_type": t}, claim=claim)
+                for t in LST_TRANSFORMS
+            ]
         else:
             specs.append(MixerSpec(name, config, claim=claim))
     return specs
@@ -171,8 +184,9 @@ class PreNormBlock(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
         self.mixer = _MixerOut(mixer)
-        self.mlp = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(),
-                                 nn.Linear(4 * hidden, hidden))
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden)
+        )
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, N, D)
         """Two residual sub-blocks."""
@@ -180,8 +194,9 @@ class PreNormBlock(nn.Module):
         return x + self.mlp(self.norm2(x))  # (B, N, D)
 
 
-def build_small_model(spec: MixerSpec, n: int, hidden: int,
-                      num_blocks: int = 2) -> tuple[nn.Module, str]:
+def build_small_model(
+    spec: MixerSpec, n: int, hidden: int, num_blocks: int = 2
+) -> tuple[nn.Module, str]:
     """The "whole small model" and a description of what it is.
 
     ``spectrans.models.build_classifier`` (encoder, ``num_blocks`` layers, no dropout, mean
@@ -210,7 +225,8 @@ class _TokenAdapter(nn.Module):
         if self._ids is None or self._ids.shape != x.shape[:2] or self._ids.device != x.device:
             gen = torch.Generator(device="cpu").manual_seed(0)
             self._ids = torch.randint(0, self.vocab_size, x.shape[:2], generator=gen).to(
-                x.device)  # (B, N)
+                x.device
+            )  # (B, N)
         return self.model(input_ids=self._ids)  # (B, C)
 
 
@@ -224,10 +240,17 @@ def _classifier(spec: MixerSpec, n: int, hidden: int, num_blocks: int) -> nn.Mod
 
     if "max_sequence_length" in registry.get_entry(mixer_config["name"]).config_class.model_fields:
         mixer_config["max_sequence_length"] = n
-    model_cfg = EncoderModelConfig(hidden_dim=hidden, num_layers=num_blocks, dropout=0.0,
-                                   max_sequence_length=n, pooling="mean")
-    model = build_classifier(model_cfg, parse_layer_config(mixer_config), vocab_size=256,
-                             num_classes=10, max_length=n, pair=False)
+    model_cfg = EncoderModelConfig(
+        hidden_dim=hidden, num_layers=num_blocks, dropout=0.0, max_sequence_length=n, pooling="mean"
+    )
+    model = build_classifier(
+        model_cfg,
+        parse_layer_config(mixer_config),
+        vocab_size=256,
+        num_classes=10,
+        max_length=n,
+        pair=False,
+    )
     return _TokenAdapter(model, 256)
 
 
@@ -298,8 +321,11 @@ def _is_oom(err: BaseException) -> bool:
 
 def make_step(module: nn.Module, x: Tensor, dtype: str) -> Callable[[], None]:
     """One forward+backward: ``mean(module(x)^2).backward()``, bf16 under autocast."""
-    autocast = (torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
-                if dtype == "bf16" else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
+        if dtype == "bf16"
+        else contextlib.nullcontext()
+    )
 
     def step() -> None:
         module.zero_grad(set_to_none=True)
@@ -312,8 +338,13 @@ def make_step(module: nn.Module, x: Tensor, dtype: str) -> Callable[[], None]:
     return step
 
 
-def measure(step: Callable[[], None], device: torch.device, repeats: int,
-            budget_s: float, baseline_bytes: int = 0) -> tuple[float, int | None, int, str]:
+def measure(
+    step: Callable[[], None],
+    device: torch.device,
+    repeats: int,
+    budget_s: float,
+    baseline_bytes: int = 0,
+) -> tuple[float, int | None, int, str]:
     """Time ``step`` (median of timed repeats after one warm-up) and its peak memory.
 
     On CUDA the peak is ``max_memory_allocated`` during one step minus ``baseline_bytes``
@@ -355,8 +386,18 @@ def _build(spec: MixerSpec, scope: str, n: int, hidden: int) -> tuple[nn.Module,
     return build_small_model(spec, n, hidden)
 
 
-def run_config(spec: MixerSpec, scope: str, dtype: str, n: int, *, device: torch.device,
-               batch: int, hidden: int, repeats: int, budget_s: float) -> Row:
+def run_config(
+    spec: MixerSpec,
+    scope: str,
+    dtype: str,
+    n: int,
+    *,
+    device: torch.device,
+    batch: int,
+    hidden: int,
+    repeats: int,
+    budget_s: float,
+) -> Row:
     """Measure one (mixer, scope, dtype, N); never raises."""
     row = Row(spec.label, scope, dtype, device_name(device), n, batch)
     module = x = None
@@ -367,8 +408,9 @@ def run_config(spec: MixerSpec, scope: str, dtype: str, n: int, *, device: torch
         module = module.to(device).train()
         row.message = what
         x = torch.randn(batch, n, hidden, device=device, requires_grad=True)  # (B, N, D)
-        time_ms, peak, done, status = measure(make_step(module, x, dtype), device, repeats,
-                                              budget_s, baseline)
+        time_ms, peak, done, status = measure(
+            make_step(module, x, dtype), device, repeats, budget_s, baseline
+        )
         row.time_ms, row.peak_mem_bytes, row.repeats, row.status = time_ms, peak, done, status
         if status == "over_budget":
             over = f"warm-up step took {time_ms / 1e3:.1f} s > budget {budget_s:g} s"
@@ -387,10 +429,19 @@ def run_config(spec: MixerSpec, scope: str, dtype: str, n: int, *, device: torch
     return row
 
 
-def run_benchmark(specs: list[MixerSpec], *, lengths: Iterable[int], dtypes: Iterable[str],
-                  scopes: Iterable[str], device: torch.device, batch: int, hidden: int,
-                  repeats: int, budget_s: float,
-                  progress: Callable[[Row], None] | None = None) -> list[Row]:
+def run_benchmark(
+    specs: list[MixerSpec],
+    *,
+    lengths: Iterable[int],
+    dtypes: Iterable[str],
+    scopes: Iterable[str],
+    device: torch.device,
+    batch: int,
+    hidden: int,
+    repeats: int,
+    budget_s: float,
+    progress: Callable[[Row], None] | None = None,
+) -> list[Row]:
     """Measure every (scope, dtype, mixer, N); a mixer stops growing after oom/over_budget.
 
     A length is also skipped when the last two completed lengths predict (by their local
@@ -407,14 +458,33 @@ def run_benchmark(specs: list[MixerSpec], *, lengths: Iterable[int], dtypes: Ite
                     if not stopped and len(done) >= 1:
                         predicted = _predict_ms(done, n)
                         if predicted > 2e3 * budget_s:
-                            stopped = (f"predicted {predicted / 1e3:.0f} s per step > "
-                                       f"2 x budget {budget_s:g} s")
+                            stopped = (
+                                f"predicted {predicted / 1e3:.0f} s per step > "
+                                f"2 x budget {budget_s:g} s"
+                            )
                     if stopped:
-                        row = Row(spec.label, scope, dtype, device_name(device), n, batch,
-                                  status="skipped", message=stopped)
+                        row = Row(
+                            spec.label,
+                            scope,
+                            dtype,
+                            device_name(device),
+                            n,
+                            batch,
+                            status="skipped",
+                            message=stopped,
+                        )
                     else:
-                        row = run_config(spec, scope, dtype, n, device=device, batch=batch,
-                                         hidden=hidden, repeats=repeats, budget_s=budget_s)
+                        row = run_config(
+                            spec,
+                            scope,
+                            dtype,
+                            n,
+                            device=device,
+                            batch=batch,
+                            hidden=hidden,
+                            repeats=repeats,
+                            budget_s=budget_s,
+                        )
                         if row.status in STOP_STATUSES:
                             stopped = f"after {row.status} at N={n}"
                         elif row.status == "ok":
@@ -429,8 +499,7 @@ def _predict_ms(done: list[Row], n: int) -> float:
     last = done[-1]
     slope = 1.0
     if len(done) >= 2 and done[-2].time_ms and last.time_ms:
-        slope = max(1.0, math.log(last.time_ms / done[-2].time_ms)
-                    / math.log(last.N / done[-2].N))
+        slope = max(1.0, math.log(last.time_ms / done[-2].time_ms) / math.log(last.N / done[-2].N))
     return float(last.time_ms or 0.0) * (n / last.N) ** slope
 
 
@@ -484,16 +553,21 @@ def write_outputs(rows: list[Row], out: Path, meta: dict[str, Any]) -> list[Path
 
 MODEL_DESCRIPTIONS = {
     "build_classifier": "spectrans.models.build_classifier (encoder, 2 layers, hidden as "
-                        "above, no dropout, mean pooling, 10 classes) on random token ids",
+    "above, no dropout, mean pooling, 10 classes) on random token ids",
     "pre-norm stack": "two pre-norm blocks (LayerNorm, mixer, residual; LayerNorm, 4x GELU MLP, "
-                      "residual) and a final LayerNorm, built in experiments/bench.py",
+    "residual) and a final LayerNorm, built in experiments/bench.py",
 }
 
 
 def model_description(rows: list[Row]) -> str:
     """What the model scope measured (from the rows' build notes)."""
-    kinds = sorted({r.message.split(";")[0] for r in rows
-                    if r.scope == "model" and r.message.split(";")[0] in MODEL_DESCRIPTIONS})
+    kinds = sorted(
+        {
+            r.message.split(";")[0]
+            for r in rows
+            if r.scope == "model" and r.message.split(";")[0] in MODEL_DESCRIPTIONS
+        }
+    )
     return "; ".join(MODEL_DESCRIPTIONS[k] for k in kinds) or "not measured"
 
 
@@ -507,10 +581,16 @@ def _loadavg() -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (defaults depend on the device)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                   help="default: cuda when available")
-    p.add_argument("--lengths", type=int, nargs="+", default=None,
-                   help="default: 256..8192 on CPU, 256..65536 on CUDA (doubling)")
+    p.add_argument(
+        "--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available"
+    )
+    p.add_argument(
+        "--lengths",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default: 256..8192 on CPU, 256..65536 on CUDA (doubling)",
+    )
     p.add_argument("--dtypes", default="fp32,bf16", help="comma list of fp32, bf16")
     p.add_argument("--scopes", default="layer,model", help="comma list of layer, model")
     p.add_argument("--mixers", default=None, help="comma list of labels (default: all)")
@@ -518,12 +598,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--repeats", type=int, default=None, help="default 3 on CPU, 10 on CUDA")
-    p.add_argument("--budget", type=float, default=None,
-                   help="seconds per config (default 60 on CPU, 20 on CUDA)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds per config (default 60 on CPU, 20 on CUDA)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="results")
-    p.add_argument("--quick", action="store_true",
-                   help="lengths 256 512 1024, 2 repeats, layer scope, fp32")
+    p.add_argument(
+        "--quick", action="store_true", help="lengths 256 512 1024, 2 repeats, layer scope, fp32"
+    )
     return p.parse_args(argv)
 
 
@@ -540,8 +625,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was given but torch.cuda.is_available() is False; "
-                         "use --device cpu")
+        raise ValueError(
+            "--device cuda was given but torch.cuda.is_available() is False; use --device cpu"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     gpu = device.type == "cuda"
@@ -563,27 +649,48 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(r: Row) -> None:
         t = "" if r.time_ms is None else f"{r.time_ms:9.1f} ms"
-        print(f"{r.scope:5} {r.dtype:4} {r.mixer:14} N={r.N:<6} {r.status:11} {t} {r.message}",
-              flush=True)
+        print(
+            f"{r.scope:5} {r.dtype:4} {r.mixer:14} N={r.N:<6} {r.status:11} {t} {r.message}",
+            flush=True,
+        )
 
     load_before = _loadavg()
-    rows = run_benchmark(specs, lengths=lengths, dtypes=dtypes, scopes=scopes, device=device,
-                         batch=args.batch, hidden=args.hidden, repeats=repeats, budget_s=budget,
-                         progress=progress)
+    rows = run_benchmark(
+        specs,
+        lengths=lengths,
+        dtypes=dtypes,
+        scopes=scopes,
+        device=device,
+        batch=args.batch,
+        hidden=args.hidden,
+        repeats=repeats,
+        budget_s=budget,
+        progress=progress,
+    )
     meta = {
-        "command": " ".join(["python -m experiments.bench",
-                             *(sys.argv[1:] if argv is None else argv)]),
-        "git_commit": git_commit(), "device": device_name(device), "torch": torch.__version__,
+        "command": " ".join(
+            ["python -m experiments.bench", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        "git_commit": git_commit(),
+        "device": device_name(device),
+        "torch": torch.__version__,
         "load": f"{load_before} before, {_loadavg()} after (1-minute load average, "
-                f"{os.cpu_count()} logical CPUs)",
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "batch": args.batch,
-        "hidden": args.hidden, "heads": args.heads, "repeats": repeats, "budget": budget,
-        "model": model_description(rows), "claims": {sp.label: sp.claim for sp in specs},
-        "memory": ("torch.cuda.max_memory_allocated over one step (parameters, input and "
-                   "activations)" if gpu else
-                   "growth of the process's peak resident set during one step (VmHWM after "
-                   "clear_refs minus VmRSS before; allocator effects included), n/a where "
-                   "/proc does not allow it"),
+        f"{os.cpu_count()} logical CPUs)",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "batch": args.batch,
+        "hidden": args.hidden,
+        "heads": args.heads,
+        "repeats": repeats,
+        "budget": budget,
+        "model": model_description(rows),
+        "claims": {sp.label: sp.claim for sp in specs},
+        "memory": (
+            "torch.cuda.max_memory_allocated over one step (parameters, input and activations)"
+            if gpu
+            else "growth of the process's peak resident set during one step (VmHWM after "
+            "clear_refs minus VmRSS before; allocator effects included), n/a where "
+            "/proc does not allow it"
+        ),
     }
     print_tables(rows, meta["claims"])
     for path in write_outputs(rows, Path(args.out), meta):

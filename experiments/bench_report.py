@@ -57,7 +57,7 @@ def fit_power_law(ns: Iterable[float], ts: Iterable[float]) -> tuple[float, floa
 def upper_half(ns: list[int]) -> list[int]:
     """The upper half of the sorted lengths (the middle one included for an odd count)."""
     ns = sorted(ns)
-    return ns[len(ns) // 2:]
+    return ns[len(ns) // 2 :]
 
 
 def alpha_upper_half(times: dict[int, float]) -> float | None:
@@ -92,8 +92,9 @@ def crossover_length(times: dict[int, float], baseline: dict[int, float]) -> int
     return result
 
 
-def _series(rows: list[Row], scope: str, dtype: str, key: str = "time_ms") -> dict[
-        str, dict[int, float]]:
+def _series(
+    rows: list[Row], scope: str, dtype: str, key: str = "time_ms"
+) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = {}
     for r in rows:
         if r.scope == scope and r.dtype == dtype and r.status == "ok":
@@ -108,8 +109,12 @@ def summarize(rows: list[Row], scope: str, dtype: str) -> list[dict[str, Any]]:
     times = _series(rows, scope, dtype)
     base = dict(times.get(BASELINE, {}))
     for r in rows:  # the baseline's oom / over-budget lengths count as infinitely slow
-        if (r.mixer == BASELINE and r.scope == scope and r.dtype == dtype
-                and r.status in (*STOP_STATUSES, "skipped")):
+        if (
+            r.mixer == BASELINE
+            and r.scope == scope
+            and r.dtype == dtype
+            and r.status in (*STOP_STATUSES, "skipped")
+        ):
             base[r.N] = math.inf
     mixers = list(dict.fromkeys(r.mixer for r in rows if r.scope == scope and r.dtype == dtype))
     out = []
@@ -117,15 +122,26 @@ def summarize(rows: list[Row], scope: str, dtype: str) -> list[dict[str, Any]]:
         t = times.get(mixer, {})
         common = [n for n in sorted(set(t) & set(base)) if math.isfinite(base[n])]
         n_ratio = common[-1] if common else None
-        statuses = sorted({r.status for r in rows if r.mixer == mixer and r.scope == scope
-                           and r.dtype == dtype and r.status != "ok"})
-        out.append({
-            "mixer": mixer, "times": t,
-            "alpha_upper": alpha_upper_half(t), "alpha_all": alpha_all(t),
-            "ratio_n": n_ratio, "ratio": None if n_ratio is None else t[n_ratio] / base[n_ratio],
-            "crossover": None if mixer == BASELINE else crossover_length(t, base),
-            "has_baseline": bool(base), "not_ok": statuses,
-        })
+        statuses = sorted(
+            {
+                r.status
+                for r in rows
+                if r.mixer == mixer and r.scope == scope and r.dtype == dtype and r.status != "ok"
+            }
+        )
+        out.append(
+            {
+                "mixer": mixer,
+                "times": t,
+                "alpha_upper": alpha_upper_half(t),
+                "alpha_all": alpha_all(t),
+                "ratio_n": n_ratio,
+                "ratio": None if n_ratio is None else t[n_ratio] / base[n_ratio],
+                "crossover": None if mixer == BASELINE else crossover_length(t, base),
+                "has_baseline": bool(base),
+                "not_ok": statuses,
+            }
+        )
     return out
 
 
@@ -170,14 +186,23 @@ def combos(rows: list[Row]) -> list[tuple[str, str]]:
     return list(dict.fromkeys((r.scope, r.dtype) for r in rows))
 
 
-def table_rows(rows: list[Row], scope: str, dtype: str,
-               claims: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
+def table_rows(
+    rows: list[Row], scope: str, dtype: str, claims: dict[str, str] | None = None
+) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the summary table of one (scope, dtype)."""
     claims = claims or {}
     lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
-    header = ["mixer", *[f"{n} ms" for n in lengths], "alpha (upper half)", "alpha (all N)",
-              "claimed", "measured vs claim", "x softmax (N)", "faster than softmax from N",
-              "not ok"]
+    header = [
+        "mixer",
+        *[f"{n} ms" for n in lengths],
+        "alpha (upper half)",
+        "alpha (all N)",
+        "claimed",
+        "measured vs claim",
+        "x softmax (N)",
+        "faster than softmax from N",
+        "not ok",
+    ]
     status = {(r.mixer, r.N): r.status for r in rows if r.scope == scope and r.dtype == dtype}
     body = []
     for s in summarize(rows, scope, dtype):
@@ -185,11 +210,17 @@ def table_rows(rows: list[Row], scope: str, dtype: str,
         for n in lengths:
             st = status.get((s["mixer"], n), "")
             cells.append(_f(s["times"].get(n), ".1f") if st == "ok" else st)
-        ratio = ("—" if s["ratio"] is None else f"{s['ratio']:.2f} ({s['ratio_n']})")
+        ratio = "—" if s["ratio"] is None else f"{s['ratio']:.2f} ({s['ratio_n']})"
         claim = claims.get(s["mixer"], "")
-        cells += [_f(s["alpha_upper"], ".2f"), _f(s["alpha_all"], ".2f"), claim or "—",
-                  verdict(claim, s["alpha_upper"]), ratio,
-                  _crossover_text(s, lengths), ", ".join(s["not_ok"])]
+        cells += [
+            _f(s["alpha_upper"], ".2f"),
+            _f(s["alpha_all"], ".2f"),
+            claim or "—",
+            verdict(claim, s["alpha_upper"]),
+            ratio,
+            _crossover_text(s, lengths),
+            ", ".join(s["not_ok"]),
+        ]
         body.append(cells)
     return header, body
 
@@ -199,8 +230,10 @@ def ratio_rows(rows: list[Row], scope: str, dtype: str) -> tuple[list[str], list
     times = _series(rows, scope, dtype)
     base = times.get(BASELINE, {})
     lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
-    body = [[m, *[f"{t[n] / base[n]:.2f}" if n in t and n in base else "—" for n in lengths]]
-            for m, t in times.items()]
+    body = [
+        [m, *[f"{t[n] / base[n]:.2f}" if n in t and n in base else "—" for n in lengths]]
+        for m, t in times.items()
+    ]
     return ["mixer", *[str(n) for n in lengths]], body
 
 
@@ -239,23 +272,34 @@ def write_markdown(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
         lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
         mem = _series(rows, scope, dtype, "peak_mem_bytes")
         mixers = list(dict.fromkeys(r.mixer for r in rows if r.scope == scope and r.dtype == dtype))
-        body = [[m, *[_f(mem.get(m, {}).get(n, None) and mem[m][n] / 2**20, ".1f")
-                      for n in lengths]] for m in mixers]
+        body = [
+            [m, *[_f(mem.get(m, {}).get(n, None) and mem[m][n] / 2**20, ".1f") for n in lengths]]
+            for m in mixers
+        ]
         lines += _md_table(["mixer", *[str(n) for n in lengths]], body) + [""]
     bad = [r for r in rows if r.status not in ("ok", "skipped")]
     lines += ["## Errors, out-of-memory and over-budget configurations", ""]
     if bad:
-        lines += _md_table(["mixer", "scope", "dtype", "N", "status", "message"],
-                           [[r.mixer, r.scope, r.dtype, str(r.N), r.status, r.message[:200]]
-                            for r in bad])
+        lines += _md_table(
+            ["mixer", "scope", "dtype", "N", "status", "message"],
+            [[r.mixer, r.scope, r.dtype, str(r.N), r.status, r.message[:200]] for r in bad],
+        )
     else:
         lines.append("None.")
-    lines += ["", "## Provenance", "", f"- command: `{meta['command']}`",
-              f"- git commit: `{meta['git_commit']}`", f"- device: {meta['device']}",
-              f"- torch: {meta['torch']}", f"- date: {meta['date']}",
-              f"- repeats: {meta['repeats']}, per-config budget: {meta['budget']} s",
-              f"- host load: {meta.get('load', 'n/a')}",
-              "- raw rows: `scaling.csv`; plot: `scaling.png`", ""]
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        f"- command: `{meta['command']}`",
+        f"- git commit: `{meta['git_commit']}`",
+        f"- device: {meta['device']}",
+        f"- torch: {meta['torch']}",
+        f"- date: {meta['date']}",
+        f"- repeats: {meta['repeats']}, per-config budget: {meta['budget']} s",
+        f"- host load: {meta.get('load', 'n/a')}",
+        "- raw rows: `scaling.csv`; plot: `scaling.png`",
+        "",
+    ]
     path.write_text("\n".join(lines))
 
 
@@ -272,38 +316,63 @@ def plot(rows: list[Row], path: Path, title: str) -> None:
     tab20 = plt.get_cmap("tab20").colors
     order = [0, 2, 4, 6, 8, 10, 12, 16, 18, 1, 3, 5, 7, 9, 11, 13, 17, 19]  # no greys (14, 15)
     palette = [tab20[i] for i in order]
-    styles = {m: {"color": "black" if m == BASELINE else palette[i % len(palette)],
-                  "lw": 2.6 if m == BASELINE else 1.6,
-                  "ls": ("-", "--", "-.", ":")[i % 4] if m != BASELINE else "-",
-                  "marker": "os^vD<>ph*"[i % 10], "ms": 4}
-              for i, m in enumerate(mixers)}
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(13, 4.6 * len(pairs)), dpi=110,
-                             squeeze=False)
+    styles = {
+        m: {
+            "color": "black" if m == BASELINE else palette[i % len(palette)],
+            "lw": 2.6 if m == BASELINE else 1.6,
+            "ls": ("-", "--", "-.", ":")[i % 4] if m != BASELINE else "-",
+            "marker": "os^vD<>ph*"[i % 10],
+            "ms": 4,
+        }
+        for i, m in enumerate(mixers)
+    }
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(13, 4.6 * len(pairs)), dpi=110, squeeze=False)
     for row_axes, (scope, dtype) in zip(axes, pairs):
-        for ax, key, ylabel in ((row_axes[0], "time_ms", "forward+backward time (ms)"),
-                                (row_axes[1], "peak_mem_bytes", "peak memory (MiB)")):
+        for ax, key, ylabel in (
+            (row_axes[0], "time_ms", "forward+backward time (ms)"),
+            (row_axes[1], "peak_mem_bytes", "peak memory (MiB)"),
+        ):
             series = _series(rows, scope, dtype, key)
             scale = 1.0 if key == "time_ms" else 1 / 2**20
             for m in mixers:
                 if m in series and series[m]:
                     ns = sorted(series[m])
                     ax.plot(ns, [series[m][n] * scale for n in ns], label=m, **styles[m])
-                    oom = [r.N for r in rows if r.mixer == m and r.scope == scope
-                           and r.dtype == dtype and r.status == "oom"]
+                    oom = [
+                        r.N
+                        for r in rows
+                        if r.mixer == m
+                        and r.scope == scope
+                        and r.dtype == dtype
+                        and r.status == "oom"
+                    ]
                     if oom and key == "time_ms":
-                        ax.plot([oom[0]], [series[m][ns[-1]] * scale], marker="x", ms=10,
-                                color=styles[m]["color"], ls="none")
+                        ax.plot(
+                            [oom[0]],
+                            [series[m][ns[-1]] * scale],
+                            marker="x",
+                            ms=10,
+                            color=styles[m]["color"],
+                            ls="none",
+                        )
             if not series:
-                ax.text(0.5, 0.5, "n/a (not measured on this device)", ha="center",
-                        va="center", transform=ax.transAxes)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "n/a (not measured on this device)",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                )
             elif key == "time_ms":
                 values = [v for ser in series.values() for v in ser.values()]
                 _guides(ax, series)
                 ax.set_ylim(min(values) / 1.5, max(values) * 1.5)
             ax.set_xscale("log", base=2)
             lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
-            ax.set_xticks(lengths, [str(n) for n in lengths], rotation=45 if len(lengths) > 6
-                          else 0)
+            ax.set_xticks(
+                lengths, [str(n) for n in lengths], rotation=45 if len(lengths) > 6 else 0
+            )
             ax.xaxis.set_minor_locator(NullLocator())
             if series:
                 ax.set_yscale("log")

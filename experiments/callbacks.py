@@ -42,7 +42,11 @@ class NonFiniteGuard(pl.Callback):
         self.failure: str | None = None
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
         batch_idx: int,
     ) -> None:
         """Check the loss just computed."""
@@ -95,13 +99,20 @@ class ThroughputMonitor(pl.Callback):
             torch.cuda.synchronize(pl_module.device)
         return time.perf_counter()
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                             batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         """Start the batch clock."""
         self._start = self._now(pl_module)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         """Add this batch's tokens and seconds."""
         elapsed = self._now(pl_module) - self._start
         self._seen_train += 1
@@ -119,25 +130,49 @@ class ThroughputMonitor(pl.Callback):
         self.eval_seconds += self._now(pl_module) - self._start
         self.eval_tokens += _batch_tokens(batch)
 
-    def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                                  batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_start(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         """Start the batch clock."""
         self._eval_start(pl_module)
 
-    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                                outputs: Any, batch: Any, batch_idx: int,
-                                dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         """Add this batch's tokens and seconds."""
         self._eval_end(pl_module, batch)
 
-    def on_test_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                            batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_start(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         """Start the batch clock."""
         self._eval_start(pl_module)
 
-    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                          outputs: Any, batch: Any, batch_idx: int,
-                          dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         """Add this batch's tokens and seconds."""
         self._eval_end(pl_module, batch)
 
@@ -150,9 +185,11 @@ class ThroughputMonitor(pl.Callback):
         peak, kind = peak_memory()
         return {
             "train_tokens_per_s": world_size * self.train_tokens / self.train_seconds
-            if self.train_seconds > 0 else None,
+            if self.train_seconds > 0
+            else None,
             "eval_tokens_per_s": world_size * self.eval_tokens / self.eval_seconds
-            if self.eval_seconds > 0 else None,
+            if self.eval_seconds > 0
+            else None,
             "peak_memory_bytes": peak,
             "peak_memory_kind": kind,
         }
@@ -180,7 +217,8 @@ class StepSeeder(pl.Callback):
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                             batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         """Reseed from the global step."""
         torch.manual_seed(self.seed + 1_000_003 * trainer.global_rank + trainer.global_step)

@@ -57,10 +57,18 @@ def precheck_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> str |
             key = match.group(1)
             allowed = _parent_keys(overrides, key, conf_dir)
             if allowed and key.rpartition(".")[2] not in allowed:
-                value = next((o.split("=", 1)[1] for o in overrides
-                              if o.split("=", 1)[0] == key and "=" in o), "")
-                return (f"{key} = {value!r} is an unknown key; allowed keys: "
-                        f"{', '.join(allowed)} (write +{key}={value} to add a key on purpose)")
+                value = next(
+                    (
+                        o.split("=", 1)[1]
+                        for o in overrides
+                        if o.split("=", 1)[0] == key and "=" in o
+                    ),
+                    "",
+                )
+                return (
+                    f"{key} = {value!r} is an unknown key; allowed keys: "
+                    f"{', '.join(allowed)} (write +{key}={value} to add a key on purpose)"
+                )
         return " ".join(message.split())
     except Exception:  # noqa: BLE001 - anything else is Hydra's to report
         return None

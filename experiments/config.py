@@ -260,8 +260,10 @@ class ExperimentConfig(_Strict):
     def variant(self) -> str:
         """Attention name, plus ``-<transform>`` for LST (``lst-dct``); see interfaces §4."""
         return variant_name(
-            getattr(self.attention, "name", None), getattr(self.attention, "transform_type", None),
-            self.model.name, getattr(self.model, "transform_type", None),
+            getattr(self.attention, "name", None),
+            getattr(self.attention, "transform_type", None),
+            self.model.name,
+            getattr(self.model, "transform_type", None),
         )
 
 
@@ -344,9 +346,7 @@ def _sentence(error: dict[str, Any], prefix: str, owner: type[BaseModel] | None)
     return f"{key} = {value!r} is invalid: {message}"
 
 
-def _validate_node(
-    validate: Any, data: Any, prefix: str, owner_of: Any = None
-) -> Any:
+def _validate_node(validate: Any, data: Any, prefix: str, owner_of: Any = None) -> Any:
     """Run ``validate(data)``; turn the first pydantic error into a :class:`ConfigError`."""
     try:
         return validate(data)
@@ -392,6 +392,7 @@ def validate_experiment(raw: dict[str, Any]) -> ExperimentConfig:
         if key in raw:
             validate, members = _load_union(module_name, candidates)
             raw[key] = _validate_node(validate, raw[key], key, _owner_by_name(members))
+
     def owner_of(_data: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
         return _field_model(ExperimentConfig, loc)
 
@@ -403,8 +404,9 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:6]
 
 
-def variant_name(attention: str | None, attention_transform: str | None, model: str,
-                 model_transform: str | None) -> str:
+def variant_name(
+    attention: str | None, attention_transform: str | None, model: str, model_transform: str | None
+) -> str:
     """Variant label of docs/interfaces.md §4: ``softmax``, ``lst-dct`` (attention or model)."""
     if model == "lst":
         return f"lst-{model_transform or 'dct'}"

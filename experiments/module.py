@@ -122,8 +122,10 @@ class LRAModule(pl.LightningModule):
         """Logits ``(B, C)`` of one batch dict."""
         if self.is_pair:
             return self.model(
-                batch["input_ids_a"], batch["attention_mask_a"],
-                batch["input_ids_b"], batch["attention_mask_b"],
+                batch["input_ids_a"],
+                batch["attention_mask_a"],
+                batch["input_ids_b"],
+                batch["attention_mask_b"],
             )  # (B, C)
         return self.model(
             input_ids=batch.get("input_ids"),

@@ -41,6 +41,8 @@ from typing import Any
 TASKS: tuple[str, ...] = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
 TASKS5: tuple[str, ...] = TASKS[:5]
 PATHX_FAIL_SCORE = 50.0
+
+
 def _shown(path: Path) -> str:
     """A record's path relative to the working directory when it lies below it."""
     try:
@@ -233,8 +235,9 @@ def failed_counts(excluded: list[RunRecord]) -> dict[tuple[str, str], int]:
     return counts
 
 
-def accuracy_rows(cells: dict[str, dict[str, CellStats]],
-                  failed: dict[tuple[str, str], int] | None = None) -> list[dict[str, Any]]:
+def accuracy_rows(
+    cells: dict[str, dict[str, CellStats]], failed: dict[tuple[str, str], int] | None = None
+) -> list[dict[str, Any]]:
     """One flat dict per variant (ours) and per reference row, for csv and markdown.
 
     A cell with no completed run but ``k`` failed ones reads ``failed (k)``; variants whose
@@ -281,29 +284,36 @@ def write_accuracy_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({
-                k: ("" if row.get(k) is None else
-                    (f"{row[k]:.4f}" if isinstance(row[k], float) else row[k]))
-                for k in columns
-            })
+            writer.writerow(
+                {
+                    k: (
+                        ""
+                        if row.get(k) is None
+                        else (f"{row[k]:.4f}" if isinstance(row[k], float) else row[k])
+                    )
+                    for k in columns
+                }
+            )
 
 
 def provenance(command: str, records: list[RunRecord], run_dirs: list[Path]) -> str:
     """Markdown block: command, git commit, date, devices and run folders."""
     devices = sorted({str(r.data["device"]) for r in records if r.data.get("device")})
     commits = sorted({str(r.data["git_commit"]) for r in records if r.data.get("git_commit")})
-    return "\n".join([
-        "## Provenance",
-        "",
-        f"- command: `{command}`",
-        f"- git commit (aggregator): `{git_commit()}`",
-        f"- git commits (runs): {', '.join(f'`{c}`' for c in commits) or 'none recorded'}",
-        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- devices in the records: {', '.join(devices) or 'none recorded'}",
-        f"- run folders scanned: {', '.join(f'`{d}`' for d in run_dirs)}"
-        f" ({len(records)} metrics.json found)",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## Provenance",
+            "",
+            f"- command: `{command}`",
+            f"- git commit (aggregator): `{git_commit()}`",
+            f"- git commits (runs): {', '.join(f'`{c}`' for c in commits) or 'none recorded'}",
+            f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- devices in the records: {', '.join(devices) or 'none recorded'}",
+            f"- run folders scanned: {', '.join(f'`{d}`' for d in run_dirs)}"
+            f" ({len(records)} metrics.json found)",
+            "",
+        ]
+    )
 
 
 def excluded_section(excluded: list[RunRecord]) -> str:
@@ -391,13 +401,17 @@ def efficiency_markdown(runs: list[RunRecord], excluded: list[RunRecord], prov: 
     ]
     groups = efficiency_groups(runs)
     order = {t: i for i, t in enumerate(TASKS)}
-    for (task, variant), group in sorted(groups.items(), key=lambda kv: (order[kv[0][0]],
-                                                                         kv[0][1])):
+    for (task, variant), group in sorted(
+        groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])
+    ):
         params = _mean_of(group, "num_params")
         train_tps = _mean_of(group, "train_tokens_per_s")
         eval_tps = _mean_of(group, "eval_tokens_per_s")
-        mems = [float(r.data["peak_memory_bytes"]) for r in group
-                if isinstance(r.data.get("peak_memory_bytes"), int | float)]
+        mems = [
+            float(r.data["peak_memory_bytes"])
+            for r in group
+            if isinstance(r.data.get("peak_memory_bytes"), int | float)
+        ]
         kinds = sorted({str(r.data.get("peak_memory_kind", "?")) for r in group})
         precisions = sorted({str(r.data.get("precision", "?")) for r in group})
         devices = sorted({str(r.data.get("device", "?")) for r in group})
@@ -457,21 +471,41 @@ def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
     cmap = plt.get_cmap("tab10" if len(points) <= 10 else "tab20")
     for i, (variant, tps, acc, std, n) in enumerate(points):
-        ax.errorbar(tps, acc, yerr=std, fmt="o", ms=8, capsize=4, color=cmap(i % cmap.N),
-                    label=f"{variant} (n={n})")
-        ax.annotate(variant, (tps, acc), xytext=(7, 4), textcoords="offset points", fontsize=8,
-                    color=cmap(i % cmap.N))
+        ax.errorbar(
+            tps,
+            acc,
+            yerr=std,
+            fmt="o",
+            ms=8,
+            capsize=4,
+            color=cmap(i % cmap.N),
+            label=f"{variant} (n={n})",
+        )
+        ax.annotate(
+            variant,
+            (tps, acc),
+            xytext=(7, 4),
+            textcoords="offset points",
+            fontsize=8,
+            color=cmap(i % cmap.N),
+        )
     ref = {name: accs for name, accs, _, _ in REFERENCES}
     if task in TASKS5:
         idx = TASKS5.index(task)
-        ax.axhline(ref["Transformer"][idx], ls="--", color="grey", lw=1,
-                   label=f"Transformer, LRA paper (ref): {ref['Transformer'][idx]:.1f}")
+        ax.axhline(
+            ref["Transformer"][idx],
+            ls="--",
+            color="grey",
+            lw=1,
+            label=f"Transformer, LRA paper (ref): {ref['Transformer'][idx]:.1f}",
+        )
     xs = [p[1] for p in points]
     if max(xs) / max(min(xs), 1e-12) > 10:
         ax.set_xscale("log")
         ax.set_xlim(min(xs) / 1.3, max(xs) * 1.6)  # room for the point labels
-        ax.xaxis.set_minor_formatter(FuncFormatter(
-            lambda v, _: _si(v) if _leading_digit(v) in (2, 5) else ""))
+        ax.xaxis.set_minor_formatter(
+            FuncFormatter(lambda v, _: _si(v) if _leading_digit(v) in (2, 5) else "")
+        )
     else:
         span = max(xs) - min(xs)
         pad = 0.15 * span if span > 0 else 0.15 * max(xs)
@@ -501,10 +535,20 @@ def git_commit(cwd: Path | None = None) -> str:
     """
     cwd = cwd or Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True, cwd=cwd).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True, cwd=cwd).stdout
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=cwd,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=cwd,
+        ).stdout
         return sha + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return os.environ.get("SPECTRANS_GIT_COMMIT", "unknown")
@@ -524,32 +568,47 @@ def aggregate(run_dirs: list[Path], out_dir: Path, command: str) -> dict[str, An
     files = [out_dir / "lra_accuracy.md", out_dir / "lra_accuracy.csv", out_dir / "efficiency.md"]
     plots = [out_dir / f"pareto_{task}.png" for task in TASKS]
     plots = [png for task, png in zip(TASKS, plots) if pareto_plot(task, usable, png)]
-    plot_lines = ["## Plots", ""] + [
-        f"- `{png.name}`: test accuracy (%) against train throughput (tokens/s), one point per "
-        "variant (mean ± std over seeds), from the completed runs of this file"
-        for png in plots
-    ] + ([""] if plots else ["No plot: no completed run.", ""])
+    plot_lines = (
+        ["## Plots", ""]
+        + [
+            f"- `{png.name}`: test accuracy (%) against train throughput (tokens/s), one point per "
+            "variant (mean ± std over seeds), from the completed runs of this file"
+            for png in plots
+        ]
+        + ([""] if plots else ["No plot: no completed run.", ""])
+    )
     plots_and_prov = "\n".join(plot_lines) + "\n" + prov
     files[0].write_text(accuracy_markdown(rows, excluded, plots_and_prov))
     write_accuracy_csv(rows, files[1])
     files[2].write_text(efficiency_markdown(usable, excluded, plots_and_prov))
     files += plots
-    return {"records": len(records), "usable": len(usable), "excluded": len(excluded),
-            "rows": rows, "files": files}
+    return {
+        "records": len(records),
+        "usable": len(usable),
+        "excluded": len(excluded),
+        "rows": rows,
+        "files": files,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUN_DIRS),
-                        help="folders searched recursively for metrics.json")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        default=list(DEFAULT_RUN_DIRS),
+        help="folders searched recursively for metrics.json",
+    )
     parser.add_argument("--out", default="results", help="output folder")
     args = parser.parse_args(argv)
     argv_used = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m experiments.results", *argv_used]).strip()
     summary = aggregate([Path(d) for d in args.runs], Path(args.out), command)
-    print(f"{summary['records']} records: {summary['usable']} averaged, "
-          f"{summary['excluded']} excluded")
+    print(
+        f"{summary['records']} records: {summary['usable']} averaged, "
+        f"{summary['excluded']} excluded"
+    )
     for path in summary["files"]:
         print(f"wrote {path}")
     return 0

@@ -86,7 +86,7 @@ class StepAlignedSampler(Sampler[int]):
         per_epoch = self.batches_per_epoch(world_size)
         epoch, in_epoch = divmod(done, per_epoch) if per_epoch > 0 else (0, 0)
         self.epoch = epoch
-        return iter(self.indices(epoch, rank, world_size)[in_epoch * self.batch_size:])
+        return iter(self.indices(epoch, rank, world_size)[in_epoch * self.batch_size :])
 
     def __len__(self) -> int:
         return self.per_rank(self._world()[2])
@@ -163,8 +163,9 @@ class AtomicModelCheckpoint(ModelCheckpoint):
                 logger.after_save_checkpoint(self)
 
 
-def save_atomic(trainer: pl.Trainer, filepath: str | os.PathLike[str],
-                weights_only: bool = False) -> None:
+def save_atomic(
+    trainer: pl.Trainer, filepath: str | os.PathLike[str], weights_only: bool = False
+) -> None:
     """``trainer.save_checkpoint`` to a temporary name, then ``os.replace`` on rank 0."""
     tmp = f"{os.fspath(filepath)}.tmp"
     trainer.save_checkpoint(tmp, weights_only)
@@ -173,8 +174,12 @@ def save_atomic(trainer: pl.Trainer, filepath: str | os.PathLike[str],
         os.replace(tmp, filepath)
 
 
-def find_resume_dir(resume: str, output_dir: str | os.PathLike[str], name: str,
-                    exclude: str | os.PathLike[str] | None = None) -> Path | None:
+def find_resume_dir(
+    resume: str,
+    output_dir: str | os.PathLike[str],
+    name: str,
+    exclude: str | os.PathLike[str] | None = None,
+) -> Path | None:
     """The run directory to resume.
 
     Args:
@@ -207,4 +212,3 @@ def find_resume_dir(resume: str, output_dir: str | os.PathLike[str], name: str,
             "(it holds checkpoints/last.ckpt) or resume=auto"
         )
     return path
-

@@ -19,11 +19,34 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 FIELDS = (
-    "schema_version", "status", "failure_reason", "task", "attention", "model", "transform",
-    "variant", "seed", "seq_len", "num_params", "val_acc_best", "test_acc", "steps", "epochs",
-    "train_tokens_per_s", "eval_tokens_per_s", "peak_memory_bytes", "peak_memory_kind",
-    "wall_time_s", "precision", "device", "git_commit", "started_at", "finished_at", "command",
-    "run_dir", "config",
+    "schema_version",
+    "status",
+    "failure_reason",
+    "task",
+    "attention",
+    "model",
+    "transform",
+    "variant",
+    "seed",
+    "seq_len",
+    "num_params",
+    "val_acc_best",
+    "test_acc",
+    "steps",
+    "epochs",
+    "train_tokens_per_s",
+    "eval_tokens_per_s",
+    "peak_memory_bytes",
+    "peak_memory_kind",
+    "wall_time_s",
+    "precision",
+    "device",
+    "git_commit",
+    "started_at",
+    "finished_at",
+    "command",
+    "run_dir",
+    "config",
 )
 """Every key of a record, in the order of docs/interfaces.md §4."""
 
@@ -44,7 +67,11 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
     where = cwd if cwd is not None else Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
             check=True,
         )
         return out.stdout.strip() or "unknown"
@@ -85,8 +112,13 @@ class RunRecord:
     def __init__(self, run_dir: str | os.PathLike[str], **fields: Any) -> None:
         self.path = Path(run_dir) / "metrics.json"
         self.data: dict[str, Any] = dict.fromkeys(FIELDS)
-        self.data.update(schema_version=SCHEMA_VERSION, status="running", run_dir=str(run_dir),
-                         started_at=now_iso(), command=command_line())
+        self.data.update(
+            schema_version=SCHEMA_VERSION,
+            status="running",
+            run_dir=str(run_dir),
+            started_at=now_iso(),
+            command=command_line(),
+        )
         self.update(**fields)
 
     def update(self, **fields: Any) -> RunRecord:

@@ -110,13 +110,22 @@ def _make_callbacks(exp: ExperimentConfig, ckpt_dir: Path) -> dict[str, pl.Callb
     cb = exp.callbacks
     callbacks: dict[str, pl.Callback] = {
         "best": AtomicModelCheckpoint(
-            dirpath=str(ckpt_dir), filename="best-step{step}", monitor=cb.monitor, mode=cb.mode,
-            save_top_k=1, save_last=False, auto_insert_metric_name=False,
+            dirpath=str(ckpt_dir),
+            filename="best-step{step}",
+            monitor=cb.monitor,
+            mode=cb.mode,
+            save_top_k=1,
+            save_last=False,
+            auto_insert_metric_name=False,
             enable_version_counter=False,
         ),
         "last": AtomicModelCheckpoint(
-            dirpath=str(ckpt_dir), filename="periodic", monitor=None, save_top_k=0,
-            save_last=True, every_n_train_steps=cb.checkpoint_every_n_steps,
+            dirpath=str(ckpt_dir),
+            filename="periodic",
+            monitor=None,
+            save_top_k=0,
+            save_last=True,
+            every_n_train_steps=cb.checkpoint_every_n_steps,
             enable_version_counter=False,
         ),
         "seeder": StepSeeder(exp.seed),
@@ -180,8 +189,13 @@ def build_datamodule(exp: ExperimentConfig) -> Any:
     """The task's ``LRADataModule`` (docs/interfaces.md §3)."""
     from experiments.data import build_datamodule as build
 
-    return build(exp.task, data_dir=exp.paths.data_dir, batch_size=exp.data.batch_size,
-                 num_workers=exp.data.num_workers, seed=exp.seed)
+    return build(
+        exp.task,
+        data_dir=exp.paths.data_dir,
+        batch_size=exp.data.batch_size,
+        num_workers=exp.data.num_workers,
+        seed=exp.seed,
+    )
 
 
 def build_model(exp: ExperimentConfig, datamodule: Any) -> torch.nn.Module:
@@ -189,9 +203,13 @@ def build_model(exp: ExperimentConfig, datamodule: Any) -> torch.nn.Module:
     from spectrans.models import build_classifier
 
     return build_classifier(
-        exp.model, exp.attention, vocab_size=datamodule.vocab_size,
-        num_classes=datamodule.num_classes, max_length=datamodule.max_length,
-        pair=datamodule.is_pair, input_type=datamodule.input_type,
+        exp.model,
+        exp.attention,
+        vocab_size=datamodule.vocab_size,
+        num_classes=datamodule.num_classes,
+        max_length=datamodule.max_length,
+        pair=datamodule.is_pair,
+        input_type=datamodule.input_type,
     )
 
 
@@ -230,11 +248,16 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         pl.seed_everything(exp.seed, workers=True, verbose=False)
         datamodule = build_datamodule(exp)
         model = build_model(exp, datamodule)
-        record.update(num_params=sum(p.numel() for p in model.parameters()),
-                      seq_len=datamodule.max_length)
+        record.update(
+            num_params=sum(p.numel() for p in model.parameters()), seq_len=datamodule.max_length
+        )
         module = LRAModule(
-            model, num_classes=datamodule.num_classes, is_pair=datamodule.is_pair,
-            optimizer=exp.optimizer, scheduler=exp.scheduler, max_steps=exp.trainer.max_steps,
+            model,
+            num_classes=datamodule.num_classes,
+            is_pair=datamodule.is_pair,
+            optimizer=exp.optimizer,
+            scheduler=exp.scheduler,
+            max_steps=exp.trainer.max_steps,
             compile=exp.compile,
         )
         callbacks = _make_callbacks(exp, run_dir / "checkpoints")
@@ -243,8 +266,11 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         if kwargs.get("precision") == "32":
             kwargs["precision"] = "32-true"
         trainer = pl.Trainer(
-            **kwargs, logger=_make_logger(exp, run_dir), callbacks=list(callbacks.values()),
-            default_root_dir=str(run_dir), use_distributed_sampler=False,
+            **kwargs,
+            logger=_make_logger(exp, run_dir),
+            callbacks=list(callbacks.values()),
+            default_root_dir=str(run_dir),
+            use_distributed_sampler=False,
         )
         is_zero = trainer.is_global_zero
         if is_zero:
@@ -257,8 +283,9 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         best_path = callbacks["best"].best_model_path  # type: ignore[attr-defined]
         test_acc = None
         if failure is None:
-            results = trainer.test(module, datamodule=datamodule,
-                                   ckpt_path=best_path or None, verbose=False)
+            results = trainer.test(
+                module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False
+            )
             test_acc = float(results[0]["test/acc"]) if results else None
         best = module.val_acc_best.compute()
         batches_per_epoch = max(1, int(trainer.num_training_batches or 1))
@@ -278,8 +305,10 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             if failure is None and 0 < planned and trainer.global_step < planned:
                 # Stopped early (trainer.max_time): not the protocol, so not a table entry.
                 status = "incomplete"
-                reason = (f"stopped at step {trainer.global_step} of {planned} "
-                          f"(trainer.max_time); continue with resume={run_dir}")
+                reason = (
+                    f"stopped at step {trainer.global_step} of {planned} "
+                    f"(trainer.max_time); continue with resume={run_dir}"
+                )
             record.finish(status, reason)
             _print_summary(record.data, run_dir, best_path)
     except BaseException as err:

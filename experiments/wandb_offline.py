@@ -38,5 +38,11 @@ def make_wandb_logger(exp: ExperimentConfig, run_dir: Path) -> Any:
         os.environ["WANDB_MODE"] = "offline"
     os.environ.setdefault("WANDB_SILENT", "true")
     (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
-    return WandbLogger(project=exp.logger.project, save_dir=str(run_dir), offline=offline,
-                       id=run_dir.name, name=f"{exp.name}/{run_dir.name}", resume="allow")
+    return WandbLogger(
+        project=exp.logger.project,
+        save_dir=str(run_dir),
+        offline=offline,
+        id=run_dir.name,
+        name=f"{exp.name}/{run_dir.name}",
+        resume="allow",
+    )

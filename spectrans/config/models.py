@@ -115,8 +115,10 @@ class LSTModelConfig(_ModelCommon):
     @model_validator(mode="after")
     def _heads_divide_width(self) -> LSTModelConfig:
         if self.hidden_dim % self.num_heads != 0:
-            raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
-                             f"({self.num_heads}); change model.hidden_dim or model.num_heads")
+            raise ValueError(
+                f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
+                f"({self.num_heads}); change model.hidden_dim or model.num_heads"
+            )
         return self
 
 

@@ -39,8 +39,9 @@ class TokenSpec(StrictModel):
     def from_dict(cls, token_dict: dict[str, int | None]) -> TokenSpec:
         """Build from a one-item dict ``{name: size}``."""
         if len(token_dict) != 1:
-            raise ValueError(f"TokenSpec.from_dict needs exactly one {{name: size}} item, "
-                             f"got {token_dict!r}")
+            raise ValueError(
+                f"TokenSpec.from_dict needs exactly one {{name: size}} item, got {token_dict!r}"
+            )
         ((name, size),) = token_dict.items()
         return cls(name=name, size=size)
 
@@ -72,8 +73,9 @@ class AttentionPattern(StrictModel):
     key_value_tokens: Sequence[str] = Field(min_length=1)
 
 
-def validate_attention_patterns(tokens: Sequence[TokenSpec],
-                                patterns: Sequence[AttentionPattern]) -> None:
+def validate_attention_patterns(
+    tokens: Sequence[TokenSpec], patterns: Sequence[AttentionPattern]
+) -> None:
     """Check that a pattern set is complete and unambiguous.
 
     Rules: group names are unique; every name a pattern lists is a group; every group is a
@@ -90,17 +92,23 @@ def validate_attention_patterns(tokens: Sequence[TokenSpec],
     for pattern in patterns:
         for group in [*pattern.query_tokens, *pattern.key_value_tokens]:
             if group not in known:
-                raise ValueError(f"attention pattern lists unknown token group '{group}'; "
-                                 f"known groups are {names}")
+                raise ValueError(
+                    f"attention pattern lists unknown token group '{group}'; "
+                    f"known groups are {names}"
+                )
         for group in pattern.query_tokens:
             query_count[group] += 1
     for group, count in query_count.items():
         if count == 0:
-            raise ValueError(f"token group '{group}' is not a query in any attention pattern; "
-                             f"add a pattern whose query_tokens include it")
+            raise ValueError(
+                f"token group '{group}' is not a query in any attention pattern; "
+                f"add a pattern whose query_tokens include it"
+            )
         if count > 1:
-            raise ValueError(f"token group '{group}' is a query in {count} attention patterns; "
-                             f"list each group as a query exactly once")
+            raise ValueError(
+                f"token group '{group}' is a query in {count} attention patterns; "
+                f"list each group as a query exactly once"
+            )
 
 
 class AttentionPatternSet(StrictModel):

@@ -31,8 +31,14 @@ from torch import Tensor
 from spectrans.kernels.rff import FeatureMap, RandomFeatureMap, scale_keys_exactly
 
 
-def positive_softmax_features(x: Tensor, projection: Tensor, *, is_query: bool,
-                              mask: Tensor | None = None, stabilise: bool = True) -> Tensor:
+def positive_softmax_features(
+    x: Tensor,
+    projection: Tensor,
+    *,
+    is_query: bool,
+    mask: Tensor | None = None,
+    stabilise: bool = True,
+) -> Tensor:
     """FAVOR+ features ``exp(W x' - |x'|^2 / 2 - c) / sqrt(m)``, ``x' = x d^{-1/4}``.
 
     Args:
@@ -75,11 +81,18 @@ class PositiveRandomFeatures(RandomFeatureMap):
 
     signed: ClassVar[bool] = False
 
-    def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None,
-                stabilise: bool = True) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        is_query: bool = True,
+        mask: Tensor | None = None,
+        stabilise: bool = True,
+    ) -> Tensor:
         """Features ``(..., N, d) -> (..., N, m)``."""
-        return positive_softmax_features(x, self.projection, is_query=is_query, mask=mask,
-                                         stabilise=stabilise)
+        return positive_softmax_features(
+            x, self.projection, is_query=is_query, mask=mask, stabilise=stabilise
+        )
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:
         """``exp(x_i.y_j / sqrt(d))``, (..., N, d), (..., M, d) -> (..., N, M)."""

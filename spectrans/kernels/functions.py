@@ -31,13 +31,15 @@ from spectrans.kernels.rff import FeatureMap, RandomFeatureMap, trig_features
 
 def gaussian_kernel(x: Tensor, y: Tensor, sigma: float = 1.0) -> Tensor:
     """``exp(-|x_i - y_j|^2 / (2 sigma^2))``: (..., N, d), (..., M, d) -> (..., N, M)."""
-    sq_dist = (x**2).sum(-1)[..., :, None] + (y**2).sum(-1)[..., None, :] \
-        - 2 * x @ y.transpose(-1, -2)  # (..., N, M)
+    sq_dist = (
+        (x**2).sum(-1)[..., :, None] + (y**2).sum(-1)[..., None, :] - 2 * x @ y.transpose(-1, -2)
+    )  # (..., N, M)
     return torch.exp(-sq_dist.clamp_min(0) / (2 * sigma**2))
 
 
-def polynomial_kernel(x: Tensor, y: Tensor, degree: int = 2, coef0: float = 1.0,
-                      scale: float = 1.0) -> Tensor:
+def polynomial_kernel(
+    x: Tensor, y: Tensor, degree: int = 2, coef0: float = 1.0, scale: float = 1.0
+) -> Tensor:
     """``(x_i.y_j / scale + coef0)^degree``: (..., N, d), (..., M, d) -> (..., N, M)."""
     return (x @ y.transpose(-1, -2) / scale + coef0) ** degree
 
@@ -47,8 +49,9 @@ def softmax_kernel(x: Tensor, y: Tensor) -> Tensor:
     return torch.exp(x @ y.transpose(-1, -2) / math.sqrt(x.shape[-1]))
 
 
-def polynomial_features(x: Tensor, projections: Tensor, coef0: float = 1.0,
-                        scale: float = 1.0) -> Tensor:
+def polynomial_features(
+    x: Tensor, projections: Tensor, coef0: float = 1.0, scale: float = 1.0
+) -> Tensor:
     """Random Maclaurin features of ``(x.y / scale + coef0)^p``.
 
     Args:
@@ -85,14 +88,19 @@ class PolynomialKernel(RandomFeatureMap):
         **kwargs: ``feature_redraw``, ``redraw_interval``.
     """
 
-    def __init__(self, input_dim: int, rank: int, *, degree: int = 2, coef0: float = 1.0,
-                 **kwargs: bool | int) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        rank: int,
+        *,
+        degree: int = 2,
+        coef0: float = 1.0,
+        **kwargs: bool | int,
+    ) -> None:
         if degree < 1 or coef0 < 0:
-            raise ValueError(f"need degree >= 1 and coef0 >= 0, got degree={degree}, "
-                             f"coef0={coef0}")
+            raise ValueError(f"need degree >= 1 and coef0 >= 0, got degree={degree}, coef0={coef0}")
         self.degree, self.coef0 = degree, coef0
-        super().__init__(input_dim, rank, num_rows=degree * rank, orthogonal=False,
-                         **kwargs)  # type: ignore[arg-type]
+        super().__init__(input_dim, rank, num_rows=degree * rank, orthogonal=False, **kwargs)  # type: ignore[arg-type]
 
     def draw_projection(self, device: torch.device | None = None) -> Tensor:
         """``(p * r, d + 1)`` i.i.d. Gaussian rows."""

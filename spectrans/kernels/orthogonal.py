@@ -21,9 +21,13 @@ import torch
 from torch import Tensor
 
 
-def orthogonal_block(dim: int, *, num_blocks: int | None = None,
-                     generator: torch.Generator | None = None,
-                     device: torch.device | None = None) -> Tensor:
+def orthogonal_block(
+    dim: int,
+    *,
+    num_blocks: int | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
     """Matrices with orthonormal rows from the QR of Gaussian matrices (one batched QR).
 
     The signs of ``diag(R)`` are folded into ``Q`` so that the law is Haar (uniform).
@@ -40,8 +44,13 @@ def orthogonal_block(dim: int, *, num_blocks: int | None = None,
     return blocks[0] if num_blocks is None else blocks
 
 
-def chi_norms(num_rows: int, dim: int, *, generator: torch.Generator | None = None,
-              device: torch.device | None = None) -> Tensor:
+def chi_norms(
+    num_rows: int,
+    dim: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
     """Row norms ``s_i ~ chi(d)``: norms of ``num_rows`` fresh ``N(0, I_d)`` vectors, (m,)."""
     return torch.randn(num_rows, dim, generator=generator, device=device).norm(dim=-1)
 
@@ -51,9 +60,14 @@ def chi_mean(dim: int) -> float:
     return math.sqrt(2.0) * math.exp(math.lgamma((dim + 1) / 2) - math.lgamma(dim / 2))
 
 
-def gaussian_projection(num_rows: int, dim: int, *, orthogonal: bool = True,
-                        generator: torch.Generator | None = None,
-                        device: torch.device | None = None) -> Tensor:
+def gaussian_projection(
+    num_rows: int,
+    dim: int,
+    *,
+    orthogonal: bool = True,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
     """Projection ``W`` of shape ``(m, d)`` whose rows each have the law ``N(0, I_d)``.
 
     Args:

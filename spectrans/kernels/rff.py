@@ -97,8 +97,14 @@ def scale_keys_exactly(logits: Tensor, row_max: Tensor, mask: Tensor | None) -> 
     return values
 
 
-def trig_softmax_features(x: Tensor, projection: Tensor, *, is_query: bool,
-                          mask: Tensor | None = None, stabilise: bool = True) -> Tensor:
+def trig_softmax_features(
+    x: Tensor,
+    projection: Tensor,
+    *,
+    is_query: bool,
+    mask: Tensor | None = None,
+    stabilise: bool = True,
+) -> Tensor:
     """Trigonometric random features of the softmax kernel ``exp(q.k / sqrt(d))``.
 
     ``phi(x) = exp(|x'|^2 / 2) [cos(W x'), sin(W x')] / sqrt(m)`` with ``x' = x d^{-1/4}``, so
@@ -172,9 +178,16 @@ class RandomFeatureMap(FeatureMap):
     projection: Tensor
     calls_since_redraw: Tensor
 
-    def __init__(self, input_dim: int, num_features: int, *, num_rows: int | None = None,
-                 orthogonal: bool = True, feature_redraw: bool = False,
-                 redraw_interval: int = 1000) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        num_features: int,
+        *,
+        num_rows: int | None = None,
+        orthogonal: bool = True,
+        feature_redraw: bool = False,
+        redraw_interval: int = 1000,
+    ) -> None:
         super().__init__()
         if num_features <= 0:
             raise ValueError(f"num_features must be positive, got {num_features}")
@@ -190,8 +203,9 @@ class RandomFeatureMap(FeatureMap):
 
     def draw_projection(self, device: torch.device | None = None) -> Tensor:
         """A fresh ``(num_rows, input_dim)`` Gaussian projection."""
-        return gaussian_projection(self.num_rows, self.input_dim, orthogonal=self.orthogonal,
-                                   device=device)
+        return gaussian_projection(
+            self.num_rows, self.input_dim, orthogonal=self.orthogonal, device=device
+        )
 
     @torch.no_grad()
     def redraw(self) -> None:
@@ -220,9 +234,11 @@ class RandomFeatureMap(FeatureMap):
 
     def extra_repr(self) -> str:
         """Sizes and redraw settings for ``print(module)``."""
-        return (f"input_dim={self.input_dim}, num_features={self.num_features}, "
-                f"orthogonal={self.orthogonal}, feature_redraw={self.feature_redraw}, "
-                f"redraw_interval={self.redraw_interval}")
+        return (
+            f"input_dim={self.input_dim}, num_features={self.num_features}, "
+            f"orthogonal={self.orthogonal}, feature_redraw={self.feature_redraw}, "
+            f"redraw_interval={self.redraw_interval}"
+        )
 
 
 class GaussianRFF(RandomFeatureMap):
@@ -241,8 +257,15 @@ class GaussianRFF(RandomFeatureMap):
 
     offset: Tensor | None
 
-    def __init__(self, input_dim: int, num_features: int, *, bandwidth: float = 1.0,
-                 use_offset: bool = False, **kwargs: bool | int) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        num_features: int,
+        *,
+        bandwidth: float = 1.0,
+        use_offset: bool = False,
+        **kwargs: bool | int,
+    ) -> None:
         super().__init__(input_dim, num_features, **kwargs)  # type: ignore[arg-type]
         if bandwidth <= 0:
             raise ValueError(f"bandwidth must be positive, got {bandwidth}")
@@ -271,7 +294,7 @@ class GaussianRFF(RandomFeatureMap):
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:
         """``exp(-|x_i - y_j|^2 / (2 sigma^2))``, (..., N, d), (..., M, d) -> (..., N, M)."""
-        return torch.exp(-torch.cdist(x, y) ** 2 / (2 * self.bandwidth**2))
+        return torch.exp(-(torch.cdist(x, y) ** 2) / (2 * self.bandwidth**2))
 
 
 class TrigSoftmaxRFF(RandomFeatureMap):
@@ -287,11 +310,18 @@ class TrigSoftmaxRFF(RandomFeatureMap):
         super().__init__(input_dim, num_features, **kwargs)  # type: ignore[arg-type]
         self.feature_dim = 2 * num_features
 
-    def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None,
-                stabilise: bool = True) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        is_query: bool = True,
+        mask: Tensor | None = None,
+        stabilise: bool = True,
+    ) -> Tensor:
         """Features ``(..., N, d) -> (..., N, 2m)``."""
-        return trig_softmax_features(x, self.projection, is_query=is_query, mask=mask,
-                                     stabilise=stabilise)
+        return trig_softmax_features(
+            x, self.projection, is_query=is_query, mask=mask, stabilise=stabilise
+        )
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:
         """``exp(x_i.y_j / sqrt(d))``, (..., N, d), (..., M, d) -> (..., N, M)."""

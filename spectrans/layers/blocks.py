@@ -37,10 +37,16 @@ class PreNormBlock(nn.Module):
         gradient_checkpointing: Recompute the block during backward (training only).
     """
 
-    def __init__(self, mixer: nn.Module, hidden_dim: int, ffn_hidden_dim: int,
-                 dropout: float = 0.0, activation: str = "gelu",
-                 init_weights: str = "truncnormal002",
-                 gradient_checkpointing: bool = False) -> None:
+    def __init__(
+        self,
+        mixer: nn.Module,
+        hidden_dim: int,
+        ffn_hidden_dim: int,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        init_weights: str = "truncnormal002",
+        gradient_checkpointing: bool = False,
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden_dim)
         self.mixer = mixer
@@ -62,8 +68,14 @@ class PreNormBlock(nn.Module):
         Extra keyword arguments go to the mixer (e.g. ``token_specs`` of a pattern layer).
         """
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(self._forward, x, mask, mixer_kwargs, use_reentrant=False,
-                              context_fn=self._replay_buffers_context())
+            return checkpoint(
+                self._forward,
+                x,
+                mask,
+                mixer_kwargs,
+                use_reentrant=False,
+                context_fn=self._replay_buffers_context(),
+            )
         return self._forward(x, mask, mixer_kwargs)
 
     def _replay_buffers_context(self) -> Callable[[], tuple[Any, Any]]:

@@ -23,8 +23,14 @@ class FeedForward(nn.Module):
         init_weights: ``InitWeightsMode`` of both linears (``*-identity`` zeroes ``W_2``).
     """
 
-    def __init__(self, hidden_dim: int, ffn_hidden_dim: int, dropout: float = 0.0,
-                 activation: str = "gelu", init_weights: str = "truncnormal002") -> None:
+    def __init__(
+        self,
+        hidden_dim: int,
+        ffn_hidden_dim: int,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        init_weights: str = "truncnormal002",
+    ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown ffn activation '{activation}'; choose gelu or relu")

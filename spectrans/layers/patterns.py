@@ -30,19 +30,27 @@ from spectrans.layers.attention.base import AttentionLayer, check_input, zero_ma
 from spectrans.layers.attention.projections import merge_heads, project_qkv
 
 
-def group_index(token_specs: Sequence[TokenSpec], seq_len: int,
-                device: torch.device | None = None) -> Tensor:
+def group_index(
+    token_specs: Sequence[TokenSpec], seq_len: int, device: torch.device | None = None
+) -> Tensor:
     """Group id of every position, shape (N,) long; sizes must sum to ``seq_len``."""
     sizes = [spec.size for spec in token_specs]
     if any(size is None for size in sizes) or sum(sizes) != seq_len:  # type: ignore[arg-type]
-        raise ValueError(f"token group sizes {[s.to_dict() for s in token_specs]} must all be "
-                         f"given and sum to the sequence length {seq_len}")
-    return torch.repeat_interleave(torch.arange(len(sizes), device=device),
-                                   torch.tensor(sizes, device=device))  # (N,)
+        raise ValueError(
+            f"token group sizes {[s.to_dict() for s in token_specs]} must all be "
+            f"given and sum to the sequence length {seq_len}"
+        )
+    return torch.repeat_interleave(
+        torch.arange(len(sizes), device=device), torch.tensor(sizes, device=device)
+    )  # (N,)
 
 
-def pattern_block_mask(token_specs: Sequence[TokenSpec], patterns: Sequence[AttentionPattern],
-                       seq_len: int, device: torch.device | None = None) -> Tensor:
+def pattern_block_mask(
+    token_specs: Sequence[TokenSpec],
+    patterns: Sequence[AttentionPattern],
+    seq_len: int,
+    device: torch.device | None = None,
+) -> Tensor:
     """Boolean ``(N, N)`` matrix: True where query i may attend to key j by the patterns."""
     validate_attention_patterns(token_specs, patterns)
     position = {spec.name: index for index, spec in enumerate(token_specs)}
@@ -73,15 +81,22 @@ class PatternAttention(AttentionLayer):
     has_scores: ClassVar[bool] = True
     supports_causal: ClassVar[bool] = True
 
-    def __init__(self, attention: AttentionLayer, patterns: Sequence[AttentionPattern],
-                 token_specs: Sequence[TokenSpec] | None = None) -> None:
+    def __init__(
+        self,
+        attention: AttentionLayer,
+        patterns: Sequence[AttentionPattern],
+        token_specs: Sequence[TokenSpec] | None = None,
+    ) -> None:
         super().__init__()
         needed = ("q_proj", "k_proj", "v_proj", "out_proj", "num_heads")
         if not getattr(attention, "has_scores", False) or any(
-                getattr(attention, name, None) is None for name in needed):
-            raise ValueError(f"attention patterns need a softmax-style attention with queries, "
-                             f"keys and scores, and {type(attention).__name__} has none; use "
-                             f"model.retrieval_encoding='independent' or attention=softmax")
+            getattr(attention, name, None) is None for name in needed
+        ):
+            raise ValueError(
+                f"attention patterns need a softmax-style attention with queries, "
+                f"keys and scores, and {type(attention).__name__} has none; use "
+                f"model.retrieval_encoding='independent' or attention=softmax"
+            )
         self.attention = attention
         self.patterns = list(patterns)
         self.token_specs = list(token_specs) if token_specs is not None else None
@@ -93,21 +108,29 @@ class PatternAttention(AttentionLayer):
         p = drop.p if isinstance(drop, torch.nn.Dropout) else drop
         return float(p) if isinstance(p, int | float) and self.training else 0.0
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False,
-                token_specs: Sequence[TokenSpec] | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        return_attention: bool = False,
+        token_specs: Sequence[TokenSpec] | None = None,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """x: (B, N, D), mask: (B, N) bool -> (B, N, D) (and weights (B, H, N, N))."""
         mask = check_input(x, mask)
         specs = token_specs if token_specs is not None else self.token_specs
         if specs is None:
-            raise ValueError("PatternAttention needs token_specs (the group sizes) at "
-                             "construction or in forward(token_specs=...)")
+            raise ValueError(
+                "PatternAttention needs token_specs (the group sizes) at "
+                "construction or in forward(token_specs=...)"
+            )
         batch, seq_len, _ = x.shape
         allowed = pattern_block_mask(specs, self.patterns, seq_len, x.device)[None]  # (1, N, N)
         if mask is not None:
             allowed = allowed & mask[:, None, :]  # (B, N, N)
         if getattr(self.attention, "causal", False) is True:
-            allowed = allowed & torch.ones(seq_len, seq_len, dtype=torch.bool,
-                                           device=x.device).tril()
+            allowed = (
+                allowed & torch.ones(seq_len, seq_len, dtype=torch.bool, device=x.device).tril()
+            )
         allowed = allowed.expand(batch, seq_len, seq_len)  # (B, N, N)
         has_key = allowed.any(-1)  # (B, N)
         eye = torch.eye(seq_len, dtype=torch.bool, device=x.device)  # (N, N)
@@ -123,8 +146,9 @@ class PatternAttention(AttentionLayer):
             weights = scores.softmax(-1)  # (B, H, N, N)
             out = F.dropout(weights, self._dropout_p(), self.training) @ v  # (B, H, N, d)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                                 dropout_p=self._dropout_p())  # (B, H, N, d)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias, dropout_p=self._dropout_p()
+            )  # (B, H, N, d)
         out = self.attention.out_proj(merge_heads(out))  # (B, N, D)
         out = zero_masked(out, has_key if mask is None else has_key & mask)  # (B, N, D)
         return (out, weights) if return_attention else out

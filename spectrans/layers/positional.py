@@ -24,12 +24,19 @@ ADDITIVE = ("sinusoidal", "learned")
 MIXER_OPTIONS = {"rotary": "use_rope", "alibi": "alibi"}
 
 
-def sinusoidal_table(seq_len: int, hidden_dim: int, *, device: torch.device | None = None,
-                     dtype: torch.dtype = torch.float32) -> Tensor:
+def sinusoidal_table(
+    seq_len: int,
+    hidden_dim: int,
+    *,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """Sinusoidal table ``(seq_len, hidden_dim)`` (odd ``hidden_dim``: last cosine dropped)."""
     position = torch.arange(seq_len, device=device, dtype=torch.float64)[:, None]  # (N, 1)
-    inv_freq = torch.exp(torch.arange(0, hidden_dim, 2, device=device, dtype=torch.float64)
-                         * (-math.log(10000.0) / hidden_dim))  # (ceil(D/2),)
+    inv_freq = torch.exp(
+        torch.arange(0, hidden_dim, 2, device=device, dtype=torch.float64)
+        * (-math.log(10000.0) / hidden_dim)
+    )  # (ceil(D/2),)
     table = torch.zeros(seq_len, hidden_dim, device=device, dtype=torch.float64)  # (N, D)
     table[:, 0::2] = torch.sin(position * inv_freq)
     table[:, 1::2] = torch.cos(position * inv_freq)[:, : hidden_dim // 2]
@@ -62,8 +69,12 @@ class LearnedPositionalEncoding(nn.Module):
         config_key: Config key named in the error for a too-long sequence.
     """
 
-    def __init__(self, hidden_dim: int, max_sequence_length: int,
-                 config_key: str = "model.max_sequence_length") -> None:
+    def __init__(
+        self,
+        hidden_dim: int,
+        max_sequence_length: int,
+        config_key: str = "model.max_sequence_length",
+    ) -> None:
         super().__init__()
         self.max_sequence_length = max_sequence_length
         self.config_key = config_key
@@ -82,8 +93,12 @@ class LearnedPositionalEncoding(nn.Module):
         return x + self.table[:seq_len][None].to(x.dtype)  # (B, N, D)
 
 
-def build_positional_encoding(kind: str, hidden_dim: int, max_sequence_length: int,
-                              config_key: str = "model.max_sequence_length") -> nn.Module:
+def build_positional_encoding(
+    kind: str,
+    hidden_dim: int,
+    max_sequence_length: int,
+    config_key: str = "model.max_sequence_length",
+) -> nn.Module:
     """Additive encoding module for ``kind`` (identity for rotary, alibi and none)."""
     if kind == "sinusoidal":
         return SinusoidalPositionalEncoding(hidden_dim)
@@ -91,12 +106,15 @@ def build_positional_encoding(kind: str, hidden_dim: int, max_sequence_length: i
         return LearnedPositionalEncoding(hidden_dim, max_sequence_length, config_key)
     if kind in ("rotary", "alibi", "none"):
         return nn.Identity()
-    raise ValueError(f"unknown positional encoding '{kind}'; choose one of sinusoidal, learned, "
-                     f"rotary, alibi, none")
+    raise ValueError(
+        f"unknown positional encoding '{kind}'; choose one of sinusoidal, learned, "
+        f"rotary, alibi, none"
+    )
 
 
-def apply_positional_to_mixer(kind: str, mixer_fields: dict[str, Any],
-                              mixer_name: str) -> dict[str, Any]:
+def apply_positional_to_mixer(
+    kind: str, mixer_fields: dict[str, Any], mixer_name: str
+) -> dict[str, Any]:
     """Return mixer config fields with ``use_rope``/``alibi`` set for rotary/alibi.
 
     Args:
@@ -112,6 +130,8 @@ def apply_positional_to_mixer(kind: str, mixer_fields: dict[str, Any],
         return dict(mixer_fields)
     if option not in mixer_fields:
         what = "queries and keys to rotate" if kind == "rotary" else "attention scores to bias"
-        raise ValueError(f"positional_encoding='{kind}' cannot be used with the '{mixer_name}' "
-                         f"token mixer: it has no {what}; choose sinusoidal, learned or none")
+        raise ValueError(
+            f"positional_encoding='{kind}' cannot be used with the '{mixer_name}' "
+            f"token mixer: it has no {what}; choose sinusoidal, learned or none"
+        )
     return {**mixer_fields, option: True}

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 
-def rotary_angles(seq_len: int, head_dim: int, *, base: float = 10000.0,
-                  device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+def rotary_angles(
+    seq_len: int, head_dim: int, *, base: float = 10000.0, device: torch.device | None = None
+) -> tuple[Tensor, Tensor]:
     """Cosines and sines of the rotation angles.
 
     Returns:

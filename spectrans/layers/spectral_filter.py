@@ -111,8 +111,9 @@ def decaying_profile(num_heads: int, length: int, min_tau: float, max_tau: float
     if num_heads == 1:
         taus = torch.tensor([math.sqrt(min_tau * max_tau)], dtype=torch.float64)
     else:
-        taus = torch.logspace(math.log10(max_tau), math.log10(min_tau), num_heads,
-                              dtype=torch.float64)
+        taus = torch.logspace(
+            math.log10(max_tau), math.log10(min_tau), num_heads, dtype=torch.float64
+        )
     f = torch.linspace(0.0, 1.0, length, dtype=torch.float64) if length > 1 else torch.zeros(1)
     return torch.exp(-f[None, :] / taus[:, None]).float()  # (H, L)
 
@@ -141,8 +142,9 @@ def _rotation(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """exp(i pi k / n) for k = 0..n//2 (complex, cached)."""
     phase = torch.arange(n // 2 + 1, dtype=torch.float64) * (math.pi / n)
     rot = torch.polar(torch.ones_like(phase), phase)
-    return rot.to(device=device, dtype=torch.complex128 if dtype == torch.float64 else
-                  torch.complex64)
+    return rot.to(
+        device=device, dtype=torch.complex128 if dtype == torch.float64 else torch.complex64
+    )
 
 
 def dst_filter(u: Tensor, gains: Tensor) -> Tensor:
@@ -152,8 +154,9 @@ def dst_filter(u: Tensor, gains: Tensor) -> Tensor:
     return dct_filter(u * alt, gains.flip(-1)) * alt
 
 
-def spectral_filter(u: Tensor, gains: Tensor, transform: nn.Module,
-                    kind: str | None = None) -> Tensor:
+def spectral_filter(
+    u: Tensor, gains: Tensor, transform: nn.Module, kind: str | None = None
+) -> Tensor:
     """Apply ``M = T^{-1} diag(gains) T`` along the sequence.
 
     Args:
@@ -181,8 +184,9 @@ def impulse_response(profile: Tensor, kind: str, transform: nn.Module, n: int) -
     """Causal kernel taps ``h = (M_L e_0)[:n]`` of each head, ``(H, n)`` (see module doc)."""
     length = 2 * n if kind == "fft" else n
     gains = coefficient_gains(profile, kind, length)  # (H, F)
-    impulse = torch.zeros(1, profile.shape[0], length, 1, dtype=profile.dtype,
-                          device=profile.device)
+    impulse = torch.zeros(
+        1, profile.shape[0], length, 1, dtype=profile.dtype, device=profile.device
+    )
     impulse[:, :, 0] = 1.0  # e_0 for every head
     return spectral_filter(impulse, gains, transform, kind)[0, :, :n, 0]  # (H, n)
 

@@ -28,14 +28,22 @@ _MODEL_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelConfigUnion)
 
 def _check_max_length(max_length: int, limit: int, what: str) -> None:
     if max_length > limit:
-        raise ValueError(f"the task's sequence length {max_length} exceeds {LENGTH_KEY}={limit} "
-                         f"(the limit of {what}); raise {LENGTH_KEY} to at least {max_length}")
+        raise ValueError(
+            f"the task's sequence length {max_length} exceeds {LENGTH_KEY}={limit} "
+            f"(the limit of {what}); raise {LENGTH_KEY} to at least {max_length}"
+        )
 
 
-def build_classifier(model_cfg: EncoderModelConfig | LSTModelConfig | dict[str, Any],
-                     mixer_cfg: TokenMixerConfig | dict[str, Any] | None, *, vocab_size: int,
-                     num_classes: int, max_length: int, pair: bool,
-                     input_type: str = "tokens") -> nn.Module:
+def build_classifier(
+    model_cfg: EncoderModelConfig | LSTModelConfig | dict[str, Any],
+    mixer_cfg: TokenMixerConfig | dict[str, Any] | None,
+    *,
+    vocab_size: int,
+    num_classes: int,
+    max_length: int,
+    pair: bool,
+    input_type: str = "tokens",
+) -> nn.Module:
     """Build the classifier (or dual-encoder, ``pair=True``) the harness trains.
 
     ``mixer_cfg.hidden_dim`` (and ``max_sequence_length`` where the mixer has it) are taken
@@ -64,37 +72,62 @@ def build_classifier(model_cfg: EncoderModelConfig | LSTModelConfig | dict[str, 
         model_cfg = _MODEL_ADAPTER.validate_python(model_cfg)
     if model_cfg.name == "lst":
         if model_cfg.use_positional_encoding and model_cfg.positional_encoding_type == "learned":
-            _check_max_length(max_length, model_cfg.max_sequence_length,
-                              "the learned positional encoding")
+            _check_max_length(
+                max_length, model_cfg.max_sequence_length, "the learned positional encoding"
+            )
         tokens_vocab = vocab_size if input_type == "tokens" else None
         if not pair:
-            return LSTTransformer(vocab_size=tokens_vocab, num_classes=num_classes,
-                                  pooling=model_cfg.pooling,
-                                  head_hidden_dim=model_cfg.head_hidden_dim,
-                                  input_type=input_type, **lst_kwargs(model_cfg))
+            return LSTTransformer(
+                vocab_size=tokens_vocab,
+                num_classes=num_classes,
+                pooling=model_cfg.pooling,
+                head_hidden_dim=model_cfg.head_hidden_dim,
+                input_type=input_type,
+                **lst_kwargs(model_cfg),
+            )
         if model_cfg.retrieval_encoding == "joint":
-            raise ValueError("model.retrieval_encoding='joint' needs softmax attention and the "
-                             "LST model has none; use retrieval_encoding='independent'")
-        encoder: BaseModel = LSTEncoder(vocab_size=tokens_vocab,
-                                        use_cls_token=model_cfg.pooling == "cls",
-                                        input_type=input_type, **lst_kwargs(model_cfg))
+            raise ValueError(
+                "model.retrieval_encoding='joint' needs softmax attention and the "
+                "LST model has none; use retrieval_encoding='independent'"
+            )
+        encoder: BaseModel = LSTEncoder(
+            vocab_size=tokens_vocab,
+            use_cls_token=model_cfg.pooling == "cls",
+            input_type=input_type,
+            **lst_kwargs(model_cfg),
+        )
     else:
         if mixer_cfg is None:
             raise ValueError("model 'encoder' needs an attention (token mixer) config")
         if model_cfg.positional_encoding == "learned":
-            _check_max_length(max_length, model_cfg.max_sequence_length,
-                              "the learned positional encoding")
+            _check_max_length(
+                max_length, model_cfg.max_sequence_length, "the learned positional encoding"
+            )
         joint = pair and model_cfg.retrieval_encoding == "joint"
         encoder = Encoder.from_config(
-            model_cfg, mixer_cfg, vocab_size=vocab_size if input_type == "tokens" else None,
+            model_cfg,
+            mixer_cfg,
+            vocab_size=vocab_size if input_type == "tokens" else None,
             input_type=input_type,
-            attention_patterns=joint_patterns(["doc_a", "doc_b"]) if joint else None)
+            attention_patterns=joint_patterns(["doc_a", "doc_b"]) if joint else None,
+        )
         if not pair:
-            return SequenceClassifier(encoder, model_cfg.pooling, num_classes,
-                                      model_cfg.head_hidden_dim, model_cfg.init_weights)
-    return DualEncoderClassifier(encoder, model_cfg.pooling, num_classes,
-                                 model_cfg.head_hidden_dim, model_cfg.retrieval_interaction,
-                                 model_cfg.retrieval_encoding, model_cfg.init_weights)
+            return SequenceClassifier(
+                encoder,
+                model_cfg.pooling,
+                num_classes,
+                model_cfg.head_hidden_dim,
+                model_cfg.init_weights,
+            )
+    return DualEncoderClassifier(
+        encoder,
+        model_cfg.pooling,
+        num_classes,
+        model_cfg.head_hidden_dim,
+        model_cfg.retrieval_interaction,
+        model_cfg.retrieval_encoding,
+        model_cfg.init_weights,
+    )
 
 
 __all__ = [

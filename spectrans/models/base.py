@@ -39,10 +39,18 @@ class BaseModel(nn.Module):
         init_weights: ``InitWeightsMode`` of embeddings and linears owned by the model.
     """
 
-    def __init__(self, *, vocab_size: int | None, hidden_dim: int, max_sequence_length: int,
-                 positional_encoding_type: str = "sinusoidal", use_cls_token: bool = False,
-                 dropout: float = 0.0, input_type: str = "tokens",
-                 init_weights: str = "truncnormal002") -> None:
+    def __init__(
+        self,
+        *,
+        vocab_size: int | None,
+        hidden_dim: int,
+        max_sequence_length: int,
+        positional_encoding_type: str = "sinusoidal",
+        use_cls_token: bool = False,
+        dropout: float = 0.0,
+        input_type: str = "tokens",
+        init_weights: str = "truncnormal002",
+    ) -> None:
         super().__init__()
         if input_type not in ("tokens", "values"):
             raise ValueError(f"input_type must be 'tokens' or 'values', got '{input_type}'")
@@ -56,7 +64,8 @@ class BaseModel(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_dim)) if use_cls_token else None
         num_cls = 1 if use_cls_token else 0
         self.positional = build_positional_encoding(
-            positional_encoding_type, hidden_dim, max_sequence_length + num_cls, LENGTH_KEY)
+            positional_encoding_type, hidden_dim, max_sequence_length + num_cls, LENGTH_KEY
+        )
         self.embed_drop = nn.Dropout(dropout)
         self.final_norm = nn.LayerNorm(hidden_dim)
         self.blocks = nn.ModuleList()
@@ -85,26 +94,36 @@ class BaseModel(nn.Module):
     def check_length(self, seq_len: int) -> None:
         """Refuse a sequence longer than the model's limit, naming the config key."""
         if self.length_limit is not None and seq_len > self.length_limit:
-            raise ValueError(f"sequence length {seq_len} exceeds the model's limit of "
-                             f"{self.length_limit} tokens; raise {LENGTH_KEY} to at least "
-                             f"{seq_len}")
+            raise ValueError(
+                f"sequence length {seq_len} exceeds the model's limit of "
+                f"{self.length_limit} tokens; raise {LENGTH_KEY} to at least "
+                f"{seq_len}"
+            )
 
-    def embed(self, input_ids: Tensor | None = None, inputs_embeds: Tensor | None = None,
-              attention_mask: Tensor | None = None,
-              input_values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def embed(
+        self,
+        input_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        input_values: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
         """Inputs -> ``(h, mask)``: h (B, N', D), mask (B, N') bool or None (N' = N + CLS)."""
         given = [t is not None for t in (input_ids, inputs_embeds, input_values)]
         if sum(given) != 1:
             raise ValueError("pass exactly one of input_ids, inputs_embeds, input_values")
         if input_ids is not None:
             if self.embedding is None:
-                raise ValueError("this model has no token embedding (vocab_size=None); pass "
-                                 "inputs_embeds or build it with vocab_size")
+                raise ValueError(
+                    "this model has no token embedding (vocab_size=None); pass "
+                    "inputs_embeds or build it with vocab_size"
+                )
             h = self.embedding(input_ids)  # (B, N, D)
         elif input_values is not None:
             if self.value_proj is None:
-                raise ValueError("this model takes tokens; build it with input_type='values' "
-                                 "to pass input_values")
+                raise ValueError(
+                    "this model takes tokens; build it with input_type='values' "
+                    "to pass input_values"
+                )
             h = self.value_proj(input_values.unsqueeze(-1).to(self.value_proj.weight.dtype))
         else:
             h = inputs_embeds  # (B, N, D)
@@ -123,15 +142,23 @@ class BaseModel(nn.Module):
             h = block(h, mask, **mixer_kwargs)  # (B, N, D)
         return self.final_norm(h)
 
-    def hidden_states(self, input_ids: Tensor | None = None, inputs_embeds: Tensor | None = None,
-                      attention_mask: Tensor | None = None,
-                      input_values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def hidden_states(
+        self,
+        input_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        input_values: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
         """Embed and encode; returns ``(h, mask)`` including the CLS position if any."""
         h, mask = self.embed(input_ids, inputs_embeds, attention_mask, input_values)
         return self.encode(h, mask), mask
 
-    def forward(self, input_ids: Tensor | None = None, inputs_embeds: Tensor | None = None,
-                attention_mask: Tensor | None = None,
-                input_values: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        input_values: Tensor | None = None,
+    ) -> Tensor:
         """Final hidden states (B, N', D)."""
         return self.hidden_states(input_ids, inputs_embeds, attention_mask, input_values)[0]

@@ -32,8 +32,9 @@ from spectrans.models.base import BaseModel
 from spectrans.registry import build_layer, get_entry, names
 
 
-def mixer_fields(mixer_config: TokenMixerConfig | dict[str, Any],
-                 **overrides: Any) -> dict[str, Any]:
+def mixer_fields(
+    mixer_config: TokenMixerConfig | dict[str, Any], **overrides: Any
+) -> dict[str, Any]:
     """A mixer config as a validated plain dict with every field.
 
     ``overrides`` are applied before validation, and only for fields the mixer's config class
@@ -77,20 +78,35 @@ class Encoder(BaseModel):
             sizes come with each call as ``token_specs``).
     """
 
-    def __init__(self, mixer_config: TokenMixerConfig | dict[str, Any], *,
-                 vocab_size: int | None = None, hidden_dim: int = 512, num_layers: int = 6,
-                 max_sequence_length: int = 2048, ffn_hidden_dim: int | None = None,
-                 ffn_activation: str = "gelu", dropout: float = 0.0,
-                 attention_dropout: float | None = None,
-                 positional_encoding_type: str = "sinusoidal", use_cls_token: bool = False,
-                 gradient_checkpointing: bool = False, input_type: str = "tokens",
-                 init_weights: str = "truncnormal002",
-                 attention_patterns: Sequence[AttentionPattern] | None = None) -> None:
-        super().__init__(vocab_size=vocab_size, hidden_dim=hidden_dim,
-                         max_sequence_length=max_sequence_length,
-                         positional_encoding_type=positional_encoding_type,
-                         use_cls_token=use_cls_token, dropout=dropout, input_type=input_type,
-                         init_weights=init_weights)
+    def __init__(
+        self,
+        mixer_config: TokenMixerConfig | dict[str, Any],
+        *,
+        vocab_size: int | None = None,
+        hidden_dim: int = 512,
+        num_layers: int = 6,
+        max_sequence_length: int = 2048,
+        ffn_hidden_dim: int | None = None,
+        ffn_activation: str = "gelu",
+        dropout: float = 0.0,
+        attention_dropout: float | None = None,
+        positional_encoding_type: str = "sinusoidal",
+        use_cls_token: bool = False,
+        gradient_checkpointing: bool = False,
+        input_type: str = "tokens",
+        init_weights: str = "truncnormal002",
+        attention_patterns: Sequence[AttentionPattern] | None = None,
+    ) -> None:
+        super().__init__(
+            vocab_size=vocab_size,
+            hidden_dim=hidden_dim,
+            max_sequence_length=max_sequence_length,
+            positional_encoding_type=positional_encoding_type,
+            use_cls_token=use_cls_token,
+            dropout=dropout,
+            input_type=input_type,
+            init_weights=init_weights,
+        )
         overrides: dict[str, Any] = {
             "hidden_dim": hidden_dim,
             # spectral mixers resample their filters, so this is a size, not a hard limit
@@ -101,8 +117,9 @@ class Encoder(BaseModel):
         fields = mixer_fields(mixer_config, **overrides)
         if positional_encoding_type == "learned":
             self.length_limit = max_sequence_length
-        self.mixer_config = apply_positional_to_mixer(positional_encoding_type, fields,
-                                                      fields["name"])
+        self.mixer_config = apply_positional_to_mixer(
+            positional_encoding_type, fields, fields["name"]
+        )
         self.num_layers = num_layers
         self.ffn_hidden_dim = ffn_hidden_dim if ffn_hidden_dim is not None else 4 * hidden_dim
         self.ffn_activation = ffn_activation
@@ -122,23 +139,43 @@ class Encoder(BaseModel):
     def build_blocks(self) -> nn.ModuleList:
         """``num_layers`` pre-norm blocks, each with its own mixer."""
         return nn.ModuleList(
-            PreNormBlock(self.build_mixer(), self.hidden_dim, self.ffn_hidden_dim, self.dropout,
-                         self.ffn_activation, self.init_mode, self.gradient_checkpointing)
+            PreNormBlock(
+                self.build_mixer(),
+                self.hidden_dim,
+                self.ffn_hidden_dim,
+                self.dropout,
+                self.ffn_activation,
+                self.init_mode,
+                self.gradient_checkpointing,
+            )
             for _ in range(self.num_layers)
         )
 
     @classmethod
-    def from_config(cls, config: EncoderModelConfig,
-                    mixer_config: TokenMixerConfig | dict[str, Any], *,
-                    vocab_size: int | None, input_type: str = "tokens",
-                    attention_patterns: Sequence[AttentionPattern] | None = None) -> Encoder:
+    def from_config(
+        cls,
+        config: EncoderModelConfig,
+        mixer_config: TokenMixerConfig | dict[str, Any],
+        *,
+        vocab_size: int | None,
+        input_type: str = "tokens",
+        attention_patterns: Sequence[AttentionPattern] | None = None,
+    ) -> Encoder:
         """Build from an :class:`EncoderModelConfig` (CLS token iff ``pooling == "cls"``)."""
-        return cls(mixer_config, vocab_size=vocab_size, hidden_dim=config.hidden_dim,
-                   num_layers=config.num_layers, max_sequence_length=config.max_sequence_length,
-                   ffn_hidden_dim=config.resolved_ffn_hidden_dim,
-                   ffn_activation=config.ffn_activation, dropout=config.dropout,
-                   attention_dropout=config.attention_dropout,
-                   positional_encoding_type=config.positional_encoding,
-                   use_cls_token=config.pooling == "cls",
-                   gradient_checkpointing=config.gradient_checkpointing, input_type=input_type,
-                   init_weights=config.init_weights, attention_patterns=attention_patterns)
+        return cls(
+            mixer_config,
+            vocab_size=vocab_size,
+            hidden_dim=config.hidden_dim,
+            num_layers=config.num_layers,
+            max_sequence_length=config.max_sequence_length,
+            ffn_hidden_dim=config.resolved_ffn_hidden_dim,
+            ffn_activation=config.ffn_activation,
+            dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
+            positional_encoding_type=config.positional_encoding,
+            use_cls_token=config.pooling == "cls",
+            gradient_checkpointing=config.gradient_checkpointing,
+            input_type=input_type,
+            init_weights=config.init_weights,
+            attention_patterns=attention_patterns,
+        )

@@ -53,8 +53,9 @@ class ClassifierHead(nn.Module):
         init_weights: Init mode of both linears.
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int, num_classes: int,
-                 init_weights: str = "truncnormal002") -> None:
+    def __init__(
+        self, in_dim: int, hidden_dim: int, num_classes: int, init_weights: str = "truncnormal002"
+    ) -> None:
         super().__init__()
         self.dense = nn.Linear(in_dim, hidden_dim)
         self.act = nn.ReLU()
@@ -78,8 +79,14 @@ class SequenceClassifier(nn.Module):
         init_weights: Head init mode.
     """
 
-    def __init__(self, encoder: BaseModel, pooling: str, num_classes: int,
-                 head_hidden_dim: int, init_weights: str = "truncnormal002") -> None:
+    def __init__(
+        self,
+        encoder: BaseModel,
+        pooling: str,
+        num_classes: int,
+        head_hidden_dim: int,
+        init_weights: str = "truncnormal002",
+    ) -> None:
         super().__init__()
         if pooling == "cls" and encoder.cls_token is None:
             raise ValueError("pooling='cls' needs an encoder built with a CLS token")
@@ -87,12 +94,17 @@ class SequenceClassifier(nn.Module):
         self.pooling = pooling
         self.head = ClassifierHead(encoder.hidden_dim, head_hidden_dim, num_classes, init_weights)
 
-    def forward(self, input_ids: Tensor | None = None, input_values: Tensor | None = None,
-                attention_mask: Tensor | None = None,
-                inputs_embeds: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        input_values: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+    ) -> Tensor:
         """Logits (B, C)."""
-        h, mask = self.encoder.hidden_states(input_ids, inputs_embeds, attention_mask,
-                                             input_values)  # (B, N', D)
+        h, mask = self.encoder.hidden_states(
+            input_ids, inputs_embeds, attention_mask, input_values
+        )  # (B, N', D)
         return self.head(pool(h, mask, self.pooling))  # (B, C)
 
 
@@ -110,16 +122,25 @@ class DualEncoderClassifier(nn.Module):
         init_weights: Head init mode.
     """
 
-    def __init__(self, encoder: BaseModel, pooling: str, num_classes: int, head_hidden_dim: int,
-                 interaction: str = "concat4", encoding: str = "independent",
-                 init_weights: str = "truncnormal002") -> None:
+    def __init__(
+        self,
+        encoder: BaseModel,
+        pooling: str,
+        num_classes: int,
+        head_hidden_dim: int,
+        interaction: str = "concat4",
+        encoding: str = "independent",
+        init_weights: str = "truncnormal002",
+    ) -> None:
         super().__init__()
         if interaction not in ("concat4", "concat2"):
-            raise ValueError(f"unknown retrieval_interaction '{interaction}'; choose concat4 "
-                             f"or concat2")
+            raise ValueError(
+                f"unknown retrieval_interaction '{interaction}'; choose concat4 or concat2"
+            )
         if encoding not in ("independent", "joint"):
-            raise ValueError(f"unknown retrieval_encoding '{encoding}'; choose independent or "
-                             f"joint")
+            raise ValueError(
+                f"unknown retrieval_encoding '{encoding}'; choose independent or joint"
+            )
         if pooling == "cls" and encoder.cls_token is None:
             raise ValueError("pooling='cls' needs an encoder built with a CLS token")
         self.encoder = encoder
@@ -129,17 +150,26 @@ class DualEncoderClassifier(nn.Module):
         width = encoder.hidden_dim * (4 if interaction == "concat4" else 2)
         self.head = ClassifierHead(width, head_hidden_dim, num_classes, init_weights)
 
-    def encode_pair(self, input_ids_a: Tensor, attention_mask_a: Tensor | None,
-                    input_ids_b: Tensor, attention_mask_b: Tensor | None) -> tuple[Tensor, Tensor]:
+    def encode_pair(
+        self,
+        input_ids_a: Tensor,
+        attention_mask_a: Tensor | None,
+        input_ids_b: Tensor,
+        attention_mask_b: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
         """Pooled document features ``(u, v)``, each (B, D)."""
         if self.encoding == "independent":
             same_shape = input_ids_a.shape == input_ids_b.shape
             if same_shape and (attention_mask_a is None) == (attention_mask_b is None):
                 # one pass over both documents stacked on the batch axis (rows are independent)
-                masks = (None if attention_mask_a is None
-                         else torch.cat([attention_mask_a, attention_mask_b], 0))  # (2B, N)
-                h, m = self.encoder.hidden_states(torch.cat([input_ids_a, input_ids_b], 0),
-                                                  attention_mask=masks)  # (2B, N', D)
+                masks = (
+                    None
+                    if attention_mask_a is None
+                    else torch.cat([attention_mask_a, attention_mask_b], 0)
+                )  # (2B, N)
+                h, m = self.encoder.hidden_states(
+                    torch.cat([input_ids_a, input_ids_b], 0), attention_mask=masks
+                )  # (2B, N', D)
                 u, v = pool(h, m, self.pooling).chunk(2, 0)  # (B, D) each
                 return u, v
             h_a, m_a = self.encoder.hidden_states(input_ids_a, attention_mask=attention_mask_a)
@@ -155,8 +185,13 @@ class DualEncoderClassifier(nn.Module):
         h = self.encoder.encode(torch.cat([e_a, e_b], 1), mask, token_specs=specs)
         return pool(h[:, :n_a], m_a, self.pooling), pool(h[:, n_a:], m_b, self.pooling)
 
-    def forward(self, input_ids_a: Tensor, attention_mask_a: Tensor | None,
-                input_ids_b: Tensor, attention_mask_b: Tensor | None) -> Tensor:
+    def forward(
+        self,
+        input_ids_a: Tensor,
+        attention_mask_a: Tensor | None,
+        input_ids_b: Tensor,
+        attention_mask_b: Tensor | None,
+    ) -> Tensor:
         """Logits (B, C)."""
         u, v = self.encode_pair(input_ids_a, attention_mask_a, input_ids_b, attention_mask_b)
         if self.interaction == "concat4":

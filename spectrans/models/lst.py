@@ -28,11 +28,23 @@ from spectrans.models.encoder import Encoder
 from spectrans.models.heads import ClassifierHead, pool
 
 
-def _lst_mixer(hidden_dim: int, num_heads: int, transform_type: str, use_conv_bias: bool,
-               dropout: float, causal: bool) -> dict[str, object]:
-    return {"name": "lst", "hidden_dim": hidden_dim, "num_heads": num_heads,
-            "transform_type": transform_type, "use_bias": use_conv_bias, "dropout": dropout,
-            "causal": causal}
+def _lst_mixer(
+    hidden_dim: int,
+    num_heads: int,
+    transform_type: str,
+    use_conv_bias: bool,
+    dropout: float,
+    causal: bool,
+) -> dict[str, object]:
+    return {
+        "name": "lst",
+        "hidden_dim": hidden_dim,
+        "num_heads": num_heads,
+        "transform_type": transform_type,
+        "use_bias": use_conv_bias,
+        "dropout": dropout,
+        "causal": causal,
+    }
 
 
 class LSTEncoder(Encoder):
@@ -57,23 +69,42 @@ class LSTEncoder(Encoder):
         init_weights: Init mode of the model-owned layers.
     """
 
-    def __init__(self, vocab_size: int | None = None, hidden_dim: int = 512, num_layers: int = 6,
-                 max_sequence_length: int = 1024, transform_type: str = "dct",
-                 use_conv_bias: bool = True, ffn_hidden_dim: int | None = None,
-                 dropout: float = 0.0, use_positional_encoding: bool = True,
-                 positional_encoding_type: str = "sinusoidal",
-                 gradient_checkpointing: bool = False, *, num_heads: int = 8,
-                 causal: bool = False, use_cls_token: bool = False, input_type: str = "tokens",
-                 init_weights: str = "truncnormal002") -> None:
+    def __init__(
+        self,
+        vocab_size: int | None = None,
+        hidden_dim: int = 512,
+        num_layers: int = 6,
+        max_sequence_length: int = 1024,
+        transform_type: str = "dct",
+        use_conv_bias: bool = True,
+        ffn_hidden_dim: int | None = None,
+        dropout: float = 0.0,
+        use_positional_encoding: bool = True,
+        positional_encoding_type: str = "sinusoidal",
+        gradient_checkpointing: bool = False,
+        *,
+        num_heads: int = 8,
+        causal: bool = False,
+        use_cls_token: bool = False,
+        input_type: str = "tokens",
+        init_weights: str = "truncnormal002",
+    ) -> None:
         super().__init__(
             _lst_mixer(hidden_dim, num_heads, transform_type, use_conv_bias, dropout, causal),
-            vocab_size=vocab_size, hidden_dim=hidden_dim, num_layers=num_layers,
-            max_sequence_length=max_sequence_length, ffn_hidden_dim=ffn_hidden_dim,
+            vocab_size=vocab_size,
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            max_sequence_length=max_sequence_length,
+            ffn_hidden_dim=ffn_hidden_dim,
             dropout=dropout,
-            positional_encoding_type=positional_encoding_type if use_positional_encoding
+            positional_encoding_type=positional_encoding_type
+            if use_positional_encoding
             else "none",
-            use_cls_token=use_cls_token, gradient_checkpointing=gradient_checkpointing,
-            input_type=input_type, init_weights=init_weights)
+            use_cls_token=use_cls_token,
+            gradient_checkpointing=gradient_checkpointing,
+            input_type=input_type,
+            init_weights=init_weights,
+        )
         self.transform_type = transform_type
         self.causal = causal
 
@@ -85,14 +116,20 @@ class LSTEncoder(Encoder):
 
 def lst_kwargs(config: LSTModelConfig) -> dict[str, Any]:
     """Constructor kwargs shared by the LST models, from an :class:`LSTModelConfig`."""
-    return {"hidden_dim": config.hidden_dim, "num_layers": config.num_layers,
-            "max_sequence_length": config.max_sequence_length,
-            "transform_type": config.transform_type, "use_conv_bias": config.use_conv_bias,
-            "ffn_hidden_dim": config.ffn_hidden_dim, "dropout": config.dropout,
-            "use_positional_encoding": config.use_positional_encoding,
-            "positional_encoding_type": config.positional_encoding_type,
-            "gradient_checkpointing": config.gradient_checkpointing,
-            "num_heads": config.num_heads, "init_weights": config.init_weights}
+    return {
+        "hidden_dim": config.hidden_dim,
+        "num_layers": config.num_layers,
+        "max_sequence_length": config.max_sequence_length,
+        "transform_type": config.transform_type,
+        "use_conv_bias": config.use_conv_bias,
+        "ffn_hidden_dim": config.ffn_hidden_dim,
+        "dropout": config.dropout,
+        "use_positional_encoding": config.use_positional_encoding,
+        "positional_encoding_type": config.positional_encoding_type,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "num_heads": config.num_heads,
+        "init_weights": config.init_weights,
+    }
 
 
 class LSTTransformer(LSTEncoder):
@@ -118,35 +155,70 @@ class LSTTransformer(LSTEncoder):
         init_weights: Init mode of the model-owned layers.
     """
 
-    def __init__(self, vocab_size: int | None = None, hidden_dim: int = 512, num_layers: int = 6,
-                 max_sequence_length: int = 1024, transform_type: str = "dct",
-                 use_conv_bias: bool = True, num_classes: int | None = None,
-                 ffn_hidden_dim: int | None = None, dropout: float = 0.0,
-                 use_positional_encoding: bool = True,
-                 positional_encoding_type: str = "sinusoidal",
-                 gradient_checkpointing: bool = False, *, num_heads: int = 8,
-                 pooling: str = "mean", head_hidden_dim: int | None = None,
-                 input_type: str = "tokens", init_weights: str = "truncnormal002") -> None:
-        super().__init__(vocab_size, hidden_dim, num_layers, max_sequence_length, transform_type,
-                         use_conv_bias, ffn_hidden_dim, dropout, use_positional_encoding,
-                         positional_encoding_type, gradient_checkpointing, num_heads=num_heads,
-                         use_cls_token=num_classes is not None and pooling == "cls",
-                         input_type=input_type, init_weights=init_weights)
+    def __init__(
+        self,
+        vocab_size: int | None = None,
+        hidden_dim: int = 512,
+        num_layers: int = 6,
+        max_sequence_length: int = 1024,
+        transform_type: str = "dct",
+        use_conv_bias: bool = True,
+        num_classes: int | None = None,
+        ffn_hidden_dim: int | None = None,
+        dropout: float = 0.0,
+        use_positional_encoding: bool = True,
+        positional_encoding_type: str = "sinusoidal",
+        gradient_checkpointing: bool = False,
+        *,
+        num_heads: int = 8,
+        pooling: str = "mean",
+        head_hidden_dim: int | None = None,
+        input_type: str = "tokens",
+        init_weights: str = "truncnormal002",
+    ) -> None:
+        super().__init__(
+            vocab_size,
+            hidden_dim,
+            num_layers,
+            max_sequence_length,
+            transform_type,
+            use_conv_bias,
+            ffn_hidden_dim,
+            dropout,
+            use_positional_encoding,
+            positional_encoding_type,
+            gradient_checkpointing,
+            num_heads=num_heads,
+            use_cls_token=num_classes is not None and pooling == "cls",
+            input_type=input_type,
+            init_weights=init_weights,
+        )
         self.num_classes = num_classes
         self.pooling = pooling
-        self.head = (ClassifierHead(hidden_dim, head_hidden_dim or hidden_dim, num_classes,
-                                    init_weights) if num_classes is not None else None)
+        self.head = (
+            ClassifierHead(hidden_dim, head_hidden_dim or hidden_dim, num_classes, init_weights)
+            if num_classes is not None
+            else None
+        )
 
     @classmethod
     def from_config(cls, config: LSTModelConfig) -> LSTTransformer:  # type: ignore[override]
         """Build from an :class:`LSTModelConfig` (``vocab_size``, ``num_classes`` included)."""
-        return cls(vocab_size=config.vocab_size, num_classes=config.num_classes,
-                   pooling=config.pooling, head_hidden_dim=config.head_hidden_dim,
-                   **lst_kwargs(config))  # type: ignore[arg-type]
+        return cls(
+            vocab_size=config.vocab_size,
+            num_classes=config.num_classes,
+            pooling=config.pooling,
+            head_hidden_dim=config.head_hidden_dim,
+            **lst_kwargs(config),
+        )  # type: ignore[arg-type]
 
-    def forward(self, input_ids: Tensor | None = None, inputs_embeds: Tensor | None = None,
-                attention_mask: Tensor | None = None,
-                input_values: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        input_values: Tensor | None = None,
+    ) -> Tensor:
         """Hidden states (B, N, D), or logits (B, C) when built with ``num_classes``."""
         h, mask = self.hidden_states(input_ids, inputs_embeds, attention_mask, input_values)
         if self.head is None:
@@ -174,18 +246,40 @@ class LSTDecoder(LSTEncoder):
         init_weights: Init mode of the model-owned layers.
     """
 
-    def __init__(self, vocab_size: int, hidden_dim: int = 512, num_layers: int = 12,
-                 max_sequence_length: int = 2048, transform_type: str = "dst",
-                 causal: bool = True, use_conv_bias: bool = True,
-                 ffn_hidden_dim: int | None = None, dropout: float = 0.0,
-                 use_positional_encoding: bool = True,
-                 positional_encoding_type: str = "sinusoidal",
-                 gradient_checkpointing: bool = False, *, num_heads: int = 8,
-                 init_weights: str = "truncnormal002") -> None:
-        super().__init__(vocab_size, hidden_dim, num_layers, max_sequence_length, transform_type,
-                         use_conv_bias, ffn_hidden_dim, dropout, use_positional_encoding,
-                         positional_encoding_type, gradient_checkpointing, num_heads=num_heads,
-                         causal=causal, init_weights=init_weights)
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_dim: int = 512,
+        num_layers: int = 12,
+        max_sequence_length: int = 2048,
+        transform_type: str = "dst",
+        causal: bool = True,
+        use_conv_bias: bool = True,
+        ffn_hidden_dim: int | None = None,
+        dropout: float = 0.0,
+        use_positional_encoding: bool = True,
+        positional_encoding_type: str = "sinusoidal",
+        gradient_checkpointing: bool = False,
+        *,
+        num_heads: int = 8,
+        init_weights: str = "truncnormal002",
+    ) -> None:
+        super().__init__(
+            vocab_size,
+            hidden_dim,
+            num_layers,
+            max_sequence_length,
+            transform_type,
+            use_conv_bias,
+            ffn_hidden_dim,
+            dropout,
+            use_positional_encoding,
+            positional_encoding_type,
+            gradient_checkpointing,
+            num_heads=num_heads,
+            causal=causal,
+            init_weights=init_weights,
+        )
         self.lm_head = nn.Linear(hidden_dim, vocab_size)
         init_linear(self.lm_head, init_weights)
 
@@ -196,8 +290,12 @@ class LSTDecoder(LSTEncoder):
             raise ValueError("LSTDecoder needs model.vocab_size; set it in the LST config")
         return cls(vocab_size=config.vocab_size, **lst_kwargs(config))  # type: ignore[arg-type]
 
-    def forward(self, input_ids: Tensor | None = None, inputs_embeds: Tensor | None = None,
-                attention_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+    ) -> Tensor:
         """Logits (B, N, vocab)."""
         h, _ = self.hidden_states(input_ids, inputs_embeds, attention_mask)  # (B, N, D)
         return self.lm_head(h)  # (B, N, V)

@@ -64,8 +64,9 @@ def _check(kind: str, type_: int, norm: str | None, allowed: tuple[int, ...]) ->
     if type_ not in allowed:
         raise ValueError(f"{kind} type={type_!r} is not supported; use one of {allowed}")
     if norm not in _NORMS:
-        raise ValueError(f"norm={norm!r} is not supported; use None, 'backward', 'ortho' or "
-                         "'forward'")
+        raise ValueError(
+            f"norm={norm!r} is not supported; use None, 'backward', 'ortho' or 'forward'"
+        )
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
@@ -173,8 +174,9 @@ def _dct3_raw(y: Tensor, dim: int) -> Tensor:
     """Unnormalised DCT-III along ``dim`` (scipy ``norm='backward'``), inverse Makhoul."""
     n = y.shape[dim]
     half = n // 2 + 1
-    rev = torch.cat([torch.zeros_like(y.narrow(dim, 0, 1)), y.narrow(dim, 1, n - 1).flip(dim)],
-                    dim=dim)  # y_{n-k}, with y_n = 0
+    rev = torch.cat(
+        [torch.zeros_like(y.narrow(dim, 0, 1)), y.narrow(dim, 1, n - 1).flip(dim)], dim=dim
+    )  # y_{n-k}, with y_n = 0
     z = torch.complex(y.narrow(dim, 0, half), -rev.narrow(dim, 0, half)) * 0.5  # (.., n//2+1)
     V = z * _bshape(y, dim, _twiddle(n, y.dtype, y.device).conj())
     v = torch.fft.irfft(V, n=n, dim=dim)  # DCT-III(y) / (2n), reordered
@@ -222,8 +224,13 @@ def _dst1(x: Tensor, dim: int, ortho: bool) -> Tensor:
     return y * math.sqrt(1.0 / (2 * (n + 1))) if ortho else y
 
 
-_FORWARD = {("dct", 2): _dct2, ("dct", 3): _dct3, ("dst", 1): _dst1, ("dst", 2): _dst2,
-            ("dst", 3): _dst3}
+_FORWARD = {
+    ("dct", 2): _dct2,
+    ("dct", 3): _dct3,
+    ("dst", 1): _dst1,
+    ("dst", 2): _dst2,
+    ("dst", 3): _dst3,
+}
 _INVERSE_TYPE = {1: 1, 2: 3, 3: 2}
 
 

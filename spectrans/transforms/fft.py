@@ -69,6 +69,5 @@ def causal_conv(x: Tensor, h: Tensor, dim: int = -2, exact: bool = True) -> Tens
     n = x.shape[dim]
     length = fft_length(n)  # >= 2N: zero padding makes the circular product linear
     dt = torch.float64 if exact else _compute_dtype(x)
-    spec = torch.fft.rfft(x.to(dt), n=length, dim=dim) * torch.fft.rfft(h.to(dt), n=length,
-                                                                         dim=dim)
+    spec = torch.fft.rfft(x.to(dt), n=length, dim=dim) * torch.fft.rfft(h.to(dt), n=length, dim=dim)
     return torch.fft.irfft(spec, n=length, dim=dim).narrow(dim, 0, n).to(x.dtype)

@@ -100,7 +100,7 @@ def fwht(x: Tensor, dim: int = -1, normalized: bool = True) -> Tensor:
         pad = [0, 0] * (x.dim() - 1 - dim) + [0, p - n]
         xc = F.pad(xc, pad)  # (..., P, ...)
     pre = math.prod(xc.shape[:dim])
-    post = math.prod(xc.shape[dim + 1:])
+    post = math.prod(xc.shape[dim + 1 :])
     y = xc.reshape(pre, p, post)
     bits = p.bit_length() - 1
     passes = -(-bits // _MAX_BLOCK_LOG2)  # ceil: as few passes as blocks of <= 32 allow

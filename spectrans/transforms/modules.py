@@ -125,8 +125,9 @@ class FFTTransform(_SequenceTransform):
     def __init__(self, norm: str = "ortho", dim: int = -2) -> None:
         super().__init__(dim)
         if norm not in ("ortho", "backward", "forward"):
-            raise ValueError(f"norm={norm!r} is not supported; use 'ortho', 'backward' or "
-                             "'forward'")
+            raise ValueError(
+                f"norm={norm!r} is not supported; use 'ortho', 'backward' or 'forward'"
+            )
         self.norm = norm
 
     def num_frequencies(self, n: int) -> int:

@@ -18,8 +18,10 @@ from spectrans.config import layers as layer_configs
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 TASKS = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
-PLUGIN_OF = {"submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
-             "ray": "hydra_plugins.hydra_ray_launcher"}
+PLUGIN_OF = {
+    "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+    "ray": "hydra_plugins.hydra_ray_launcher",
+}
 
 
 def _compose(overrides: list[str]) -> dict:
@@ -44,12 +46,21 @@ def test_generated_configs_are_up_to_date() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-GROUPS = ["task", "attention", "model", "optimizer", "scheduler", "trainer", "callbacks",
-          "logger", "paths", "data"]
+GROUPS = [
+    "task",
+    "attention",
+    "model",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "callbacks",
+    "logger",
+    "paths",
+    "data",
+]
 
 
-@pytest.mark.parametrize(("group", "option"),
-                         [(g, o) for g in GROUPS for o in _options(g)])
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in _options(g)])
 def test_every_group_option_composes_and_validates(group: str, option: str) -> None:
     raw = _compose([f"{group}={option}"])
     exp = validate_experiment(raw)
@@ -71,13 +82,23 @@ def test_launchers_compose_when_their_plugin_is_installed(option: str) -> None:
     validate_experiment(_compose([f"launcher={option}"]))
 
 
-PRESETS = sorted(p.relative_to(CONF / "experiment").with_suffix("").as_posix()
-                 for p in (CONF / "experiment").rglob("*.yaml"))
+PRESETS = sorted(
+    p.relative_to(CONF / "experiment").with_suffix("").as_posix()
+    for p in (CONF / "experiment").rglob("*.yaml")
+)
 
 
 def test_presets_cover_every_variant_and_task() -> None:
-    variants = ["softmax", "performer", "spectral", "lst-dct", "lst-dst", "lst-hadamard",
-                "mixed", "fnet"]
+    variants = [
+        "softmax",
+        "performer",
+        "spectral",
+        "lst-dct",
+        "lst-dst",
+        "lst-hadamard",
+        "mixed",
+        "fnet",
+    ]
     assert {f"lra/{v}-{t}" for v in variants for t in TASKS} <= set(PRESETS)
 
 
@@ -95,7 +116,10 @@ def test_lra_listops_preset_has_the_lra_numbers() -> None:
     assert (exp.attention.num_heads, exp.attention.resolved_head_dim) == (8, 64)
     assert (exp.data.batch_size, exp.optimizer.lr, exp.optimizer.weight_decay) == (32, 0.05, 0.1)
     assert (exp.scheduler.name, exp.scheduler.warmup_steps, exp.trainer.max_steps) == (
-        "rsqrt", 1000, 5000)
+        "rsqrt",
+        1000,
+        5000,
+    )
     pf = validate_experiment(_compose(["experiment=lra/fnet-pathfinder"]))
     assert (pf.model.pooling, pf.scheduler.name, pf.data.batch_size) == ("mean", "cosine", 512)
 
@@ -103,8 +127,7 @@ def test_lra_listops_preset_has_the_lra_numbers() -> None:
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("attention", registry.names())
 def test_every_attention_task_pair_validates_with_debug(attention: str, task: str) -> None:
-    exp = validate_experiment(_compose([f"attention={attention}", f"task={task}",
-                                        "debug=default"]))
+    exp = validate_experiment(_compose([f"attention={attention}", f"task={task}", "debug=default"]))
     assert (exp.attention.name, exp.task.name, exp.trainer.accelerator) == (attention, task, "cpu")
     assert exp.model.max_sequence_length >= exp.task.max_length
 
@@ -113,8 +136,11 @@ def test_lst_transform_from_attention_group_and_model_lst() -> None:
     exp = validate_experiment(_compose(["attention=lst", "attention.transform_type=dst"]))
     assert (exp.variant, exp.name) == ("lst-dst", "listops-lst-dst")
     exp = validate_experiment(_compose(["model=lst", "attention.transform_type=hadamard"]))
-    assert (exp.model.name, exp.model.transform_type, exp.variant) == ("lst", "hadamard",
-                                                                       "lst-hadamard")
+    assert (exp.model.name, exp.model.transform_type, exp.variant) == (
+        "lst",
+        "hadamard",
+        "lst-hadamard",
+    )
 
 
 def test_default_config_is_the_small_cpu_listops_run() -> None:
@@ -136,8 +162,11 @@ def test_hparams_search_composes_when_optuna_sweeper_is_installed() -> None:
 def test_two_runs_in_the_same_second_get_different_directories() -> None:
     def run_dir() -> str:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose("config", overrides=["hydra.run.dir=x_${now:%Y-%m-%d_%H-%M-%S}"
-                                               "_${run_id:}"], return_hydra_config=True)
+            cfg = compose(
+                "config",
+                overrides=["hydra.run.dir=x_${now:%Y-%m-%d_%H-%M-%S}_${run_id:}"],
+                return_hydra_config=True,
+            )
         return str(cfg.hydra.run.dir)
 
     first, second = run_dir(), run_dir()

@@ -66,8 +66,11 @@ def test_verdict_against_claims() -> None:
 
 def _rows(times: dict[str, dict[int, float]], status: dict[tuple[str, int], str] | None = None):
     status = status or {}
-    return [Row(m, "layer", "fp32", "cpu", n, 4, t, 1, status.get((m, n), "ok"))
-            for m, ts in times.items() for n, t in ts.items()]
+    return [
+        Row(m, "layer", "fp32", "cpu", n, 4, t, 1, status.get((m, n), "ok"))
+        for m, ts in times.items()
+        for n, t in ts.items()
+    ]
 
 
 def test_summarize_alpha_ratio_crossover() -> None:
@@ -130,9 +133,17 @@ def test_run_benchmark_tiny_cpu(tmp_path: Path) -> None:
         MixerSpec("broken", factory=_broken),
         MixerSpec("oom", factory=_oom),
     ]
-    rows = bench.run_benchmark(specs, lengths=[32, 64], dtypes=["fp32", "bf16"],
-                               scopes=["layer", "model"], device=torch.device("cpu"), batch=2,
-                               hidden=dim, repeats=1, budget_s=30.0)
+    rows = bench.run_benchmark(
+        specs,
+        lengths=[32, 64],
+        dtypes=["fp32", "bf16"],
+        scopes=["layer", "model"],
+        device=torch.device("cpu"),
+        batch=2,
+        hidden=dim,
+        repeats=1,
+        budget_s=30.0,
+    )
     assert len(rows) == 4 * 2 * 2 * 2
     by = {(r.mixer, r.scope, r.dtype, r.N): r for r in rows}
     for mixer in ("softmax", "linear"):
@@ -143,9 +154,20 @@ def test_run_benchmark_tiny_cpu(tmp_path: Path) -> None:
     assert "boom" in by[("broken", "layer", "fp32", 32)].message
     assert by[("oom", "layer", "fp32", 32)].status == "oom"
     assert by[("oom", "layer", "fp32", 64)].status == "skipped"
-    meta = {"command": "test", "git_commit": "abc", "device": "cpu", "torch": torch.__version__,
-            "date": "today", "batch": 2, "hidden": dim, "heads": 1, "repeats": 1, "budget": 30.0,
-            "model": "pre-norm stack", "memory": "rss"}
+    meta = {
+        "command": "test",
+        "git_commit": "abc",
+        "device": "cpu",
+        "torch": torch.__version__,
+        "date": "today",
+        "batch": 2,
+        "hidden": dim,
+        "heads": 1,
+        "repeats": 1,
+        "budget": 30.0,
+        "model": "pre-norm stack",
+        "memory": "rss",
+    }
     paths = bench.write_outputs(rows, tmp_path, meta)
     with paths[0].open() as fh:
         table = list(csv.DictReader(fh))
@@ -162,9 +184,17 @@ def test_run_benchmark_tiny_cpu(tmp_path: Path) -> None:
 
 def test_over_budget_stops_growth() -> None:
     spec = MixerSpec("sleepy", factory=lambda n: _Sleepy(4, 4))
-    rows = bench.run_benchmark([spec], lengths=[8, 16, 32], dtypes=["fp32"], scopes=["layer"],
-                               device=torch.device("cpu"), batch=1, hidden=4, repeats=3,
-                               budget_s=0.01)
+    rows = bench.run_benchmark(
+        [spec],
+        lengths=[8, 16, 32],
+        dtypes=["fp32"],
+        scopes=["layer"],
+        device=torch.device("cpu"),
+        batch=1,
+        hidden=4,
+        repeats=3,
+        budget_s=0.01,
+    )
     assert [r.status for r in rows] == ["over_budget", "skipped", "skipped"]
     assert rows[0].time_ms >= 50.0
 
@@ -178,9 +208,25 @@ def test_cpu_rss_growth_sees_a_large_allocation() -> None:
 
 
 def test_main_tiny_registry_run(tmp_path: Path) -> None:
-    rc = bench.main(["--device", "cpu", "--lengths", "64", "128", "--repeats", "1",
-                     "--dtypes", "fp32", "--scopes", "layer", "--mixers", "softmax,fnet,lst-dct",
-                     "--out", str(tmp_path)])
+    rc = bench.main(
+        [
+            "--device",
+            "cpu",
+            "--lengths",
+            "64",
+            "128",
+            "--repeats",
+            "1",
+            "--dtypes",
+            "fp32",
+            "--scopes",
+            "layer",
+            "--mixers",
+            "softmax,fnet,lst-dct",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     with (tmp_path / "scaling.csv").open() as fh:
         table = list(csv.DictReader(fh))

@@ -45,12 +45,15 @@ def test_unknown_key_in_task_and_harness_nodes() -> None:
     assert "max_steps" in _error(["+trainer.max_stepz=3"])
 
 
-@pytest.mark.parametrize(("override", "key", "choice"), [
-    ("trainer.precision=8", "trainer.precision", "bf16-mixed"),
-    ("optimizer.name=sgd", "optimizer.name", "adamw"),
-    ("model.pooling=max", "model.pooling", "mean"),
-    ("attention.transform_type=dft", "attention.transform_type", "hadamard"),
-])
+@pytest.mark.parametrize(
+    ("override", "key", "choice"),
+    [
+        ("trainer.precision=8", "trainer.precision", "bf16-mixed"),
+        ("optimizer.name=sgd", "optimizer.name", "adamw"),
+        ("model.pooling=max", "model.pooling", "mean"),
+        ("attention.transform_type=dft", "attention.transform_type", "hadamard"),
+    ],
+)
 def test_bad_choice_names_key_value_and_choices(override: str, key: str, choice: str) -> None:
     value = override.split("=")[1]
     message = _error(["attention=lst", override])
@@ -84,7 +87,10 @@ def test_precheck_turns_hydra_errors_into_one_sentence() -> None:
 def test_command_line_exit_code_2_and_one_sentence(override: str, tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), override, f"paths.output_dir={tmp_path}"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2, out.stderr

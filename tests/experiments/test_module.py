@@ -58,14 +58,22 @@ def test_weight_decay_skips_norms_and_biases() -> None:
     decayed = {id(p) for p in decay["params"]}
     assert decayed == {id(model.embed.weight), id(model.head.weight)}
     assert {id(p) for p in no_decay["params"]} == {
-        id(model.norm.weight), id(model.norm.bias), id(model.head.bias)}
+        id(model.norm.weight),
+        id(model.norm.bias),
+        id(model.head.bias),
+    }
     assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.1, 0.0)
 
 
 def test_optimizer_uses_config_betas_eps_and_schedule() -> None:
-    module = LRAModule(_Tiny(), num_classes=3, is_pair=False,
-                       optimizer=OptimizerConfig(name="adam", lr=0.05, weight_decay=0.1),
-                       scheduler=SchedulerConfig(name="rsqrt", warmup_steps=4), max_steps=10)
+    module = LRAModule(
+        _Tiny(),
+        num_classes=3,
+        is_pair=False,
+        optimizer=OptimizerConfig(name="adam", lr=0.05, weight_decay=0.1),
+        scheduler=SchedulerConfig(name="rsqrt", warmup_steps=4),
+        max_steps=10,
+    )
     conf = module.configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
     assert isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW)
@@ -78,22 +86,41 @@ def test_optimizer_uses_config_betas_eps_and_schedule() -> None:
 
 
 def test_forward_dispatches_single_and_pair_batches() -> None:
-    single = LRAModule(_Tiny(), num_classes=3, is_pair=False, optimizer=OptimizerConfig(),
-                       scheduler=SchedulerConfig(), max_steps=1)
+    single = LRAModule(
+        _Tiny(),
+        num_classes=3,
+        is_pair=False,
+        optimizer=OptimizerConfig(),
+        scheduler=SchedulerConfig(),
+        max_steps=1,
+    )
     ids = torch.randint(0, 7, (2, 5))  # (B, N)
     mask = torch.ones(2, 5, dtype=torch.bool)  # (B, N)
     batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 2])}
     loss, preds = single._step(batch)
-    expected = nn.functional.cross_entropy(single.model(input_ids=ids, attention_mask=mask),
-                                           batch["labels"])
+    expected = nn.functional.cross_entropy(
+        single.model(input_ids=ids, attention_mask=mask), batch["labels"]
+    )
     assert torch.allclose(loss, expected) and preds.shape == (2,)
 
     class _Pair(nn.Module):
         def forward(self, a, ma, b, mb):  # noqa: ANN001
             return torch.stack([a.sum(1).float(), b.sum(1).float()], dim=-1)  # (B, 2)
 
-    pair = LRAModule(_Pair(), num_classes=2, is_pair=True, optimizer=OptimizerConfig(),
-                     scheduler=SchedulerConfig(), max_steps=1)
-    out = pair({"input_ids_a": ids, "attention_mask_a": mask, "input_ids_b": ids * 0,
-                "attention_mask_b": mask})
+    pair = LRAModule(
+        _Pair(),
+        num_classes=2,
+        is_pair=True,
+        optimizer=OptimizerConfig(),
+        scheduler=SchedulerConfig(),
+        max_steps=1,
+    )
+    out = pair(
+        {
+            "input_ids_a": ids,
+            "attention_mask_a": mask,
+            "input_ids_b": ids * 0,
+            "attention_mask_b": mask,
+        }
+    )
     assert torch.equal(out[:, 1], torch.zeros(2)) and torch.equal(out[:, 0], ids.sum(1).float())

@@ -12,12 +12,24 @@ from experiments import results
 
 def _record(task: str, variant: str, seed: int, acc: float | None, **extra) -> dict:
     rec = {
-        "schema_version": 1, "status": "completed", "failure_reason": None, "task": task,
-        "attention": variant.split("-")[0], "model": "encoder", "variant": variant, "seed": seed,
-        "num_params": 1000 + seed, "val_acc_best": acc, "test_acc": acc,
-        "train_tokens_per_s": 1000.0 * (1 + seed), "eval_tokens_per_s": 3000.0,
-        "peak_memory_bytes": 2**20 * (1 + seed), "peak_memory_kind": "cpu_max_rss",
-        "precision": "32-true", "device": "cpu (test)", "git_commit": "abc1234",
+        "schema_version": 1,
+        "status": "completed",
+        "failure_reason": None,
+        "task": task,
+        "attention": variant.split("-")[0],
+        "model": "encoder",
+        "variant": variant,
+        "seed": seed,
+        "num_params": 1000 + seed,
+        "val_acc_best": acc,
+        "test_acc": acc,
+        "train_tokens_per_s": 1000.0 * (1 + seed),
+        "eval_tokens_per_s": 3000.0,
+        "peak_memory_bytes": 2**20 * (1 + seed),
+        "peak_memory_kind": "cpu_max_rss",
+        "precision": "32-true",
+        "device": "cpu (test)",
+        "git_commit": "abc1234",
         "finished_at": f"2026-01-0{seed + 1}T00:00:00",
     }
     rec.update(extra)
@@ -31,8 +43,13 @@ def _write(root: Path, name: str, rec: dict | str) -> Path:
     return path
 
 
-TASK_ACCS = {"listops": (0.36, 0.38), "text": (0.64, 0.66), "retrieval": (0.57, 0.59),
-             "image": (0.42, 0.40), "pathfinder": (0.71, 0.73)}
+TASK_ACCS = {
+    "listops": (0.36, 0.38),
+    "text": (0.64, 0.66),
+    "retrieval": (0.57, 0.59),
+    "image": (0.42, 0.40),
+    "pathfinder": (0.71, 0.73),
+}
 
 
 @pytest.fixture()
@@ -45,8 +62,11 @@ def runs(tmp_path: Path) -> Path:
     _write(root, "lst_listops", _record("listops", "lst-dct", 0, 0.30, transform="dct"))
     _write(root, "lst_image", _record("image", "lst-dct", 0, 0.35, transform="dct"))
     # Path-X failure for softmax (must count as 50 in avg6, and be listed)
-    _write(root, "softmax_pathx", _record("pathx", "softmax", 0, None, status="failed",
-                                          failure_reason="CUDA out of memory"))
+    _write(
+        root,
+        "softmax_pathx",
+        _record("pathx", "softmax", 0, None, status="failed", failure_reason="CUDA out of memory"),
+    )
     # running / partial run
     _write(root, "softmax_text_running", _record("text", "softmax", 2, None, status="running"))
     # completed run missing test_acc, and one with no task
@@ -58,8 +78,11 @@ def runs(tmp_path: Path) -> Path:
     _write(root, "garbage", "{not json")
     # an archived duplicate of softmax listops seed 0 under results/runs, older finished_at
     archive = tmp_path / "results" / "runs"
-    _write(archive, "old_copy", _record("listops", "softmax", 0, 0.10,
-                                        finished_at="2025-01-01T00:00:00"))
+    _write(
+        archive,
+        "old_copy",
+        _record("listops", "softmax", 0, 0.10, finished_at="2025-01-01T00:00:00"),
+    )
     return tmp_path
 
 
@@ -126,7 +149,10 @@ def test_raw_records_unchanged_and_outputs_written(runs: Path) -> None:
     assert _hashes(runs) == before
     out = runs / "out"
     assert {p.name for p in summary["files"]} >= {
-        "lra_accuracy.md", "lra_accuracy.csv", "efficiency.md", "pareto_listops.png",
+        "lra_accuracy.md",
+        "lra_accuracy.csv",
+        "efficiency.md",
+        "pareto_listops.png",
         "pareto_image.png",
     }
     assert not (out / "pareto_pathx.png").exists()  # no completed Path-X run

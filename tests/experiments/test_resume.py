@@ -36,8 +36,10 @@ def test_sampler_epochs_are_seeded_permutations_and_skip_trained_batches() -> No
 
 
 def test_sampler_shards_ranks_like_distributed_sampler() -> None:
-    shards = [list(StepAlignedSampler(7, batch_size=2, seed=0, progress=lambda r=r: (0, r, 2)))
-              for r in range(2)]
+    shards = [
+        list(StepAlignedSampler(7, batch_size=2, seed=0, progress=lambda r=r: (0, r, 2)))
+        for r in range(2)
+    ]
     assert [len(s) for s in shards] == [4, 4]
     assert set(shards[0]) | set(shards[1]) == set(range(7))
 
@@ -71,17 +73,30 @@ class _Crash(pl.Callback):
 
 def _cfg(out: Path, data: Path, extra: tuple[str, ...] = ()):  # noqa: ANN202
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=[
-            "debug=default", f"paths.output_dir={out}", f"paths.data_dir={data}",
-            "trainer.max_steps=16", "trainer.val_check_interval=5", "data.batch_size=16",
-            "callbacks.checkpoint_every_n_steps=3", "trainer.enable_progress_bar=false",
-            "model.dropout=0.2", *extra])
+        return compose(
+            "config",
+            overrides=[
+                "debug=default",
+                f"paths.output_dir={out}",
+                f"paths.data_dir={data}",
+                "trainer.max_steps=16",
+                "trainer.val_check_interval=5",
+                "data.batch_size=16",
+                "callbacks.checkpoint_every_n_steps=3",
+                "trainer.enable_progress_bar=false",
+                "model.dropout=0.2",
+                *extra,
+            ],
+        )
 
 
 def _losses(run_dir: str) -> dict[int, float]:
     with open(Path(run_dir) / "csv" / "metrics.csv") as handle:
-        return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(handle)
-                if r.get("train/loss")}
+        return {
+            int(r["step"]): float(r["train/loss"])
+            for r in csv.DictReader(handle)
+            if r.get("train/loss")
+        }
 
 
 def _weights(run_dir: str) -> dict[str, torch.Tensor]:
@@ -89,13 +104,15 @@ def _weights(run_dir: str) -> dict[str, torch.Tensor]:
     return ckpt["state_dict"]
 
 
-def test_crashed_run_resumes_to_identical_metrics(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crashed_run_resumes_to_identical_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = tmp_path / "data"
     straight = harness.run(_cfg(tmp_path / "a", data))
     make_callbacks = harness._make_callbacks
-    monkeypatch.setattr(harness, "_make_callbacks",
-                        lambda exp, d: {**make_callbacks(exp, d), "crash": _Crash(8)})
+    monkeypatch.setattr(
+        harness, "_make_callbacks", lambda exp, d: {**make_callbacks(exp, d), "crash": _Crash(8)}
+    )
     with pytest.raises(RuntimeError, match="simulated kill"):
         harness.run(_cfg(tmp_path / "b", data))
     monkeypatch.setattr(harness, "_make_callbacks", make_callbacks)
@@ -114,12 +131,22 @@ def test_crashed_run_resumes_to_identical_metrics(tmp_path: Path,
 
 @pytest.mark.slow
 def test_sigkilled_process_resumes(tmp_path: Path) -> None:
-    args = [sys.executable, str(ROOT / "train.py"), "debug=default",
-            f"paths.output_dir={tmp_path}/runs", f"paths.data_dir={tmp_path}/data",
-            "callbacks.checkpoint_every_n_steps=2", "trainer.val_check_interval=50",
-            "trainer.enable_progress_bar=false"]
-    proc = subprocess.Popen([*args, "trainer.max_steps=500"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "debug=default",
+        f"paths.output_dir={tmp_path}/runs",
+        f"paths.data_dir={tmp_path}/data",
+        "callbacks.checkpoint_every_n_steps=2",
+        "trainer.val_check_interval=50",
+        "trainer.enable_progress_bar=false",
+    ]
+    proc = subprocess.Popen(
+        [*args, "trainer.max_steps=500"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not list(tmp_path.glob("runs/*/*/checkpoints/last.ckpt")):
         time.sleep(0.05)
@@ -129,8 +156,13 @@ def test_sigkilled_process_resumes(tmp_path: Path) -> None:
     assert '"status": "running"' in (run_dir / "metrics.json").read_text()
     killed_at = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert 0 < killed_at["global_step"] < 30
-    out = subprocess.run([*args, "trainer.max_steps=30", "resume=auto"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [*args, "trainer.max_steps=30", "resume=auto"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"Resuming {run_dir}" in out.stderr
     record = (run_dir / "metrics.json").read_text()

@@ -13,18 +13,34 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _train(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_sweep_records_a_failing_job_and_goes_on(tmp_path: Path) -> None:
-    out = _train(["-m", "debug=default", "attention=lst", "attention.transform_type=dst",
-                  "attention.num_heads=3,4", f"paths.output_dir={tmp_path}/runs",
-                  f"paths.data_dir={tmp_path}/data", "trainer.enable_progress_bar=false"],
-                 tmp_path)
+    out = _train(
+        [
+            "-m",
+            "debug=default",
+            "attention=lst",
+            "attention.transform_type=dst",
+            "attention.num_heads=3,4",
+            f"paths.output_dir={tmp_path}/runs",
+            f"paths.data_dir={tmp_path}/data",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    records = {p.parent.name.split("_")[0]: json.loads(p.read_text())
-               for p in tmp_path.glob("runs/multirun/*/*/metrics.json")}
+    records = {
+        p.parent.name.split("_")[0]: json.loads(p.read_text())
+        for p in tmp_path.glob("runs/multirun/*/*/metrics.json")
+    }
     assert sorted(records) == ["0", "1"]  # one folder per job
     assert records["0"]["status"] == "failed"  # the first job fails, the sweep goes on
     assert "divisible by num_heads (3)" in records["0"]["failure_reason"]
@@ -33,11 +49,20 @@ def test_sweep_records_a_failing_job_and_goes_on(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
-    out = _train(["debug=default", "trainer=ddp", "trainer.strategy=ddp", "trainer.accelerator=cpu",
-                  "trainer.devices=2",
-                  "trainer.precision=32-true", f"paths.output_dir={tmp_path}/runs",
-                  f"paths.data_dir={tmp_path}/data", "trainer.enable_progress_bar=false"],
-                 tmp_path)
+    out = _train(
+        [
+            "debug=default",
+            "trainer=ddp",
+            "trainer.strategy=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.precision=32-true",
+            f"paths.output_dir={tmp_path}/runs",
+            f"paths.data_dir={tmp_path}/data",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     (metrics,) = tmp_path.glob("runs/*/*/metrics.json")
     record = json.loads(metrics.read_text())

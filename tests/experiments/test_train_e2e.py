@@ -39,8 +39,10 @@ def write_imdb(root: Path, per_class: int = 6) -> None:
 def write_aan(root: Path, rows: int = 12) -> None:
     root.mkdir(parents=True)
     for split in ("train", "eval", "test"):
-        lines = [f"{float(i % 2)}\tid{i}a\tid{i}b\tpaper {i} about x\tpaper {i} about y"
-                 for i in range(rows)]
+        lines = [
+            f"{float(i % 2)}\tid{i}a\tid{i}b\tpaper {i} about x\tpaper {i} about y"
+            for i in range(rows)
+        ]
         (root / f"new_aan_pairs.{split}.tsv").write_text("\n".join(lines) + "\n")
 
 
@@ -49,8 +51,10 @@ def write_cifar(root: Path, per_batch: int = 10) -> None:
     rng = np.random.default_rng(0)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
-        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 b"labels": [int(x) for x in rng.integers(0, 10, per_batch)]}
+        batch = {
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"labels": [int(x) for x in rng.integers(0, 10, per_batch)],
+        }
         (root / name).write_bytes(pickle.dumps(batch))
 
 
@@ -65,16 +69,31 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cfg(tmp: Path, data_dir: Path, overrides: list[str]):  # noqa: ANN202
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=["debug=default", f"paths.output_dir={tmp}/runs",
-                                            f"paths.data_dir={data_dir}", *QUIET, *overrides])
+        return compose(
+            "config",
+            overrides=[
+                "debug=default",
+                f"paths.output_dir={tmp}/runs",
+                f"paths.data_dir={data_dir}",
+                *QUIET,
+                *overrides,
+            ],
+        )
 
 
-@pytest.mark.parametrize(("task", "attention"), [
-    ("listops", "softmax"), ("text", "fnet"), ("retrieval", "performer"),
-    ("image", "hadamard"), ("pathfinder", "lst"),
-])
-def test_debug_preset_runs_end_to_end(task: str, attention: str, tmp_path: Path,
-                                      data_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("task", "attention"),
+    [
+        ("listops", "softmax"),
+        ("text", "fnet"),
+        ("retrieval", "performer"),
+        ("image", "hadamard"),
+        ("pathfinder", "lst"),
+    ],
+)
+def test_debug_preset_runs_end_to_end(
+    task: str, attention: str, tmp_path: Path, data_dir: Path
+) -> None:
     record = harness.run(_cfg(tmp_path, data_dir, [f"task={task}", f"attention={attention}"]))
     run_dir = Path(record["run_dir"])
     on_disk = json.loads((run_dir / "metrics.json").read_text())
@@ -94,23 +113,30 @@ def test_debug_preset_runs_end_to_end(task: str, attention: str, tmp_path: Path,
 
 
 @pytest.mark.parametrize("task", ["listops", "text", "retrieval", "image", "pathfinder"])
-def test_every_attention_builds_and_trains_one_step(task: str, tmp_path: Path,
-                                                    data_dir: Path) -> None:
+def test_every_attention_builds_and_trains_one_step(
+    task: str, tmp_path: Path, data_dir: Path
+) -> None:
     from omegaconf import OmegaConf
 
     batch = None
     for name in registry.names():
-        raw = OmegaConf.to_container(_cfg(tmp_path, data_dir, [f"task={task}",
-                                                               f"attention={name}"]), resolve=True)
+        raw = OmegaConf.to_container(
+            _cfg(tmp_path, data_dir, [f"task={task}", f"attention={name}"]), resolve=True
+        )
         exp = validate_experiment(raw)
         if batch is None:
             datamodule = harness.build_datamodule(exp)
             datamodule.prepare_data()
             datamodule.setup("fit")
             batch = {k: v[:1] for k, v in next(iter(datamodule.train_dataloader())).items()}
-        module = LRAModule(harness.build_model(exp, datamodule),
-                           num_classes=datamodule.num_classes, is_pair=datamodule.is_pair,
-                           optimizer=exp.optimizer, scheduler=exp.scheduler, max_steps=4)
+        module = LRAModule(
+            harness.build_model(exp, datamodule),
+            num_classes=datamodule.num_classes,
+            is_pair=datamodule.is_pair,
+            optimizer=exp.optimizer,
+            scheduler=exp.scheduler,
+            max_steps=4,
+        )
         loss, _ = module._step(batch)
         loss.backward()
         assert torch.isfinite(loss), name
@@ -118,8 +144,9 @@ def test_every_attention_builds_and_trains_one_step(task: str, tmp_path: Path,
         assert grads and all(torch.isfinite(g).all() for g in grads), name
 
 
-def test_non_finite_loss_marks_the_run_failed(tmp_path: Path, data_dir: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_non_finite_loss_marks_the_run_failed(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def nan_step(self, batch):  # noqa: ANN001, ANN202
         logits = self(batch)  # (B, C)
         return logits.sum() * float("nan"), logits.argmax(-1)

@@ -46,8 +46,14 @@ class AttentionLayer(nn.Module):
         """Raise the one-sentence error for an option this layer cannot honour."""
         raise ValueError(f"{type(self).__name__} does not support {option}={value!r}: {why}")
 
-    def check_options(self, *, causal: bool = False, use_rope: bool = False,
-                      qk_norm: bool = False, dropout: float | None = None) -> None:
+    def check_options(
+        self,
+        *,
+        causal: bool = False,
+        use_rope: bool = False,
+        qk_norm: bool = False,
+        dropout: float | None = None,
+    ) -> None:
         """Refuse options the class attributes say the layer cannot honour.
 
         ``dropout``, when given, must lie in [0, 1).

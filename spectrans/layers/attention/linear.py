@@ -36,8 +36,9 @@ import torch
 from torch import Tensor
 
 
-def safe_normaliser(den: Tensor, bound: Tensor | None = None, *, signed: bool,
-                    eps: float = 1e-3) -> Tensor:
+def safe_normaliser(
+    den: Tensor, bound: Tensor | None = None, *, signed: bool, eps: float = 1e-3
+) -> Tensor:
     """Guard a normaliser against division by ~0 (see the module docstring).
 
     Args:
@@ -68,8 +69,9 @@ def _mask_keys(k_feat: Tensor, v: Tensor, key_mask: Tensor | None) -> tuple[Tens
     return torch.where(keep, k_feat, 0.0), torch.where(keep, v, 0.0)
 
 
-def bidirectional_linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor, *,
-                                   signed: bool, eps: float = 1e-3) -> Tensor:
+def bidirectional_linear_attention(
+    q_feat: Tensor, k_feat: Tensor, v: Tensor, *, signed: bool, eps: float = 1e-3
+) -> Tensor:
     """Non-causal linear attention.
 
     Args:
@@ -92,8 +94,15 @@ def bidirectional_linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor, *,
     return num / safe_normaliser(den, bound, signed=signed, eps=eps)[..., None]
 
 
-def causal_linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor, *, signed: bool,
-                            eps: float = 1e-3, chunk_size: int | None = None) -> Tensor:
+def causal_linear_attention(
+    q_feat: Tensor,
+    k_feat: Tensor,
+    v: Tensor,
+    *,
+    signed: bool,
+    eps: float = 1e-3,
+    chunk_size: int | None = None,
+) -> Tensor:
     """Causal linear attention by chunked prefix sums (shapes as the bidirectional one).
 
     Memory is ``O(B H ((N/C) m e + N C))``: one ``(m, e)`` prefix state per chunk and a
@@ -109,8 +118,9 @@ def causal_linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor, *, signed
     chunk = max(1, min(chunk_size, seq_len))
     pad = (-seq_len) % chunk
     if pad:
-        q_feat, k_feat, v = (torch.nn.functional.pad(t, (0, 0, 0, pad))
-                             for t in (q_feat, k_feat, v))
+        q_feat, k_feat, v = (
+            torch.nn.functional.pad(t, (0, 0, 0, pad)) for t in (q_feat, k_feat, v)
+        )
     n_chunks = (seq_len + pad) // chunk
     qc = q_feat.reshape(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
     kc = k_feat.reshape(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
@@ -121,18 +131,26 @@ def causal_linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor, *, signed
     k_prev = exclusive_cumsum(k_chunk, dim=2)  # (B, H, K, m)
     tril = torch.ones(chunk, chunk, dtype=torch.bool, device=q_feat.device).tril()  # (C, C)
     scores = torch.einsum("bhkcm,bhkdm->bhkcd", qc, kc) * tril  # (B, H, K, C, C)
-    num = torch.einsum("bhkcm,bhkme->bhkce", qc, kv_prev) \
-        + torch.einsum("bhkcd,bhkde->bhkce", scores, vc)  # (B, H, K, C, e)
+    num = torch.einsum("bhkcm,bhkme->bhkce", qc, kv_prev) + torch.einsum(
+        "bhkcd,bhkde->bhkce", scores, vc
+    )  # (B, H, K, C, e)
     den = torch.einsum("bhkcm,bhkm->bhkc", qc, k_prev) + scores.sum(dim=-1)  # (B, H, K, C)
     out = num.reshape(batch, heads, n_chunks * chunk, -1)[:, :, :seq_len]  # (B, H, N, e)
     den = den.reshape(batch, heads, n_chunks * chunk)[:, :, :seq_len]  # (B, H, N)
     return out / safe_normaliser(den, bound, signed=signed, eps=eps)[..., None]
 
 
-def linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor, *,
-                     key_mask: Tensor | None = None, causal: bool = False,
-                     signed: bool = False, eps: float = 1e-3,
-                     chunk_size: int | None = None) -> Tensor:
+def linear_attention(
+    q_feat: Tensor,
+    k_feat: Tensor,
+    v: Tensor,
+    *,
+    key_mask: Tensor | None = None,
+    causal: bool = False,
+    signed: bool = False,
+    eps: float = 1e-3,
+    chunk_size: int | None = None,
+) -> Tensor:
     """Kernelised attention ``phi(Q) (psi(K)^T V) / phi(Q) psi(K)^T 1`` in float32.
 
     Args:
@@ -152,6 +170,7 @@ def linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor, *,
         q_feat, k_feat, v = q_feat.float(), k_feat.float(), v.float()
         k_feat, v = _mask_keys(k_feat, v, key_mask)
         if causal:
-            return causal_linear_attention(q_feat, k_feat, v, signed=signed, eps=eps,
-                                           chunk_size=chunk_size)
+            return causal_linear_attention(
+                q_feat, k_feat, v, signed=signed, eps=eps, chunk_size=chunk_size
+            )
         return bidirectional_linear_attention(q_feat, k_feat, v, signed=signed, eps=eps)

@@ -93,27 +93,54 @@ class _SpectralFilterAttention(AttentionLayer):
     has_scores = False
     supports_causal = True
 
-    def _build(self, *, hidden_dim: int, num_heads: int, head_kinds: list[str],
-               learnable_scale: bool, normalized: bool, dropout: float, bias: bool,
-               head_dim: int | None, causal: bool, use_rope: bool, qk_norm: bool,
-               init_weights: str, max_sequence_length: int) -> None:
+    def _build(
+        self,
+        *,
+        hidden_dim: int,
+        num_heads: int,
+        head_kinds: list[str],
+        learnable_scale: bool,
+        normalized: bool,
+        dropout: float,
+        bias: bool,
+        head_dim: int | None,
+        causal: bool,
+        use_rope: bool,
+        qk_norm: bool,
+        init_weights: str,
+        max_sequence_length: int,
+    ) -> None:
         """Create projections, per-head transforms and the frequency profile."""
         if num_heads < 1 or max_sequence_length < 1:
-            raise ValueError(f"num_heads ({num_heads}) and max_sequence_length "
-                             f"({max_sequence_length}) must be positive")
+            raise ValueError(
+                f"num_heads ({num_heads}) and max_sequence_length "
+                f"({max_sequence_length}) must be positive"
+            )
         self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm)
         self.hidden_dim, self.causal = hidden_dim, causal
         self.max_sequence_length, self.normalize = max_sequence_length, normalized
-        add_qkv_projections(self, hidden_dim, num_heads, head_dim, bias=bias, qk_norm=qk_norm,
-                            use_rope=use_rope, init_weights=init_weights)
+        add_qkv_projections(
+            self,
+            hidden_dim,
+            num_heads,
+            head_dim,
+            bias=bias,
+            qk_norm=qk_norm,
+            use_rope=use_rope,
+            init_weights=init_weights,
+        )
         self.head_kinds = list(head_kinds)
         per_head = len(set(head_kinds)) > 1
         kinds = head_kinds if per_head else head_kinds[:1]
         self.transforms = nn.ModuleList([make_transform(k, normalized) for k in kinds])
         self.groups = self._groups(per_head)  # (kind, first head, end head, transform index)
         min_tau = min(1.0, 4.0 / (math.pi * max_sequence_length))
-        profile = torch.cat([decaying_profile(end - start, max_sequence_length, min_tau)
-                             for _, start, end, _ in self.groups])  # (H, L)
+        profile = torch.cat(
+            [
+                decaying_profile(end - start, max_sequence_length, min_tau)
+                for _, start, end, _ in self.groups
+            ]
+        )  # (H, L)
         if learnable_scale:
             self.scale: nn.Parameter | None = nn.Parameter(profile)
         else:
@@ -141,16 +168,24 @@ class _SpectralFilterAttention(AttentionLayer):
         n = u.shape[-2]
         profile = self.profile.to(u.dtype)  # (H, L)
         if self.causal:
-            taps = torch.cat([impulse_response(profile[s:e], kind, self.transforms[t], n)
-                              for kind, s, e, t in self.groups])  # (H, N)
+            taps = torch.cat(
+                [
+                    impulse_response(profile[s:e], kind, self.transforms[t], n)
+                    for kind, s, e, t in self.groups
+                ]
+            )  # (H, N)
             return causal_filter(u, taps)  # (B, H, N, d)
-        outs = [spectral_filter(u[:, s:e], coefficient_gains(profile[s:e], kind, n),
-                                self.transforms[t], kind)
-                for kind, s, e, t in self.groups]  # each (B, H_g, N, d)
+        outs = [
+            spectral_filter(
+                u[:, s:e], coefficient_gains(profile[s:e], kind, n), self.transforms[t], kind
+            )
+            for kind, s, e, t in self.groups
+        ]  # each (B, H_g, N, d)
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, None]:
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, None]:
         """Gated spectral-filter attention.
 
         Args:
@@ -200,25 +235,48 @@ class LSTAttention(_SpectralFilterAttention):
         scale: ``nn.Parameter`` ``(num_heads, max_sequence_length)`` or None.
     """
 
-    def __init__(self, hidden_dim: int, num_heads: int = 8, transform_type: TransformType = "dct",
-                 learnable_scale: bool = True, normalize: bool = True, dropout: float = 0.0,
-                 use_bias: bool = True, head_dim: int | None = None, causal: bool = False,
-                 use_rope: bool = False, qk_norm: bool = False,
-                 init_weights: str = "truncnormal002", max_sequence_length: int = 1024) -> None:
+    def __init__(
+        self,
+        hidden_dim: int,
+        num_heads: int = 8,
+        transform_type: TransformType = "dct",
+        learnable_scale: bool = True,
+        normalize: bool = True,
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        head_dim: int | None = None,
+        causal: bool = False,
+        use_rope: bool = False,
+        qk_norm: bool = False,
+        init_weights: str = "truncnormal002",
+        max_sequence_length: int = 1024,
+    ) -> None:
         super().__init__()
         if transform_type == "mixed":
             kinds = split_heads_evenly(num_heads, list(_MIXED_LST_KINDS))
         elif transform_type in _MIXED_LST_KINDS:
             kinds = [transform_type] * num_heads
         else:
-            raise ValueError(f"transform_type={transform_type!r} is not supported; use 'dct', "
-                             "'dst', 'hadamard' or 'mixed'")
+            raise ValueError(
+                f"transform_type={transform_type!r} is not supported; use 'dct', "
+                "'dst', 'hadamard' or 'mixed'"
+            )
         self.transform_type = transform_type
-        self._build(hidden_dim=hidden_dim, num_heads=num_heads, head_kinds=kinds,
-                    learnable_scale=learnable_scale, normalized=normalize, dropout=dropout,
-                    bias=use_bias, head_dim=head_dim, causal=causal, use_rope=use_rope,
-                    qk_norm=qk_norm, init_weights=init_weights,
-                    max_sequence_length=max_sequence_length)
+        self._build(
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            head_kinds=kinds,
+            learnable_scale=learnable_scale,
+            normalized=normalize,
+            dropout=dropout,
+            bias=use_bias,
+            head_dim=head_dim,
+            causal=causal,
+            use_rope=use_rope,
+            qk_norm=qk_norm,
+            init_weights=init_weights,
+            max_sequence_length=max_sequence_length,
+        )
 
 
 class DCTAttention(LSTAttention):
@@ -235,21 +293,40 @@ class DCTAttention(LSTAttention):
             :class:`LSTAttention`.
     """
 
-    def __init__(self, hidden_dim: int, num_heads: int = 8, dct_type: int = 2,
-                 learnable_scale: bool = True, dropout: float = 0.0, bias: bool = True,
-                 head_dim: int | None = None, causal: bool = False, use_rope: bool = False,
-                 qk_norm: bool = False, init_weights: str = "truncnormal002",
-                 max_sequence_length: int = 1024) -> None:
+    def __init__(
+        self,
+        hidden_dim: int,
+        num_heads: int = 8,
+        dct_type: int = 2,
+        learnable_scale: bool = True,
+        dropout: float = 0.0,
+        bias: bool = True,
+        head_dim: int | None = None,
+        causal: bool = False,
+        use_rope: bool = False,
+        qk_norm: bool = False,
+        init_weights: str = "truncnormal002",
+        max_sequence_length: int = 1024,
+    ) -> None:
         if dct_type not in (2, 3):
             raise ValueError(f"dct_type={dct_type!r} is not supported; use 2 or 3")
         AttentionLayer.__init__(self)
         self.transform_type, self.dct_type = "dct", dct_type
-        self._build(hidden_dim=hidden_dim, num_heads=num_heads,
-                    head_kinds=["dct" if dct_type == 2 else "dct3"] * num_heads,
-                    learnable_scale=learnable_scale, normalized=True, dropout=dropout,
-                    bias=bias, head_dim=head_dim, causal=causal, use_rope=use_rope,
-                    qk_norm=qk_norm, init_weights=init_weights,
-                    max_sequence_length=max_sequence_length)
+        self._build(
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            head_kinds=["dct" if dct_type == 2 else "dct3"] * num_heads,
+            learnable_scale=learnable_scale,
+            normalized=True,
+            dropout=dropout,
+            bias=bias,
+            head_dim=head_dim,
+            causal=causal,
+            use_rope=use_rope,
+            qk_norm=qk_norm,
+            init_weights=init_weights,
+            max_sequence_length=max_sequence_length,
+        )
 
 
 class HadamardAttention(LSTAttention):
@@ -268,18 +345,38 @@ class HadamardAttention(LSTAttention):
             :class:`LSTAttention`.
     """
 
-    def __init__(self, hidden_dim: int, num_heads: int = 8, scale_by_sqrt: bool = True,
-                 learnable_scale: bool = True, dropout: float = 0.0, bias: bool = True,
-                 head_dim: int | None = None, causal: bool = False, use_rope: bool = False,
-                 qk_norm: bool = False, init_weights: str = "truncnormal002",
-                 max_sequence_length: int = 1024) -> None:
+    def __init__(
+        self,
+        hidden_dim: int,
+        num_heads: int = 8,
+        scale_by_sqrt: bool = True,
+        learnable_scale: bool = True,
+        dropout: float = 0.0,
+        bias: bool = True,
+        head_dim: int | None = None,
+        causal: bool = False,
+        use_rope: bool = False,
+        qk_norm: bool = False,
+        init_weights: str = "truncnormal002",
+        max_sequence_length: int = 1024,
+    ) -> None:
         AttentionLayer.__init__(self)
         self.transform_type = "hadamard"
-        self._build(hidden_dim=hidden_dim, num_heads=num_heads, head_kinds=["hadamard"] * num_heads,
-                    learnable_scale=learnable_scale, normalized=scale_by_sqrt, dropout=dropout,
-                    bias=bias, head_dim=head_dim, causal=causal, use_rope=use_rope,
-                    qk_norm=qk_norm, init_weights=init_weights,
-                    max_sequence_length=max_sequence_length)
+        self._build(
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            head_kinds=["hadamard"] * num_heads,
+            learnable_scale=learnable_scale,
+            normalized=scale_by_sqrt,
+            dropout=dropout,
+            bias=bias,
+            head_dim=head_dim,
+            causal=causal,
+            use_rope=use_rope,
+            qk_norm=qk_norm,
+            init_weights=init_weights,
+            max_sequence_length=max_sequence_length,
+        )
 
 
 class MixedSpectralAttention(_SpectralFilterAttention):
@@ -303,20 +400,44 @@ class MixedSpectralAttention(_SpectralFilterAttention):
             :class:`LSTAttention`.
     """
 
-    def __init__(self, hidden_dim: int, num_heads: int = 8, use_fft: bool = True,
-                 use_dct: bool = True, use_hadamard: bool = True, dropout: float = 0.0,
-                 bias: bool = True, head_dim: int | None = None, causal: bool = False,
-                 use_rope: bool = False, qk_norm: bool = False,
-                 init_weights: str = "truncnormal002", max_sequence_length: int = 1024) -> None:
+    def __init__(
+        self,
+        hidden_dim: int,
+        num_heads: int = 8,
+        use_fft: bool = True,
+        use_dct: bool = True,
+        use_hadamard: bool = True,
+        dropout: float = 0.0,
+        bias: bool = True,
+        head_dim: int | None = None,
+        causal: bool = False,
+        use_rope: bool = False,
+        qk_norm: bool = False,
+        init_weights: str = "truncnormal002",
+        max_sequence_length: int = 1024,
+    ) -> None:
         super().__init__()
-        enabled = [k for k, on in (("fft", use_fft), ("dct", use_dct),
-                                   ("hadamard", use_hadamard)) if on]
+        enabled = [
+            k for k, on in (("fft", use_fft), ("dct", use_dct), ("hadamard", use_hadamard)) if on
+        ]
         if not enabled:
-            raise ValueError("MixedSpectralAttention needs at least one of use_fft, use_dct, "
-                             "use_hadamard set to True")
+            raise ValueError(
+                "MixedSpectralAttention needs at least one of use_fft, use_dct, "
+                "use_hadamard set to True"
+            )
         self.transform_type = "mixed"
-        self._build(hidden_dim=hidden_dim, num_heads=num_heads,
-                    head_kinds=split_heads_evenly(num_heads, enabled), learnable_scale=True,
-                    normalized=True, dropout=dropout, bias=bias, head_dim=head_dim,
-                    causal=causal, use_rope=use_rope, qk_norm=qk_norm,
-                    init_weights=init_weights, max_sequence_length=max_sequence_length)
+        self._build(
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            head_kinds=split_heads_evenly(num_heads, enabled),
+            learnable_scale=True,
+            normalized=True,
+            dropout=dropout,
+            bias=bias,
+            head_dim=head_dim,
+            causal=causal,
+            use_rope=use_rope,
+            qk_norm=qk_norm,
+            init_weights=init_weights,
+            max_sequence_length=max_sequence_length,
+        )

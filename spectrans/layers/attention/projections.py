@@ -13,9 +13,18 @@ from spectrans.layers.attention.base import init_linear
 from spectrans.layers.rotary import apply_rotary, rotary_angles
 
 
-def add_qkv_projections(layer: nn.Module, hidden_dim: int, num_heads: int,
-                        head_dim: int | None, *, bias: bool, qk_norm: bool, use_rope: bool,
-                        init_weights: str, with_keys: bool = True) -> int:
+def add_qkv_projections(
+    layer: nn.Module,
+    hidden_dim: int,
+    num_heads: int,
+    head_dim: int | None,
+    *,
+    bias: bool,
+    qk_norm: bool,
+    use_rope: bool,
+    init_weights: str,
+    with_keys: bool = True,
+) -> int:
     """Create ``q_proj``, ``k_proj`` (if ``with_keys``), ``v_proj``, ``out_proj`` on ``layer``.
 
     Shapes: D -> H*d for q/k/v, H*d -> D for out. Also sets ``num_heads``, ``head_dim``,
@@ -45,15 +54,19 @@ def add_qkv_projections(layer: nn.Module, hidden_dim: int, num_heads: int,
 def resolve_head_dim(hidden_dim: int, num_heads: int, head_dim: int | None) -> int:
     """``head_dim`` or ``hidden_dim // num_heads`` (which must then divide exactly)."""
     if num_heads <= 0 or hidden_dim <= 0:
-        raise ValueError(f"hidden_dim and num_heads must be positive, got hidden_dim="
-                         f"{hidden_dim}, num_heads={num_heads}")
+        raise ValueError(
+            f"hidden_dim and num_heads must be positive, got hidden_dim="
+            f"{hidden_dim}, num_heads={num_heads}"
+        )
     if head_dim is not None:
         if head_dim <= 0:
             raise ValueError(f"head_dim must be positive, got {head_dim}")
         return head_dim
     if hidden_dim % num_heads:
-        raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads "
-                         f"({num_heads}); change one of them or set head_dim explicitly")
+        raise ValueError(
+            f"hidden_dim ({hidden_dim}) must be divisible by num_heads "
+            f"({num_heads}); change one of them or set head_dim explicitly"
+        )
     return hidden_dim // num_heads
 
 

@@ -48,18 +48,36 @@ class SoftmaxAttention(AttentionLayer):
     has_scores: ClassVar[bool] = True
     supports_causal: ClassVar[bool] = True
 
-    def __init__(self, hidden_dim: int = 512, num_heads: int = 8, head_dim: int | None = None,
-                 dropout: float = 0.0, causal: bool = False,
-                 init_weights: str = "truncnormal002", bias: bool = True,
-                 use_rope: bool = False, qk_norm: bool = False, alibi: bool = False) -> None:
+    def __init__(
+        self,
+        hidden_dim: int = 512,
+        num_heads: int = 8,
+        head_dim: int | None = None,
+        dropout: float = 0.0,
+        causal: bool = False,
+        init_weights: str = "truncnormal002",
+        bias: bool = True,
+        use_rope: bool = False,
+        qk_norm: bool = False,
+        alibi: bool = False,
+    ) -> None:
         super().__init__()
         self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm, dropout=dropout)
-        add_qkv_projections(self, hidden_dim, num_heads, head_dim, bias=bias, qk_norm=qk_norm,
-                            use_rope=use_rope, init_weights=init_weights)
+        add_qkv_projections(
+            self,
+            hidden_dim,
+            num_heads,
+            head_dim,
+            bias=bias,
+            qk_norm=qk_norm,
+            use_rope=use_rope,
+            init_weights=init_weights,
+        )
         self.hidden_dim, self.dropout, self.causal, self.alibi = hidden_dim, dropout, causal, alibi
 
-    def attention_bias(self, mask: Tensor | None, seq_len: int, device: torch.device,
-                       dtype: torch.dtype) -> Tensor | None:
+    def attention_bias(
+        self, mask: Tensor | None, seq_len: int, device: torch.device, dtype: torch.dtype
+    ) -> Tensor | None:
         """The SDPA ``attn_mask`` for this layer's options.
 
         Returns:
@@ -81,8 +99,9 @@ class SoftmaxAttention(AttentionLayer):
             bias = bias.masked_fill(~allowed, float("-inf"))  # (B|1, H, N, N)
         return bias.to(dtype)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Attend; x (B, N, D), mask (B, N) True on real tokens -> (B, N, D).
 
         With ``return_attention`` the weights ``(B, H, N, N)`` are formed explicitly (the

@@ -51,18 +51,36 @@ class _FeatureAttention(AttentionLayer):
     supports_causal: ClassVar[bool] = True
     kernel: FeatureMap
 
-    def __init__(self, hidden_dim: int, num_heads: int, head_dim: int | None, dropout: float,
-                 causal: bool, init_weights: str, bias: bool, use_rope: bool,
-                 qk_norm: bool) -> None:
+    def __init__(
+        self,
+        hidden_dim: int,
+        num_heads: int,
+        head_dim: int | None,
+        dropout: float,
+        causal: bool,
+        init_weights: str,
+        bias: bool,
+        use_rope: bool,
+        qk_norm: bool,
+    ) -> None:
         super().__init__()
         self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm, dropout=dropout)
-        add_qkv_projections(self, hidden_dim, num_heads, head_dim, bias=bias, qk_norm=qk_norm,
-                            use_rope=use_rope, init_weights=init_weights)
+        add_qkv_projections(
+            self,
+            hidden_dim,
+            num_heads,
+            head_dim,
+            bias=bias,
+            qk_norm=qk_norm,
+            use_rope=use_rope,
+            init_weights=init_weights,
+        )
         self.hidden_dim, self.causal = hidden_dim, causal
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, None]:
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, None]:
         """Linear attention; x (B, N, D), mask (B, N) True on real tokens -> (B, N, D).
 
         With ``return_attention`` returns ``(out, None)``: no N x N weights are formed.
@@ -74,8 +92,9 @@ class _FeatureAttention(AttentionLayer):
         with torch.autocast(device_type=x.device.type, enabled=False):
             q_feat = self.kernel(q.float(), is_query=True)  # (B, H, N, m)
             k_feat = self.kernel(k.float(), is_query=False, mask=key_mask)  # (B, H, N, m)
-            out = linear_attention(q_feat, k_feat, v, key_mask=mask, causal=self.causal,
-                                   signed=self.kernel.signed)  # (B, H, N, d)
+            out = linear_attention(
+                q_feat, k_feat, v, key_mask=mask, causal=self.causal, signed=self.kernel.signed
+            )  # (B, H, N, d)
         if mask is not None:
             out = torch.where(mask[:, None, :, None], out, 0.0)
         out = self.out_proj(self.dropout(merge_heads(out).to(v.dtype)))  # (B, N, D)
@@ -115,27 +134,53 @@ class SpectralAttention(_FeatureAttention):
         kernel: The feature map (:class:`~spectrans.kernels.RandomFeatureMap`).
     """
 
-    def __init__(self, hidden_dim: int = 512, num_heads: int = 8,
-                 num_features: int | None = None, head_dim: int | None = None,
-                 kernel_type: Literal["gaussian", "softmax"] = "softmax",
-                 use_orthogonal: bool = True, feature_redraw: bool = False,
-                 dropout: float = 0.0, use_bias: bool = True, *, redraw_interval: int = 1000,
-                 causal: bool = False, init_weights: str = "truncnormal002",
-                 use_rope: bool = False, qk_norm: bool = False) -> None:
-        super().__init__(hidden_dim, num_heads, head_dim, dropout, causal, init_weights,
-                         use_bias, use_rope, qk_norm)
+    def __init__(
+        self,
+        hidden_dim: int = 512,
+        num_heads: int = 8,
+        num_features: int | None = None,
+        head_dim: int | None = None,
+        kernel_type: Literal["gaussian", "softmax"] = "softmax",
+        use_orthogonal: bool = True,
+        feature_redraw: bool = False,
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        *,
+        redraw_interval: int = 1000,
+        causal: bool = False,
+        init_weights: str = "truncnormal002",
+        use_rope: bool = False,
+        qk_norm: bool = False,
+    ) -> None:
+        super().__init__(
+            hidden_dim,
+            num_heads,
+            head_dim,
+            dropout,
+            causal,
+            init_weights,
+            use_bias,
+            use_rope,
+            qk_norm,
+        )
         self.num_features = num_features if num_features is not None else self.head_dim
         self.kernel_type = kernel_type
-        options = {"orthogonal": use_orthogonal, "feature_redraw": feature_redraw,
-                   "redraw_interval": redraw_interval}
+        options = {
+            "orthogonal": use_orthogonal,
+            "feature_redraw": feature_redraw,
+            "redraw_interval": redraw_interval,
+        }
         if kernel_type == "gaussian":
-            self.kernel = GaussianRFF(self.head_dim, self.num_features,
-                                      bandwidth=self.head_dim**0.25, **options)
+            self.kernel = GaussianRFF(
+                self.head_dim, self.num_features, bandwidth=self.head_dim**0.25, **options
+            )
         elif kernel_type == "softmax":
             self.kernel = TrigSoftmaxRFF(self.head_dim, self.num_features, **options)
         else:
-            raise ValueError(f"unknown kernel_type '{kernel_type}' for SpectralAttention; "
-                             "use 'gaussian' or 'softmax'")
+            raise ValueError(
+                f"unknown kernel_type '{kernel_type}' for SpectralAttention; "
+                "use 'gaussian' or 'softmax'"
+            )
 
 
 class PerformerAttention(SpectralAttention):
@@ -166,22 +211,47 @@ class PerformerAttention(SpectralAttention):
         generalized: Whether the generalized ReLU kernel is used.
     """
 
-    def __init__(self, hidden_dim: int = 512, num_heads: int = 8,
-                 num_features: int | None = None, generalized: bool = False,
-                 dropout: float = 0.0, *, head_dim: int | None = None, causal: bool = False,
-                 init_weights: str = "truncnormal002", bias: bool = True,
-                 use_rope: bool = False, qk_norm: bool = False, use_orthogonal: bool = True,
-                 feature_redraw: bool = False, redraw_interval: int = 1000) -> None:
-        _FeatureAttention.__init__(self, hidden_dim, num_heads, head_dim, dropout, causal,
-                                   init_weights, bias, use_rope, qk_norm)
+    def __init__(
+        self,
+        hidden_dim: int = 512,
+        num_heads: int = 8,
+        num_features: int | None = None,
+        generalized: bool = False,
+        dropout: float = 0.0,
+        *,
+        head_dim: int | None = None,
+        causal: bool = False,
+        init_weights: str = "truncnormal002",
+        bias: bool = True,
+        use_rope: bool = False,
+        qk_norm: bool = False,
+        use_orthogonal: bool = True,
+        feature_redraw: bool = False,
+        redraw_interval: int = 1000,
+    ) -> None:
+        _FeatureAttention.__init__(
+            self,
+            hidden_dim,
+            num_heads,
+            head_dim,
+            dropout,
+            causal,
+            init_weights,
+            bias,
+            use_rope,
+            qk_norm,
+        )
         self.num_features = num_features if num_features is not None else 256
         self.generalized, self.kernel_type = generalized, "softmax"
         if generalized:
             self.kernel = ReLUFeatures(self.head_dim)
         else:
             self.kernel = PositiveRandomFeatures(
-                self.head_dim, self.num_features, orthogonal=use_orthogonal,
-                feature_redraw=feature_redraw, redraw_interval=redraw_interval,
+                self.head_dim,
+                self.num_features,
+                orthogonal=use_orthogonal,
+                feature_redraw=feature_redraw,
+                redraw_interval=redraw_interval,
             )
 
 
@@ -214,14 +284,25 @@ class KernelAttention(_FeatureAttention):
         rank: Rank of the approximation.
     """
 
-    def __init__(self, hidden_dim: int = 512, num_heads: int = 8,
-                 kernel_type: Literal["gaussian", "polynomial", "spectral"] = "gaussian",
-                 rank: int | None = None, num_features: int | None = None,
-                 dropout: float = 0.0, *, head_dim: int | None = None, causal: bool = False,
-                 init_weights: str = "truncnormal002", bias: bool = True,
-                 use_rope: bool = False, qk_norm: bool = False) -> None:
-        super().__init__(hidden_dim, num_heads, head_dim, dropout, causal, init_weights, bias,
-                         use_rope, qk_norm)
+    def __init__(
+        self,
+        hidden_dim: int = 512,
+        num_heads: int = 8,
+        kernel_type: Literal["gaussian", "polynomial", "spectral"] = "gaussian",
+        rank: int | None = None,
+        num_features: int | None = None,
+        dropout: float = 0.0,
+        *,
+        head_dim: int | None = None,
+        causal: bool = False,
+        init_weights: str = "truncnormal002",
+        bias: bool = True,
+        use_rope: bool = False,
+        qk_norm: bool = False,
+    ) -> None:
+        super().__init__(
+            hidden_dim, num_heads, head_dim, dropout, causal, init_weights, bias, use_rope, qk_norm
+        )
         for key, value in (("rank", rank), ("num_features", num_features)):
             if value is not None and value <= 0:
                 raise ValueError(f"{key} must be positive, got {value}")
@@ -229,12 +310,15 @@ class KernelAttention(_FeatureAttention):
         self.rank = rank if rank is not None else min(64, self.head_dim)
         self.num_features = num_features if num_features is not None else self.rank
         if kernel_type == "gaussian":
-            self.kernel = GaussianRFF(self.head_dim, self.num_features,
-                                      bandwidth=self.head_dim**0.25)
+            self.kernel = GaussianRFF(
+                self.head_dim, self.num_features, bandwidth=self.head_dim**0.25
+            )
         elif kernel_type == "polynomial":
             self.kernel = PolynomialKernel(self.head_dim, self.rank)
         elif kernel_type == "spectral":
             self.kernel = LearnableSpectralKernel(self.head_dim, self.num_features)
         else:
-            raise ValueError(f"unknown kernel_type '{kernel_type}' for KernelAttention; use "
-                             "'gaussian', 'polynomial' or 'spectral'")
+            raise ValueError(
+                f"unknown kernel_type '{kernel_type}' for KernelAttention; use "
+                "'gaussian', 'polynomial' or 'spectral'"
+            )

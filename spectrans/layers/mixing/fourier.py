@@ -31,15 +31,21 @@ class FourierMixing(AttentionLayer):
     has_scores = False
     supports_causal = False
 
-    def __init__(self, hidden_dim: int = 512, dropout: float = 0.0, causal: bool = False,
-                 init_weights: str = "truncnormal002") -> None:
+    def __init__(
+        self,
+        hidden_dim: int = 512,
+        dropout: float = 0.0,
+        causal: bool = False,
+        init_weights: str = "truncnormal002",
+    ) -> None:
         super().__init__()
         self.check_options(causal=causal)
         self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, None]:
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, None]:
         """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
         mask = check_input(x, mask)
         y = fourier_mix_2d(zero_masked(x, mask))  # (B, N, D)

@@ -48,8 +48,14 @@ class GlobalFilterMixing(AttentionLayer):
     has_scores = False
     supports_causal = True
 
-    def __init__(self, hidden_dim: int = 512, dropout: float = 0.0, causal: bool = False,
-                 init_weights: str = "truncnormal002", max_sequence_length: int = 1024) -> None:
+    def __init__(
+        self,
+        hidden_dim: int = 512,
+        dropout: float = 0.0,
+        causal: bool = False,
+        init_weights: str = "truncnormal002",
+        max_sequence_length: int = 1024,
+    ) -> None:
         super().__init__()
         self.check_options(causal=causal)
         if max_sequence_length < 1:
@@ -67,8 +73,9 @@ class GlobalFilterMixing(AttentionLayer):
         im = resample_profile(w[..., 1].T, n // 2 + 1).T
         return torch.complex(re, im)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, None]:
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, None]:
         """Filter ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
         mask = check_input(x, mask)
         n = x.shape[1]

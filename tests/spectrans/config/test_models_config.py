@@ -25,11 +25,18 @@ def test_unknown_keys_are_errors() -> None:
         LSTModelConfig(positional_encoding="learned")  # the LST key is positional_encoding_type
 
 
-@pytest.mark.parametrize("field, value", [
-    ("pooling", "max"), ("positional_encoding", "absolute"),
-    ("retrieval_interaction", "dot"), ("retrieval_encoding", "cross"), ("dropout", 1.0),
-    ("hidden_dim", 0), ("num_layers", 0),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("pooling", "max"),
+        ("positional_encoding", "absolute"),
+        ("retrieval_interaction", "dot"),
+        ("retrieval_encoding", "cross"),
+        ("dropout", 1.0),
+        ("hidden_dim", 0),
+        ("num_layers", 0),
+    ],
+)
 def test_bad_values_are_rejected(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         EncoderModelConfig(**{field: value})
@@ -40,10 +47,19 @@ def test_defaults_and_resolved_widths() -> None:
     assert cfg.resolved_ffn_hidden_dim == 256
     assert EncoderModelConfig(ffn_hidden_dim=100).resolved_ffn_hidden_dim == 100
     assert (cfg.pooling, cfg.positional_encoding, cfg.retrieval_encoding) == (
-        "cls", "sinusoidal", "independent")
+        "cls",
+        "sinusoidal",
+        "independent",
+    )
     lst = LSTModelConfig()
-    assert (lst.hidden_dim, lst.num_layers, lst.max_sequence_length, lst.transform_type,
-            lst.num_heads, lst.dropout) == (512, 6, 1024, "dct", 8, 0.0)
+    assert (
+        lst.hidden_dim,
+        lst.num_layers,
+        lst.max_sequence_length,
+        lst.transform_type,
+        lst.num_heads,
+        lst.dropout,
+    ) == (512, 6, 1024, "dct", 8, 0.0)
 
 
 def test_lst_heads_must_divide_width() -> None:

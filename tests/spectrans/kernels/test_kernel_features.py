@@ -29,9 +29,11 @@ def test_exact_kernels_match_elementwise_definitions() -> None:
         for j in range(4):
             diff, dot = x[i] - y[j], x[i] @ y[j]
             assert gaussian_kernel(x, y, 2.0)[i, j] == pytest.approx(
-                math.exp(-(diff @ diff).item() / 8))
+                math.exp(-(diff @ diff).item() / 8)
+            )
             assert polynomial_kernel(x, y, 3, 0.5, 2.0)[i, j] == pytest.approx(
-                (dot.item() / 2 + 0.5) ** 3)
+                (dot.item() / 2 + 0.5) ** 3
+            )
             assert softmax_kernel(x, y)[i, j] == pytest.approx(math.exp(dot.item() / math.sqrt(3)))
 
 
@@ -48,8 +50,9 @@ def test_gaussian_rff_estimates_gaussian_kernel(use_offset: bool) -> None:
 def test_trig_features_inner_product_is_mean_cosine() -> None:
     x, y, w = torch.randn(6, 4), torch.randn(7, 4), torch.randn(10, 4)
     exact = torch.cos((x[:, None] - y[None]) @ w.T).mean(-1)
-    torch.testing.assert_close(trig_features(x, w) @ trig_features(y, w).T, exact,
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        trig_features(x, w) @ trig_features(y, w).T, exact, atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.parametrize("fmap_class", [PositiveRandomFeatures, TrigSoftmaxRFF])
@@ -77,8 +80,9 @@ def test_positive_features_are_positive_and_stabilisers_cancel() -> None:
     raw_att = raw_q @ raw_k.transpose(-1, -2)
     st_att = st_q @ st_k.transpose(-1, -2)
     # Same normalised attention: the stabilisers are per query row and per (batch) key set.
-    torch.testing.assert_close(raw_att / raw_att.sum(-1, keepdim=True),
-                               st_att / st_att.sum(-1, keepdim=True))
+    torch.testing.assert_close(
+        raw_att / raw_att.sum(-1, keepdim=True), st_att / st_att.sum(-1, keepdim=True)
+    )
 
 
 def test_masked_keys_get_zero_features_and_do_not_set_the_stabiliser() -> None:

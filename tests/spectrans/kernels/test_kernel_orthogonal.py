@@ -9,8 +9,9 @@ from spectrans.kernels import chi_mean, gaussian_projection, orthogonal_block
 @pytest.mark.parametrize("dim", [1, 3, 16, 64])
 def test_orthogonal_block_is_orthonormal(dim: int) -> None:
     block = orthogonal_block(dim).double()
-    torch.testing.assert_close(block @ block.T, torch.eye(dim, dtype=torch.float64),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        block @ block.T, torch.eye(dim, dtype=torch.float64), atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.parametrize(("rows", "dim"), [(256, 64), (100, 16), (5, 8), (64, 64)])
@@ -19,10 +20,11 @@ def test_rows_orthogonal_within_each_block(rows: int, dim: int) -> None:
     assert w.shape == (rows, dim)
     norms = w.norm(dim=1)
     for start in range(0, rows, dim):
-        block = w[start:start + dim]
+        block = w[start : start + dim]
         gram = block @ block.T
-        torch.testing.assert_close(gram, torch.diag(norms[start:start + dim] ** 2),
-                                   atol=1e-4 * dim, rtol=0)
+        torch.testing.assert_close(
+            gram, torch.diag(norms[start : start + dim] ** 2), atol=1e-4 * dim, rtol=0
+        )
 
 
 def test_chi_mean_matches_closed_form() -> None:

@@ -22,8 +22,16 @@ class StandInSoftmax(AttentionLayer):
     def __init__(self, hidden_dim: int, num_heads: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
         self.drop = torch.nn.Dropout(dropout)
-        add_qkv_projections(self, hidden_dim, num_heads, hidden_dim // num_heads, bias=True,
-                            qk_norm=False, use_rope=False, init_weights="truncnormal")
+        add_qkv_projections(
+            self,
+            hidden_dim,
+            num_heads,
+            hidden_dim // num_heads,
+            bias=True,
+            qk_norm=False,
+            use_rope=False,
+            init_weights="truncnormal",
+        )
 
     def forward(self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False):
         q, k, v = project_qkv(self, x)
@@ -35,8 +43,14 @@ class StandInSoftmax(AttentionLayer):
 
 
 def make_block(dropout: float = 0.0, checkpointing: bool = False) -> PreNormBlock:
-    return PreNormBlock(StandInSoftmax(8, dropout=dropout), 8, 16, dropout=dropout,
-                        init_weights="truncnormal", gradient_checkpointing=checkpointing)
+    return PreNormBlock(
+        StandInSoftmax(8, dropout=dropout),
+        8,
+        16,
+        dropout=dropout,
+        init_weights="truncnormal",
+        gradient_checkpointing=checkpointing,
+    )
 
 
 def test_block_is_prenorm_residual() -> None:

@@ -32,8 +32,16 @@ class StandInSoftmax(AttentionLayer):
     def __init__(self, hidden_dim: int, num_heads: int = 2, causal: bool = False) -> None:
         super().__init__()
         self.causal, self.dropout = causal, 0.0
-        add_qkv_projections(self, hidden_dim, num_heads, hidden_dim // num_heads, bias=True,
-                            qk_norm=False, use_rope=False, init_weights="truncnormal")
+        add_qkv_projections(
+            self,
+            hidden_dim,
+            num_heads,
+            hidden_dim // num_heads,
+            bias=True,
+            qk_norm=False,
+            use_rope=False,
+            init_weights="truncnormal",
+        )
 
     def forward(self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False):
         q, k, v = project_qkv(self, x)
@@ -57,8 +65,11 @@ def softmax_layers(hidden_dim: int) -> list[AttentionLayer]:
     return layers
 
 
-SPECS = [TokenSpec(name="doc_a", size=4), TokenSpec(name="doc_b", size=3),
-         TokenSpec(name="doc_c", size=2)]
+SPECS = [
+    TokenSpec(name="doc_a", size=4),
+    TokenSpec(name="doc_b", size=3),
+    TokenSpec(name="doc_c", size=2),
+]
 
 
 def test_token_spec_round_trip_and_name_parts() -> None:
@@ -78,23 +89,33 @@ def test_validation_rejects_missing_group() -> None:
 
 
 def test_validation_rejects_group_listed_as_query_twice() -> None:
-    patterns = [*independent_patterns(["doc_a", "doc_b", "doc_c"]),
-                AttentionPattern(query_tokens=["doc_b"], key_value_tokens=["doc_a"])]
+    patterns = [
+        *independent_patterns(["doc_a", "doc_b", "doc_c"]),
+        AttentionPattern(query_tokens=["doc_b"], key_value_tokens=["doc_a"]),
+    ]
     with pytest.raises(ValueError, match="'doc_b' is a query in 2"):
         validate_attention_patterns(SPECS, patterns)
 
 
 def test_validation_rejects_unknown_group_and_accepts_complete_sets() -> None:
     with pytest.raises(ValueError, match="unknown token group 'doc_z'"):
-        validate_attention_patterns(SPECS, [AttentionPattern(
-            query_tokens=["doc_a", "doc_b", "doc_c"], key_value_tokens=["doc_z"])])
+        validate_attention_patterns(
+            SPECS,
+            [
+                AttentionPattern(
+                    query_tokens=["doc_a", "doc_b", "doc_c"], key_value_tokens=["doc_z"]
+                )
+            ],
+        )
     validate_attention_patterns(SPECS, joint_patterns(["doc_a", "doc_b", "doc_c"]))
     validate_attention_patterns(SPECS, independent_patterns(["doc_a", "doc_b", "doc_c"]))
 
 
 def test_block_mask_matches_the_listed_groups() -> None:
-    patterns = [AttentionPattern(query_tokens=["doc_a"], key_value_tokens=["doc_a", "doc_c"]),
-                AttentionPattern(query_tokens=["doc_b", "doc_c"], key_value_tokens=["doc_b"])]
+    patterns = [
+        AttentionPattern(query_tokens=["doc_a"], key_value_tokens=["doc_a", "doc_c"]),
+        AttentionPattern(query_tokens=["doc_b", "doc_c"], key_value_tokens=["doc_b"]),
+    ]
     block = pattern_block_mask(SPECS, patterns, 9)
     group = [0] * 4 + [1] * 3 + [2] * 2
     sees = {0: {0, 2}, 1: {1}, 2: {1}}
@@ -116,7 +137,7 @@ def dense_oracle(layer: AttentionLayer, x: Tensor, mask: Tensor, allowed: Tensor
                 continue
             valid[b, i] = 1.0
             for h in range(heads):
-                scores = torch.stack([q[b, h, i] @ k[b, h, j] / d ** 0.5 for j in keys])
+                scores = torch.stack([q[b, h, i] @ k[b, h, j] / d**0.5 for j in keys])
                 weights = scores.softmax(0)
                 out[b, h, i] = sum(w * v[b, h, j] for w, j in zip(weights, keys))
     result = layer.out_proj(merge_heads(out)) * valid
@@ -131,9 +152,11 @@ def test_pattern_attention_equals_dense_oracle(layer_index: int) -> None:
     if layer_index >= len(layers):
         pytest.skip("spectrans.layers.attention.softmax does not import yet")
     layer = layers[layer_index].eval()
-    patterns = [AttentionPattern(query_tokens=["doc_a"], key_value_tokens=["doc_a", "doc_b"]),
-                AttentionPattern(query_tokens=["doc_b"], key_value_tokens=["doc_b"]),
-                AttentionPattern(query_tokens=["doc_c"], key_value_tokens=["doc_a", "doc_c"])]
+    patterns = [
+        AttentionPattern(query_tokens=["doc_a"], key_value_tokens=["doc_a", "doc_b"]),
+        AttentionPattern(query_tokens=["doc_b"], key_value_tokens=["doc_b"]),
+        AttentionPattern(query_tokens=["doc_c"], key_value_tokens=["doc_a", "doc_c"]),
+    ]
     x = torch.randn(2, 9, 8)
     mask = torch.ones(2, 9, dtype=torch.bool)
     mask[0, 2:4] = False  # padding inside doc_a
@@ -160,8 +183,9 @@ def test_independent_pattern_equals_each_group_alone_and_joint_differs() -> None
 
 def test_padding_never_moves_real_outputs() -> None:
     torch.manual_seed(2)
-    layer = PatternAttention(StandInSoftmax(8), joint_patterns(["doc_a", "doc_b"]),
-                             SPECS[:2]).eval()
+    layer = PatternAttention(
+        StandInSoftmax(8), joint_patterns(["doc_a", "doc_b"]), SPECS[:2]
+    ).eval()
     x = torch.randn(2, 7, 8)
     mask = torch.tensor([[1, 1, 1, 0, 1, 1, 0], [1, 1, 1, 1, 1, 0, 0]], dtype=torch.bool)
     y = x.clone()

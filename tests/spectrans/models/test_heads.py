@@ -25,8 +25,15 @@ def softmax_or_skip() -> dict[str, Any]:
 
 
 def config(**overrides: Any) -> EncoderModelConfig:
-    base = {"hidden_dim": D, "num_layers": 2, "ffn_hidden_dim": 32, "head_hidden_dim": 16,
-            "dropout": 0.0, "pooling": "mean", "init_weights": "truncnormal"}
+    base = {
+        "hidden_dim": D,
+        "num_layers": 2,
+        "ffn_hidden_dim": 32,
+        "head_hidden_dim": 16,
+        "dropout": 0.0,
+        "pooling": "mean",
+        "init_weights": "truncnormal",
+    }
     return EncoderModelConfig(**{**base, **overrides})
 
 
@@ -57,12 +64,19 @@ def pair_batch(len_b: int = 7) -> tuple[torch.Tensor, ...]:
 @pytest.mark.parametrize("len_b", [7, 10])  # 10: both documents in one batched pass
 @pytest.mark.parametrize("interaction", ["concat4", "concat2"])
 @pytest.mark.parametrize("mixer_name", ["softmax", "fnet", "lst"])
-def test_independent_equals_encoding_each_document_alone(interaction: str, mixer_name: str,
-                                                         len_b: int) -> None:
+def test_independent_equals_encoding_each_document_alone(
+    interaction: str, mixer_name: str, len_b: int
+) -> None:
     mixer = softmax_or_skip() if mixer_name == "softmax" else {"name": mixer_name}
     torch.manual_seed(2)
-    model = build_classifier(config(retrieval_interaction=interaction), mixer,
-                             vocab_size=VOCAB, num_classes=2, max_length=10, pair=True).eval()
+    model = build_classifier(
+        config(retrieval_interaction=interaction),
+        mixer,
+        vocab_size=VOCAB,
+        num_classes=2,
+        max_length=10,
+        pair=True,
+    ).eval()
     assert isinstance(model, DualEncoderClassifier)
     ids_a, mask_a, ids_b, mask_b = pair_batch(len_b)
     with torch.no_grad():
@@ -80,10 +94,17 @@ def test_independent_equals_encoding_each_document_alone(interaction: str, mixer
 def test_joint_differs_and_an_independent_pattern_recovers_independent(pooling: str) -> None:
     mixer = {**softmax_or_skip(), "init_weights": "truncnormal"}
     torch.manual_seed(3)
-    joint = build_classifier(config(retrieval_encoding="joint", pooling=pooling), mixer,
-                             vocab_size=VOCAB, num_classes=2, max_length=10, pair=True).eval()
-    independent = build_classifier(config(pooling=pooling), mixer, vocab_size=VOCAB,
-                                   num_classes=2, max_length=10, pair=True).eval()
+    joint = build_classifier(
+        config(retrieval_encoding="joint", pooling=pooling),
+        mixer,
+        vocab_size=VOCAB,
+        num_classes=2,
+        max_length=10,
+        pair=True,
+    ).eval()
+    independent = build_classifier(
+        config(pooling=pooling), mixer, vocab_size=VOCAB, num_classes=2, max_length=10, pair=True
+    ).eval()
     state = {k.replace("mixer.attention.", "mixer."): v for k, v in joint.state_dict().items()}
     independent.load_state_dict(state)
     batch = pair_batch()
@@ -99,8 +120,14 @@ def test_joint_differs_and_an_independent_pattern_recovers_independent(pooling: 
 def test_joint_padding_moves_no_logit() -> None:
     mixer = softmax_or_skip()
     torch.manual_seed(4)
-    model = build_classifier(config(retrieval_encoding="joint", pooling="last"), mixer,
-                             vocab_size=VOCAB, num_classes=2, max_length=10, pair=True).eval()
+    model = build_classifier(
+        config(retrieval_encoding="joint", pooling="last"),
+        mixer,
+        vocab_size=VOCAB,
+        num_classes=2,
+        max_length=10,
+        pair=True,
+    ).eval()
     ids_a, mask_a, ids_b, mask_b = pair_batch()
     other_a, other_b = ids_a.clone(), ids_b.clone()
     other_a[~mask_a] = 3
@@ -112,6 +139,12 @@ def test_joint_padding_moves_no_logit() -> None:
 
 def test_joint_refused_for_mixers_without_scores() -> None:
     with pytest.raises(ValueError, match="retrieval_encoding='independent'") as info:
-        build_classifier(config(retrieval_encoding="joint"), {"name": "fnet"},
-                         vocab_size=VOCAB, num_classes=2, max_length=10, pair=True)
+        build_classifier(
+            config(retrieval_encoding="joint"),
+            {"name": "fnet"},
+            vocab_size=VOCAB,
+            num_classes=2,
+            max_length=10,
+            pair=True,
+        )
     assert "\n" not in str(info.value)

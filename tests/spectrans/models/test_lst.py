@@ -17,22 +17,61 @@ TRANSFORMS = ["dct", "dst", "hadamard", "mixed"]
 SMALL = {"hidden_dim": 16, "num_layers": 2, "num_heads": 2, "ffn_hidden_dim": 32}
 
 SEED_PARAMS = {
-    LSTTransformer: ["vocab_size", "hidden_dim", "num_layers", "max_sequence_length",
-                     "transform_type", "use_conv_bias", "num_classes", "ffn_hidden_dim",
-                     "dropout", "use_positional_encoding", "positional_encoding_type",
-                     "gradient_checkpointing"],
-    LSTEncoder: ["vocab_size", "hidden_dim", "num_layers", "max_sequence_length",
-                 "transform_type", "use_conv_bias", "ffn_hidden_dim", "dropout",
-                 "use_positional_encoding", "positional_encoding_type"],
-    LSTDecoder: ["vocab_size", "hidden_dim", "num_layers", "max_sequence_length",
-                 "transform_type", "causal", "use_conv_bias", "ffn_hidden_dim", "dropout",
-                 "use_positional_encoding", "positional_encoding_type", "gradient_checkpointing"],
+    LSTTransformer: [
+        "vocab_size",
+        "hidden_dim",
+        "num_layers",
+        "max_sequence_length",
+        "transform_type",
+        "use_conv_bias",
+        "num_classes",
+        "ffn_hidden_dim",
+        "dropout",
+        "use_positional_encoding",
+        "positional_encoding_type",
+        "gradient_checkpointing",
+    ],
+    LSTEncoder: [
+        "vocab_size",
+        "hidden_dim",
+        "num_layers",
+        "max_sequence_length",
+        "transform_type",
+        "use_conv_bias",
+        "ffn_hidden_dim",
+        "dropout",
+        "use_positional_encoding",
+        "positional_encoding_type",
+    ],
+    LSTDecoder: [
+        "vocab_size",
+        "hidden_dim",
+        "num_layers",
+        "max_sequence_length",
+        "transform_type",
+        "causal",
+        "use_conv_bias",
+        "ffn_hidden_dim",
+        "dropout",
+        "use_positional_encoding",
+        "positional_encoding_type",
+        "gradient_checkpointing",
+    ],
 }
 SEED_DEFAULTS = {
-    LSTTransformer: {"hidden_dim": 512, "num_layers": 6, "max_sequence_length": 1024,
-                     "transform_type": "dct", "positional_encoding_type": "sinusoidal"},
-    LSTDecoder: {"num_layers": 12, "max_sequence_length": 2048, "transform_type": "dst",
-                 "causal": True},
+    LSTTransformer: {
+        "hidden_dim": 512,
+        "num_layers": 6,
+        "max_sequence_length": 1024,
+        "transform_type": "dct",
+        "positional_encoding_type": "sinusoidal",
+    },
+    LSTDecoder: {
+        "num_layers": 12,
+        "max_sequence_length": 2048,
+        "transform_type": "dst",
+        "causal": True,
+    },
 }
 
 
@@ -49,15 +88,30 @@ def test_seed_parameters_in_seed_order_with_num_heads(cls: type) -> None:
 
 def test_seed_example_shapes() -> None:
     torch.manual_seed(0)
-    model = LSTTransformer(hidden_dim=32, num_layers=2, num_heads=4, transform_type="dct",
-                           max_sequence_length=128)
+    model = LSTTransformer(
+        hidden_dim=32, num_layers=2, num_heads=4, transform_type="dct", max_sequence_length=128
+    )
     x = torch.randn(4, 20, 32)
     assert model(inputs_embeds=x).shape == x.shape
-    model = LSTTransformer(vocab_size=100, hidden_dim=32, num_layers=2, num_heads=4,
-                           transform_type="hadamard", num_classes=10, max_sequence_length=64)
+    model = LSTTransformer(
+        vocab_size=100,
+        hidden_dim=32,
+        num_layers=2,
+        num_heads=4,
+        transform_type="hadamard",
+        num_classes=10,
+        max_sequence_length=64,
+    )
     assert model(torch.randint(0, 100, (4, 20))).shape == (4, 10)
-    decoder = LSTDecoder(vocab_size=100, hidden_dim=32, num_layers=2, num_heads=4,
-                         transform_type="dst", causal=True, max_sequence_length=256)
+    decoder = LSTDecoder(
+        vocab_size=100,
+        hidden_dim=32,
+        num_layers=2,
+        num_heads=4,
+        transform_type="dst",
+        causal=True,
+        max_sequence_length=256,
+    )
     assert decoder(torch.randint(0, 100, (4, 20))).shape == (4, 20, 100)
     encoder = LSTEncoder(vocab_size=100, **SMALL)
     assert encoder(torch.randint(0, 100, (4, 20))).shape == (4, 20, 16)
@@ -67,17 +121,22 @@ def test_seed_example_shapes() -> None:
 @pytest.mark.parametrize("transform", TRANSFORMS)
 def test_decoder_is_truly_causal(transform: str, positional: str) -> None:
     torch.manual_seed(1)
-    decoder = LSTDecoder(vocab_size=40, transform_type=transform, causal=True,
-                         positional_encoding_type=positional, max_sequence_length=32,
-                         **SMALL).eval()
+    decoder = LSTDecoder(
+        vocab_size=40,
+        transform_type=transform,
+        causal=True,
+        positional_encoding_type=positional,
+        max_sequence_length=32,
+        **SMALL,
+    ).eval()
     ids = torch.randint(0, 40, (2, 13))
     for t in (0, 6, 11):
         future = ids.clone()
-        future[:, t + 1:] = torch.randint(0, 40, (2, 12 - t))
+        future[:, t + 1 :] = torch.randint(0, 40, (2, 12 - t))
         with torch.no_grad():
             a, b = decoder(ids), decoder(future)
         assert (a[:, : t + 1] - b[:, : t + 1]).abs().max() <= 1e-6
-        assert (a[:, t + 1:] - b[:, t + 1:]).abs().max() > 1e-5
+        assert (a[:, t + 1 :] - b[:, t + 1 :]).abs().max() > 1e-5
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
@@ -96,8 +155,9 @@ def test_non_causal_decoder_sees_the_future(transform: str) -> None:
 @pytest.mark.parametrize("transform", TRANSFORMS)
 def test_padding_moves_no_logit(transform: str, pooling: str) -> None:
     torch.manual_seed(3)
-    model = LSTTransformer(vocab_size=40, transform_type=transform, num_classes=3,
-                           pooling=pooling, **SMALL).eval()
+    model = LSTTransformer(
+        vocab_size=40, transform_type=transform, num_classes=3, pooling=pooling, **SMALL
+    ).eval()
     ids = torch.randint(1, 40, (3, 11))
     mask = torch.arange(11)[None] < torch.tensor([[11], [6], [2]])
     other = ids.clone()

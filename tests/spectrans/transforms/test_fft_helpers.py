@@ -25,11 +25,13 @@ def test_causal_and_circular_conv_match_dense(n: int) -> None:
     i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     lag = i - j
     causal = np.where(lag >= 0, 1.0, 0.0)[..., None] * h.numpy()[np.clip(lag, 0, None)]
-    np.testing.assert_allclose(causal_conv(x, h, dim=-2).numpy(),
-                               np.einsum("ijc,bjc->bic", causal, x.numpy()), atol=1e-10)
+    np.testing.assert_allclose(
+        causal_conv(x, h, dim=-2).numpy(), np.einsum("ijc,bjc->bic", causal, x.numpy()), atol=1e-10
+    )
     circ = h.numpy()[lag % n]
-    np.testing.assert_allclose(circular_conv(x, h, dim=-2).numpy(),
-                               np.einsum("ijc,bjc->bic", circ, x.numpy()), atol=1e-10)
+    np.testing.assert_allclose(
+        circular_conv(x, h, dim=-2).numpy(), np.einsum("ijc,bjc->bic", circ, x.numpy()), atol=1e-10
+    )
 
 
 def test_causal_conv_gradcheck() -> None:

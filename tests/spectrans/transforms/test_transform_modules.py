@@ -10,12 +10,15 @@ import torch
 from spectrans.transforms import DCT, DST, FFTTransform, HadamardTransform
 
 
-@pytest.mark.parametrize("module,ref", [
-    (DCT(2), lambda a: sfft.dct(a, type=2, norm="ortho", axis=-2)),
-    (DCT(3), lambda a: sfft.dct(a, type=3, norm="ortho", axis=-2)),
-    (DST(1), lambda a: sfft.dst(a, type=1, norm="ortho", axis=-2)),
-    (DST(2), lambda a: sfft.dst(a, type=2, norm="ortho", axis=-2)),
-])
+@pytest.mark.parametrize(
+    "module,ref",
+    [
+        (DCT(2), lambda a: sfft.dct(a, type=2, norm="ortho", axis=-2)),
+        (DCT(3), lambda a: sfft.dct(a, type=3, norm="ortho", axis=-2)),
+        (DST(1), lambda a: sfft.dst(a, type=1, norm="ortho", axis=-2)),
+        (DST(2), lambda a: sfft.dst(a, type=2, norm="ortho", axis=-2)),
+    ],
+)
 def test_sequence_axis_and_round_trip(module: torch.nn.Module, ref) -> None:
     x = torch.randn(2, 11, 3, dtype=torch.float64)
     y = module.transform(x)
@@ -34,8 +37,9 @@ def test_hadamard_and_fft_modules_round_trip() -> None:
     torch.testing.assert_close(raw.inverse(raw.transform(x))[:, :12], x, atol=1e-12, rtol=0)
     fft = FFTTransform()
     spec = fft.transform(x[:, :11])
-    np.testing.assert_allclose(spec.numpy(), np.fft.rfft(x[:, :11].numpy(), axis=-2, norm="ortho"),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        spec.numpy(), np.fft.rfft(x[:, :11].numpy(), axis=-2, norm="ortho"), atol=1e-12
+    )
     torch.testing.assert_close(fft.inverse(spec, 11), x[:, :11], atol=1e-12, rtol=0)
 
 

@@ -83,14 +83,17 @@ def _oracle(layer, x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
 
 def _layer(transform: str, causal: bool = False, heads: int = 3):
     if transform in ("dct", "dst", "hadamard", "mixed"):
-        layer = LSTAttention(12, heads, transform, causal=causal, max_sequence_length=16,
-                             init_weights="truncnormal")
+        layer = LSTAttention(
+            12, heads, transform, causal=causal, max_sequence_length=16, init_weights="truncnormal"
+        )
     elif transform == "dct3":
-        layer = DCTAttention(12, heads, dct_type=3, causal=causal, max_sequence_length=16,
-                             init_weights="truncnormal")
+        layer = DCTAttention(
+            12, heads, dct_type=3, causal=causal, max_sequence_length=16, init_weights="truncnormal"
+        )
     else:  # mixed fft/dct/hadamard
-        layer = MixedSpectralAttention(12, heads, causal=causal, max_sequence_length=16,
-                                       init_weights="truncnormal")
+        layer = MixedSpectralAttention(
+            12, heads, causal=causal, max_sequence_length=16, init_weights="truncnormal"
+        )
     with torch.no_grad():  # a random, non-smooth profile makes the check sharper
         layer.scale.copy_(torch.rand_like(layer.scale) * 2 - 0.5)
         for lin in (layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj):
@@ -135,10 +138,10 @@ def test_causal_exact_float32(transform: str) -> None:
     x = torch.randn(2, 40, 12)
     t = 17
     x2 = x.clone()
-    x2[:, t + 1:] = torch.randn(2, 40 - t - 1, 12) * 100
+    x2[:, t + 1 :] = torch.randn(2, 40 - t - 1, 12) * 100
     y1, y2 = layer(x), layer(x2)
     assert (y1[:, : t + 1] - y2[:, : t + 1]).abs().max() <= 1e-6
-    assert (y1[:, t + 1:] - y2[:, t + 1:]).abs().max() > 1e-3  # the future does matter later
+    assert (y1[:, t + 1 :] - y2[:, t + 1 :]).abs().max() > 1e-3  # the future does matter later
 
 
 @pytest.mark.parametrize("transform", ["dct", "dst", "hadamard", "mixed"])
@@ -164,22 +167,35 @@ def test_mixes_tokens_at_init() -> None:
 
 @pytest.mark.parametrize("n", [1, 5, 64, 100])
 def test_other_lengths_than_max(n: int) -> None:
-    for layer in (LSTAttention(16, 4, "hadamard", max_sequence_length=64),
-                  MixedSpectralAttention(16, 4, max_sequence_length=64)):
+    for layer in (
+        LSTAttention(16, 4, "hadamard", max_sequence_length=64),
+        MixedSpectralAttention(16, 4, max_sequence_length=64),
+    ):
         assert layer(torch.randn(2, n, 16)).shape == (2, n, 16)
 
 
-@pytest.mark.parametrize("cls,config", [
-    (LSTAttention, LSTAttentionConfig), (DCTAttention, DCTAttentionConfig),
-    (HadamardAttention, HadamardAttentionConfig),
-    (MixedSpectralAttention, MixedTransformAttentionConfig),
-])
+@pytest.mark.parametrize(
+    "cls,config",
+    [
+        (LSTAttention, LSTAttentionConfig),
+        (DCTAttention, DCTAttentionConfig),
+        (HadamardAttention, HadamardAttentionConfig),
+        (MixedSpectralAttention, MixedTransformAttentionConfig),
+    ],
+)
 def test_defaults_from_config_and_registry(cls, config) -> None:
     default = cls(512)
     out, weights = default(torch.randn(1, 9, 512), return_attention=True)
     assert out.shape == (1, 9, 512) and weights is None
-    built = build_layer({"name": config().name, "hidden_dim": 32, "num_heads": 4,
-                         "causal": True, "max_sequence_length": 16})
+    built = build_layer(
+        {
+            "name": config().name,
+            "hidden_dim": 32,
+            "num_heads": 4,
+            "causal": True,
+            "max_sequence_length": 16,
+        }
+    )
     assert type(built) is cls and built.causal and built.scale.shape == (4, 16)
     assert type(cls.from_config(config(hidden_dim=64))) is cls
 

@@ -30,18 +30,21 @@ def _oracle(layer: SoftmaxAttention, x: torch.Tensor, mask: torch.Tensor | None)
 
     q, k, v = proj(layer.q_proj), proj(layer.k_proj), proj(layer.v_proj)
     if layer.q_norm is not None:
-        q = torch.nn.functional.layer_norm(q, (d,), layer.q_norm.weight.double(),
-                                           layer.q_norm.bias.double(), layer.q_norm.eps)
-        k = torch.nn.functional.layer_norm(k, (d,), layer.k_norm.weight.double(),
-                                           layer.k_norm.bias.double(), layer.k_norm.eps)
+        q = torch.nn.functional.layer_norm(
+            q, (d,), layer.q_norm.weight.double(), layer.q_norm.bias.double(), layer.q_norm.eps
+        )
+        k = torch.nn.functional.layer_norm(
+            k, (d,), layer.k_norm.weight.double(), layer.k_norm.bias.double(), layer.k_norm.eps
+        )
     if layer.use_rope:
         inv = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
         ang = torch.arange(seq_len, dtype=torch.float64)[:, None] * inv  # (N, d/2)
 
         def rot(t: torch.Tensor) -> torch.Tensor:
             e, o = t[..., 0::2], t[..., 1::2]
-            return torch.stack((e * ang.cos() - o * ang.sin(),
-                                e * ang.sin() + o * ang.cos()), -1).flatten(-2)
+            return torch.stack(
+                (e * ang.cos() - o * ang.sin(), e * ang.sin() + o * ang.cos()), -1
+            ).flatten(-2)
 
         q, k = rot(q), rot(k)
     scores = q @ k.transpose(-1, -2) / math.sqrt(d)  # (B, H, N, N)
@@ -156,8 +159,9 @@ def test_flags_defaults_and_config() -> None:
     cfg = SoftmaxAttentionConfig(hidden_dim=64, num_heads=4, alibi=True, causal=True)
     layer = SoftmaxAttention.from_config(cfg)
     assert layer.alibi and layer.causal and layer.head_dim == 16
-    assert isinstance(build_layer({"name": "softmax", "hidden_dim": 64, "num_heads": 4}),
-                      SoftmaxAttention)
+    assert isinstance(
+        build_layer({"name": "softmax", "hidden_dim": 64, "num_heads": 4}), SoftmaxAttention
+    )
     assert SoftmaxAttention(32, 4, head_dim=6).q_proj.out_features == 24
 
 

@@ -51,7 +51,8 @@ def _oracle_normaliser(scores, q_feat, k_feat, visible, signed):
     if not signed:
         return den.clamp_min(torch.finfo(torch.float32).tiny)
     bound = q_feat.norm(dim=-1, keepdim=True) * (visible * k_feat.norm(dim=-1)[..., None, :]).sum(
-        -1, keepdim=True)
+        -1, keepdim=True
+    )
     floor = (1e-3 * bound).clamp_min(torch.finfo(torch.float32).tiny)
     return torch.where(den < 0, -1.0, 1.0) * torch.maximum(den.abs(), floor)
 
@@ -61,6 +62,7 @@ def _rel_err(approx: torch.Tensor, exact: torch.Tensor) -> float:
 
 
 # ---- shared linear-attention contractions against a dense float64 oracle -------------------
+
 
 @pytest.mark.parametrize("seq_len", LENGTHS)
 @pytest.mark.parametrize("causal", [False, True])
@@ -73,8 +75,9 @@ def test_linear_attention_matches_dense_oracle(seq_len, causal, signed, chunk_si
         q_feat, k_feat = q_feat - 0.3, k_feat - 0.3
     v = torch.randn(2, 3, seq_len, 5)
     mask = _random_mask(2, seq_len)
-    out = linear_attention(q_feat, k_feat, v, key_mask=mask, causal=causal, signed=signed,
-                           chunk_size=chunk_size)
+    out = linear_attention(
+        q_feat, k_feat, v, key_mask=mask, causal=causal, signed=signed, chunk_size=chunk_size
+    )
     visible = mask[:, None, None, :].expand(-1, 1, seq_len, -1)  # (B, 1, N, N)
     if causal:
         visible = visible & torch.ones(seq_len, seq_len, dtype=torch.bool).tril()
@@ -94,8 +97,11 @@ def test_favor_plus_approximates_softmax_attention() -> None:
             q, k = 0.25 * torch.randn(1, 2, 512, 64), 0.25 * torch.randn(1, 2, 512, 64)
             v = torch.randn(1, 2, 512, 64)
             w = gaussian_projection(m, 64, orthogonal=True)
-            out = linear_attention(positive_softmax_features(q, w, is_query=True),
-                                   positive_softmax_features(k, w, is_query=False), v)
+            out = linear_attention(
+                positive_softmax_features(q, w, is_query=True),
+                positive_softmax_features(k, w, is_query=False),
+                v,
+            )
             errs.append(_rel_err(out, _exact_softmax_attention(q, k, v)))
         errors[m] = sum(errs) / len(errs)
     assert errors[256] <= 0.08
@@ -115,16 +121,22 @@ def test_causal_performer_approximates_causal_softmax() -> None:
     q, k = 0.25 * torch.randn(1, 2, 128, 64), 0.25 * torch.randn(1, 2, 128, 64)
     v = torch.randn(1, 2, 128, 64)
     w = gaussian_projection(256, 64)
-    out = linear_attention(positive_softmax_features(q, w, is_query=True),
-                           positive_softmax_features(k, w, is_query=False), v, causal=True)
+    out = linear_attention(
+        positive_softmax_features(q, w, is_query=True),
+        positive_softmax_features(k, w, is_query=False),
+        v,
+        causal=True,
+    )
     scores = (q.double() @ k.double().transpose(-1, -2) / 8).masked_fill(
-        ~torch.ones(128, 128, dtype=torch.bool).tril(), float("-inf"))
+        ~torch.ones(128, 128, dtype=torch.bool).tril(), float("-inf")
+    )
     assert _rel_err(out, scores.softmax(-1) @ v.double()) < 0.08
 
 
 def test_trig_softmax_estimate_is_close_for_small_inputs() -> None:
-    layer = SpectralAttention(64, 1, num_features=256, kernel_type="softmax",
-                              init_weights="truncnormal").eval()
+    layer = SpectralAttention(
+        64, 1, num_features=256, kernel_type="softmax", init_weights="truncnormal"
+    ).eval()
     exact = SoftmaxAttention(64, 1).eval()
     exact.load_state_dict(layer.state_dict(), strict=False)
     x = 0.25 * torch.randn(2, 128, 64)
@@ -132,6 +144,7 @@ def test_trig_softmax_estimate_is_close_for_small_inputs() -> None:
 
 
 # ---- the layer contract, for every layer and kernel -----------------------------------------
+
 
 @pytest.mark.parametrize(("cls", "kwargs"), LAYERS, ids=IDS)
 @pytest.mark.parametrize("seq_len", LENGTHS)
@@ -210,12 +223,16 @@ def test_long_sequences_run(cls, kwargs, seq_len) -> None:
 
 # ---- constructors, configs, registry, redraw ------------------------------------------------
 
+
 def test_default_constructors_and_seed_examples() -> None:
     x = torch.randn(1, 5, 512)
-    for layer in (SpectralAttention(), PerformerAttention(), KernelAttention(),
-                  SpectralAttention(hidden_dim=512, num_heads=8, num_features=256),
-                  PerformerAttention(hidden_dim=512, num_heads=8, num_features=256,
-                                     use_orthogonal=True)):
+    for layer in (
+        SpectralAttention(),
+        PerformerAttention(),
+        KernelAttention(),
+        SpectralAttention(hidden_dim=512, num_heads=8, num_features=256),
+        PerformerAttention(hidden_dim=512, num_heads=8, num_features=256, use_orthogonal=True),
+    ):
         assert layer(x).shape == x.shape
     assert PerformerAttention().num_features == 256
     assert SpectralAttention(64, 4).num_features == 16
@@ -227,11 +244,14 @@ def test_default_constructors_and_seed_examples() -> None:
     assert PerformerAttention(64, 4, 32, True).generalized
 
 
-@pytest.mark.parametrize(("config_class", "layer_class"), [
-    (SpectralAttentionConfig, SpectralAttention),
-    (PerformerAttentionConfig, PerformerAttention),
-    (SpectralKernelAttentionConfig, KernelAttention),
-])
+@pytest.mark.parametrize(
+    ("config_class", "layer_class"),
+    [
+        (SpectralAttentionConfig, SpectralAttention),
+        (PerformerAttentionConfig, PerformerAttention),
+        (SpectralKernelAttentionConfig, KernelAttention),
+    ],
+)
 def test_constructors_take_exactly_config_kwargs(config_class, layer_class) -> None:
     cfg = config_class(hidden_dim=64, num_heads=4, causal=True, qk_norm=True)
     layer = layer_class.from_config(cfg)
@@ -243,8 +263,9 @@ def test_constructors_take_exactly_config_kwargs(config_class, layer_class) -> N
 def test_registry_round_trip(name: str) -> None:
     layer = build_layer({"name": name, "hidden_dim": 64, "num_heads": 4})
     assert layer(torch.randn(2, 5, 64)).shape == (2, 5, 64)
-    assert isinstance(build_layer({"name": "performer", "hidden_dim": 64, "num_heads": 4}),
-                      PerformerAttention)
+    assert isinstance(
+        build_layer({"name": "performer", "hidden_dim": 64, "num_heads": 4}), PerformerAttention
+    )
 
 
 def test_bad_kernel_type_raises() -> None:
@@ -295,8 +316,9 @@ def test_gradients_flow_to_projections_and_learned_frequencies() -> None:
 
 @pytest.mark.parametrize(("cls", "kwargs"), LAYERS, ids=IDS)
 @pytest.mark.parametrize("causal", [False, True])
-def test_fully_masked_rows_and_huge_masked_inputs_keep_gradients_finite(cls, kwargs,
-                                                                         causal) -> None:
+def test_fully_masked_rows_and_huge_masked_inputs_keep_gradients_finite(
+    cls, kwargs, causal
+) -> None:
     layer = cls(32, 4, causal=causal, **kwargs)
     mask = torch.arange(9)[None] < torch.tensor([[9], [0]])  # second row fully masked
     x = torch.randn(2, 9, 32)

@@ -42,8 +42,9 @@ def _oracle(layer: GlobalFilterMixing, x: np.ndarray, causal: bool) -> np.ndarra
 def test_matches_dense_oracle(n: int, causal: bool) -> None:
     layer = GlobalFilterMixing(3, causal=causal, max_sequence_length=16).double()
     x = torch.randn(2, n, 3, dtype=torch.float64)
-    np.testing.assert_allclose(layer(x).detach().numpy(), _oracle(layer, x.numpy(), causal),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        layer(x).detach().numpy(), _oracle(layer, x.numpy(), causal), atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("causal", [False, True])
