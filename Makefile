@@ -3,7 +3,7 @@ PY ?= python
 TASK ?= listops
 ATTENTION ?= softmax
 
-.PHONY: install test test-all train sweep data results bench bench-gpu lint format clean
+.PHONY: install test test-all train sweep data campaign results bench bench-gpu lint format clean
 
 install:  ## install (CPU torch pinned) and run the default job
 	pip install torch==2.13.0 -e ".[dev]" && $(PY) train.py
@@ -24,6 +24,9 @@ sweep:    ## the LST transform grid on ListOps and Pathfinder, 3 seeds
 data:     ## generate ListOps (full size) and Pathfinder-32 (hard) locally
 	$(PY) -m experiments.data listops --size full
 	$(PY) -m experiments.data pathfinder --resolution 32 --difficulty curv_contour_length_14 --size full
+
+campaign: ## what is missing of conf/campaign/lra.yaml on this machine's GPUs (see ARGS)
+	$(PY) scripts/campaign.py $(ARGS)
 
 results:  ## aggregate every metrics.json into results/*.md, *.csv, *.png
 	$(PY) -m experiments.results

@@ -1,0 +1,563 @@
+"""Run what is missing of an LRA campaign plan on the GPUs of this machine (or through SLURM).
+
+    python scripts/campaign.py [--plan conf/campaign/lra.yaml] [--deadline-min 9]
+                               [--pack-dir $OUT] [--per-gpu N] [--dry-run]
+    python scripts/campaign.py --unpack $OUT/campaign.tar.gz     # completed records -> results/runs
+
+Each run is a subprocess ``python train.py experiment=lra/<preset>-<task> seed=<s>
+trainer=gpu hydra.run.dir=<run folder> ...`` with ``CUDA_VISIBLE_DEVICES`` set to its GPU.
+Run folders are ``<output_dir>/<preset name>/s<seed>_<time>_<id>`` (git-ignored, checkpoints
+stay there). A folder with ``checkpoints/last.ckpt`` and no final record is continued with
+``resume=<folder>`` (an explicit folder: ``resume=auto`` picks by name, and the seeds of one
+preset share a name).
+
+Sharing: GPU ``g`` has capacity 1; a run of a task with ``per_gpu = k`` takes ``1/k`` of it.
+Runs are taken in plan order; a run that does not fit reserves the GPU with the most room and
+later (smaller) runs fill the other GPUs. With ``--deadline-min D`` every run gets
+``trainer.max_time = D - elapsed - margin`` so it stops cleanly (status ``incomplete``,
+resumable) before the command's limit; a run still alive 15 s before ``D`` is terminated (its
+periodic checkpoint stays).
+
+After every finished run, the records of ``<output_dir>`` (metrics, Hydra config, logs, CSV
+metrics; no checkpoints) and the ledger are rewritten into ``<pack-dir>/campaign.tar.gz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from campaign_pack import pack, unpack  # noqa: E402
+from campaign_plan import (  # noqa: E402
+    SIDE_CAR,
+    Plan,
+    PlanError,
+    Run,
+    ledger_lines,
+    load_plan,
+    mark_done,
+    planned_runs,
+    read_json,
+    scan_records,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = "campaign.tar.gz"
+KILL_GUARD_S = 15.0
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO-8601 with seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line options."""
+    p = argparse.ArgumentParser(
+        prog="python scripts/campaign.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--plan", default=str(ROOT / "conf/campaign/lra.yaml"), help="plan file")
+    p.add_argument("--dry-run", action="store_true", help="print the ledger and commands only")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: all found)")
+    p.add_argument("--per-gpu", type=int, default=None, help="runs per GPU for every task")
+    p.add_argument("--deadline-min", type=float, default=None, help="stop runs within this")
+    p.add_argument("--margin-min", type=float, default=1.5, help="deadline - max_time per run")
+    p.add_argument("--min-run-min", type=float, default=2.0, help="shortest segment launched")
+    p.add_argument("--pack-dir", default=None, help="write campaign.tar.gz here")
+    p.add_argument("--unpack", default=None, metavar="FILE", help="copy records to results")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    p.add_argument("--slurm-jobs", type=int, default=8, help="SLURM jobs in flight")
+    p.add_argument("--tasks", default=None, help="comma list: only these tasks")
+    p.add_argument("--variants", default=None, help="comma list: only these variants")
+    p.add_argument("--max-runs", type=int, default=None, help="launch at most this many")
+    p.add_argument("--extra-overrides", default="", help="more train.py overrides (one string)")
+    p.add_argument("--skip-data", action="store_true", help="do not check or build data")
+    p.add_argument("--data-workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--run-workers", type=int, default=None, help="data.num_workers per run")
+    args = p.parse_args(argv)
+    for name in ("gpus", "per_gpu", "slurm_jobs", "max_runs", "run_workers"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name in ("gpus", "max_runs", "run_workers") else 1):
+            p.error(f"--{name.replace('_', '-')} = {value} is too small")
+    return args
+
+
+def gpu_count() -> int:
+    """CUDA devices visible to this process (0 without torch or CUDA)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+class GpuPool:
+    """Fractional GPU capacity: each GPU holds runs whose shares sum to at most 1."""
+
+    def __init__(self, gpus: int) -> None:
+        self.free = [Fraction(1)] * gpus
+
+    def pick(self, share: Fraction, exclude: set[int] = frozenset()) -> int | None:  # type: ignore[assignment]
+        """The GPU with the most room (lowest index on ties) that fits ``share``, or None."""
+        best = None
+        for g, room in enumerate(self.free):
+            if g not in exclude and room >= share and (best is None or room > self.free[best]):
+                best = g
+        return best
+
+    def roomiest(self, exclude: set[int]) -> int | None:
+        """The GPU with the most room outside ``exclude``."""
+        cands = [g for g in range(len(self.free)) if g not in exclude]
+        return max(cands, key=lambda g: (self.free[g], -g)) if cands else None
+
+    def take(self, g: int, share: Fraction) -> None:
+        """Occupy ``share`` of GPU ``g``."""
+        self.free[g] -= share
+
+    def give(self, g: int, share: Fraction) -> None:
+        """Free ``share`` of GPU ``g``."""
+        self.free[g] += share
+
+
+def schedule(queue: list[Run], pool: GpuPool, limit: int | None = None) -> list[tuple[Run, int]]:
+    """Assign queued runs (plan order) to GPUs; returns ``(run, gpu)`` and takes capacity.
+
+    A run that does not fit reserves the roomiest unreserved GPU, so later smaller runs cannot
+    starve it.
+    """
+    placed: list[tuple[Run, int]] = []
+    reserved: set[int] = set()
+    for run in queue:
+        if limit is not None and len(placed) >= limit:
+            break
+        share = Fraction(1, run.per_gpu)
+        g = pool.pick(share, reserved)
+        if g is None:
+            r = pool.roomiest(reserved)
+            if r is None:
+                break
+            reserved.add(r)
+            continue
+        pool.take(g, share)
+        placed.append((run, g))
+    return placed
+
+
+def max_time(seconds: float) -> str:
+    """``DD:HH:MM:SS`` for Lightning's ``max_time``."""
+    s = max(0, int(seconds))
+    return f"{s // 86400:02d}:{s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def resumable_dir(output_dir: Path, run: Run) -> Path | None:
+    """The latest run folder of ``run`` with ``checkpoints/last.ckpt`` and no final record."""
+    found = []
+    for d in (output_dir / run.preset.name).glob(f"s{run.seed}_*"):
+        data = read_json(d / "metrics.json") or {}
+        steps = ((data.get("config") or {}).get("trainer") or {}).get("max_steps")
+        if (
+            (d / "checkpoints" / "last.ckpt").is_file()
+            and data.get("status") in ("incomplete", "running")
+            and steps == run.preset.max_steps
+        ):
+            found.append(((d / "checkpoints" / "last.ckpt").stat().st_mtime, d))
+    return max(found)[1] if found else None
+
+
+def fresh_dir(output_dir: Path, run: Run) -> Path:
+    """A new run folder ``<output_dir>/<name>/s<seed>_<time>_<id>``."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d_%H-%M-%S")
+    return output_dir / run.preset.name / f"s{run.seed}_{stamp}_{uuid.uuid4().hex[:6]}"
+
+
+def rel(path: Path) -> str:
+    """``path`` relative to the repository root (the runs' working directory) when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def train_command(
+    plan: Plan,
+    run: Run,
+    run_dir: Path,
+    *,
+    resume: bool,
+    args: argparse.Namespace,
+    seconds: float | None,
+    workers: int | None,
+) -> list[str]:
+    """The ``train.py`` command line of one segment of ``run``."""
+    cmd = [sys.executable, "train.py"]
+    if args.launcher == "slurm":
+        cmd += ["-m", "launcher=submitit_slurm"]
+        cmd += [f"hydra.sweep.dir={rel(run_dir.parent)}", f"hydra.sweep.subdir={run_dir.name}"]
+    else:
+        cmd += [f"hydra.run.dir={rel(run_dir)}"]
+    cmd += [
+        f"experiment=lra/{run.preset.path.stem}",
+        f"seed={run.seed}",
+        f"trainer={plan.trainer}",
+        f"paths.output_dir={rel(ROOT / plan.output_dir)}",
+    ]
+    if resume:
+        cmd.append(f"resume={rel(run_dir)}")
+    if seconds is not None:
+        cmd.append(f"trainer.max_time={max_time(seconds)}")
+    if workers is not None:
+        cmd.append(f"data.num_workers={workers}")
+    return cmd + list(plan.overrides) + shlex.split(args.extra_overrides)
+
+
+@dataclass
+class Active:
+    """A segment in flight."""
+
+    run: Run
+    gpu: int
+    share: Fraction
+    proc: subprocess.Popen
+    run_dir: Path
+    started: float
+    steps_before: int
+    resumed: bool
+
+
+def append_segment(run_dir: Path, run: Run, segment: dict) -> None:
+    """Add or update the last segment in ``run_dir/campaign.json``."""
+    path = run_dir / SIDE_CAR
+    side = read_json(path) or {
+        "task": run.task,
+        "variant": run.variant,
+        "seed": run.seed,
+        "preset": run.preset.path.stem,
+        "segments": [],
+    }
+    segs = side["segments"]
+    if segs and segs[-1].get("started_at") == segment.get("started_at"):
+        segs[-1].update(segment)
+    else:
+        segs.append(segment)
+    path.write_text(json.dumps(side, indent=1) + "\n")
+
+
+class Campaign:
+    """State of one command: plan, runs, GPUs, ledger, packing."""
+
+    def __init__(self, plan: Plan, args: argparse.Namespace) -> None:
+        self.plan, self.args = plan, args
+        self.output_dir = ROOT / plan.output_dir
+        self.start = time.monotonic()
+        self.data_log: list[str] = []
+        self.events: list[str] = []
+        runs = planned_runs(plan, ROOT / "conf")
+        keep_t = set(args.tasks.split(",")) if args.tasks else None
+        keep_v = set(args.variants.split(",")) if args.variants else None
+        self.runs = [
+            r
+            for r in runs
+            if (keep_t is None or r.task in keep_t) and (keep_v is None or r.variant in keep_v)
+        ]
+        if args.per_gpu is not None:
+            for r in self.runs:
+                r.per_gpu = args.per_gpu
+        if args.launcher == "slurm":
+            for r in self.runs:
+                r.per_gpu = 1
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read records: done / failed / partial (resumable here)."""
+        self.records = scan_records([ROOT / self.plan.results_dir, self.output_dir])
+        for r in self.runs:
+            if r.state in ("done", "failed", "partial", "left"):
+                r.state, r.note = "left", ""
+        mark_done([r for r in self.runs if r.state != "running"], self.records)
+        for r in self.runs:
+            if r.state == "left":
+                d = resumable_dir(self.output_dir, r)
+                if d is not None:
+                    data = read_json(d / "metrics.json") or {}
+                    r.state, r.steps = "partial", int(data.get("steps") or 0)
+                    r.note = f"resumable from {d.relative_to(self.output_dir)}"
+
+    def deadline_left(self) -> float | None:
+        """Seconds left before ``--deadline-min``, or None without one."""
+        if self.args.deadline_min is None:
+            return None
+        return 60 * self.args.deadline_min - (time.monotonic() - self.start)
+
+    def header(self, gpus: int) -> str:
+        """First ledger line: time, GPUs, sharing, deadline."""
+        per = {t: (self.args.per_gpu or p.per_gpu) for t, p in self.plan.tasks.items()}
+        dl = f"{self.args.deadline_min} min" if self.args.deadline_min else "none"
+        return (
+            f"campaign {self.plan.name} at {now_iso()}: {gpus} GPU(s) ({self.args.launcher}), "
+            f"runs per GPU {per}, deadline {dl}, elapsed {time.monotonic() - self.start:.0f} s"
+        )
+
+    def ledger(self, gpus: int) -> str:
+        """The ledger table, data lines and this command's events."""
+        lines = list(ledger_lines(self.runs, self.plan, self.records, self.header(gpus)))
+        return "\n".join(lines + self.data_log + self.events) + "\n"
+
+    def pack(self, gpus: int) -> None:
+        """Rewrite the archive (no-op without ``--pack-dir``)."""
+        if not self.args.pack_dir:
+            return
+        archive = Path(self.args.pack_dir) / ARCHIVE
+        text = self.ledger(gpus)
+        size = pack(self.output_dir, archive, {"ledger.txt": text})
+        if size > 15 * 2**20:
+            print(f"warning: {archive} is {size / 2**20:.1f} MiB (limit 16)", file=sys.stderr)
+
+    def ensure_data(self) -> None:
+        """Build every task's data that the runs left need; log how long it took."""
+        tasks = {r.task for r in self.runs if r.state in ("left", "partial")}
+        for name in sorted(tasks):
+            spec = self.plan.tasks[name].data
+            if spec is None:
+                continue
+            if spec.ready and all((ROOT / p).exists() for p in spec.ready):
+                self.data_log.append(f"data {name}: ready ({spec.ready[0]} ...)")
+                continue
+            cmd = [sys.executable, *spec.command, "--workers", str(self.args.data_workers)]
+            t0 = time.monotonic()
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            secs = time.monotonic() - t0
+            tail = (proc.stdout.strip().splitlines() or [""])[-1]
+            line = (
+                f"data {name}: `{shlex.join(cmd[1:])}` rc={proc.returncode} in {secs:.0f} s "
+                f"({self.args.data_workers} workers): {tail}"
+            )
+            self.data_log.append(line)
+            print(line, flush=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"data for {name} failed: {proc.stderr.strip()[-500:]}")
+
+    def workers_per_run(self, gpus: int, per_gpu: int) -> int:
+        """``data.num_workers`` of a run: the CPUs split over concurrent runs, minus one."""
+        if self.args.run_workers is not None:
+            return self.args.run_workers
+        cpus = os.cpu_count() or 1
+        return max(1, cpus // max(1, gpus * per_gpu) - 1)
+
+    def launch(self, run: Run, gpu: int, gpus: int) -> Active:
+        """Start one segment of ``run`` on ``gpu``."""
+        old = resumable_dir(self.output_dir, run)
+        earlier = any((self.output_dir / run.preset.name).glob(f"s{run.seed}_*"))
+        run_dir = old or fresh_dir(self.output_dir, run)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        left = self.deadline_left()
+        seconds = None if left is None else left - 60 * self.args.margin_min
+        cmd = train_command(
+            self.plan,
+            run,
+            run_dir,
+            resume=old is not None,
+            args=self.args,
+            seconds=seconds,
+            workers=self.workers_per_run(gpus, run.per_gpu),
+        )
+        env = dict(os.environ)
+        if self.args.launcher == "local":
+            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        log = open(run_dir / "console.log", "a")  # noqa: SIM115 - closed when the run ends
+        log.write(f"# {now_iso()} {shlex.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        steps = run.steps if old is not None else 0
+        how = f"resumed at step {steps}" if old else "fresh start"
+        if old is None and earlier:
+            how = "restart (no resumable checkpoint in the earlier folder)"
+        append_segment(
+            run_dir,
+            run,
+            {
+                "started_at": now_iso(),
+                "gpu": gpu,
+                "per_gpu": run.per_gpu,
+                "resumed": bool(old),
+                "steps_before": steps,
+                "max_time": None if seconds is None else max_time(seconds),
+            },
+        )
+        self.event(f"start {run.label} on GPU {gpu} ({how}): {run_dir}")
+        run.state = "running"
+        return Active(
+            run, gpu, Fraction(1, run.per_gpu), proc, run_dir, time.monotonic(), steps, bool(old)
+        )
+
+    def event(self, line: str) -> None:
+        """Print and keep a time-stamped event line."""
+        stamped = f"[{time.monotonic() - self.start:6.0f} s] {line}"
+        self.events.append(stamped)
+        print(stamped, flush=True)
+
+    def finish(self, a: Active, killed: bool) -> None:
+        """Close a segment: side car, state, event line."""
+        wall = time.monotonic() - a.started
+        data = read_json(a.run_dir / "metrics.json") or {}
+        status = data.get("status", "missing")
+        steps = int(data.get("steps") or a.steps_before)
+        append_segment(
+            a.run_dir,
+            a.run,
+            {
+                "started_at": (read_json(a.run_dir / SIDE_CAR) or {"segments": [{}]})["segments"][
+                    -1
+                ].get("started_at"),
+                "ended_at": now_iso(),
+                "wall_s": round(wall, 1),
+                "rc": a.proc.returncode,
+                "killed": killed,
+                "status": status,
+                "steps_after": steps,
+            },
+        )
+        rate = (steps - a.steps_before) / wall if wall > 0 else 0.0
+        self.throughput.setdefault(a.run.task, []).append(rate)
+        a.run.state = "left"
+        self.event(
+            f"end {a.run.label}: {status}{' (terminated at the deadline)' if killed else ''}, "
+            f"rc {a.proc.returncode}, steps {a.steps_before}->{steps}, {wall:.0f} s, "
+            f"{rate:.1f} steps/s, test_acc {data.get('test_acc')}"
+        )
+
+    def execute(self, gpus: int) -> int:
+        """Run the queue until done, the deadline, or ``--max-runs``; returns an exit code."""
+        pool = GpuPool(gpus)
+        active: list[Active] = []
+        launched = 0
+        self.throughput: dict[str, list[float]] = {}
+        self.launched: set[tuple[str, str, int]] = set()
+        stop_launching = False
+        while True:
+            queue = [
+                r
+                for r in self.runs
+                if r.state in ("left", "partial") and r.key not in self.launched
+            ]
+            left = self.deadline_left()
+            if left is not None and left - 60 * self.args.margin_min < 60 * self.args.min_run_min:
+                stop_launching = True
+            if not stop_launching:
+                room = None if self.args.max_runs is None else self.args.max_runs - launched
+                for run, g in schedule(queue, pool, room):
+                    active.append(self.launch(run, g, gpus))
+                    self.launched.add(run.key)
+                    launched += 1
+            if not active:
+                break
+            time.sleep(1.0)
+            left = self.deadline_left()
+            for a in list(active):
+                killed = False
+                if a.proc.poll() is None and left is not None and left < KILL_GUARD_S:
+                    os.killpg(a.proc.pid, signal.SIGTERM)
+                    try:
+                        a.proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(a.proc.pid, signal.SIGKILL)
+                        a.proc.wait()
+                    killed = True
+                if a.proc.poll() is None:
+                    continue
+                active.remove(a)
+                pool.give(a.gpu, a.share)
+                self.finish(a, killed)
+                self.refresh()
+                self.pack(gpus)
+        for task, rates in sorted(self.throughput.items()):
+            self.event(
+                f"throughput {task}: {sum(rates):.1f} steps/s summed over {len(rates)} segment(s)"
+            )
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input)."""
+    args = parse_args(argv)
+    try:
+        plan = load_plan(args.plan)
+    except PlanError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.unpack:
+        if not Path(args.unpack).is_file():
+            print(f"error: --unpack {args.unpack} is not a file", file=sys.stderr)
+            return 2
+        copied, messages = unpack(Path(args.unpack), ROOT / plan.results_dir)
+        for line in [f"copied {c}" for c in copied] + messages:
+            print(line)
+        return 0
+    campaign = Campaign(plan, args)
+    gpus = args.gpus if args.gpus is not None else gpu_count()
+    if args.launcher == "slurm":
+        gpus = args.slurm_jobs
+    if args.dry_run:
+        print(campaign.ledger(gpus), end="")
+        queue = [r for r in campaign.runs if r.state in ("left", "partial")]
+        pool = GpuPool(max(gpus, 1))
+        limit = args.max_runs
+        print(f"first wave on {max(gpus, 1)} GPU(s) (then the next runs as these end):")
+        for run, g in schedule(queue, pool, limit):
+            old = resumable_dir(campaign.output_dir, run)
+            left = campaign.deadline_left()
+            seconds = None if left is None else left - 60 * args.margin_min
+            cmd = train_command(
+                plan,
+                run,
+                old or campaign.output_dir / run.preset.name / f"s{run.seed}_<new>",
+                resume=old is not None,
+                args=args,
+                seconds=seconds,
+                workers=campaign.workers_per_run(max(gpus, 1), run.per_gpu),
+            )
+            prefix = f"CUDA_VISIBLE_DEVICES={g} " if args.launcher == "local" else ""
+            print(prefix + shlex.join(["python", *cmd[1:]]))
+        return 0
+    if (
+        gpus == 0
+        and "trainer.accelerator=cpu" not in args.extra_overrides
+        and ("debug=" not in args.extra_overrides)
+    ):
+        print(
+            "error: no CUDA device found; pass --gpus N with CPU overrides "
+            "(--extra-overrides 'debug=default') or run on a GPU machine",
+            file=sys.stderr,
+        )
+        return 2
+    print(campaign.ledger(gpus), end="", flush=True)
+    if not args.skip_data:
+        campaign.ensure_data()
+    campaign.pack(gpus)
+    rc = campaign.execute(max(gpus, 1))
+    campaign.refresh()
+    print(campaign.ledger(gpus), end="")
+    campaign.pack(gpus)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Pack run records (never checkpoints) into one tar.gz, and unpack them into ``results/runs``.
+
+Layout inside the archive: ``runs/<name>/<run>/`` with ``metrics.json``, ``campaign.json``,
+``train.log``, ``console.log``, ``hydra/*.yaml`` (Hydra's ``.hydra``) and ``csv/*`` (the CSV
+logger's metrics), plus free-standing text files at the top (``ledger.txt``, ``data.log``).
+The archive is written to a temporary name beside the target and renamed over it, so a reader
+never sees half an archive under the final name.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from campaign_plan import read_json
+
+RECORD_FILES = ("metrics.json", "campaign.json", "train.log", "console.log")
+HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
+CSV_FILES = ("metrics.csv", "hparams.yaml")
+
+
+def record_files(run_dir: Path) -> list[tuple[Path, str]]:
+    """``(file, name in the run folder)`` of a run's record files that exist."""
+    out = [(run_dir / f, f) for f in RECORD_FILES]
+    out += [(run_dir / ".hydra" / f, f"hydra/{f}") for f in HYDRA_FILES]
+    out += [(run_dir / "csv" / f, f"csv/{f}") for f in CSV_FILES]
+    return [(p, n) for p, n in out if p.is_file()]
+
+
+def run_dirs(output_dir: Path) -> list[Path]:
+    """Run folders (``<output_dir>/<name>/<run>``) that hold a ``metrics.json``."""
+    return sorted(p.parent for p in output_dir.glob("*/*/metrics.json"))
+
+
+def pack(output_dir: Path, archive: Path, texts: dict[str, str] | None = None) -> int:
+    """Write every run record below ``output_dir`` and ``texts`` into ``archive``.
+
+    Returns:
+        The archive's size in bytes.
+    """
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".pack-", suffix=".tmp", dir=archive.parent)
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for name, text in (texts or {}).items():
+                data = text.encode()
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            for run_dir in run_dirs(output_dir):
+                rel = run_dir.relative_to(output_dir)
+                for path, name in record_files(run_dir):
+                    tar.add(path, arcname=f"runs/{rel.as_posix()}/{name}", recursive=False)
+        os.replace(tmp, archive)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return archive.stat().st_size
+
+
+def _completed_keys(results_dir: Path) -> set[tuple]:
+    keys = set()
+    for path in results_dir.glob("**/metrics.json"):
+        data = read_json(path)
+        if data and data.get("status") == "completed":
+            keys.add(_key(data))
+    return keys
+
+
+def _key(data: dict) -> tuple:
+    cfg = data.get("config") or {}
+    return (cfg.get("name"), cfg.get("seed"), (cfg.get("trainer") or {}).get("max_steps"))
+
+
+def unpack(archive: Path, results_dir: Path) -> tuple[list[str], list[str]]:
+    """Copy the completed records of ``archive`` into ``results_dir/<name>/<run>/``.
+
+    A record is refused when its folder already holds a completed ``metrics.json`` or when
+    ``results_dir`` already has a completed record of the same preset, seed and steps.
+
+    Returns:
+        ``(copied, messages)``: the folders written, and one line per record not copied.
+    """
+    copied: list[str] = []
+    messages: list[str] = []
+    done = _completed_keys(results_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        for record in sorted(Path(tmp, "runs").glob("*/*/metrics.json")):
+            src = record.parent
+            rel = src.relative_to(Path(tmp, "runs"))
+            data = read_json(record) or {}
+            status = data.get("status")
+            dest = results_dir / rel
+            if status != "completed":
+                messages.append(f"skipped {rel}: status {status}, not completed")
+            elif (read_json(dest / "metrics.json") or {}).get("status") == "completed":
+                messages.append(f"refused {rel}: {dest} already holds a completed record")
+            elif _key(data) in done:
+                messages.append(
+                    f"refused {rel}: {results_dir} already has a completed record of "
+                    f"{_key(data)[0]} seed {_key(data)[1]}"
+                )
+            else:
+                shutil.copytree(src, dest, dirs_exist_ok=True)
+                done.add(_key(data))
+                copied.append(str(dest))
+    return copied, messages

@@ -1,0 +1,387 @@
+"""scripts/campaign.py: plan, done detection, ledger, pack/unpack, scheduling, dry and real runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tarfile
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import campaign  # noqa: E402
+import campaign_pack  # noqa: E402
+import campaign_plan  # noqa: E402
+
+LRA_PLAN = ROOT / "conf" / "campaign" / "lra.yaml"
+
+
+def small_plan(tmp_path: Path, **changes) -> Path:
+    """A two-task plan writing below ``tmp_path``."""
+    plan = {
+        "name": "t",
+        "output_dir": str(tmp_path / "runs"),
+        "results_dir": str(tmp_path / "results"),
+        "overrides": ["logger=csv"],
+        "tasks": {
+            "listops": {"seeds": 2, "per_gpu": 1, "ms_per_step": 60},
+            "pathfinder": {
+                "seeds": 1,
+                "seeds_by_variant": {"softmax": 2},
+                "per_gpu": 4,
+                "ms_per_step": 6,
+            },
+        },
+        "variants": [
+            {"name": "softmax"},
+            {"name": "lst-mixed", "preset": "mixed"},
+            {"name": "nope"},
+        ],
+        "priority": [
+            {"task": "listops", "seeds": [0]},
+            {"task": "pathfinder", "seeds": [0]},
+            {"task": "listops", "seeds": [1]},
+            {"task": "pathfinder", "seeds": [1]},
+        ],
+    }
+    plan.update(changes)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def fake_record(
+    root: Path,
+    name: str,
+    seed: int,
+    *,
+    status: str = "completed",
+    max_steps: int = 5000,
+    steps: int | None = None,
+    wall: float = 300.0,
+    run: str | None = None,
+) -> Path:
+    """A metrics.json with the fields done-detection reads (as train.py writes them)."""
+    run_dir = root / name / (run or f"s{seed}_{status}_{max_steps}")
+    run_dir.mkdir(parents=True)
+    data = {
+        "status": status,
+        "failure_reason": "NaN loss" if status == "failed" else None,
+        "seed": seed,
+        "steps": max_steps if steps is None else steps,
+        "wall_time_s": wall,
+        "test_acc": 0.37,
+        "config": {"name": name, "seed": seed, "trainer": {"max_steps": max_steps}},
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(data))
+    return run_dir
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def test_lra_plan_lists_every_run_in_priority_order() -> None:
+    plan = campaign_plan.load_plan(LRA_PLAN)
+    runs = campaign_plan.planned_runs(plan, ROOT / "conf")
+    n_var = len(plan.variants)
+    assert len(runs) == 3 * n_var + 2 * n_var + 3  # seeds 3 on ListOps, 2 (3 for 3) on PF-32
+    assert [r.task for r in runs[:n_var]] == ["listops"] * n_var
+    assert {r.seed for r in runs[:n_var]} == {0}
+    assert runs[n_var].key == ("pathfinder", "softmax", 0)
+    third = {r.variant for r in runs if r.task == "pathfinder" and r.seed == 2}
+    assert third == {"softmax", "lst-dct", "s4d"}
+    mixed = next(r for r in runs if r.variant == "lst-mixed")
+    assert mixed.preset.path.name == "mixed-listops.yaml" and mixed.preset.exists
+    assert mixed.preset.name == "lra-listops-mixed" and mixed.max_steps == 5000
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"priority": [{"task": "listops", "seeds": [0, 1]}]}, "never schedules pathfinder"),
+        ({"priority": [{"task": "image", "seeds": [0]}]}, "names task 'image'"),
+        ({"variants": [{"name": "a"}, {"name": "a"}]}, "listed twice"),
+        ({"surprise": 1}, "surprise"),
+        ({"tasks": {"listops": {"seeds": 0, "ms_per_step": 1}}}, "tasks.listops.seeds"),
+    ],
+)
+def test_bad_plan_is_one_sentence(tmp_path: Path, change: dict, words: str) -> None:
+    with pytest.raises(campaign_plan.PlanError) as err:
+        campaign_plan.load_plan(small_plan(tmp_path, **change))
+    message = str(err.value)
+    assert words in message and "\n" not in message
+
+
+def test_bad_plan_on_the_command_line_exits_2(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [\n")
+    assert campaign.main(["--plan", str(bad), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: plan") and "not valid YAML" in err and "\n" not in err
+    assert campaign.main(["--plan", str(tmp_path / "missing.yaml"), "--dry-run"]) == 2
+
+
+def test_variant_without_preset_is_skipped(tmp_path: Path) -> None:
+    plan = campaign_plan.load_plan(small_plan(tmp_path))
+    runs = campaign_plan.planned_runs(plan, ROOT / "conf")
+    nope = [r for r in runs if r.variant == "nope"]
+    assert nope and all(r.state == "skipped" for r in nope)
+    assert "nope-listops.yaml" in nope[0].note
+
+
+# ----------------------------------------------------------------------------- done detection
+
+
+def test_done_detection_needs_name_seed_steps_and_completed(tmp_path: Path) -> None:
+    plan = campaign_plan.load_plan(small_plan(tmp_path))
+    runs = campaign_plan.planned_runs(plan, ROOT / "conf")
+    res = tmp_path / "results"
+    fake_record(res, "lra-listops-softmax", 0)  # done
+    fake_record(res, "lra-listops-softmax", 1, max_steps=4)  # debug-length run: not done
+    fake_record(res, "lra-listops-mixed", 0, status="incomplete", steps=3000)
+    fake_record(res, "lra-listops-mixed", 1, status="failed", steps=10)
+    fake_record(res, "lra-pathfinder-softmax", 1, max_steps=62400, status="completed")
+    records = campaign_plan.scan_records([res])
+    campaign_plan.mark_done(runs, records)
+    state = {r.key: r.state for r in runs}
+    assert state[("listops", "softmax", 0)] == "done"
+    assert state[("listops", "softmax", 1)] == "left"
+    assert state[("listops", "lst-mixed", 0)] == "left"
+    assert state[("listops", "lst-mixed", 1)] == "failed"
+    assert state[("pathfinder", "softmax", 1)] == "done"
+    assert state[("pathfinder", "softmax", 0)] == "left"
+    assert state[("listops", "nope", 0)] == "skipped"
+
+
+def test_ledger_counts_and_estimates(tmp_path: Path) -> None:
+    plan = campaign_plan.load_plan(small_plan(tmp_path))
+    runs = campaign_plan.planned_runs(plan, ROOT / "conf")
+    res = tmp_path / "results"
+    # measured: 600 GPU-s over 5000 steps = 120 ms/step for listops softmax
+    run_dir = fake_record(res, "lra-listops-softmax", 0, wall=1200.0)
+    (run_dir / campaign_plan.SIDE_CAR).write_text(
+        json.dumps({"segments": [{"wall_s": 1200.0, "per_gpu": 2}]})
+    )
+    records = campaign_plan.scan_records([res])
+    campaign_plan.mark_done(runs, records)
+    text = "\n".join(campaign_plan.ledger_lines(runs, plan, records, "HEAD"))
+    lines = text.splitlines()
+    assert lines[0] == "HEAD"
+    done_line = next(line for line in lines if line.startswith("listops    softmax           0"))
+    assert "done" in done_line and "5000/5000" in done_line and "10.0" in done_line
+    # left: listops softmax seed 1 at measured 120 ms (10 min), mixed x2 at planned 60 ms
+    # (5 min each), pathfinder softmax x2 and mixed x1 at 6 ms x 62400 steps (6.24 min each)
+    expected = 10 + 2 * 5 + 3 * 6.24
+    assert f"estimated left {expected:.1f}" in lines[-1]
+    assert "done 1/7" in lines[-1] and "skipped 3" in lines[-1] and "GPU-min used 10.0" in lines[-1]
+
+
+# ----------------------------------------------------------------------------- pack / unpack
+
+
+def test_pack_unpack_roundtrip_without_checkpoints_and_refusing_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    done = fake_record(out, "lra-listops-softmax", 0, run="s0_a")
+    (done / "checkpoints").mkdir()
+    (done / "checkpoints" / "last.ckpt").write_bytes(b"x" * 100)
+    (done / ".hydra").mkdir()
+    (done / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (done / "csv").mkdir()
+    (done / "csv" / "metrics.csv").write_text("step,loss\n1,2.0\n")
+    (done / "train.log").write_text("log\n")
+    fake_record(out, "lra-listops-softmax", 1, run="s1_b", status="incomplete", steps=10)
+    archive = tmp_path / "pack" / "campaign.tar.gz"
+    campaign_pack.pack(out, archive, {"ledger.txt": "L\n"})
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert "ledger.txt" in names
+    assert "runs/lra-listops-softmax/s0_a/hydra/config.yaml" in names
+    assert "runs/lra-listops-softmax/s0_a/csv/metrics.csv" in names
+    assert "runs/lra-listops-softmax/s1_b/metrics.json" in names
+    assert not any("ckpt" in n or "checkpoints" in n for n in names)
+
+    results = tmp_path / "results"
+    copied, messages = campaign_pack.unpack(archive, results)
+    assert copied == [str(results / "lra-listops-softmax" / "s0_a")]
+    assert (results / "lra-listops-softmax/s0_a/hydra/config.yaml").read_text() == "seed: 0\n"
+    assert any("s1_b" in m and "incomplete" in m for m in messages)
+    before = (results / "lra-listops-softmax/s0_a/metrics.json").read_text()
+    (results / "lra-listops-softmax/s0_a/metrics.json").write_text(before.replace("0.37", "0.5"))
+    copied, messages = campaign_pack.unpack(archive, results)
+    assert copied == [] and any("refused" in m for m in messages)
+    assert "0.5" in (results / "lra-listops-softmax/s0_a/metrics.json").read_text()
+
+
+def test_unpack_refuses_a_second_record_of_the_same_run(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    fake_record(out, "lra-listops-softmax", 0, run="s0_new")
+    fake_record(tmp_path / "results", "lra-listops-softmax", 0, run="old")
+    archive = tmp_path / "c.tar.gz"
+    campaign_pack.pack(out, archive)
+    copied, messages = campaign_pack.unpack(archive, tmp_path / "results")
+    assert copied == [] and "already has a completed record" in messages[0]
+    assert not (tmp_path / "results" / "lra-listops-softmax" / "s0_new").exists()
+
+
+# ----------------------------------------------------------------------------- scheduling
+
+
+def _runs(spec: str) -> list[campaign_plan.Run]:
+    """'LPP' -> ListOps (1 per GPU) and Pathfinder (4 per GPU) runs."""
+    preset = campaign_plan.Preset(Path("x.yaml"), True, "x", 10)
+    return [
+        campaign_plan.Run(
+            "listops" if c == "L" else "pathfinder", c, i, preset, 1 if c == "L" else 4
+        )
+        for i, c in enumerate(spec)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("gpus", "spec", "placed"),
+    [
+        (2, "LLL", [(0, 0), (1, 1)]),
+        (1, "PPPPPP", [(0, 0), (1, 0), (2, 0), (3, 0)]),
+        (2, "PPPPPPPPPP", [(i, i % 2) for i in range(8)]),
+        # L cannot fit next to the two P: it reserves GPU 0; the later P fill GPU 1 only
+        (2, "PPLPPPP", [(0, 0), (1, 1), (3, 1), (4, 1), (5, 1)]),
+        (0, "LP", []),
+    ],
+)
+def test_schedule_on_fake_gpu_counts(gpus: int, spec: str, placed: list) -> None:
+    runs = _runs(spec)
+    pool = campaign.GpuPool(gpus)
+    got = campaign.schedule(runs, pool)
+    assert [(r.seed, g) for r, g in got] == placed
+    assert all(room >= 0 for room in pool.free)
+
+
+def test_pool_gives_back_capacity() -> None:
+    pool = campaign.GpuPool(1)
+    assert campaign.schedule(_runs("L"), pool)
+    assert campaign.schedule(_runs("P"), pool) == []
+    pool.give(0, Fraction(1))
+    assert len(campaign.schedule(_runs("PPPPP"), pool, limit=2)) == 2
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def test_max_time_format() -> None:
+    assert campaign.max_time(7 * 60 + 29.9) == "00:00:07:29"
+    assert campaign.max_time(90061) == "01:01:01:01"
+    assert campaign.max_time(-5) == "00:00:00:00"
+
+
+def test_resumable_folder_gives_resume_command(tmp_path: Path) -> None:
+    plan = campaign_plan.load_plan(small_plan(tmp_path))
+    run = campaign_plan.planned_runs(plan, ROOT / "conf")[0]
+    out = tmp_path / "runs"
+    assert campaign.resumable_dir(out, run) is None
+    fake_record(out, "lra-listops-softmax", 0, run="s0_done")  # completed: not resumable
+    (out / "lra-listops-softmax/s0_done/checkpoints").mkdir()
+    (out / "lra-listops-softmax/s0_done/checkpoints/last.ckpt").write_bytes(b"")
+    assert campaign.resumable_dir(out, run) is None
+    part = fake_record(out, "lra-listops-softmax", 0, run="s0_part", status="incomplete")
+    (part / "checkpoints").mkdir()
+    (part / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert campaign.resumable_dir(out, run) == part
+    args = campaign.parse_args(["--extra-overrides", "debug=default x=1"])
+    cmd = campaign.train_command(plan, run, part, resume=True, args=args, seconds=400, workers=3)
+    assert cmd[1:] == [
+        "train.py",
+        f"hydra.run.dir={part}",
+        "experiment=lra/softmax-listops",
+        "seed=0",
+        "trainer=gpu",
+        f"paths.output_dir={out}",
+        f"resume={part}",
+        "trainer.max_time=00:00:06:40",
+        "data.num_workers=3",
+        "logger=csv",
+        "debug=default",
+        "x=1",
+    ]
+    slurm = campaign.parse_args(["--launcher", "slurm"])
+    cmd = campaign.train_command(
+        plan, run, part, resume=False, args=slurm, seconds=None, workers=None
+    )
+    assert cmd[2:6] == [
+        "-m",
+        "launcher=submitit_slurm",
+        f"hydra.sweep.dir={part.parent}",
+        "hydra.sweep.subdir=s0_part",
+    ]
+    assert not any(c.startswith(("resume=", "trainer.max_time")) for c in cmd)
+
+
+def test_dry_run_end_to_end(tmp_path: Path, capsys) -> None:
+    plan = small_plan(tmp_path)
+    fake_record(tmp_path / "results", "lra-listops-softmax", 0)
+    rc = campaign.main(["--plan", str(plan), "--dry-run", "--gpus", "2", "--deadline-min", "9"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "done 1/7" in out
+    commands = [line for line in out.splitlines() if "train.py" in line]
+    # listops seed 0 of mixed on GPU 0, then pathfinder seed 0 runs share GPU 1
+    assert commands[0].startswith("CUDA_VISIBLE_DEVICES=0 python train.py")
+    assert "experiment=lra/mixed-listops" in commands[0] and "seed=0" in commands[0]
+    assert "trainer.max_time=00:00:07:" in commands[0]
+    assert all("CUDA_VISIBLE_DEVICES=1" in c and "pathfinder" in c for c in commands[1:])
+    # ListOps seed 1 (next in plan order) cannot fit and reserves GPU 1, so Pathfinder seed 1
+    # waits: 1 ListOps + the 2 Pathfinder seed-0 runs
+    assert len(commands) == 3
+    assert not (tmp_path / "runs").exists()
+
+
+# ----------------------------------------------------------------------------- a real run
+
+
+@pytest.mark.slow  # ~30 s on 2 cores: train.py's start-up dominates
+def test_real_tiny_run_through_the_script(tmp_path: Path, capsys) -> None:
+    """One debug-sized ListOps run on CPU: record, side car, archive and ledger."""
+    plan = small_plan(
+        tmp_path,
+        trainer="cpu",
+        overrides=["logger=csv", f"paths.data_dir={tmp_path / 'data'}"],
+        tasks={"listops": {"seeds": 1, "per_gpu": 1, "ms_per_step": 60}},
+        variants=[{"name": "softmax"}],
+        priority=[{"task": "listops", "seeds": [0]}],
+    )
+    pack_dir = tmp_path / "out"
+    rc = campaign.main(
+        [
+            "--plan",
+            str(plan),
+            "--gpus",
+            "0",
+            "--extra-overrides",
+            "debug=default",
+            "--pack-dir",
+            str(pack_dir),
+            "--skip-data",
+            "--run-workers",
+            "0",
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "end listops/softmax/seed0: completed, rc 0, steps 0->4" in out
+    (run_dir,) = (tmp_path / "runs" / "lra-listops-softmax").iterdir()
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "completed" and record["seed"] == 0
+    side = json.loads((run_dir / "campaign.json").read_text())
+    assert side["segments"][0]["steps_after"] == 4 and side["segments"][0]["rc"] == 0
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    with tarfile.open(pack_dir / "campaign.tar.gz") as tar:
+        names = tar.getnames()
+        ledger = tar.extractfile("ledger.txt").read().decode()
+    assert f"runs/lra-listops-softmax/{run_dir.name}/metrics.json" in names
+    assert f"runs/lra-listops-softmax/{run_dir.name}/train.log" in names
+    assert not any(n.endswith(".ckpt") for n in names)
+    assert "end listops/softmax/seed0: completed" in ledger
