@@ -40,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import campaign_plan  # noqa: E402
 from campaign_pack import pack, unpack  # noqa: E402
 from campaign_plan import (  # noqa: E402
     SIDE_CAR,
@@ -166,14 +167,20 @@ def max_time(seconds: float) -> str:
 
 
 def resumable_dir(output_dir: Path, run: Run) -> Path | None:
-    """The latest run folder of ``run`` with ``checkpoints/last.ckpt`` and no final record."""
+    """The latest run folder of ``run`` with ``checkpoints/last.ckpt`` and no final record.
+
+    Resumable: status ``incomplete`` (stopped by ``max_time``), ``running`` (killed), or
+    ``failed`` when the campaign itself terminated it at the deadline (``campaign.json``).
+    """
     found = []
     for d in (output_dir / run.preset.name).glob(f"s{run.seed}_*"):
         data = read_json(d / "metrics.json") or {}
         steps = ((data.get("config") or {}).get("trainer") or {}).get("max_steps")
+        segments = (read_json(d / SIDE_CAR) or {}).get("segments") or [{}]
+        killed = data.get("status") == "failed" and segments[-1].get("killed") is True
         if (
             (d / "checkpoints" / "last.ckpt").is_file()
-            and data.get("status") in ("incomplete", "running")
+            and (data.get("status") in ("incomplete", "running") or killed)
             and steps == run.preset.max_steps
         ):
             found.append(((d / "checkpoints" / "last.ckpt").stat().st_mtime, d))
@@ -266,10 +273,20 @@ class Campaign:
         self.output_dir = ROOT / plan.output_dir
         self.start = time.monotonic()
         self.data_log: list[str] = []
+        self.cold: set[str] = set()  # tasks whose data (and data cache) was built just now
         self.events: list[str] = []
         runs = planned_runs(plan, ROOT / "conf")
         keep_t = set(args.tasks.split(",")) if args.tasks else None
         keep_v = set(args.variants.split(",")) if args.variants else None
+        for flag, keep, known in (
+            ("--tasks", keep_t, set(plan.tasks)),
+            ("--variants", keep_v, {v.name for v in plan.variants}),
+        ):
+            if keep is not None and not keep <= known:
+                raise PlanError(
+                    f"{flag} names {sorted(keep - known)}, not in the plan; "
+                    f"choose from {sorted(known)}"
+                )
         self.runs = [
             r
             for r in runs
@@ -288,7 +305,7 @@ class Campaign:
         self.records = scan_records([ROOT / self.plan.results_dir, self.output_dir])
         for r in self.runs:
             if r.state in ("done", "failed", "partial", "left"):
-                r.state, r.note = "left", ""
+                r.state, r.note, r.gpu_seconds = "left", "", 0.0
         mark_done([r for r in self.runs if r.state != "running"], self.records)
         for r in self.runs:
             if r.state == "left":
@@ -296,6 +313,8 @@ class Campaign:
                 if d is not None:
                     data = read_json(d / "metrics.json") or {}
                     r.state, r.steps = "partial", int(data.get("steps") or 0)
+                    wall = float(data.get("wall_time_s") or 0.0)
+                    r.gpu_seconds = campaign_plan.gpu_seconds_of(d, wall)
                     r.note = f"resumable from {d.relative_to(self.output_dir)}"
 
     def deadline_left(self) -> float | None:
@@ -313,10 +332,10 @@ class Campaign:
             f"runs per GPU {per}, deadline {dl}, elapsed {time.monotonic() - self.start:.0f} s"
         )
 
-    def ledger(self, gpus: int) -> str:
-        """The ledger table, data lines and this command's events."""
+    def ledger(self, gpus: int, events: bool = True) -> str:
+        """The ledger table, data lines and (with ``events``) this command's events."""
         lines = list(ledger_lines(self.runs, self.plan, self.records, self.header(gpus)))
-        return "\n".join(lines + self.data_log + self.events) + "\n"
+        return "\n".join(lines + self.data_log + (self.events if events else [])) + "\n"
 
     def pack(self, gpus: int) -> None:
         """Rewrite the archive (no-op without ``--pack-dir``)."""
@@ -335,9 +354,10 @@ class Campaign:
             spec = self.plan.tasks[name].data
             if spec is None:
                 continue
-            if spec.ready and all((ROOT / p).exists() for p in spec.ready):
-                self.data_log.append(f"data {name}: ready ({spec.ready[0]} ...)")
+            if spec.is_ready(ROOT):
+                self.data_log.append(f"data {name}: ready ({', '.join(spec.ready)})")
                 continue
+            self.cold.add(name)
             cmd = [sys.executable, *spec.command, "--workers", str(self.args.data_workers)]
             t0 = time.monotonic()
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -352,10 +372,12 @@ class Campaign:
             if proc.returncode != 0:
                 raise RuntimeError(f"data for {name} failed: {proc.stderr.strip()[-500:]}")
 
-    def workers_per_run(self, gpus: int, per_gpu: int) -> int:
+    def workers_per_run(self, gpus: int, per_gpu: int) -> int | None:
         """``data.num_workers`` of a run: the CPUs split over concurrent runs, minus one."""
         if self.args.run_workers is not None:
             return self.args.run_workers
+        if self.args.launcher == "slurm":
+            return None  # the preset's value: the cluster node's CPUs are not ours to count
         cpus = os.cpu_count() or 1
         return max(1, cpus // max(1, gpus * per_gpu) - 1)
 
@@ -444,6 +466,27 @@ class Campaign:
             f"{rate:.1f} steps/s, test_acc {data.get('test_acc')}"
         )
 
+    def gate(self, queue: list[Run], active: list[Active]) -> list[Run]:
+        """Hold back runs of a task whose data was just built until one of its runs trains.
+
+        The first run of such a task builds the data cache; the others start once it has
+        logged or checkpointed (so they read the cache instead of building it again).
+        """
+        for a in active:
+            if a.run.task in self.cold and (
+                (a.run_dir / "csv" / "metrics.csv").is_file()
+                or any((a.run_dir / "checkpoints").glob("*.ckpt"))
+            ):
+                self.cold.discard(a.run.task)
+        out, first = [], set()
+        for run in queue:
+            if run.task in self.cold:
+                if run.task in first or any(a.run.task == run.task for a in active):
+                    continue
+                first.add(run.task)
+            out.append(run)
+        return out
+
     def execute(self, gpus: int) -> int:
         """Run the queue until done, the deadline, or ``--max-runs``; returns an exit code."""
         pool = GpuPool(gpus)
@@ -463,7 +506,7 @@ class Campaign:
                 stop_launching = True
             if not stop_launching:
                 room = None if self.args.max_runs is None else self.args.max_runs - launched
-                for run, g in schedule(queue, pool, room):
+                for run, g in schedule(self.gate(queue, active), pool, room):
                     active.append(self.launch(run, g, gpus))
                     self.launched.add(run.key)
                     launched += 1
@@ -484,6 +527,7 @@ class Campaign:
                 if a.proc.poll() is None:
                     continue
                 active.remove(a)
+                self.cold.discard(a.run.task)
                 pool.give(a.gpu, a.share)
                 self.finish(a, killed)
                 self.refresh()
@@ -511,7 +555,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in [f"copied {c}" for c in copied] + messages:
             print(line)
         return 0
-    campaign = Campaign(plan, args)
+    try:
+        campaign = Campaign(plan, args)
+    except PlanError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     gpus = args.gpus if args.gpus is not None else gpu_count()
     if args.launcher == "slurm":
         gpus = args.slurm_jobs
@@ -554,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     campaign.pack(gpus)
     rc = campaign.execute(max(gpus, 1))
     campaign.refresh()
-    print(campaign.ledger(gpus), end="")
+    print(campaign.ledger(gpus, events=False), end="")
     campaign.pack(gpus)
     return rc
 

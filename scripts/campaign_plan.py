@@ -15,6 +15,7 @@ variant's measured figure where one exists and the task's planned ``ms_per_step`
 
 from __future__ import annotations
 
+import glob
 import json
 import statistics
 from collections.abc import Iterable, Iterator
@@ -38,10 +39,18 @@ class _Strict(BaseModel):
 
 
 class DataSpec(_Strict):
-    """How to make a task's data: ``python <command> --workers N`` unless ``ready`` all exist."""
+    """How to make a task's data: ``python <command> --workers N`` unless it is ready.
+
+    Ready: every glob pattern of ``ready`` (relative to the repository root) matches at least
+    its count of files.
+    """
 
     command: list[str] = Field(min_length=1)
-    ready: list[str] = []
+    ready: dict[str, int] = Field(min_length=1)
+
+    def is_ready(self, root: Path) -> bool:
+        """Whether the data below ``root`` is complete."""
+        return all(len(glob.glob(str(root / p))) >= n for p, n in self.ready.items())
 
 
 class TaskPlan(_Strict):

@@ -124,6 +124,12 @@ def test_bad_plan_on_the_command_line_exits_2(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: plan") and "not valid YAML" in err and "\n" not in err
     assert campaign.main(["--plan", str(tmp_path / "missing.yaml"), "--dry-run"]) == 2
+    capsys.readouterr()
+    assert campaign.main(["--plan", str(LRA_PLAN), "--dry-run", "--tasks", "imag"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: --tasks names ['imag'], not in the plan; choose from ['listops', 'pathfinder']"
+    )
 
 
 def test_variant_without_preset_is_skipped(tmp_path: Path) -> None:
@@ -385,3 +391,56 @@ def test_real_tiny_run_through_the_script(tmp_path: Path, capsys) -> None:
     assert f"runs/lra-listops-softmax/{run_dir.name}/train.log" in names
     assert not any(n.endswith(".ckpt") for n in names)
     assert "end listops/softmax/seed0: completed" in ledger
+
+
+# ----------------------------------------------------------------------------- data, gate, deadline
+
+
+def test_data_is_built_once_and_timed(tmp_path: Path) -> None:
+    marker = tmp_path / "data" / "made.txt"
+    script = f"import pathlib,sys; p=pathlib.Path({str(marker)!r}); p.parent.mkdir(); "
+    script += "p.write_text(' '.join(sys.argv[1:])); print('made it')"
+    data = {"command": ["-c", script], "ready": {str(marker): 1}}
+    plan = campaign_plan.load_plan(
+        small_plan(
+            tmp_path,
+            tasks={"listops": {"seeds": 1, "ms_per_step": 1, "data": data}},
+            variants=[{"name": "softmax"}],
+            priority=[{"task": "listops", "seeds": [0]}],
+        )
+    )
+    args = campaign.parse_args(["--data-workers", "3"])
+    first = campaign.Campaign(plan, args)
+    first.ensure_data()
+    assert marker.read_text() == "--workers 3"
+    assert "rc=0" in first.data_log[0] and "(3 workers): made it" in first.data_log[0]
+    assert first.cold == {"listops"}
+    second = campaign.Campaign(plan, args)
+    second.ensure_data()
+    assert second.data_log[0].startswith("data listops: ready") and second.cold == set()
+
+
+def test_gate_lets_one_run_build_a_fresh_cache_first(tmp_path: Path) -> None:
+    plan = campaign_plan.load_plan(small_plan(tmp_path))
+    camp = campaign.Campaign(plan, campaign.parse_args([]))
+    camp.cold = {"pathfinder"}
+    queue = [r for r in camp.runs if r.state == "left"]
+    gated = camp.gate(queue, [])
+    pf = [r for r in gated if r.task == "pathfinder"]
+    assert len(pf) == 1 and len([r for r in gated if r.task == "listops"]) == 4
+    run_dir = tmp_path / "warming"
+    (run_dir / "csv").mkdir(parents=True)
+    warming = campaign.Active(pf[0], 0, Fraction(1, 4), None, run_dir, 0.0, 0, False)
+    assert not [r for r in camp.gate(queue, [warming]) if r.task == "pathfinder"]
+    (run_dir / "csv" / "metrics.csv").write_text("step\n")  # it trains: the cache exists
+    assert len([r for r in camp.gate(queue, [warming]) if r.task == "pathfinder"]) == 3
+    assert camp.cold == set()
+
+
+def test_no_run_starts_without_time_for_it(tmp_path: Path, capsys) -> None:
+    plan = small_plan(tmp_path)
+    argv = ["--plan", str(plan), "--gpus", "1", "--skip-data", "--deadline-min", "1"]
+    assert campaign.main(argv) == 0  # 1 min - 1.5 min margin < 2 min shortest segment
+    out = capsys.readouterr().out
+    assert "] start " not in out and "left 7," in out.splitlines()[-1]
+    assert not (tmp_path / "runs").exists()
