@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import uuid
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -61,8 +61,10 @@ class OptimizerConfig(_Strict):
         lr: Learning rate (or rsqrt factor).
         betas: Adam ``(beta1, beta2)``; LRA uses ``(0.9, 0.98)``.
         eps: Adam epsilon; LRA uses ``1e-9``.
-        weight_decay: Applied to weight matrices only; never to norms, biases or embeddings
-            of positions.
+        weight_decay: Decay coefficient; by default applied to weight matrices only (never
+            to norms, biases or other parameters of fewer than two dimensions).
+        decay_all: Apply ``weight_decay`` to every parameter, as the LRA code does (its
+            Adam decays embeddings, norms and biases alike).
     """
 
     name: Literal["adamw", "adam"] = "adamw"
@@ -70,6 +72,7 @@ class OptimizerConfig(_Strict):
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = Field(1e-9, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    decay_all: bool = False
 
 
 class SchedulerConfig(_Strict):
@@ -104,7 +107,9 @@ class TrainerConfig(_Strict):
         max_time: Stop cleanly after ``DD:HH:MM:SS`` (then ``resume=auto`` continues), e.g.
             to fit a long run into 10-minute commands.
         val_check_interval: Validate every this many training batches (int) or fraction.
-        check_val_every_n_epoch: None for purely step-based validation.
+        check_val_every_n_epoch: None for purely step-based validation (then
+            ``val_check_interval`` counts training batches across epochs and may exceed an
+            epoch, as in the LRA protocol).
         gradient_clip_val: Clip the global gradient norm to this value.
     """
 
@@ -134,9 +139,21 @@ class TrainerConfig(_Strict):
     def _precision_as_string(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
 
+    _NONE_IS_A_VALUE: ClassVar[frozenset[str]] = frozenset({"check_val_every_n_epoch"})
+    """Options whose None differs from Lightning's default, so None is passed on."""
+
     def trainer_kwargs(self) -> dict[str, Any]:
-        """Arguments for ``Trainer(**kwargs)``; unset (None) options are left out."""
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+        """Arguments for ``Trainer(**kwargs)``.
+
+        None means Lightning's default and is left out, except for ``check_val_every_n_epoch``
+        whose None (validate every ``val_check_interval`` batches, across epochs) differs from
+        Lightning's default of 1.
+        """
+        return {
+            k: v
+            for k, v in self.model_dump().items()
+            if v is not None or k in self._NONE_IS_A_VALUE
+        }
 
 
 class CallbacksConfig(_Strict):
@@ -206,9 +223,13 @@ class ExperimentConfig(_Strict):
         task: Task config (``experiments.data.config``).
         attention: Token-mixer config (None only for ``model=lst``).
         model: Model config (``spectrans.config.models``).
+        variant_label: The run's variant in records and tables when the attention name alone
+            does not tell it (``lra-performer``: LRA's Performer settings of ``performer``);
+            None derives it from the attention (:func:`variant_name`).
     """
 
     name: str = "default"
+    variant_label: str | None = None
     seed: int = 0
     resume: str | None = None
     compile: bool = False
@@ -258,7 +279,9 @@ class ExperimentConfig(_Strict):
 
     @property
     def variant(self) -> str:
-        """Attention name, plus ``-<transform>`` for LST (``lst-dct``); see interfaces §4."""
+        """``variant_label``, else the attention name plus ``-<transform>`` for LST."""
+        if self.variant_label:
+            return self.variant_label
         return variant_name(
             getattr(self.attention, "name", None),
             getattr(self.attention, "transform_type", None),

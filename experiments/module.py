@@ -52,12 +52,22 @@ def lr_multiplier(step: int, scheduler: SchedulerConfig, max_steps: int) -> floa
     return warm
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def parameter_groups(
+    model: nn.Module, weight_decay: float, decay_all: bool = False
+) -> list[dict[str, Any]]:
     """Split parameters into a decayed group (weight matrices) and an undecayed one.
 
     Biases, every parameter of a normalisation layer and any parameter with fewer than two
-    dimensions (scales, spectral filters of one axis) get no weight decay.
+    dimensions (scales, spectral filters of one axis) get no weight decay, unless
+    ``decay_all`` (the LRA code's Adam decays every parameter): then one group holds all.
     """
+    if decay_all:
+        return [
+            {
+                "params": [p for p in model.parameters() if p.requires_grad],
+                "weight_decay": weight_decay,
+            }
+        ]
     no_decay_ids: set[int] = set()
     for module in model.modules():
         if isinstance(module, _NO_DECAY_TYPES):
@@ -177,7 +187,7 @@ class LRAModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         """Adam/AdamW over decayed and undecayed groups, with a per-step LambdaLR."""
         cfg = self.optimizer_cfg
-        groups = parameter_groups(self.model, cfg.weight_decay)
+        groups = parameter_groups(self.model, cfg.weight_decay, cfg.decay_all)
         if cfg.name == "adamw":
             optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
         else:

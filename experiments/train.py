@@ -15,7 +15,8 @@ Order of events in :func:`run`:
 4. Data module (ListOps/Pathfinder are generated in ``prepare_data`` when missing and the task
    config allows it), classifier, :class:`experiments.module.LRAModule`.
 5. ``Trainer.fit`` with best-on-val (``val/acc``, max) and last checkpoints, then
-   ``Trainer.test`` on the best-on-val checkpoint.
+   ``Trainer.test`` of the final model (``test_acc``, the protocol number: LRA tests its
+   latest checkpoint) and of the best-on-val checkpoint (``test_acc_best_val``).
 6. ``metrics.json`` with ``status: completed`` (or ``failed`` and the reason).
 """
 
@@ -169,6 +170,7 @@ def _record_fields(exp: ExperimentConfig, raw: dict[str, Any]) -> dict[str, Any]
         "variant": exp.variant,
         "seed": exp.seed,
         "seq_len": exp.task.max_length,
+        "mask": exp.task.mask,
         "precision": exp.trainer.precision,
         "git_commit": git_commit(),
         "config": raw,
@@ -281,17 +283,17 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         guard = callbacks.get("nan_guard")
         failure = getattr(guard, "failure", None)
         best_path = callbacks["best"].best_model_path  # type: ignore[attr-defined]
-        test_acc = None
+        test_acc = test_acc_best_val = None
         if failure is None:
-            results = trainer.test(
-                module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False
-            )
-            test_acc = float(results[0]["test/acc"]) if results else None
+            test_acc = _test(trainer, module, datamodule, None)  # the final model
+            if best_path:
+                test_acc_best_val = _test(trainer, module, datamodule, best_path)
         best = module.val_acc_best.compute()
         batches_per_epoch = max(1, int(trainer.num_training_batches or 1))
         record.update(
             val_acc_best=float(best) if torch.isfinite(best) else None,
             test_acc=test_acc,
+            test_acc_best_val=test_acc_best_val,
             steps=int(trainer.global_step),
             epochs=trainer.global_step * trainer.accumulate_grad_batches / batches_per_epoch,
             device=_device_name(trainer),
@@ -319,6 +321,14 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     return record.data
 
 
+def _test(
+    trainer: pl.Trainer, module: LRAModule, datamodule: Any, ckpt: str | None
+) -> float | None:
+    """Test accuracy of the module as it is (``ckpt=None``) or of checkpoint ``ckpt``."""
+    results = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+    return float(results[0]["test/acc"]) if results else None
+
+
 def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
     def pct(value: Any) -> str:
         return f"{100 * value:.2f}%" if isinstance(value, float) else "n/a"
@@ -326,7 +336,8 @@ def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
     logs = [p for p in (run_dir / "tb", run_dir / "csv", run_dir / "wandb") if p.exists()]
     print(
         f"\nRun {data['status']}: {data['variant']} on {data['task']}, "
-        f"val/acc_best {pct(data['val_acc_best'])}, test/acc {pct(data['test_acc'])}\n"
+        f"val/acc_best {pct(data['val_acc_best'])}, test/acc {pct(data['test_acc'])} (final), "
+        f"{pct(data.get('test_acc_best_val'))} (best-on-val)\n"
         f"  logs:        {', '.join(map(str, logs)) or 'none (logger=none)'}\n"
         f"  checkpoints: {run_dir / 'checkpoints'} (best: {Path(best_path).name or 'none'}, "
         f"last: last.ckpt)\n"

@@ -7,9 +7,11 @@ below; ``--check`` only reports files that differ (a test runs it).
   default, except ``hidden_dim`` and ``max_sequence_length``, which follow the model
   (``${model.hidden_dim}``, ``${model.max_sequence_length}``), and ``num_heads`` (4, for the
   small default model).
-- ``conf/experiment/lra/<variant>-<task>.yaml``: the LRA code-config hyperparameters of
-  ``shared/LRA.md`` (layers / emb / heads / qkv / mlp, batch, lr factor and schedule, warmup
-  and steps, weight decay, pooling) for each variant and task.
+- ``conf/experiment/lra/<variant>-<task>.yaml``: the LRA code-config hyperparameters
+  (table :data:`LRA`, see docs/lra_protocol.md): layers / emb / heads / qkv / mlp, batch, lr
+  factor and schedule, warmup and steps, evaluation interval, weight decay (on every
+  parameter), pooling, dropout and attention dropout, position embedding, gradient clipping,
+  token-embedding init, projection bias and the retrieval head, for each variant and task.
 """
 
 from __future__ import annotations
@@ -33,19 +35,44 @@ FOLLOW_MODEL = {
 }
 DEFAULT_HEADS = 4
 
-# variant -> (attention group, extra attention keys)
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "softmax": ("softmax", {}),
-    "performer": ("performer", {}),
-    "spectral": ("spectral", {}),
-    "lst-dct": ("lst", {"transform_type": "dct"}),
-    "lst-dst": ("lst", {"transform_type": "dst"}),
-    "lst-hadamard": ("lst", {"transform_type": "hadamard"}),
-    "mixed": ("mixed", {}),
-    "fnet": ("fnet", {}),
+# variant -> (attention group, extra attention keys, per-task attention keys)
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, dict[str, Any]]]] = {
+    "softmax": ("softmax", {}, {}),
+    # our Performer: FAVOR+ with 256 orthogonal positive random features
+    "performer": ("performer", {"num_features": 256, "generalized": False}, {}),
+    # LRA's Performer (lra_benchmarks/*/configs/performer_base.py): FAVOR+ softmax features
+    # with 2 random features (ortho_scaling 0, redrawn every call) on ListOps, the
+    # deterministic ReLU ("generalized") kernel elsewhere, 8 heads on Pathfinder-32.
+    "lra-performer": (
+        "performer",
+        {"generalized": True},
+        {
+            "listops": {
+                "generalized": False,
+                "num_features": 2,
+                "use_orthogonal": True,
+                "feature_redraw": True,
+                "redraw_interval": 1,
+            },
+            "pathfinder": {"num_heads": 8},
+        },
+    ),
+    "spectral": ("spectral", {}, {}),
+    "lst-dct": ("lst", {"transform_type": "dct"}, {}),
+    "lst-dst": ("lst", {"transform_type": "dst"}, {}),
+    "lst-hadamard": ("lst", {"transform_type": "hadamard"}, {}),
+    "mixed": ("mixed", {}, {}),
+    "fnet": ("fnet", {}, {}),
 }
+FEATURE_MAP = {
+    "performer": "FAVOR+, 256 orthogonal positive random features",
+    "lra-performer": "LRA's Performer: FAVOR+ 2 features on ListOps, ReLU kernel elsewhere",
+}
+"""How each Performer variant is named in tables (by its feature map)."""
 
-# LRA code configs (google-research/long-range-arena), shared/LRA.md.
+# The LRA code configs (google-research/long-range-arena, lra_benchmarks/*/configs/
+# *transformer_base.py and their base configs), one row per task. eval_every: LRA's
+# eval_frequency in steps (image and pathfinder: one epoch = train examples // batch).
 LRA: dict[str, dict[str, Any]] = {
     "listops": dict(
         layers=4,
@@ -58,8 +85,13 @@ LRA: dict[str, dict[str, Any]] = {
         schedule="rsqrt",
         warmup=1000,
         steps=5000,
+        eval_every=50,
         wd=0.1,
         pooling="cls",
+        dropout=0.1,
+        attention_dropout=0.1,
+        positions="sinusoidal",
+        clip=None,
         task={
             "path": "listops-1000",
             "max_length": 2000,
@@ -78,8 +110,13 @@ LRA: dict[str, dict[str, Any]] = {
         schedule="rsqrt",
         warmup=8000,
         steps=20000,
+        eval_every=100,
         wd=0.1,
         pooling="cls",
+        dropout=0.1,
+        attention_dropout=0.1,
+        positions="sinusoidal",
+        clip=None,
         task={"max_length": 1000},
     ),
     "retrieval": dict(
@@ -93,8 +130,13 @@ LRA: dict[str, dict[str, Any]] = {
         schedule="rsqrt",
         warmup=8000,
         steps=5000,
+        eval_every=100,
         wd=0.1,
         pooling="cls",
+        dropout=0.1,
+        attention_dropout=0.1,
+        positions="sinusoidal",
+        clip=None,
         task={"max_length": 4000},
     ),
     "image": dict(
@@ -108,8 +150,13 @@ LRA: dict[str, dict[str, Any]] = {
         schedule="cosine",
         warmup=175,
         steps=35000,
+        eval_every=175,
         wd=0.0,
         pooling="cls",
+        dropout=0.3,
+        attention_dropout=0.2,
+        positions="learned",
+        clip=None,
         task={},
     ),
     "pathfinder": dict(
@@ -123,8 +170,13 @@ LRA: dict[str, dict[str, Any]] = {
         schedule="cosine",
         warmup=312,
         steps=62400,
+        eval_every=312,
         wd=0.0,
         pooling="mean",
+        dropout=0.2,
+        attention_dropout=0.1,
+        positions="sinusoidal",
+        clip=None,
         task={"resolution": 32, "difficulty": "curv_contour_length_14"},
     ),
     "pathx": dict(
@@ -138,11 +190,44 @@ LRA: dict[str, dict[str, Any]] = {
         schedule="cosine",
         warmup=2500,
         steps=500000,
+        eval_every=2500,
         wd=0.0,
         pooling="mean",
+        dropout=0.1,
+        attention_dropout=0.1,
+        positions="learned",
+        clip=1.0,
         task={"resolution": 128, "difficulty": "curv_contour_length_14"},
     ),
 }
+MODEL_LRA: dict[str, Any] = {
+    "ffn_activation": "gelu",
+    "embedding_init_std": 1.0,
+    "cls_init_std": 0.0,
+    "retrieval_interaction": "concat2",
+    "retrieval_head": "lra",
+}
+"""Model settings of the LRA code shared by every task: GELU MLP, token embedding N(0, 1),
+CLS token zeros, retrieval head ``[u, v] -> Dense(mlp) -> ReLU -> Dense(mlp/2) -> ReLU ->
+Dense`` (``classifier_head_dual`` with no interaction)."""
+CHECKPOINT_EVERY = 500
+
+
+def attention_node(variant: str, task: str) -> dict[str, Any]:
+    """The ``attention`` keys a preset sets for ``variant`` on ``task``."""
+    group, extra, per_task = VARIANTS[variant]
+    p = LRA[task]
+    fields = REGISTRY[group].config_class.model_fields
+    node: dict[str, Any] = {}
+    if "num_heads" in fields:
+        node.update(num_heads=p["heads"], head_dim=p["qkv"] // p["heads"])
+    if "bias" in fields:
+        node["bias"] = False  # LRA: q/k/v/out projections without bias
+    node.update(extra)
+    node.update(per_task.get(task, {}))
+    if "num_heads" in node and "head_dim" in node:
+        node["head_dim"] = p["qkv"] // node["num_heads"]
+    return node
 
 
 def _yaml(data: dict[str, Any]) -> str:
@@ -168,15 +253,10 @@ def attention_yaml(name: str) -> str:
     return header + _yaml(data)
 
 
-def preset_yaml(variant: str, task: str) -> str:
-    """Text of ``conf/experiment/lra/<variant>-<task>.yaml``."""
-    group, extra = VARIANTS[variant]
+def preset_body(variant: str, task: str) -> dict[str, Any]:
+    """The config tree of ``conf/experiment/lra/<variant>-<task>.yaml``."""
+    group = VARIANTS[variant][0]
     p = LRA[task]
-    has_heads = "num_heads" in REGISTRY[group].config_class.model_fields
-    attention: dict[str, Any] = dict(extra)
-    if has_heads:
-        attention.update(num_heads=p["heads"], head_dim=p["qkv"] // p["heads"])
-    val_every = max(1, min(1000, p["steps"] // 10))
     body: dict[str, Any] = {
         "defaults": [
             {"override /task": task},
@@ -186,42 +266,67 @@ def preset_yaml(variant: str, task: str) -> str:
             {"override /scheduler": p["schedule"]},
         ],
         "name": f"lra-{task}-{variant}",
-        "task": p["task"],
-        "attention": attention,
+        "task": {**p["task"], "mask": "lengths"},
+        "attention": attention_node(variant, task),
         "model": {
             "hidden_dim": p["emb"],
             "num_layers": p["layers"],
             "ffn_hidden_dim": p["mlp"],
             "head_hidden_dim": p["mlp"],
             "pooling": p["pooling"],
+            "dropout": p["dropout"],
+            "attention_dropout": p["attention_dropout"],
+            "positional_encoding": p["positions"],
+            **MODEL_LRA,
         },
         "data": {"batch_size": p["batch"]},
-        "optimizer": {"lr": p["lr"], "betas": [0.9, 0.98], "eps": 1e-9, "weight_decay": p["wd"]},
+        "optimizer": {
+            "lr": p["lr"],
+            "betas": [0.9, 0.98],
+            "eps": 1e-9,
+            "weight_decay": p["wd"],
+            "decay_all": True,
+        },
         "scheduler": {"warmup_steps": p["warmup"]},
         "trainer": {
             "max_steps": p["steps"],
-            "val_check_interval": val_every,
+            "val_check_interval": p["eval_every"],
             "check_val_every_n_epoch": None,
+            "gradient_clip_val": p["clip"],
         },
-        "callbacks": {"checkpoint_every_n_steps": min(500, val_every)},
+        "callbacks": {"checkpoint_every_n_steps": CHECKPOINT_EVERY},
     }
-    if not attention:
+    if variant != group:
+        body["variant_label"] = variant
+    if not body["attention"]:
         del body["attention"]
+    return body
+
+
+def preset_yaml(variant: str, task: str) -> str:
+    """Text of ``conf/experiment/lra/<variant>-<task>.yaml``."""
+    p = LRA[task]
     lr_note = (
         "lr is the rsqrt factor: lr(s) = lr*min(1,s/w)/sqrt(max(s,w))"
         if p["schedule"] == "rsqrt"
         else "warmup then cosine decay to 0"
     )
+    feature_map = f"# {variant}: {FEATURE_MAP[variant]}.\n" if variant in FEATURE_MAP else ""
     header = (
         "# @package _global_\n"
         f"# LRA code config for {task} with {variant}: layers {p['layers']}, emb {p['emb']}, "
         f"heads {p['heads']}, qkv {p['qkv']}, mlp {p['mlp']},\n"
         f"# batch {p['batch']}, {lr_note}, warmup {p['warmup']}, steps {p['steps']}, "
-        f"weight decay {p['wd']}, pooling {p['pooling']}.\n"
+        f"evaluate every {p['eval_every']} steps,\n"
+        f"# weight decay {p['wd']} on every parameter, pooling {p['pooling']}, dropout "
+        f"{p['dropout']} / attention {p['attention_dropout']}, {p['positions']} positions, "
+        f"clip {p['clip']}.\n"
+        f"{feature_map}"
+        "# Deviations from the LRA code and the options that restore it: docs/lra_protocol.md.\n"
         "# Generated by scripts/make_presets.py (edit the table there, not this file).\n"
         f"# Run: python train.py experiment=lra/{variant}-{task} trainer=gpu\n"
     )
-    return header + _yaml(body)
+    return header + _yaml(preset_body(variant, task))
 
 
 def expected_files() -> dict[Path, str]:

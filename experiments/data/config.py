@@ -16,6 +16,10 @@ PadTo = Literal["max_length", "longest"]
 PixelEncoding = Literal["tokens", "normalized"]
 Difficulty = Literal["curv_baseline", "curv_contour_length_9", "curv_contour_length_14"]
 GenerateSize = Literal["full", "small", "tiny"]
+MaskMode = Literal["lengths", "lra_nonzero"]
+"""``lengths``: ``mask[b, t] = t < length[b]`` (correct: a black pixel is a real token);
+``lra_nonzero``: additionally mask every token 0, as LRA's ``inputs > 0`` (on pixel tasks this
+masks every black pixel)."""
 
 
 class StrictModel(BaseModel):
@@ -66,12 +70,14 @@ class TaskConfigBase(StrictModel):
         path: Folder of the task's files; relative to ``data_dir`` unless absolute.
         pad_to: Pad every batch to ``max_length`` or to its longest sequence.
         cache: Cache the tokenised splits on disk (``<data_dir>/.cache``).
+        mask: Attention/pooling mask, see :data:`MaskMode`.
     """
 
     name: str
     path: str
     pad_to: PadTo = "max_length"
     cache: bool = True
+    mask: MaskMode = "lengths"
 
 
 class ListOpsTaskConfig(TaskConfigBase):
@@ -95,8 +101,9 @@ class TextTaskConfig(TaskConfigBase):
         max_length: 1000 (LRA code), 4000 (paper) or 4096 (S4); bytes beyond it are cut.
         source: ``auto`` tries ``aclimdb``, then ``parquet``, then ``hf``.
         hf_id: Hugging Face hub id read through ``datasets``.
-        validation: ``test`` validates on the test split as LRA does; ``holdout`` keeps a
-            fixed random ``holdout_fraction`` of train (seed 0) for validation.
+        validation: ``holdout`` (default) keeps a fixed random ``holdout_fraction`` of train
+            (seed 0) for validation, disjoint from test; ``test`` validates on the test split
+            as the LRA code does (then a best-on-validation choice selects on test).
         holdout_fraction: Fraction of train held out when ``validation="holdout"``.
     """
 
@@ -105,7 +112,7 @@ class TextTaskConfig(TaskConfigBase):
     max_length: int = Field(1000, gt=0)
     source: Literal["auto", "aclimdb", "parquet", "hf"] = "auto"
     hf_id: str = "stanfordnlp/imdb"
-    validation: Literal["test", "holdout"] = "test"
+    validation: Literal["test", "holdout"] = "holdout"
     holdout_fraction: float = Field(0.1, gt=0.0, lt=1.0)
 
 

@@ -9,7 +9,8 @@ and ``build_splits`` (read and tokenise). Splits are stored as ragged arrays: ``
 
 Batches (``docs/interfaces.md`` §3): ``input_ids`` ``(B, N)`` long or ``input_values``
 ``(B, N)`` float, ``attention_mask`` ``(B, N)`` bool with ``mask[b, t] = t < length[b]``
-(from lengths, never from token values: a black pixel is token 0 and stays unmasked),
+(from lengths: a black pixel is token 0 and stays unmasked; ``task.mask=lra_nonzero`` also
+masks every token 0, LRA's ``inputs > 0``),
 ``labels`` ``(B,)`` long; pair tasks use the ``_a`` / ``_b`` suffixes.
 """
 
@@ -103,13 +104,17 @@ class Collator:
         pad_to: ``max_length`` or ``longest`` (the longest sequence of the batch).
         input_type: ``tokens`` gives ``input_ids``; ``values`` gives ``input_values = id / 255``.
         pair: Whether items are pairs.
+        mask: ``lengths`` or ``lra_nonzero`` (also mask token 0).
     """
 
-    def __init__(self, max_length: int, pad_to: str, input_type: str, pair: bool) -> None:
+    def __init__(
+        self, max_length: int, pad_to: str, input_type: str, pair: bool, mask: str = "lengths"
+    ) -> None:
         self.max_length = max_length
         self.pad_to = pad_to
         self.input_type = input_type
         self.pair = pair
+        self.mask = mask
 
     def _length(self, seqs: list[np.ndarray]) -> int:
         if self.pad_to == "max_length":
@@ -118,6 +123,8 @@ class Collator:
 
     def _encode(self, seqs: list[np.ndarray], suffix: str) -> dict[str, torch.Tensor]:
         ids, mask = pad_sequences(seqs, self._length(seqs))  # (B, N), (B, N)
+        if self.mask == "lra_nonzero":
+            mask = mask & (ids > 0)  # (B, N)
         if self.input_type == "values":
             return {
                 "input_values" + suffix: ids.float() / 255.0,  # (B, N)
@@ -156,7 +163,7 @@ class LRADataModule(pl.LightningDataModule):
     num_classes: int
     is_pair: ClassVar[bool] = False
     token_dtype: ClassVar[type] = np.uint16
-    cache_exclude: ClassVar[set[str]] = {"pad_to", "cache", "generate"}
+    cache_exclude: ClassVar[set[str]] = {"pad_to", "cache", "generate", "mask"}
 
     def __init__(
         self,
@@ -215,7 +222,13 @@ class LRADataModule(pl.LightningDataModule):
 
     def collator(self) -> Collator:
         """The batch builder of this task."""
-        return Collator(self.max_length, self.cfg.pad_to, self.input_type, self.is_pair)
+        return Collator(
+            self.max_length,
+            self.cfg.pad_to,
+            self.input_type,
+            self.is_pair,
+            getattr(self.cfg, "mask", "lengths"),
+        )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if not self.datasets:

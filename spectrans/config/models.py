@@ -27,6 +27,9 @@ token mixer (``use_rope=True`` / ``alibi=True``) and refused by mixers that cann
 PoolingType = Literal["cls", "mean", "last"]
 RetrievalInteraction = Literal["concat4", "concat2"]
 """``concat4``: ``[u, v, u*v, u-v]``; ``concat2``: ``[u, v]``."""
+RetrievalHead = Literal["mlp", "lra"]
+"""``mlp``: ``Dense(H) -> ReLU -> Dense(C)``; ``lra``: ``Dense(H) -> ReLU -> Dense(H // 2) -> ReLU
+-> Dense(C)`` (LRA's ``classifier_head_dual``)."""
 RetrievalEncoding = Literal["independent", "joint"]
 """``independent``: each document attends only to itself (LRA); ``joint``: one sequence."""
 TransformLSTType = Literal["dct", "dst", "hadamard", "mixed"]
@@ -48,6 +51,7 @@ class _ModelCommon(StrictModel):
             real token.
         head_hidden_dim: Width of the head MLP ``Dense -> ReLU -> Dense``.
         retrieval_interaction: Features of a document pair fed to the head.
+        retrieval_head: Depth of the pair head, see :data:`RetrievalHead`.
         retrieval_encoding: How the dual encoder sees the two documents.
         gradient_checkpointing: Recompute each block in the backward pass.
         init_weights: Initialisation of embeddings, feed-forward and head.
@@ -62,6 +66,7 @@ class _ModelCommon(StrictModel):
     pooling: PoolingType = "cls"
     head_hidden_dim: int = Field(512, gt=0)
     retrieval_interaction: RetrievalInteraction = "concat4"
+    retrieval_head: RetrievalHead = "mlp"
     retrieval_encoding: RetrievalEncoding = "independent"
     gradient_checkpointing: bool = False
     init_weights: InitWeightsMode = "truncnormal002"
@@ -77,13 +82,22 @@ class EncoderModelConfig(_ModelCommon):
 
     Attributes:
         name: ``"encoder"``.
-        attention_dropout: When set, overrides the mixer config's ``dropout``.
+        attention_dropout: Dropout on the attention weights; when set, it overrides the
+            mixer config's ``dropout`` of mixers that form attention weights (``has_scores``,
+            e.g. softmax). Mixers without an attention matrix keep their own ``dropout``
+            (as LRA's Performer and linear attention ignore their attention dropout rate).
         positional_encoding: See :data:`PositionalEncodingType`.
+        embedding_init_std: Standard deviation of the normal init of the token embedding
+            (0.02 here; LRA uses 1.0).
+        cls_init_std: Standard deviation of the normal init of the CLS token (0: zeros, as
+            LRA).
     """
 
     name: Literal["encoder"] = "encoder"
     attention_dropout: float | None = Field(None, ge=0.0, lt=1.0)
     positional_encoding: PositionalEncodingType = "sinusoidal"
+    embedding_init_std: float = Field(0.02, ge=0.0)
+    cls_init_std: float = Field(0.02, ge=0.0)
 
 
 class LSTModelConfig(_ModelCommon):
@@ -132,5 +146,6 @@ __all__ = [
     "PoolingType",
     "PositionalEncodingType",
     "RetrievalEncoding",
+    "RetrievalHead",
     "RetrievalInteraction",
 ]

@@ -127,6 +127,7 @@ def build_classifier(
         model_cfg.retrieval_interaction,
         model_cfg.retrieval_encoding,
         model_cfg.init_weights,
+        model_cfg.retrieval_head,
     )
 
 

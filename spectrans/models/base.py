@@ -37,6 +37,8 @@ class BaseModel(nn.Module):
         input_type: ``tokens`` (``nn.Embedding``) or ``values`` (``(B, N)`` floats through
             ``Linear(1, D)``).
         init_weights: ``InitWeightsMode`` of embeddings and linears owned by the model.
+        embedding_init_std: Std of the normal init of the token embedding.
+        cls_init_std: Std of the normal init of the CLS token (0 gives zeros).
     """
 
     def __init__(
@@ -50,6 +52,8 @@ class BaseModel(nn.Module):
         dropout: float = 0.0,
         input_type: str = "tokens",
         init_weights: str = "truncnormal002",
+        embedding_init_std: float = 0.02,
+        cls_init_std: float = 0.02,
     ) -> None:
         super().__init__()
         if input_type not in ("tokens", "values"):
@@ -58,6 +62,7 @@ class BaseModel(nn.Module):
         self.max_sequence_length = max_sequence_length
         self.positional_encoding_type = positional_encoding_type
         self.init_mode = init_weights
+        self.embedding_init_std, self.cls_init_std = embedding_init_std, cls_init_std
         self.length_limit: int | None = None  # set by subclasses that have a limit
         self.embedding = nn.Embedding(vocab_size, hidden_dim) if vocab_size else None
         self.value_proj = nn.Linear(1, hidden_dim) if input_type == "values" else None
@@ -77,15 +82,16 @@ class BaseModel(nn.Module):
     def init_weights(self) -> None:
         """Explicit init of what the model owns; mixers initialise themselves.
 
-        Embedding and CLS: normal(0, 0.02) (left to PyTorch under ``torch`` for the table);
+        Embedding: normal(0, ``embedding_init_std``) (left to PyTorch under ``torch``); CLS:
+        normal(0, ``cls_init_std``);
         ``Linear(1, D)``: by ``init_weights``; LayerNorms: weight 1, bias 0.
         """
         if self.embedding is not None and self.init_mode != "torch":
-            nn.init.normal_(self.embedding.weight, std=0.02)
+            nn.init.normal_(self.embedding.weight, std=self.embedding_init_std)
         if self.value_proj is not None:
             init_linear(self.value_proj, self.init_mode)
         if self.cls_token is not None:
-            nn.init.normal_(self.cls_token, std=0.02)
+            nn.init.normal_(self.cls_token, std=self.cls_init_std)
         for module in self.modules():
             if isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)

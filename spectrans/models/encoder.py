@@ -53,6 +53,12 @@ def mixer_fields(
     return parse_layer_config(data).model_dump()
 
 
+def has_attention_weights(mixer_config: TokenMixerConfig | dict[str, Any]) -> bool:
+    """Whether the mixer forms attention weights (its layer class has ``has_scores``)."""
+    name = mixer_config["name"] if isinstance(mixer_config, dict) else mixer_config.name
+    return bool(getattr(get_entry(str(name)).layer_class(), "has_scores", False))
+
+
 class Encoder(BaseModel):
     """Embeddings + positions + ``num_layers`` pre-norm blocks of one mixer type + final LN.
 
@@ -67,12 +73,16 @@ class Encoder(BaseModel):
         ffn_hidden_dim: Feed-forward width; None means ``4 * hidden_dim``.
         ffn_activation: ``gelu`` | ``relu``.
         dropout: Embedding, residual and feed-forward dropout.
-        attention_dropout: When not None, overrides the mixer's ``dropout``.
+        attention_dropout: When not None, the dropout on attention weights: it overrides the
+            mixer's ``dropout`` where the mixer forms attention weights (``has_scores``);
+            other mixers keep their own ``dropout``.
         positional_encoding_type: See :mod:`spectrans.layers.positional`.
         use_cls_token: Prepend a CLS token.
         gradient_checkpointing: Checkpoint every block.
         input_type: ``tokens`` | ``values``.
         init_weights: Init mode of the model-owned layers.
+        embedding_init_std: Std of the normal init of the token embedding.
+        cls_init_std: Std of the normal init of the CLS token.
         attention_patterns: When given, every mixer is wrapped in
             :class:`~spectrans.layers.patterns.PatternAttention` with these patterns (group
             sizes come with each call as ``token_specs``).
@@ -95,6 +105,8 @@ class Encoder(BaseModel):
         gradient_checkpointing: bool = False,
         input_type: str = "tokens",
         init_weights: str = "truncnormal002",
+        embedding_init_std: float = 0.02,
+        cls_init_std: float = 0.02,
         attention_patterns: Sequence[AttentionPattern] | None = None,
     ) -> None:
         super().__init__(
@@ -106,15 +118,17 @@ class Encoder(BaseModel):
             dropout=dropout,
             input_type=input_type,
             init_weights=init_weights,
+            embedding_init_std=embedding_init_std,
+            cls_init_std=cls_init_std,
         )
         overrides: dict[str, Any] = {
             "hidden_dim": hidden_dim,
             # spectral mixers resample their filters, so this is a size, not a hard limit
             "max_sequence_length": max_sequence_length + (1 if use_cls_token else 0),
         }
-        if attention_dropout is not None:
-            overrides["dropout"] = attention_dropout
         fields = mixer_fields(mixer_config, **overrides)
+        if attention_dropout is not None and has_attention_weights(fields):
+            fields["dropout"] = attention_dropout
         if positional_encoding_type == "learned":
             self.length_limit = max_sequence_length
         self.mixer_config = apply_positional_to_mixer(
@@ -177,5 +191,7 @@ class Encoder(BaseModel):
             gradient_checkpointing=config.gradient_checkpointing,
             input_type=input_type,
             init_weights=config.init_weights,
+            embedding_init_std=config.embedding_init_std,
+            cls_init_std=config.cls_init_std,
             attention_patterns=attention_patterns,
         )

@@ -6,7 +6,9 @@ Pooling of hidden states h (B, N, D) with mask m (B, N) (True = real):
 - ``mean``: ``sum_i m_i h_i / max(1, sum_i m_i)``.
 - ``last``: ``h[b, t_b]`` with ``t_b`` the index of the last real token of row b.
 
-Head: ``Dense(D -> H_h) -> ReLU -> Dense(H_h -> C)``.
+Head: ``Dense(D -> H_h) -> ReLU -> Dense(H_h -> C)`` (LRA's ``classifier_head``); the pair head
+may have a second hidden layer, ``Dense(H_h) -> ReLU -> Dense(H_h // 2) -> ReLU -> Dense(C)``
+(LRA's ``classifier_head_dual``, ``depth=2``).
 
 Dual encoder (LRA retrieval): one shared encoder gives document features u and v, the head
 sees ``[u, v, u*v, u-v]`` (``concat4``) or ``[u, v]`` (``concat2``). ``independent`` encoding
@@ -44,28 +46,42 @@ def pool(h: Tensor, mask: Tensor | None, pooling: str) -> Tensor:
 
 
 class ClassifierHead(nn.Module):
-    """``Dense -> ReLU -> Dense``.
+    """``Dense -> ReLU -> Dense`` (or, ``depth=2``, two hidden layers of widths H and H/2).
 
     Args:
         in_dim: Feature width.
-        hidden_dim: Width of the hidden layer.
+        hidden_dim: Width H of the (first) hidden layer.
         num_classes: Number of logits C.
-        init_weights: Init mode of both linears.
+        init_weights: Init mode of the linears.
+        depth: Hidden layers: 1, or 2 (the second of width ``hidden_dim // 2``).
     """
 
     def __init__(
-        self, in_dim: int, hidden_dim: int, num_classes: int, init_weights: str = "truncnormal002"
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        num_classes: int,
+        init_weights: str = "truncnormal002",
+        depth: int = 1,
     ) -> None:
         super().__init__()
+        if depth not in (1, 2) or (depth == 2 and hidden_dim < 2):
+            raise ValueError(f"head depth must be 1 or 2 (with hidden_dim >= 2), got {depth}")
         self.dense = nn.Linear(in_dim, hidden_dim)
         self.act = nn.ReLU()
-        self.out = nn.Linear(hidden_dim, num_classes)
+        self.dense2 = nn.Linear(hidden_dim, hidden_dim // 2) if depth == 2 else None
+        self.out = nn.Linear(hidden_dim // 2 if depth == 2 else hidden_dim, num_classes)
         init_linear(self.dense, init_weights)
+        if self.dense2 is not None:
+            init_linear(self.dense2, init_weights)
         init_linear(self.out, "truncnormal002" if init_weights != "torch" else "torch")
 
     def forward(self, features: Tensor) -> Tensor:
         """(B, F) -> (B, C)."""
-        return self.out(self.act(self.dense(features)))  # (B, C)
+        h = self.act(self.dense(features))  # (B, H)
+        if self.dense2 is not None:
+            h = self.act(self.dense2(h))  # (B, H/2)
+        return self.out(h)  # (B, C)
 
 
 class SequenceClassifier(nn.Module):
@@ -120,6 +136,7 @@ class DualEncoderClassifier(nn.Module):
         interaction: ``concat4`` (``[u, v, u*v, u-v]``) or ``concat2`` (``[u, v]``).
         encoding: ``independent`` | ``joint``.
         init_weights: Head init mode.
+        head: ``mlp`` (one hidden layer) or ``lra`` (two, as LRA's ``classifier_head_dual``).
     """
 
     def __init__(
@@ -131,6 +148,7 @@ class DualEncoderClassifier(nn.Module):
         interaction: str = "concat4",
         encoding: str = "independent",
         init_weights: str = "truncnormal002",
+        head: str = "mlp",
     ) -> None:
         super().__init__()
         if interaction not in ("concat4", "concat2"):
@@ -141,6 +159,8 @@ class DualEncoderClassifier(nn.Module):
             raise ValueError(
                 f"unknown retrieval_encoding '{encoding}'; choose independent or joint"
             )
+        if head not in ("mlp", "lra"):
+            raise ValueError(f"unknown retrieval_head '{head}'; choose mlp or lra")
         if pooling == "cls" and encoder.cls_token is None:
             raise ValueError("pooling='cls' needs an encoder built with a CLS token")
         self.encoder = encoder
@@ -148,7 +168,8 @@ class DualEncoderClassifier(nn.Module):
         self.interaction = interaction
         self.encoding = encoding
         width = encoder.hidden_dim * (4 if interaction == "concat4" else 2)
-        self.head = ClassifierHead(width, head_hidden_dim, num_classes, init_weights)
+        depth = 2 if head == "lra" else 1
+        self.head = ClassifierHead(width, head_hidden_dim, num_classes, init_weights, depth)
 
     def encode_pair(
         self,

@@ -27,7 +27,9 @@ tokens at init (:math:`\Lambda = 1` would make :math:`M = I`, a no-op). With
 Masking: padded positions are zero samples of the signal. With :math:`m_j \in \{0, 1\}` the
 mask, :math:`u_j = m_j\, \sigma(k_j) \odot v_j` enters the filter, so inputs at masked
 positions cannot reach any output, and outputs at masked positions are set to zero (after
-``out_proj``). Hadamard heads zero-pad ``N`` to :math:`P = 2^{\lceil \log_2 N\rceil}`, filter,
+``out_proj``). No ``N x N`` attention matrix is formed, so ``dropout`` acts on the mixed values
+before ``out_proj`` and the encoder's ``attention_dropout`` (on attention weights) does not
+reach this layer. Hadamard heads zero-pad ``N`` to :math:`P = 2^{\lceil \log_2 N\rceil}`, filter,
 and crop back to ``N``.
 
 Causal (``causal=True``): the mixing is the causal convolution

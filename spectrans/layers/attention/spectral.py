@@ -7,6 +7,11 @@ Every layer here computes, per head, with feature maps ``phi`` of queries and ke
 in O(N m d) time (:mod:`spectrans.layers.attention.linear`); causal attention uses chunked
 prefix sums, masked keys contribute nothing, outputs at masked positions are zero.
 
+No ``N x N`` attention matrix is formed, so there are no attention weights to drop: ``dropout``
+acts on the attention output (before ``out_proj``), and the encoder's ``attention_dropout``
+(dropout on attention weights) does not reach these layers (LRA's Performer likewise ignores
+its attention dropout rate).
+
 - :class:`SpectralAttention`: random Fourier features (Rahimi and Recht, 2007; Peng et al.,
   2021) of the Gaussian kernel ``exp(-|q - k|^2 / (2 sqrt(d)))`` or of the softmax kernel
   ``exp(q.k / sqrt(d))``. Trigonometric features are signed, so a normaliser can be negative;
