@@ -95,3 +95,17 @@ def test_command_line_exit_code_2_and_one_sentence(override: str, tmp_path: Path
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2, out.stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+
+
+def test_step_based_validation_reaches_the_trainer() -> None:
+    exp = validate_experiment(_raw(["trainer.check_val_every_n_epoch=null"]))
+    kwargs = exp.trainer.trainer_kwargs()
+    assert "check_val_every_n_epoch" in kwargs and kwargs["check_val_every_n_epoch"] is None
+    assert "max_time" not in kwargs  # other None options mean Lightning's default
+    every_epoch = validate_experiment(_raw(["trainer.check_val_every_n_epoch=1"]))
+    assert every_epoch.trainer.trainer_kwargs()["check_val_every_n_epoch"] == 1
+
+
+def test_bad_mask_mode_is_one_sentence() -> None:
+    message = _error(["task.mask=nonzero"])
+    assert "task.mask" in message and "lra_nonzero" in message

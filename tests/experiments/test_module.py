@@ -124,3 +124,17 @@ def test_forward_dispatches_single_and_pair_batches() -> None:
         }
     )
     assert torch.equal(out[:, 1], torch.zeros(2)) and torch.equal(out[:, 0], ids.sum(1).float())
+
+
+def test_decay_all_puts_every_parameter_in_one_decayed_group() -> None:
+    model = _Tiny()
+    (group,) = parameter_groups(model, 0.1, decay_all=True)
+    assert {id(p) for p in group["params"]} == {id(p) for p in model.parameters()}
+    assert group["weight_decay"] == 0.1
+    optimizer = torch.optim.AdamW([group], lr=1.0)
+    bias_before = model.head.bias.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()  # zero gradient: only the decay moves the parameters
+    assert torch.allclose(model.head.bias, bias_before * (1 - 0.1))
+    assert torch.allclose(model.norm.weight, torch.full_like(model.norm.weight, 0.9))

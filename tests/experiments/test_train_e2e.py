@@ -156,3 +156,50 @@ def test_non_finite_loss_marks_the_run_failed(
     assert record["status"] == "failed"
     assert record["failure_reason"].startswith("train/loss became nan at step")
     assert record["steps"] <= 1 and record["test_acc"] is None
+
+
+def test_test_acc_is_the_final_model_and_best_val_checkpoint_is_second(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightning.pytorch as pl
+    from omegaconf import OmegaConf
+
+    tested: list[tuple[int, str | None]] = []
+    real_test = harness._test
+
+    def spy(trainer, module, datamodule, ckpt):  # noqa: ANN001, ANN202
+        tested.append((trainer.global_step, ckpt))
+        return real_test(trainer, module, datamodule, ckpt)
+
+    monkeypatch.setattr(harness, "_test", spy)
+    cfg = _cfg(tmp_path, data_dir, ["task=listops", "attention=softmax", "trainer.max_steps=6"])
+    record = harness.run(cfg)
+    assert [ckpt is None for _, ckpt in tested] == [True, False]  # final weights first
+    assert tested[0][0] == 6 and "best-" in str(tested[1][1])
+    run_dir = Path(record["run_dir"])
+    assert record["mask"] == "lengths"
+    exp = validate_experiment(OmegaConf.to_container(cfg, resolve=True))
+    datamodule = harness.build_datamodule(exp)
+
+    def accuracy_of(ckpt: Path) -> float:
+        module = LRAModule(
+            harness.build_model(exp, datamodule),
+            num_classes=datamodule.num_classes,
+            is_pair=datamodule.is_pair,
+            optimizer=exp.optimizer,
+            scheduler=exp.scheduler,
+            max_steps=6,
+        )
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            limit_test_batches=exp.trainer.limit_test_batches,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=str(ckpt), verbose=False)
+        return float(results[0]["test/acc"])
+
+    best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
+    assert record["test_acc"] == pytest.approx(accuracy_of(run_dir / "checkpoints" / "last.ckpt"))
+    assert record["test_acc_best_val"] == pytest.approx(accuracy_of(best))

@@ -33,3 +33,16 @@ def test_ragged_dataset_cuts_at_max_length_and_pairs():
     batch = Collator(10, "longest", "tokens", pair=True)([pair[0], pair[1]])
     assert batch["input_ids_b"][1].tolist() == [1, 0, 0, 0, 0]
     assert batch["attention_mask_b"].sum(1).tolist() == [5, 2]
+
+
+def test_lra_nonzero_mask_also_masks_token_zero():
+    seqs = [np.array([0, 3, 0, 5]), np.array([7, 0])]
+    lengths = Collator(4, "max_length", "tokens", False)([(s, 0) for s in seqs])
+    nonzero = Collator(4, "max_length", "tokens", False, mask="lra_nonzero")(
+        [(s, 0) for s in seqs]
+    )
+    assert torch.equal(lengths["input_ids"], nonzero["input_ids"])
+    assert lengths["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert nonzero["attention_mask"].tolist() == [[0, 1, 0, 1], [1, 0, 0, 0]]
+    values = Collator(4, "max_length", "values", False, mask="lra_nonzero")([(s, 0) for s in seqs])
+    assert torch.equal(values["attention_mask"], nonzero["attention_mask"])

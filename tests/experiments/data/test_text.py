@@ -28,8 +28,11 @@ def byte_ids(text, n=None):
 
 def test_aclimdb_folder_reads_raw_utf8_bytes(tmp_path):
     write_aclimdb(tmp_path / "imdb")
-    dm = build_datamodule({"name": "text", "max_length": 10, "pad_to": "longest"},
-                          data_dir=tmp_path, batch_size=8)
+    dm = build_datamodule(
+        {"name": "text", "max_length": 10, "pad_to": "longest", "validation": "test"},
+        data_dir=tmp_path,
+        batch_size=8,
+    )
     assert (dm.vocab_size, dm.num_classes, dm.max_length) == (258, 2, 10)
     dm.setup()
     batch = next(iter(dm.test_dataloader()))
@@ -41,6 +44,22 @@ def test_aclimdb_folder_reads_raw_utf8_bytes(tmp_path):
     assert train[1][0].tolist() == byte_ids("awful \u00e9t\u00e9", 10)  # 2-byte characters
     assert [train[i][1] for i in range(4)] == [0, 0, 1, 1]
     assert len(dm.datasets["val"]) == 2  # LRA validates on test
+
+
+def test_default_validation_is_a_seeded_holdout_disjoint_from_test(tmp_path):
+    write_aclimdb(tmp_path / "imdb")
+    default = build_datamodule({"name": "text"}, data_dir=tmp_path, batch_size=8)
+    assert (default.cfg.validation, default.cfg.holdout_fraction) == ("holdout", 0.1)
+    dm = build_datamodule({"name": "text", "holdout_fraction": 0.5}, data_dir=tmp_path,
+                          batch_size=8)
+    dm.setup()
+    train, val, test = (dm.datasets[s] for s in ("train", "val", "test"))
+
+    def rows(ds):
+        return {tuple(ds[i][0].tolist()) for i in range(len(ds))}
+
+    assert (len(train), len(val), len(test)) == (2, 2, 2)
+    assert not rows(val) & rows(test) and not rows(val) & rows(train)
 
 
 def test_holdout_validation_splits_train(tmp_path):

@@ -302,3 +302,30 @@ def test_checkpointing_replays_random_feature_redraws(name: str) -> None:
     for step_plain, step_ckpt in zip(*grads):
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(step_plain, step_ckpt))
     assert all(torch.equal(a, b) for a, b in zip(*buffers))
+
+
+@pytest.mark.parametrize("name", names())
+def test_attention_dropout_reaches_only_mixers_with_attention_weights(name: str) -> None:
+    mixer = mixer_or_skip(name, dropout=0.05)
+    encoder = Encoder(mixer, vocab_size=VOCAB, hidden_dim=D, num_layers=1, attention_dropout=0.3)
+    has_scores = get_entry(name).layer_class().has_scores
+    dropout = encoder.mixer_config.get("dropout")
+    if dropout is not None:
+        assert dropout == (0.3 if has_scores else 0.05)
+    if name == "softmax":
+        assert encoder.blocks[0].mixer.dropout == 0.3  # the SDPA dropout_p on the weights
+
+
+def test_embedding_and_cls_init_std() -> None:
+    mixer = mixer_or_skip("fnet")
+    torch.manual_seed(7)
+    model = build_classifier(
+        model_config(hidden_dim=64, num_layers=1, embedding_init_std=1.0, cls_init_std=0.0),
+        mixer,
+        vocab_size=500,
+        num_classes=3,
+        max_length=N,
+        pair=False,
+    )
+    assert model.encoder.embedding.weight.std().item() == pytest.approx(1.0, rel=0.05)
+    assert torch.equal(model.encoder.cls_token, torch.zeros_like(model.encoder.cls_token))

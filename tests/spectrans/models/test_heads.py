@@ -148,3 +148,23 @@ def test_joint_refused_for_mixers_without_scores() -> None:
             pair=True,
         )
     assert "\n" not in str(info.value)
+
+
+def test_lra_pair_head_has_two_hidden_layers() -> None:
+    torch.manual_seed(3)
+    model = build_classifier(
+        config(pooling="cls", retrieval_interaction="concat2", retrieval_head="lra"),
+        softmax_or_skip(),
+        vocab_size=VOCAB,
+        num_classes=2,
+        max_length=8,
+        pair=True,
+    )
+    head = model.head
+    assert (head.dense.in_features, head.dense.out_features) == (2 * D, 16)
+    assert (head.dense2.in_features, head.dense2.out_features, head.out.in_features) == (16, 8, 8)
+    features = torch.randn(3, 2 * D)
+    expected = head.out(torch.relu(head.dense2(torch.relu(head.dense(features)))))
+    assert torch.allclose(head(features), expected)
+    ids = torch.randint(1, VOCAB, (3, 8))
+    assert model(ids, None, ids, None).shape == (3, 2)
