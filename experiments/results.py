@@ -8,7 +8,8 @@ Reads every ``metrics.json`` below the run folders (default ``runs/``, ``outputs
 ``multirun/`` and ``results/runs/``), never modifies them, and writes:
 
 - ``lra_accuracy.md`` / ``lra_accuracy.csv``: one row per variant, one column per task, each
-  cell the test accuracy in percent as mean ± sample std over seeds with the seed count ``n``;
+  cell the test accuracy (``test_acc``: the final model, the LRA protocol) in percent as
+  mean ± sample std over seeds with the seed count ``n``;
   the 5-task average (Path-X excluded) and the 6-task average where a missing or failed Path-X
   counts as 50 %; the LRA reference rows beside ours, marked as references.
 - ``efficiency.md``: parameters, train/eval tokens per second and peak memory per task and
@@ -37,6 +38,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+FEATURE_MAPS = {
+    "performer": "FAVOR+, 256 orthogonal features",
+    "lra-performer": "LRA Performer: FAVOR+ 2 features on ListOps, ReLU kernel elsewhere",
+}
+"""Performer variants are named by their feature map in the tables."""
 
 TASKS: tuple[str, ...] = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
 TASKS5: tuple[str, ...] = TASKS[:5]
@@ -247,7 +254,8 @@ def accuracy_rows(
     rows: list[dict[str, Any]] = []
     for variant in sorted(set(cells) | {v for v, _ in failed}):
         by_task = cells.get(variant, {})
-        row: dict[str, Any] = {"kind": "ours", "variant": variant, "source": "this repo"}
+        source = f"this repo ({FEATURE_MAPS[variant]})" if variant in FEATURE_MAPS else "this repo"
+        row: dict[str, Any] = {"kind": "ours", "variant": variant, "source": source}
         for task in TASKS:
             stats = by_task.get(task)
             row[f"{task}_mean"] = None if stats is None else stats.mean
@@ -339,7 +347,8 @@ def accuracy_markdown(rows: list[dict[str, Any]], excluded: list[RunRecord], pro
     lines = [
         "# LRA test accuracy (%)",
         "",
-        "Cells: mean ± sample std over seeds (n = number of seeds); a single seed has no std.",
+        "Cells: test accuracy of the final model (the LRA protocol), mean ± sample std over "
+        "seeds (n = number of seeds); a single seed has no std.",
         "**avg (5)** is the mean of the five per-task means (Path-X excluded), shown only when "
         "all five tasks have a completed run. **avg (6)** = (5 · avg (5) + Path-X) / 6, where a "
         "missing or failed Path-X counts as **50** (the S4-era convention; it applies when no "
