@@ -39,7 +39,6 @@ import datetime as dt
 import math
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -137,8 +136,7 @@ def default_specs(hidden: int, heads: int) -> list[MixerSpec]:
     for name in registry.names():
         entry = registry.get_entry(name)
         fields = entry.config_class.model_fields
-        found = re.search(r"O\([^)]*\)", entry.description)
-        claim = found.group(0) if found else ""
+        claim = entry.complexity
         config: dict[str, Any] = {"name": name, "hidden_dim": hidden}
         if "num_heads" in fields:
             config["num_heads"] = heads

@@ -54,6 +54,12 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from spectrans.config.layers.attention import (
+    DCTAttentionConfig,
+    HadamardAttentionConfig,
+    LSTAttentionConfig,
+    MixedTransformAttentionConfig,
+)
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
@@ -68,6 +74,7 @@ from spectrans.layers.spectral_filter import (
     make_transform,
     spectral_filter,
 )
+from spectrans.registry import register_mixer
 
 TransformType = Literal["dct", "dst", "hadamard", "mixed"]
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
@@ -86,7 +93,7 @@ def split_heads_evenly(num_heads: int, kinds: list[str]) -> list[str]:
     return out
 
 
-class _SpectralFilterAttention(AttentionLayer):
+class _LSTFilterAttention(AttentionLayer):
     """Shared implementation: one filter kind per head, heads batched per kind."""
 
     has_queries_keys = True
@@ -208,7 +215,15 @@ class _SpectralFilterAttention(AttentionLayer):
         return (out, None) if return_attention else out
 
 
-class LSTAttention(_SpectralFilterAttention):
+@register_mixer(
+    "lst",
+    LSTAttentionConfig,
+    family="attention",
+    complexity="O(n log n)",
+    description="linear spectral transform attention",
+    paper="Lee-Thorp et al. 2022 (FNet); spectrans LST",
+)
+class LSTAttention(_LSTFilterAttention):
     """Linear Spectral Transform attention (see the module docstring for the math).
 
     Args:
@@ -279,6 +294,14 @@ class LSTAttention(_SpectralFilterAttention):
         )
 
 
+@register_mixer(
+    "dct",
+    DCTAttentionConfig,
+    family="attention",
+    complexity="O(n log n)",
+    description="LST attention with the DCT",
+    paper="Ahmed et al. 1974 (DCT); spectrans LST",
+)
 class DCTAttention(LSTAttention):
     """LST attention with a DCT on every head.
 
@@ -329,6 +352,14 @@ class DCTAttention(LSTAttention):
         )
 
 
+@register_mixer(
+    "hadamard",
+    HadamardAttentionConfig,
+    family="attention",
+    complexity="O(n log n)",
+    description="LST attention with the Walsh-Hadamard transform",
+    paper="Fino & Algazi 1976 (FWHT); spectrans LST",
+)
 class HadamardAttention(LSTAttention):
     """LST attention with the Walsh-Hadamard transform on every head.
 
@@ -379,7 +410,15 @@ class HadamardAttention(LSTAttention):
         )
 
 
-class MixedSpectralAttention(_SpectralFilterAttention):
+@register_mixer(
+    "mixed",
+    MixedTransformAttentionConfig,
+    family="attention",
+    complexity="O(n log n)",
+    description="FFT/DCT/FWHT heads",
+    paper="spectrans mixed-transform attention",
+)
+class MixedSpectralAttention(_LSTFilterAttention):
     """Spectral-filter attention with FFT, DCT and Hadamard heads (same math per head).
 
     Heads are split over the enabled transforms (order fft, dct, hadamard) in contiguous
