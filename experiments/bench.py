@@ -70,7 +70,7 @@ from experiments.bench_report import (  # noqa: F401
 )
 from experiments.results import git_commit
 
-LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "mixed")
+LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "wavelet", "mixed")
 CPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 14))  # 256 .. 8192
 GPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 17))  # 256 .. 65536
 CSV_COLUMNS = (

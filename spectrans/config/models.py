@@ -29,7 +29,7 @@ RetrievalInteraction = Literal["concat4", "concat2"]
 """``concat4``: ``[u, v, u*v, u-v]``; ``concat2``: ``[u, v]``."""
 RetrievalEncoding = Literal["independent", "joint"]
 """``independent``: each document attends only to itself (LRA); ``joint``: one sequence."""
-TransformLSTType = Literal["dct", "dst", "hadamard", "mixed"]
+TransformLSTType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
 ActivationType = Literal["gelu", "relu"]
 
 

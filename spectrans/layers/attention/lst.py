@@ -76,7 +76,7 @@ from spectrans.layers.spectral_filter import (
 )
 from spectrans.registry import register_mixer
 
-TransformType = Literal["dct", "dst", "hadamard", "mixed"]
+TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 
 
@@ -230,7 +230,8 @@ class LSTAttention(_LSTFilterAttention):
         hidden_dim: Model width D.
         num_heads: Number of heads H.
         transform_type: ``dct`` (DCT-II), ``dst`` (DST-II), ``hadamard`` (Walsh-Hadamard,
-            zero-padded to a power of two) or ``mixed`` (heads split over dct, dst, hadamard
+            zero-padded to a power of two), ``wavelet`` (orthonormal periodic db4 DWT, 3 levels,
+            zero-padded to a multiple of 8) or ``mixed`` (heads split over dct, dst, hadamard
             in contiguous blocks, as evenly as possible).
         learnable_scale: Learn the frequency profile ``scale`` (else a fixed buffer).
         normalize: Orthonormal transforms (rounding only; ``M`` is the same).
@@ -269,12 +270,12 @@ class LSTAttention(_LSTFilterAttention):
         super().__init__()
         if transform_type == "mixed":
             kinds = split_heads_evenly(num_heads, list(_MIXED_LST_KINDS))
-        elif transform_type in _MIXED_LST_KINDS:
+        elif transform_type in (*_MIXED_LST_KINDS, "wavelet"):
             kinds = [transform_type] * num_heads
         else:
             raise ValueError(
                 f"transform_type={transform_type!r} is not supported; use 'dct', "
-                "'dst', 'hadamard' or 'mixed'"
+                "'dst', 'hadamard', 'wavelet' or 'mixed'"
             )
         self.transform_type = transform_type
         self._build(
