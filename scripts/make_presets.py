@@ -35,6 +35,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "lst-hadamard": ("lst", {"transform_type": "hadamard"}),
     "mixed": ("mixed", {}),
     "fnet": ("fnet", {}),
+    "lst-wavelet": ("lst", {"transform_type": "wavelet"}),
+    "afno": ("afno", {}),
+    "wavelet": ("wavelet", {}),
+    "fno": ("fno", {}),
+    "s4d": ("s4d", {"bidirectional": True}),
 }
 
 # LRA code configs (google-research/long-range-arena), shared/LRA.md.

@@ -156,3 +156,12 @@ def test_non_finite_loss_marks_the_run_failed(
     assert record["status"] == "failed"
     assert record["failure_reason"].startswith("train/loss became nan at step")
     assert record["steps"] <= 1 and record["test_acc"] is None
+
+
+def test_hybrid_model_runs_end_to_end(tmp_path: Path, data_dir: Path) -> None:
+    overrides = ["task=text", "attention=s4d", "model=hybrid", "model.num_layers=2"]
+    record = harness.run(_cfg(tmp_path, data_dir, overrides))
+    on_disk = json.loads((Path(record["run_dir"]) / "metrics.json").read_text())
+    assert on_disk["status"] == "completed"
+    assert on_disk["config"]["model"]["name"] == "hybrid"
+    assert on_disk["variant"] == "hybrid-s4d"
