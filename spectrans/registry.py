@@ -154,10 +154,12 @@ def entries(family: Family | None = None) -> list[RegistryEntry]:
     """Registered entries, optionally of one family.
 
     Attention first, then mixing; within a family by complexity (``O(n^2)``, ``O(n)``,
-    ``O(n log n)``), then in module order.
+    ``O(n log n)``), then by name: the order never depends on which module was imported first.
     """
     found = [e for e in _load().values() if family is None or e.family == family]
-    return sorted(found, key=lambda e: (_FAMILY_ORDER[e.family], _COMPLEXITY_ORDER[e.complexity]))
+    return sorted(
+        found, key=lambda e: (_FAMILY_ORDER[e.family], _COMPLEXITY_ORDER[e.complexity], e.name)
+    )
 
 
 def names(family: Family | None = None) -> list[str]:
