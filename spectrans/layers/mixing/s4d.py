@@ -131,13 +131,24 @@ class S4DMixing(AttentionLayer):
         return dt_a.to(cdt), a_bar.to(cdt), b_bar.to(cdt)
 
     def kernel(self, length: int, dtype: torch.dtype = torch.float32) -> Tensor:
-        """SSM kernels ``K`` ``(directions, D, length)`` by the Vandermonde product."""
+        r"""SSM kernels ``K`` ``(directions, D, length)`` by the Vandermonde product.
+
+        With ``l = a S + b`` (``S = ceil(sqrt(length))``), :math:`\bar A^l = \bar A^{aS}
+        \bar A^{b}`, so :math:`K_{aS+b} = 2\mathrm{Re}\sum_m (C \bar B \bar A^{aS})_m
+        (\bar A^{b})_m`: one batched ``(A x M) @ (M x S)`` product per channel, and only
+        ``M (A + S)`` complex exponentials instead of ``M L``.
+        """
         dt_a, _, b_bar = self.discretize(dtype)
         c = torch.view_as_complex(self.c.to(dtype).contiguous())  # (dirs, D, M)
-        steps = torch.arange(length, dtype=dtype, device=dt_a.device)  # (L,)
-        vandermonde = torch.exp(dt_a[:, :, None] * steps)  # (D, M, L)
-        k = torch.einsum("rdm,dml->rdl", c * b_bar, vandermonde)  # (dirs, D, L)
-        return 2 * k.real
+        step = max(1, math.isqrt(length - 1) + 1) if length > 1 else 1  # S
+        count = -(-length // step)  # A
+        inner = torch.arange(step, dtype=dtype, device=dt_a.device)  # (S,)
+        outer = torch.arange(count, dtype=dtype, device=dt_a.device) * step  # (A,)
+        v_inner = torch.exp(dt_a[:, :, None] * inner)  # (D, M, S)
+        v_outer = torch.exp(dt_a[:, :, None] * outer)  # (D, M, A)
+        weights = (c * b_bar)[:, :, :, None] * v_outer  # (dirs, D, M, A)
+        k = torch.einsum("rdma,dms->rdas", weights, v_inner)  # (dirs, D, A, S)
+        return 2 * k.reshape(*k.shape[:2], count * step)[..., :length].real
 
     def ssm(self, u: Tensor) -> Tensor:
         """The SSM output ``K * u (+ backward) + D u`` for ``u`` (B, N, D), before GELU."""
