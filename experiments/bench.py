@@ -39,7 +39,6 @@ import datetime as dt
 import math
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -71,7 +70,7 @@ from experiments.bench_report import (  # noqa: F401
 )
 from experiments.results import git_commit
 
-LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "mixed")
+LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "wavelet", "mixed")
 CPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 14))  # 256 .. 8192
 GPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 17))  # 256 .. 65536
 CSV_COLUMNS = (
@@ -137,8 +136,7 @@ def default_specs(hidden: int, heads: int) -> list[MixerSpec]:
     for name in registry.names():
         entry = registry.get_entry(name)
         fields = entry.config_class.model_fields
-        found = re.search(r"O\([^)]*\)", entry.description)
-        claim = found.group(0) if found else ""
+        claim = entry.complexity
         config: dict[str, Any] = {"name": name, "hidden_dim": hidden}
         if "num_heads" in fields:
             config["num_heads"] = heads

@@ -433,9 +433,9 @@ def variant_name(
     """Variant label of docs/interfaces.md §4: ``softmax``, ``lst-dct`` (attention or model)."""
     if model == "lst":
         return f"lst-{model_transform or 'dct'}"
-    if attention == "lst" and attention_transform:
-        return f"lst-{attention_transform}"
-    return str(attention)
+    label = f"lst-{attention_transform}" if attention == "lst" and attention_transform else None
+    label = label or str(attention)
+    return f"hybrid-{label}" if model == "hybrid" else label
 
 
 def task_length(max_length: int | None, resolution: int | None) -> int:

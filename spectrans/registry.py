@@ -1,7 +1,20 @@
-"""One registry from a token-mixer name to its config class and layer class.
+"""One table from a token-mixer name to its layer class, config class and facts.
 
-The names here, the ``name`` literals of the config classes and the files in
-``conf/attention/*.yaml`` are the same three lists; a test keeps them equal.
+A mixer is declared once, at its definition, with :func:`register_mixer` (after xformers'
+``register_attention(name, Config)``)::
+
+    @register_mixer("afno", AFNOMixingConfig, family="mixing", complexity="O(n log n)",
+                    paper="Guibas et al. 2022, AFNO")
+    class AFNOMixing(AttentionLayer): ...
+
+Everything else derives from this table: the discriminated config union
+(:data:`spectrans.config.layers.TokenMixerConfigUnion`), :func:`names`, the generated
+``conf/attention/<name>.yaml`` files and README's mixer table (``scripts/make_presets.py``).
+Whether a mixer can be causal is the layer class's ``supports_causal``.
+
+The table fills when the layer modules are imported; every module under
+``spectrans.layers.attention`` and ``spectrans.layers.mixing`` is imported on the first query,
+so a new mixer is one new module there and nothing else.
 
 Examples:
     >>> from spectrans.registry import build_layer, names
@@ -13,15 +26,21 @@ Examples:
 from __future__ import annotations
 
 import importlib
+import pkgutil
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from torch import nn
 
-from spectrans.config import layers as layer_configs
 from spectrans.config.core import TokenMixerConfig
 
 Family = Literal["attention", "mixing"]
+Complexity = Literal["O(n)", "O(n log n)", "O(n^2)"]
+LAYER_PACKAGES = ("spectrans.layers.attention", "spectrans.layers.mixing")
+"""Packages whose every module is imported to fill the table."""
+
+LayerT = TypeVar("LayerT", bound=type[nn.Module])
 
 
 @dataclass(frozen=True)
@@ -31,104 +50,126 @@ class RegistryEntry:
     Attributes:
         name: Registry name (``attention=<name>`` on the command line).
         family: ``attention`` (queries/keys or an attention-shaped spectral layer) or
-            ``mixing`` (parameter-light spectral mixing, no heads).
-        layer_path: ``module:ClassName`` of the layer, imported on first use.
+            ``mixing`` (spectral or state-space mixing, no heads).
+        complexity: Time in the sequence length N (the layer benchmark measures it).
         config_class: The pydantic config class whose ``name`` literal is ``name``.
+        cls: The layer class.
         description: One line for listings.
+        paper: The paper the layer follows (README's mixer table).
     """
 
     name: str
     family: Family
-    layer_path: str
+    complexity: Complexity
     config_class: type[TokenMixerConfig]
+    cls: type[nn.Module]
     description: str
+    paper: str
 
     def layer_class(self) -> type[nn.Module]:
-        """Import and return the layer class."""
-        module_name, class_name = self.layer_path.split(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        """The layer class."""
+        return self.cls
+
+    @property
+    def layer_path(self) -> str:
+        """``module:ClassName`` of the layer."""
+        return f"{self.cls.__module__}:{self.cls.__qualname__}"
+
+    @property
+    def causal(self) -> bool:
+        """Whether the layer implements ``causal=True``."""
+        return bool(getattr(self.cls, "supports_causal", False))
 
 
-_ATT = "spectrans.layers.attention"
-_MIX = "spectrans.layers.mixing"
-_ENTRIES = [
-    RegistryEntry(
-        "softmax",
-        "attention",
-        f"{_ATT}.softmax:SoftmaxAttention",
-        layer_configs.SoftmaxAttentionConfig,
-        "exact softmax attention (SDPA), O(n^2)",
-    ),
-    RegistryEntry(
-        "spectral",
-        "attention",
-        f"{_ATT}.spectral:SpectralAttention",
-        layer_configs.SpectralAttentionConfig,
-        "random Fourier feature attention, O(n)",
-    ),
-    RegistryEntry(
-        "performer",
-        "attention",
-        f"{_ATT}.spectral:PerformerAttention",
-        layer_configs.PerformerAttentionConfig,
-        "FAVOR+ positive random features, O(n)",
-    ),
-    RegistryEntry(
-        "kernel",
-        "attention",
-        f"{_ATT}.spectral:KernelAttention",
-        layer_configs.SpectralKernelAttentionConfig,
-        "kernel attention, low rank, O(n)",
-    ),
-    RegistryEntry(
-        "lst",
-        "attention",
-        f"{_ATT}.lst:LSTAttention",
-        layer_configs.LSTAttentionConfig,
-        "linear spectral transform attn, O(n log n)",
-    ),
-    RegistryEntry(
-        "dct",
-        "attention",
-        f"{_ATT}.lst:DCTAttention",
-        layer_configs.DCTAttentionConfig,
-        "LST attention with DCT, O(n log n)",
-    ),
-    RegistryEntry(
-        "hadamard",
-        "attention",
-        f"{_ATT}.lst:HadamardAttention",
-        layer_configs.HadamardAttentionConfig,
-        "LST attention with FWHT, O(n log n)",
-    ),
-    RegistryEntry(
-        "mixed",
-        "attention",
-        f"{_ATT}.lst:MixedSpectralAttention",
-        layer_configs.MixedTransformAttentionConfig,
-        "FFT/DCT/FWHT heads, O(n log n)",
-    ),
-    RegistryEntry(
-        "fnet",
-        "mixing",
-        f"{_MIX}.fourier:FourierMixing",
-        layer_configs.FNetMixingConfig,
-        "FNet 2-D Fourier mixing, O(n log n)",
-    ),
-    RegistryEntry(
-        "global_filter",
-        "mixing",
-        f"{_MIX}.global_filter:GlobalFilterMixing",
-        layer_configs.GlobalFilterMixingConfig,
-        "GFNet global filter, O(n log n)",
-    ),
-]
-REGISTRY: dict[str, RegistryEntry] = {entry.name: entry for entry in _ENTRIES}
+_FAMILY_ORDER = {"attention": 0, "mixing": 1}
+_COMPLEXITY_ORDER = {"O(n^2)": 0, "O(n)": 1, "O(n log n)": 2}
+_TABLE: dict[str, RegistryEntry] = {}
+_loaded = False
+
+
+def register_mixer(
+    name: str,
+    config_class: type[TokenMixerConfig],
+    *,
+    family: Family,
+    complexity: Complexity,
+    description: str,
+    paper: str,
+) -> Callable[[LayerT], LayerT]:
+    """Class decorator that adds a layer to the table under ``name``.
+
+    Raises:
+        ValueError: ``name`` is taken by another class, or the config's ``name`` literal is
+            not ``name``.
+    """
+    literal = getattr(config_class.model_fields.get("name"), "default", None)
+    if literal != name:
+        raise ValueError(
+            f"{config_class.__name__}.name defaults to {literal!r}; it must be {name!r} to "
+            f"register it as '{name}'"
+        )
+
+    def decorate(cls: LayerT) -> LayerT:
+        old = _TABLE.get(name)
+        if old is not None and old.layer_path != f"{cls.__module__}:{cls.__qualname__}":
+            raise ValueError(f"token mixer name '{name}' is already taken by {old.layer_path}")
+        _TABLE[name] = RegistryEntry(
+            name, family, complexity, config_class, cls, description, paper
+        )
+        return cls
+
+    return decorate
+
+
+def _load() -> dict[str, RegistryEntry]:
+    """Import every layer module once (their decorators fill the table); return the table."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for package_name in LAYER_PACKAGES:
+            package = importlib.import_module(package_name)
+            for info in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{package_name}.{info.name}")
+    return _TABLE
+
+
+class _Registry(Mapping[str, RegistryEntry]):
+    """The table as a read-only mapping that loads the layer modules on first access."""
+
+    def __getitem__(self, key: str) -> RegistryEntry:
+        return _load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(names())
+
+    def __len__(self) -> int:
+        return len(_load())
+
+
+REGISTRY: Mapping[str, RegistryEntry] = _Registry()
+"""Name -> :class:`RegistryEntry` (filled on first access)."""
+
+
+def entries(family: Family | None = None) -> list[RegistryEntry]:
+    """Registered entries, optionally of one family.
+
+    Attention first, then mixing; within a family by complexity (``O(n^2)``, ``O(n)``,
+    ``O(n log n)``), then by name: the order never depends on which module was imported first.
+    """
+    found = [e for e in _load().values() if family is None or e.family == family]
+    return sorted(
+        found, key=lambda e: (_FAMILY_ORDER[e.family], _COMPLEXITY_ORDER[e.complexity], e.name)
+    )
 
 
 def names(family: Family | None = None) -> list[str]:
-    """Registered names, optionally of one family, in registry order."""
-    return [e.name for e in _ENTRIES if family is None or e.family == family]
+    """Registered names, optionally of one family."""
+    return [e.name for e in entries(family)]
+
+
+def config_classes() -> tuple[type[TokenMixerConfig], ...]:
+    """Every registered config class, in :func:`names` order."""
+    return tuple(e.config_class for e in entries())
 
 
 def get_entry(name: str) -> RegistryEntry:
@@ -137,15 +178,18 @@ def get_entry(name: str) -> RegistryEntry:
     Raises:
         KeyError: with a sentence listing the valid names.
     """
-    if name not in REGISTRY:
+    table = _load()
+    if name not in table:
         raise KeyError(f"unknown token mixer '{name}'; choose one of: {', '.join(names())}")
-    return REGISTRY[name]
+    return table[name]
 
 
 def build_layer(config: TokenMixerConfig | dict[str, Any]) -> nn.Module:
     """Build a layer from its config (or a plain dict with a ``name`` key)."""
+    from spectrans.config.layers import parse_layer_config
+
     if isinstance(config, dict):
         if "name" in config:
             get_entry(str(config["name"]))  # clear error for an unknown name
-        config = layer_configs.parse_layer_config(config)
+        config = parse_layer_config(config)
     return get_entry(config.name).layer_class().from_config(config)

@@ -1,10 +1,11 @@
-"""Model configs: the generic encoder and the LST transformer (seed 003).
+"""Model configs: the generic encoder, the hybrid encoder and the LST transformer.
 
-Both are pydantic v2 models with ``extra="forbid"``; :data:`ModelConfigUnion` chooses one by
-``name`` (``model=encoder`` or ``model=lst`` on the command line). The token mixer of the
-generic encoder is a separate config (any :data:`spectrans.config.TokenMixerConfigUnion`);
-``hidden_dim`` and ``max_sequence_length`` of that mixer config are overwritten from the model
-config by :func:`spectrans.models.build_classifier`.
+All are pydantic v2 models with ``extra="forbid"``; :data:`ModelConfigUnion` chooses one by
+``name`` (``model=encoder``, ``model=hybrid`` or ``model=lst`` on the command line). The token
+mixer of the generic encoder is a separate config (any
+:data:`spectrans.config.TokenMixerConfigUnion`); ``hidden_dim`` and ``max_sequence_length``
+of that mixer config are overwritten from the model config by
+:func:`spectrans.models.build_classifier`.
 
 Examples:
     >>> from pydantic import TypeAdapter
@@ -32,7 +33,7 @@ RetrievalHead = Literal["mlp", "lra"]
 -> Dense(C)`` (LRA's ``classifier_head_dual``)."""
 RetrievalEncoding = Literal["independent", "joint"]
 """``independent``: each document attends only to itself (LRA); ``joint``: one sequence."""
-TransformLSTType = Literal["dct", "dst", "hadamard", "mixed"]
+TransformLSTType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
 ActivationType = Literal["gelu", "relu"]
 
 
@@ -136,11 +137,41 @@ class LSTModelConfig(_ModelCommon):
         return self
 
 
-ModelConfigUnion = Annotated[EncoderModelConfig | LSTModelConfig, Field(discriminator="name")]
+class HybridModelConfig(EncoderModelConfig):
+    """Encoder whose blocks interleave the token mixer with softmax attention.
+
+    Block ``i`` (0-based) uses softmax attention when ``(i + 1) % attention_every == 0`` and the
+    configured token mixer otherwise (``attention_every=2``: mixer, softmax, mixer, ...;
+    ``attention_every=1``: softmax only).
+
+    Attributes:
+        name: ``"hybrid"``.
+        attention_every: Period of the softmax blocks.
+        attention_heads: Heads of the softmax blocks.
+    """
+
+    name: Literal["hybrid"] = "hybrid"  # type: ignore[assignment]
+    attention_every: int = Field(2, ge=1)
+    attention_heads: int = Field(4, gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> HybridModelConfig:
+        if self.hidden_dim % self.attention_heads != 0:
+            raise ValueError(
+                f"hidden_dim ({self.hidden_dim}) must be divisible by attention_heads "
+                f"({self.attention_heads}); change model.hidden_dim or model.attention_heads"
+            )
+        return self
+
+
+ModelConfigUnion = Annotated[
+    EncoderModelConfig | LSTModelConfig | HybridModelConfig, Field(discriminator="name")
+]
 """Any model config, chosen by ``name``."""
 
 __all__ = [
     "EncoderModelConfig",
+    "HybridModelConfig",
     "LSTModelConfig",
     "ModelConfigUnion",
     "PoolingType",

@@ -14,6 +14,9 @@ Kinds (``kind`` strings) and their coefficients for ``N`` samples:
   top-left ``N x N`` block of the ``P x P`` filter).
 - ``fft``: real FFT, ``N // 2 + 1`` bins with real gains, i.e. a circular convolution with a
   symmetric kernel.
+- ``wavelet``: orthonormal periodic 3-level db4 DWT on the signal zero-padded to a multiple
+  of 8 (:class:`~spectrans.transforms.wavelet.WaveletTransform`), cropped back like
+  ``hadamard``; an orthogonal ``T``, so ``T^{-1} = T^T``. Coefficients run coarse to fine.
 
 Gains are stored as a profile over normalised frequency: a row of ``L`` values
 (``L = max_sequence_length``) sampled at :math:`f_j = j / (L - 1) \in [0, 1]` (0 = DC,
@@ -56,8 +59,11 @@ from spectrans.transforms.cosine import alternating_signs, makhoul_reorder, makh
 from spectrans.transforms.fft import causal_conv
 from spectrans.transforms.hadamard import next_power_of_two, sequency
 from spectrans.transforms.modules import DCT, DST, FFTTransform, HadamardTransform
+from spectrans.transforms.wavelet import WaveletTransform
 
-FILTER_KINDS = ("dct", "dct3", "dst", "hadamard", "fft")
+FILTER_KINDS = ("dct", "dct3", "dst", "hadamard", "fft", "wavelet")
+WAVELET_KIND = ("db4", 3)
+"""Wavelet and levels of the ``wavelet`` kind."""
 
 
 def make_transform(kind: str, normalized: bool = True) -> nn.Module:
@@ -77,6 +83,8 @@ def make_transform(kind: str, normalized: bool = True) -> nn.Module:
         return HadamardTransform(normalized, dim=-2)
     if kind == "fft":
         return FFTTransform(norm, dim=-2)
+    if kind == "wavelet":  # orthonormal whatever ``normalized`` says: T^-1 = T^T
+        return WaveletTransform(*WAVELET_KIND, dim=-2)
     raise ValueError(f"unknown filter kind {kind!r}; use one of {FILTER_KINDS}")
 
 
@@ -97,6 +105,8 @@ def coefficient_gains(profile: Tensor, kind: str, n: int) -> Tensor:
     if kind == "hadamard":
         p = next_power_of_two(n)
         return resample_profile(profile, p)[:, sequency(p, profile.device)]  # natural order
+    if kind == "wavelet":  # coarse to fine: a_J, d_J, ..., d_1
+        return resample_profile(profile, WaveletTransform(*WAVELET_KIND).num_frequencies(n))
     return resample_profile(profile, n)
 
 

@@ -11,7 +11,12 @@ from pydantic import TypeAdapter
 from torch import nn
 
 from spectrans.config.core import TokenMixerConfig
-from spectrans.config.models import EncoderModelConfig, LSTModelConfig, ModelConfigUnion
+from spectrans.config.models import (
+    EncoderModelConfig,
+    HybridModelConfig,
+    LSTModelConfig,
+    ModelConfigUnion,
+)
 from spectrans.config.patterns import joint_patterns
 from spectrans.models.base import LENGTH_KEY, BaseModel
 from spectrans.models.encoder import Encoder, mixer_fields
@@ -21,6 +26,7 @@ from spectrans.models.heads import (
     SequenceClassifier,
     pool,
 )
+from spectrans.models.hybrid import AlternatingTransformer, HybridEncoder
 from spectrans.models.lst import LSTDecoder, LSTEncoder, LSTTransformer, lst_kwargs
 
 _MODEL_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelConfigUnion)
@@ -35,7 +41,7 @@ def _check_max_length(max_length: int, limit: int, what: str) -> None:
 
 
 def build_classifier(
-    model_cfg: EncoderModelConfig | LSTModelConfig | dict[str, Any],
+    model_cfg: EncoderModelConfig | HybridModelConfig | LSTModelConfig | dict[str, Any],
     mixer_cfg: TokenMixerConfig | dict[str, Any] | None,
     *,
     vocab_size: int,
@@ -104,7 +110,8 @@ def build_classifier(
                 max_length, model_cfg.max_sequence_length, "the learned positional encoding"
             )
         joint = pair and model_cfg.retrieval_encoding == "joint"
-        encoder = Encoder.from_config(
+        encoder_class = HybridEncoder if model_cfg.name == "hybrid" else Encoder
+        encoder = encoder_class.from_config(
             model_cfg,
             mixer_cfg,
             vocab_size=vocab_size if input_type == "tokens" else None,
@@ -132,6 +139,8 @@ def build_classifier(
 
 
 __all__ = [
+    "AlternatingTransformer",
+    "HybridEncoder",
     "BaseModel",
     "ClassifierHead",
     "DualEncoderClassifier",

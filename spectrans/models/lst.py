@@ -55,7 +55,7 @@ class LSTEncoder(Encoder):
         hidden_dim: Model width D.
         num_layers: Number of blocks.
         max_sequence_length: Most tokens accepted (where a limit exists).
-        transform_type: ``dct`` | ``dst`` | ``hadamard`` | ``mixed``.
+        transform_type: ``dct`` | ``dst`` | ``hadamard`` | ``wavelet`` | ``mixed``.
         use_conv_bias: Bias in the LST projections.
         ffn_hidden_dim: Feed-forward width (None: ``4 * hidden_dim``).
         dropout: Dropout probability.
@@ -140,7 +140,7 @@ class LSTTransformer(LSTEncoder):
         hidden_dim: Model width D.
         num_layers: Number of blocks.
         max_sequence_length: Most tokens accepted (where a limit exists).
-        transform_type: ``dct`` | ``dst`` | ``hadamard`` | ``mixed``.
+        transform_type: ``dct`` | ``dst`` | ``hadamard`` | ``wavelet`` | ``mixed``.
         use_conv_bias: Bias in the LST projections.
         num_classes: Number of classes; None means no head.
         ffn_hidden_dim: Feed-forward width (None: ``4 * hidden_dim``).
@@ -234,7 +234,7 @@ class LSTDecoder(LSTEncoder):
         hidden_dim: Model width D.
         num_layers: Number of blocks.
         max_sequence_length: Most tokens accepted (where a limit exists).
-        transform_type: ``dct`` | ``dst`` | ``hadamard`` | ``mixed``.
+        transform_type: ``dct`` | ``dst`` | ``hadamard`` | ``wavelet`` | ``mixed``.
         causal: Build causal mixers (refused by a transform that cannot be causal).
         use_conv_bias: Bias in the LST projections.
         ffn_hidden_dim: Feed-forward width (None: ``4 * hidden_dim``).

@@ -9,10 +9,17 @@ from spectrans.transforms.cosine import dct, dst, idct, idst
 from spectrans.transforms.fft import causal_conv, circular_conv, fourier_mix_2d
 from spectrans.transforms.hadamard import fwht, next_power_of_two, sequency
 from spectrans.transforms.modules import DCT, DST, FFTTransform, HadamardTransform
+from spectrans.transforms.wavelet import DWT1D, WaveletTransform, dwt, idwt, wavedec, waverec
 
 __all__ = [
     "DCT",
     "DST",
+    "DWT1D",
+    "WaveletTransform",
+    "dwt",
+    "idwt",
+    "wavedec",
+    "waverec",
     "FFTTransform",
     "HadamardTransform",
     "causal_conv",

@@ -203,3 +203,12 @@ def test_test_acc_is_the_final_model_and_best_val_checkpoint_is_second(
     best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
     assert record["test_acc"] == pytest.approx(accuracy_of(run_dir / "checkpoints" / "last.ckpt"))
     assert record["test_acc_best_val"] == pytest.approx(accuracy_of(best))
+
+
+def test_hybrid_model_runs_end_to_end(tmp_path: Path, data_dir: Path) -> None:
+    overrides = ["task=text", "attention=s4d", "model=hybrid", "model.num_layers=2"]
+    record = harness.run(_cfg(tmp_path, data_dir, overrides))
+    on_disk = json.loads((Path(record["run_dir"]) / "metrics.json").read_text())
+    assert on_disk["status"] == "completed"
+    assert on_disk["config"]["model"]["name"] == "hybrid"
+    assert on_disk["variant"] == "hybrid-s4d"

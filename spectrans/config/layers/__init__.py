@@ -1,8 +1,12 @@
-"""Layer configs and their discriminated union (on ``name``)."""
+"""Layer configs and their discriminated union (on ``name``).
+
+The union is derived from :mod:`spectrans.registry` (every registered config class), so it is
+built on first access: ``TokenMixerConfigUnion`` is a module attribute computed then.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
@@ -16,46 +20,61 @@ from spectrans.config.layers.attention import (
     SpectralAttentionConfig,
     SpectralKernelAttentionConfig,
 )
-from spectrans.config.layers.mixing import FNetMixingConfig, GlobalFilterMixingConfig
+from spectrans.config.layers.mixing import (
+    AFNOMixingConfig,
+    FNetMixingConfig,
+    FNOMixingConfig,
+    GlobalFilterMixingConfig,
+    S4DMixingConfig,
+    WaveletMixingConfig,
+)
 
-TokenMixerConfigUnion = Annotated[
-    SoftmaxAttentionConfig
-    | SpectralAttentionConfig
-    | PerformerAttentionConfig
-    | SpectralKernelAttentionConfig
-    | LSTAttentionConfig
-    | DCTAttentionConfig
-    | HadamardAttentionConfig
-    | MixedTransformAttentionConfig
-    | FNetMixingConfig
-    | GlobalFilterMixingConfig,
-    Field(discriminator="name"),
-]
-"""Any token-mixer config, chosen by its ``name``."""
+_ADAPTERS: dict[tuple[type, ...], TypeAdapter[Any]] = {}
 
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(TokenMixerConfigUnion)
+
+def token_mixer_config_union() -> Any:
+    """``Annotated[A | B | ..., Field(discriminator="name")]`` over every registered config."""
+    from spectrans.registry import config_classes
+
+    return Annotated[Union[config_classes()], Field(discriminator="name")]  # noqa: UP007
 
 
 def parse_layer_config(data: dict[str, Any]) -> Any:
-    """Validate a plain dict into the config class its ``name`` selects.
+    """Validate a plain dict into the registered config class its ``name`` selects.
 
     Raises:
         pydantic.ValidationError: unknown name, unknown key, or a bad value.
     """
-    return _ADAPTER.validate_python(data)
+    from spectrans.registry import config_classes
+
+    key = config_classes()
+    if key not in _ADAPTERS:
+        _ADAPTERS[key] = TypeAdapter(token_mixer_config_union())
+    return _ADAPTERS[key].validate_python(data)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TokenMixerConfigUnion":
+        return token_mixer_config_union()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
+    "AFNOMixingConfig",
     "DCTAttentionConfig",
+    "FNOMixingConfig",
     "FNetMixingConfig",
     "GlobalFilterMixingConfig",
     "HadamardAttentionConfig",
     "LSTAttentionConfig",
     "MixedTransformAttentionConfig",
     "PerformerAttentionConfig",
+    "S4DMixingConfig",
     "SoftmaxAttentionConfig",
     "SpectralAttentionConfig",
     "SpectralKernelAttentionConfig",
     "TokenMixerConfigUnion",
+    "WaveletMixingConfig",
     "parse_layer_config",
+    "token_mixer_config_union",
 ]

@@ -26,7 +26,7 @@ from spectrans.config.core import AttentionLayerConfig
 
 KernelType = Literal["gaussian", "softmax"]
 SpectralKernelType = Literal["gaussian", "polynomial", "spectral"]
-TransformLSTType = Literal["dct", "dst", "hadamard", "mixed"]
+TransformLSTType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
 
 
 class _UseBiasMixin(AttentionLayerConfig):
@@ -112,7 +112,7 @@ class LSTAttentionConfig(_UseBiasMixin):
     """Configuration for Linear Spectral Transform attention.
 
     Attributes:
-        transform_type: 'dct', 'dst', 'hadamard' or 'mixed' (a transform per head).
+        transform_type: 'dct', 'dst', 'hadamard', 'wavelet' or 'mixed' (a transform per head).
         learnable_scale: Learnable diagonal scaling over frequencies.
         normalize: Orthonormal transforms (norm="ortho").
         max_sequence_length: Number of frequencies the learned scaling is built for.

@@ -56,6 +56,12 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from spectrans.config.layers.attention import (
+    DCTAttentionConfig,
+    HadamardAttentionConfig,
+    LSTAttentionConfig,
+    MixedTransformAttentionConfig,
+)
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
@@ -70,8 +76,9 @@ from spectrans.layers.spectral_filter import (
     make_transform,
     spectral_filter,
 )
+from spectrans.registry import register_mixer
 
-TransformType = Literal["dct", "dst", "hadamard", "mixed"]
+TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 
 
@@ -88,7 +95,7 @@ def split_heads_evenly(num_heads: int, kinds: list[str]) -> list[str]:
     return out
 
 
-class _SpectralFilterAttention(AttentionLayer):
+class _LSTFilterAttention(AttentionLayer):
     """Shared implementation: one filter kind per head, heads batched per kind."""
 
     has_queries_keys = True
@@ -210,14 +217,23 @@ class _SpectralFilterAttention(AttentionLayer):
         return (out, None) if return_attention else out
 
 
-class LSTAttention(_SpectralFilterAttention):
+@register_mixer(
+    "lst",
+    LSTAttentionConfig,
+    family="attention",
+    complexity="O(n log n)",
+    description="linear spectral transform attention",
+    paper="Lee-Thorp et al. 2022 (FNet); spectrans LST",
+)
+class LSTAttention(_LSTFilterAttention):
     """Linear Spectral Transform attention (see the module docstring for the math).
 
     Args:
         hidden_dim: Model width D.
         num_heads: Number of heads H.
         transform_type: ``dct`` (DCT-II), ``dst`` (DST-II), ``hadamard`` (Walsh-Hadamard,
-            zero-padded to a power of two) or ``mixed`` (heads split over dct, dst, hadamard
+            zero-padded to a power of two), ``wavelet`` (orthonormal periodic db4 DWT, 3 levels,
+            zero-padded to a multiple of 8) or ``mixed`` (heads split over dct, dst, hadamard
             in contiguous blocks, as evenly as possible).
         learnable_scale: Learn the frequency profile ``scale`` (else a fixed buffer).
         normalize: Orthonormal transforms (rounding only; ``M`` is the same).
@@ -256,12 +272,12 @@ class LSTAttention(_SpectralFilterAttention):
         super().__init__()
         if transform_type == "mixed":
             kinds = split_heads_evenly(num_heads, list(_MIXED_LST_KINDS))
-        elif transform_type in _MIXED_LST_KINDS:
+        elif transform_type in (*_MIXED_LST_KINDS, "wavelet"):
             kinds = [transform_type] * num_heads
         else:
             raise ValueError(
                 f"transform_type={transform_type!r} is not supported; use 'dct', "
-                "'dst', 'hadamard' or 'mixed'"
+                "'dst', 'hadamard', 'wavelet' or 'mixed'"
             )
         self.transform_type = transform_type
         self._build(
@@ -281,6 +297,14 @@ class LSTAttention(_SpectralFilterAttention):
         )
 
 
+@register_mixer(
+    "dct",
+    DCTAttentionConfig,
+    family="attention",
+    complexity="O(n log n)",
+    description="LST attention with the DCT",
+    paper="Ahmed et al. 1974 (DCT); spectrans LST",
+)
 class DCTAttention(LSTAttention):
     """LST attention with a DCT on every head.
 
@@ -331,6 +355,14 @@ class DCTAttention(LSTAttention):
         )
 
 
+@register_mixer(
+    "hadamard",
+    HadamardAttentionConfig,
+    family="attention",
+    complexity="O(n log n)",
+    description="LST attention with the Walsh-Hadamard transform",
+    paper="Fino & Algazi 1976 (FWHT); spectrans LST",
+)
 class HadamardAttention(LSTAttention):
     """LST attention with the Walsh-Hadamard transform on every head.
 
@@ -381,7 +413,15 @@ class HadamardAttention(LSTAttention):
         )
 
 
-class MixedSpectralAttention(_SpectralFilterAttention):
+@register_mixer(
+    "mixed",
+    MixedTransformAttentionConfig,
+    family="attention",
+    complexity="O(n log n)",
+    description="FFT/DCT/FWHT heads",
+    paper="spectrans mixed-transform attention",
+)
+class MixedSpectralAttention(_LSTFilterAttention):
     """Spectral-filter attention with FFT, DCT and Hadamard heads (same math per head).
 
     Heads are split over the enabled transforms (order fft, dct, hadamard) in contiguous

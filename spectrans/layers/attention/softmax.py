@@ -19,6 +19,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from spectrans.config.layers.attention import SoftmaxAttentionConfig
 from spectrans.layers.alibi import alibi_bias
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
 from spectrans.layers.attention.projections import (
@@ -26,8 +27,17 @@ from spectrans.layers.attention.projections import (
     merge_heads,
     project_qkv,
 )
+from spectrans.registry import register_mixer
 
 
+@register_mixer(
+    "softmax",
+    SoftmaxAttentionConfig,
+    family="attention",
+    complexity="O(n^2)",
+    description="exact softmax attention (SDPA)",
+    paper="Vaswani et al. 2017, Attention is all you need",
+)
 class SoftmaxAttention(AttentionLayer):
     """Multi-head scaled dot-product attention (exact, O(n^2) time and memory).
 

@@ -30,6 +30,11 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from spectrans.config.layers.attention import (
+    PerformerAttentionConfig,
+    SpectralAttentionConfig,
+    SpectralKernelAttentionConfig,
+)
 from spectrans.kernels import (
     FeatureMap,
     GaussianRFF,
@@ -46,6 +51,7 @@ from spectrans.layers.attention.projections import (
     merge_heads,
     project_qkv,
 )
+from spectrans.registry import register_mixer
 
 
 class _FeatureAttention(AttentionLayer):
@@ -107,6 +113,14 @@ class _FeatureAttention(AttentionLayer):
         return (out, None) if return_attention else out
 
 
+@register_mixer(
+    "spectral",
+    SpectralAttentionConfig,
+    family="attention",
+    complexity="O(n)",
+    description="random Fourier feature (RFF) attention",
+    paper="Rahimi & Recht 2007; Peng et al. 2021, Random feature attention",
+)
 class SpectralAttention(_FeatureAttention):
     """Multi-head attention through random Fourier features (RFF).
 
@@ -188,6 +202,14 @@ class SpectralAttention(_FeatureAttention):
             )
 
 
+@register_mixer(
+    "performer",
+    PerformerAttentionConfig,
+    family="attention",
+    complexity="O(n)",
+    description="FAVOR+ positive random features",
+    paper="Choromanski et al. 2021, Rethinking attention with Performers",
+)
 class PerformerAttention(SpectralAttention):
     """Performer attention: FAVOR+ positive (orthogonal) random features of softmax.
 
@@ -260,6 +282,14 @@ class PerformerAttention(SpectralAttention):
             )
 
 
+@register_mixer(
+    "kernel",
+    SpectralKernelAttentionConfig,
+    family="attention",
+    complexity="O(n)",
+    description="low-rank kernel attention",
+    paper="Katharopoulos et al. 2020, Transformers are RNNs",
+)
 class KernelAttention(_FeatureAttention):
     """Linear attention with a chosen kernel and low-rank feature map.
 

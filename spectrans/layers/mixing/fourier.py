@@ -13,10 +13,20 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from spectrans.config.layers.mixing import FNetMixingConfig
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.registry import register_mixer
 from spectrans.transforms.fft import fourier_mix_2d
 
 
+@register_mixer(
+    "fnet",
+    FNetMixingConfig,
+    family="mixing",
+    complexity="O(n log n)",
+    description="FNet 2-D Fourier mixing",
+    paper="Lee-Thorp et al. 2022, FNet",
+)
 class FourierMixing(AttentionLayer):
     """FNet token mixing: real part of the 2-D FFT over (sequence, hidden).
 

@@ -25,11 +25,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from spectrans.config.layers.mixing import GlobalFilterMixingConfig
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
 from spectrans.layers.spectral_filter import resample_profile
+from spectrans.registry import register_mixer
 from spectrans.transforms.fft import causal_conv
 
 
+@register_mixer(
+    "global_filter",
+    GlobalFilterMixingConfig,
+    family="mixing",
+    complexity="O(n log n)",
+    description="GFNet global filter",
+    paper="Rao et al. 2021, GFNet",
+)
 class GlobalFilterMixing(AttentionLayer):
     """Learned complex filter over the rFFT bins of the sequence, one per channel.
 

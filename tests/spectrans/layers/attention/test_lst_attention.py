@@ -47,6 +47,13 @@ def _dense_filter(kind: str, profile: np.ndarray, n: int) -> np.ndarray:
         full = bins[np.minimum(np.arange(n), n - np.arange(n))]
         F = np.fft.fft(np.eye(n), axis=0)
         return np.real(np.linalg.inv(F) @ np.diag(full) @ F)
+    if kind == "wavelet":  # PyWavelets' orthonormal periodized db4, 3 levels, on n padded to 8k
+        import pywt
+
+        p = -(-n // 8) * 8
+        cols = [np.concatenate(pywt.wavedec(e, "db4", "periodization", 3)) for e in np.eye(p)]
+        T = np.stack(cols, axis=1)  # (p, p): column j = T e_j
+        return (T.T @ np.diag(_interp(profile, p)) @ T)[:n, :n]
     raise AssertionError(kind)
 
 
@@ -82,7 +89,7 @@ def _oracle(layer, x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
 
 
 def _layer(transform: str, causal: bool = False, heads: int = 3):
-    if transform in ("dct", "dst", "hadamard", "mixed"):
+    if transform in ("dct", "dst", "hadamard", "wavelet", "mixed"):
         layer = LSTAttention(
             12, heads, transform, causal=causal, max_sequence_length=16, init_weights="truncnormal"
         )
@@ -101,7 +108,7 @@ def _layer(transform: str, causal: bool = False, heads: int = 3):
     return layer.double()
 
 
-TRANSFORMS = ["dct", "dst", "hadamard", "mixed", "dct3", "mixedfft"]
+TRANSFORMS = ["dct", "dst", "hadamard", "wavelet", "mixed", "dct3", "mixedfft"]
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
@@ -144,7 +151,7 @@ def test_causal_exact_float32(transform: str) -> None:
     assert (y1[:, t + 1 :] - y2[:, t + 1 :]).abs().max() > 1e-3  # the future does matter later
 
 
-@pytest.mark.parametrize("transform", ["dct", "dst", "hadamard", "mixed"])
+@pytest.mark.parametrize("transform", ["dct", "dst", "hadamard", "wavelet", "mixed"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_scale_varies_by_frequency_and_gets_gradients(transform: str, causal: bool) -> None:
     layer = LSTAttention(16, 4, transform, causal=causal, max_sequence_length=32)

@@ -1,0 +1,173 @@
+r"""S4D: a diagonal state-space token mixer (Gu, Gupta, Goel, Ré 2022).
+
+Per channel :math:`h` (``D`` channels, independent), a continuous diagonal system with
+:math:`M = N/2` complex modes (``N = state_dim``; the conjugate modes make the output real)
+
+.. math::  x'(t) = A x(t) + B u(t), \qquad y(t) = 2\,\mathrm{Re}(C x(t)) + D_h u(t),
+
+:math:`A = \mathrm{diag}(-e^{\alpha} + i\,\omega)`, :math:`B = 1`, :math:`C \in \mathbb{C}^M`
+learned, is discretised by zero-order hold with a learned step :math:`\Delta = e^{\log\Delta}`:
+
+.. math::  \bar A = e^{\Delta A}, \qquad \bar B = (\bar A - 1) A^{-1} B, \qquad
+    x_{k+1} = \bar A x_k + \bar B u_k, \quad y_k = 2\,\mathrm{Re}(C x_{k+1}) + D_h u_k,
+
+from :math:`x_0 = 0`. Unrolled, :math:`y = K * u + D_h u` with the kernel
+
+.. math::  K_l = 2\,\mathrm{Re}\Big(\sum_m C_m \bar B_m \bar A_m^{\,l}\Big), \qquad l = 0..L-1,
+
+a Vandermonde product :math:`(C \bar B)\,V` with :math:`V_{ml} = e^{l \Delta A_m}`, applied as
+a causal convolution by a zero-padded FFT (:func:`~spectrans.transforms.fft.causal_conv`):
+``O(D M L)`` for the kernel and ``O(D L log L)`` for the convolution. Unidirectional S4D is
+causal exactly. ``bidirectional=True`` adds a second output matrix :math:`C'` run backwards
+in time, :math:`y = K * u + \mathrm{flip}(K' * \mathrm{flip}(u)) + D_h u` (not causal).
+
+Init (``init``): :math:`\alpha = \log \tfrac12` (real part :math:`-\tfrac12`);
+S4D-Lin :math:`\omega_m = \pi m`; S4D-Inv :math:`\omega_m = \tfrac{N}{\pi}
+\big(\tfrac{N}{2m+1} - 1\big)`; :math:`C` complex normal (variance 1), :math:`D_h \sim N(0,1)`,
+:math:`\log\Delta \sim U[\log\Delta_{min}, \log\Delta_{max}]`. The layer output is
+``Linear(GELU(y))`` (the S4 block's activation and output projection).
+
+Masking: padded positions are zero inputs (:math:`u_j = m_j x_j`); a zero input adds nothing
+to the state, so padding, wherever it is (also after the real tokens under
+``bidirectional``), cannot reach a real output. Outputs at padded positions are zeroed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spectrans.config.layers.mixing import S4DMixingConfig
+from spectrans.layers.attention.base import AttentionLayer, check_input, init_linear, zero_masked
+from spectrans.registry import register_mixer
+from spectrans.transforms.fft import causal_conv
+
+
+def s4d_imaginary(state_dim: int, init: str) -> Tensor:
+    r"""Imaginary parts :math:`\omega_m` of the ``state_dim // 2`` modes (S4D-Lin / S4D-Inv)."""
+    m = torch.arange(state_dim // 2, dtype=torch.float64)
+    if init == "lin":
+        return math.pi * m
+    if init == "inv":
+        return state_dim / math.pi * (state_dim / (2 * m + 1) - 1)
+    raise ValueError(f"init must be 'lin' or 'inv', got {init!r}")
+
+
+@register_mixer(
+    "s4d",
+    S4DMixingConfig,
+    family="mixing",
+    complexity="O(n log n)",
+    description="diagonal state-space model (S4D), FFT convolution",
+    paper="Gu et al. 2022, On the parameterization and initialization of diagonal SSMs",
+)
+class S4DMixing(AttentionLayer):
+    """S4D: per-channel diagonal SSM kernel by a Vandermonde product, applied by FFT.
+
+    Args:
+        hidden_dim: Model width D (number of independent SSM channels).
+        dropout: Dropout after the activation.
+        causal: Causal mixing (requires ``bidirectional=False``; unidirectional is causal).
+        init_weights: Init mode of the output projection.
+        state_dim: State size N (``N // 2`` complex modes).
+        init: ``lin`` or ``inv``.
+        bidirectional: Add a backward-in-time kernel.
+        dt_min: Smallest initial step.
+        dt_max: Largest initial step.
+
+    Attributes:
+        log_dt: ``(D,)``; log_a_real: ``(D, M)``; a_imag: ``(D, M)``;
+        c: ``(directions, D, M, 2)``; d: ``(D,)``; out_proj: ``Linear(D, D)``.
+    """
+
+    has_queries_keys = False
+    has_scores = False
+    supports_causal = True
+
+    def __init__(
+        self,
+        hidden_dim: int = 512,
+        dropout: float = 0.0,
+        causal: bool = False,
+        init_weights: str = "truncnormal002",
+        state_dim: int = 64,
+        init: str = "lin",
+        bidirectional: bool = False,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.check_options(causal=causal, dropout=dropout)
+        if causal and bidirectional:
+            self._refuse("causal", causal, "bidirectional=True looks at future tokens")
+        if state_dim < 2:
+            raise ValueError(f"state_dim must be >= 2, got {state_dim}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max, got {dt_min} and {dt_max}")
+        self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
+        self.state_dim, self.bidirectional = state_dim, bidirectional
+        modes, directions = state_dim // 2, 2 if bidirectional else 1
+        log_dt = torch.rand(hidden_dim) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        self.log_dt = nn.Parameter(log_dt)  # (D,)
+        self.log_a_real = nn.Parameter(torch.full((hidden_dim, modes), math.log(0.5)))
+        imag = s4d_imaginary(state_dim, init).float()
+        self.a_imag = nn.Parameter(imag.expand(hidden_dim, modes).clone())  # (D, M)
+        self.c = nn.Parameter(torch.randn(directions, hidden_dim, modes, 2) * math.sqrt(0.5))
+        self.d = nn.Parameter(torch.randn(hidden_dim))  # (D,)
+        self.out_proj = nn.Linear(hidden_dim, hidden_dim)
+        init_linear(self.out_proj, init_weights)
+        self.dropout = nn.Dropout(dropout)
+
+    def discretize(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+        """ZOH: ``(dtA, Abar, Bbar)``, each ``(D, M)`` complex of precision ``dtype``."""
+        cdt = torch.complex128 if dtype == torch.float64 else torch.complex64
+        a = torch.complex(-torch.exp(self.log_a_real.to(dtype)), self.a_imag.to(dtype))  # (D, M)
+        dt_a = a * torch.exp(self.log_dt.to(dtype))[:, None]  # (D, M)
+        a_bar = torch.exp(dt_a)
+        b_bar = (a_bar - 1) / a  # B = 1
+        return dt_a.to(cdt), a_bar.to(cdt), b_bar.to(cdt)
+
+    def kernel(self, length: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        r"""SSM kernels ``K`` ``(directions, D, length)`` by the Vandermonde product.
+
+        With ``l = a S + b`` (``S = ceil(sqrt(length))``), :math:`\bar A^l = \bar A^{aS}
+        \bar A^{b}`, so :math:`K_{aS+b} = 2\mathrm{Re}\sum_m (C \bar B \bar A^{aS})_m
+        (\bar A^{b})_m`: one batched ``(A x M) @ (M x S)`` product per channel, and only
+        ``M (A + S)`` complex exponentials instead of ``M L``.
+        """
+        dt_a, _, b_bar = self.discretize(dtype)
+        c = torch.view_as_complex(self.c.to(dtype).contiguous())  # (dirs, D, M)
+        step = max(1, math.isqrt(length - 1) + 1) if length > 1 else 1  # S
+        count = -(-length // step)  # A
+        inner = torch.arange(step, dtype=dtype, device=dt_a.device)  # (S,)
+        outer = torch.arange(count, dtype=dtype, device=dt_a.device) * step  # (A,)
+        v_inner = torch.exp(dt_a[:, :, None] * inner)  # (D, M, S)
+        v_outer = torch.exp(dt_a[:, :, None] * outer)  # (D, M, A)
+        weights = (c * b_bar)[:, :, :, None] * v_outer  # (dirs, D, M, A)
+        k = torch.einsum("rdma,dms->rdas", weights, v_inner)  # (dirs, D, A, S)
+        return 2 * k.reshape(*k.shape[:2], count * step)[..., :length].real
+
+    def ssm(self, u: Tensor) -> Tensor:
+        """The SSM output ``K * u (+ backward) + D u`` for ``u`` (B, N, D), before GELU."""
+        n = u.shape[1]
+        k = self.kernel(n, u.dtype)  # (dirs, D, N)
+        y = causal_conv(u, k[0].T, dim=-2, exact=u.dtype == torch.float64)  # (B, N, D)
+        if self.bidirectional:
+            back = causal_conv(u.flip(1), k[1].T, dim=-2, exact=u.dtype == torch.float64)
+            y = y + back.flip(1)  # (B, N, D)
+        return y + u * self.d.to(u.dtype)
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, None]:
+        """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
+        mask = check_input(x, mask)
+        compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+        u = zero_masked(x, mask).to(compute)  # (B, N, D)
+        y = self.dropout(F.gelu(self.ssm(u)))  # (B, N, D)
+        out = self.out_proj(y.to(x.dtype))  # (B, N, D)
+        out = zero_masked(out, mask)
+        return (out, None) if return_attention else out

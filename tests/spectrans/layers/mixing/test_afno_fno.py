@@ -1,0 +1,100 @@
+"""AFNO and FNO mixing against dense DFT-matrix references in float64; masks exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spectrans.layers.mixing.afno import AFNOMixing
+from spectrans.layers.mixing.fno import FNOMixing
+from spectrans.registry import build_layer
+
+
+def _dft(n: int) -> np.ndarray:
+    """Orthonormal forward DFT rows for the rFFT bins: (n//2+1, n)."""
+    k = np.arange(n // 2 + 1)[:, None]
+    return np.exp(-2j * np.pi * k * np.arange(n)[None] / n) / np.sqrt(n)
+
+
+def _idft_real(z: np.ndarray, n: int) -> np.ndarray:
+    """y_t = n^{-1/2} sum_k c_k Re(Z_k e^{2 pi i k t / n}) over the given bins; z (B, K, D)."""
+    k = np.arange(z.shape[1])
+    c = np.where((k == 0) | ((n % 2 == 0) & (k == n // 2)), 1.0, 2.0)
+    phase = np.exp(2j * np.pi * np.arange(n)[:, None] * k[None] / n)  # (n, K)
+    return np.einsum("tk,bkd->btd", phase * c, z).real / np.sqrt(n)
+
+
+def _shrink(v: np.ndarray, lam: float) -> np.ndarray:
+    return np.sign(v) * np.maximum(np.abs(v) - lam, 0)
+
+
+def _afno_oracle(layer: AFNOMixing, x: np.ndarray, modes: int | None) -> np.ndarray:
+    n, d = x.shape[1], x.shape[2]
+    spec = np.einsum("kt,btd->bkd", _dft(n), x)
+    k = spec.shape[1] if modes is None else min(modes, spec.shape[1])
+    spec = spec[:, :k]
+
+    def cplx(p: torch.Tensor) -> np.ndarray:
+        a = p.detach().double().numpy()
+        return a[..., 0] + 1j * a[..., 1]
+
+    w1, b1, w2, b2 = cplx(layer.w1), cplx(layer.b1), cplx(layer.w2), cplx(layer.b2)
+    nb = layer.num_blocks
+    out = np.zeros_like(spec)
+    for c in range(nb):
+        sl = slice(c * d // nb, (c + 1) * d // nb)
+        o1 = spec[:, :, sl] @ w1[c] + b1[c]
+        o1 = np.maximum(o1.real, 0) + 1j * np.maximum(o1.imag, 0)
+        o2 = o1 @ w2[c] + b2[c]
+        lam = layer.sparsity_threshold
+        out[:, :, sl] = _shrink(o2.real, lam) + 1j * _shrink(o2.imag, lam)
+    return _idft_real(out, n)
+
+
+@pytest.mark.parametrize("n", [1, 8, 15, 16, 33])
+@pytest.mark.parametrize("modes", [None, 3])
+def test_afno_matches_dense_dft_reference(n: int, modes: int | None) -> None:
+    torch.manual_seed(n)
+    layer = AFNOMixing(hidden_dim=8, num_blocks=2, hidden_size_factor=2, modes=modes).double()
+    with torch.no_grad():  # larger weights so the ReLU and the shrinkage both act
+        for p in layer.parameters():
+            p.mul_(25.0)
+    x = torch.randn(2, n, 8, dtype=torch.float64)
+    got = layer(x).detach().numpy()
+    ref = _afno_oracle(layer, x.numpy(), modes)
+    assert np.abs(got - ref).max() <= 1e-12 * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.parametrize("n", [1, 8, 15, 16, 33])
+@pytest.mark.parametrize("modes", [1, 4, 40])
+def test_fno_matches_direct_dft_sum(n: int, modes: int) -> None:
+    torch.manual_seed(n)
+    layer = FNOMixing(hidden_dim=6, modes=modes).double()
+    x = torch.randn(2, n, 6, dtype=torch.float64)
+    xn = x.numpy()
+    spec = np.einsum("kt,btd->bkd", _dft(n), xn)
+    k = min(modes, n // 2 + 1)
+    w = layer.weight.detach().numpy()
+    w = w[..., 0] + 1j * w[..., 1]
+    mixed = np.einsum("bki,kio->bko", spec[:, :k], w[:k])
+    ref = _idft_real(mixed, n)
+    assert np.abs(layer(x).detach().numpy() - ref).max() <= 1e-12
+
+
+@pytest.mark.parametrize("name", ["afno", "fno"])
+def test_padding_is_exact_and_causal_refused(name: str) -> None:
+    layer = build_layer({"name": name, "hidden_dim": 16}).double()
+    x = torch.randn(2, 11, 16, dtype=torch.float64)
+    mask = torch.arange(11)[None] < torch.tensor([[11], [6]])
+    other = x.clone()
+    other[~mask] = torch.randn(int((~mask).sum()), 16, dtype=torch.float64)
+    a, b = layer(x, mask), layer(other, mask)
+    assert (a - b).abs().max() == 0 and (a[~mask] == 0).all()
+    with pytest.raises(ValueError, match="causal"):
+        build_layer({"name": name, "hidden_dim": 16, "causal": True})
+
+
+def test_afno_blocks_must_divide_width() -> None:
+    with pytest.raises(Exception, match="divisible by num_blocks"):
+        build_layer({"name": "afno", "hidden_dim": 12, "num_blocks": 5})
