@@ -52,6 +52,18 @@ def lr_multiplier(step: int, scheduler: SchedulerConfig, max_steps: int) -> floa
     return warm
 
 
+def make_optimizer(groups: list[dict[str, Any]], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW over ``groups``; the fused CUDA kernel when every parameter is on CUDA.
+
+    The fused kernel updates all parameters in a few launches (the same update rule as the
+    per-tensor loop, up to rounding).
+    """
+    params = [p for group in groups for p in group["params"]]
+    fused = bool(params) and all(p.is_cuda for p in params)
+    cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+    return cls(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused or None)
+
+
 def parameter_groups(
     model: nn.Module, weight_decay: float, decay_all: bool = False
 ) -> list[dict[str, Any]]:
@@ -188,10 +200,7 @@ class LRAModule(pl.LightningModule):
         """Adam/AdamW over decayed and undecayed groups, with a per-step LambdaLR."""
         cfg = self.optimizer_cfg
         groups = parameter_groups(self.model, cfg.weight_decay, cfg.decay_all)
-        if cfg.name == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-        else:
-            optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        optimizer = make_optimizer(groups, cfg)
         scheduler_cfg, max_steps = self.scheduler_cfg, self.max_steps
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_multiplier(step, scheduler_cfg, max_steps)
