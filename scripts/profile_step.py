@@ -144,11 +144,66 @@ def layer_table(out: Path) -> None:
     (out / "layers.csv").write_text("\n".join(lines) + "\n")
 
 
+def sdpa_backends(out: Path) -> None:
+    """bf16 SDPA forward+backward per backend at the Pathfinder shape, and LayerNorm(32)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    device = torch.device("cuda")
+    lines = ["op,backend,ms"]
+    for shape in ((512, 4, 1024, 8), (32, 8, 2000, 64)):
+        q, k, v = (
+            torch.randn(shape, device=device, dtype=torch.bfloat16, requires_grad=True)
+            for _ in range(3)
+        )
+        for name in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION"):
+            backend = getattr(SDPBackend, name)
+
+            def step(backend=backend, q=q, k=k, v=v) -> None:
+                with sdpa_kernel(backend):
+                    out = nn.functional.scaled_dot_product_attention(q, k, v)
+                out.sum().backward()
+
+            try:
+                ms = _median_ms(step)
+                line = f"sdpa{list(shape)},{name},{ms:.3f}"
+            except Exception as err:  # noqa: BLE001
+                line = f"sdpa{list(shape)},{name},{type(err).__name__}"
+            print(line, flush=True)
+            lines.append(line)
+    x = torch.randn(512 * 1024, 32, device=device, requires_grad=True)
+    ln = nn.LayerNorm(32).to(device)
+    for name, fn in (("eager", ln), ("compiled", torch.compile(ln))):
+
+        def step(fn=fn) -> None:
+            fn(x).sum().backward()
+
+        line = f"layernorm32[524288],{name},{_median_ms(step):.3f}"
+        print(line, flush=True)
+        lines.append(line)
+    (out / "sdpa.csv").write_text("\n".join(lines) + "\n")
+
+
+def _median_ms(step) -> float:
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(10):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
 def main() -> int:
     """Parse the options and run the profiles and the layer table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", nargs="*", default=[])
     p.add_argument("--layers", action="store_true")
+    p.add_argument("--sdpa", action="store_true", help="SDPA backends and LayerNorm(32)")
     p.add_argument("--out", default=".")
     args = p.parse_args()
     if not torch.cuda.is_available():
@@ -161,6 +216,8 @@ def main() -> int:
         profile_step(task, mixer, rest[0] if rest else "auto", out)
     if args.layers:
         layer_table(out)
+    if args.sdpa:
+        sdpa_backends(out)
     return 0
 
 

@@ -14,7 +14,8 @@ from experiments.bench_step import CSV_COLUMNS, AnchorEncoder, load_setup, main
 def test_writes_csv_and_markdown_on_cpu(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)  # CPU compile is slow
     argv = [
-        "--device", "cpu", "--tasks", "pathfinder,image", "--mixers", "softmax,lst-dct,global_filter",
+        "--device", "cpu", "--tasks", "pathfinder,image",
+        "--mixers", "softmax,lst-dct,global_filter",
         "--batch", "2", "--max-len", "16", "--steps", "1", "--warmup", "1",
         "--out", str(tmp_path),
     ]  # fmt: skip

@@ -73,7 +73,7 @@ from spectrans.layers.spectral_filter import (
 
 TransformType = Literal["dct", "dst", "hadamard", "mixed"]
 MixingPath = Literal["auto", "dense", "fast"]
-DENSE_MAX_LENGTH = 2048  # auto: dense operator on CUDA up to this length
+DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measured on H200)
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 
 
