@@ -168,10 +168,25 @@ class LRAModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One optimizer step's loss."""
         loss, preds = self._step(batch)
-        self.train_acc(preds, batch["labels"])
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=True, on_epoch=False, prog_bar=True)
+        self.train_acc.update(preds, batch["labels"])  # accumulates on the device
+        if self._is_logging_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+            self.log("train/acc", self.train_acc.compute(), on_step=True, prog_bar=True)
+            self.train_acc.reset()
         return loss
+
+    def _is_logging_step(self) -> bool:
+        """True on the steps whose metrics reach the logger (every ``log_every_n_steps``).
+
+        Logging (and the progress bar reading the logged values) copies them to the host,
+        which waits for the device; on the other steps nothing leaves the device.
+        ``train/acc`` is the accuracy over the batches since the previous logging step.
+        """
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
+        return (trainer.global_step + 1) % every == 0 or trainer.global_step == 0
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Accumulate validation loss and accuracy."""
