@@ -1,6 +1,7 @@
 # Every target is one command a user could type; see README.md.
 PY ?= python
 TASK ?= listops
+BENCH_STEP_ARGS ?= --compile none
 ATTENTION ?= softmax
 
 .PHONY: install test test-all train sweep data campaign results bench bench-gpu bench-step lint format clean
@@ -38,7 +39,7 @@ bench-gpu: ## scaling benchmark on a CUDA machine
 	bash scripts/bench_gpu.sh
 
 bench-step: ## LRA-config training step of every mixer vs a plain SDPA encoder -> results/train_step.*
-	$(PY) -m experiments.bench_step --compile auto
+	$(PY) -m experiments.bench_step $(BENCH_STEP_ARGS)
 
 lint:
 	ruff check .

@@ -22,6 +22,9 @@ Anchor: a plain-PyTorch pre-norm encoder of the same shape (embedding + learned 
 MLP; head width rounded up to a multiple of 8), timed eager and under ``torch.compile`` in
 the same run (``anchor_eager_ms``, ``anchor_compiled_ms``).
 
+``path``: the LST mixing path the model takes at this length (``dense`` operator or
+``fast`` transforms; empty for other mixers).
+
 ``--compile``: ``none`` times every mixer eager; ``all`` times every mixer compiled
 (``torch.compile`` of the whole model); ``auto`` times both and keeps the faster (the
 ``compile`` column says which). It applies to the tasks of ``--compile-tasks`` (default
@@ -61,7 +64,7 @@ MIXERS: tuple[str, ...] = (
     "performer",
     "spectral",
 )
-CSV_COLUMNS = (
+CSV_COLUMNS = (  # the last, ``path``, names the LST mixing path (see mixing_path)
     "task",
     "mixer",
     "ms_per_step",
@@ -74,6 +77,7 @@ CSV_COLUMNS = (
     "dtype",
     "commit",
     "date",
+    "path",
 )
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -97,6 +101,7 @@ class StepRow:
     batch: int = 0
     seq_len: int = 0
     status: str = "ok"
+    path: str = ""
 
 
 @dataclass
@@ -310,6 +315,12 @@ def time_model(
     return time_steps(step, device, args.warmup, args.steps)
 
 
+def mixing_path(model: nn.Module, seq_len: int, device: torch.device) -> str:
+    """The LST mixing path (``dense`` / ``fast``) the model's layers take, or ``""``."""
+    paths = {m.chosen_path(seq_len, device) for m in model.modules() if hasattr(m, "chosen_path")}
+    return "/".join(sorted(paths))
+
+
 def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
 
@@ -353,12 +364,13 @@ def bench_task(
         modes = ["eager"]
     for mixer in args.mixers:
         best: tuple[float, int | None, str] | None = None
-        status = "ok"
+        status, path = "ok", ""
         setup = None
         for mode in modes:
             try:
                 torch.manual_seed(0)
                 setup = load_setup(mixer, task, args.batch, args.max_len)
+                path = mixing_path(setup.model, setup.seq_len, device)
                 data = random_batch(setup, device)
                 inputs = {k: v for k, v in data.items() if k != "labels"}
                 ms, peak = time_model(
@@ -392,6 +404,7 @@ def bench_task(
             batch=batch["labels"].numel(),
             seq_len=ids.shape[1],
             status="ok" if best else status,
+            path=path,
             **meta,
         )
         del tokens
@@ -445,19 +458,19 @@ def write_markdown(rows: list[StepRow], path: Path, command: str, meta: dict[str
             f"## {task} (batch {head.batch}, N = {head.seq_len}; anchor "
             f"{head.anchor_eager_ms} ms eager, {head.anchor_compiled_ms} ms compiled)",
             "",
-            "| mixer | ms/step | tokens/s | peak GiB | vs anchor (compiled) | mode |",
-            "| --- | ---: | ---: | ---: | ---: | --- |",
+            "| mixer | ms/step | tokens/s | peak GiB | vs anchor (compiled) | mode | path |",
+            "| --- | ---: | ---: | ---: | ---: | --- | --- |",
         ]
         for r in sub:
             if r.ms_per_step is None:
-                lines.append(f"| {r.mixer} | {r.status} | | | | {r.compile} |")
+                lines.append(f"| {r.mixer} | {r.status} | | | | {r.compile} | {r.path} |")
                 continue
             ratio = (
                 f"{r.ms_per_step / r.anchor_compiled_ms:.2f}x" if r.anchor_compiled_ms else "n/a"
             )
             lines.append(
                 f"| {r.mixer} | {r.ms_per_step:.2f} | {r.tokens_per_s:,.0f} | "
-                f"{_gib(r.peak_mem_bytes)} | {ratio} | {r.compile} |"
+                f"{_gib(r.peak_mem_bytes)} | {ratio} | {r.compile} | {r.path} |"
             )
         lines.append("")
     path.write_text("\n".join(lines))

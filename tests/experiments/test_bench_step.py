@@ -30,6 +30,7 @@ def test_writes_csv_and_markdown_on_cpu(tmp_path, monkeypatch: pytest.MonkeyPatc
         assert float(r["ms_per_step"]) > 0 and float(r["tokens_per_s"]) > 0
         assert float(r["anchor_eager_ms"]) > 0 and float(r["anchor_compiled_ms"]) > 0
         assert r["compile"] == "eager" and r["dtype"] == "fp32" and r["device"]
+        assert r["path"] == ("fast" if r["mixer"] == "lst-dct" else "")
     text = (tmp_path / "train_step.md").read_text()
     assert "## pathfinder (batch 2, N = 16" in text and "| lst-dct |" in text
 
