@@ -308,7 +308,8 @@ def time_model(
 
     model = model.to(device).train()
     optimizer = make_optimizer(
-        parameter_groups(model, setup.optimizer.weight_decay), setup.optimizer
+        parameter_groups(model, setup.optimizer.weight_decay, setup.optimizer.decay_all),
+        setup.optimizer,
     )
     run = torch.compile(model) if compiled else model
     step = make_train_step(model, lambda: forward(run), labels, optimizer, args.dtype, device)
