@@ -1,9 +1,10 @@
 # Every target is one command a user could type; see README.md.
 PY ?= python
 TASK ?= listops
+BENCH_STEP_ARGS ?= --compile none
 ATTENTION ?= softmax
 
-.PHONY: install test test-all train sweep data campaign results bench bench-gpu lint format clean
+.PHONY: install test test-all train sweep data campaign results bench bench-gpu bench-step lint format clean
 
 install:  ## install (CPU torch pinned) and run the default job
 	pip install torch==2.13.0 -e ".[dev]" && $(PY) train.py
@@ -36,6 +37,9 @@ bench:    ## scaling benchmark on this machine (CPU)
 
 bench-gpu: ## scaling benchmark on a CUDA machine
 	bash scripts/bench_gpu.sh
+
+bench-step: ## LRA-config training step of every mixer vs a plain SDPA encoder -> results/train_step.*
+	$(PY) -m experiments.bench_step $(BENCH_STEP_ARGS)
 
 lint:
 	ruff check .

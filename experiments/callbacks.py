@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 import resource
 import sys
 import time
@@ -36,10 +35,18 @@ def _batch_tokens(batch: Any) -> int:
 
 
 class NonFiniteGuard(pl.Callback):
-    """Stop at the first NaN/inf training loss; ``failure`` holds the reason (else None)."""
+    """Stop at the first NaN/inf training loss; ``failure`` holds the reason (else None).
+
+    On CUDA the check stays on the device: the first non-finite step and its loss are kept
+    in device tensors and read back every ``trainer.log_every_n_steps`` steps (and when
+    training ends), so training stops at most that many steps after the bad one and the
+    steps in between never wait for the host. On the CPU every step is checked.
+    """
 
     def __init__(self) -> None:
         self.failure: str | None = None
+        self._bad_step: torch.Tensor | None = None  # () long, -1 while every loss is finite
+        self._bad_value: torch.Tensor | None = None  # () float, the first non-finite loss
 
     def on_train_batch_end(
         self,
@@ -49,18 +56,38 @@ class NonFiniteGuard(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        """Check the loss just computed."""
+        """Record the loss just computed; read the record back on checking steps."""
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None or self.failure is not None:
             return
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            self.failure = (
-                f"train/loss became {value} at step {trainer.global_step}; lower optimizer.lr, "
-                "set trainer.gradient_clip_val, or use trainer.precision=32-true"
-            )
-            print(f"[nan-guard] {self.failure}", file=sys.stderr)
-            trainer.should_stop = True
+        loss = loss.detach().float()
+        if self._bad_step is None or self._bad_step.device != loss.device:
+            self._bad_step = torch.full((), -1, dtype=torch.long, device=loss.device)
+            self._bad_value = torch.zeros((), device=loss.device)
+        new_bad = ~torch.isfinite(loss) & (self._bad_step < 0)  # ()
+        self._bad_step = torch.where(new_bad, trainer.global_step, self._bad_step)
+        self._bad_value = torch.where(new_bad, loss, self._bad_value)
+        every = max(1, int(trainer.log_every_n_steps or 1)) if loss.is_cuda else 1
+        if trainer.global_step % every == 0:
+            self._check(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Read back the steps since the last check."""
+        self._check(trainer)
+
+    def _check(self, trainer: pl.Trainer) -> None:
+        if self._bad_step is None or self.failure is not None:
+            return
+        step = int(self._bad_step)
+        if step < 0:
+            return
+        value = float(self._bad_value)  # type: ignore[arg-type]
+        self.failure = (
+            f"train/loss became {value} at step {step}; lower optimizer.lr, "
+            "set trainer.gradient_clip_val, or use trainer.precision=32-true"
+        )
+        print(f"[nan-guard] {self.failure}", file=sys.stderr)
+        trainer.should_stop = True
 
 
 def peak_memory() -> tuple[int, str]:
@@ -80,8 +107,11 @@ def peak_memory() -> tuple[int, str]:
 class ThroughputMonitor(pl.Callback):
     """Tokens per second of training and evaluation batches, and the peak memory.
 
-    The first ``skip_batches`` training batches (warm-up, compilation) are not timed.
-    ``train_tokens_per_s = sum(B*N) / sum(batch seconds)`` over the timed batches.
+    The first ``skip_batches`` training batches (warm-up, compilation) are not timed, nor is
+    validation. Training is timed in windows that close on logging steps
+    (``trainer.log_every_n_steps``), before validation and when training ends; the device is
+    synchronised only when a window opens or closes, never inside one.
+    ``train_tokens_per_s = sum(B*N) / sum(window seconds)`` over the timed batches.
     """
 
     def __init__(self, skip_batches: int = 2) -> None:
@@ -92,6 +122,8 @@ class ThroughputMonitor(pl.Callback):
         self.eval_seconds = 0.0
         self._seen_train = 0
         self._start = 0.0
+        self._window_start: float | None = None
+        self._window_tokens = 0
 
     @staticmethod
     def _now(pl_module: pl.LightningModule) -> float:
@@ -102,8 +134,10 @@ class ThroughputMonitor(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        """Start the batch clock."""
-        self._start = self._now(pl_module)
+        """Open a timing window once the warm-up batches are done."""
+        if self._window_start is None and self._seen_train >= self.skip_batches:
+            self._window_start = self._now(pl_module)
+            self._window_tokens = 0
 
     def on_train_batch_end(
         self,
@@ -113,15 +147,30 @@ class ThroughputMonitor(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        """Add this batch's tokens and seconds."""
-        elapsed = self._now(pl_module) - self._start
+        """Count this batch's tokens; close the window on logging steps."""
         self._seen_train += 1
-        if self._seen_train <= self.skip_batches:
+        if self._window_start is None:
             return
-        self.train_tokens += _batch_tokens(batch)
-        self.train_seconds += elapsed
-        if self.train_seconds > 0 and trainer.global_step % max(1, trainer.log_every_n_steps) == 0:
-            pl_module.log("train/tokens_per_s", self.train_tokens / self.train_seconds)
+        self._window_tokens += _batch_tokens(batch)
+        if trainer.global_step % max(1, trainer.log_every_n_steps) == 0:
+            self._close_window(pl_module)
+            if self.train_seconds > 0:
+                pl_module.log("train/tokens_per_s", self.train_tokens / self.train_seconds)
+
+    def _close_window(self, pl_module: pl.LightningModule) -> None:
+        if self._window_start is None:
+            return
+        self.train_seconds += self._now(pl_module) - self._window_start
+        self.train_tokens += self._window_tokens
+        self._window_start, self._window_tokens = None, 0
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Close the training window: validation time is not training time."""
+        self._close_window(pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Close the last training window."""
+        self._close_window(pl_module)
 
     def _eval_start(self, pl_module: pl.LightningModule) -> None:
         self._start = self._now(pl_module)

@@ -219,7 +219,9 @@ class ExperimentConfig(_Strict):
             ``resume=auto`` picks the latest of them.
         seed: Seed of everything (model init, data order, generators).
         resume: None, ``auto`` or a run directory holding ``checkpoints/last.ckpt``.
-        compile: Wrap the model in ``torch.compile``.
+        compile: ``torch.compile`` the model (True), not (False), or ``auto``: on CUDA, time
+            a few eager and a few compiled training steps early in the run and keep the
+            faster (compilation excluded from the timing).
         task: Task config (``experiments.data.config``).
         attention: Token-mixer config (None only for ``model=lst``).
         model: Model config (``spectrans.config.models``).
@@ -232,7 +234,7 @@ class ExperimentConfig(_Strict):
     variant_label: str | None = None
     seed: int = 0
     resume: str | None = None
-    compile: bool = False
+    compile: bool | Literal["auto"] = False
     task: Any
     attention: Any = None
     model: Any

@@ -14,6 +14,7 @@ multipliers of ``optimizer.lr``:
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import lightning.pytorch as pl
@@ -52,6 +53,18 @@ def lr_multiplier(step: int, scheduler: SchedulerConfig, max_steps: int) -> floa
     return warm
 
 
+def make_optimizer(groups: list[dict[str, Any]], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW over ``groups``; the fused CUDA kernel when every parameter is on CUDA.
+
+    The fused kernel updates all parameters in a few launches (the same update rule as the
+    per-tensor loop, up to rounding).
+    """
+    params = [p for group in groups for p in group["params"]]
+    fused = bool(params) and all(p.is_cuda for p in params)
+    cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+    return cls(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused or None)
+
+
 def parameter_groups(
     model: nn.Module, weight_decay: float, decay_all: bool = False
 ) -> list[dict[str, Any]]:
@@ -86,6 +99,57 @@ def parameter_groups(
     return groups
 
 
+class CompileChooser:
+    """``compile=auto``: time eager steps, then compiled steps, keep the faster mode.
+
+    Steps ``[0, warmup)`` run eager untimed, ``[warmup, warmup + timed)`` eager timed; the
+    module then switches to the compiled model, whose first ``warmup`` steps (compilation)
+    are untimed and the next ``timed`` timed. Timing uses device events: one synchronisation
+    per timed window. The faster mode stays for the rest of the run. Runs too short for the
+    trial (fewer than ``4 * (warmup + timed)`` steps) stay eager.
+    """
+
+    def __init__(self, steps_left: int, warmup: int = 3, timed: int = 10) -> None:
+        self.warmup, self.timed = warmup, timed
+        self.phase = "eager" if steps_left >= 4 * (warmup + timed) else "done"
+        self.count = 0
+        self.ms: dict[str, float] = {}
+        self._start: Any = None
+
+    def _mode(self) -> str:
+        return "compiled" if self.phase == "compiled" else "eager"
+
+    def batch_start(self, module: LRAModule) -> None:
+        """Open the timed window at its first step."""
+        if self.phase != "done" and self.count == self.warmup:
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._start.record()
+
+    def batch_end(self, module: LRAModule) -> None:
+        """Close the window after ``timed`` steps; advance the phase."""
+        if self.phase == "done":
+            return
+        self.count += 1
+        if self.count < self.warmup + self.timed:
+            return
+        end = torch.cuda.Event(enable_timing=True)
+        end.record()
+        end.synchronize()
+        self.ms[self._mode()] = self._start.elapsed_time(end) / self.timed
+        self.count = 0
+        if self.phase == "eager":
+            self.phase, module.use_compiled = "compiled", True
+            return
+        self.phase = "done"
+        module.use_compiled = self.ms["compiled"] < self.ms["eager"]
+        chosen = "compiled" if module.use_compiled else "eager"
+        print(
+            f"compile=auto: eager {self.ms['eager']:.2f} ms/step, compiled "
+            f"{self.ms['compiled']:.2f} ms/step; using {chosen}",
+            file=sys.stderr,
+        )
+
+
 class LRAModule(pl.LightningModule):
     """Cross-entropy training of an LRA classifier.
 
@@ -99,7 +163,10 @@ class LRAModule(pl.LightningModule):
         optimizer: Optimizer settings.
         scheduler: Schedule settings.
         max_steps: Total optimizer steps (for cosine).
-        compile: Wrap ``model`` in ``torch.compile``.
+        compile: ``torch.compile`` the model (True), or ``auto``: :class:`CompileChooser`
+            times eager and compiled steps on CUDA and keeps the faster. The compiled
+            callable shares the model's parameters and is kept outside the module tree, so
+            checkpoints have the same keys either way.
     """
 
     def __init__(
@@ -111,10 +178,14 @@ class LRAModule(pl.LightningModule):
         optimizer: OptimizerConfig,
         scheduler: SchedulerConfig,
         max_steps: int,
-        compile: bool = False,
+        compile: bool | str = False,
     ) -> None:
         super().__init__()
-        self.model = torch.compile(model) if compile else model
+        self.model = model
+        self.compile_mode = compile
+        self.__dict__["_compiled"] = None  # not a submodule: state-dict keys stay the same
+        self.use_compiled = compile is True
+        self.chooser: CompileChooser | None = None
         self.is_pair = is_pair
         self.optimizer_cfg = optimizer
         self.scheduler_cfg = scheduler
@@ -128,16 +199,26 @@ class LRAModule(pl.LightningModule):
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume through the checkpoint
 
+    @property
+    def runner(self) -> nn.Module:
+        """The callable model: compiled (built on first use) or eager."""
+        if not self.use_compiled:
+            return self.model
+        if self.__dict__["_compiled"] is None:
+            self.__dict__["_compiled"] = torch.compile(self.model)
+        return self.__dict__["_compiled"]
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``(B, C)`` of one batch dict."""
+        model = self.runner
         if self.is_pair:
-            return self.model(
+            return model(
                 batch["input_ids_a"],
                 batch["attention_mask_a"],
                 batch["input_ids_b"],
                 batch["attention_mask_b"],
             )  # (B, C)
-        return self.model(
+        return model(
             input_ids=batch.get("input_ids"),
             input_values=batch.get("input_values"),
             attention_mask=batch.get("attention_mask"),
@@ -149,17 +230,46 @@ class LRAModule(pl.LightningModule):
         return loss, logits.argmax(dim=-1)  # (), (B,)
 
     def on_train_start(self) -> None:
-        """Forget the sanity-check validation (but keep a resumed best)."""
+        """Forget the sanity-check validation (but keep a resumed best); set up ``auto``."""
         if self.global_step == 0:
             self.val_acc_best.reset()
+        if self.compile_mode == "auto" and self.device.type == "cuda":
+            self.chooser = CompileChooser(self.max_steps - self.global_step)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Let the compile chooser time this step."""
+        if self.chooser is not None:
+            self.chooser.batch_start(self)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Let the compile chooser time this step and switch modes."""
+        if self.chooser is not None:
+            self.chooser.batch_end(self)
+            if self.chooser.phase == "done":
+                self.chooser = None
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One optimizer step's loss."""
         loss, preds = self._step(batch)
-        self.train_acc(preds, batch["labels"])
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=True, on_epoch=False, prog_bar=True)
+        self.train_acc.update(preds, batch["labels"])  # accumulates on the device
+        if self._is_logging_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+            self.log("train/acc", self.train_acc.compute(), on_step=True, prog_bar=True)
+            self.train_acc.reset()
         return loss
+
+    def _is_logging_step(self) -> bool:
+        """True on the steps whose metrics reach the logger (every ``log_every_n_steps``).
+
+        Logging (and the progress bar reading the logged values) copies them to the host,
+        which waits for the device; on the other steps nothing leaves the device.
+        ``train/acc`` is the accuracy over the batches since the previous logging step.
+        """
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
+        return (trainer.global_step + 1) % every == 0 or trainer.global_step == 0
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Accumulate validation loss and accuracy."""
@@ -188,10 +298,7 @@ class LRAModule(pl.LightningModule):
         """Adam/AdamW over decayed and undecayed groups, with a per-step LambdaLR."""
         cfg = self.optimizer_cfg
         groups = parameter_groups(self.model, cfg.weight_decay, cfg.decay_all)
-        if cfg.name == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-        else:
-            optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        optimizer = make_optimizer(groups, cfg)
         scheduler_cfg, max_steps = self.scheduler_cfg, self.max_steps
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_multiplier(step, scheduler_cfg, max_steps)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import lightning.pytorch as pl
 import numpy as np
@@ -62,6 +62,7 @@ class RaggedDataset(Dataset):
         self.max_length = max_length
         self.pair = pair
         self.labels = arrays["labels"]
+        self._dense: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -77,6 +78,42 @@ class RaggedDataset(Dataset):
         if self.pair:
             return (self._seq("_a", i), self._seq("_b", i)), label
         return self._seq("", i), label
+
+    def dense(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split as one right-zero-padded token matrix and its lengths (built once).
+
+        Returns:
+            ``ids`` ``(S, W)`` uint8 or int16 (no int64 copy of the split),
+            ``W`` the longest cut sequence, and ``lengths`` ``(S,)`` int64.
+        """
+        if self._dense is None:
+            offsets, tokens = self.arrays["offsets"], self.arrays["tokens"]
+            lengths = np.minimum(np.diff(offsets), self.max_length)  # (S,)
+            width = max(1, int(lengths.max()) if len(lengths) else 1)
+            ids = np.zeros((len(lengths), width), dtype=tokens.dtype)  # (S, W)
+            for i, (start, n) in enumerate(zip(offsets[:-1].tolist(), lengths.tolist())):
+                ids[i, :n] = tokens[start : start + n]
+            if ids.dtype == np.uint16:  # torch indexes int16, not uint16
+                ids = ids.astype(np.int16 if ids.size == 0 or ids.max() < 2**15 else np.int32)
+            self._dense = (torch.from_numpy(ids), torch.from_numpy(lengths.astype(np.int64)))
+        return self._dense
+
+    def __getitems__(self, indices: list[int]) -> Any:
+        """A whole batch at once: rows of :meth:`dense` (pairs: the items, one by one)."""
+        if self.pair:
+            return [self[i] for i in indices]
+        ids, lengths = self.dense()
+        index = torch.as_tensor(indices, dtype=torch.long)  # (B,)
+        labels = torch.as_tensor(np.asarray(self.labels)[indices], dtype=torch.long)  # (B,)
+        return DenseBatch(ids[index], lengths[index], labels)
+
+
+class DenseBatch(NamedTuple):
+    """Rows of a split's dense token matrix: ``ids`` (B, W), ``lengths`` (B,), ``labels`` (B,)."""
+
+    ids: torch.Tensor
+    lengths: torch.Tensor
+    labels: torch.Tensor
 
 
 def pad_sequences(
@@ -132,8 +169,26 @@ class Collator:
             }
         return {"input_ids" + suffix: ids, "attention_mask" + suffix: mask}
 
-    def __call__(self, items: list[tuple[Any, int]]) -> dict[str, torch.Tensor]:
+    def _encode_dense(self, batch: DenseBatch) -> dict[str, torch.Tensor]:
+        """The batch dict of dense rows: the same tensors as padding the items one by one."""
+        length = self.max_length if self.pad_to == "max_length" else max(1, int(batch.lengths.max()))
+        ids = batch.ids[:, :length].long()  # (B, <= length)
+        if ids.shape[1] < length:
+            ids = torch.nn.functional.pad(ids, (0, length - ids.shape[1]))  # (B, length)
+        mask = torch.arange(length)[None, :] < batch.lengths[:, None]  # (B, length)
+        if self.mask == "lra_nonzero":
+            mask = mask & (ids > 0)  # (B, length)
+        out = {"attention_mask": mask, "labels": batch.labels}
+        if self.input_type == "values":
+            out["input_values"] = ids.float() / 255.0  # (B, length)
+        else:
+            out["input_ids"] = ids
+        return out
+
+    def __call__(self, items: list[tuple[Any, int]] | DenseBatch) -> dict[str, torch.Tensor]:
         """Pad the items of one batch and stack their labels."""
+        if isinstance(items, DenseBatch):
+            return self._encode_dense(items)
         labels = torch.tensor([label for _, label in items], dtype=torch.long)  # (B,)
         if self.pair:
             batch = self._encode([x[0][0] for x in items], "_a")

@@ -138,3 +138,78 @@ def test_decay_all_puts_every_parameter_in_one_decayed_group() -> None:
     optimizer.step()  # zero gradient: only the decay moves the parameters
     assert torch.allclose(model.head.bias, bias_before * (1 - 0.1))
     assert torch.allclose(model.norm.weight, torch.full_like(model.norm.weight, 0.9))
+
+
+def _module(compile: bool | str, max_steps: int = 100) -> LRAModule:
+    return LRAModule(
+        _Tiny(),
+        num_classes=3,
+        is_pair=False,
+        optimizer=OptimizerConfig(),
+        scheduler=SchedulerConfig(),
+        max_steps=max_steps,
+        compile=compile,
+    )
+
+
+def test_compiled_model_shares_parameters_and_checkpoint_keys(monkeypatch) -> None:
+    calls = []
+
+    def fake_compile(model, **kwargs):  # noqa: ANN001, ANN003
+        calls.append(model)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    eager, compiled = _module(False), _module(True)
+    assert eager.runner is eager.model and not calls
+    assert compiled.runner is compiled.model and calls == [compiled.model]
+    compiled.runner  # noqa: B018 - built once
+    assert len(calls) == 1
+    assert eager.state_dict().keys() == compiled.state_dict().keys()
+
+
+class _FakeEvent:
+    """Device-event stand-in: elapsed time comes from a script of window lengths."""
+
+    windows: list[float] = []
+
+    def __init__(self, enable_timing: bool = True) -> None:
+        pass
+
+    def record(self) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
+
+    def elapsed_time(self, other: _FakeEvent) -> float:
+        return self.windows.pop(0)
+
+
+@pytest.mark.parametrize(
+    ("eager_ms", "compiled_ms", "use_compiled"), [(30, 10, True), (10, 30, False)]
+)
+def test_compile_auto_keeps_the_faster_mode(
+    monkeypatch, eager_ms, compiled_ms, use_compiled
+) -> None:
+    from experiments.module import CompileChooser
+
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+    _FakeEvent.windows = [eager_ms * 10.0, compiled_ms * 10.0]
+    module = _module("auto")
+    chooser = CompileChooser(steps_left=100, warmup=3, timed=10)
+    modes = []
+    for _ in range(40):
+        modes.append(module.use_compiled)
+        chooser.batch_start(module)
+        chooser.batch_end(module)
+    assert modes[:13] == [False] * 13 and modes[13:26] == [True] * 13
+    assert chooser.phase == "done" and module.use_compiled is use_compiled
+    assert chooser.ms == {"eager": eager_ms, "compiled": compiled_ms}
+    assert modes[26:] == [use_compiled] * 14
+
+
+def test_compile_auto_stays_eager_on_short_runs() -> None:
+    from experiments.module import CompileChooser
+
+    assert CompileChooser(steps_left=20).phase == "done"

@@ -79,6 +79,8 @@ from spectrans.layers.spectral_filter import (
 from spectrans.registry import register_mixer
 
 TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
+MixingPath = Literal["auto", "dense", "fast"]
+DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measured on H200)
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 
 
@@ -172,6 +174,57 @@ class _LSTFilterAttention(AttentionLayer):
         """The frequency profile in use, ``(num_heads, max_sequence_length)``."""
         return self.scale if self.scale is not None else self.fixed_scale
 
+    mixing_path: MixingPath = "auto"
+
+    def chosen_path(self, n: int, device: torch.device) -> str:
+        """``dense`` or ``fast`` for length ``n`` on ``device`` (see :meth:`dense_operator`).
+
+        ``auto`` takes the dense operator on CUDA for ``n <= DENSE_MAX_LENGTH`` (one
+        tensor-core GEMM per head beats the transform chain there) and the transforms
+        otherwise, and always on the CPU.
+        """
+        if self.mixing_path != "auto":
+            return self.mixing_path
+        return "dense" if device.type == "cuda" and n <= DENSE_MAX_LENGTH else "fast"
+
+    def dense_operator(self, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        r"""The mixing operator as one matrix per head, ``(H, N, N)``.
+
+        Non-causal: :math:`M = T^{-1}\,\mathrm{diag}(\Lambda)\,T`, formed by the fast
+        filter applied to the columns of the identity (so it is the same operator as the fast
+        path, differentiable in :math:`\Lambda`). Causal: the lower-triangular Toeplitz
+        matrix :math:`M_{ij} = h_{i-j}` (:math:`i \ge j`) of the impulse response.
+        """
+        profile = self.profile.to(dtype)  # (H, L)
+        if self.causal:
+            taps = torch.cat(
+                [
+                    impulse_response(profile[s:e], kind, self.transforms[t], n)
+                    for kind, s, e, t in self.groups
+                ]
+            )  # (H, N)
+            lag = torch.arange(n, device=device)[:, None] - torch.arange(n, device=device)
+            return taps[:, lag.clamp(min=0)] * (lag >= 0).to(dtype)  # (H, N, N)
+        eye = torch.eye(n, dtype=dtype, device=device)[None, None]  # (1, 1, N, N)
+        blocks = [
+            spectral_filter(
+                eye.expand(1, e - s, n, n),
+                coefficient_gains(profile[s:e], kind, n),
+                self.transforms[t],
+                kind,
+            )[0]
+            for kind, s, e, t in self.groups
+        ]  # each (H_g, N, N): column j is M e_j
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+
+    def mix_dense(self, u: Tensor) -> Tensor:
+        """``M u`` as one batched GEMM per head: (H, N, N) @ (H, N, B*d), in ``u``'s dtype."""
+        batch, heads, n, d = u.shape
+        exact = torch.float64 if u.dtype == torch.float64 else torch.float32
+        op = self.dense_operator(n, exact, u.device).to(u.dtype)  # (H, N, N)
+        cols = u.permute(1, 2, 0, 3).reshape(heads, n, batch * d)  # (H, N, B*d)
+        return (op @ cols).view(heads, n, batch, d).permute(2, 0, 1, 3)  # (B, H, N, d)
+
     def mix(self, u: Tensor) -> Tensor:
         """Token mixing ``M u`` (or the causal convolution) of ``u`` (B, H, N, d)."""
         n = u.shape[-2]
@@ -207,11 +260,13 @@ class _LSTFilterAttention(AttentionLayer):
         """
         mask = check_input(x, mask)
         q, k, v = project_qkv(self, x)  # (B, H, N, d)
-        compute = torch.float64 if v.dtype == torch.float64 else torch.float32
+        dense = self.chosen_path(x.shape[1], x.device) == "dense"
+        compute = v.dtype if dense or v.dtype == torch.float64 else torch.float32
         u = torch.sigmoid(k.to(compute)) * v.to(compute)  # (B, H, N, d)
         if mask is not None:
             u = u * mask[:, None, :, None].to(compute)  # padded samples are zeros
-        y = torch.sigmoid(q.to(compute)) * self.mix(u)  # (B, H, N, d)
+        mixed = self.mix_dense(u) if dense else self.mix(u)  # (B, H, N, d)
+        y = torch.sigmoid(q.to(compute)) * mixed  # (B, H, N, d)
         y = self.dropout(merge_heads(y.to(x.dtype)))  # (B, N, H*d)
         out = zero_masked(self.out_proj(y), mask)  # (B, N, D)
         return (out, None) if return_attention else out

@@ -1,4 +1,4 @@
-"""Exact multi-head softmax attention through PyTorch SDPA (the O(n^2) baseline).
+r"""Exact multi-head softmax attention through PyTorch SDPA (the O(n^2) baseline).
 
     out = softmax(Q K^T / sqrt(d) + B) V,
 
@@ -9,6 +9,14 @@ rotated by RoPE (:mod:`spectrans.layers.attention.projections`).
 A query row whose keys are all masked would be ``softmax`` of all ``-inf`` (NaN). Such a row
 belongs to a masked query (an unmasked query always sees itself), so its keys are unmasked
 for the softmax and its output is zeroed afterwards.
+
+Fused kernels: PyTorch's flash and memory-efficient SDPA kernels need a head width that is a
+multiple of 8; otherwise SDPA falls back to the math kernel, which materialises every
+``N x N`` matrix. Zero-padding q, k and v from ``d`` to ``d' = 8 \lceil d/8 \rceil`` columns
+and keeping the scale ``1/\sqrt{d}`` of the true width is exact: the padded columns add
+``0`` to every score :math:`q_i \cdot k_j`, and the padded output columns (weights times zero
+values) are cropped. A key-padding mask without causal masking or ALiBi is passed as a
+broadcast ``(B, 1, 1, N)`` mask, never an ``N x N`` one.
 """
 
 from __future__ import annotations
@@ -91,10 +99,14 @@ class SoftmaxAttention(AttentionLayer):
         """The SDPA ``attn_mask`` for this layer's options.
 
         Returns:
-            bool ``(B|1, 1, N, N)`` (True = attend), float bias ``(B|1, H, N, N)`` with ALiBi,
+            bool ``(B, 1, 1, N)`` for a key-padding mask alone, bool ``(B|1, 1, N, N)``
+            (True = attend) with causal masking, float bias ``(B|1, H, N, N)`` with ALiBi,
             or None when there is nothing to mask or add.
         """
         allowed: Tensor | None = None
+        if mask is not None and not self.causal and not self.alibi:
+            key_ok = mask[:, None, None, :]  # (B, 1, 1, N)
+            return key_ok | ~key_ok.any(dim=-1, keepdim=True)  # no all-masked rows
         if mask is not None:
             allowed = mask[:, None, None, :].expand(-1, 1, seq_len, -1)  # (B, 1, N, N)
         if self.causal:
@@ -137,8 +149,24 @@ class SoftmaxAttention(AttentionLayer):
             if mask is not None:
                 weights = weights * mask[:, None, :, None].to(weights.dtype)
         else:
-            out = nn.functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=fast_causal
-            )  # (B, H, N, d)
+            out = fused_sdpa(q, k, v, attn_mask, dropout, fast_causal)  # (B, H, N, d)
         out = zero_masked(self.out_proj(merge_heads(out)), mask)  # (B, N, D)
         return (out, weights) if return_attention else out  # type: ignore[return-value]
+
+
+def fused_sdpa(
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None, dropout: float, is_causal: bool
+) -> Tensor:
+    """SDPA with q, k, v (B, H, N, d) zero-padded to a width that fused kernels take.
+
+    The head width is padded to a multiple of 8 with the scale ``1/sqrt(d)`` of the true
+    width (exact, see the module docstring) and the output is cropped back to ``d``.
+    """
+    d = q.shape[-1]
+    pad = -d % 8
+    if pad:
+        q, k, v = (nn.functional.pad(t, (0, pad)) for t in (q, k, v))  # (B, H, N, d')
+    out = nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=is_causal, scale=d**-0.5
+    )  # (B, H, N, d')
+    return out[..., :d] if pad else out

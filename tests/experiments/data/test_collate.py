@@ -46,3 +46,40 @@ def test_lra_nonzero_mask_also_masks_token_zero():
     assert nonzero["attention_mask"].tolist() == [[0, 1, 0, 1], [1, 0, 0, 0]]
     values = Collator(4, "max_length", "values", False, mask="lra_nonzero")([(s, 0) for s in seqs])
     assert torch.equal(values["attention_mask"], nonzero["attention_mask"])
+
+
+def _equal_batches(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a
+    )
+
+
+def test_batched_fetch_equals_item_by_item_padding():
+    rng = np.random.default_rng(0)
+    for dtype, high in ((np.uint8, 256), (np.uint16, 40000)):
+        seqs = [rng.integers(0, high, size=n) * (rng.random(n) > 0.3) for n in (7, 1, 12, 3, 12, 9)]
+        tokens, offsets = pack(seqs, dtype)
+        labels = rng.integers(0, 5, size=len(seqs))
+        ds = RaggedDataset({"tokens": tokens, "offsets": offsets, "labels": labels}, 10, False)
+        ids, lengths = ds.dense()
+        assert ids.element_size() <= 4 and ids.shape == (6, 10)
+        assert lengths.tolist() == [7, 1, 10, 3, 10, 9]
+        for pad_to in ("longest", "max_length"):
+            for input_type in ("tokens", "values"):
+                for mask in ("lengths", "lra_nonzero"):
+                    collate = Collator(10, pad_to, input_type, pair=False, mask=mask)
+                    for index in ([1, 3], [4, 0, 2], [5]):
+                        batched = collate(ds.__getitems__(index))
+                        items = collate([ds[i] for i in index])
+                        assert _equal_batches(batched, items), (pad_to, input_type, mask, index)
+
+
+def test_loader_uses_the_batched_fetch():
+    from torch.utils.data import DataLoader
+
+    tokens, offsets = pack([np.arange(n, dtype=np.int64) % 7 for n in (3, 5, 2, 4)], np.uint8)
+    ds = RaggedDataset({"tokens": tokens, "offsets": offsets, "labels": np.arange(4)}, 8, False)
+    loader = DataLoader(ds, batch_size=3, collate_fn=Collator(8, "longest", "tokens", False))
+    first = next(iter(loader))
+    assert first["input_ids"].shape == (3, 5) and first["labels"].tolist() == [0, 1, 2]
+    assert ds._dense is not None  # built by the batched fetch

@@ -111,11 +111,16 @@ def _layer(transform: str, causal: bool = False, heads: int = 3):
 TRANSFORMS = ["dct", "dst", "hadamard", "wavelet", "mixed", "dct3", "mixedfft"]
 
 
+PATHS = ["fast", "dense"]
+
+
 @pytest.mark.parametrize("transform", TRANSFORMS)
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n", [1, 2, 7, 100, 128])
-def test_matches_dense_oracle(transform: str, causal: bool, n: int) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_matches_dense_oracle(transform: str, causal: bool, n: int, path: str) -> None:
     layer = _layer(transform, causal)
+    layer.mixing_path = path
     x = torch.randn(2, n, 12, dtype=torch.float64)
     mask = torch.rand(2, n) > 0.3
     mask[:, 0] = True
@@ -126,8 +131,10 @@ def test_matches_dense_oracle(transform: str, causal: bool, n: int) -> None:
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
 @pytest.mark.parametrize("causal", [False, True])
-def test_mask_exact_float32(transform: str, causal: bool) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_mask_exact_float32(transform: str, causal: bool, path: str) -> None:
     layer = _layer(transform, causal).float()
+    layer.mixing_path = path
     x = torch.randn(2, 37, 12)
     mask = torch.ones(2, 37, dtype=torch.bool)
     mask[0, 30:] = False
@@ -140,8 +147,10 @@ def test_mask_exact_float32(transform: str, causal: bool) -> None:
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
-def test_causal_exact_float32(transform: str) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_causal_exact_float32(transform: str, path: str) -> None:
     layer = _layer(transform, causal=True).float()
+    layer.mixing_path = path
     x = torch.randn(2, 40, 12)
     t = 17
     x2 = x.clone()
@@ -162,6 +171,36 @@ def test_scale_varies_by_frequency_and_gets_gradients(transform: str, causal: bo
     grad = layer.scale.grad
     assert grad is not None and grad.abs().sum() > 0
     assert grad.std(dim=1).min() > 0  # different frequencies get different gradients
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n", [7, 64])
+def test_dense_and_fast_paths_have_equal_gradients(transform: str, causal: bool, n: int) -> None:
+    layer = _layer(transform, causal)
+    x = torch.randn(2, n, 12, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(2, n) > 0.3
+    mask[:, 0] = True
+    grads = []
+    for path in PATHS:
+        layer.mixing_path = path
+        layer.zero_grad()
+        out = layer(x, mask)
+        (gx,) = torch.autograd.grad(out.pow(2).sum(), x, retain_graph=True)
+        out.pow(2).sum().backward()
+        grads.append((gx, layer.scale.grad.clone()))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-10)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-10)
+    assert grads[0][1].abs().sum() > 0
+
+
+def test_auto_path_is_fast_on_cpu_and_dense_on_cuda_up_to_the_crossover() -> None:
+    from spectrans.layers.attention.lst import DENSE_MAX_LENGTH
+
+    layer = LSTAttention(16, 4, "dct")
+    assert layer.chosen_path(128, torch.device("cpu")) == "fast"
+    assert layer.chosen_path(DENSE_MAX_LENGTH, torch.device("cuda")) == "dense"
+    assert layer.chosen_path(DENSE_MAX_LENGTH + 1, torch.device("cuda")) == "fast"
 
 
 def test_mixes_tokens_at_init() -> None:

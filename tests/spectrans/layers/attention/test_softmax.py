@@ -201,3 +201,33 @@ def test_bf16_autocast_runs_and_stays_close(options: dict) -> None:
     for result in (out, out_slow):
         assert torch.isfinite(result.float()).all()
         assert (result.float() - layer(x, mask)).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("head_dim", [4, 12, 16, 64])
+@pytest.mark.parametrize("options", [{}, {"causal": True}])
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_head_dim_padding_is_exact(
+    head_dim: int, options: dict, use_mask: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every SDPA call gets a width divisible by 8; outputs and grads match the exact math."""
+    widths: list[int] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(q, k, v, **kwargs):
+        widths.append(q.shape[-1])
+        return sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording_sdpa)
+    torch.manual_seed(head_dim)
+    layer = SoftmaxAttention(32, 3, head_dim=head_dim, init_weights="truncnormal", **options)
+    layer = layer.double()
+    x = torch.randn(2, 13, 32, dtype=torch.float64, requires_grad=True)
+    mask = _random_mask(2, 13) if use_mask else None
+    out = layer(x, mask)
+    ref, _ = _oracle(layer, x, mask)
+    assert widths and all(w % 8 == 0 and w >= head_dim for w in widths)
+    assert torch.allclose(out, ref, atol=1e-10)
+    grad = torch.randn_like(out)
+    (g_out,) = torch.autograd.grad(out, x, grad)
+    (g_ref,) = torch.autograd.grad(ref, x, grad)
+    assert torch.allclose(g_out, g_ref, atol=1e-10)
