@@ -46,8 +46,11 @@ INSTRUCTIONS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line options."""
-    p = argparse.ArgumentParser(prog="python -m experiments.data", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("task", choices=TASKS)
     p.add_argument("--data-dir", default="data", help="LRA data root (default: data)")
     p.add_argument("--out", default=None, help="task folder (default: <data-dir>/<task path>)")
@@ -55,8 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--resolution", type=int, choices=(32, 64, 128, 256), default=None)
-    p.add_argument("--difficulty", default="curv_contour_length_14",
-                   choices=("curv_baseline", "curv_contour_length_9", "curv_contour_length_14"))
+    p.add_argument(
+        "--difficulty",
+        default="curv_contour_length_14",
+        choices=("curv_baseline", "curv_contour_length_9", "curv_contour_length_14"),
+    )
     p.add_argument("--num-images", type=int, default=None, help="overrides --size")
     return p.parse_args(argv)
 
@@ -64,6 +70,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     args = parse_args(argv)
+    for name in ("num_images", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            print(f"{flag} {value} is not allowed: give a positive number.", file=sys.stderr)
+            return 2
+    try:
+        return _run(args)
+    except ValueError as exc:  # bad settings or a folder that cannot be written: one sentence
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     extra = {}
     if args.task in ("pathfinder", "pathx"):
         extra = {"difficulty": args.difficulty}
@@ -87,11 +107,20 @@ def main(argv: list[str] | None = None) -> int:
 
     n = args.num_images or PATHFINDER_SIZES[args.size]
     start = time.perf_counter()
-    generate_pathfinder(root, resolution=cfg.resolution, difficulty=cfg.difficulty,
-                        num_images=n, seed=args.seed, workers=args.workers, progress=True)
+    generate_pathfinder(
+        root,
+        resolution=cfg.resolution,
+        difficulty=cfg.difficulty,
+        num_images=n,
+        seed=args.seed,
+        workers=args.workers,
+        progress=True,
+    )
     secs = time.perf_counter() - start
-    print(f"{n} Pathfinder-{cfg.resolution} images written to {root} in {secs:.1f} s "
-          f"({n / secs / max(args.workers, 1):.0f} images/s per worker)")
+    print(
+        f"{n} Pathfinder-{cfg.resolution} images written to {root} in {secs:.1f} s "
+        f"({n / secs / max(args.workers, 1):.0f} images/s per worker)"
+    )
     return 0
 
 
