@@ -15,6 +15,7 @@ the kernel centre and pixels outside the image ignored (``scipy.ndimage.maximum_
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -135,11 +136,31 @@ def marker(size: int, centre: tuple[int, int], radius: float, aa: int) -> np.nda
     Returns:
         ``(size, size)`` float64 in ``[0, 1]``.
     """
+    reach = math.ceil(radius) + 7  # the disk, then 3 pixels of Lanczos support, twice
+    if all(reach <= c < size - reach for c in centre):
+        out = np.zeros((size, size))  # far from the edges: the same numbers, pasted
+        paste_max(out, _marker_patch(radius, aa, reach), centre)
+        return out
+    return _marker_full(size, centre, radius, aa)
+
+
+def _marker_full(size: int, centre: tuple[int, int], radius: float, aa: int) -> np.ndarray:
+    """:func:`marker` computed on the whole image (the original's way)."""
     y, x = np.ogrid[
         -centre[0] * aa : (size - centre[0]) * aa, -centre[1] * aa : (size - centre[1]) * aa
     ]
     disk = ((x**2 + y**2) <= (radius * aa) ** 2).astype(np.float64)  # (size aa, size aa)
     return imresize_lanczos(disk, size).astype(np.float64) / 255
+
+
+@functools.lru_cache(maxsize=8)
+def _marker_patch(radius: float, aa: int, reach: int) -> np.ndarray:
+    """:func:`marker` centred in a ``2 reach + 1`` image.
+
+    PIL's integer-factor resize is translation invariant, so away from the edges every marker
+    is this patch, moved.
+    """
+    return _marker_full(2 * reach + 1, (reach, reach), radius, aa)
 
 
 def paste_max(canvas: np.ndarray, patch: np.ndarray, centre: tuple[int, int]) -> None:

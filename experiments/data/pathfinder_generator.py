@@ -98,7 +98,7 @@ class PathfinderParams(BaseModel):
     max_dash_tries: int = 3
     max_distractor_tries: int = 5
     max_image_tries: int = 100_000
-    target_batch: int = 32
+    target_batch: int = 8
     stop_free_fraction: float = 0.01
 
     @model_validator(mode="after")
@@ -364,15 +364,16 @@ class _Scene:
     def seed(self, contrast: float) -> _Snake | None:
         """A distractor's first dash at a start whose kernel window is free (``seed_snake``)."""
         p, tab, rng = self.p, self.tab, self.rng
-        occ = self.view(self.occ)
-        if np.count_nonzero(occ <= 0.3) < p.stop_free_fraction * occ.size:
-            return None
-        lined = occ.copy()
-        lined[0], lined[-1], lined[:, 0], lined[:, -1] = 1, 1, 1, 1
+        occ, lined = self.view(self.occ), None
         for _ in range(p.max_dash_tries):
             k = int(rng.integers(360))
             if not tab.usable[k]:
-                return None
+                return None  # the original fails here too (a window sees only -inf)
+            if lined is None:
+                if np.count_nonzero(occ <= 0.3) < p.stop_free_fraction * occ.size:
+                    return None
+                lined = occ.copy()
+                lined[0], lined[-1], lined[:, 0], lined[:, -1] = 1, 1, 1, 1
             free = np.flatnonzero(dilate(lined, tab.kernel[k]) <= 0.3)
             if free.size == 0:
                 return None
@@ -610,7 +611,7 @@ def render_sample(
                 f"Pathfinder could not place the two target snakes in {tried} tries at "
                 f"resolution={p.resolution}; the parameters leave too little room."
             )
-        batch = p.target_batch
+        batch = min(p.target_batch << (2 * (tried > 0) + 2 * (tried > p.target_batch)), 256)
         targets = _target_batch(p, margin, rng, batch)
         tried += batch
     attempt = tried - batch + targets.attempt + 1

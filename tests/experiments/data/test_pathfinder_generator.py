@@ -99,6 +99,16 @@ def test_marker_is_a_lanczos_disk():
     assert m[16, 20] == 0 and m[2, 10] == 0
 
 
+@pytest.mark.parametrize("size,radius", [(32, 1.5), (64, 2.5), (128, 3.0)])
+def test_marker_fast_path_equals_the_whole_image_resize(size, radius):
+    from experiments.data.pathfinder_draw import _marker_full
+
+    for centre in [(9, 9), (size // 2, 12), (size - 10, size // 3), (3, 5), (size - 2, 20)]:
+        np.testing.assert_array_equal(
+            marker(size, centre, radius, 2), _marker_full(size, centre, radius, 2)
+        )
+
+
 def test_seed_kernel_usable_iff_every_window_meets_the_image():
     tab = _table(HARD32, 1)
     ones = np.ones((HARD32.resolution,) * 2)
