@@ -116,7 +116,9 @@ class DenseBatch(NamedTuple):
     labels: torch.Tensor
 
 
-def pad_sequences(seqs: list[np.ndarray], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(
+    seqs: list[np.ndarray], length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad with 0 and build the mask from the lengths.
 
     Returns:
