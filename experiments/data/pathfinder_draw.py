@@ -93,7 +93,8 @@ def dash_patches(
         aa: Supersampling factor.
 
     Returns:
-        ``(line, mask)`` float64 in ``[0, 1]`` (multiples of 1/255).
+        ``(line, mask)`` float64 in ``[0, 1]`` (multiples of 1/255; the mask rounded to
+        float32, as the original stores it).
     """
     s = length + int(math.ceil(thickness)) + margin
     big = 2 * s * aa + 1
@@ -107,6 +108,7 @@ def dash_patches(
     line = imresize_lanczos(blown_arr, 2 * s + 1).astype(np.float64) / 255  # (2s+1, 2s+1)
     grown = dilate(blown_arr, disk_footprint(margin * aa)).astype(np.uint8)  # (big, big)
     mask = imresize_lanczos(grown, 2 * s + 1).astype(np.float64) / 255  # (2s+1, 2s+1)
+    mask = mask.astype(np.float32).astype(np.float64)  # stored in a float32 image
     return line, mask
 
 
@@ -134,7 +136,7 @@ def marker(size: int, centre: tuple[int, int], radius: float, aa: int) -> np.nda
         aa: Supersampling factor.
 
     Returns:
-        ``(size, size)`` float64 in ``[0, 1]``.
+        ``(size, size)`` float64 in ``[0, 1]`` (float32 values, as the original's).
     """
     reach = math.ceil(radius) + 7  # the disk, then 3 pixels of Lanczos support, twice
     if all(reach <= c < size - reach for c in centre):
@@ -150,7 +152,7 @@ def _marker_full(size: int, centre: tuple[int, int], radius: float, aa: int) -> 
         -centre[0] * aa : (size - centre[0]) * aa, -centre[1] * aa : (size - centre[1]) * aa
     ]
     disk = ((x**2 + y**2) <= (radius * aa) ** 2).astype(np.float64)  # (size aa, size aa)
-    return imresize_lanczos(disk, size).astype(np.float64) / 255
+    return (imresize_lanczos(disk, size).astype(np.float32) / np.float32(255)).astype(np.float64)
 
 
 @functools.lru_cache(maxsize=8)

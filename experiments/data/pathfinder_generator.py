@@ -336,7 +336,7 @@ class _Scene:
         pivot = translate(head, flip_by_pi(theta), L + self.margin)
         if not all(0 <= v < R for v in (*head, *pivot)):
             return None
-        self.paste(self.img, self.tab.line[k] * contrast, tail)
+        self.paste(self.img, _f32(self.tab.line[k] * contrast), tail)
         return _Snake(pivot, k, tail)
 
     def first_seed(self, contrast: float) -> _Snake:
@@ -414,7 +414,7 @@ class _Scene:
                 break
         else:
             return False
-        self.paste(self.img, tab.line[k] * contrast, (hr, hc))
+        self.paste(self.img, _f32(tab.line[k] * contrast), (hr, hc))
         self.paste(self.occ, tab.mask[s.last[0]], s.last[1])
         s.pivot, s.orient, s.last = (pr, pc), k, (k, (hr, hc))
         s.tips.append((hr, hc))
@@ -429,6 +429,11 @@ class _Scene:
 
     def restore(self, state: tuple[np.ndarray, np.ndarray]) -> None:
         self.img[...], self.occ[...] = state
+
+
+def _f32(x: np.ndarray) -> np.ndarray:
+    """Round to float32 and back: the original stores dashes in float32 images."""
+    return x.astype(np.float32).astype(np.float64)
 
 
 def _pick(rng: np.random.Generator, values: tuple[Any, ...]) -> Any:
@@ -481,7 +486,9 @@ def _target_batch(
     ks, tails, pivots, cum = tab.first
     j = np.minimum(np.searchsorted(cum, rng.random(B), side="right"), len(cum) - 1)
     orient[:, 0], pivot[:, 0], last[:, 0], tips[:, 0, 0] = ks[j], pivots[j], tails[j], tails[j]
-    _paste_rows(img, rows, flat(tails[j]), line[ks[j]] * (mu[:, 0] * dash_c())[:, None], tab.win)
+    _paste_rows(
+        img, rows, flat(tails[j]), _f32(line[ks[j]] * (mu[:, 0] * dash_c())[:, None]), tab.win
+    )
 
     alive = np.ones(B, dtype=bool)
     pending = rows
@@ -520,7 +527,7 @@ def _target_batch(
             t[ok],
             t[ok],
         )
-        _paste_rows(img, done, flat(t[ok]), line[k[ok]] * c2[done, None], tab.win)
+        _paste_rows(img, done, flat(t[ok]), _f32(line[k[ok]] * c2[done, None]), tab.win)
         pending = pending[~ok]
     alive[pending] = False
 
@@ -558,7 +565,7 @@ def _target_batch(
             hr, hc = pr + tab.ring[jj, 0], pc + tab.ring[jj, 1]
             head = np.stack([hr, hc], 1)  # (A, 2)
             c = (mu[a, s] * contrast[a])[:, None]
-            _paste_rows(img, a, flat(head), line[360 + jj] * c, tab.win)
+            _paste_rows(img, a, flat(head), _f32(line[360 + jj] * c), tab.win)
             _paste_rows(occ, a, flat(last[a, s]), mask[orient[a, s]], tab.win)
             pivot[a, s] = np.stack([pr, pc], 1)
             orient[a, s], last[a, s], tips[a, s, seg] = 360 + jj, head, head
