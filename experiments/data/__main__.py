@@ -64,6 +64,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     args = parse_args(argv)
+    for name in ("num_images", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            print(f"{flag} {value} is not allowed: give a positive number.", file=sys.stderr)
+            return 2
+    try:
+        return _run(args)
+    except ValueError as exc:  # bad settings or a folder that cannot be written: one sentence
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     extra = {}
     if args.task in ("pathfinder", "pathx"):
         extra = {"difficulty": args.difficulty}

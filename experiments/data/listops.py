@@ -96,15 +96,28 @@ class ListOpsDataModule(LRADataModule):
 
     def prepare_data(self) -> None:
         """Generate the files when they are missing and ``cfg.generate`` is set."""
+        from experiments.data.listops_generator import folder_state, generate_listops
+
         gen = self.cfg.generate
-        if gen is None or all(p.is_file() for p in self.files().values()):
+        if gen is None or folder_state(self.root)[0] in ("official", "complete"):
             return
-        from experiments.data.listops_generator import generate_listops
 
         generate_listops(self.root, size=gen.size, seed=gen.seed, workers=gen.workers)
 
     def source_files(self) -> list[Path]:
-        """The three TSV files; raises ``DataNotFoundError`` naming the first missing one."""
+        """The three TSV files; raises ``DataNotFoundError`` naming the first missing one.
+
+        A generated folder that was cut short raises ``DataCorruptError`` naming the fix.
+        """
+        from experiments.data.listops_generator import folder_state
+
+        state, why = folder_state(self.root)
+        if state in ("incomplete", "stale"):
+            raise DataCorruptError(
+                self.root,
+                f"the ListOps folder is {state} ({why}); regenerate it with: "
+                f"{GET_LISTOPS} (or set task.generate)",
+            )
         for path in self.files().values():
             if not path.is_file():
                 raise DataNotFoundError(
@@ -115,7 +128,12 @@ class ListOpsDataModule(LRADataModule):
         return list(self.files().values())
 
     def build_splits(self) -> SplitArrays:
-        """Read and tokenise the three files."""
+        """Read and tokenise the three files (a generated folder's checksum is verified first)."""
+        from experiments.data.listops_generator import folder_state
+        from experiments.data.manifest import verify
+
+        if folder_state(self.root)[0] == "complete":
+            verify(self.root, list(self.files().values()), GET_LISTOPS)
         out: SplitArrays = {}
         for split, path in self.files().items():
             seqs, labels = read_listops_tsv(path)

@@ -29,12 +29,17 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from experiments.data.manifest import MANIFEST, read_manifest, write_manifest
+
+GENERATOR = "spectrans-lra listops"
+GENERATOR_VERSION = 1
 OPERATORS: tuple[str, ...] = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
 VALUE_P = 0.25
@@ -235,8 +240,9 @@ def generate_listops(
 ) -> GenerationReport:
     """Generate ``basic_{train,val,test}.tsv`` in ``out_dir`` (the official LRA format).
 
-    Each file is written under a temporary name and renamed when all three are complete, so
-    a crash never leaves a half-written file under the final name.
+    Each file is written under a temporary name and renamed when all three are complete, then
+    ``manifest.json`` (seed, sizes, version, checksum) is written last: a folder without it but
+    with leftovers or only some of the files was cut short (see :func:`folder_state`).
 
     Args:
         out_dir: Folder to write into (created if missing).
@@ -261,6 +267,12 @@ def generate_listops(
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    state, why = folder_state(out)
+    if state in ("incomplete", "stale"):
+        print(f"{out} is {state} ({why}); regenerating it.", file=sys.stderr)
+    for left in leftovers(out):
+        left.unlink()
+    (out / MANIFEST).unlink(missing_ok=True)
     bounds = np.cumsum((0, *sizes))
     paths: dict[str, Path] = {}
     tmp_paths: dict[str, Path] = {}
@@ -270,6 +282,13 @@ def generate_listops(
         write_tsv(tmp_paths[split], trees[bounds[i] : bounds[i + 1]])
     for split in SPLIT_NAMES:
         os.replace(tmp_paths[split], paths[split])
+    record = {
+        "generator": GENERATOR,
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "sizes": dict(zip(SPLIT_NAMES, map(int, sizes))),
+    }
+    write_manifest(out, record, paths.values())
     return GenerationReport(
         sizes=dict(zip(SPLIT_NAMES, sizes)),
         draws=draws,
@@ -277,3 +296,34 @@ def generate_listops(
         seconds=time.perf_counter() - start,
         paths=paths,
     )
+
+
+def leftovers(root: Path) -> list[Path]:
+    """Temporary split files an interrupted generation leaves behind."""
+    return sorted(root.glob(".basic_*.tsv.tmp-*"))
+
+
+def folder_state(root: Path) -> tuple[str, str]:
+    """``(state, why)``: ``absent | official | incomplete | stale | complete``.
+
+    Complete: a manifest of this generator version and no leftovers. Official: all three files,
+    no manifest, no leftovers (the LRA release has no manifest). Incomplete: leftovers, or
+    some but not all of the files, or all three files listed by a manifest of another size.
+    """
+    names = [f"basic_{s}.tsv" for s in SPLIT_NAMES]
+    present = [n for n in names if (root / n).is_file()]
+    left = leftovers(root)
+    manifest = read_manifest(root)
+    if left:
+        return "incomplete", f"temporary {left[0].name} is left from a stopped run"
+    if manifest is not None:
+        if manifest.get("generator") != GENERATOR or manifest.get("version") != GENERATOR_VERSION:
+            return "stale", f"it was made by generator version {manifest.get('version')}"
+        if len(present) < len(names):
+            return "incomplete", f"{sorted(set(names) - set(present))[0]} is missing"
+        return "complete", ""
+    if not present:
+        return "absent", ""
+    if len(present) < len(names):
+        return "incomplete", f"{sorted(set(names) - set(present))[0]} is missing"
+    return "official", ""

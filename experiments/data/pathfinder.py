@@ -10,6 +10,9 @@ Despite the name, ``metadata/<b>.npy`` is TEXT: one line per image, space separa
 is field 4, index 3). Empty image files (the release has
 ``pathfinder32/curv_baseline/imgs/0/sample_172.png``) are skipped with one warning.
 Images are shuffled with ``split_seed`` and split 80/10/10. Path-X is the same at 128 px.
+A generated folder is read only when its ``manifest.json`` (written last by the generator)
+exists, agrees with the task's resolution and difficulty and, on a cache miss, with the files'
+checksum; a folder cut short is refused (or, with ``task.generate``, finished or regenerated).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import numpy as np
 from experiments.data.cache import SplitArrays
 from experiments.data.datamodule import SPLITS, LRADataModule
 from experiments.data.errors import DataCorruptError, DataNotFoundError
+from experiments.data.manifest import read_manifest, verify
+from experiments.data.pathfinder_folder import data_files, folder_state
 from experiments.data.pixels import PIXEL_VOCAB_SIZE
 
 
@@ -100,7 +105,7 @@ class PathfinderDataModule(LRADataModule):
     def prepare_data(self) -> None:
         """Generate the images when the folder is missing and ``cfg.generate`` is set."""
         gen = self.cfg.generate
-        if gen is None or metadata_files(self.root):
+        if gen is None or folder_state(self.root)[0] in ("official", "complete"):
             return
         from experiments.data.pathfinder_generator import generate_pathfinder
 
@@ -110,7 +115,14 @@ class PathfinderDataModule(LRADataModule):
         )
 
     def source_files(self) -> list[Path]:
-        """The metadata files (images are keyed through them)."""
+        """The metadata files (images are keyed through them).
+
+        Raises:
+            DataNotFoundError: When there are none.
+            DataCorruptError: When a generated folder is incomplete, of an older generator
+                version, or its manifest names another resolution or difficulty.
+        """
+        self._check_generated()
         files = metadata_files(self.root)
         if not files:
             raise DataNotFoundError(
@@ -120,6 +132,25 @@ class PathfinderDataModule(LRADataModule):
             )
         return files
 
+    def _check_generated(self) -> None:
+        state, why = folder_state(self.root)
+        if state in ("incomplete", "stale"):
+            raise DataCorruptError(
+                self.root,
+                f"the generated folder is {state} ({why}); finish or regenerate it "
+                f"with: {self.how_to_get()}",
+            )
+        manifest = read_manifest(self.root) if state == "complete" else None
+        params = (manifest or {}).get("params", {})
+        for key in ("resolution", "contour_length"):
+            want = self.cfg.resolution if key == "resolution" else _contour(self.cfg.difficulty)
+            if manifest is not None and params.get(key) != want:
+                raise DataCorruptError(
+                    self.root / "manifest.json",
+                    f"the folder was generated with {key}={params.get(key)!r} but the task "
+                    f"asks for {want!r}; point task.path at the right folder",
+                )
+
     def build_splits(self) -> SplitArrays:
         """Read every listed image, skip empty files, split 80/10/10 (seeded).
 
@@ -128,6 +159,8 @@ class PathfinderDataModule(LRADataModule):
         """
         from tqdm.auto import tqdm
 
+        if folder_state(self.root)[0] == "complete":
+            verify(self.root, data_files(self.root), self.how_to_get())
         rows = [(meta, *row) for meta in self.source_files() for row in read_metadata(meta)]
         is_empty = [_is_empty(self.root / r[1] / r[2]) for r in rows]
         empty = [r for r, e in zip(rows, is_empty) if e]
@@ -157,6 +190,11 @@ class PathfinderDataModule(LRADataModule):
             out[split] = {"tokens": pixels.reshape(-1), "offsets": offsets, "labels": labels}
         bar.close()
         return out
+
+
+def _contour(difficulty: str) -> int:
+    """Contour length of a difficulty folder name (``curv_baseline`` is 6)."""
+    return 6 if difficulty == "curv_baseline" else int(difficulty.rsplit("_", 1)[-1])
 
 
 def _is_empty(path: Path) -> bool:
