@@ -59,8 +59,7 @@ def datamodule_class(name: str) -> type[LRADataModule]:
 
         return PathfinderDataModule
     raise KeyError(
-        f"Unknown LRA task {name!r}; use one of listops, text, retrieval, image, pathfinder, "
-        "pathx."
+        f"Unknown LRA task {name!r}; use one of listops, text, retrieval, image, pathfinder, pathx."
     )
 
 
@@ -90,6 +89,10 @@ def build_datamodule(
     cfg = parse_task_config(task_cfg)
     cls = datamodule_class(cfg.name)
     return cls(
-        cfg, data_dir=data_dir, batch_size=batch_size, num_workers=num_workers, seed=seed,
+        cfg,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=seed,
         cache_dir=cache_dir,
     )

@@ -46,8 +46,11 @@ INSTRUCTIONS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line options."""
-    p = argparse.ArgumentParser(prog="python -m experiments.data", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("task", choices=TASKS)
     p.add_argument("--data-dir", default="data", help="LRA data root (default: data)")
     p.add_argument("--out", default=None, help="task folder (default: <data-dir>/<task path>)")
@@ -55,8 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--resolution", type=int, choices=(32, 64, 128, 256), default=None)
-    p.add_argument("--difficulty", default="curv_contour_length_14",
-                   choices=("curv_baseline", "curv_contour_length_9", "curv_contour_length_14"))
+    p.add_argument(
+        "--difficulty",
+        default="curv_contour_length_14",
+        choices=("curv_baseline", "curv_contour_length_9", "curv_contour_length_14"),
+    )
     p.add_argument("--num-images", type=int, default=None, help="overrides --size")
     return p.parse_args(argv)
 
@@ -101,11 +107,20 @@ def _run(args: argparse.Namespace) -> int:
 
     n = args.num_images or PATHFINDER_SIZES[args.size]
     start = time.perf_counter()
-    generate_pathfinder(root, resolution=cfg.resolution, difficulty=cfg.difficulty,
-                        num_images=n, seed=args.seed, workers=args.workers, progress=True)
+    generate_pathfinder(
+        root,
+        resolution=cfg.resolution,
+        difficulty=cfg.difficulty,
+        num_images=n,
+        seed=args.seed,
+        workers=args.workers,
+        progress=True,
+    )
     secs = time.perf_counter() - start
-    print(f"{n} Pathfinder-{cfg.resolution} images written to {root} in {secs:.1f} s "
-          f"({n / secs / max(args.workers, 1):.0f} images/s per worker)")
+    print(
+        f"{n} Pathfinder-{cfg.resolution} images written to {root} in {secs:.1f} s "
+        f"({n / secs / max(args.workers, 1):.0f} images/s per worker)"
+    )
     return 0
 
 

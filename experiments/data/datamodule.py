@@ -116,9 +116,7 @@ class DenseBatch(NamedTuple):
     labels: torch.Tensor
 
 
-def pad_sequences(
-    seqs: list[np.ndarray], length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(seqs: list[np.ndarray], length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad with 0 and build the mask from the lengths.
 
     Returns:
@@ -171,7 +169,9 @@ class Collator:
 
     def _encode_dense(self, batch: DenseBatch) -> dict[str, torch.Tensor]:
         """The batch dict of dense rows: the same tensors as padding the items one by one."""
-        length = self.max_length if self.pad_to == "max_length" else max(1, int(batch.lengths.max()))
+        length = (
+            self.max_length if self.pad_to == "max_length" else max(1, int(batch.lengths.max()))
+        )
         ids = batch.ids[:, :length].long()  # (B, <= length)
         if ids.shape[1] < length:
             ids = torch.nn.functional.pad(ids, (0, length - ids.shape[1]))  # (B, length)

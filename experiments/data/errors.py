@@ -28,9 +28,7 @@ class DataNotFoundError(DataError, FileNotFoundError):
 class DataCorruptError(DataError, ValueError):
     """A row or image cannot be read; the message names the file and the line."""
 
-    def __init__(
-        self, path: str | os.PathLike[str], problem: str, line: int | None = None
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], problem: str, line: int | None = None) -> None:
         self.path = os.fspath(path)
         self.line = line
         where = f"{self.path}, line {line}" if line is not None else self.path

@@ -78,9 +78,7 @@ class ImageDataModule(LRADataModule):
 
     def _missing(self) -> None:
         missing = next(p for p in self.pickle_files() if not p.is_file())
-        raise DataNotFoundError(
-            missing, CIFAR_EXPECTED, GET_CIFAR
-        )
+        raise DataNotFoundError(missing, CIFAR_EXPECTED, GET_CIFAR)
 
     def source_files(self) -> list[Path]:
         """The pickles (empty for the hub)."""
@@ -122,4 +120,3 @@ class ImageDataModule(LRADataModule):
             tokens, offsets = pack(list(x), self.token_dtype)  # (N * 1024,), (N + 1,)
             out[split] = {"tokens": tokens, "offsets": offsets, "labels": labels}
         return out
-

@@ -19,7 +19,14 @@ from experiments.data.datamodule import SPLITS, LRADataModule, pack
 from experiments.data.errors import DataCorruptError, DataNotFoundError
 
 VOCAB: tuple[str, ...] = (
-    "<pad>", "<unk>", "[MIN", "[MAX", "[MED", "[SM", "X", *(str(d) for d in range(10))
+    "<pad>",
+    "<unk>",
+    "[MIN",
+    "[MAX",
+    "[MED",
+    "[SM",
+    "X",
+    *(str(d) for d in range(10)),
 )
 TOKEN_TO_ID = {t: i for i, t in enumerate(VOCAB)}
 HEADER = "Source\tTarget"
@@ -71,8 +78,9 @@ def read_listops_tsv(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
                 continue
             fields = line.split("\t")
             if len(fields) != 2:
-                raise DataCorruptError(path, f"expected 2 tab-separated fields, got {len(fields)}",
-                                       line_no)
+                raise DataCorruptError(
+                    path, f"expected 2 tab-separated fields, got {len(fields)}", line_no
+                )
             try:
                 seqs.append(tokenize(fields[0]))
             except ValueError as exc:

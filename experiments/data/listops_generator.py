@@ -187,9 +187,7 @@ def generate_trees(
     from tqdm.auto import tqdm
 
     if total <= 0 or chunk_size <= 0:
-        raise ValueError(
-            f"total={total} and chunk_size={chunk_size} must be positive tree counts."
-        )
+        raise ValueError(f"total={total} and chunk_size={chunk_size} must be positive tree counts.")
     chunk_size = min(chunk_size, total)
     trees: list[tuple[str, int, int]] = []
     seen: set[str] = set()
@@ -257,9 +255,7 @@ def generate_listops(
     """
     if sizes is None:
         if size not in SPLIT_SIZES:
-            raise ValueError(
-                f"ListOps size {size!r} is unknown; use one of {sorted(SPLIT_SIZES)}."
-            )
+            raise ValueError(f"ListOps size {size!r} is unknown; use one of {sorted(SPLIT_SIZES)}.")
         sizes = SPLIT_SIZES[size]
     start = time.perf_counter()
     trees, draws, accepted = generate_trees(

@@ -72,7 +72,8 @@ def load_png(path: Path, resolution: int, meta: Path, line_no: int) -> np.ndarra
         raise DataCorruptError(meta, f"image {path} cannot be read ({exc})", line_no) from exc
     if pixels.shape != (resolution, resolution):
         raise DataCorruptError(
-            meta, f"image {path} is {pixels.shape}, expected ({resolution}, {resolution})",
+            meta,
+            f"image {path} is {pixels.shape}, expected ({resolution}, {resolution})",
             line_no,
         )
     return pixels.reshape(-1)
@@ -110,8 +111,12 @@ class PathfinderDataModule(LRADataModule):
         from experiments.data.pathfinder_generator import generate_pathfinder
 
         generate_pathfinder(
-            self.root, resolution=self.cfg.resolution, difficulty=self.cfg.difficulty,
-            num_images=gen.image_count(), seed=gen.seed, workers=gen.workers,
+            self.root,
+            resolution=self.cfg.resolution,
+            difficulty=self.cfg.difficulty,
+            num_images=gen.image_count(),
+            seed=gen.seed,
+            workers=gen.workers,
         )
 
     def source_files(self) -> list[Path]:
@@ -173,8 +178,9 @@ class PathfinderDataModule(LRADataModule):
             )
             rows = [r for r, e in zip(rows, is_empty) if not e]
         res = self.cfg.resolution
-        bar = tqdm(total=len(rows), desc=f"read {self.cfg.name} images", unit="img",
-                   mininterval=1.0)
+        bar = tqdm(
+            total=len(rows), desc=f"read {self.cfg.name} images", unit="img", mininterval=1.0
+        )
         out: SplitArrays = {}
         for split, idx in zip(
             SPLITS, split_indices(len(rows), self.cfg.split_fractions, self.cfg.split_seed)

@@ -45,15 +45,17 @@ def read_aan_tsv(
             fields = line.split(b"\t")
             if len(fields) != 5:
                 raise DataCorruptError(
-                    path, f"expected 5 tab-separated fields (label id1 id2 text1 text2), "
-                    f"got {len(fields)}", line_no)
+                    path,
+                    f"expected 5 tab-separated fields (label id1 id2 text1 text2), "
+                    f"got {len(fields)}",
+                    line_no,
+                )
             try:
                 label = float(fields[0])
             except ValueError:
                 label = -1.0
             if label not in (0.0, 1.0):
-                raise DataCorruptError(
-                    path, f"label {fields[0][:20]!r} is not 0 or 1", line_no)
+                raise DataCorruptError(path, f"label {fields[0][:20]!r} is not 0 or 1", line_no)
             labels.append(int(label))
             seqs_a.append(encode_bytes(fields[3], cut))
             seqs_b.append(encode_bytes(fields[4], cut))
@@ -91,7 +93,10 @@ class RetrievalDataModule(LRADataModule):
             tokens_a, offsets_a = pack(seqs_a, self.token_dtype)
             tokens_b, offsets_b = pack(seqs_b, self.token_dtype)
             out[split] = {
-                "tokens_a": tokens_a, "offsets_a": offsets_a,
-                "tokens_b": tokens_b, "offsets_b": offsets_b, "labels": labels,
+                "tokens_a": tokens_a,
+                "offsets_a": offsets_a,
+                "tokens_b": tokens_b,
+                "offsets_b": offsets_b,
+                "labels": labels,
             }
         return out

@@ -167,4 +167,3 @@ class TextDataModule(LRADataModule):
             tokens, offsets = pack(seqs, self.token_dtype)
             out[split] = {"tokens": tokens, "offsets": offsets, "labels": labels}
         return out
-

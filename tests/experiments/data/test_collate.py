@@ -25,11 +25,21 @@ def test_pad_to_longest_and_max_length():
 def test_ragged_dataset_cuts_at_max_length_and_pairs():
     tokens, offsets = pack([np.arange(5), np.arange(2)], np.uint8)
     assert offsets.tolist() == [0, 5, 7]
-    ds = RaggedDataset({"tokens": tokens, "offsets": offsets, "labels": np.array([1, 0])},
-                       max_length=3, pair=False)
+    ds = RaggedDataset(
+        {"tokens": tokens, "offsets": offsets, "labels": np.array([1, 0])}, max_length=3, pair=False
+    )
     assert ds[0][0].tolist() == [0, 1, 2] and ds[1][0].tolist() == [0, 1] and ds[1][1] == 0
-    pair = RaggedDataset({"tokens_a": tokens, "offsets_a": offsets, "tokens_b": tokens[::-1].copy(),
-                          "offsets_b": offsets, "labels": np.array([1, 0])}, 10, pair=True)
+    pair = RaggedDataset(
+        {
+            "tokens_a": tokens,
+            "offsets_a": offsets,
+            "tokens_b": tokens[::-1].copy(),
+            "offsets_b": offsets,
+            "labels": np.array([1, 0]),
+        },
+        10,
+        pair=True,
+    )
     batch = Collator(10, "longest", "tokens", pair=True)([pair[0], pair[1]])
     assert batch["input_ids_b"][1].tolist() == [1, 0, 0, 0, 0]
     assert batch["attention_mask_b"].sum(1).tolist() == [5, 2]
@@ -38,9 +48,7 @@ def test_ragged_dataset_cuts_at_max_length_and_pairs():
 def test_lra_nonzero_mask_also_masks_token_zero():
     seqs = [np.array([0, 3, 0, 5]), np.array([7, 0])]
     lengths = Collator(4, "max_length", "tokens", False)([(s, 0) for s in seqs])
-    nonzero = Collator(4, "max_length", "tokens", False, mask="lra_nonzero")(
-        [(s, 0) for s in seqs]
-    )
+    nonzero = Collator(4, "max_length", "tokens", False, mask="lra_nonzero")([(s, 0) for s in seqs])
     assert torch.equal(lengths["input_ids"], nonzero["input_ids"])
     assert lengths["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     assert nonzero["attention_mask"].tolist() == [[0, 1, 0, 1], [1, 0, 0, 0]]

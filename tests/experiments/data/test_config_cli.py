@@ -6,10 +6,17 @@ from experiments.data.__main__ import main
 from experiments.data.config import parse_task_config
 
 
-@pytest.mark.parametrize(("name", "length", "pair", "classes"), [
-    ("listops", 2000, False, 10), ("text", 1000, False, 2), ("retrieval", 4000, True, 2),
-    ("image", 1024, False, 10), ("pathfinder", 1024, False, 2), ("pathx", 16384, False, 2),
-])
+@pytest.mark.parametrize(
+    ("name", "length", "pair", "classes"),
+    [
+        ("listops", 2000, False, 10),
+        ("text", 1000, False, 2),
+        ("retrieval", 4000, True, 2),
+        ("image", 1024, False, 10),
+        ("pathfinder", 1024, False, 2),
+        ("pathx", 16384, False, 2),
+    ],
+)
 def test_facts_are_known_before_setup(tmp_path, name, length, pair, classes):
     dm = build_datamodule({"name": name}, data_dir=tmp_path, batch_size=2)
     assert (dm.max_length, dm.is_pair, dm.num_classes) == (length, pair, classes)
@@ -26,7 +33,8 @@ def test_unknown_keys_and_values_are_rejected():
     with pytest.raises(pydantic.ValidationError):
         parse_task_config({"name": "lisptops"})
     assert parse_task_config({"name": "pathfinder", "resolution": 64}).path == (
-        "pathfinder64/curv_contour_length_14")
+        "pathfinder64/curv_contour_length_14"
+    )
 
 
 def test_omegaconf_nodes_are_accepted():

@@ -57,8 +57,11 @@ def test_missing_file_names_the_path_and_the_command(tmp_path):
 
 @pytest.mark.parametrize(
     ("bad_line", "fragment"),
-    [("( [MIN 3 ) 4 ]\t7\textra", "2 tab-separated"), ("( ( [FOO 3 ) ] )\t3", "[FOO"),
-     ("( ( [MIN 3 ) ] )\t12", "not a digit")],
+    [
+        ("( [MIN 3 ) 4 ]\t7\textra", "2 tab-separated"),
+        ("( ( [FOO 3 ) ] )\t3", "[FOO"),
+        ("( ( [MIN 3 ) ] )\t12", "not a digit"),
+    ],
 )
 def test_corrupt_row_names_file_and_line(tmp_path, bad_line, fragment):
     root = tmp_path / "listops-1000"

@@ -63,8 +63,11 @@ def test_black_pixels_stay_unmasked_and_values_are_scaled(tmp_path):
     root = tmp_path / "pf"
     write_pathfinder(root, n_batches=1)
     for enc in ("tokens", "normalized"):
-        dm = build_datamodule({"name": "pathfinder", "path": str(root), "pixel_encoding": enc},
-                              data_dir=tmp_path, batch_size=3)
+        dm = build_datamodule(
+            {"name": "pathfinder", "path": str(root), "pixel_encoding": enc},
+            data_dir=tmp_path,
+            batch_size=3,
+        )
         dm.setup()
         batch = next(iter(dm.test_dataloader()))
         key = "input_ids" if enc == "tokens" else "input_values"
@@ -80,8 +83,9 @@ def test_black_pixels_stay_unmasked_and_values_are_scaled(tmp_path):
 def test_empty_image_is_skipped_with_a_warning(tmp_path):
     root = tmp_path / "pf"
     write_pathfinder(root, n_batches=1, empty={(0, 3)})
-    dm = build_datamodule({"name": "pathfinder", "path": str(root)}, data_dir=tmp_path,
-                          batch_size=3)
+    dm = build_datamodule(
+        {"name": "pathfinder", "path": str(root)}, data_dir=tmp_path, batch_size=3
+    )
     with pytest.warns(UserWarning, match="sample_3.png"):
         dm.setup()
     assert sum(len(dm.datasets[s]) for s in ("train", "val", "test")) == 9
@@ -91,8 +95,9 @@ def test_corrupt_image_names_metadata_file_and_line(tmp_path):
     root = tmp_path / "pf"
     write_pathfinder(root, n_batches=2)
     (root / "imgs" / "1" / "sample_4.png").write_bytes(b"garbage")
-    dm = build_datamodule({"name": "pathfinder", "path": str(root), "resolution": 32},
-                          data_dir=tmp_path, batch_size=3)
+    dm = build_datamodule(
+        {"name": "pathfinder", "path": str(root), "resolution": 32}, data_dir=tmp_path, batch_size=3
+    )
     with pytest.raises(DataCorruptError) as err:
         dm.setup()
     msg = str(err.value)
@@ -103,8 +108,9 @@ def test_wrong_size_image_is_reported(tmp_path):
     root = tmp_path / "pf"
     write_pathfinder(root, n_batches=1)
     Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(root / "imgs/0/sample_2.png")
-    dm = build_datamodule({"name": "pathfinder", "path": str(root), "resolution": 32},
-                          data_dir=tmp_path, batch_size=3)
+    dm = build_datamodule(
+        {"name": "pathfinder", "path": str(root), "resolution": 32}, data_dir=tmp_path, batch_size=3
+    )
     with pytest.raises(DataCorruptError, match=r"line 3: .*expected \(32, 32\)"):
         dm.setup()
 
@@ -125,15 +131,22 @@ def test_prepare_data_calls_the_generator(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_generate(out_dir, *, resolution, difficulty, num_images, seed, workers,
-                      progress=True):
+    def fake_generate(out_dir, *, resolution, difficulty, num_images, seed, workers, progress=True):
         calls.append((resolution, difficulty, num_images, seed, workers))
         write_pathfinder(out_dir, n_batches=1)
 
-    monkeypatch.setitem(sys.modules, "experiments.data.pathfinder_generator",
-                        types.SimpleNamespace(generate_pathfinder=fake_generate))
-    cfg = parse_task_config({"name": "pathfinder", "difficulty": "curv_baseline",
-                             "generate": {"size": "tiny", "seed": 5}})
+    monkeypatch.setitem(
+        sys.modules,
+        "experiments.data.pathfinder_generator",
+        types.SimpleNamespace(generate_pathfinder=fake_generate),
+    )
+    cfg = parse_task_config(
+        {
+            "name": "pathfinder",
+            "difficulty": "curv_baseline",
+            "generate": {"size": "tiny", "seed": 5},
+        }
+    )
     dm = build_datamodule(cfg, data_dir=tmp_path, batch_size=2)
     dm.prepare_data()
     dm.prepare_data()  # present now: not generated twice

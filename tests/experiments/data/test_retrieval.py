@@ -19,13 +19,17 @@ def write_aan(root, rows=ROWS):
 
 def test_pair_batches_with_cut_documents(tmp_path):
     write_aan(tmp_path / "tsv_data")
-    dm = build_datamodule({"name": "retrieval", "max_length": 20}, data_dir=tmp_path,
-                          batch_size=3)
+    dm = build_datamodule({"name": "retrieval", "max_length": 20}, data_dir=tmp_path, batch_size=3)
     assert dm.is_pair and dm.vocab_size == 258 and dm.num_classes == 2
     dm.setup()
     b = next(iter(dm.val_dataloader()))
-    assert set(b) == {"input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b",
-                      "labels"}
+    assert set(b) == {
+        "input_ids_a",
+        "attention_mask_a",
+        "input_ids_b",
+        "attention_mask_b",
+        "labels",
+    }
     assert b["labels"].tolist() == [1, 0, 1]
     assert b["input_ids_a"].shape == (3, 20)
     assert b["attention_mask_a"].sum(1).tolist() == [16, 20, 1]
@@ -35,16 +39,20 @@ def test_pair_batches_with_cut_documents(tmp_path):
 
 def test_raw_cut_applies_before_the_length_cut(tmp_path):
     write_aan(tmp_path / "tsv_data")
-    dm = build_datamodule({"name": "retrieval", "raw_cut_bytes": 5}, data_dir=tmp_path,
-                          batch_size=3)
+    dm = build_datamodule(
+        {"name": "retrieval", "raw_cut_bytes": 5}, data_dir=tmp_path, batch_size=3
+    )
     dm.setup()
     assert len(dm.datasets["train"][1][0][0]) == 5
 
 
-@pytest.mark.parametrize(("row", "fragment"), [
-    ("1.0\tp1\tp2\tonly four", "5 tab-separated"),
-    ("maybe\tp1\tp2\ta\tb", "not 0 or 1"),
-])
+@pytest.mark.parametrize(
+    ("row", "fragment"),
+    [
+        ("1.0\tp1\tp2\tonly four", "5 tab-separated"),
+        ("maybe\tp1\tp2\ta\tb", "not 0 or 1"),
+    ],
+)
 def test_corrupt_row_names_file_and_line(tmp_path, row, fragment):
     root = tmp_path / "tsv_data"
     write_aan(root)

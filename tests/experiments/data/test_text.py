@@ -50,8 +50,9 @@ def test_default_validation_is_a_seeded_holdout_disjoint_from_test(tmp_path):
     write_aclimdb(tmp_path / "imdb")
     default = build_datamodule({"name": "text"}, data_dir=tmp_path, batch_size=8)
     assert (default.cfg.validation, default.cfg.holdout_fraction) == ("holdout", 0.1)
-    dm = build_datamodule({"name": "text", "holdout_fraction": 0.5}, data_dir=tmp_path,
-                          batch_size=8)
+    dm = build_datamodule(
+        {"name": "text", "holdout_fraction": 0.5}, data_dir=tmp_path, batch_size=8
+    )
     dm.setup()
     train, val, test = (dm.datasets[s] for s in ("train", "val", "test"))
 
@@ -64,8 +65,11 @@ def test_default_validation_is_a_seeded_holdout_disjoint_from_test(tmp_path):
 
 def test_holdout_validation_splits_train(tmp_path):
     write_aclimdb(tmp_path / "imdb")
-    dm = build_datamodule({"name": "text", "validation": "holdout", "holdout_fraction": 0.25},
-                          data_dir=tmp_path, batch_size=8)
+    dm = build_datamodule(
+        {"name": "text", "validation": "holdout", "holdout_fraction": 0.25},
+        data_dir=tmp_path,
+        batch_size=8,
+    )
     dm.setup()
     assert (len(dm.datasets["train"]), len(dm.datasets["val"])) == (3, 1)
 
@@ -77,9 +81,9 @@ def test_parquet_files(tmp_path):
     folder = tmp_path / "imdb" / "plain_text"
     folder.mkdir(parents=True)
     pd.DataFrame({"text": ["meh", "wow"], "label": [0, 1]}).to_parquet(
-        folder / "train-00000-of-00001.parquet")
-    pd.DataFrame({"text": ["ok"], "label": [1]}).to_parquet(
-        folder / "test-00000-of-00001.parquet")
+        folder / "train-00000-of-00001.parquet"
+    )
+    pd.DataFrame({"text": ["ok"], "label": [1]}).to_parquet(folder / "test-00000-of-00001.parquet")
     dm = build_datamodule({"name": "text"}, data_dir=tmp_path, batch_size=2)
     dm.setup()
     assert dm.datasets["train"][1][0].tolist() == byte_ids("wow")
@@ -90,12 +94,15 @@ def test_hub_source_through_a_fake_datasets_module(tmp_path, monkeypatch):
 
     def load_dataset(hf_id):
         calls.append(hf_id)
-        return {"train": {"text": ["a", "bc"], "label": [0, 1]},
-                "test": {"text": ["xyz"], "label": [1]}}
+        return {
+            "train": {"text": ["a", "bc"], "label": [0, 1]},
+            "test": {"text": ["xyz"], "label": [1]},
+        }
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    dm = build_datamodule({"name": "text", "source": "hf", "cache": False}, data_dir=tmp_path,
-                          batch_size=2)
+    dm = build_datamodule(
+        {"name": "text", "source": "hf", "cache": False}, data_dir=tmp_path, batch_size=2
+    )
     dm.setup()
     assert calls == ["stanfordnlp/imdb"]
     assert dm.datasets["test"][0][0].tolist() == byte_ids("xyz")
