@@ -68,7 +68,7 @@ from experiments.bench_report import (  # noqa: F401
     verdict,
     write_markdown,
 )
-from experiments.results import git_commit
+from experiments.run_record import git_commit
 
 LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "wavelet", "mixed")
 CPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 14))  # 256 .. 8192
@@ -669,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(
             ["python -m experiments.bench", *(sys.argv[1:] if argv is None else argv)]
         ),
-        "git_commit": git_commit(),
+        "git_commit": git_commit(short=True),
         "device": device_name(device),
         "torch": torch.__version__,
         "load": f"{load_before} before, {_loadavg()} after (1-minute load average, "

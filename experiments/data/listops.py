@@ -99,9 +99,16 @@ class ListOpsDataModule(LRADataModule):
         gen = self.cfg.generate
         if gen is None or all(p.is_file() for p in self.files().values()):
             return
-        from experiments.data.listops_generator import generate_listops
+        from experiments.data.listops_generator import TreeShape, generate_listops
 
-        generate_listops(self.root, size=gen.size, seed=gen.seed, workers=gen.workers)
+        generate_listops(
+            self.root,
+            size=gen.size,
+            sizes=gen.sizes,
+            seed=gen.seed,
+            workers=gen.workers,
+            shape=TreeShape(gen.max_depth, gen.min_tokens, gen.max_tokens),
+        )
 
     def source_files(self) -> list[Path]:
         """The three TSV files; raises ``DataNotFoundError`` naming the first missing one."""

@@ -205,7 +205,7 @@ class _LSTFilterAttention(AttentionLayer):
         Returns:
             ``(B, N, D)``, or ``(out, None)``.
         """
-        mask = check_input(x, mask)
+        mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d)
         compute = torch.float64 if v.dtype == torch.float64 else torch.float32
         u = torch.sigmoid(k.to(compute)) * v.to(compute)  # (B, H, N, d)
