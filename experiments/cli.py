@@ -37,8 +37,10 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:
-    """One override list per value of every sweep (``key=a,b``), the other sweeps at their
-    first value: every value of a ``-m`` grid is checked without composing the whole grid.
+    """One override list per value of every sweep (``key=a,b``).
+
+    The other sweeps stay at their first value, so every value of a ``-m`` grid is checked
+    without composing the whole grid.
 
     Raises:
         ValueError: an override Hydra cannot parse (one sentence).
@@ -72,8 +74,10 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 
 def precheck_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> str | None:
-    """Compose and validate with ``overrides`` (each value of a ``-m`` sweep); return one
-    sentence describing the problem, or None."""
+    """One sentence describing what is wrong with ``overrides``, or None.
+
+    The config is composed and validated (each value of a ``-m`` sweep).
+    """
     multirun = any(o in MULTIRUN_FLAGS for o in overrides)
     overrides = [o for o in overrides if o not in MULTIRUN_FLAGS]
     if any(o.startswith("-") for o in overrides):

@@ -191,7 +191,16 @@ def comparable(config: dict[str, Any] | None) -> dict[str, Any]:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
+            if not node and parents:
+                _get_parent(out, parents).pop(parents[-1], None)
     return out
+
+
+def _get_parent(tree: dict[str, Any], parents: list[str]) -> dict[str, Any]:
+    node: Any = tree
+    for part in parents[:-1]:
+        node = node[part]
+    return node
 
 
 def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
