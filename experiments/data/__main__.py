@@ -44,6 +44,17 @@ INSTRUCTIONS = {
 }
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse turns the error into exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line options."""
     p = argparse.ArgumentParser(prog="python -m experiments.data", description=__doc__,
@@ -53,11 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="task folder (default: <data-dir>/<task path>)")
     p.add_argument("--size", choices=("full", "small", "tiny"), default="full")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=positive_int, default=1)
     p.add_argument("--resolution", type=int, choices=(32, 64, 128, 256), default=None)
     p.add_argument("--difficulty", default="curv_contour_length_14",
                    choices=("curv_baseline", "curv_contour_length_9", "curv_contour_length_14"))
-    p.add_argument("--num-images", type=int, default=None, help="overrides --size")
+    p.add_argument("--num-images", type=positive_int, default=None, help="overrides --size")
     return p.parse_args(argv)
 
 

@@ -312,3 +312,58 @@ def test_a_failed_run_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(SystemExit) as exit_:
         harness.main(OmegaConf.create({}))
     assert exit_.value.code == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--device", "cuda"], "--device cuda"),
+        (["--dtypes", "fp8"], "--dtypes got unknown value(s) ['fp8']"),
+        (["--mixers", "perfomer"], "--mixers got unknown value(s) ['perfomer']"),
+    ],
+)
+def test_bench_bad_options_are_one_sentence(argv: list[str], expected: str) -> None:
+    import torch
+
+    from experiments import bench
+
+    if argv[1] == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    with pytest.raises(bench.BenchUsageError) as err:
+        bench.main([*argv, "--quick", "--out", "/nonexistent"])
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_data_cli_rejects_a_negative_image_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from experiments.data.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["pathfinder", "--num-images", "-5"])
+    assert (
+        exit_.value.code == 2 and "'-5' is not a positive whole number" in capsys.readouterr().err
+    )
+
+
+def _corrupt_cases(tmp_path: Path) -> list[tuple[object, str]]:
+    from experiments.data.image import read_cifar_pickle
+    from experiments.data.listops import read_listops_tsv
+    from experiments.data.retrieval import read_aan_tsv
+
+    listops = tmp_path / "basic_train.tsv"
+    listops.write_text("Source\tTarget\r\n( [MAX 2 3 ] )\t12\r\n")
+    aan = tmp_path / "new_aan_pairs.train.tsv"
+    aan.write_text("1\ta\tb\tonly four fields\n")
+    cifar = tmp_path / "data_batch_1"
+    cifar.write_bytes(b"\x00garbage\xff" * 10)
+    return [
+        (lambda: read_listops_tsv(listops), "target '12' is not a digit"),
+        (lambda: read_aan_tsv(aan, 100, 100), "expected 5 tab-separated fields"),
+        (lambda: read_cifar_pickle(cifar), "not a CIFAR-10 python batch"),
+    ]
+
+
+def test_corrupt_rows_are_one_sentence_user_errors(tmp_path: Path) -> None:
+    for read, expected in _corrupt_cases(tmp_path):
+        with pytest.raises(harness.USER_ERRORS) as err:
+            read()  # type: ignore[operator]
+        assert expected in str(err.value) and "\n" not in str(err.value)
