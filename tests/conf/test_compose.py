@@ -63,7 +63,7 @@ def test_every_group_option_composes_and_validates(group: str, option: str) -> N
     exp = validate_experiment(raw)
     assert isinstance(exp, ExperimentConfig)
     if group in ("task", "attention"):
-        assert raw[group]["name"] == option
+        assert raw[group]["name"] == option.removesuffix("_small")
 
 
 @pytest.mark.parametrize("option", _options("launcher"))
