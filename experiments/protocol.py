@@ -138,6 +138,8 @@ def classify(
     if reference is None:
         return "custom", "not an experiment=lra/* preset"
     ours, theirs = protocol_fields(config), protocol_fields(reference)
+    # A key the record does not have did not exist when it was written: its default held.
+    theirs["task"] = {k: v for k, v in theirs["task"].items() if k in ours["task"]}
     changed = [key for key in ours if ours[key] != theirs[key]]
     if changed:
         detail = ", ".join(f"{key} {ours[key]!r} (preset: {theirs[key]!r})" for key in changed)
