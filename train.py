@@ -29,3 +29,8 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     precheck_or_exit(sys.argv[1:])
     main()
+    from experiments.train import FAILED_JOBS
+
+    if FAILED_JOBS:  # a -m sweep in which some job failed
+        print(f"error: {len(FAILED_JOBS)} sweep job(s) failed: {FAILED_JOBS[0]}", file=sys.stderr)
+        sys.exit(1)

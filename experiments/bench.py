@@ -68,7 +68,7 @@ from experiments.bench_report import (  # noqa: F401
     verdict,
     write_markdown,
 )
-from experiments.results import git_commit
+from experiments.run_record import git_commit
 
 LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "wavelet", "mixed")
 CPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 14))  # 256 .. 8192
@@ -610,11 +610,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+class BenchUsageError(ValueError):
+    """A bad command-line value; ``python -m experiments.bench`` prints it and exits 2."""
+
+
 def _check_choices(values: list[str], allowed: Iterable[str], option: str) -> list[str]:
     allowed = list(allowed)
     bad = [v for v in values if v not in allowed]
     if bad:
-        raise ValueError(f"{option} got unknown value(s) {bad}; choose from {allowed}")
+        raise BenchUsageError(f"{option} got unknown value(s) {bad}; choose from {allowed}")
     return values
 
 
@@ -623,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise BenchUsageError(
             "--device cuda was given but torch.cuda.is_available() is False; use --device cpu"
         )
     if args.threads:
@@ -669,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(
             ["python -m experiments.bench", *(sys.argv[1:] if argv is None else argv)]
         ),
-        "git_commit": git_commit(),
+        "git_commit": git_commit(short=True),
         "device": device_name(device),
         "torch": torch.__version__,
         "load": f"{load_before} before, {_loadavg()} after (1-minute load average, "
@@ -697,4 +701,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except BenchUsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

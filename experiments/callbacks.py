@@ -6,6 +6,8 @@
   that is what the hardware computes) per second of train / eval batch time, and the peak
   memory (GPU: ``torch.cuda.max_memory_allocated``; CPU: max RSS from ``getrusage``).
 - :class:`SegmentTimer` stops after ``trainer.max_time`` of this command (not of the run).
+- :class:`InterruptCheckpoint` saves ``last.ckpt`` when the user presses Ctrl-C.
+- :class:`StepProgressBar` shows training progress in optimizer steps (step-based runs).
 - :class:`StepSeeder` reseeds torch at every training batch from ``(seed, rank, step)``, so
   dropout masks and random-feature redraws depend on the step only and a resumed run draws
   exactly what an uninterrupted one would have drawn.
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -20,7 +23,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.callbacks import Timer, TQDMProgressBar
 
 
 def _batch_tokens(batch: Any) -> int:
@@ -271,3 +274,57 @@ class StepSeeder(pl.Callback):
     ) -> None:
         """Reseed from the global step."""
         torch.manual_seed(self.seed + 1_000_003 * trainer.global_rank + trainer.global_step)
+
+
+class InterruptCheckpoint(pl.Callback):
+    """On Ctrl-C, save ``last.ckpt`` at the current step so ``resume`` loses nothing.
+
+    Lightning calls ``on_exception`` with the ``KeyboardInterrupt`` before it tears the
+    trainer down; the run is then recorded as ``interrupted`` with this step.
+
+    Args:
+        path: Where ``last.ckpt`` lives.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        """Save the state when training was interrupted by the user."""
+        if isinstance(exception, KeyboardInterrupt) and trainer.state.fn == "fit":
+            trainer.save_checkpoint(self.path)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """A training bar counted in optimizer steps, ``step t/max_steps``, over all epochs.
+
+    Lightning's bar counts batches of the current epoch and prints ``Epoch e/max_epochs-1``,
+    which reads ``Epoch 0/-2`` on a step-based run (``max_epochs=-1``).
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """One bar for the whole run, starting at the (resumed) step."""
+        self.train_progress_bar = self.init_train_tqdm()
+        self.train_progress_bar.reset(total=trainer.max_steps)
+        self.train_progress_bar.n = trainer.global_step
+        self.train_progress_bar.set_description("Training steps")
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        """Keep the run-long bar (no per-epoch reset)."""
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Show the global step and the logged metrics."""
+        bar = self.train_progress_bar
+        if bar is not None and self._should_update(trainer.global_step, bar.total):
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.refresh()

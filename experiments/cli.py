@@ -2,9 +2,11 @@
 
 Hydra itself rejects a wrong group option (``attention=perfomer``) or an unknown key
 (``attention.foo=1``) with a multi-line message and exit code 1. :func:`precheck_overrides`
-composes the config once with the same overrides and turns those failures into one sentence
-naming the key, the value and the allowed choices; :func:`precheck_or_exit` prints it and exits
-with code 2. Flags (``-m``, ``--cfg``, ...) are left to Hydra.
+composes the config with the same overrides, validates it
+(:func:`experiments.config.validate_experiment`) and turns any failure into one sentence
+naming the key, the value and the allowed choices; :func:`precheck_or_exit` prints it and
+exits with code 2, before Hydra creates a run folder. With ``-m`` every value of the sweep
+grid is checked. Other flags (``--cfg``, ``--help``, ...) are left to Hydra.
 """
 
 from __future__ import annotations
@@ -31,19 +33,82 @@ def _parent_keys(overrides: list[str], key: str, conf_dir: Path) -> list[str]:
         return []
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """One override list per value of every sweep (``key=a,b``).
+
+    The other sweeps stay at their first value, so every value of a ``-m`` grid is checked
+    without composing the whole grid.
+
+    Raises:
+        ValueError: an override Hydra cannot parse (one sentence).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as err:
+        raise ValueError(
+            f"cannot parse the overrides {' '.join(overrides)!r} ({' '.join(str(err).split())}); "
+            "quote a value with spaces or special characters, e.g. key='a b'"
+        ) from None
+    fixed, sweeps = [], []
+    for override in parsed:
+        text = override.input_line or ""
+        if override.is_sweep_override():
+            prefix = text.split("=", 1)[0]
+            values = [f"{prefix}={v}" for v in override.sweep_string_iterator()]
+            sweeps.append(values)
+        else:
+            fixed.append(text)
+    if not sweeps:
+        return [fixed]
+    jobs = []
+    for i, values in enumerate(sweeps):
+        others = [v[0] for j, v in enumerate(sweeps) if j != i]
+        jobs += [[*fixed, *others, value] for value in values]
+    return jobs
+
+
 def precheck_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> str | None:
-    """Compose with ``overrides``; return one sentence describing the problem, or None."""
+    """One sentence describing what is wrong with ``overrides``, or None.
+
+    The config is composed and validated (each value of a ``-m`` sweep).
+    """
+    multirun = any(o in MULTIRUN_FLAGS for o in overrides)
+    overrides = [o for o in overrides if o not in MULTIRUN_FLAGS]
     if any(o.startswith("-") for o in overrides):
         return None
     overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
+    try:
+        jobs = sweep_jobs(overrides) if multirun else [overrides]
+        if not multirun:
+            sweep_jobs(overrides)  # parse errors (an unquoted space) in one sentence
+    except ValueError as err:
+        return str(err)
+    for job in jobs:
+        problem = _precheck_one(job, conf_dir)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _precheck_one(overrides: list[str], conf_dir: Path) -> str | None:
+    """Compose and validate one job's overrides."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException, MissingConfigException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    import experiments.config  # noqa: F401 - registers the resolvers
+    from experiments.config import ConfigError, validate_experiment
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            compose("config", overrides=overrides)
+            cfg = compose("config", overrides=overrides)
+        validate_experiment(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     except MissingConfigException as err:
         group, _, value = (err.missing_cfg_file or "").rpartition("/")
         options = ", ".join(sorted(err.options or []))
@@ -70,6 +135,10 @@ def precheck_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> str |
                     f"{', '.join(allowed)} (write +{key}={value} to add a key on purpose)"
                 )
         return " ".join(message.split())
+    except ConfigError as err:
+        return str(err)
+    except OmegaConfBaseException as err:
+        return f"the config cannot be resolved: {str(err).splitlines()[0]}"
     except Exception:  # noqa: BLE001 - anything else is Hydra's to report
         return None
     return None

@@ -232,7 +232,7 @@ class ExperimentConfig(_Strict):
 
     name: str = "default"
     variant_label: str | None = None
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
     resume: str | None = None
     compile: bool | Literal["auto"] = False
     task: Any
@@ -248,6 +248,20 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> ExperimentConfig:
+        if self.trainer.max_steps == 0:
+            raise ValueError(
+                "trainer.max_steps = 0 is invalid (nothing would be trained); set a positive "
+                "number of steps, or -1 to train by trainer.max_epochs"
+            )
+        task_length = getattr(self.task, "max_length", None)
+        model_length = getattr(self.model, "max_sequence_length", None)
+        if isinstance(task_length, int) and isinstance(model_length, int):
+            if model_length < task_length:
+                raise ValueError(
+                    f"model.max_sequence_length = {model_length} is shorter than "
+                    f"task.max_length = {task_length}; raise model.max_sequence_length to at "
+                    f"least {task_length} (or leave it at its default, the task length)"
+                )
         if self.scheduler.name == "cosine" and self.trainer.max_steps <= 0:
             raise ValueError(
                 f"trainer.max_steps = {self.trainer.max_steps} is invalid with scheduler=cosine; "

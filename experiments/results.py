@@ -20,7 +20,8 @@ Averages over tasks are the plain means of the per-task means:
 ``avg5 = (1/5) sum_{t in T5} mean_t`` and ``avg6 = (avg5 * 5 + pathx) / 6`` with
 ``pathx = 50`` when no completed Path-X run exists. A variant missing any of the five tasks has
 no average. Failed, running and malformed records are listed in their own section and never
-enter a mean.
+enter a mean. Only protocol runs (``protocol: lra``, :mod:`experiments.protocol`) enter the
+tables unless ``--protocols`` says otherwise; the others are listed with their kind.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ import csv
 import datetime as dt
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from experiments.protocol import PROTOCOLS, classify
+from experiments.run_record import RunRecord, git_commit
 
 FEATURE_MAPS = {
     "performer": "FAVOR+, 256 orthogonal features",
@@ -75,40 +77,6 @@ REFERENCES: tuple[tuple[str, tuple[float, ...], float | None, str], ...] = (
     ("FourierMix", (36.29, 60.72, 76.41, 36.53, 54.07), None, "xformers"),
     ("S4 (updated)", (59.60, 86.82, 90.90, 88.65, 94.20), 96.35, "S4 paper"),
 )
-
-
-@dataclass
-class RunRecord:
-    """One parsed ``metrics.json``.
-
-    Attributes:
-        path: The file it was read from.
-        data: The parsed JSON object (empty when it could not be parsed).
-        problem: Why the record cannot be averaged in (None for a usable completed run).
-    """
-
-    path: Path
-    data: dict[str, Any]
-    problem: str | None = None
-
-    @property
-    def task(self) -> str:
-        """Task name, or '?' when missing."""
-        return str(self.data.get("task", "?"))
-
-    @property
-    def variant(self) -> str:
-        """Variant name; derived from ``attention``/``transform`` (or ``model=lst``) if absent."""
-        if self.data.get("variant"):
-            return str(self.data["variant"])
-        base = self.data.get("attention") or self.data.get("model") or "?"
-        transform = self.data.get("transform")
-        return f"{base}-{transform}" if transform and base in ("lst",) else str(base)
-
-    @property
-    def seed(self) -> Any:
-        """Seed (may be None)."""
-        return self.data.get("seed")
 
 
 @dataclass
@@ -158,6 +126,10 @@ def _check(data: dict[str, Any]) -> str | None:
     if data.get("status") not in (None, "completed"):
         reason = data.get("failure_reason") or "no failure_reason recorded"
         return f"status={data.get('status')}: {reason}"
+    planned = ((data.get("config") or {}).get("trainer") or {}).get("max_steps")
+    steps = data.get("steps")
+    if isinstance(planned, int) and planned > 0 and isinstance(steps, int) and steps < planned:
+        return f"stopped at step {steps} of trainer.max_steps={planned} (recorded as completed)"
     if missing:
         return f"missing field(s): {', '.join(missing)}"
     if not (data.get("variant") or data.get("attention") or data.get("model")):
@@ -170,27 +142,52 @@ def _check(data: dict[str, Any]) -> str | None:
     return None
 
 
+def record_protocol(data: dict[str, Any]) -> tuple[str, str]:
+    """``(protocol, why)``: the recorded ``protocol``, or one inferred from the config."""
+    if data.get("protocol") in PROTOCOLS:
+        return str(data["protocol"]), "recorded"
+    return classify(data.get("config"))
+
+
 def load_record(path: Path) -> RunRecord:
     """Read one ``metrics.json`` (read-only); malformed files become records with a problem."""
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        return RunRecord(path, {}, f"unreadable: {err}")
+        return RunRecord.from_data(path, {}, f"unreadable: {err}")
     if not isinstance(data, dict):
-        return RunRecord(path, {}, "unreadable: top level is not a JSON object")
-    return RunRecord(path, data, _check(data))
+        return RunRecord.from_data(path, {}, "unreadable: top level is not a JSON object")
+    return RunRecord.from_data(path, data, _check(data))
 
 
-def split_records(records: list[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
+def table_label(rec: RunRecord) -> str:
+    """The row name: the variant, with ``[custom]``/``[debug]`` for runs off the protocol."""
+    protocol = record_protocol(rec.data)[0]
+    return rec.variant if protocol == "lra" else f"{rec.variant} [{protocol}]"
+
+
+def split_records(
+    records: list[RunRecord], protocols: tuple[str, ...] = ("lra",)
+) -> tuple[list[RunRecord], list[RunRecord]]:
     """Split into usable runs and excluded ones.
 
-    A repeated (variant, task, seed) keeps the latest ``finished_at``; the others are excluded
-    as duplicates (archived copies of the same run).
+    Only runs of the given ``protocols`` are usable; the others are excluded with their kind
+    and why. Runs of different kinds never share a row (non-``lra`` rows are labelled, see
+    :func:`table_label`), so one never replaces another. A repeated (row, task, seed) keeps
+    the latest ``finished_at``; the others are excluded as duplicates (archived copies).
     """
     usable: dict[tuple[str, str, str], RunRecord] = {}
     excluded = [r for r in records if r.problem is not None]
     for rec in (r for r in records if r.problem is None):
-        key = (rec.variant, rec.task, repr(rec.seed))
+        protocol, why = record_protocol(rec.data)
+        if protocol not in protocols:
+            rec.problem = (
+                f"protocol={protocol} ({why}); the tables take {', '.join(protocols)} runs "
+                f"(add --protocols {protocol} to include it)"
+            )
+            excluded.append(rec)
+            continue
+        key = (table_label(rec), rec.task, repr(rec.seed))
         old = usable.get(key)
         if old is None:
             usable[key] = rec
@@ -198,7 +195,7 @@ def split_records(records: list[RunRecord]) -> tuple[list[RunRecord], list[RunRe
         newer, older = sorted(
             (rec, old), key=lambda r: str(r.data.get("finished_at") or ""), reverse=True
         )
-        older.problem = f"duplicate of {newer.path} (same variant, task and seed)"
+        older.problem = f"duplicate of {_shown(newer.path)} (same kind, variant, task and seed)"
         usable[key] = newer
         excluded.append(older)
     return list(usable.values()), excluded
@@ -213,7 +210,7 @@ def accuracy_cells(runs: list[RunRecord]) -> dict[str, dict[str, CellStats]]:
     """Map variant -> task -> test accuracy statistics in percent."""
     cells: dict[str, dict[str, CellStats]] = defaultdict(lambda: defaultdict(CellStats))
     for rec in runs:
-        cells[rec.variant][rec.task].values.append(100.0 * float(rec.data["test_acc"]))
+        cells[table_label(rec)][rec.task].values.append(100.0 * float(rec.data["test_acc"]))
     return cells
 
 
@@ -238,7 +235,7 @@ def failed_counts(excluded: list[RunRecord]) -> dict[tuple[str, str], int]:
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for rec in excluded:
         if rec.data.get("status") == "failed" and rec.task in TASKS:
-            counts[(rec.variant, rec.task)] += 1
+            counts[(table_label(rec), rec.task)] += 1
     return counts
 
 
@@ -391,7 +388,7 @@ def efficiency_groups(runs: list[RunRecord]) -> dict[tuple[str, str], list[RunRe
     """(task, variant) -> completed runs."""
     groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for rec in runs:
-        groups[(rec.task, rec.variant)].append(rec)
+        groups[(rec.task, table_label(rec))].append(rec)
     return groups
 
 
@@ -536,41 +533,19 @@ def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def git_commit(cwd: Path | None = None) -> str:
-    """``git rev-parse --short HEAD`` (read-only), with ``+dirty`` for local changes.
-
-    Where there is no git checkout (a copied tree), the ``SPECTRANS_GIT_COMMIT`` environment
-    variable is used, else ``unknown``.
-    """
-    cwd = cwd or Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=cwd,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=cwd,
-        ).stdout
-        return sha + ("+dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("SPECTRANS_GIT_COMMIT", "unknown")
-
-
-def aggregate(run_dirs: list[Path], out_dir: Path, command: str) -> dict[str, Any]:
+def aggregate(
+    run_dirs: list[Path], out_dir: Path, command: str, protocols: tuple[str, ...] = ("lra",)
+) -> dict[str, Any]:
     """Read the records under ``run_dirs`` and write every table and plot into ``out_dir``.
+
+    Only runs whose ``protocol`` is in ``protocols`` enter the tables (see
+    :func:`split_records`); the others are listed as excluded with the reason.
 
     Returns:
         A summary: ``records``, ``usable``, ``excluded`` counts, ``rows`` and written ``files``.
     """
     records = [load_record(p) for p in find_metric_files(run_dirs)]
-    usable, excluded = split_records(records)
+    usable, excluded = split_records(records, protocols)
     out_dir.mkdir(parents=True, exist_ok=True)
     prov = provenance(command, records, run_dirs)
     rows = accuracy_rows(accuracy_cells(usable), failed_counts(excluded))
@@ -606,14 +581,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs",
         nargs="+",
-        default=list(DEFAULT_RUN_DIRS),
-        help="folders searched recursively for metrics.json",
+        default=None,
+        help="folders searched recursively for metrics.json (default: those of "
+        f"{', '.join(DEFAULT_RUN_DIRS)} that exist)",
     )
     parser.add_argument("--out", default="results", help="output folder")
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=PROTOCOLS,
+        default=["lra"],
+        help="kinds of run that enter the tables (default: lra, the protocol runs)",
+    )
     args = parser.parse_args(argv)
+    missing = [d for d in args.runs or [] if not Path(d).is_dir()]
+    if missing:
+        print(
+            f"error: --runs {missing[0]} is not a folder; pass folders that hold run "
+            "directories (e.g. --runs runs results/runs)",
+            file=sys.stderr,
+        )
+        return 2
     argv_used = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m experiments.results", *argv_used]).strip()
-    summary = aggregate([Path(d) for d in args.runs], Path(args.out), command)
+    run_dirs = [Path(d) for d in (args.runs or DEFAULT_RUN_DIRS)]
+    summary = aggregate(run_dirs, Path(args.out), command, tuple(args.protocols))
     print(
         f"{summary['records']} records: {summary['usable']} averaged, "
         f"{summary['excluded']} excluded"

@@ -2,7 +2,8 @@
 
 Exact resumption needs three things to be a function of the optimizer step only:
 
-1. The data order. :class:`StepAlignedSampler` draws epoch ``e``'s permutation from
+1. The data order. The data module's training loader (:func:`step_aligned_loader`) samples
+   with :class:`StepAlignedSampler`, which draws epoch ``e``'s permutation from
    ``(seed, e)`` and, when an iterator is created, reads the trainer's ``global_step`` to know
    how many batches were already trained: with ``P`` batches per epoch and ``t`` batches done,
    it starts at epoch ``t // P``, skipping the first ``(t mod P) * batch_size`` indices. Each
@@ -10,11 +11,18 @@ Exact resumption needs three things to be a function of the optimizer step only:
    ``DistributedSampler``), so no ``DistributedSampler`` is injected.
 2. The model's randomness: :class:`experiments.callbacks.StepSeeder`.
 3. The state: weights, optimizer, schedule, loops and callbacks in ``last.ckpt``, written
-   atomically (:class:`AtomicModelCheckpoint`) so a SIGKILL never leaves a truncated file.
+   atomically (the :class:`AtomicCheckpointIO` plugin) so a SIGKILL never leaves a truncated
+   file.
+
+Which run is resumed: :func:`find_resume_dir`; only runs recorded as running, incomplete or
+interrupted, with the same config, are continued, so a finished record is never rewritten.
 """
 
 from __future__ import annotations
 
+import copy
+import csv
+import json
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -23,8 +31,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Sampler
+
+from experiments.config import ConfigError
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
 
@@ -141,74 +151,189 @@ def step_aligned_loader(loader: DataLoader, trainer: pl.Trainer, seed: int) -> D
     )
 
 
-def make_resumable(datamodule: pl.LightningDataModule, trainer: pl.Trainer, seed: int) -> None:
-    """Make ``datamodule.train_dataloader()`` return a step-aligned loader."""
-    original = datamodule.train_dataloader
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint plugin that writes ``<file>.tmp`` then renames it over ``<file>``.
 
-    def train_dataloader() -> DataLoader:
-        return step_aligned_loader(original(), trainer, seed)
+    Every checkpoint the trainer writes (the callbacks' and ``trainer.save_checkpoint``) goes
+    through it, so a SIGKILL never leaves a truncated ``last.ckpt``.
+    """
 
-    datamodule.train_dataloader = train_dataloader  # type: ignore[method-assign]
-
-
-class AtomicModelCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that writes ``<file>.tmp`` then renames it over ``<file>``."""
-
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        save_atomic(trainer, filepath, self.save_weights_only)
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.after_save_checkpoint(self)
+    def save_checkpoint(
+        self,
+        checkpoint: dict[str, Any],
+        path: str | os.PathLike[str],
+        storage_options: Any | None = None,
+    ) -> None:
+        """Save to a temporary file in the same folder, then ``os.replace``."""
+        tmp = f"{os.fspath(path)}.tmp"
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
 
 
-def save_atomic(
-    trainer: pl.Trainer, filepath: str | os.PathLike[str], weights_only: bool = False
-) -> None:
-    """``trainer.save_checkpoint`` to a temporary name, then ``os.replace`` on rank 0."""
-    tmp = f"{os.fspath(filepath)}.tmp"
-    trainer.save_checkpoint(tmp, weights_only)
-    trainer.strategy.barrier("atomic_checkpoint")
-    if trainer.is_global_zero and os.path.exists(tmp):
-        os.replace(tmp, filepath)
+class ResumeError(ConfigError):
+    """A resume request that cannot be honoured; the message is one sentence."""
+
+
+RESUMABLE = ("running", "incomplete", "interrupted")
+"""Statuses that ``resume`` continues (``running``: killed before it could record more)."""
+
+IGNORED_KEYS = ("resume", "paths.run_dir", "trainer.max_time", "trainer.enable_progress_bar")
+"""Config keys that may change between segments of one run."""
+
+
+def comparable(config: dict[str, Any] | None) -> dict[str, Any]:
+    """``config`` without :data:`IGNORED_KEYS` (a deep copy)."""
+    out = copy.deepcopy(config) if isinstance(config, dict) else {}
+    for key in IGNORED_KEYS:
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+            if not node and parents:
+                _get_parent(out, parents).pop(parents[-1], None)
+    return out
+
+
+def _get_parent(tree: dict[str, Any], parents: list[str]) -> dict[str, Any]:
+    node: Any = tree
+    for part in parents[:-1]:
+        node = node[part]
+    return node
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config trees."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new), key=str)
+        return [
+            d for k in keys for d in config_differences(old.get(k), new.get(k), f"{prefix}{k}.")
+        ]
+    return [] if old == new else [prefix.rstrip(".") or "<root>"]
+
+
+def _read_record(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def check_resumable(run_dir: Path, config: dict[str, Any] | None) -> None:
+    """Refuse, in one sentence, to resume a finished run or one with another config.
+
+    Raises:
+        ResumeError: the run is ``completed`` or ``failed``, or its config differs.
+    """
+    record = _read_record(run_dir)
+    status = record.get("status")
+    if status not in RESUMABLE:
+        raise ResumeError(
+            f"resume = '{run_dir}' is a {status or 'unrecorded'} run and is not resumable "
+            f"(only {', '.join(RESUMABLE)} runs are); drop resume to start a new run"
+        )
+    if config is not None:
+        diff = config_differences(comparable(record.get("config")), comparable(config))
+        if diff:
+            raise ResumeError(
+                f"resume = '{run_dir}' was run with a different config ({', '.join(diff[:5])}"
+                f"{', ...' if len(diff) > 5 else ''} differ); rerun with its settings or drop "
+                "resume to start a new run"
+            )
 
 
 def find_resume_dir(
     resume: str,
     output_dir: str | os.PathLike[str],
     name: str,
+    config: dict[str, Any] | None = None,
     exclude: str | os.PathLike[str] | None = None,
 ) -> Path | None:
     """The run directory to resume.
 
+    ``auto`` takes the latest (by ``last.ckpt`` time) run of ``name`` whose record is
+    resumable (:data:`RESUMABLE`); completed and failed runs are never candidates. The run
+    found, or an explicit directory, must have been run with the same config (up to
+    :data:`IGNORED_KEYS`).
+
     Args:
-        resume: ``auto`` (latest run of ``name`` with a ``checkpoints/last.ckpt``) or a run
-            directory (or the ``last.ckpt`` file itself).
+        resume: ``auto`` or a run directory (or the ``last.ckpt`` file itself).
         output_dir: Root of run directories.
         name: Experiment name (``<output_dir>/<name>/<run>``).
+        config: The resolved config of this command (None skips the comparison).
         exclude: The current (fresh) run directory, never a candidate.
 
     Returns:
         The run directory, or None for ``auto`` when there is nothing to resume.
 
     Raises:
-        FileNotFoundError: an explicit directory without ``checkpoints/last.ckpt``.
+        ResumeError: a directory without ``checkpoints/last.ckpt``, a finished run, or a
+            different config.
     """
     if resume == "auto":
         skip = Path(exclude).resolve() if exclude is not None else None
         found: list[tuple[float, Path]] = []
         for ckpt in Path(output_dir, name).glob(f"*/{LAST_CKPT}"):
             run_dir = ckpt.parent.parent
-            if skip is None or run_dir.resolve() != skip:
+            if skip is not None and run_dir.resolve() == skip:
+                continue
+            if _read_record(run_dir).get("status") in RESUMABLE:
                 found.append((ckpt.stat().st_mtime, run_dir))
-        return max(found)[1] if found else None
+        if not found:
+            return None
+        latest = max(found)[1]
+        check_resumable(latest, config)
+        return latest
     path = Path(resume)
     if path.is_file() and path.name.endswith(".ckpt"):
         path = path.parent.parent
     if not (path / LAST_CKPT).is_file():
-        raise FileNotFoundError(
+        raise ResumeError(
             f"resume = '{resume}' has no {LAST_CKPT}; pass a run directory of an earlier run "
             "(it holds checkpoints/last.ckpt) or resume=auto"
         )
+    check_resumable(path, config)
     return path
+
+
+CSV_LOG = Path("csv") / "metrics.csv"
+
+
+def read_csv_history(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of ``run_dir/csv/metrics.csv`` written by earlier segments (empty if none).
+
+    Lightning's CSV logger starts its file afresh; :func:`merge_csv_history` puts these rows
+    back in front of the new segment's rows.
+    """
+    path = run_dir / CSV_LOG
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def merge_csv_history(run_dir: Path, earlier: list[dict[str, str]]) -> None:
+    """Rewrite ``csv/metrics.csv`` as the earlier rows followed by this segment's rows.
+
+    Rows of the new segment at a step already logged by an earlier one replace nothing: both
+    are kept, in order, with the union of the columns.
+    """
+    if not earlier:
+        return
+    path = run_dir / CSV_LOG
+    current = read_csv_history(run_dir)
+    if current[: len(earlier)] == earlier:
+        return  # already merged
+    rows = earlier + current
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    tmp = path.with_suffix(".csv.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=sorted(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

@@ -22,6 +22,7 @@ FIELDS = (
     "schema_version",
     "status",
     "failure_reason",
+    "protocol",
     "task",
     "attention",
     "model",
@@ -34,6 +35,7 @@ FIELDS = (
     "val_acc_best",
     "test_acc",
     "test_acc_best_val",
+    "chance_acc",
     "steps",
     "epochs",
     "train_tokens_per_s",
@@ -53,32 +55,50 @@ FIELDS = (
 """Every key of a record, in the order of docs/interfaces.md §4."""
 
 
+RECORD_MODE = 0o644
+"""Records are readable by everyone (``mkstemp`` would leave them 0600)."""
+
+
 def now_iso() -> str:
     """Current UTC time, ISO-8601 with seconds."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
+def git_commit(cwd: str | os.PathLike[str] | None = None, *, short: bool = False) -> str:
     """``git rev-parse HEAD`` of ``cwd`` (default: this repository), or ``unknown``.
 
-    ``SPECTRANS_GIT_COMMIT`` wins when set (a copy of the tree without ``.git``, e.g. a
-    remote GPU machine, names its commit that way).
+    ``+dirty`` is appended when tracked files have local changes. ``SPECTRANS_GIT_COMMIT``
+    wins when set (a copy of the tree without ``.git``, e.g. a remote GPU machine, names its
+    commit that way).
+
+    Args:
+        cwd: A folder inside the checkout.
+        short: The abbreviated SHA (``git rev-parse --short``) instead of the full one.
     """
     if os.environ.get("SPECTRANS_GIT_COMMIT"):
         return os.environ["SPECTRANS_GIT_COMMIT"]
     where = cwd if cwd is not None else Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return out.stdout.strip() or "unknown"
+        sha = git("rev-parse", *(["--short"] if short else []), "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return (sha or "unknown") + ("+dirty" if sha and dirty else "")
+
+
+def _status_on_disk(path: Path) -> str | None:
+    """The ``status`` of the record at ``path`` (None: no readable record)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("status") if isinstance(data, dict) else None
 
 
 def command_line() -> str:
@@ -97,22 +117,46 @@ def write_json_atomic(path: str | os.PathLike[str], data: dict[str, Any]) -> Non
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, RECORD_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+STATUSES = ("completed", "incomplete", "interrupted", "failed")
+"""Final statuses (``running`` is the status while a run is in progress)."""
+
+
+class RecordExistsError(FileExistsError):
+    """A completed record is in the way; completed records are never rewritten."""
+
+
 class RunRecord:
-    """The record of one run; ``update(**fields)`` then ``write()``.
+    """The record of one run, written by the run or read back (:meth:`from_data`).
+
+    A completed ``metrics.json`` is never overwritten: creating a record in a run directory
+    whose record is completed raises :class:`RecordExistsError`.
 
     Args:
         run_dir: The run directory; the record is ``run_dir/metrics.json``.
         fields: Initial values (unknown keys are rejected).
+
+    Attributes:
+        path: ``run_dir/metrics.json``.
+        data: The fields.
+        problem: Why a reader leaves the record out of its tables (None: usable).
     """
+
+    problem: str | None = None
 
     def __init__(self, run_dir: str | os.PathLike[str], **fields: Any) -> None:
         self.path = Path(run_dir) / "metrics.json"
+        if _status_on_disk(self.path) == "completed":
+            raise RecordExistsError(
+                f"{self.path} records a completed run and is never rewritten; start a new run "
+                "(drop resume / paths.run_dir)"
+            )
         self.data: dict[str, Any] = dict.fromkeys(FIELDS)
         self.data.update(
             schema_version=SCHEMA_VERSION,
@@ -123,6 +167,34 @@ class RunRecord:
         )
         self.update(**fields)
 
+    @classmethod
+    def from_data(
+        cls, path: str | os.PathLike[str], data: dict[str, Any], problem: str | None = None
+    ) -> RunRecord:
+        """A record read from ``path`` (read-only use: nothing is checked or written)."""
+        record = cls.__new__(cls)
+        record.path, record.data, record.problem = Path(path), data, problem
+        return record
+
+    @property
+    def task(self) -> str:
+        """Task name, or '?' when missing."""
+        return str(self.data.get("task", "?"))
+
+    @property
+    def variant(self) -> str:
+        """Variant name; derived from ``attention``/``transform`` (or ``model=lst``) if absent."""
+        if self.data.get("variant"):
+            return str(self.data["variant"])
+        base = self.data.get("attention") or self.data.get("model") or "?"
+        transform = self.data.get("transform")
+        return f"{base}-{transform}" if transform and base in ("lst",) else str(base)
+
+    @property
+    def seed(self) -> Any:
+        """Seed (may be None)."""
+        return self.data.get("seed")
+
     def update(self, **fields: Any) -> RunRecord:
         """Set fields; a key outside :data:`FIELDS` raises ``KeyError``."""
         unknown = sorted(set(fields) - set(FIELDS))
@@ -132,7 +204,14 @@ class RunRecord:
         return self
 
     def write(self) -> Path:
-        """Write ``metrics.json`` atomically; returns its path."""
+        """Write ``metrics.json`` atomically; returns its path.
+
+        Raises:
+            RecordExistsError: another run completed this record meanwhile.
+        """
+        on_disk = _status_on_disk(self.path)
+        if on_disk == "completed" and self.data.get("status") != "completed":
+            raise RecordExistsError(f"{self.path} records a completed run and is never rewritten")
         write_json_atomic(self.path, self.data)
         return self.path
 
@@ -140,11 +219,10 @@ class RunRecord:
         """Set the final status and write.
 
         ``completed``: the planned steps ran; ``incomplete``: stopped early (``max_time``) and
-        resumable, ``reason`` says where; ``failed``: ``reason`` says why.
+        resumable, ``reason`` says where; ``interrupted``: stopped by Ctrl-C, resumable,
+        ``reason`` gives the step and the command; ``failed``: ``reason`` says why.
         """
-        if status not in ("completed", "incomplete", "failed"):
-            raise ValueError(
-                f"status={status!r} is invalid; choose completed, incomplete or failed"
-            )
+        if status not in STATUSES:
+            raise ValueError(f"status={status!r} is invalid; choose one of {', '.join(STATUSES)}")
         self.update(status=status, failure_reason=reason, finished_at=now_iso(), **fields)
         return self.write()

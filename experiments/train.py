@@ -22,8 +22,11 @@ Order of events in :func:`run`:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
+import shutil
 import sys
 import time
 import traceback
@@ -32,23 +35,35 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.callbacks import NonFiniteGuard, SegmentTimer, StepSeeder, ThroughputMonitor
+from experiments.callbacks import (
+    InterruptCheckpoint,
+    NonFiniteGuard,
+    SegmentTimer,
+    StepProgressBar,
+    StepSeeder,
+    ThroughputMonitor,
+)
 from experiments.config import ConfigError, ExperimentConfig, new_run_id, validate_experiment
+from experiments.data.errors import DataError
 from experiments.module import LRAModule
+from experiments.protocol import classify
 from experiments.resume import (
     LAST_CKPT,
-    AtomicModelCheckpoint,
+    AtomicCheckpointIO,
     find_resume_dir,
-    make_resumable,
-    save_atomic,
+    merge_csv_history,
+    read_csv_history,
 )
 from experiments.run_record import RunRecord, git_commit
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError)
-"""Mistakes the user fixes (bad value, missing data or checkpoint): one sentence, exit 2."""
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataError, OSError)
+"""Mistakes the user fixes (bad value, missing, empty, corrupt or unreadable data, a folder
+that cannot be written): one sentence, exit 2."""
 
 
 def _is_multirun() -> bool:
@@ -110,7 +125,7 @@ def _make_logger(exp: ExperimentConfig, run_dir: Path) -> Any:
 def _make_callbacks(exp: ExperimentConfig, ckpt_dir: Path) -> dict[str, pl.Callback]:
     cb = exp.callbacks
     callbacks: dict[str, pl.Callback] = {
-        "best": AtomicModelCheckpoint(
+        "best": ModelCheckpoint(
             dirpath=str(ckpt_dir),
             filename="best-step{step}",
             monitor=cb.monitor,
@@ -120,7 +135,7 @@ def _make_callbacks(exp: ExperimentConfig, ckpt_dir: Path) -> dict[str, pl.Callb
             auto_insert_metric_name=False,
             enable_version_counter=False,
         ),
-        "last": AtomicModelCheckpoint(
+        "last": ModelCheckpoint(
             dirpath=str(ckpt_dir),
             filename="periodic",
             monitor=None,
@@ -130,6 +145,7 @@ def _make_callbacks(exp: ExperimentConfig, ckpt_dir: Path) -> dict[str, pl.Callb
             enable_version_counter=False,
         ),
         "seeder": StepSeeder(exp.seed),
+        "interrupt": InterruptCheckpoint(ckpt_dir / LAST_CKPT.name),
     }
     if cb.nan_guard:
         callbacks["nan_guard"] = NonFiniteGuard()
@@ -147,7 +163,9 @@ def _make_callbacks(exp: ExperimentConfig, ckpt_dir: Path) -> dict[str, pl.Callb
         callbacks["early_stopping"] = EarlyStopping(
             monitor=cb.monitor, mode=cb.mode, patience=cb.early_stopping_patience
         )
-    if cb.rich_progress and exp.trainer.enable_progress_bar:
+    if exp.trainer.enable_progress_bar and exp.trainer.max_steps > 0:
+        callbacks["progress"] = StepProgressBar()
+    elif cb.rich_progress and exp.trainer.enable_progress_bar:
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks["progress"] = RichProgressBar()
@@ -161,8 +179,33 @@ def _device_name(trainer: pl.Trainer) -> str:
     return f"{device.type} ({platform.machine() or 'unknown'})"
 
 
+def _hydra_choices() -> dict[str, Any] | None:
+    """Hydra's config-group choices of this job (None outside Hydra)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return dict(HydraConfig.get().runtime.choices)
+    except (ImportError, ValueError):
+        pass
+    return None
+
+
+def run_protocol(raw: dict[str, Any]) -> str:
+    """``lra``, ``custom`` or ``debug`` (:mod:`experiments.protocol`)."""
+    choices = _hydra_choices()
+    if choices is None:
+        return classify(raw)[0]
+    return classify(
+        raw,
+        experiment_choice=choices.get("experiment") or "",
+        debug_choice=choices.get("debug"),
+    )[0]
+
+
 def _record_fields(exp: ExperimentConfig, raw: dict[str, Any]) -> dict[str, Any]:
     return {
+        "protocol": run_protocol(raw),
         "task": exp.task.name,
         "attention": exp.attention.name if exp.attention is not None else None,
         "model": exp.model.name,
@@ -215,40 +258,117 @@ def build_model(exp: ExperimentConfig, datamodule: Any) -> torch.nn.Module:
     )
 
 
-def _previous_wall_time(run_dir: Path) -> float:
+def _previous_record(run_dir: Path) -> dict[str, Any]:
     try:
-        return float(json.loads((run_dir / "metrics.json").read_text()).get("wall_time_s") or 0)
-    except (OSError, ValueError, TypeError):
-        return 0.0
+        data = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def resume_command(run_dir: Path) -> str:
+    """This command with ``resume=<run_dir>`` in place of any ``resume=...`` override."""
+    args = [a for a in sys.argv[1:] if not a.lstrip("+~").startswith("resume=")]
+    return " ".join(["python", sys.argv[0] if sys.argv else "train.py", *args, f"resume={run_dir}"])
+
+
+def check_splits(datamodule: Any) -> None:
+    """Prepare and load the data now; an empty split is a user error naming the task.
+
+    Raises:
+        DataError: a split has no rows.
+    """
+    from experiments.data.datamodule import SPLITS
+    from experiments.data.errors import DataError
+
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    for split in SPLITS:
+        if len(datamodule.datasets[split]) == 0:
+            raise DataError(
+                f"the {split} split of task {datamodule.cfg.name} under {datamodule.root} has no "
+                "rows; put examples into its file (or regenerate the data)"
+            )
+
+
+def _select_run_dir(exp: ExperimentConfig, raw: dict[str, Any]) -> tuple[Path, str | None]:
+    """The run directory and the checkpoint to continue from (None: a fresh run)."""
+    run_dir = fresh_run_dir(exp)
+    if exp.resume is None:
+        return run_dir, None
+    resumed = find_resume_dir(exp.resume, exp.paths.output_dir, exp.name, raw, exclude=run_dir)
+    if resumed is None:
+        print(
+            f"resume=auto: no resumable (running, incomplete or interrupted) run of "
+            f"'{exp.name}'; starting fresh",
+            file=sys.stderr,
+        )
+        return run_dir, None
+    ckpt = str(resumed / LAST_CKPT)
+    print(f"Resuming {resumed} from {ckpt}", file=sys.stderr)
+    _move_hydra_dir_into(resumed)
+    return resumed, ckpt
+
+
+def _make_trainer(exp: ExperimentConfig, run_dir: Path, callbacks: dict[str, pl.Callback]) -> Any:
+    kwargs = exp.trainer.trainer_kwargs()
+    kwargs.pop("max_time", None)  # a per-command SegmentTimer instead
+    if kwargs.get("precision") == "32":
+        kwargs["precision"] = "32-true"
+    return pl.Trainer(
+        **kwargs,
+        logger=_make_logger(exp, run_dir),
+        callbacks=list(callbacks.values()),
+        default_root_dir=str(run_dir),
+        use_distributed_sampler=False,
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def _final_status(
+    exp: ExperimentConfig, trainer: pl.Trainer, failure: str | None, run_dir: Path
+) -> tuple[str, str | None]:
+    """``completed``, ``incomplete`` (stopped by ``max_time``) or ``failed`` and the reason."""
+    if failure is not None:
+        return "failed", failure
+    planned = exp.trainer.max_steps
+    if 0 < planned and trainer.global_step < planned:
+        # Stopped early (trainer.max_time): not the protocol, so not a table entry.
+        return "incomplete", (
+            f"stopped at step {trainer.global_step} of {planned} (trainer.max_time); "
+            f"continue with: {resume_command(run_dir)}"
+        )
+    return "completed", None
 
 
 def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """Train, validate and test one configuration; returns the ``metrics.json`` record.
 
+    A resumed run keeps its record's ``started_at``; ``wall_time_s`` is the sum over all
+    segments and the csv log keeps the earlier segments' rows.
+
     Raises:
-        ConfigError: invalid config (before anything is built).
-        FileNotFoundError: missing data, or ``resume`` pointing at no checkpoint.
+        ConfigError: invalid config or resume request (before anything is written).
+        DataError, FileNotFoundError, OSError: missing, empty or unreadable data.
         Exception: anything raised by training, after the record is marked failed.
     """
     raw = to_container(cfg)
     exp = validate_experiment(raw)
     check_accelerator(exp)
-    run_dir, ckpt_path = fresh_run_dir(exp), None
-    if exp.resume is not None:
-        resumed = find_resume_dir(exp.resume, exp.paths.output_dir, exp.name, exclude=run_dir)
-        if resumed is not None:
-            run_dir, ckpt_path = resumed, str(resumed / LAST_CKPT)
-            print(f"Resuming {resumed} from {ckpt_path}", file=sys.stderr)
-        else:
-            print(f"resume=auto: no earlier run of '{exp.name}'; starting fresh", file=sys.stderr)
+    run_dir, ckpt_path = _select_run_dir(exp, raw)
+    previous = _previous_record(run_dir) if ckpt_path else {}
+    earlier_wall = float(previous.get("wall_time_s") or 0.0)
+    pl.seed_everything(exp.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(exp)
+    check_splits(datamodule)
     run_dir.mkdir(parents=True, exist_ok=True)
-    earlier_wall = _previous_wall_time(run_dir) if ckpt_path else 0.0
     record = RunRecord(run_dir, **_record_fields(exp, raw))
+    if previous.get("started_at"):
+        record.update(started_at=previous["started_at"])
     start = time.perf_counter()
-    is_zero = True
+    is_zero, trainer = True, None
+    csv_history = read_csv_history(run_dir) if ckpt_path else []
     try:
-        pl.seed_everything(exp.seed, workers=True, verbose=False)
-        datamodule = build_datamodule(exp)
         model = build_model(exp, datamodule)
         record.update(
             num_params=sum(p.numel() for p in model.parameters()), seq_len=datamodule.max_length
@@ -263,25 +383,13 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             compile=exp.compile,
         )
         callbacks = _make_callbacks(exp, run_dir / "checkpoints")
-        kwargs = exp.trainer.trainer_kwargs()
-        kwargs.pop("max_time", None)  # a per-command SegmentTimer instead
-        if kwargs.get("precision") == "32":
-            kwargs["precision"] = "32-true"
-        trainer = pl.Trainer(
-            **kwargs,
-            logger=_make_logger(exp, run_dir),
-            callbacks=list(callbacks.values()),
-            default_root_dir=str(run_dir),
-            use_distributed_sampler=False,
-        )
+        trainer = _make_trainer(exp, run_dir, callbacks)
         is_zero = trainer.is_global_zero
         if is_zero:
             record.write()
-        make_resumable(datamodule, trainer, exp.seed)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        save_atomic(trainer, run_dir / LAST_CKPT)
-        guard = callbacks.get("nan_guard")
-        failure = getattr(guard, "failure", None)
+        trainer.save_checkpoint(run_dir / LAST_CKPT)
+        failure = getattr(callbacks.get("nan_guard"), "failure", None)
         best_path = callbacks["best"].best_model_path  # type: ignore[attr-defined]
         test_acc = test_acc_best_val = None
         if failure is None:
@@ -298,25 +406,29 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             epochs=trainer.global_step * trainer.accumulate_grad_batches / batches_per_epoch,
             device=_device_name(trainer),
             wall_time_s=earlier_wall + time.perf_counter() - start,
+            chance_acc=majority_fraction(datamodule),
         )
         if "throughput" in callbacks:
             record.update(**callbacks["throughput"].summary(trainer.world_size))  # type: ignore[attr-defined]
         if is_zero:
-            status, reason = "failed" if failure else "completed", failure
-            planned = exp.trainer.max_steps
-            if failure is None and 0 < planned and trainer.global_step < planned:
-                # Stopped early (trainer.max_time): not the protocol, so not a table entry.
-                status = "incomplete"
-                reason = (
-                    f"stopped at step {trainer.global_step} of {planned} "
-                    f"(trainer.max_time); continue with resume={run_dir}"
-                )
-            record.finish(status, reason)
+            merge_csv_history(run_dir, csv_history)
+            record.finish(*_final_status(exp, trainer, failure, run_dir))
             _print_summary(record.data, run_dir, best_path)
     except BaseException as err:
         if is_zero:
+            merge_csv_history(run_dir, csv_history)
+            wall = earlier_wall + time.perf_counter() - start
+            if trainer is not None and trainer.interrupted:
+                step = trainer.global_step
+                record.update(steps=step)
+                record.finish(
+                    "interrupted",
+                    f"interrupted at step {step}; continue with: {resume_command(run_dir)}",
+                    wall_time_s=wall,
+                )
+                raise RunInterruptedError(record.data["failure_reason"]) from None
             reason = f"{type(err).__name__}: {err}".strip()
-            record.finish("failed", reason, wall_time_s=earlier_wall + time.perf_counter() - start)
+            record.finish("failed", reason, wall_time_s=wall)
         raise
     return record.data
 
@@ -329,6 +441,23 @@ def _test(
     return float(results[0]["test/acc"]) if results else None
 
 
+class RunInterruptedError(Exception):
+    """Training stopped by Ctrl-C; the message says where and how to continue."""
+
+
+def majority_fraction(datamodule: Any) -> float | None:
+    """Test accuracy of always predicting the most frequent training label (chance level)."""
+    try:
+        train = datamodule.datasets["train"].arrays["labels"]
+        test = datamodule.datasets["test"].arrays["labels"]
+    except (AttributeError, KeyError):
+        return None
+    if len(train) == 0 or len(test) == 0:
+        return None
+    majority = int(np.bincount(np.asarray(train)).argmax())
+    return float((np.asarray(test) == majority).mean())
+
+
 def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
     def pct(value: Any) -> str:
         return f"{100 * value:.2f}%" if isinstance(value, float) else "n/a"
@@ -337,7 +466,8 @@ def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
     print(
         f"\nRun {data['status']}: {data['variant']} on {data['task']}, "
         f"val/acc_best {pct(data['val_acc_best'])}, test/acc {pct(data['test_acc'])} (final), "
-        f"{pct(data.get('test_acc_best_val'))} (best-on-val)\n"
+        f"{pct(data.get('test_acc_best_val'))} (best-on-val); chance (the majority class) "
+        f"{pct(data.get('chance_acc'))}; protocol {data.get('protocol')}\n"
         f"  logs:        {', '.join(map(str, logs)) or 'none (logger=none)'}\n"
         f"  checkpoints: {run_dir / 'checkpoints'} (best: {Path(best_path).name or 'none'}, "
         f"last: last.ckpt)\n"
@@ -347,30 +477,84 @@ def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
     )
 
 
+FAILED_JOBS: list[str] = []
+"""Sweep jobs (``-m``) that failed in this process; ``train.py`` exits 1 when any did."""
+
+
+def _one_sentence(err: BaseException) -> str:
+    """The error as one line; an OS error names the path and what to change."""
+    if isinstance(err, OSError) and not isinstance(err, DataError) and err.filename:
+        return (
+            f"cannot use {err.filename}: {err.strerror or err}; make it readable and writable "
+            "or point paths.data_dir / paths.output_dir elsewhere"
+        )
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``val_acc_best`` (for sweepers) or None.
 
-    A user error prints one sentence to stderr and exits with code 2 (in a sweep the job is
-    recorded as failed and the sweep continues); any other failure is recorded and re-raised,
-    except in a sweep, where it is printed and the next job runs.
+    A user error prints one sentence to stderr and exits with code 2; a failed run (an
+    exception in training, a non-finite loss) or Ctrl-C exits with code 1 after its record is
+    written. In a sweep (``-m``) a failing job is recorded and the sweep goes on; ``train.py``
+    exits 1 at the end when any job failed.
     """
     multirun = _is_multirun()
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         record = run(cfg)
     except USER_ERRORS as err:
+        _drop_orphan_hydra_dir()
+        if full:
+            traceback.print_exc()
+        print(f"error: {_one_sentence(err)}", file=sys.stderr)
         if multirun:
             _record_early_failure(cfg, err)
-            print(f"error: {err}", file=sys.stderr)
+            FAILED_JOBS.append(_one_sentence(err))
             return None
-        print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except RunInterruptedError as err:
+        print(f"\n{err}", file=sys.stderr)
+        sys.exit(1)
     except Exception as err:
-        if not multirun:
+        if full:
             raise
-        _record_early_failure(cfg, err)
         traceback.print_exc()
-        return None
+        print(f"error: the run failed: {_one_sentence(err)}", file=sys.stderr)
+        if multirun:
+            _record_early_failure(cfg, err)
+            FAILED_JOBS.append(_one_sentence(err))
+            return None
+        sys.exit(1)
+    if record.get("status") == "failed":
+        FAILED_JOBS.append(str(record.get("failure_reason")))
+        if not multirun:
+            sys.exit(1)
     return record.get("val_acc_best")
+
+
+def _drop_orphan_hydra_dir() -> None:
+    """Remove this job's Hydra output dir when it holds only Hydra's own files."""
+    out = _hydra_output_dir()
+    if out is None or not out.is_dir() or _is_multirun():
+        return
+    if all(p.name == ".hydra" or p.suffix == ".log" for p in out.iterdir()):
+        shutil.rmtree(out, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            out.parent.rmdir()  # only when empty
+
+
+def _move_hydra_dir_into(run_dir: Path) -> None:
+    """Move this command's Hydra output dir into ``run_dir/segments/`` (a resumed run).
+
+    The folder is renamed, so Hydra's open log file keeps being written at its new place.
+    """
+    out = _hydra_output_dir()
+    if out is None or _is_multirun() or not out.is_dir() or out.resolve() == run_dir.resolve():
+        return
+    target = run_dir / "segments" / out.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(out, target)
 
 
 def _record_early_failure(cfg: DictConfig, err: BaseException) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, model_validator
 
 PadTo = Literal["max_length", "longest"]
 PixelEncoding = Literal["tokens", "normalized"]
@@ -33,13 +33,30 @@ class ListOpsGenerateConfig(StrictModel):
 
     Attributes:
         size: ``full`` (96k/2k/2k), ``small`` (2000/200/200) or ``tiny`` (200/20/20).
+        sizes: Explicit (train, val, test) tree counts, overriding ``size``.
         seed: Generator seed (same seed, byte-identical files).
         workers: Worker processes.
+        max_depth: Deepest level of a tree (LRA: 10).
+        min_tokens: A tree is kept iff ``min_tokens < length < max_tokens`` (LRA: 500, 2000).
+        max_tokens: See ``min_tokens``.
     """
 
     size: GenerateSize = "full"
+    sizes: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
     seed: int = 0
     workers: int = Field(1, ge=1)
+    max_depth: int = Field(10, ge=2)
+    min_tokens: int = Field(500, ge=0)
+    max_tokens: int = Field(2000, gt=4)
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> ListOpsGenerateConfig:
+        if self.min_tokens >= self.max_tokens - 1:
+            raise ValueError(
+                f"task.generate.min_tokens = {self.min_tokens} must be below "
+                f"task.generate.max_tokens - 1 = {self.max_tokens - 1}"
+            )
+        return self
 
 
 class PathfinderGenerateConfig(StrictModel):

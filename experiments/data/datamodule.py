@@ -299,8 +299,30 @@ class LRADataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled (seeded) training batches."""
-        return self._loader("train", shuffle=True)
+        """Shuffled (seeded) training batches.
+
+        Under a trainer the order is step-aligned (:mod:`experiments.resume`): epoch ``e`` is a
+        permutation drawn from ``(seed, e)`` and a resumed run starts where its step says.
+        """
+        trainer = self.trainer
+        if trainer is None:
+            return self._loader("train", shuffle=True)
+        from experiments.resume import step_aligned_loader
+
+        return step_aligned_loader(self._loader("train", shuffle=False), trainer, self.seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: the seed of the training order."""
+        return {"train_order_seed": self.seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose training order came from another seed."""
+        saved = state_dict.get("train_order_seed", self.seed)
+        if saved != self.seed:
+            raise ValueError(
+                f"seed = {self.seed} differs from the checkpoint's seed {saved}; resume with "
+                f"seed={saved}"
+            )
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches in file order."""

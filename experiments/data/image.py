@@ -46,7 +46,18 @@ def read_cifar_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
             batch = pickle.load(f, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        ImportError,
+        OverflowError,
+        MemoryError,
+    ) as exc:
         raise DataCorruptError(path, f"not a CIFAR-10 python batch ({exc})") from exc
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DataCorruptError(path, f"data has shape {data.shape}, expected (N, 3072)")

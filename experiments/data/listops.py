@@ -104,13 +104,20 @@ class ListOpsDataModule(LRADataModule):
 
     def prepare_data(self) -> None:
         """Generate the files when they are missing and ``cfg.generate`` is set."""
-        from experiments.data.listops_generator import folder_state, generate_listops
+        from experiments.data.listops_generator import TreeShape, folder_state, generate_listops
 
         gen = self.cfg.generate
         if gen is None or folder_state(self.root)[0] in ("official", "complete"):
             return
 
-        generate_listops(self.root, size=gen.size, seed=gen.seed, workers=gen.workers)
+        generate_listops(
+            self.root,
+            size=gen.size,
+            sizes=gen.sizes,
+            seed=gen.seed,
+            workers=gen.workers,
+            shape=TreeShape(gen.max_depth, gen.min_tokens, gen.max_tokens),
+        )
 
     def source_files(self) -> list[Path]:
         """The three TSV files; raises ``DataNotFoundError`` naming the first missing one.

@@ -26,6 +26,7 @@ anyway, so the distribution of kept trees is unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import statistics
@@ -99,13 +100,31 @@ class _Stream:
         return u
 
 
-def _draw_tree(stream: _Stream, depth: int, budget: list[int]) -> tuple[str, int, int]:
+@dataclass(frozen=True)
+class TreeShape:
+    """The accepted trees: depth ``<= max_depth`` and ``min_length < length < max_length``.
+
+    The defaults are the LRA rules; a smaller shape (e.g. depth 3, lengths 10..100) gives a
+    short ListOps that a small model learns in minutes.
+    """
+
+    max_depth: int = MAX_DEPTH
+    min_length: int = MIN_LENGTH
+    max_length: int = MAX_LENGTH
+
+
+LRA_SHAPE = TreeShape()
+
+
+def _draw_tree(
+    stream: _Stream, depth: int, budget: list[int], shape: TreeShape = LRA_SHAPE
+) -> tuple[str, int, int]:
     """Draw one (sub)tree; returns (text, value, length). ``budget[0]`` counts tokens."""
-    r = stream.next() if depth < MAX_DEPTH else 1.0
+    r = stream.next() if depth < shape.max_depth else 1.0
     if r > VALUE_P:
         v = int(stream.next() * 10)
         budget[0] += 1
-        if budget[0] >= MAX_LENGTH:
+        if budget[0] >= shape.max_length:
             raise _TooLongError
         return str(v), v, 1
     k = 2 + int(stream.next() * (MAX_ARGS - 1))
@@ -114,7 +133,7 @@ def _draw_tree(stream: _Stream, depth: int, budget: list[int]) -> tuple[str, int
     values: list[int] = []
     length = 2
     for _ in range(k):
-        t, v, n = _draw_tree(stream, depth + 1, budget)
+        t, v, n = _draw_tree(stream, depth + 1, budget, shape)
         texts.append(t)
         values.append(v)
         length += n
@@ -123,25 +142,27 @@ def _draw_tree(stream: _Stream, depth: int, budget: list[int]) -> tuple[str, int
     return text, apply_operator(op, values), length
 
 
-def draw_tree(stream: _Stream) -> tuple[str, int, int] | None:
-    """One draw of the LRA process: (text, value, length), or None if it reached 2000 tokens."""
+def draw_tree(stream: _Stream, shape: TreeShape = LRA_SHAPE) -> tuple[str, int, int] | None:
+    """One draw of the process: (text, value, length), or None once it reached max_length."""
     try:
-        return _draw_tree(stream, 1, [0])
+        return _draw_tree(stream, 1, [0], shape)
     except _TooLongError:
         return None
 
 
-def _run_chunk(args: tuple[int, int, int]) -> tuple[int, list[tuple[str, int, int]], int]:
+def _run_chunk(
+    args: tuple[int, int, int, TreeShape],
+) -> tuple[int, list[tuple[str, int, int]], int]:
     """Draw until ``chunk_size`` distinct accepted trees; returns (index, trees, draws)."""
-    seed, index, chunk_size = args
+    seed, index, chunk_size, shape = args
     stream = _Stream(np.random.default_rng(np.random.SeedSequence([seed, index])))
     seen: set[str] = set()
     kept: list[tuple[str, int, int]] = []
     draws = 0
     while len(kept) < chunk_size:
         draws += 1
-        tree = draw_tree(stream)
-        if tree is None or not MIN_LENGTH < tree[2] < MAX_LENGTH or tree[0] in seen:
+        tree = draw_tree(stream, shape)
+        if tree is None or not shape.min_length < tree[2] < shape.max_length or tree[0] in seen:
             continue
         seen.add(tree[0])
         kept.append(tree)
@@ -168,7 +189,13 @@ class GenerationReport:
 
 
 def generate_trees(
-    total: int, *, seed: int, workers: int = 1, chunk_size: int = 1000, progress: bool = True
+    total: int,
+    *,
+    seed: int,
+    workers: int = 1,
+    chunk_size: int = 1000,
+    progress: bool = True,
+    shape: TreeShape = LRA_SHAPE,
 ) -> tuple[list[tuple[str, int, int]], int, int]:
     """Draw ``total`` distinct accepted trees.
 
@@ -179,6 +206,7 @@ def generate_trees(
         chunk_size: Accepted trees per chunk, capped at ``total`` (changes the result: keep
             it fixed).
         progress: Show a tqdm progress bar.
+        shape: Depth and length rules of an accepted tree (LRA by default).
 
     Returns:
         ``(trees, draws, accepted)``: trees ``(text, value, length)`` in chunk order, the
@@ -201,7 +229,7 @@ def generate_trees(
         while len(trees) < total:
             # Enough chunks for what is missing (more only if duplicates across chunks).
             n = -(-(total - len(trees)) // chunk_size)
-            jobs = [(seed, i, chunk_size) for i in range(next_chunk, next_chunk + n)]
+            jobs = [(seed, i, chunk_size, shape) for i in range(next_chunk, next_chunk + n)]
             next_chunk += n
             results = pool.imap(_run_chunk, jobs) if pool else map(_run_chunk, jobs)
             for _, kept, n_draws in results:
@@ -235,6 +263,7 @@ def generate_listops(
     workers: int = 1,
     progress: bool = True,
     sizes: tuple[int, int, int] | None = None,
+    shape: TreeShape = LRA_SHAPE,
 ) -> GenerationReport:
     """Generate ``basic_{train,val,test}.tsv`` in ``out_dir`` (the official LRA format).
 
@@ -249,6 +278,7 @@ def generate_listops(
         workers: Worker processes; does not change the files.
         progress: Show a progress bar.
         sizes: Explicit (train, val, test) sizes, overriding ``size``.
+        shape: Depth and length rules of an accepted tree (LRA by default).
 
     Returns:
         A :class:`GenerationReport`.
@@ -259,7 +289,7 @@ def generate_listops(
         sizes = SPLIT_SIZES[size]
     start = time.perf_counter()
     trees, draws, accepted = generate_trees(
-        sum(sizes), seed=seed, workers=workers, progress=progress
+        sum(sizes), seed=seed, workers=workers, progress=progress, shape=shape
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -283,6 +313,7 @@ def generate_listops(
         "version": GENERATOR_VERSION,
         "seed": seed,
         "sizes": dict(zip(SPLIT_NAMES, map(int, sizes))),
+        "shape": dataclasses.asdict(shape),
     }
     write_manifest(out, record, paths.values())
     return GenerationReport(

@@ -21,7 +21,7 @@ import numpy as np
 from experiments.data.byte_tokens import BYTE_VOCAB_SIZE, encode_bytes
 from experiments.data.cache import SplitArrays
 from experiments.data.datamodule import LRADataModule, pack
-from experiments.data.errors import DataCorruptError, DataNotFoundError
+from experiments.data.errors import DataCorruptError, DataError, DataNotFoundError
 from experiments.data.hf import datasets_importable, load_hf_dataset
 
 GET_IMDB = (
@@ -71,8 +71,9 @@ def read_parquet_texts(files: list[Path]) -> tuple[list[bytes], np.ndarray]:
         try:
             frame = pd.read_parquet(path, columns=["text", "label"])
         except ImportError as exc:
-            raise ImportError(
-                f"Reading {path} needs pyarrow: pip install pyarrow (or use aclImdb/)."
+            raise DataError(
+                f"reading {path} needs pyarrow; install it with: pip install pyarrow "
+                "(or unpack aclImdb/ under task.path and set task.source=aclimdb)"
             ) from exc
         texts.extend(t.encode("utf-8") for t in frame["text"])
         labels.extend(int(x) for x in frame["label"])

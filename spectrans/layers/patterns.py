@@ -116,7 +116,7 @@ class PatternAttention(AttentionLayer):
         token_specs: Sequence[TokenSpec] | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """x: (B, N, D), mask: (B, N) bool -> (B, N, D) (and weights (B, H, N, N))."""
-        mask = check_input(x, mask)
+        mask = check_input(x, mask, getattr(self.attention, "hidden_dim", None))
         specs = token_specs if token_specs is not None else self.token_specs
         if specs is None:
             raise ValueError(

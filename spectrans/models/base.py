@@ -134,7 +134,16 @@ class BaseModel(nn.Module):
         else:
             h = inputs_embeds  # (B, N, D)
         self.check_length(h.shape[1])
-        mask = attention_mask.to(torch.bool) if attention_mask is not None else None
+        mask = None
+        if attention_mask is not None:
+            if attention_mask.is_floating_point():
+                raise ValueError(
+                    f"attention_mask must be boolean or 0/1 integers (1 = real token), got dtype "
+                    f"{str(attention_mask.dtype).removeprefix('torch.')} and shape "
+                    f"{tuple(attention_mask.shape)}; for an additive 0/-inf mask pass "
+                    "attention_mask=(additive == 0)"
+                )
+            mask = attention_mask.to(torch.bool)
         if self.cls_token is not None:
             h = torch.cat([self.cls_token.expand(h.shape[0], 1, -1).to(h.dtype), h], 1)
             if mask is not None:

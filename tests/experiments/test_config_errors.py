@@ -80,7 +80,9 @@ def test_precheck_turns_hydra_errors_into_one_sentence() -> None:
     message = precheck_overrides(["task=listops", "attention.foo=1"])
     assert message is not None and message.startswith("attention.foo = '1' is an unknown key")
     assert precheck_overrides(["attention=lst", "attention.transform_type=dst"]) is None
-    assert precheck_overrides(["-m", "attention=perfomer"]) is None  # left to Hydra
+    swept = precheck_overrides(["-m", "attention=softmax,perfomer"])  # every grid value
+    assert swept is not None and swept.startswith("attention = 'perfomer' is invalid")
+    assert precheck_overrides(["--cfg", "job"]) is None  # other flags are Hydra's
 
 
 @pytest.mark.parametrize("override", ["attention=perfomer", "model.hidden_dim=66"])

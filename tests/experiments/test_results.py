@@ -14,6 +14,7 @@ def _record(task: str, variant: str, seed: int, acc: float | None, **extra) -> d
     rec = {
         "schema_version": 1,
         "status": "completed",
+        "protocol": "lra",
         "failure_reason": None,
         "task": task,
         "attention": variant.split("-")[0],

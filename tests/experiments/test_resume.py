@@ -16,7 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from experiments import train as harness
-from experiments.resume import StepAlignedSampler, find_resume_dir
+from experiments.resume import ResumeError, StepAlignedSampler, find_resume_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,25 +50,26 @@ def test_find_resume_dir(tmp_path: Path) -> None:
         (run_dir / "checkpoints").mkdir(parents=True)
         (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
         os.utime(run_dir / "checkpoints" / "last.ckpt", (1000 + i, 1000 + i))
+        (run_dir / "metrics.json").write_text('{"status": "incomplete"}')
     other.mkdir()
     assert find_resume_dir("auto", tmp_path, "exp") == new
     assert find_resume_dir("auto", tmp_path, "exp", exclude=new) == old
     assert find_resume_dir("auto", tmp_path, "nothing") is None
     assert find_resume_dir(str(old), tmp_path, "exp") == old
     assert find_resume_dir(str(old / "checkpoints" / "last.ckpt"), tmp_path, "exp") == old
-    with pytest.raises(FileNotFoundError, match="has no checkpoints/last.ckpt"):
+    with pytest.raises(ResumeError, match="has no checkpoints/last.ckpt"):
         find_resume_dir(str(other), tmp_path, "exp")
 
 
 class _Crash(pl.Callback):
-    """Simulates a kill right after optimizer step ``at``."""
+    """Simulates Ctrl-C right after optimizer step ``at``."""
 
     def __init__(self, at: int) -> None:
         self.at = at
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
         if trainer.global_step == self.at:
-            raise RuntimeError("simulated kill")
+            raise KeyboardInterrupt
 
 
 def _cfg(out: Path, data: Path, extra: tuple[str, ...] = ()):  # noqa: ANN202
@@ -113,11 +114,11 @@ def test_crashed_run_resumes_to_identical_metrics(
     monkeypatch.setattr(
         harness, "_make_callbacks", lambda exp, d: {**make_callbacks(exp, d), "crash": _Crash(8)}
     )
-    with pytest.raises(RuntimeError, match="simulated kill"):
+    with pytest.raises(harness.RunInterruptedError, match="interrupted at step 8"):
         harness.run(_cfg(tmp_path / "b", data))
     monkeypatch.setattr(harness, "_make_callbacks", make_callbacks)
     crashed_dir = next((tmp_path / "b").glob("*/*/metrics.json")).parent
-    assert '"status": "failed"' in (crashed_dir / "metrics.json").read_text()
+    assert '"status": "interrupted"' in (crashed_dir / "metrics.json").read_text()
     resumed = harness.run(_cfg(tmp_path / "b", data, ("resume=auto",)))
     assert Path(resumed["run_dir"]) == crashed_dir  # continued in place
     assert resumed["status"] == "completed" and resumed["steps"] == straight["steps"] == 16
@@ -142,7 +143,7 @@ def test_sigkilled_process_resumes(tmp_path: Path) -> None:
         "trainer.enable_progress_bar=false",
     ]
     proc = subprocess.Popen(
-        [*args, "trainer.max_steps=500"],
+        [*args, "trainer.max_steps=30"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -13,6 +13,7 @@ INTERFACE_FIELDS = [
     "schema_version",
     "status",
     "failure_reason",
+    "protocol",
     "task",
     "attention",
     "model",
@@ -25,6 +26,7 @@ INTERFACE_FIELDS = [
     "val_acc_best",
     "test_acc",
     "test_acc_best_val",
+    "chance_acc",
     "steps",
     "epochs",
     "train_tokens_per_s",
@@ -64,7 +66,7 @@ def test_unknown_field_and_bad_status_are_refused(tmp_path: Path) -> None:
     record = RunRecord(tmp_path)
     with pytest.raises(KeyError, match="val_acc"):
         record.update(val_acc=0.5)
-    with pytest.raises(ValueError, match="completed, incomplete or failed"):
+    with pytest.raises(ValueError, match="completed, incomplete, interrupted, failed"):
         record.finish("done")
 
 
@@ -85,7 +87,8 @@ class _Circular:
 def test_git_commit_falls_back_to_unknown(tmp_path: Path) -> None:
     assert git_commit(tmp_path) == "unknown"
     commit = git_commit()
-    assert commit == "unknown" or len(commit) == 40
+    assert commit == "unknown" or len(commit.removesuffix("+dirty")) == 40
+    assert len(git_commit(short=True).removesuffix("+dirty")) < 40
 
 
 def test_a_run_stopped_early_is_recorded_incomplete_with_where_to_resume(tmp_path: Path) -> None:

@@ -22,6 +22,15 @@ def _train(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_a_bad_grid_value_is_refused_before_any_job(tmp_path: Path) -> None:
+    out = _train(
+        ["-m", "debug=default", "attention.num_heads=3,4", f"paths.output_dir={tmp_path}/runs"],
+        tmp_path,
+    )
+    assert out.returncode == 2 and "divisible by num_heads (3)" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "runs").exists()
+
+
 def test_sweep_records_a_failing_job_and_goes_on(tmp_path: Path) -> None:
     out = _train(
         [
@@ -29,21 +38,23 @@ def test_sweep_records_a_failing_job_and_goes_on(tmp_path: Path) -> None:
             "debug=default",
             "attention=lst",
             "attention.transform_type=dst",
-            "attention.num_heads=3,4",
+            "scheduler=constant",
+            "optimizer.lr=1e30,0.001",
             f"paths.output_dir={tmp_path}/runs",
             f"paths.data_dir={tmp_path}/data",
             "trainer.enable_progress_bar=false",
         ],
         tmp_path,
     )
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 1, out.stderr[-2000:]  # a job failed, so the sweep did
+    assert "1 sweep job(s) failed" in out.stderr
     records = {
         p.parent.name.split("_")[0]: json.loads(p.read_text())
         for p in tmp_path.glob("runs/multirun/*/*/metrics.json")
     }
     assert sorted(records) == ["0", "1"]  # one folder per job
     assert records["0"]["status"] == "failed"  # the first job fails, the sweep goes on
-    assert "divisible by num_heads (3)" in records["0"]["failure_reason"]
+    assert "train/loss became" in records["0"]["failure_reason"]
     assert (records["1"]["status"], records["1"]["variant"]) == ("completed", "lst-dst")
 
 

@@ -68,18 +68,50 @@ class AttentionLayer(nn.Module):
             self._refuse("qk_norm", qk_norm, "it has no queries and keys to normalise")
 
 
-def check_input(x: Tensor, mask: Tensor | None) -> Tensor | None:
-    """Validate ``x`` (B, N, D) and ``mask`` (B, N) bool; return the mask as bool or None."""
-    if x.dim() != 3:
-        raise ValueError(f"expected x of shape (batch, seq_len, hidden_dim), got {tuple(x.shape)}")
+def _described(t: Tensor) -> str:
+    return f"shape {tuple(t.shape)} and dtype {str(t.dtype).removeprefix('torch.')}"
+
+
+def check_input(x: Tensor, mask: Tensor | None, hidden_dim: int | None = None) -> Tensor | None:
+    """The one input check of every token mixer; returns ``mask`` (bool) or None.
+
+    ``x`` must be a floating-point ``(B, N, D)`` tensor with ``B, N >= 1`` and, when
+    ``hidden_dim`` is given, ``D == hidden_dim``. ``mask`` must be a ``(B, N)`` boolean tensor,
+    True on real tokens. A float mask is refused rather than guessed at: an additive
+    ``0 / -inf`` mask read as boolean would keep the padding and drop the real tokens.
+
+    Raises:
+        ValueError: one sentence naming the shape and dtype received and the fix.
+    """
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        got = _described(x) if isinstance(x, Tensor) else f"a {type(x).__name__}"
+        raise ValueError(f"x must be a (batch, seq_len, hidden_dim) tensor, got {got}")
+    if not x.is_floating_point():
+        raise ValueError(
+            f"x must be a floating-point tensor, got {_described(x)}; embed token ids first "
+            "(or cast with x.float())"
+        )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"x is empty ({_described(x)}); batch and seq_len must both be at least 1")
+    if hidden_dim is not None and x.shape[2] != hidden_dim:
+        raise ValueError(
+            f"x has hidden size {x.shape[2]} ({_described(x)}) but the layer was built with "
+            f"hidden_dim={hidden_dim}; project x to {hidden_dim} or build the layer for "
+            f"{x.shape[2]}"
+        )
     if mask is None:
         return None
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = _described(mask) if isinstance(mask, Tensor) else f"a {type(mask).__name__}"
+        raise ValueError(
+            f"mask must be a boolean (batch, seq_len) tensor with True on real tokens, got {got}; "
+            "for an additive 0/-inf mask pass mask=(additive == 0), for 1/0 pass mask.bool()"
+        )
     if mask.shape != x.shape[:2]:
         raise ValueError(
-            f"mask shape {tuple(mask.shape)} does not match x's (batch, seq_len) "
-            f"{tuple(x.shape[:2])}"
+            f"mask has {_described(mask)} but x's (batch, seq_len) is {tuple(x.shape[:2])}"
         )
-    return mask.to(torch.bool)
+    return mask
 
 
 def zero_masked(x: Tensor, mask: Tensor | None) -> Tensor:

@@ -258,7 +258,7 @@ class _LSTFilterAttention(AttentionLayer):
         Returns:
             ``(B, N, D)``, or ``(out, None)``.
         """
-        mask = check_input(x, mask)
+        mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d)
         dense = self.chosen_path(x.shape[1], x.device) == "dense"
         compute = v.dtype if dense or v.dtype == torch.float64 else torch.float32

@@ -129,7 +129,7 @@ class SoftmaxAttention(AttentionLayer):
         With ``return_attention`` the weights ``(B, H, N, N)`` are formed explicitly (the
         slow path; rows of masked queries are zero) and returned with the output.
         """
-        mask = check_input(x, mask)
+        mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d) each
         seq_len = x.shape[1]
         dropout = self.dropout if self.training else 0.0

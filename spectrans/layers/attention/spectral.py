@@ -96,7 +96,7 @@ class _FeatureAttention(AttentionLayer):
 
         With ``return_attention`` returns ``(out, None)``: no N x N weights are formed.
         """
-        mask = check_input(x, mask)
+        mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d) each
         self.kernel.maybe_redraw()
         key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)

@@ -57,7 +57,7 @@ class FourierMixing(AttentionLayer):
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, None]:
         """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
-        mask = check_input(x, mask)
+        mask = check_input(x, mask, self.hidden_dim)
         y = fourier_mix_2d(zero_masked(x, mask))  # (B, N, D)
         out = zero_masked(self.dropout(y), mask)  # (B, N, D)
         return (out, None) if return_attention else out

@@ -164,7 +164,7 @@ class S4DMixing(AttentionLayer):
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, None]:
         """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
-        mask = check_input(x, mask)
+        mask = check_input(x, mask, self.hidden_dim)
         compute = torch.float64 if x.dtype == torch.float64 else torch.float32
         u = zero_masked(x, mask).to(compute)  # (B, N, D)
         y = self.dropout(F.gelu(self.ssm(u)))  # (B, N, D)

@@ -93,7 +93,7 @@ class WaveletMixing(AttentionLayer):
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, None]:
         """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
-        mask = check_input(x, mask)
+        mask = check_input(x, mask, self.hidden_dim)
         n = x.shape[1]
         compute = torch.float64 if x.dtype == torch.float64 else torch.float32
         signal = zero_masked(x, mask).to(compute).transpose(1, 2)  # (B, D, N)

@@ -127,8 +127,8 @@ def test_duplicates_across_chunks_are_dropped(monkeypatch):
     real = gen._run_chunk
 
     def chunk_one_repeats_chunk_zero(args):
-        seed, index, size = args
-        _, kept, draws = real((seed, 0 if index == 1 else index, size))
+        seed, index, size, shape = args
+        _, kept, draws = real((seed, 0 if index == 1 else index, size, shape))
         return index, kept, draws
 
     monkeypatch.setattr(gen, "_run_chunk", chunk_one_repeats_chunk_zero)
@@ -136,7 +136,7 @@ def test_duplicates_across_chunks_are_dropped(monkeypatch):
     texts = [t[0] for t in trees]
     assert len(texts) == 20 and len(set(texts)) == 20
     assert accepted == 30  # the duplicate chunk forced a third one
-    assert texts[:10] == [t[0] for t in real((2, 0, 10))[1]]
+    assert texts[:10] == [t[0] for t in real((2, 0, 10, gen.LRA_SHAPE))[1]]
 
 
 def test_statistics_match_the_rules():
@@ -154,3 +154,20 @@ def test_worker_count_does_not_change_the_trees():
     one = generate_trees(30, seed=4, workers=1, chunk_size=10, progress=False)
     two = generate_trees(30, seed=4, workers=2, chunk_size=10, progress=False)
     assert one == two
+
+
+def test_a_short_shape_bounds_depth_and_length():
+    import experiments.data.listops_generator as gen
+
+    shape = gen.TreeShape(max_depth=3, min_length=10, max_length=100)
+    trees, _, _ = gen.generate_trees(200, seed=0, progress=False, shape=shape)
+    assert len(trees) == 200
+    assert all(10 < length < 100 for _, _, length in trees)
+    for text, value, _ in trees:
+        depth = max_depth = 0
+        for token in text.split():
+            depth += token.startswith("[")
+            depth -= token == "]"
+            max_depth = max(max_depth, depth)
+        assert max_depth <= 2  # operators sit at depths 1 and 2; depth 3 holds digits only
+        assert value == evaluate_pairs(parse_official(text))

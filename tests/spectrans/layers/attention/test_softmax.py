@@ -178,7 +178,7 @@ def test_bad_arguments_raise_one_sentence() -> None:
         SoftmaxAttention(30, 4)
     with pytest.raises(ValueError, match="even head_dim"):
         SoftmaxAttention(12, 4, use_rope=True)
-    with pytest.raises(ValueError, match="mask shape"):
+    with pytest.raises(ValueError, match="mask has shape"):
         SoftmaxAttention(16, 2)(torch.randn(1, 3, 16), torch.ones(1, 4, dtype=torch.bool))
 
 

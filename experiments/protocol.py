@@ -1,0 +1,147 @@
+"""What kind of run a config describes: ``lra``, ``custom`` or ``debug``.
+
+- ``debug``: the debug preset, or data or evaluation too small to mean anything (tiny
+  generated data, ``limit_*_batches``, a handful of steps).
+- ``lra``: an ``experiment=lra/<variant>-<task>`` preset whose protocol fields are unchanged:
+  the task (data, length; not the loader options :data:`TASK_FREE_KEYS`), the optimizer
+  steps, and the effective batch ``data.batch_size * trainer.accumulate_grad_batches``.
+- ``custom``: anything else.
+
+Only ``lra`` runs enter the LRA tables by default. A record written before this field
+existed is classified from the config it stores, the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+Protocol = Literal["lra", "custom", "debug"]
+PROTOCOLS: tuple[str, ...] = ("lra", "custom", "debug")
+PRESET_DIR = Path(__file__).resolve().parents[1] / "conf" / "experiment" / "lra"
+TASK_FREE_KEYS = ("cache", "pad_to", "generate.workers")
+"""Task keys that change how data is loaded, not which data."""
+DEBUG_MAX_STEPS = 20
+"""A run of at most this many steps is a smoke test."""
+TINY_TRAIN_SIZE = 1000
+"""Generated training sets below this many examples are tiny."""
+
+
+def _get(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return tree
+
+
+def _drop(tree: dict[str, Any], dotted: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node: Any = tree
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+
+
+def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The values that decide whether a run follows its preset's protocol."""
+    task = dict(config.get("task") or {})
+    if isinstance(task.get("generate"), dict):
+        task["generate"] = dict(task["generate"])
+    for key in TASK_FREE_KEYS:
+        _drop(task, key)
+    batch = _get(config, "data.batch_size")
+    accumulate = _get(config, "trainer.accumulate_grad_batches") or 1
+    return {
+        "task": task,
+        "trainer.max_steps": _get(config, "trainer.max_steps"),
+        "effective batch": batch * accumulate if isinstance(batch, int) else batch,
+    }
+
+
+def debug_reason(config: dict[str, Any], debug_choice: str | None = None) -> str | None:
+    """Why ``config`` is a smoke test, or None."""
+    if debug_choice:
+        return f"debug={debug_choice} preset"
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        value = _get(config, f"trainer.{key}")
+        if value is not None and value != 1.0:
+            return f"trainer.{key}={value} evaluates or trains on part of the data"
+    steps = _get(config, "trainer.max_steps")
+    if isinstance(steps, int) and 0 < steps <= DEBUG_MAX_STEPS:
+        return f"trainer.max_steps={steps} is a smoke test"
+    generate = _get(config, "task.generate")
+    if isinstance(generate, dict):
+        sizes = generate.get("sizes")
+        if generate.get("size") == "tiny" and not sizes:
+            return "task.generate.size=tiny"
+        if sizes and sizes[0] < TINY_TRAIN_SIZE:
+            return f"task.generate.sizes={list(sizes)} is tiny"
+        count = generate.get("num_images")
+        if count is not None and count < TINY_TRAIN_SIZE:
+            return f"task.generate.num_images={count} is tiny"
+    return None
+
+
+def preset_name(config: dict[str, Any], experiment_choice: str | None = None) -> str | None:
+    """``lra/<variant>-<task>`` when the run came from an LRA preset, else None.
+
+    At training time Hydra's choice of ``experiment`` says it; for a stored record the
+    preset's run name ``lra-<task>-<variant>`` does.
+    """
+    if experiment_choice is not None:
+        return experiment_choice if experiment_choice.startswith("lra/") else None
+    name, task = str(config.get("name") or ""), _get(config, "task.name")
+    if not name.startswith(f"lra-{task}-"):
+        return None
+    return f"lra/{name.removeprefix(f'lra-{task}-')}-{task}"
+
+
+@functools.cache
+def preset_config(preset: str) -> dict[str, Any] | None:
+    """The resolved config of ``experiment=<preset>`` with no other override (None: no such)."""
+    if not (PRESET_DIR.parent / f"{preset}.yaml").is_file():
+        return None
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from experiments.config import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(PRESET_DIR.parents[1]), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={preset}"])
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def classify(
+    config: dict[str, Any] | None,
+    *,
+    experiment_choice: str | None = None,
+    debug_choice: str | None = None,
+) -> tuple[Protocol, str]:
+    """``(protocol, why)`` of a resolved config.
+
+    Args:
+        config: The resolved config (a record's ``config``); None is ``custom``.
+        experiment_choice: Hydra's ``experiment`` choice, when known.
+        debug_choice: Hydra's ``debug`` choice, when known.
+    """
+    if not isinstance(config, dict):
+        return "custom", "no config recorded"
+    reason = debug_reason(config, debug_choice)
+    if reason is not None:
+        return "debug", reason
+    preset = preset_name(config, experiment_choice)
+    reference = preset_config(preset) if preset is not None else None
+    if reference is None:
+        return "custom", "not an experiment=lra/* preset"
+    ours, theirs = protocol_fields(config), protocol_fields(reference)
+    # A key the record does not have did not exist when it was written: its default held.
+    theirs["task"] = {k: v for k, v in theirs["task"].items() if k in ours["task"]}
+    changed = [key for key in ours if ours[key] != theirs[key]]
+    if changed:
+        detail = ", ".join(f"{key} {ours[key]!r} (preset: {theirs[key]!r})" for key in changed)
+        return "custom", f"experiment={preset} with {detail} changed"
+    return "lra", f"experiment={preset}"
