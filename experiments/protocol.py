@@ -2,9 +2,9 @@
 
 - ``debug``: the debug preset, or data or evaluation too small to mean anything (tiny
   generated data, ``limit_*_batches``, a handful of steps).
-- ``lra``: an ``experiment=lra/<variant>-<task>`` preset whose protocol fields are unchanged:
-  the task (data, length; not the loader options :data:`TASK_FREE_KEYS`), the optimizer
-  steps, and the effective batch ``data.batch_size * trainer.accumulate_grad_batches``.
+- ``lra``: an ``experiment=lra/<variant>-<task>`` preset with every value that defines the
+  data, model, optimisation and evaluation unchanged (only :data:`FREE_KEYS`, which say where
+  and how the run executes, may differ; the batch counts as the effective batch).
 - ``custom``: anything else.
 
 Only ``lra`` runs enter the LRA tables by default. A record written before this field
@@ -20,8 +20,6 @@ from typing import Any, Literal
 Protocol = Literal["lra", "custom", "debug"]
 PROTOCOLS: tuple[str, ...] = ("lra", "custom", "debug")
 PRESET_DIR = Path(__file__).resolve().parents[1] / "conf" / "experiment" / "lra"
-TASK_FREE_KEYS = ("cache", "pad_to", "generate.workers")
-"""Task keys that change how data is loaded, not which data."""
 DEBUG_MAX_STEPS = 20
 """A run of at most this many steps is a smoke test."""
 TINY_TRAIN_SIZE = 1000
@@ -45,20 +43,68 @@ def _drop(tree: dict[str, Any], dotted: str) -> None:
         node.pop(leaf, None)
 
 
+FREE_KEYS = (
+    "name",
+    "seed",
+    "resume",
+    "compile",
+    "paths",
+    "logger",
+    "callbacks",
+    "hydra",
+    "launcher",
+    "hparams_search",
+    "debug",
+    "task.cache",
+    "task.pad_to",
+    "task.generate.workers",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.persistent_workers",
+    "data.prefetch_factor",
+    "data.batch_size",
+    "trainer.accumulate_grad_batches",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.precision",
+    "trainer.max_time",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "trainer.deterministic",
+    "trainer.benchmark",
+)
+"""Keys that say where and how a run executes, not what it trains and evaluates."""
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(
+            _flatten(value, f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}")
+        )
+    return flat
+
+
+def _is_free(key: str) -> bool:
+    return any(key == free or key.startswith(free + ".") for free in FREE_KEYS)
+
+
 def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
-    """The values that decide whether a run follows its preset's protocol."""
-    task = dict(config.get("task") or {})
-    if isinstance(task.get("generate"), dict):
-        task["generate"] = dict(task["generate"])
-    for key in TASK_FREE_KEYS:
-        _drop(task, key)
+    """The values that decide whether a run follows its preset's protocol.
+
+    Everything that defines the data, the model, the optimisation and the evaluation; the
+    batch as the effective batch ``data.batch_size * trainer.accumulate_grad_batches``.
+    """
+    flat = {key.rstrip("."): value for key, value in _flatten(config).items() if not _is_free(key)}
     batch = _get(config, "data.batch_size")
     accumulate = _get(config, "trainer.accumulate_grad_batches") or 1
-    return {
-        "task": task,
-        "trainer.max_steps": _get(config, "trainer.max_steps"),
-        "effective batch": batch * accumulate if isinstance(batch, int) else batch,
-    }
+    flat["effective batch"] = batch * accumulate if isinstance(batch, int) else batch
+    return flat
 
 
 def debug_reason(config: dict[str, Any], debug_choice: str | None = None) -> str | None:
@@ -105,13 +151,22 @@ def preset_config(preset: str) -> dict[str, Any] | None:
     if not (PRESET_DIR.parent / f"{preset}.yaml").is_file():
         return None
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
     from omegaconf import OmegaConf
 
     from experiments.config import register_resolvers
 
     register_resolvers()
-    with initialize_config_dir(config_dir=str(PRESET_DIR.parents[1]), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment={preset}"])
+    # Inside a running Hydra app (train.py) the global Hydra is taken: set it aside and put it
+    # back after this separate composition.
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(PRESET_DIR.parents[1]), version_base="1.3"):
+            cfg = compose("config", overrides=[f"experiment={preset}"])
+    finally:
+        restore_gh_from_backup(backup)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
@@ -139,8 +194,7 @@ def classify(
         return "custom", "not an experiment=lra/* preset"
     ours, theirs = protocol_fields(config), protocol_fields(reference)
     # A key the record does not have did not exist when it was written: its default held.
-    theirs["task"] = {k: v for k, v in theirs["task"].items() if k in ours["task"]}
-    changed = [key for key in ours if ours[key] != theirs[key]]
+    changed = [key for key in ours if key in theirs and ours[key] != theirs[key]]
     if changed:
         detail = ", ".join(f"{key} {ours[key]!r} (preset: {theirs[key]!r})" for key in changed)
         return "custom", f"experiment={preset} with {detail} changed"

@@ -28,7 +28,11 @@ from experiments.resume import ResumeError, find_resume_dir, merge_csv_history
 from experiments.run_record import RecordExistsError, RunRecord
 
 ROOT = Path(__file__).resolve().parents[2]
-H100_SOFTMAX = ROOT / "results/runs/lra-listops-softmax/2026-11-25_12-37-49_85fae8/metrics.json"
+H100_SOFTMAX = (
+    ROOT
+    / "results/archive/2026-11-25-old-presets/lra-listops-softmax/2026-11-25_12-37-49_85fae8"
+    / "metrics.json"
+)
 
 
 def _compose(*overrides: str) -> dict:
@@ -135,8 +139,14 @@ def test_protocol_is_derived_from_the_config() -> None:
     short = _compose("experiment=lra/softmax-listops", "trainer.max_steps=100")
     kind, why = classify(short)
     assert kind == "custom" and "trainer.max_steps" in why
-    old = json.loads(H100_SOFTMAX.read_text())
-    assert "protocol" not in old and classify(old["config"])[0] == "lra"
+    model = _compose("experiment=lra/softmax-listops", "model.num_layers=1")
+    kind, why = classify(model)
+    assert kind == "custom" and "model.num_layers" in why
+    where = _compose("experiment=lra/softmax-listops", "trainer=gpu", "seed=3", "logger=csv")
+    assert classify(where)[0] == "lra"  # device, seed and logging do not change the protocol
+    old = json.loads(H100_SOFTMAX.read_text())  # trained under the earlier presets
+    kind, why = classify(old["config"])
+    assert "protocol" not in old and kind == "custom"
 
 
 def _rec(root: Path, name: str, protocol: str | None, acc: float, finished: str) -> Path:
@@ -170,10 +180,12 @@ def test_a_newer_run_of_another_kind_never_replaces_a_protocol_run(tmp_path: Pat
     assert names == ["softmax", "softmax [custom]"]
 
 
-def test_committed_records_keep_the_headline_number(tmp_path: Path) -> None:
-    summary = results.aggregate([ROOT / "results" / "runs"], tmp_path, "test")
+def test_archived_records_of_earlier_presets_stay_out_of_the_protocol_table(
+    tmp_path: Path,
+) -> None:
+    summary = results.aggregate([H100_SOFTMAX.parents[2]], tmp_path, "test")
     rows = {r["variant"]: r for r in summary["rows"] if r["kind"] == "ours"}
-    assert round(rows["softmax"]["listops_mean"], 2) == 37.20
+    assert "softmax" not in rows
 
 
 def test_a_missing_runs_folder_is_an_error(
