@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from spectrans.config.core import InitWeightsMode, StrictModel
+from spectrans.config.core import InitWeightsMode, StrictModel, check_divides
 
 PositionalEncodingType = Literal["sinusoidal", "learned", "rotary", "alibi", "none"]
 """``sinusoidal``/``learned`` are added to the embeddings; ``rotary``/``alibi`` are handed to the
@@ -102,7 +102,7 @@ class EncoderModelConfig(_ModelCommon):
 
 
 class LSTModelConfig(_ModelCommon):
-    """Configuration of :class:`spectrans.models.lst.LSTTransformer` (seed 003 parameters).
+    """Configuration of :class:`spectrans.models.lst.LSTTransformer` (the spectrans LST parameters).
 
     Attributes:
         name: ``"lst"``.
@@ -129,11 +129,12 @@ class LSTModelConfig(_ModelCommon):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> LSTModelConfig:
-        if self.hidden_dim % self.num_heads != 0:
-            raise ValueError(
-                f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
-                f"({self.num_heads}); change model.hidden_dim or model.num_heads"
-            )
+        check_divides(
+            self.hidden_dim,
+            self.num_heads,
+            "num_heads",
+            "change model.hidden_dim or model.num_heads",
+        )
         return self
 
 
@@ -156,11 +157,12 @@ class HybridModelConfig(EncoderModelConfig):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> HybridModelConfig:
-        if self.hidden_dim % self.attention_heads != 0:
-            raise ValueError(
-                f"hidden_dim ({self.hidden_dim}) must be divisible by attention_heads "
-                f"({self.attention_heads}); change model.hidden_dim or model.attention_heads"
-            )
+        check_divides(
+            self.hidden_dim,
+            self.attention_heads,
+            "attention_heads",
+            "change model.hidden_dim or model.attention_heads",
+        )
         return self
 
 

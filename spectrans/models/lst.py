@@ -1,4 +1,4 @@
-"""Linear Spectral Transform (LST) models (seed 003): transformer, encoder, causal decoder.
+"""Linear Spectral Transform (LST) models: transformer, encoder, causal decoder.
 
 Every block is pre-norm with an LST attention layer (registry ``lst``) as token mixer:
 

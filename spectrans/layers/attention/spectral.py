@@ -1,4 +1,4 @@
-"""Spectral attention: linear attention through kernel feature maps (seed 001).
+"""Spectral attention: linear attention through kernel feature maps.
 
 Every layer here computes, per head, with feature maps ``phi`` of queries and keys,
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spectrans.config.core import check_divides
 from spectrans.config.layers.mixing import AFNOMixingConfig
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
 from spectrans.registry import register_mixer
@@ -80,10 +81,7 @@ class AFNOMixing(AttentionLayer):
     ) -> None:
         super().__init__()
         self.check_options(causal=causal, dropout=dropout)
-        if hidden_dim % num_blocks != 0:
-            raise ValueError(
-                f"hidden_dim ({hidden_dim}) must be divisible by num_blocks ({num_blocks})"
-            )
+        check_divides(hidden_dim, num_blocks, "num_blocks")
         self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
         self.num_blocks, self.modes = num_blocks, modes
         self.sparsity_threshold = sparsity_threshold
