@@ -110,7 +110,8 @@ class LSTModelConfig(_ModelCommon):
         num_classes: Classes of the head; None means the model returns hidden states.
         num_heads: Heads of the LST attention layers.
         transform_type: Spectral transform of every LST layer.
-        use_conv_bias: Bias in the LST projections (``use_bias`` of the layer).
+        use_conv_bias: Bias of the LST q/k/v/out projections (``use_bias`` of the layer);
+            the name is the spectrans API's, LST has no convolution.
         use_positional_encoding: False is the same as ``positional_encoding_type="none"``.
         positional_encoding_type: See :data:`PositionalEncodingType`.
     """
