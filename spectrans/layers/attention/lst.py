@@ -77,6 +77,7 @@ from spectrans.layers.spectral_filter import (
     spectral_filter,
 )
 from spectrans.registry import register_mixer
+from spectrans.transforms.precision import compute_dtype
 
 TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
 MixingPath = Literal["auto", "dense", "fast"]
@@ -235,8 +236,7 @@ class _LSTFilterAttention(AttentionLayer):
     def mix_dense(self, u: Tensor) -> Tensor:
         """``M u`` as one batched GEMM per head: (H, N, N) @ (H, N, B*d), in ``u``'s dtype."""
         batch, heads, n, d = u.shape
-        exact = torch.float64 if u.dtype == torch.float64 else torch.float32
-        op = self.dense_operator(n, exact, u.device).to(u.dtype)  # (H, N, N)
+        op = self.dense_operator(n, compute_dtype(u), u.device).to(u.dtype)  # (H, N, N)
         cols = u.permute(1, 2, 0, 3).reshape(heads, n, batch * d)  # (H, N, B*d)
         return (op @ cols).view(heads, n, batch, d).permute(2, 0, 1, 3)  # (B, H, N, d)
 

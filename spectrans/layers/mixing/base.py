@@ -13,15 +13,10 @@ for float64 inputs); its result is cast back to the input dtype before the dropo
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
-
-
-def compute_dtype(x: Tensor) -> torch.dtype:
-    """float64 for float64 ``x``, else float32: the precision the mixing layers compute in."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+from spectrans.transforms.precision import compute_dtype
 
 
 class MixingLayer(AttentionLayer):

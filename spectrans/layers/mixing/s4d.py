@@ -42,9 +42,10 @@ from torch import Tensor, nn
 
 from spectrans.config.layers.mixing import S4DMixingConfig
 from spectrans.layers.attention.base import check_input, init_linear, zero_masked
-from spectrans.layers.mixing.base import MixingLayer, compute_dtype
+from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 from spectrans.transforms.fft import causal_conv
+from spectrans.transforms.precision import compute_dtype
 
 
 def s4d_imaginary(state_dim: int, init: str) -> Tensor:
