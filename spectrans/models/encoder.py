@@ -16,7 +16,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -30,6 +30,37 @@ from spectrans.layers.patterns import PatternAttention
 from spectrans.layers.positional import apply_positional_to_mixer
 from spectrans.models.base import BaseModel
 from spectrans.registry import build_layer, get_entry, names
+
+SEED_STACK_ARGS = (
+    "vocab_size",
+    "hidden_dim",
+    "num_layers",
+    "max_sequence_length",
+    "ffn_hidden_dim",
+    "dropout",
+    "gradient_checkpointing",
+)
+""":class:`Encoder` arguments that the models with the original spectrans signatures (LST,
+spectral attention, alternating) pass on under the same names."""
+
+
+def pick_args(values: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The entries ``names`` of ``values`` (a constructor's ``locals()``), to pass on as kwargs."""
+    return {name: values[name] for name in names}
+
+
+def seed_stack_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`Encoder` kwargs from the ``locals()`` of a constructor with the spectrans signature.
+
+    :data:`SEED_STACK_ARGS` pass unchanged; ``use_positional_encoding=False`` becomes
+    ``positional_encoding_type="none"``.
+    """
+    kwargs = pick_args(values, SEED_STACK_ARGS)
+    use_positions = values["use_positional_encoding"]
+    kwargs["positional_encoding_type"] = (
+        values["positional_encoding_type"] if use_positions else "none"
+    )
+    return kwargs
 
 
 def mixer_fields(

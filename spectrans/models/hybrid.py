@@ -27,7 +27,7 @@ from spectrans.config.models import HybridModelConfig
 from spectrans.layers.blocks import PreNormBlock
 from spectrans.layers.patterns import PatternAttention
 from spectrans.layers.positional import apply_positional_to_mixer
-from spectrans.models.encoder import Encoder, mixer_fields
+from spectrans.models.encoder import Encoder, mixer_fields, seed_stack_kwargs
 from spectrans.models.heads import ClassifierHead, pool
 from spectrans.registry import build_layer
 
@@ -175,17 +175,8 @@ class AlternatingTransformer(_PerBlockMixers):
         ]
         super().__init__(
             self.layer_sources[0],
-            vocab_size=vocab_size,
-            hidden_dim=hidden_dim,
-            num_layers=num_layers,
-            max_sequence_length=max_sequence_length,
-            ffn_hidden_dim=ffn_hidden_dim,
-            dropout=dropout,
-            positional_encoding_type=positional_encoding_type
-            if use_positional_encoding
-            else "none",
+            **seed_stack_kwargs(locals()),
             use_cls_token=num_classes is not None and pooling == "cls",
-            gradient_checkpointing=gradient_checkpointing,
         )
         self.pooling = pooling
         self.head = (

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from spectrans.config.models import LSTModelConfig
 from spectrans.layers.attention.base import init_linear
-from spectrans.models.encoder import Encoder
+from spectrans.models.encoder import Encoder, pick_args, seed_stack_kwargs
 from spectrans.models.heads import ClassifierHead, pool
 
 LST_STACK_ARGS = (
@@ -43,11 +43,6 @@ LST_STACK_ARGS = (
 )
 """Constructor arguments every LST model takes and passes on to :class:`LSTEncoder` unchanged
 (also the :class:`LSTModelConfig` fields :func:`lst_kwargs` reads)."""
-
-
-def _stack_args(values: dict[str, Any]) -> dict[str, Any]:
-    """The :data:`LST_STACK_ARGS` entries of a constructor's ``locals()``."""
-    return {name: values[name] for name in LST_STACK_ARGS}
 
 
 class LSTEncoder(Encoder):
@@ -105,17 +100,8 @@ class LSTEncoder(Encoder):
         }
         super().__init__(
             mixer,
-            vocab_size=vocab_size,
-            hidden_dim=hidden_dim,
-            num_layers=num_layers,
-            max_sequence_length=max_sequence_length,
-            ffn_hidden_dim=ffn_hidden_dim,
-            dropout=dropout,
-            positional_encoding_type=positional_encoding_type
-            if use_positional_encoding
-            else "none",
+            **seed_stack_kwargs(locals()),
             use_cls_token=use_cls_token,
-            gradient_checkpointing=gradient_checkpointing,
             input_type=input_type,
             init_weights=init_weights,
         )
@@ -181,7 +167,7 @@ class LSTTransformer(LSTEncoder):
     ) -> None:
         super().__init__(
             vocab_size,
-            **_stack_args(locals()),
+            **pick_args(locals(), LST_STACK_ARGS),
             use_cls_token=num_classes is not None and pooling == "cls",
             input_type=input_type,
         )
@@ -258,7 +244,7 @@ class LSTDecoder(LSTEncoder):
         num_heads: int = 8,
         init_weights: str = "truncnormal002",
     ) -> None:
-        super().__init__(vocab_size, **_stack_args(locals()), causal=causal)
+        super().__init__(vocab_size, **pick_args(locals(), LST_STACK_ARGS), causal=causal)
         self.lm_head = nn.Linear(hidden_dim, vocab_size)
         init_linear(self.lm_head, init_weights)
 
