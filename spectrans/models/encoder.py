@@ -174,18 +174,22 @@ class Encoder(BaseModel):
         self.blocks = self.build_blocks()
         self.init_weights()
 
-    def build_mixer(self) -> nn.Module:
-        """One token mixer from ``self.mixer_config`` (pattern-wrapped if patterns are set)."""
-        mixer = build_layer(dict(self.mixer_config))
+    def mixer_configs(self) -> list[dict[str, Any]]:
+        """The mixer config of every block: ``self.mixer_config`` for all of them."""
+        return [self.mixer_config] * self.num_layers
+
+    def build_mixer(self, config: dict[str, Any]) -> nn.Module:
+        """One token mixer from ``config`` (pattern-wrapped if patterns are set)."""
+        mixer = build_layer(dict(config))
         if self.attention_patterns is not None:
             mixer = PatternAttention(mixer, self.attention_patterns)
         return mixer
 
     def build_blocks(self) -> nn.ModuleList:
-        """``num_layers`` pre-norm blocks, each with its own mixer."""
+        """One pre-norm block per layer, each with its own mixer (:meth:`mixer_configs`)."""
         return nn.ModuleList(
             PreNormBlock(
-                self.build_mixer(),
+                self.build_mixer(config),
                 self.hidden_dim,
                 self.ffn_hidden_dim,
                 self.dropout,
@@ -193,7 +197,7 @@ class Encoder(BaseModel):
                 self.init_mode,
                 self.gradient_checkpointing,
             )
-            for _ in range(self.num_layers)
+            for config in self.mixer_configs()
         )
 
     @classmethod
