@@ -21,6 +21,7 @@ from typing import Any
 
 from torch import nn
 
+from spectrans.arguments import pick_args
 from spectrans.config.core import TokenMixerConfig
 from spectrans.config.layers import parse_layer_config
 from spectrans.config.models import EncoderModelConfig
@@ -42,11 +43,6 @@ SEED_STACK_ARGS = (
 )
 """:class:`Encoder` arguments that the models with the original spectrans signatures (LST,
 spectral attention, alternating) pass on under the same names."""
-
-
-def pick_args(values: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """The entries ``names`` of ``values`` (a constructor's ``locals()``), to pass on as kwargs."""
-    return {name: values[name] for name in names}
 
 
 def seed_stack_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from spectrans.arguments import pick_args
 from spectrans.config.models import LSTModelConfig
 from spectrans.layers.attention.base import init_linear
-from spectrans.models.encoder import Encoder, pick_args, seed_stack_kwargs
+from spectrans.models.encoder import Encoder, seed_stack_kwargs
 from spectrans.models.heads import ClassifierHead, pool
 
 LST_STACK_ARGS = (

@@ -19,7 +19,8 @@ from typing import Any
 
 from torch import Tensor
 
-from spectrans.models.encoder import SEED_STACK_ARGS, Encoder, pick_args, seed_stack_kwargs
+from spectrans.arguments import pick_args
+from spectrans.models.encoder import SEED_STACK_ARGS, Encoder, seed_stack_kwargs
 from spectrans.models.heads import ClassifierHead, pool
 
 SPECTRAL_STACK_ARGS = (

@@ -56,6 +56,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from spectrans.arguments import pick_args
 from spectrans.config.layers.attention import (
     DCTAttentionConfig,
     HadamardAttentionConfig,
@@ -83,6 +84,18 @@ TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
 MixingPath = Literal["auto", "dense", "fast"]
 DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measured on H200)
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
+_LST_LAYER_ARGS = (
+    "hidden_dim",
+    "num_heads",
+    "dropout",
+    "head_dim",
+    "causal",
+    "use_rope",
+    "qk_norm",
+    "init_weights",
+    "max_sequence_length",
+)
+"""Arguments every LST layer takes under the same name and passes on unchanged."""
 
 
 def split_heads_evenly(num_heads: int, kinds: list[str]) -> list[str]:
@@ -339,11 +352,13 @@ class LSTAttention(_LSTFilterAttention):
         init_weights: str = "truncnormal002",
         max_sequence_length: int = 1024,
     ) -> None:
-        kinds = self._head_kinds(transform_type, num_heads)
         super().__init__(
-            hidden_dim, num_heads, kinds, learnable_scale, normalize, dropout, use_bias,
-            head_dim, causal, use_rope, qk_norm, init_weights, max_sequence_length,
-        )  # fmt: skip
+            head_kinds=self._head_kinds(transform_type, num_heads),
+            learnable_scale=learnable_scale,
+            normalized=normalize,
+            bias=use_bias,
+            **pick_args(locals(), _LST_LAYER_ARGS),
+        )
         self.transform_type = transform_type
 
     def _head_kinds(self, transform_type: str, num_heads: int) -> list[str]:
@@ -399,9 +414,12 @@ class DCTAttention(LSTAttention):
             raise ValueError(f"dct_type={dct_type!r} is not supported; use 2 or 3")
         self.dct_type = dct_type  # read by _head_kinds during super().__init__
         super().__init__(
-            hidden_dim, num_heads, "dct", learnable_scale, True, dropout, bias, head_dim,
-            causal, use_rope, qk_norm, init_weights, max_sequence_length,
-        )  # fmt: skip
+            transform_type="dct",
+            learnable_scale=learnable_scale,
+            normalize=True,
+            use_bias=bias,
+            **pick_args(locals(), _LST_LAYER_ARGS),
+        )
 
     def _head_kinds(self, transform_type: str, num_heads: int) -> list[str]:
         """DCT-II heads, or DCT-III heads when ``dct_type == 3``."""
@@ -448,9 +466,12 @@ class HadamardAttention(LSTAttention):
         max_sequence_length: int = 1024,
     ) -> None:
         super().__init__(
-            hidden_dim, num_heads, "hadamard", learnable_scale, scale_by_sqrt, dropout, bias,
-            head_dim, causal, use_rope, qk_norm, init_weights, max_sequence_length,
-        )  # fmt: skip
+            transform_type="hadamard",
+            learnable_scale=learnable_scale,
+            normalize=scale_by_sqrt,
+            use_bias=bias,
+            **pick_args(locals(), _LST_LAYER_ARGS),
+        )
 
 
 @register_mixer(
@@ -506,9 +527,11 @@ class MixedSpectralAttention(_LSTFilterAttention):
                 "MixedSpectralAttention needs at least one of use_fft, use_dct, "
                 "use_hadamard set to True"
             )
-        kinds = split_heads_evenly(num_heads, enabled)
         super().__init__(
-            hidden_dim, num_heads, kinds, True, True, dropout, bias, head_dim, causal, use_rope,
-            qk_norm, init_weights, max_sequence_length,
-        )  # fmt: skip
+            head_kinds=split_heads_evenly(num_heads, enabled),
+            learnable_scale=True,
+            normalized=True,
+            bias=bias,
+            **pick_args(locals(), _LST_LAYER_ARGS),
+        )
         self.transform_type = "mixed"
