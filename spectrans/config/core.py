@@ -11,8 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+HEAD_DIM_HINT = "change one of them or set head_dim explicitly"
+
 InitWeightsMode = Literal["truncnormal002", "truncnormal", "torch", "truncnormal002-identity"]
-"""Weight initialisation strategies (noether names).
+"""Weight initialisation strategies.
 
 - ``truncnormal002``: truncated normal, std 0.02, biases zero.
 - ``truncnormal``: truncated normal with std ``1/sqrt(fan_in)``, biases zero.
@@ -20,6 +22,19 @@ InitWeightsMode = Literal["truncnormal002", "truncnormal", "torch", "truncnormal
 - ``truncnormal002-identity``: as ``truncnormal002`` but the output projection starts at zero,
   so a residual block starts as the identity map.
 """
+
+
+def check_divides(hidden_dim: int, count: int, name: str, hint: str = "change one of them") -> None:
+    """Require ``hidden_dim % count == 0``; else one ``ValueError`` sentence.
+
+    Args:
+        hidden_dim: The width to split.
+        count: The number of equal parts (heads, blocks).
+        name: The name of ``count`` in the message (``num_heads``, ``num_blocks``).
+        hint: What the user can change, appended to the message.
+    """
+    if hidden_dim % count != 0:
+        raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by {name} ({count}); {hint}")
 
 
 class StrictModel(BaseModel):
@@ -52,7 +67,7 @@ class TokenMixerConfig(StrictModel):
 
 
 class AttentionLayerConfig(TokenMixerConfig):
-    """Fields of every attention layer (the noether ``AttentionConfig`` fields).
+    """Fields of every attention layer.
 
     The inner width is ``num_heads * head_dim``; it may differ from ``hidden_dim`` (the LRA
     Pathfinder config has width 32 and qkv width 16). When ``head_dim`` is None it is
@@ -77,11 +92,8 @@ class AttentionLayerConfig(TokenMixerConfig):
     @model_validator(mode="after")
     def validate_hidden_dim_and_num_heads(self) -> AttentionLayerConfig:
         """Require ``hidden_dim % num_heads == 0`` when ``head_dim`` is not given."""
-        if self.head_dim is None and self.hidden_dim % self.num_heads != 0:
-            raise ValueError(
-                f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
-                f"({self.num_heads}); change one of them or set head_dim explicitly"
-            )
+        if self.head_dim is None:
+            check_divides(self.hidden_dim, self.num_heads, "num_heads", HEAD_DIM_HINT)
         return self
 
     @property

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from spectrans.config.core import InitWeightsMode, StrictModel
+from spectrans.config.core import InitWeightsMode, StrictModel, check_divides
 
 PositionalEncodingType = Literal["sinusoidal", "learned", "rotary", "alibi", "none"]
 """``sinusoidal``/``learned`` are added to the embeddings; ``rotary``/``alibi`` are handed to the
@@ -102,7 +102,7 @@ class EncoderModelConfig(_ModelCommon):
 
 
 class LSTModelConfig(_ModelCommon):
-    """Configuration of :class:`spectrans.models.lst.LSTTransformer` (seed 003 parameters).
+    """Configuration of :class:`spectrans.models.lst.LSTTransformer` (the spectrans LST parameters).
 
     Attributes:
         name: ``"lst"``.
@@ -110,7 +110,8 @@ class LSTModelConfig(_ModelCommon):
         num_classes: Classes of the head; None means the model returns hidden states.
         num_heads: Heads of the LST attention layers.
         transform_type: Spectral transform of every LST layer.
-        use_conv_bias: Bias in the LST projections (``use_bias`` of the layer).
+        use_conv_bias: Bias of the LST q/k/v/out projections (``use_bias`` of the layer);
+            the name is the spectrans API's, LST has no convolution.
         use_positional_encoding: False is the same as ``positional_encoding_type="none"``.
         positional_encoding_type: See :data:`PositionalEncodingType`.
     """
@@ -129,11 +130,12 @@ class LSTModelConfig(_ModelCommon):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> LSTModelConfig:
-        if self.hidden_dim % self.num_heads != 0:
-            raise ValueError(
-                f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
-                f"({self.num_heads}); change model.hidden_dim or model.num_heads"
-            )
+        check_divides(
+            self.hidden_dim,
+            self.num_heads,
+            "num_heads",
+            "change model.hidden_dim or model.num_heads",
+        )
         return self
 
 
@@ -156,11 +158,12 @@ class HybridModelConfig(EncoderModelConfig):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> HybridModelConfig:
-        if self.hidden_dim % self.attention_heads != 0:
-            raise ValueError(
-                f"hidden_dim ({self.hidden_dim}) must be divisible by attention_heads "
-                f"({self.attention_heads}); change model.hidden_dim or model.attention_heads"
-            )
+        check_divides(
+            self.hidden_dim,
+            self.attention_heads,
+            "attention_heads",
+            "change model.hidden_dim or model.attention_heads",
+        )
         return self
 
 

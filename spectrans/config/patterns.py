@@ -1,4 +1,4 @@
-"""Token groups and attention patterns (seed 004): who attends to whom.
+"""Token groups and attention patterns: who attends to whom.
 
 A sequence is a concatenation of named token groups (:class:`TokenSpec`, in order). An
 :class:`AttentionPattern` says that the queries of some groups attend to the keys and values of

@@ -17,15 +17,16 @@ from spectrans.kernels.functions import (
     gaussian_kernel,
     polynomial_features,
     polynomial_kernel,
-    softmax_kernel,
 )
 from spectrans.kernels.orthogonal import chi_mean, gaussian_projection, orthogonal_block
 from spectrans.kernels.rff import (
     FeatureMap,
     GaussianRFF,
     RandomFeatureMap,
+    SoftmaxRandomFeatures,
     TrigSoftmaxRFF,
     offset_trig_features,
+    softmax_kernel,
     trig_features,
     trig_softmax_features,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "PolynomialKernel",
     "PositiveRandomFeatures",
     "RandomFeatureMap",
+    "SoftmaxRandomFeatures",
     "ReLUFeatures",
     "TrigSoftmaxRFF",
     "chi_mean",

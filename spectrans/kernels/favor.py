@@ -28,7 +28,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from spectrans.kernels.rff import FeatureMap, RandomFeatureMap, scale_keys_exactly
+from spectrans.kernels.rff import FeatureMap, SoftmaxRandomFeatures, scale_keys_exactly
 
 
 def positive_softmax_features(
@@ -45,8 +45,8 @@ def positive_softmax_features(
         x: ``(..., N, d)`` queries or keys.
         projection: ``(m, d)`` Gaussian (ideally block-orthogonal) frequencies.
         is_query: Stabiliser ``c`` per row (queries) or per head over unmasked keys (keys).
-        mask: broadcastable to ``x.shape[:-1]``, True on real tokens; masked keys get exactly
-            zero features. Ignored for queries.
+        mask: broadcastable to ``x.shape[:-1]``, True on real tokens; masked keys do not
+            enter the key stabiliser. Ignored for queries.
         stabilise: Subtract ``c`` (off: the raw unbiased estimator, ``c = 0``).
 
     Returns:
@@ -60,8 +60,6 @@ def positive_softmax_features(
     if stabilise:
         row_max = logits.amax(dim=-1, keepdim=True)  # (..., N, 1)
         return scale_keys_exactly(logits, row_max, mask) * scale  # (..., N, m)
-    if mask is not None and not is_query:
-        logits = logits.masked_fill(~mask[..., None], float("-inf"))
     return logits.exp() * scale  # (..., N, m)
 
 
@@ -70,7 +68,7 @@ def relu_features(x: Tensor, eps: float = 1e-3) -> Tensor:
     return torch.relu(x) + eps
 
 
-class PositiveRandomFeatures(RandomFeatureMap):
+class PositiveRandomFeatures(SoftmaxRandomFeatures):
     """FAVOR+ feature map (see :func:`positive_softmax_features`), ``feature_dim = m``.
 
     Args:
@@ -80,23 +78,7 @@ class PositiveRandomFeatures(RandomFeatureMap):
     """
 
     signed: ClassVar[bool] = False
-
-    def forward(
-        self,
-        x: Tensor,
-        *,
-        is_query: bool = True,
-        mask: Tensor | None = None,
-        stabilise: bool = True,
-    ) -> Tensor:
-        """Features ``(..., N, d) -> (..., N, m)``."""
-        return positive_softmax_features(
-            x, self.projection, is_query=is_query, mask=mask, stabilise=stabilise
-        )
-
-    def exact(self, x: Tensor, y: Tensor) -> Tensor:
-        """``exp(x_i.y_j / sqrt(d))``, (..., N, d), (..., M, d) -> (..., N, M)."""
-        return torch.exp(x @ y.transpose(-1, -2) / math.sqrt(x.shape[-1]))
+    features = staticmethod(positive_softmax_features)
 
 
 class ReLUFeatures(FeatureMap):
@@ -112,11 +94,8 @@ class ReLUFeatures(FeatureMap):
         self.input_dim, self.eps, self.feature_dim = input_dim, eps, input_dim
 
     def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
-        """Features ``(..., N, d) -> (..., N, d)``; masked keys are zero."""
-        features = relu_features(x, self.eps)
-        if mask is not None and not is_query:
-            features = features * mask[..., None].to(features.dtype)
-        return features
+        """Features ``(..., N, d) -> (..., N, d)``."""
+        return relu_features(x, self.eps)
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:
         """``(relu(x_i) + eps).(relu(y_j) + eps)``."""

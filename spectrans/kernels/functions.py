@@ -44,11 +44,6 @@ def polynomial_kernel(
     return (x @ y.transpose(-1, -2) / scale + coef0) ** degree
 
 
-def softmax_kernel(x: Tensor, y: Tensor) -> Tensor:
-    """``exp(x_i.y_j / sqrt(d))``: (..., N, d), (..., M, d) -> (..., N, M)."""
-    return torch.exp(x @ y.transpose(-1, -2) / math.sqrt(x.shape[-1]))
-
-
 def polynomial_features(
     x: Tensor, projections: Tensor, coef0: float = 1.0, scale: float = 1.0
 ) -> Tensor:
@@ -107,12 +102,9 @@ class PolynomialKernel(RandomFeatureMap):
         return torch.randn(self.num_rows, self.input_dim + 1, device=device)
 
     def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
-        """Features ``(..., N, d) -> (..., N, r)``; masked keys are zero."""
+        """Features ``(..., N, d) -> (..., N, r)``."""
         projections = self.projection.view(self.degree, self.num_features, -1)  # (p, r, d+1)
-        features = polynomial_features(x, projections, self.coef0, math.sqrt(self.input_dim))
-        if mask is not None and not is_query:
-            features = features * mask[..., None].to(features.dtype)
-        return features
+        return polynomial_features(x, projections, self.coef0, math.sqrt(self.input_dim))
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:
         """``(x_i.y_j / sqrt(d) + coef0)^degree``."""
@@ -139,11 +131,8 @@ class LearnableSpectralKernel(KernelFunction):
         self.frequencies = nn.Parameter(gaussian_projection(num_features, input_dim))  # (r, d)
 
     def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
-        """Features ``(..., N, d) -> (..., N, 2r)``; masked keys are zero."""
-        features = trig_features(x * self.input_dim**-0.25, self.frequencies)
-        if mask is not None and not is_query:
-            features = features * mask[..., None].to(features.dtype)
-        return features
+        """Features ``(..., N, d) -> (..., N, 2r)``."""
+        return trig_features(x * self.input_dim**-0.25, self.frequencies)
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:
         """``mean_i cos(w_i.(x'_a - y'_b))``, (..., N, d), (..., M, d) -> (..., N, M)."""

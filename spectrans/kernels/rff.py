@@ -23,6 +23,7 @@ The softmax kernel factors through the Gaussian one (with ``x' = x d^{-1/4}``):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -83,18 +84,16 @@ def scale_keys_exactly(logits: Tensor, row_max: Tensor, mask: Tensor | None) -> 
     Args:
         logits: ``(..., N, k)`` log-features ``a``.
         row_max: ``(..., N, 1)`` per-key maxima ``max_i a_{j,i}``.
-        mask: broadcastable to ``logits.shape[:-1]``, True on real keys, or None.
+        mask: broadcastable to ``logits.shape[:-1]``, True on real keys, or None; masked keys
+            do not enter ``E`` (their features are left as they are: the attention drops them).
 
     Returns:
-        ``(..., N, k)`` features, zero at masked keys.
+        ``(..., N, k)`` features.
     """
     exponent = torch.floor(row_max.detach() / math.log(2.0))  # (..., N, 1)
     values = torch.exp(logits - exponent * math.log(2.0))  # (..., N, k), each < 2
     shift = (exponent - masked_max(exponent, mask, dim=-2)).clamp_max(0.0)  # (..., N, 1)
-    values = values * torch.exp2(shift)  # exact powers of two
-    if mask is not None:
-        values = torch.where(mask[..., None], values, 0.0)
-    return values
+    return values * torch.exp2(shift)  # exact powers of two
 
 
 def trig_softmax_features(
@@ -117,8 +116,8 @@ def trig_softmax_features(
         x: ``(B, H, N, d)`` (or any ``(..., N, d)``).
         projection: ``(m, d)`` Gaussian frequencies.
         is_query: Query (per-row stabiliser) or key (per-head stabiliser).
-        mask: broadcastable to ``x.shape[:-1]``, True on real tokens; masked keys get zero
-            features. Ignored for queries.
+        mask: broadcastable to ``x.shape[:-1]``, True on real tokens; masked keys do not
+            enter the key stabiliser. Ignored for queries.
         stabilise: Apply the stabilisers (off: the raw unbiased estimator).
 
     Returns:
@@ -136,6 +135,10 @@ def trig_softmax_features(
 
 class FeatureMap(nn.Module):
     """A kernel feature map ``phi`` with ``k(q, k) ~= phi(q).phi(k)``.
+
+    ``forward(x, is_query=..., mask=...)``: ``mask`` (True on real keys) only keeps masked keys
+    out of stabilisers shared by the keys of a head; features at masked keys are not zeroed
+    here (:func:`spectrans.layers.attention.linear.linear_attention` drops masked keys).
 
     Attributes:
         signed: Features can be negative, so attention normalisers can be <= 0.
@@ -282,33 +285,31 @@ class GaussianRFF(RandomFeatureMap):
             self.offset = torch.rand_like(self.offset) * 2 * math.pi
 
     def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
-        """Features of ``x`` (..., N, d) -> (..., N, feature_dim); masked rows are zero."""
+        """Features of ``x`` (..., N, d) -> (..., N, feature_dim)."""
         x = x / self.bandwidth
         if self.offset is not None:
-            features = offset_trig_features(x, self.projection, self.offset)  # (..., N, m)
-        else:
-            features = trig_features(x, self.projection)  # (..., N, 2m)
-        if mask is not None and not is_query:
-            features = features * mask[..., None].to(features.dtype)
-        return features
+            return offset_trig_features(x, self.projection, self.offset)  # (..., N, m)
+        return trig_features(x, self.projection)  # (..., N, 2m)
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:
         """``exp(-|x_i - y_j|^2 / (2 sigma^2))``, (..., N, d), (..., M, d) -> (..., N, M)."""
         return torch.exp(-(torch.cdist(x, y) ** 2) / (2 * self.bandwidth**2))
 
 
-class TrigSoftmaxRFF(RandomFeatureMap):
-    """Trigonometric random features of the softmax kernel ``exp(q.k / sqrt(d))``.
+def softmax_kernel(x: Tensor, y: Tensor) -> Tensor:
+    """``exp(x_i.y_j / sqrt(d))``: (..., N, d), (..., M, d) -> (..., N, M)."""
+    return torch.exp(x @ y.transpose(-1, -2) / math.sqrt(x.shape[-1]))
 
-    See :func:`trig_softmax_features`; ``feature_dim = 2m``. The features are signed, so the
-    estimated normaliser of a query can be negative or near zero; the attention layers clamp
-    it away from zero keeping its sign (a known weakness of trigonometric softmax estimates,
-    which FAVOR+ positive features avoid).
+
+class SoftmaxRandomFeatures(RandomFeatureMap):
+    """Random features of the softmax kernel ``exp(q.k / sqrt(d))`` by a feature function.
+
+    Subclasses set :attr:`features`, a function ``(x, projection, *, is_query, mask,
+    stabilise) -> phi(x)`` (:func:`trig_softmax_features`,
+    :func:`~spectrans.kernels.favor.positive_softmax_features`).
     """
 
-    def __init__(self, input_dim: int, num_features: int, **kwargs: bool | int) -> None:
-        super().__init__(input_dim, num_features, **kwargs)  # type: ignore[arg-type]
-        self.feature_dim = 2 * num_features
+    features: ClassVar[Callable[..., Tensor]]
 
     def forward(
         self,
@@ -318,11 +319,27 @@ class TrigSoftmaxRFF(RandomFeatureMap):
         mask: Tensor | None = None,
         stabilise: bool = True,
     ) -> Tensor:
-        """Features ``(..., N, d) -> (..., N, 2m)``."""
-        return trig_softmax_features(
+        """Features ``(..., N, d) -> (..., N, feature_dim)``."""
+        return type(self).features(
             x, self.projection, is_query=is_query, mask=mask, stabilise=stabilise
         )
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:
         """``exp(x_i.y_j / sqrt(d))``, (..., N, d), (..., M, d) -> (..., N, M)."""
-        return torch.exp(x @ y.transpose(-1, -2) / math.sqrt(x.shape[-1]))
+        return softmax_kernel(x, y)
+
+
+class TrigSoftmaxRFF(SoftmaxRandomFeatures):
+    """Trigonometric random features of the softmax kernel ``exp(q.k / sqrt(d))``.
+
+    See :func:`trig_softmax_features`; ``feature_dim = 2m``. The features are signed, so the
+    estimated normaliser of a query can be negative or near zero; the attention layers clamp
+    it away from zero keeping its sign (a known weakness of trigonometric softmax estimates,
+    which FAVOR+ positive features avoid).
+    """
+
+    features = staticmethod(trig_softmax_features)
+
+    def __init__(self, input_dim: int, num_features: int, **kwargs: bool | int) -> None:
+        super().__init__(input_dim, num_features, **kwargs)  # type: ignore[arg-type]
+        self.feature_dim = 2 * num_features

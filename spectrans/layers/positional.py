@@ -20,7 +20,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-ADDITIVE = ("sinusoidal", "learned")
 MIXER_OPTIONS = {"rotary": "use_rope", "alibi": "alibi"}
 
 

@@ -16,11 +16,12 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
 
+from spectrans.arguments import pick_args
 from spectrans.config.core import TokenMixerConfig
 from spectrans.config.layers import parse_layer_config
 from spectrans.config.models import EncoderModelConfig
@@ -30,6 +31,32 @@ from spectrans.layers.patterns import PatternAttention
 from spectrans.layers.positional import apply_positional_to_mixer
 from spectrans.models.base import BaseModel
 from spectrans.registry import build_layer, get_entry, names
+
+SEED_STACK_ARGS = (
+    "vocab_size",
+    "hidden_dim",
+    "num_layers",
+    "max_sequence_length",
+    "ffn_hidden_dim",
+    "dropout",
+    "gradient_checkpointing",
+)
+""":class:`Encoder` arguments that the models with the original spectrans signatures (LST,
+spectral attention, alternating) pass on under the same names."""
+
+
+def seed_stack_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`Encoder` kwargs from the ``locals()`` of a constructor with the spectrans signature.
+
+    :data:`SEED_STACK_ARGS` pass unchanged; ``use_positional_encoding=False`` becomes
+    ``positional_encoding_type="none"``.
+    """
+    kwargs = pick_args(values, SEED_STACK_ARGS)
+    use_positions = values["use_positional_encoding"]
+    kwargs["positional_encoding_type"] = (
+        values["positional_encoding_type"] if use_positions else "none"
+    )
+    return kwargs
 
 
 def mixer_fields(
@@ -143,18 +170,22 @@ class Encoder(BaseModel):
         self.blocks = self.build_blocks()
         self.init_weights()
 
-    def build_mixer(self) -> nn.Module:
-        """One token mixer from ``self.mixer_config`` (pattern-wrapped if patterns are set)."""
-        mixer = build_layer(dict(self.mixer_config))
+    def mixer_configs(self) -> list[dict[str, Any]]:
+        """The mixer config of every block: ``self.mixer_config`` for all of them."""
+        return [self.mixer_config] * self.num_layers
+
+    def build_mixer(self, config: dict[str, Any]) -> nn.Module:
+        """One token mixer from ``config`` (pattern-wrapped if patterns are set)."""
+        mixer = build_layer(dict(config))
         if self.attention_patterns is not None:
             mixer = PatternAttention(mixer, self.attention_patterns)
         return mixer
 
     def build_blocks(self) -> nn.ModuleList:
-        """``num_layers`` pre-norm blocks, each with its own mixer."""
+        """One pre-norm block per layer, each with its own mixer (:meth:`mixer_configs`)."""
         return nn.ModuleList(
             PreNormBlock(
-                self.build_mixer(),
+                self.build_mixer(config),
                 self.hidden_dim,
                 self.ffn_hidden_dim,
                 self.dropout,
@@ -162,7 +193,7 @@ class Encoder(BaseModel):
                 self.init_mode,
                 self.gradient_checkpointing,
             )
-            for _ in range(self.num_layers)
+            for config in self.mixer_configs()
         )
 
     @classmethod

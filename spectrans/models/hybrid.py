@@ -20,16 +20,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from spectrans.config.core import TokenMixerConfig
 from spectrans.config.models import HybridModelConfig
-from spectrans.layers.blocks import PreNormBlock
-from spectrans.layers.patterns import PatternAttention
 from spectrans.layers.positional import apply_positional_to_mixer
-from spectrans.models.encoder import Encoder, mixer_fields
+from spectrans.models.encoder import Encoder, mixer_fields, seed_stack_kwargs
 from spectrans.models.heads import ClassifierHead, pool
-from spectrans.registry import build_layer
 
 
 class _PerBlockMixers(Encoder):
@@ -51,26 +48,6 @@ class _PerBlockMixers(Encoder):
             ),
         )
         return apply_positional_to_mixer(self.positional_encoding_type, fields, fields["name"])
-
-    def build_blocks(self) -> nn.ModuleList:
-        """One pre-norm block per layer, each with the mixer its position asks for."""
-        blocks = []
-        for config in self.mixer_configs():
-            mixer = build_layer(dict(config))
-            if self.attention_patterns is not None:
-                mixer = PatternAttention(mixer, self.attention_patterns)
-            blocks.append(
-                PreNormBlock(
-                    mixer,
-                    self.hidden_dim,
-                    self.ffn_hidden_dim,
-                    self.dropout,
-                    self.ffn_activation,
-                    self.init_mode,
-                    self.gradient_checkpointing,
-                )
-            )
-        return nn.ModuleList(blocks)
 
 
 class HybridEncoder(_PerBlockMixers):
@@ -175,17 +152,8 @@ class AlternatingTransformer(_PerBlockMixers):
         ]
         super().__init__(
             self.layer_sources[0],
-            vocab_size=vocab_size,
-            hidden_dim=hidden_dim,
-            num_layers=num_layers,
-            max_sequence_length=max_sequence_length,
-            ffn_hidden_dim=ffn_hidden_dim,
-            dropout=dropout,
-            positional_encoding_type=positional_encoding_type
-            if use_positional_encoding
-            else "none",
+            **seed_stack_kwargs(locals()),
             use_cls_token=num_classes is not None and pooling == "cls",
-            gradient_checkpointing=gradient_checkpointing,
         )
         self.pooling = pooling
         self.head = (

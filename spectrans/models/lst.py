@@ -1,4 +1,4 @@
-"""Linear Spectral Transform (LST) models (seed 003): transformer, encoder, causal decoder.
+"""Linear Spectral Transform (LST) models: transformer, encoder, causal decoder.
 
 Every block is pre-norm with an LST attention layer (registry ``lst``) as token mixer:
 
@@ -22,29 +22,28 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from spectrans.arguments import pick_args
 from spectrans.config.models import LSTModelConfig
 from spectrans.layers.attention.base import init_linear
-from spectrans.models.encoder import Encoder
+from spectrans.models.encoder import Encoder, seed_stack_kwargs
 from spectrans.models.heads import ClassifierHead, pool
 
-
-def _lst_mixer(
-    hidden_dim: int,
-    num_heads: int,
-    transform_type: str,
-    use_conv_bias: bool,
-    dropout: float,
-    causal: bool,
-) -> dict[str, object]:
-    return {
-        "name": "lst",
-        "hidden_dim": hidden_dim,
-        "num_heads": num_heads,
-        "transform_type": transform_type,
-        "use_bias": use_conv_bias,
-        "dropout": dropout,
-        "causal": causal,
-    }
+LST_STACK_ARGS = (
+    "hidden_dim",
+    "num_layers",
+    "max_sequence_length",
+    "transform_type",
+    "use_conv_bias",
+    "ffn_hidden_dim",
+    "dropout",
+    "use_positional_encoding",
+    "positional_encoding_type",
+    "gradient_checkpointing",
+    "num_heads",
+    "init_weights",
+)
+"""Constructor arguments every LST model takes and passes on to :class:`LSTEncoder` unchanged
+(also the :class:`LSTModelConfig` fields :func:`lst_kwargs` reads)."""
 
 
 class LSTEncoder(Encoder):
@@ -56,7 +55,9 @@ class LSTEncoder(Encoder):
         num_layers: Number of blocks.
         max_sequence_length: Most tokens accepted (where a limit exists).
         transform_type: ``dct`` | ``dst`` | ``hadamard`` | ``wavelet`` | ``mixed``.
-        use_conv_bias: Bias in the LST projections.
+        use_conv_bias: Bias of the LST q/k/v/out projections (the layer's ``use_bias``). The
+            name is the spectrans API's; LST has no convolution, its projections are its
+            only biased maps.
         ffn_hidden_dim: Feed-forward width (None: ``4 * hidden_dim``).
         dropout: Dropout probability.
         use_positional_encoding: False means no positional encoding.
@@ -89,19 +90,19 @@ class LSTEncoder(Encoder):
         input_type: str = "tokens",
         init_weights: str = "truncnormal002",
     ) -> None:
+        mixer = {
+            "name": "lst",
+            "hidden_dim": hidden_dim,
+            "num_heads": num_heads,
+            "transform_type": transform_type,
+            "use_bias": use_conv_bias,
+            "dropout": dropout,
+            "causal": causal,
+        }
         super().__init__(
-            _lst_mixer(hidden_dim, num_heads, transform_type, use_conv_bias, dropout, causal),
-            vocab_size=vocab_size,
-            hidden_dim=hidden_dim,
-            num_layers=num_layers,
-            max_sequence_length=max_sequence_length,
-            ffn_hidden_dim=ffn_hidden_dim,
-            dropout=dropout,
-            positional_encoding_type=positional_encoding_type
-            if use_positional_encoding
-            else "none",
+            mixer,
+            **seed_stack_kwargs(locals()),
             use_cls_token=use_cls_token,
-            gradient_checkpointing=gradient_checkpointing,
             input_type=input_type,
             init_weights=init_weights,
         )
@@ -115,21 +116,8 @@ class LSTEncoder(Encoder):
 
 
 def lst_kwargs(config: LSTModelConfig) -> dict[str, Any]:
-    """Constructor kwargs shared by the LST models, from an :class:`LSTModelConfig`."""
-    return {
-        "hidden_dim": config.hidden_dim,
-        "num_layers": config.num_layers,
-        "max_sequence_length": config.max_sequence_length,
-        "transform_type": config.transform_type,
-        "use_conv_bias": config.use_conv_bias,
-        "ffn_hidden_dim": config.ffn_hidden_dim,
-        "dropout": config.dropout,
-        "use_positional_encoding": config.use_positional_encoding,
-        "positional_encoding_type": config.positional_encoding_type,
-        "gradient_checkpointing": config.gradient_checkpointing,
-        "num_heads": config.num_heads,
-        "init_weights": config.init_weights,
-    }
+    """Constructor kwargs shared by the LST models (:data:`LST_STACK_ARGS`), from a config."""
+    return {name: getattr(config, name) for name in LST_STACK_ARGS}
 
 
 class LSTTransformer(LSTEncoder):
@@ -141,7 +129,9 @@ class LSTTransformer(LSTEncoder):
         num_layers: Number of blocks.
         max_sequence_length: Most tokens accepted (where a limit exists).
         transform_type: ``dct`` | ``dst`` | ``hadamard`` | ``wavelet`` | ``mixed``.
-        use_conv_bias: Bias in the LST projections.
+        use_conv_bias: Bias of the LST q/k/v/out projections (the layer's ``use_bias``). The
+            name is the spectrans API's; LST has no convolution, its projections are its
+            only biased maps.
         num_classes: Number of classes; None means no head.
         ffn_hidden_dim: Feed-forward width (None: ``4 * hidden_dim``).
         dropout: Dropout probability.
@@ -178,20 +168,9 @@ class LSTTransformer(LSTEncoder):
     ) -> None:
         super().__init__(
             vocab_size,
-            hidden_dim,
-            num_layers,
-            max_sequence_length,
-            transform_type,
-            use_conv_bias,
-            ffn_hidden_dim,
-            dropout,
-            use_positional_encoding,
-            positional_encoding_type,
-            gradient_checkpointing,
-            num_heads=num_heads,
+            **pick_args(locals(), LST_STACK_ARGS),
             use_cls_token=num_classes is not None and pooling == "cls",
             input_type=input_type,
-            init_weights=init_weights,
         )
         self.num_classes = num_classes
         self.pooling = pooling
@@ -236,7 +215,9 @@ class LSTDecoder(LSTEncoder):
         max_sequence_length: Most tokens accepted (where a limit exists).
         transform_type: ``dct`` | ``dst`` | ``hadamard`` | ``wavelet`` | ``mixed``.
         causal: Build causal mixers (refused by a transform that cannot be causal).
-        use_conv_bias: Bias in the LST projections.
+        use_conv_bias: Bias of the LST q/k/v/out projections (the layer's ``use_bias``). The
+            name is the spectrans API's; LST has no convolution, its projections are its
+            only biased maps.
         ffn_hidden_dim: Feed-forward width (None: ``4 * hidden_dim``).
         dropout: Dropout probability.
         use_positional_encoding: False means no positional encoding.
@@ -264,22 +245,7 @@ class LSTDecoder(LSTEncoder):
         num_heads: int = 8,
         init_weights: str = "truncnormal002",
     ) -> None:
-        super().__init__(
-            vocab_size,
-            hidden_dim,
-            num_layers,
-            max_sequence_length,
-            transform_type,
-            use_conv_bias,
-            ffn_hidden_dim,
-            dropout,
-            use_positional_encoding,
-            positional_encoding_type,
-            gradient_checkpointing,
-            num_heads=num_heads,
-            causal=causal,
-            init_weights=init_weights,
-        )
+        super().__init__(vocab_size, **pick_args(locals(), LST_STACK_ARGS), causal=causal)
         self.lm_head = nn.Linear(hidden_dim, vocab_size)
         init_linear(self.lm_head, init_weights)
 

@@ -19,8 +19,18 @@ from typing import Any
 
 from torch import Tensor
 
-from spectrans.models.encoder import Encoder
+from spectrans.arguments import pick_args
+from spectrans.models.encoder import SEED_STACK_ARGS, Encoder, seed_stack_kwargs
 from spectrans.models.heads import ClassifierHead, pool
+
+SPECTRAL_STACK_ARGS = (
+    *SEED_STACK_ARGS,
+    "num_heads",
+    "num_features",
+    "use_positional_encoding",
+    "positional_encoding_type",
+)
+"""Arguments the spectral-attention models pass on to their parent unchanged."""
 
 
 class SpectralAttentionEncoder(Encoder):
@@ -72,20 +82,7 @@ class SpectralAttentionEncoder(Encoder):
         }
         if self.mixer_name == "spectral":
             mixer["kernel_type"] = kernel_type
-        super().__init__(
-            mixer,
-            vocab_size=vocab_size,
-            hidden_dim=hidden_dim,
-            num_layers=num_layers,
-            max_sequence_length=max_sequence_length,
-            ffn_hidden_dim=ffn_hidden_dim,
-            dropout=dropout,
-            positional_encoding_type=positional_encoding_type
-            if use_positional_encoding
-            else "none",
-            use_cls_token=use_cls_token,
-            gradient_checkpointing=gradient_checkpointing,
-        )
+        super().__init__(mixer, **seed_stack_kwargs(locals()), use_cls_token=use_cls_token)
         self.num_heads, self.num_features = num_heads, num_features
         self.kernel_type, self.use_orthogonal = kernel_type, use_orthogonal
 
@@ -131,19 +128,9 @@ class SpectralAttentionTransformer(SpectralAttentionEncoder):
         pooling: str = "mean",
     ) -> None:
         super().__init__(
-            vocab_size,
-            hidden_dim,
-            num_layers,
-            max_sequence_length,
-            num_heads,
-            num_features,
-            kernel_type,
-            use_orthogonal,
-            ffn_hidden_dim,
-            dropout,
-            use_positional_encoding,
-            positional_encoding_type,
-            gradient_checkpointing,
+            **pick_args(locals(), SPECTRAL_STACK_ARGS),
+            kernel_type=kernel_type,
+            use_orthogonal=use_orthogonal,
             use_cls_token=num_classes is not None and pooling == "cls",
         )
         self.num_classes, self.pooling = num_classes, pooling
@@ -203,20 +190,10 @@ class PerformerTransformer(SpectralAttentionTransformer):
         pooling: str = "mean",
     ) -> None:
         super().__init__(
-            vocab_size,
-            hidden_dim,
-            num_layers,
-            max_sequence_length,
-            num_heads,
-            num_features,
-            "softmax",
-            True,
-            num_classes,
-            ffn_hidden_dim,
-            dropout,
-            use_positional_encoding,
-            positional_encoding_type,
-            gradient_checkpointing,
+            **pick_args(locals(), SPECTRAL_STACK_ARGS),
+            kernel_type="softmax",
+            use_orthogonal=True,
+            num_classes=num_classes,
             pooling=pooling,
         )
 

@@ -54,6 +54,8 @@ import math
 import torch
 from torch import Tensor
 
+from spectrans.transforms.precision import compute_dtype
+
 _NORMS = (None, "backward", "ortho", "forward")
 _DCT_TYPES = (2, 3)
 _DST_TYPES = (1, 2, 3)
@@ -70,10 +72,10 @@ def _check(kind: str, type_: int, norm: str | None, allowed: tuple[int, ...]) ->
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
-    """float64 stays float64; float32, float16 and bfloat16 are computed in float32."""
+    """:func:`compute_dtype` of a floating-point ``x`` (other dtypes are refused)."""
     if not x.is_floating_point():
         raise ValueError(f"expected a floating point tensor, got dtype {x.dtype}")
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+    return compute_dtype(x)
 
 
 def _bshape(x: Tensor, dim: int, values: Tensor) -> Tensor:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def _compute_dtype(x: Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+from spectrans.transforms.precision import compute_dtype
 
 
 def fft_length(n: int) -> int:
@@ -35,7 +33,7 @@ def fourier_mix_2d(x: Tensor) -> Tensor:
     Returns:
         ``(..., N, D)`` tensor, same dtype.
     """
-    y = torch.fft.fft2(x.to(_compute_dtype(x)), dim=(-2, -1)).real  # (..., N, D)
+    y = torch.fft.fft2(x.to(compute_dtype(x)), dim=(-2, -1)).real  # (..., N, D)
     return y.to(x.dtype)
 
 
@@ -45,7 +43,7 @@ def circular_conv(x: Tensor, h: Tensor, dim: int = -2) -> Tensor:
     ``h`` must broadcast against ``x`` (e.g. ``x`` (B, H, N, d) and ``h`` (H, N, 1)).
     """
     n = x.shape[dim]
-    dt = _compute_dtype(x)
+    dt = compute_dtype(x)
     spec = torch.fft.rfft(x.to(dt), dim=dim) * torch.fft.rfft(h.to(dt), dim=dim)
     return torch.fft.irfft(spec, n=n, dim=dim).to(x.dtype)
 
@@ -68,6 +66,6 @@ def causal_conv(x: Tensor, h: Tensor, dim: int = -2, exact: bool = True) -> Tens
     """
     n = x.shape[dim]
     length = fft_length(n)  # >= 2N: zero padding makes the circular product linear
-    dt = torch.float64 if exact else _compute_dtype(x)
+    dt = torch.float64 if exact else compute_dtype(x)
     spec = torch.fft.rfft(x.to(dt), n=length, dim=dim) * torch.fft.rfft(h.to(dt), n=length, dim=dim)
     return torch.fft.irfft(spec, n=length, dim=dim).narrow(dim, 0, n).to(x.dtype)

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spectrans.transforms.precision import compute_dtype
+
 _MAX_BLOCK_LOG2 = 5  # dense H_c blocks of at most 32 x 32 (balanced; fastest measured on CPU)
 
 
@@ -95,7 +97,7 @@ def fwht(x: Tensor, dim: int = -1, normalized: bool = True) -> Tensor:
     n = x.shape[dim]
     p = next_power_of_two(n)
     out_dtype = x.dtype
-    xc = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+    xc = x.to(compute_dtype(x))
     if p != n:
         pad = [0, 0] * (x.dim() - 1 - dim) + [0, p - n]
         xc = F.pad(xc, pad)  # (..., P, ...)

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spectrans.transforms.precision import compute_dtype
 from spectrans.transforms.wavelet_filters import SCALING
 
 BoundaryMode = Literal["symmetric", "periodic"]
@@ -117,10 +118,6 @@ def _from_last(y: Tensor, lead: tuple[int, ...], dim: int) -> Tensor:
     return y.reshape(*lead, y.shape[-1]).movedim(-1, dim)
 
 
-def _compute_dtype(x: Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
 def _dwt_last(x: Tensor, wavelet: str, mode: str) -> tuple[Tensor, Tensor]:
     """One analysis level of ``x`` (M, N) along the last axis: ``(a, d)``, each (M, K)."""
     analysis, _ = _bank(wavelet, x.dtype, x.device)
@@ -159,7 +156,7 @@ def dwt(
 ) -> tuple[Tensor, Tensor]:
     """Single-level DWT along ``dim``: approximation and detail coefficients (pywt ``dwt``)."""
     _check(wavelet, mode)
-    flat, lead = _to_last(x.to(_compute_dtype(x)), dim)
+    flat, lead = _to_last(x.to(compute_dtype(x)), dim)
     a, d = _dwt_last(flat, wavelet, mode)
     return _from_last(a, lead, dim).to(x.dtype), _from_last(d, lead, dim).to(x.dtype)
 
@@ -178,7 +175,7 @@ def idwt(
     (periodic).
     """
     _check(wavelet, mode)
-    fa, lead = _to_last(a.to(_compute_dtype(a)), dim)
+    fa, lead = _to_last(a.to(compute_dtype(a)), dim)
     fd, _ = _to_last(d.to(fa.dtype), dim)
     k, taps = fa.shape[-1], filter_length(wavelet)
     full = 2 * k - taps + 2 if mode == "symmetric" else 2 * k
@@ -197,7 +194,7 @@ def wavedec(
     _check(wavelet, mode)
     if levels < 0:
         raise ValueError(f"levels must be >= 0, got {levels}")
-    flat, lead = _to_last(x.to(_compute_dtype(x)), dim)
+    flat, lead = _to_last(x.to(compute_dtype(x)), dim)
     details = []
     for _ in range(levels):
         flat, d = _dwt_last(flat, wavelet, mode)
@@ -228,7 +225,7 @@ def waverec(
     one longer than the next detail band), so the output matches ``pywt.waverec``.
     """
     _check(wavelet, mode)
-    a, lead = _to_last(coeffs[0].to(_compute_dtype(coeffs[0])), dim)
+    a, lead = _to_last(coeffs[0].to(compute_dtype(coeffs[0])), dim)
     details = [_to_last(c.to(a.dtype), dim)[0] for c in coeffs[1:]]
     taps = filter_length(wavelet)
     sizes = level_lengths(length, wavelet, len(details), mode)[::-1] if length is not None else None

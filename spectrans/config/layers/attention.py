@@ -1,4 +1,4 @@
-"""Configuration models for attention layer components (seed 000).
+"""Configuration models for attention layer components.
 
 Every class here is a pydantic v2 model with ``extra="forbid"`` and a ``name`` literal equal
 to its registry name (:mod:`spectrans.registry`). ``layer_kwargs()`` returns exactly the
@@ -11,7 +11,7 @@ Examples:
     >>> config.kernel_type
     'softmax'
 
-Note on ``bias`` and ``use_bias``: the noether base config calls the projection-bias flag
+Note on ``bias`` and ``use_bias``: the shared base config calls the projection-bias flag
 ``bias``; the spectrans API calls it ``use_bias`` on some layers. Where a config has both,
 ``use_bias`` (when given) wins and the layer receives ``use_bias`` only.
 """

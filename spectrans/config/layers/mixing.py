@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from spectrans.config.core import TokenMixerConfig
+from spectrans.config.core import TokenMixerConfig, check_divides
 
 
 class FNetMixingConfig(TokenMixerConfig):
@@ -55,11 +55,7 @@ class AFNOMixingConfig(TokenMixerConfig):
 
     @model_validator(mode="after")
     def _blocks_divide_width(self) -> AFNOMixingConfig:
-        if self.hidden_dim % self.num_blocks != 0:
-            raise ValueError(
-                f"hidden_dim ({self.hidden_dim}) must be divisible by num_blocks "
-                f"({self.num_blocks}); change one of them"
-            )
+        check_divides(self.hidden_dim, self.num_blocks, "num_blocks")
         return self
 
 

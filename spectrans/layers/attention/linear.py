@@ -35,6 +35,8 @@ import math
 import torch
 from torch import Tensor
 
+from spectrans.kernels.rff import FeatureMap
+
 
 def safe_normaliser(
     den: Tensor, bound: Tensor | None = None, *, signed: bool, eps: float = 1e-3
@@ -140,6 +142,27 @@ def causal_linear_attention(
     return out / safe_normaliser(den, bound, signed=signed, eps=eps)[..., None]
 
 
+def _linear_attention_fp32(
+    q_feat: Tensor,
+    k_feat: Tensor,
+    v: Tensor,
+    key_mask: Tensor | None,
+    *,
+    causal: bool,
+    signed: bool,
+    eps: float,
+    chunk_size: int | None,
+) -> Tensor:
+    """:func:`linear_attention` body; the caller has turned autocast off."""
+    q_feat, k_feat, v = q_feat.float(), k_feat.float(), v.float()
+    k_feat, v = _mask_keys(k_feat, v, key_mask)
+    if causal:
+        return causal_linear_attention(
+            q_feat, k_feat, v, signed=signed, eps=eps, chunk_size=chunk_size
+        )
+    return bidirectional_linear_attention(q_feat, k_feat, v, signed=signed, eps=eps)
+
+
 def linear_attention(
     q_feat: Tensor,
     k_feat: Tensor,
@@ -157,7 +180,8 @@ def linear_attention(
         q_feat: ``(B, H, N, m)`` query features.
         k_feat: ``(B, H, N, m)`` key features.
         v: ``(B, H, N, e)`` values.
-        key_mask: ``(B, N)`` bool, True on real tokens; masked keys and values are zeroed.
+        key_mask: ``(B, N)`` bool, True on real tokens; masked keys and values are zeroed
+            (the one place where masked keys are dropped).
         causal: Sum over ``j <= i`` only.
         signed: Features can be negative (sign-preserving normaliser clamp).
         eps: Relative clamp of signed normalisers.
@@ -167,10 +191,38 @@ def linear_attention(
         ``(B, H, N, e)`` float32.
     """
     with torch.autocast(device_type=v.device.type, enabled=False):
-        q_feat, k_feat, v = q_feat.float(), k_feat.float(), v.float()
-        k_feat, v = _mask_keys(k_feat, v, key_mask)
-        if causal:
-            return causal_linear_attention(
-                q_feat, k_feat, v, signed=signed, eps=eps, chunk_size=chunk_size
-            )
-        return bidirectional_linear_attention(q_feat, k_feat, v, signed=signed, eps=eps)
+        return _linear_attention_fp32(
+            q_feat,
+            k_feat,
+            v,
+            key_mask,
+            causal=causal,
+            signed=signed,
+            eps=eps,
+            chunk_size=chunk_size,
+        )
+
+
+def feature_attention(
+    kernel: FeatureMap, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *, causal: bool
+) -> Tensor:
+    """Linear attention through the feature map ``kernel``, in float32 with autocast off.
+
+    Args:
+        kernel: The feature map ``phi`` (its ``signed`` picks the normaliser clamp).
+        q: ``(B, H, N, d)`` queries.
+        k: ``(B, H, N, d)`` keys.
+        v: ``(B, H, N, e)`` values.
+        mask: ``(B, N)`` bool, True on real tokens, or None.
+        causal: Sum over ``j <= i`` only.
+
+    Returns:
+        ``(B, H, N, e)`` float32.
+    """
+    key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)
+    with torch.autocast(device_type=v.device.type, enabled=False):
+        q_feat = kernel(q.float(), is_query=True)  # (B, H, N, m)
+        k_feat = kernel(k.float(), is_query=False, mask=key_mask)  # (B, H, N, m)
+        return _linear_attention_fp32(
+            q_feat, k_feat, v, mask, causal=causal, signed=kernel.signed, eps=1e-3, chunk_size=None
+        )

@@ -56,6 +56,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from spectrans.arguments import pick_args
 from spectrans.config.layers.attention import (
     DCTAttentionConfig,
     HadamardAttentionConfig,
@@ -77,11 +78,24 @@ from spectrans.layers.spectral_filter import (
     spectral_filter,
 )
 from spectrans.registry import register_mixer
+from spectrans.transforms.precision import compute_dtype
 
 TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
 MixingPath = Literal["auto", "dense", "fast"]
 DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measured on H200)
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
+_LST_LAYER_ARGS = (
+    "hidden_dim",
+    "num_heads",
+    "dropout",
+    "head_dim",
+    "causal",
+    "use_rope",
+    "qk_norm",
+    "init_weights",
+    "max_sequence_length",
+)
+"""Arguments every LST layer takes under the same name and passes on unchanged."""
 
 
 def split_heads_evenly(num_heads: int, kinds: list[str]) -> list[str]:
@@ -98,15 +112,30 @@ def split_heads_evenly(num_heads: int, kinds: list[str]) -> list[str]:
 
 
 class _LSTFilterAttention(AttentionLayer):
-    """Shared implementation: one filter kind per head, heads batched per kind."""
+    """Shared implementation: one filter kind per head, heads batched per kind.
+
+    Args:
+        hidden_dim: Model width D.
+        num_heads: Number of heads H.
+        head_kinds: The filter kind of each head (``len(head_kinds) == num_heads``).
+        learnable_scale: Learn the frequency profile (else a fixed buffer).
+        normalized: Orthonormal transforms (rounding only).
+        dropout: Dropout on the mixed values before ``out_proj``.
+        bias: Biases in the projections.
+        head_dim: Per-head width; None means ``hidden_dim // num_heads``.
+        causal: Causal convolution by the filter's impulse response.
+        use_rope: Rotate q and k by RoPE before the gates.
+        qk_norm: LayerNorm on q and k per head.
+        init_weights: Projection init mode.
+        max_sequence_length: Number of profile samples ``L`` per head.
+    """
 
     has_queries_keys = True
     has_scores = False
     supports_causal = True
 
-    def _build(
+    def __init__(
         self,
-        *,
         hidden_dim: int,
         num_heads: int,
         head_kinds: list[str],
@@ -121,7 +150,7 @@ class _LSTFilterAttention(AttentionLayer):
         init_weights: str,
         max_sequence_length: int,
     ) -> None:
-        """Create projections, per-head transforms and the frequency profile."""
+        super().__init__()
         if num_heads < 1 or max_sequence_length < 1:
             raise ValueError(
                 f"num_heads ({num_heads}) and max_sequence_length "
@@ -220,8 +249,7 @@ class _LSTFilterAttention(AttentionLayer):
     def mix_dense(self, u: Tensor) -> Tensor:
         """``M u`` as one batched GEMM per head: (H, N, N) @ (H, N, B*d), in ``u``'s dtype."""
         batch, heads, n, d = u.shape
-        exact = torch.float64 if u.dtype == torch.float64 else torch.float32
-        op = self.dense_operator(n, exact, u.device).to(u.dtype)  # (H, N, N)
+        op = self.dense_operator(n, compute_dtype(u), u.device).to(u.dtype)  # (H, N, N)
         cols = u.permute(1, 2, 0, 3).reshape(heads, n, batch * d)  # (H, N, B*d)
         return (op @ cols).view(heads, n, batch, d).permute(2, 0, 1, 3)  # (B, H, N, d)
 
@@ -324,31 +352,24 @@ class LSTAttention(_LSTFilterAttention):
         init_weights: str = "truncnormal002",
         max_sequence_length: int = 1024,
     ) -> None:
-        super().__init__()
-        if transform_type == "mixed":
-            kinds = split_heads_evenly(num_heads, list(_MIXED_LST_KINDS))
-        elif transform_type in (*_MIXED_LST_KINDS, "wavelet"):
-            kinds = [transform_type] * num_heads
-        else:
-            raise ValueError(
-                f"transform_type={transform_type!r} is not supported; use 'dct', "
-                "'dst', 'hadamard', 'wavelet' or 'mixed'"
-            )
-        self.transform_type = transform_type
-        self._build(
-            hidden_dim=hidden_dim,
-            num_heads=num_heads,
-            head_kinds=kinds,
+        super().__init__(
+            head_kinds=self._head_kinds(transform_type, num_heads),
             learnable_scale=learnable_scale,
             normalized=normalize,
-            dropout=dropout,
             bias=use_bias,
-            head_dim=head_dim,
-            causal=causal,
-            use_rope=use_rope,
-            qk_norm=qk_norm,
-            init_weights=init_weights,
-            max_sequence_length=max_sequence_length,
+            **pick_args(locals(), _LST_LAYER_ARGS),
+        )
+        self.transform_type = transform_type
+
+    def _head_kinds(self, transform_type: str, num_heads: int) -> list[str]:
+        """The filter kind of each head for ``transform_type``."""
+        if transform_type == "mixed":
+            return split_heads_evenly(num_heads, list(_MIXED_LST_KINDS))
+        if transform_type in (*_MIXED_LST_KINDS, "wavelet"):
+            return [transform_type] * num_heads
+        raise ValueError(
+            f"transform_type={transform_type!r} is not supported; use 'dct', "
+            "'dst', 'hadamard', 'wavelet' or 'mixed'"
         )
 
 
@@ -391,23 +412,18 @@ class DCTAttention(LSTAttention):
     ) -> None:
         if dct_type not in (2, 3):
             raise ValueError(f"dct_type={dct_type!r} is not supported; use 2 or 3")
-        AttentionLayer.__init__(self)
-        self.transform_type, self.dct_type = "dct", dct_type
-        self._build(
-            hidden_dim=hidden_dim,
-            num_heads=num_heads,
-            head_kinds=["dct" if dct_type == 2 else "dct3"] * num_heads,
+        self.dct_type = dct_type  # read by _head_kinds during super().__init__
+        super().__init__(
+            transform_type="dct",
             learnable_scale=learnable_scale,
-            normalized=True,
-            dropout=dropout,
-            bias=bias,
-            head_dim=head_dim,
-            causal=causal,
-            use_rope=use_rope,
-            qk_norm=qk_norm,
-            init_weights=init_weights,
-            max_sequence_length=max_sequence_length,
+            normalize=True,
+            use_bias=bias,
+            **pick_args(locals(), _LST_LAYER_ARGS),
         )
+
+    def _head_kinds(self, transform_type: str, num_heads: int) -> list[str]:
+        """DCT-II heads, or DCT-III heads when ``dct_type == 3``."""
+        return ["dct" if self.dct_type == 2 else "dct3"] * num_heads
 
 
 @register_mixer(
@@ -449,22 +465,12 @@ class HadamardAttention(LSTAttention):
         init_weights: str = "truncnormal002",
         max_sequence_length: int = 1024,
     ) -> None:
-        AttentionLayer.__init__(self)
-        self.transform_type = "hadamard"
-        self._build(
-            hidden_dim=hidden_dim,
-            num_heads=num_heads,
-            head_kinds=["hadamard"] * num_heads,
+        super().__init__(
+            transform_type="hadamard",
             learnable_scale=learnable_scale,
-            normalized=scale_by_sqrt,
-            dropout=dropout,
-            bias=bias,
-            head_dim=head_dim,
-            causal=causal,
-            use_rope=use_rope,
-            qk_norm=qk_norm,
-            init_weights=init_weights,
-            max_sequence_length=max_sequence_length,
+            normalize=scale_by_sqrt,
+            use_bias=bias,
+            **pick_args(locals(), _LST_LAYER_ARGS),
         )
 
 
@@ -481,8 +487,8 @@ class MixedSpectralAttention(_LSTFilterAttention):
 
     Heads are split over the enabled transforms (order fft, dct, hadamard) in contiguous
     blocks as evenly as possible; heads of one transform are computed in one batched call.
-    The default ``num_heads`` is 8: the seed's signature says 9, which is a documentation bug
-    (9 does not divide the default ``hidden_dim`` 512); any count works, 8 splits 3/3/2.
+    The default ``num_heads`` is 8, not the documented 9 (9 does not divide the default
+    ``hidden_dim`` 512); any count works, 8 splits 3/3/2.
     FFT heads use real gains over rFFT bins (a symmetric circular convolution).
 
     Args:
@@ -513,7 +519,6 @@ class MixedSpectralAttention(_LSTFilterAttention):
         init_weights: str = "truncnormal002",
         max_sequence_length: int = 1024,
     ) -> None:
-        super().__init__()
         enabled = [
             k for k, on in (("fft", use_fft), ("dct", use_dct), ("hadamard", use_hadamard)) if on
         ]
@@ -522,19 +527,11 @@ class MixedSpectralAttention(_LSTFilterAttention):
                 "MixedSpectralAttention needs at least one of use_fft, use_dct, "
                 "use_hadamard set to True"
             )
-        self.transform_type = "mixed"
-        self._build(
-            hidden_dim=hidden_dim,
-            num_heads=num_heads,
+        super().__init__(
             head_kinds=split_heads_evenly(num_heads, enabled),
             learnable_scale=True,
             normalized=True,
-            dropout=dropout,
             bias=bias,
-            head_dim=head_dim,
-            causal=causal,
-            use_rope=use_rope,
-            qk_norm=qk_norm,
-            init_weights=init_weights,
-            max_sequence_length=max_sequence_length,
+            **pick_args(locals(), _LST_LAYER_ARGS),
         )
+        self.transform_type = "mixed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from spectrans.config.core import HEAD_DIM_HINT, check_divides
 from spectrans.layers.attention.base import init_linear
 from spectrans.layers.rotary import apply_rotary, rotary_angles
 
@@ -62,11 +63,7 @@ def resolve_head_dim(hidden_dim: int, num_heads: int, head_dim: int | None) -> i
         if head_dim <= 0:
             raise ValueError(f"head_dim must be positive, got {head_dim}")
         return head_dim
-    if hidden_dim % num_heads:
-        raise ValueError(
-            f"hidden_dim ({hidden_dim}) must be divisible by num_heads "
-            f"({num_heads}); change one of them or set head_dim explicitly"
-        )
+    check_divides(hidden_dim, num_heads, "num_heads", HEAD_DIM_HINT)
     return hidden_dim // num_heads
 
 

@@ -1,4 +1,4 @@
-"""Spectral attention: linear attention through kernel feature maps (seed 001).
+"""Spectral attention: linear attention through kernel feature maps.
 
 Every layer here computes, per head, with feature maps ``phi`` of queries and keys,
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-import torch
 from torch import Tensor, nn
 
 from spectrans.config.layers.attention import (
@@ -45,7 +44,7 @@ from spectrans.kernels import (
     TrigSoftmaxRFF,
 )
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
-from spectrans.layers.attention.linear import linear_attention
+from spectrans.layers.attention.linear import feature_attention
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
     merge_heads,
@@ -99,17 +98,9 @@ class _FeatureAttention(AttentionLayer):
         mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d) each
         self.kernel.maybe_redraw()
-        key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            q_feat = self.kernel(q.float(), is_query=True)  # (B, H, N, m)
-            k_feat = self.kernel(k.float(), is_query=False, mask=key_mask)  # (B, H, N, m)
-            out = linear_attention(
-                q_feat, k_feat, v, key_mask=mask, causal=self.causal, signed=self.kernel.signed
-            )  # (B, H, N, d)
-        if mask is not None:
-            out = torch.where(mask[:, None, :, None], out, 0.0)
+        out = feature_attention(self.kernel, q, k, v, mask, causal=self.causal)  # (B, H, N, d)
         out = self.out_proj(self.dropout(merge_heads(out).to(v.dtype)))  # (B, N, D)
-        out = zero_masked(out, mask)
+        out = zero_masked(out, mask)  # (B, N, D)
         return (out, None) if return_attention else out
 
 
@@ -184,22 +175,25 @@ class SpectralAttention(_FeatureAttention):
         )
         self.num_features = num_features if num_features is not None else self.head_dim
         self.kernel_type = kernel_type
-        options = {
-            "orthogonal": use_orthogonal,
-            "feature_redraw": feature_redraw,
-            "redraw_interval": redraw_interval,
-        }
+        self.kernel = self._make_kernel(
+            kernel_type,
+            orthogonal=use_orthogonal,
+            feature_redraw=feature_redraw,
+            redraw_interval=redraw_interval,
+        )
+
+    def _make_kernel(self, kernel_type: str, **options: bool | int) -> FeatureMap:
+        """The feature map for ``kernel_type`` (``options``: the random-projection settings)."""
         if kernel_type == "gaussian":
-            self.kernel = GaussianRFF(
+            return GaussianRFF(
                 self.head_dim, self.num_features, bandwidth=self.head_dim**0.25, **options
             )
-        elif kernel_type == "softmax":
-            self.kernel = TrigSoftmaxRFF(self.head_dim, self.num_features, **options)
-        else:
-            raise ValueError(
-                f"unknown kernel_type '{kernel_type}' for SpectralAttention; "
-                "use 'gaussian' or 'softmax'"
-            )
+        if kernel_type == "softmax":
+            return TrigSoftmaxRFF(self.head_dim, self.num_features, **options)
+        raise ValueError(
+            f"unknown kernel_type '{kernel_type}' for SpectralAttention; "
+            "use 'gaussian' or 'softmax'"
+        )
 
 
 @register_mixer(
@@ -256,30 +250,29 @@ class PerformerAttention(SpectralAttention):
         feature_redraw: bool = False,
         redraw_interval: int = 1000,
     ) -> None:
-        _FeatureAttention.__init__(
-            self,
+        self.generalized = generalized  # read by _make_kernel during super().__init__
+        super().__init__(
             hidden_dim,
             num_heads,
+            num_features if num_features is not None else 256,
             head_dim,
+            "softmax",
+            use_orthogonal,
+            feature_redraw,
             dropout,
-            causal,
-            init_weights,
             bias,
-            use_rope,
-            qk_norm,
+            redraw_interval=redraw_interval,
+            causal=causal,
+            init_weights=init_weights,
+            use_rope=use_rope,
+            qk_norm=qk_norm,
         )
-        self.num_features = num_features if num_features is not None else 256
-        self.generalized, self.kernel_type = generalized, "softmax"
-        if generalized:
-            self.kernel = ReLUFeatures(self.head_dim)
-        else:
-            self.kernel = PositiveRandomFeatures(
-                self.head_dim,
-                self.num_features,
-                orthogonal=use_orthogonal,
-                feature_redraw=feature_redraw,
-                redraw_interval=redraw_interval,
-            )
+
+    def _make_kernel(self, kernel_type: str, **options: bool | int) -> FeatureMap:
+        """FAVOR+ positive features, or the ReLU kernel when ``generalized``."""
+        if self.generalized:
+            return ReLUFeatures(self.head_dim)
+        return PositiveRandomFeatures(self.head_dim, self.num_features, **options)
 
 
 @register_mixer(

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spectrans.config.core import check_divides
 from spectrans.config.layers.mixing import AFNOMixingConfig
-from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 
 
@@ -45,7 +46,7 @@ def _complex_linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     description="adaptive Fourier neural operator mixing",
     paper="Guibas et al. 2022, Adaptive Fourier neural operators",
 )
-class AFNOMixing(AttentionLayer):
+class AFNOMixing(MixingLayer):
     r"""Block-diagonal complex MLP with soft shrinkage on the retained Fourier modes.
 
     Args:
@@ -63,10 +64,6 @@ class AFNOMixing(AttentionLayer):
             ``b1`` (C, b f, 2), ``w2`` (C, b f, b, 2), ``b2`` (C, b, 2).
     """
 
-    has_queries_keys = False
-    has_scores = False
-    supports_causal = False
-
     def __init__(
         self,
         hidden_dim: int = 512,
@@ -78,13 +75,8 @@ class AFNOMixing(AttentionLayer):
         sparsity_threshold: float = 0.01,
         modes: int | None = None,
     ) -> None:
-        super().__init__()
-        self.check_options(causal=causal, dropout=dropout)
-        if hidden_dim % num_blocks != 0:
-            raise ValueError(
-                f"hidden_dim ({hidden_dim}) must be divisible by num_blocks ({num_blocks})"
-            )
-        self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
+        super().__init__(hidden_dim, dropout, causal, init_weights)
+        check_divides(hidden_dim, num_blocks, "num_blocks")
         self.num_blocks, self.modes = num_blocks, modes
         self.sparsity_threshold = sparsity_threshold
         b, c = hidden_dim // num_blocks, num_blocks
@@ -93,7 +85,6 @@ class AFNOMixing(AttentionLayer):
         self.b1 = nn.Parameter(0.02 * torch.randn(c, inner, 2))
         self.w2 = nn.Parameter(0.02 * torch.randn(c, inner, b, 2))
         self.b2 = nn.Parameter(0.02 * torch.randn(c, b, 2))
-        self.dropout = nn.Dropout(dropout)
 
     def mix_modes(self, spec: Tensor) -> Tensor:
         """The block MLP and shrinkage on modes ``spec`` (..., K, D) complex; same shape."""
@@ -110,16 +101,10 @@ class AFNOMixing(AttentionLayer):
         z = torch.complex(F.softshrink(o2.real, lam), F.softshrink(o2.imag, lam))
         return z.reshape(spec.shape)
 
-    def forward(
-        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, None]:
-        """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
-        mask = check_input(x, mask, self.hidden_dim)
+    def mix(self, x: Tensor) -> Tensor:
+        """AFNO mixing of ``x`` (B, N, D) over its rFFT modes."""
         n = x.shape[1]
-        compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-        spec = torch.fft.rfft(zero_masked(x, mask).to(compute), dim=1, norm="ortho")  # (B,F,D)
+        spec = torch.fft.rfft(x, dim=1, norm="ortho")  # (B, F, D)
         k = spec.shape[1] if self.modes is None else min(self.modes, spec.shape[1])
         mixed = self.mix_modes(spec[:, :k])  # (B, K, D)
-        y = torch.fft.irfft(mixed, n=n, dim=1, norm="ortho")  # (B, N, D), zero modes >= K
-        out = zero_masked(self.dropout(y.to(x.dtype)), mask)  # (B, N, D)
-        return (out, None) if return_attention else out
+        return torch.fft.irfft(mixed, n=n, dim=1, norm="ortho")  # (B, N, D), zero modes >= K

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from spectrans.config.layers.mixing import FNOMixingConfig
-from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 
 
@@ -35,7 +35,7 @@ from spectrans.registry import register_mixer
     description="Fourier neural operator spectral convolution",
     paper="Li et al. 2021, Fourier neural operator",
 )
-class FNOMixing(AttentionLayer):
+class FNOMixing(MixingLayer):
     """Spectral convolution: a complex ``D x D`` weight on each of the lowest ``modes`` modes.
 
     Args:
@@ -49,10 +49,6 @@ class FNOMixing(AttentionLayer):
         weight: ``(K, D, D, 2)`` real and imaginary parts of :math:`R_k`.
     """
 
-    has_queries_keys = False
-    has_scores = False
-    supports_causal = False
-
     def __init__(
         self,
         hidden_dim: int = 512,
@@ -61,27 +57,18 @@ class FNOMixing(AttentionLayer):
         init_weights: str = "truncnormal002",
         modes: int = 16,
     ) -> None:
-        super().__init__()
-        self.check_options(causal=causal, dropout=dropout)
+        super().__init__(hidden_dim, dropout, causal, init_weights)
         if modes < 1:
             raise ValueError(f"modes must be positive, got {modes}")
-        self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
         self.modes = modes
         std = 1.0 / math.sqrt(2 * hidden_dim)  # each of re, im: total variance 1/D
         self.weight = nn.Parameter(std * torch.randn(modes, hidden_dim, hidden_dim, 2))
-        self.dropout = nn.Dropout(dropout)
 
-    def forward(
-        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, None]:
-        """Convolve ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
-        mask = check_input(x, mask, self.hidden_dim)
+    def mix(self, x: Tensor) -> Tensor:
+        """Spectral convolution of ``x`` (B, N, D) on the lowest ``modes`` modes."""
         n = x.shape[1]
-        compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-        spec = torch.fft.rfft(zero_masked(x, mask).to(compute), dim=1, norm="ortho")  # (B,F,D)
+        spec = torch.fft.rfft(x, dim=1, norm="ortho")  # (B, F, D)
         k = min(self.modes, spec.shape[1])
-        weight = torch.view_as_complex(self.weight[:k].to(compute).contiguous())  # (K, D, D)
+        weight = torch.view_as_complex(self.weight[:k].to(x.dtype).contiguous())  # (K, D, D)
         mixed = torch.einsum("bki,kio->bko", spec[:, :k], weight)  # (B, K, D)
-        y = torch.fft.irfft(mixed, n=n, dim=1, norm="ortho")  # (B, N, D)
-        out = zero_masked(self.dropout(y.to(x.dtype)), mask)  # (B, N, D)
-        return (out, None) if return_attention else out
+        return torch.fft.irfft(mixed, n=n, dim=1, norm="ortho")  # (B, N, D)

@@ -11,10 +11,10 @@ refused.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from spectrans.config.layers.mixing import FNetMixingConfig
-from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 from spectrans.transforms.fft import fourier_mix_2d
 
@@ -27,7 +27,7 @@ from spectrans.transforms.fft import fourier_mix_2d
     description="FNet 2-D Fourier mixing",
     paper="Lee-Thorp et al. 2022, FNet",
 )
-class FourierMixing(AttentionLayer):
+class FourierMixing(MixingLayer):
     """FNet token mixing: real part of the 2-D FFT over (sequence, hidden).
 
     Args:
@@ -37,10 +37,6 @@ class FourierMixing(AttentionLayer):
         init_weights: Accepted for the contract; there are no weights.
     """
 
-    has_queries_keys = False
-    has_scores = False
-    supports_causal = False
-
     def __init__(
         self,
         hidden_dim: int = 512,
@@ -48,16 +44,8 @@ class FourierMixing(AttentionLayer):
         causal: bool = False,
         init_weights: str = "truncnormal002",
     ) -> None:
-        super().__init__()
-        self.check_options(causal=causal)
-        self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
-        self.dropout = nn.Dropout(dropout)
+        super().__init__(hidden_dim, dropout, causal, init_weights)
 
-    def forward(
-        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, None]:
-        """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
-        mask = check_input(x, mask, self.hidden_dim)
-        y = fourier_mix_2d(zero_masked(x, mask))  # (B, N, D)
-        out = zero_masked(self.dropout(y), mask)  # (B, N, D)
-        return (out, None) if return_attention else out
+    def mix(self, x: Tensor) -> Tensor:
+        """``Re FFT2(x)`` over (sequence, hidden): (B, N, D) -> (B, N, D)."""
+        return fourier_mix_2d(x)

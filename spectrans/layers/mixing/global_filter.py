@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from spectrans.config.layers.mixing import GlobalFilterMixingConfig
-from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.mixing.base import MixingLayer
 from spectrans.layers.spectral_filter import resample_profile
 from spectrans.registry import register_mixer
 from spectrans.transforms.fft import causal_conv
@@ -40,7 +40,7 @@ from spectrans.transforms.fft import causal_conv
     description="GFNet global filter",
     paper="Rao et al. 2021, GFNet",
 )
-class GlobalFilterMixing(AttentionLayer):
+class GlobalFilterMixing(MixingLayer):
     """Learned complex filter over the rFFT bins of the sequence, one per channel.
 
     Args:
@@ -54,8 +54,6 @@ class GlobalFilterMixing(AttentionLayer):
         weight: ``(L // 2 + 1, D, 2)`` real and imaginary parts of the filter.
     """
 
-    has_queries_keys = False
-    has_scores = False
     supports_causal = True
 
     def __init__(
@@ -66,15 +64,12 @@ class GlobalFilterMixing(AttentionLayer):
         init_weights: str = "truncnormal002",
         max_sequence_length: int = 1024,
     ) -> None:
-        super().__init__()
-        self.check_options(causal=causal)
+        super().__init__(hidden_dim, dropout, causal, init_weights)
         if max_sequence_length < 1:
             raise ValueError(f"max_sequence_length must be positive, got {max_sequence_length}")
-        self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
         self.max_sequence_length = max_sequence_length
         bins = max_sequence_length // 2 + 1
         self.weight = nn.Parameter(torch.randn(bins, hidden_dim, 2) * 0.02)  # (F, D, 2)
-        self.dropout = nn.Dropout(dropout)
 
     def filter_for(self, n: int, dtype: torch.dtype) -> Tensor:
         """Complex filter ``(n // 2 + 1, D)`` for a length-``n`` sequence."""
@@ -83,19 +78,11 @@ class GlobalFilterMixing(AttentionLayer):
         im = resample_profile(w[..., 1].T, n // 2 + 1).T
         return torch.complex(re, im)
 
-    def forward(
-        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, None]:
-        """Filter ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
-        mask = check_input(x, mask, self.hidden_dim)
+    def mix(self, x: Tensor) -> Tensor:
+        """Filter ``x`` (B, N, D) along the sequence (causally when ``causal``)."""
         n = x.shape[1]
-        compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-        xc = zero_masked(x, mask).to(compute)  # (B, N, D)
         if self.causal:
-            taps = torch.fft.irfft(self.filter_for(2 * n, compute), n=2 * n, dim=0)[:n]  # (N, D)
-            y = causal_conv(xc, taps, dim=-2)  # (B, N, D)
-        else:
-            spec = torch.fft.rfft(xc, dim=1) * self.filter_for(n, compute)  # (B, N//2+1, D)
-            y = torch.fft.irfft(spec, n=n, dim=1)  # (B, N, D)
-        out = zero_masked(self.dropout(y.to(x.dtype)), mask)  # (B, N, D)
-        return (out, None) if return_attention else out
+            taps = torch.fft.irfft(self.filter_for(2 * n, x.dtype), n=2 * n, dim=0)[:n]  # (N, D)
+            return causal_conv(x, taps, dim=-2)  # (B, N, D)
+        spec = torch.fft.rfft(x, dim=1) * self.filter_for(n, x.dtype)  # (B, N//2+1, D)
+        return torch.fft.irfft(spec, n=n, dim=1)  # (B, N, D)

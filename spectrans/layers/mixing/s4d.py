@@ -41,9 +41,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spectrans.config.layers.mixing import S4DMixingConfig
-from spectrans.layers.attention.base import AttentionLayer, check_input, init_linear, zero_masked
+from spectrans.layers.attention.base import check_input, init_linear, zero_masked
+from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 from spectrans.transforms.fft import causal_conv
+from spectrans.transforms.precision import compute_dtype
 
 
 def s4d_imaginary(state_dim: int, init: str) -> Tensor:
@@ -64,7 +66,7 @@ def s4d_imaginary(state_dim: int, init: str) -> Tensor:
     description="diagonal state-space model (S4D), FFT convolution",
     paper="Gu et al. 2022, On the parameterization and initialization of diagonal SSMs",
 )
-class S4DMixing(AttentionLayer):
+class S4DMixing(MixingLayer):
     """S4D: per-channel diagonal SSM kernel by a Vandermonde product, applied by FFT.
 
     Args:
@@ -83,8 +85,6 @@ class S4DMixing(AttentionLayer):
         c: ``(directions, D, M, 2)``; d: ``(D,)``; out_proj: ``Linear(D, D)``.
     """
 
-    has_queries_keys = False
-    has_scores = False
     supports_causal = True
 
     def __init__(
@@ -99,15 +99,13 @@ class S4DMixing(AttentionLayer):
         dt_min: float = 0.001,
         dt_max: float = 0.1,
     ) -> None:
-        super().__init__()
-        self.check_options(causal=causal, dropout=dropout)
+        super().__init__(hidden_dim, dropout, causal, init_weights)
         if causal and bidirectional:
             self._refuse("causal", causal, "bidirectional=True looks at future tokens")
         if state_dim < 2:
             raise ValueError(f"state_dim must be >= 2, got {state_dim}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got {dt_min} and {dt_max}")
-        self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
         self.state_dim, self.bidirectional = state_dim, bidirectional
         modes, directions = state_dim // 2, 2 if bidirectional else 1
         log_dt = torch.rand(hidden_dim) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
@@ -119,7 +117,6 @@ class S4DMixing(AttentionLayer):
         self.d = nn.Parameter(torch.randn(hidden_dim))  # (D,)
         self.out_proj = nn.Linear(hidden_dim, hidden_dim)
         init_linear(self.out_proj, init_weights)
-        self.dropout = nn.Dropout(dropout)
 
     def discretize(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
         """ZOH: ``(dtA, Abar, Bbar)``, each ``(D, M)`` complex of precision ``dtype``."""
@@ -163,10 +160,12 @@ class S4DMixing(AttentionLayer):
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, None]:
-        """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
+        """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``.
+
+        As :class:`MixingLayer`, with ``out_proj`` after the dropout.
+        """
         mask = check_input(x, mask, self.hidden_dim)
-        compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-        u = zero_masked(x, mask).to(compute)  # (B, N, D)
+        u = zero_masked(x, mask).to(compute_dtype(x))  # (B, N, D)
         y = self.dropout(F.gelu(self.ssm(u)))  # (B, N, D)
         out = self.out_proj(y.to(x.dtype))  # (B, N, D)
         out = zero_masked(out, mask)

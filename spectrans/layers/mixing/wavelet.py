@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from spectrans.config.layers.mixing import WaveletMixingConfig
-from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 from spectrans.transforms.wavelet import max_level, wavedec, waverec
 
@@ -36,7 +36,7 @@ from spectrans.transforms.wavelet import max_level, wavedec, waverec
     description="DWT, learned per-subband gains, inverse DWT",
     paper="Mallat 1989; Daubechies 1992 (DWT); spectrans WaveletMixing",
 )
-class WaveletMixing(AttentionLayer):
+class WaveletMixing(MixingLayer):
     """Learned gains on the subbands of a multi-level DWT along the sequence.
 
     Args:
@@ -51,10 +51,6 @@ class WaveletMixing(AttentionLayer):
             (J+1, D, D), identity init).
     """
 
-    has_queries_keys = False
-    has_scores = False
-    supports_causal = False
-
     def __init__(
         self,
         hidden_dim: int = 512,
@@ -66,21 +62,18 @@ class WaveletMixing(AttentionLayer):
         mode: str = "symmetric",
         mixing_mode: str = "pointwise",
     ) -> None:
-        super().__init__()
-        self.check_options(causal=causal, dropout=dropout)
+        super().__init__(hidden_dim, dropout, causal, init_weights)
         if levels < 1:
             raise ValueError(f"levels must be positive, got {levels}")
         if mixing_mode not in ("pointwise", "channel"):
             raise ValueError(f"mixing_mode must be 'pointwise' or 'channel', got {mixing_mode!r}")
         wavedec(torch.zeros(1, 1), wavelet, 0, mode)  # one-sentence error for a bad name/mode
-        self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
         self.wavelet, self.levels, self.mode, self.mixing_mode = wavelet, levels, mode, mixing_mode
         if mixing_mode == "pointwise":
             self.weight = nn.Parameter(torch.ones(levels + 1, hidden_dim))  # (J+1, D)
         else:
             eye = torch.eye(hidden_dim).expand(levels + 1, hidden_dim, hidden_dim)
             self.weight = nn.Parameter(eye.clone())  # (J+1, D, D)
-        self.dropout = nn.Dropout(dropout)
 
     def _gain(self, band: Tensor, index: int) -> Tensor:
         """Apply subband gain ``index`` to ``band`` (B, D, K) along the channels."""
@@ -89,19 +82,13 @@ class WaveletMixing(AttentionLayer):
             return band * w[None, :, None]  # (B, D, K)
         return torch.einsum("bdk,de->bek", band, w)  # (B, D, K)
 
-    def forward(
-        self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, None]:
-        """Mix ``x`` (B, N, D); returns (B, N, D), or ``(out, None)``."""
-        mask = check_input(x, mask, self.hidden_dim)
+    def mix(self, x: Tensor) -> Tensor:
+        """Per-subband gains of the DWT of ``x`` (B, N, D) along the sequence."""
         n = x.shape[1]
-        compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-        signal = zero_masked(x, mask).to(compute).transpose(1, 2)  # (B, D, N)
+        signal = x.transpose(1, 2)  # (B, D, N)
         levels = min(self.levels, max_level(n, self.wavelet))
         coeffs = wavedec(signal, self.wavelet, levels, self.mode)  # [a_J, d_J, ..., d_1]
         # a_J takes gain 0; d_j (j = levels .. 1) takes gain j
         gains = [0, *range(levels, 0, -1)]
         mixed = [self._gain(c, g) for c, g in zip(coeffs, gains, strict=True)]
-        y = waverec(mixed, self.wavelet, self.mode, n).transpose(1, 2)  # (B, N, D)
-        out = zero_masked(self.dropout(y.to(x.dtype)), mask)  # (B, N, D)
-        return (out, None) if return_attention else out
+        return waverec(mixed, self.wavelet, self.mode, n).transpose(1, 2)  # (B, N, D)

@@ -1,4 +1,4 @@
-"""LST models (seed 003): parameters, example shapes, true causality, padding, checkpointing."""
+"""LST models: parameters, example shapes, true causality, padding, checkpointing."""
 
 from __future__ import annotations
 

@@ -87,6 +87,21 @@ def test_linear_attention_matches_dense_oracle(seq_len, causal, signed, chunk_si
     torch.testing.assert_close(out.double(), scores @ v.double() / den, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_linear_attention_drops_masked_keys_whatever_their_features(causal) -> None:
+    """Masked keys are dropped in linear_attention itself: inf/nan features there change nothing."""
+    q_feat, k_feat = torch.rand(2, 3, 9, 4) + 0.1, torch.rand(2, 3, 9, 4) + 0.1
+    v = torch.randn(2, 3, 9, 5)
+    mask = _random_mask(2, 9)
+    mask[1, 4] = False
+    hidden = (~mask)[:, None, :, None]  # (B, 1, N, 1)
+    bad_k = torch.where(hidden, torch.full_like(k_feat, float("inf")), k_feat)
+    bad_v = torch.where(hidden, torch.full_like(v, float("nan")), v)
+    clean = linear_attention(q_feat, k_feat, v, key_mask=mask, causal=causal)
+    dirty = linear_attention(q_feat, bad_k, bad_v, key_mask=mask, causal=causal)
+    torch.testing.assert_close(dirty, clean, atol=0, rtol=0)
+
+
 def test_favor_plus_approximates_softmax_attention() -> None:
     """256 orthogonal positive features, d = 64, q, k ~ 0.25 N(0, 1): rel. error <= 0.08."""
     errors: dict[int, float] = {}
