@@ -63,7 +63,7 @@ def _shown(path: Path) -> str:
 DEFAULT_RUN_DIRS: tuple[str, ...] = ("runs", "outputs", "multirun", "results/runs")
 REQUIRED_FIELDS: tuple[str, ...] = ("status", "task", "test_acc")
 
-# Reference test accuracies (%), from /work/shared/LRA.md "Reference accuracy" (Path-X: None =
+# Reference test accuracies (%), from docs/lra_protocol.md "Reference accuracy" (Path-X: None =
 # not reported or failed; the 6-task average counts it as 50 like the S4-era papers do).
 REFERENCES: tuple[tuple[str, tuple[float, ...], float | None, str], ...] = (
     ("Transformer", (36.37, 64.27, 57.46, 42.44, 71.40), None, "LRA paper"),
@@ -350,7 +350,7 @@ def accuracy_markdown(rows: list[dict[str, Any]], excluded: list[RunRecord], pro
         "all five tasks have a completed run. **avg (6)** = (5 · avg (5) + Path-X) / 6, where a "
         "missing or failed Path-X counts as **50** (the S4-era convention; it applies when no "
         "Path-X seed completed, otherwise the completed seeds' mean is used).",
-        "Rows marked **ref** are published numbers copied from `/work/shared/LRA.md` "
+        "Rows marked **ref** are published numbers copied from `docs/lra_protocol.md` "
         "(source column), not runs of this repository; their Path-X column reads FAIL/— where "
         "the source reports none.",
         "",

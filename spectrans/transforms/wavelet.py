@@ -146,7 +146,7 @@ def _idwt_last(a: Tensor, d: Tensor, wavelet: str, mode: str, n: int) -> Tensor:
     m = 2 * a.shape[-1]  # even analysis length
     y = F.conv_transpose1d(coeffs, analysis, stride=2)[:, 0]  # W^T on the extension
     index = _periodic_index(m, taps, a.device)[: y.shape[-1]]
-    x = torch.zeros(a.shape[0], m, dtype=a.dtype, device=a.device)
+    x = torch.zeros(a.shape[0], m, dtype=y.dtype, device=a.device)  # y's dtype under autocast
     x = x.index_add(1, index, y)  # fold the circular extension back: (M, m)
     return x[:, :n]
 
