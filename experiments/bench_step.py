@@ -31,9 +31,9 @@ the same run (``anchor_eager_ms``, ``anchor_compiled_ms``).
 ``--compile``: ``none`` times every mixer eager; ``all`` times every mixer compiled
 (``torch.compile`` of the whole model); ``auto`` times both and keeps the faster (the
 ``compile`` column says which). It applies to the tasks of ``--compile-tasks`` (default
-``pathfinder``, the task with the most protocol steps); other tasks run eager, which keeps
-the whole run near six minutes on one H200. Compiled figures exclude compile time (it falls
-in warm-up).
+``pathfinder``, the task with the most protocol steps); other tasks run eager (compiling
+every mixer of every task takes longer than the rest of the run). Compiled figures exclude
+compile time (it falls in warm-up).
 
 ``note``: the mode timed (``eager``, ``compiled``; ``auto: eager 3.10 ms, compiled 2.50 ms``
 with both times), and why a task outside ``--compile-tasks`` ran eager.
