@@ -22,6 +22,9 @@ the lengths a mixer completed (and, for reference, on all of them). Crossover: t
 measured N from which the mixer is faster than the softmax (SDPA) layer at every larger
 measured N (softmax running out of memory or time counts as slower).
 
+``scaling.csv`` and ``scaling.md`` are rewritten (atomically) after every finished mixer, so a
+run stopped part-way keeps what it measured; ``scaling.png`` is drawn when the run ends.
+
 A length that runs out of memory (``oom``) or over the per-config time budget
 (``over_budget``) stops that mixer from growing (``skipped`` after); any other exception is
 recorded as ``error`` with its message, and the run goes on.
@@ -439,11 +442,13 @@ def run_benchmark(
     repeats: int,
     budget_s: float,
     progress: Callable[[Row], None] | None = None,
+    finished: Callable[[list[Row]], None] | None = None,
 ) -> list[Row]:
     """Measure every (scope, dtype, mixer, N); a mixer stops growing after oom/over_budget.
 
     A length is also skipped when the last two completed lengths predict (by their local
-    slope, at least linear) a step longer than twice the budget.
+    slope, at least linear) a step longer than twice the budget. ``progress`` gets each row,
+    ``finished`` the rows so far after each (scope, dtype, mixer).
     """
     rows: list[Row] = []
     lengths = sorted(set(lengths))
@@ -490,6 +495,8 @@ def run_benchmark(
                     rows.append(row)
                     if progress is not None:
                         progress(row)
+                if finished is not None:
+                    finished(rows)
     return rows
 
 
@@ -534,12 +541,22 @@ def write_csv(rows: list[Row], path: Path) -> None:
             writer.writerow({k: d[k] for k in CSV_COLUMNS})
 
 
+def write_tables(rows: list[Row], out: Path, meta: dict[str, Any]) -> list[Path]:
+    """Write ``scaling.csv`` and ``scaling.md`` into ``out``, each by renaming a full copy."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "scaling.csv", out / "scaling.md"]
+    for path, write in zip(
+        paths, (write_csv, lambda r, p: write_markdown(r, p, meta)), strict=True
+    ):
+        tmp = path.with_name(path.name + ".tmp")
+        write(rows, tmp)
+        os.replace(tmp, path)
+    return paths
+
+
 def write_outputs(rows: list[Row], out: Path, meta: dict[str, Any]) -> list[Path]:
     """Write ``scaling.csv``, ``scaling.md`` and ``scaling.png`` into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "scaling.csv", out / "scaling.md", out / "scaling.png"]
-    write_csv(rows, paths[0])
-    write_markdown(rows, paths[1], meta)
+    paths = [*write_tables(rows, out, meta), out / "scaling.png"]
     plot(rows, paths[2], f"{meta['device']}, batch {meta['batch']}, hidden {meta['hidden']}")
     return paths
 
@@ -657,6 +674,49 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     load_before = _loadavg()
+    out = Path(args.out)
+
+    def run_meta(rows: list[Row]) -> dict[str, Any]:
+        return {
+            "command": " ".join(
+                ["python -m experiments.bench", *(sys.argv[1:] if argv is None else argv)]
+            ),
+            "git_commit": git_commit(short=True),
+            "device": device_name(device),
+            "torch": torch.__version__,
+            "load": f"{load_before} before, {_loadavg()} after (1-minute load average, "
+            f"{os.cpu_count()} logical CPUs)",
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "batch": args.batch,
+            "hidden": args.hidden,
+            "heads": args.heads,
+            "repeats": repeats,
+            "budget": budget,
+            "model": model_description(rows),
+            "claims": {sp.label: sp.claim for sp in specs},
+            "memory": (
+                "torch.cuda.max_memory_allocated over one step (parameters, input and activations)"
+                if gpu
+                else "growth of the process's peak resident set during one step (VmHWM after "
+                "clear_refs minus VmRSS before; allocator effects included), n/a where "
+                "/proc does not allow it"
+            ),
+        }
+
+    total = len(scopes) * len(dtypes) * len(specs)
+    finished = 0
+    (out / "scaling.png").unlink(missing_ok=True)  # drawn again when the run ends
+
+    def checkpoint(rows: list[Row]) -> None:
+        nonlocal finished
+        finished += 1
+        if finished < total:
+            partial = (
+                f"Partial: {finished} of {total} (scope, dtype, mixer) series finished (the "
+                "run is going on or stopped); scaling.png is drawn when the run ends."
+            )
+            write_tables(rows, out, {**run_meta(rows), "partial": partial})
+
     rows = run_benchmark(
         specs,
         lengths=lengths,
@@ -668,34 +728,11 @@ def main(argv: list[str] | None = None) -> int:
         repeats=repeats,
         budget_s=budget,
         progress=progress,
+        finished=checkpoint,
     )
-    meta = {
-        "command": " ".join(
-            ["python -m experiments.bench", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "git_commit": git_commit(short=True),
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "load": f"{load_before} before, {_loadavg()} after (1-minute load average, "
-        f"{os.cpu_count()} logical CPUs)",
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "batch": args.batch,
-        "hidden": args.hidden,
-        "heads": args.heads,
-        "repeats": repeats,
-        "budget": budget,
-        "model": model_description(rows),
-        "claims": {sp.label: sp.claim for sp in specs},
-        "memory": (
-            "torch.cuda.max_memory_allocated over one step (parameters, input and activations)"
-            if gpu
-            else "growth of the process's peak resident set during one step (VmHWM after "
-            "clear_refs minus VmRSS before; allocator effects included), n/a where "
-            "/proc does not allow it"
-        ),
-    }
+    meta = run_meta(rows)
     print_tables(rows, meta["claims"])
-    for path in write_outputs(rows, Path(args.out), meta):
+    for path in write_outputs(rows, out, meta):
         print(f"wrote {path}")
     return 0
 

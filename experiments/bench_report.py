@@ -263,6 +263,8 @@ def write_markdown(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
         f"Peak memory: {meta['memory']}.",
         "",
     ]
+    if meta.get("partial"):
+        lines += [f"**{meta['partial']}**", ""]
     for scope, dtype in combos(rows):
         lines += [f"## {scope}, {dtype}", ""]
         lines += _md_table(*table_rows(rows, scope, dtype, meta.get("claims"))) + [""]

@@ -5,13 +5,16 @@ Usage::
     python -m experiments.bench_step [--tasks listops,text,image,pathfinder]
         [--mixers softmax,lst-dct,...] [--device auto|cpu|cuda] [--dtype bf16|fp32]
         [--steps 20] [--warmup 5] [--compile none|auto|all] [--batch B] [--max-len N]
-        [--out results]
+        [--time-budget SECONDS] [--out results]
 
-For each task and mixer the model of the LRA preset ``conf/experiment/lra/<mixer>-<task>.yaml``
-(``global_filter``: the ``fnet`` preset with ``attention=global_filter``) is built exactly as
-``train.py`` builds it, and one training step is timed: forward on random tokens of the task's
-shape (all positions real), cross-entropy on random labels, backward, and the preset's
-optimizer (fused AdamW on CUDA) stepping. ``bf16`` runs the model under
+Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
+``VARIANTS`` (``lst-dct``, ``lra-performer``, ...) and every other registered mixer
+(``kernel``, ``global_filter``, ...). For each task and mixer the model of the LRA preset
+``conf/experiment/lra/<mixer>-<task>.yaml`` is built exactly as ``train.py`` builds it (a
+registered mixer without a preset: a preset with no attention keys, ``attention=<mixer>`` and
+the keys ``make_presets.attention_node`` gives it), and one training step is timed: forward
+on random tokens of the task's shape (all positions real), cross-entropy on random labels,
+backward, and the preset's optimizer (fused AdamW on CUDA) stepping. ``bf16`` runs the model under
 ``torch.autocast(bfloat16)`` (what ``trainer.precision=bf16-mixed`` does). After ``warmup``
 untimed steps (compilation included), ``steps`` steps are timed back to back with one device
 synchronisation at each end: ``ms_per_step`` is their mean, ``tokens_per_s = B * N`` over it,
@@ -28,11 +31,18 @@ the same run (``anchor_eager_ms``, ``anchor_compiled_ms``).
 ``--compile``: ``none`` times every mixer eager; ``all`` times every mixer compiled
 (``torch.compile`` of the whole model); ``auto`` times both and keeps the faster (the
 ``compile`` column says which). It applies to the tasks of ``--compile-tasks`` (default
-``pathfinder``, the task with the most protocol steps); other tasks run eager, which keeps
-the whole run near six minutes on one H200. Compiled figures exclude compile time (it falls
-in warm-up).
+``pathfinder``, the task with the most protocol steps); other tasks run eager (compiling
+every mixer of every task takes longer than the rest of the run). Compiled figures exclude
+compile time (it falls in warm-up).
 
-Writes ``<out>/train_step.csv`` (:data:`CSV_COLUMNS`) and ``<out>/train_step.md``.
+``note``: the mode timed (``eager``, ``compiled``; ``auto: eager 3.10 ms, compiled 2.50 ms``
+with both times), and why a task outside ``--compile-tasks`` ran eager.
+
+``--time-budget``: once this many seconds have passed since the start, the rows not yet
+begun are not run (status ``not run: time budget``); a row under way finishes.
+
+Writes ``<out>/train_step.csv`` (:data:`CSV_COLUMNS`) and ``<out>/train_step.md``, both
+rewritten (atomically) after every row, so a run stopped part-way leaves every finished row.
 """
 
 from __future__ import annotations
@@ -40,31 +50,25 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import functools
+import importlib.util
+import io
 import math
+import os
 import platform
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
-MIXERS: tuple[str, ...] = (
-    "softmax",
-    "lst-dct",
-    "lst-dst",
-    "lst-hadamard",
-    "mixed",
-    "fnet",
-    "global_filter",
-    "performer",
-    "spectral",
-)
-CSV_COLUMNS = (  # the last, ``path``, names the LST mixing path (see mixing_path)
+CSV_COLUMNS = (  # ``path`` names the LST mixing path (see mixing_path)
     "task",
     "mixer",
     "ms_per_step",
@@ -78,8 +82,12 @@ CSV_COLUMNS = (  # the last, ``path``, names the LST mixing path (see mixing_pat
     "commit",
     "date",
     "path",
+    "status",
+    "note",
 )
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = ROOT / "conf"
+NOT_RUN = "not run: time budget"
 
 
 @dataclass
@@ -102,6 +110,7 @@ class StepRow:
     seq_len: int = 0
     status: str = "ok"
     path: str = ""
+    note: str = ""
 
 
 @dataclass
@@ -118,18 +127,55 @@ class Setup:
     shape: dict[str, Any]
 
 
+@functools.cache
+def _presets() -> ModuleType:
+    """``scripts/make_presets.py``, the table of preset variants."""
+    spec = importlib.util.spec_from_file_location("make_presets", ROOT / "scripts/make_presets.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def default_mixers() -> tuple[str, ...]:
+    """Every preset variant, then every other registered mixer.
+
+    A registered mixer that is the attention group of a variant is timed as its variants
+    (``lst`` as ``lst-dct``, ``lst-dst``, ...).
+    """
+    from spectrans import registry
+
+    variants = _presets().VARIANTS
+    groups = {group for group, _, _ in variants.values()}
+    rest = [n for n in registry.names() if n not in variants and n not in groups]
+    return (*variants, *rest)
+
+
+def _hydra_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def preset_overrides(mixer: str, task: str) -> list[str]:
-    """Hydra overrides of a mixer's LRA preset for ``task``."""
-    if mixer == "global_filter":
-        return [f"experiment=lra/fnet-{task}", "attention=global_filter"]
-    return [f"experiment=lra/{mixer}-{task}"]
+    """Hydra overrides of a mixer's LRA preset for ``task``.
+
+    A preset variant is its own file; another registered mixer takes a preset whose attention
+    node is empty (all else is shared by every variant) with ``attention=<mixer>`` and the keys
+    :func:`make_presets.attention_node` gives it.
+    """
+    presets = _presets()
+    if mixer in presets.VARIANTS:
+        return [f"experiment=lra/{mixer}-{task}"]
+    base = next(v for v in presets.VARIANTS if not presets.attention_node(v, task))
+    node = presets.attention_node(mixer, task)
+    keys = [f"attention.{k}={_hydra_value(v)}" for k, v in node.items()]
+    return [f"experiment=lra/{base}-{task}", f"attention={mixer}", *keys]
 
 
 def load_setup(mixer: str, task: str, batch: int | None, max_len: int | None) -> Setup:
     """Compose and validate the preset, then build its model as ``train.py`` does.
 
     Args:
-        mixer: Mixer preset name (see :data:`MIXERS`).
+        mixer: Mixer preset name (see :func:`default_mixers`).
         task: LRA task (see :data:`TASKS`).
         batch: Batch size override (default: the preset's).
         max_len: Cap on the sequence length (default: the task's).
@@ -326,11 +372,43 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
+def _not_run(task: str, mixer: str, meta: dict[str, str], **known: Any) -> StepRow:
+    """A row skipped because the time budget was spent."""
+    return StepRow(
+        task=task,
+        mixer=mixer,
+        ms_per_step=None,
+        tokens_per_s=None,
+        peak_mem_bytes=None,
+        anchor_eager_ms=known.pop("anchor_eager_ms", None),
+        anchor_compiled_ms=known.pop("anchor_compiled_ms", None),
+        compile="",
+        status=NOT_RUN,
+        **known,
+        **meta,
+    )
+
+
+def _spent(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def bench_task(
-    task: str, args: argparse.Namespace, device: torch.device, meta: dict[str, str]
-) -> list[StepRow]:
-    """Every mixer of one task, plus the anchor eager and compiled."""
-    rows: list[StepRow] = []
+    task: str,
+    args: argparse.Namespace,
+    device: torch.device,
+    meta: dict[str, str],
+    emit: Callable[[StepRow], None],
+    deadline: float | None = None,
+) -> None:
+    """Every mixer of one task, plus the anchor eager and compiled; ``emit`` gets each row.
+
+    Rows not begun by ``deadline`` (``time.monotonic()``) are emitted as not run.
+    """
+    if _spent(deadline):
+        for mixer in args.mixers:
+            emit(_not_run(task, mixer, meta))
+        return
     anchor: dict[str, float | None] = {"eager": None, "compiled": None}
     first = load_setup("softmax", task, args.batch, args.max_len)
     batch = random_batch(first, device)
@@ -361,11 +439,22 @@ def bench_task(
         del model
     del first
     modes = {"none": ["eager"], "all": ["compiled"], "auto": ["eager", "compiled"]}[args.compile]
-    if task not in args.compile_tasks:
-        modes = ["eager"]
+    reason = ""
+    if task not in args.compile_tasks and args.compile != "none":
+        modes, reason = ["eager"], f" (--compile applies to {','.join(args.compile_tasks)})"
+    n_batch, seq_len = batch["labels"].numel(), ids.shape[1]
+    shared = {
+        "batch": n_batch,
+        "seq_len": seq_len,
+        "anchor_eager_ms": _round(anchor["eager"]),
+        "anchor_compiled_ms": _round(anchor["compiled"]),
+    }
     for mixer in args.mixers:
+        if _spent(deadline):
+            emit(_not_run(task, mixer, meta, **shared))
+            continue
         best: tuple[float, int | None, str] | None = None
-        status, path = "ok", ""
+        status, path, notes = "ok", "", []
         setup = None
         for mode in modes:
             try:
@@ -383,35 +472,33 @@ def bench_task(
                     device,
                     mode == "compiled",
                 )
+                notes.append(f"{mode} {ms:.2f} ms")
                 if best is None or ms < best[0]:
                     best = (ms, peak, mode)
             except Exception as err:  # noqa: BLE001 - recorded, the run goes on
                 status = "oom" if _is_oom(err) else f"error: {type(err).__name__}: {err}"
+                notes.append(f"{mode} {'oom' if status == 'oom' else 'error'}")
                 print(f"[bench_step] {task} {mixer} {mode}: {status}", file=sys.stderr)
             finally:
                 setup = None
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-        tokens = first_tokens = batch["labels"].numel() * ids.shape[1]
-        row = StepRow(
-            task=task,
-            mixer=mixer,
-            ms_per_step=round(best[0], 3) if best else None,
-            tokens_per_s=round(first_tokens / best[0] * 1000.0) if best else None,
-            peak_mem_bytes=best[1] if best else None,
-            anchor_eager_ms=_round(anchor["eager"]),
-            anchor_compiled_ms=_round(anchor["compiled"]),
-            compile=best[2] if best else modes[0],
-            batch=batch["labels"].numel(),
-            seq_len=ids.shape[1],
-            status="ok" if best else status,
-            path=path,
-            **meta,
+        note = f"auto: {', '.join(notes)}" if len(modes) > 1 else modes[0]
+        emit(
+            StepRow(
+                task=task,
+                mixer=mixer,
+                ms_per_step=round(best[0], 3) if best else None,
+                tokens_per_s=round(n_batch * seq_len / best[0] * 1000.0) if best else None,
+                peak_mem_bytes=best[1] if best else None,
+                compile=best[2] if best else modes[0],
+                status="ok" if best else status,
+                path=path,
+                note=note + reason,
+                **shared,
+                **meta,
+            )
         )
-        del tokens
-        print(_row_line(row), flush=True)
-        rows.append(row)
-    return rows
 
 
 def _round(value: float | None) -> float | None:
@@ -421,26 +508,54 @@ def _round(value: float | None) -> float | None:
 def _row_line(row: StepRow) -> str:
     ms = f"{row.ms_per_step:.2f} ms" if row.ms_per_step is not None else row.status
     return (
-        f"{row.task:10s} {row.mixer:14s} {ms:>12s} ({row.compile}) "
+        f"{row.task:10s} {row.mixer:14s} {ms:>12s} ({row.note or row.compile}) "
         f"anchor {row.anchor_eager_ms} / {row.anchor_compiled_ms} ms"
     )
 
 
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to a sibling file, then rename it over ``path`` (never half-written)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_csv(rows: list[StepRow], path: Path) -> None:
     """``train_step.csv`` with :data:`CSV_COLUMNS`."""
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in asdict(row).items()})
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in asdict(row).items()})
+    _replace_text(path, buffer.getvalue())
 
 
 def _gib(value: int | None) -> str:
     return "n/a" if value is None else f"{value / 2**30:.2f}"
 
 
-def write_markdown(rows: list[StepRow], path: Path, command: str, meta: dict[str, str]) -> None:
-    """``train_step.md``: one table per task, ms/step next to the anchor."""
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def write_markdown(
+    rows: list[StepRow],
+    path: Path,
+    command: str,
+    meta: dict[str, str],
+    planned: int | None = None,
+    budget_s: float | None = None,
+) -> None:
+    """``train_step.md``: one table per task, ms/step next to the anchor.
+
+    Args:
+        rows: The rows finished so far (measured, failed or not run).
+        path: Where to write.
+        command: The command line, named in the header.
+        meta: ``device``, ``dtype``, ``commit``, ``date``.
+        planned: Rows the run plans; fewer ``rows`` means the run is going on or stopped.
+        budget_s: The ``--time-budget``, if any.
+    """
     lines = [
         "# Training step per mixer (LRA configs)",
         "",
@@ -449,32 +564,46 @@ def write_markdown(rows: list[StepRow], path: Path, command: str, meta: dict[str
         "",
         "One step = forward on random tokens of the task's shape, cross-entropy, backward, "
         "optimizer step; mean over the timed steps after warm-up (compile time excluded). "
-        "Anchor: a plain-PyTorch pre-norm SDPA encoder of the same shape.",
+        "Anchor: a plain-PyTorch pre-norm SDPA encoder of the same shape. Mode: the modes "
+        "timed and their ms/step (the faster one is reported).",
         "",
     ]
+    if budget_s is not None:
+        lines += [f"Time budget {budget_s:g} s: rows not begun within it say `{NOT_RUN}`.", ""]
+    if planned is not None and len(rows) < planned:
+        lines += [
+            f"Partial: {len(rows)} of {planned} planned rows (the run is going on or stopped).",
+            "",
+        ]
     for task in dict.fromkeys(r.task for r in rows):
         sub = [r for r in rows if r.task == task]
-        head = sub[0]
+        head = next((r for r in sub if r.batch), None)
+        shape = (
+            f"batch {head.batch}, N = {head.seq_len}; anchor {head.anchor_eager_ms} ms eager, "
+            f"{head.anchor_compiled_ms} ms compiled"
+            if head
+            else NOT_RUN
+        )
         lines += [
-            f"## {task} (batch {head.batch}, N = {head.seq_len}; anchor "
-            f"{head.anchor_eager_ms} ms eager, {head.anchor_compiled_ms} ms compiled)",
+            f"## {task} ({shape})",
             "",
             "| mixer | ms/step | tokens/s | peak GiB | vs anchor (compiled) | mode | path |",
             "| --- | ---: | ---: | ---: | ---: | --- | --- |",
         ]
         for r in sub:
+            mode = _cell(r.note or r.compile)
             if r.ms_per_step is None:
-                lines.append(f"| {r.mixer} | {r.status} | | | | {r.compile} | {r.path} |")
+                lines.append(f"| {r.mixer} | {_cell(r.status)} | | | | {mode} | {r.path} |")
                 continue
             ratio = (
                 f"{r.ms_per_step / r.anchor_compiled_ms:.2f}x" if r.anchor_compiled_ms else "n/a"
             )
             lines.append(
                 f"| {r.mixer} | {r.ms_per_step:.2f} | {r.tokens_per_s:,.0f} | "
-                f"{_gib(r.peak_mem_bytes)} | {ratio} | {r.compile} | {r.path} |"
+                f"{_gib(r.peak_mem_bytes)} | {ratio} | {mode} | {r.path} |"
             )
         lines.append("")
-    path.write_text("\n".join(lines))
+    _replace_text(path, "\n".join(lines))
 
 
 def device_name(device: torch.device) -> str:
@@ -496,7 +625,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default=",".join(TASKS))
-    p.add_argument("--mixers", default=",".join(MIXERS))
+    p.add_argument("--mixers", default=None, help="comma list (default: every mixer)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default=None, choices=("bf16", "fp32"))
     p.add_argument("--steps", type=int, default=20)
@@ -510,13 +639,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--batch", type=int, default=None, help="batch size (default: preset's)")
     p.add_argument("--max-len", type=int, default=None, help="cap on the sequence length")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds; rows not begun by then are listed as not run",
+    )
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
     args.tasks = _csv_list(args.tasks, TASKS, "--tasks")
-    args.mixers = _csv_list(args.mixers, MIXERS, "--mixers")
+    mixers = default_mixers()
+    args.mixers = _csv_list(args.mixers or ",".join(mixers), mixers, "--mixers")
     args.compile_tasks = _csv_list(args.compile_tasks, TASKS, "--compile-tasks")
     if args.steps < 1 or args.warmup < 0:
         raise SystemExit("--steps must be >= 1 and --warmup >= 0")
+    if args.time_budget is not None and not args.time_budget >= 0:
+        raise SystemExit("--time-budget must be a number of seconds >= 0")
     return args
 
 
@@ -544,13 +682,26 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m experiments.bench_step " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
-    rows: list[StepRow] = []
-    for task in args.tasks:
-        rows += bench_task(task, args, device, meta)
+    deadline = None if args.time_budget is None else time.monotonic() + args.time_budget
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "train_step.csv")
-    write_markdown(rows, out / "train_step.md", command.strip(), meta)
+    planned = len(args.tasks) * len(args.mixers)
+    rows: list[StepRow] = []
+
+    def write() -> None:
+        write_csv(rows, out / "train_step.csv")
+        write_markdown(
+            rows, out / "train_step.md", command.strip(), meta, planned, args.time_budget
+        )
+
+    def emit(row: StepRow) -> None:
+        rows.append(row)
+        print(_row_line(row), flush=True)
+        write()
+
+    write()  # no stale rows of an earlier run survive a stop before the first row
+    for task in args.tasks:
+        bench_task(task, args, device, meta, emit, deadline)
     print(f"wrote {out / 'train_step.csv'} and {out / 'train_step.md'}")
     return 0
 

@@ -211,8 +211,12 @@ CHECKPOINT_EVERY = 500
 
 
 def attention_node(variant: str, task: str) -> dict[str, Any]:
-    """The ``attention`` keys a preset sets for ``variant`` on ``task``."""
-    group, extra, per_task = VARIANTS[variant]
+    """The ``attention`` keys a preset sets for ``variant`` on ``task``.
+
+    A registered mixer name that is not a variant gets the keys of a plain variant of it
+    (LRA heads and head width where its config has heads, no projection bias).
+    """
+    group, extra, per_task = VARIANTS.get(variant, (variant, {}, {}))
     p = LRA[task]
     fields = REGISTRY[group].config_class.model_fields
     node: dict[str, Any] = {}

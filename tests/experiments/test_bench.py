@@ -250,3 +250,31 @@ def test_default_specs_cover_the_registry() -> None:
 def test_unknown_mixer_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="--mixers got unknown value"):
         bench.main(["--mixers", "nope", "--device", "cpu"])
+
+
+def test_main_writes_tables_after_every_finished_mixer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = bench.run_config
+
+    def run_config(spec, *args, **kwargs):
+        if spec.label == "fnet":
+            raise KeyboardInterrupt  # the run is stopped while fnet is measured
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "run_config", run_config)
+    (tmp_path / "scaling.png").write_bytes(b"a plot of an earlier run")
+    argv = ["--device", "cpu", "--lengths", "64", "128", "--repeats", "1", "--dtypes", "fp32"]
+    argv += ["--scopes", "layer", "--mixers", "softmax,fnet,lst-dct", "--out", str(tmp_path)]
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(argv)
+    with (tmp_path / "scaling.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    # registry order: softmax, lst-dct, then fnet
+    assert [(r["mixer"], r["N"]) for r in table] == [
+        (m, n) for m in ("softmax", "lst-dct") for n in ("64", "128")
+    ]
+    text = (tmp_path / "scaling.md").read_text()
+    assert "Partial: 2 of 3 (scope, dtype, mixer) series finished" in text
+    assert "| lst-dct |" in text and "| fnet |" not in text
+    assert not (tmp_path / "scaling.png").exists() and not list(tmp_path.glob("*.tmp"))

@@ -8,11 +8,31 @@ import pytest
 import torch
 
 from experiments import bench_step
-from experiments.bench_step import CSV_COLUMNS, AnchorEncoder, load_setup, main
+from experiments.bench_step import (
+    CSV_COLUMNS,
+    NOT_RUN,
+    AnchorEncoder,
+    default_mixers,
+    load_setup,
+    main,
+)
+from spectrans import registry
+
+TINY = ["--device", "cpu", "--batch", "2", "--max-len", "16", "--steps", "1", "--warmup", "1"]
 
 
-def test_writes_csv_and_markdown_on_cpu(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)  # CPU compile is slow
+@pytest.fixture(autouse=True)
+def _eager_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``torch.compile`` as the identity: compiling on CPU takes seconds per model."""
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)
+
+
+def _csv_rows(path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_writes_csv_and_markdown_on_cpu(tmp_path) -> None:
     argv = [
         "--device", "cpu", "--tasks", "pathfinder,image",
         "--mixers", "softmax,lst-dct,global_filter",
@@ -30,6 +50,7 @@ def test_writes_csv_and_markdown_on_cpu(tmp_path, monkeypatch: pytest.MonkeyPatc
         assert float(r["ms_per_step"]) > 0 and float(r["tokens_per_s"]) > 0
         assert float(r["anchor_eager_ms"]) > 0 and float(r["anchor_compiled_ms"]) > 0
         assert r["compile"] == "eager" and r["dtype"] == "fp32" and r["device"]
+        assert r["status"] == "ok" and r["note"] == "eager"
         assert r["path"] == ("fast" if r["mixer"] == "lst-dct" else "")
     text = (tmp_path / "train_step.md").read_text()
     assert "## pathfinder (batch 2, N = 16" in text and "| lst-dct |" in text
@@ -62,3 +83,101 @@ def test_anchor_rounds_head_width_up_to_eight() -> None:
 def test_unknown_mixer_is_one_sentence() -> None:
     with pytest.raises(SystemExit, match="unknown value"):
         main(["--mixers", "nope"])
+
+
+def test_default_mixers_are_every_registered_mixer_and_every_preset_variant() -> None:
+    presets = bench_step._presets()
+    mixers = default_mixers()
+    assert len(set(mixers)) == len(mixers)
+    assert set(presets.VARIANTS) <= set(mixers)
+    groups = {group for group, _, _ in presets.VARIANTS.values()}
+    for name in registry.names():
+        assert name in mixers or name in groups, name
+    for name in ("afno", "fno", "s4d", "wavelet", "lst-wavelet", "lra-performer", "kernel"):
+        assert name in mixers
+
+
+def test_registered_mixer_without_preset_gets_the_lra_attention_keys() -> None:
+    # listops: 8 heads of width 64 (the kernel config's own default is 4 heads)
+    setup = load_setup("kernel", "listops", batch=2, max_len=8)
+    assert setup.shape["heads"] == 8 and setup.shape["head_dim"] == 64
+    assert setup.shape["hidden"] == 512 and setup.shape["layers"] == 4
+    layers = [m for m in setup.model.modules() if type(m) is registry.get_entry("kernel").cls]
+    assert len(layers) == 4
+
+
+def test_zero_time_budget_writes_every_row_as_not_run(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args, **kwargs):
+        raise AssertionError("a row ran past the time budget")
+
+    monkeypatch.setattr(bench_step, "time_model", never)
+    argv = [*TINY, "--tasks", "pathfinder,image", "--mixers", "softmax,afno"]
+    assert main([*argv, "--time-budget", "0", "--out", str(tmp_path)]) == 0
+    rows = _csv_rows(tmp_path / "train_step.csv")
+    assert [(r["task"], r["mixer"]) for r in rows] == [
+        (t, m) for t in ("pathfinder", "image") for m in ("softmax", "afno")
+    ]
+    assert all(r["status"] == NOT_RUN and r["ms_per_step"] == "" for r in rows)
+    text = (tmp_path / "train_step.md").read_text()
+    assert text.count(f"| {NOT_RUN} |") == 4 and "## image (not run" in text
+    assert "Time budget 0 s" in text and "Partial" not in text
+
+
+def test_budget_spent_after_the_first_row_skips_the_rest(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = iter([False, False, True])  # before the anchor, softmax, then afno
+    monkeypatch.setattr(bench_step, "_spent", lambda deadline: next(checks))
+    argv = [*TINY, "--tasks", "pathfinder", "--mixers", "softmax,afno", "--out", str(tmp_path)]
+    assert main([*argv, "--time-budget", "5", "--compile", "auto"]) == 0
+    first, second = _csv_rows(tmp_path / "train_step.csv")
+    assert first["status"] == "ok" and float(first["ms_per_step"]) > 0
+    eager, compiled = (float(t.split()[-2]) for t in first["note"].split(": ")[1].split(", "))
+    assert first["note"].startswith("auto: eager ") and ", compiled " in first["note"]
+    assert float(first["ms_per_step"]) == pytest.approx(min(eager, compiled), abs=0.01)
+    assert second["mixer"] == "afno" and second["status"] == NOT_RUN
+    assert second["ms_per_step"] == "" and second["anchor_eager_ms"] == first["anchor_eager_ms"]
+    assert f"| afno | {NOT_RUN} |" in (tmp_path / "train_step.md").read_text()
+
+
+def test_rows_are_written_as_they_finish(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = bench_step.load_setup
+
+    def load(mixer, *args, **kwargs):
+        if mixer == "afno":
+            raise KeyboardInterrupt  # the run is stopped while afno is being set up
+        return real(mixer, *args, **kwargs)
+
+    monkeypatch.setattr(bench_step, "load_setup", load)
+    argv = [*TINY, "--tasks", "pathfinder", "--mixers", "softmax,afno,fnet", "--out", str(tmp_path)]
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    (row,) = _csv_rows(tmp_path / "train_step.csv")
+    assert row["mixer"] == "softmax" and float(row["ms_per_step"]) > 0
+    text = (tmp_path / "train_step.md").read_text()
+    assert "| softmax |" in text and "Partial: 1 of 3 planned rows" in text
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_failing_row_is_recorded_and_the_run_goes_on(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = bench_step.load_setup
+
+    def load(mixer, *args, **kwargs):
+        if mixer == "afno":
+            raise RuntimeError("broken | layer")
+        return real(mixer, *args, **kwargs)
+
+    monkeypatch.setattr(bench_step, "load_setup", load)
+    argv = [*TINY, "--tasks", "pathfinder", "--mixers", "afno,fnet", "--out", str(tmp_path)]
+    assert main([*argv, "--compile", "auto", "--compile-tasks", "image"]) == 0
+    failed, ok = _csv_rows(tmp_path / "train_step.csv")
+    assert failed["status"] == "error: RuntimeError: broken | layer" and ok["status"] == "ok"
+    assert ok["note"] == "eager (--compile applies to image)" and ok["compile"] == "eager"
+    assert (
+        "| afno | error: RuntimeError: broken \\| layer |"
+        in (tmp_path / "train_step.md").read_text()
+    )
