@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from experiments.data.registry import names as task_names
 from experiments.protocol import PROTOCOLS, classify
 from experiments.run_record import RunRecord, git_commit
 
@@ -47,8 +48,10 @@ FEATURE_MAPS = {
 }
 """Performer variants are named by their feature map in the tables."""
 
-TASKS: tuple[str, ...] = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
+TASKS: tuple[str, ...] = task_names()
+"""Table columns: every registered task, in registry order (:mod:`experiments.data.registry`)."""
 TASKS5: tuple[str, ...] = TASKS[:5]
+"""The five tasks of LRA's 5-task average (the first five in registry order)."""
 PATHX_FAIL_SCORE = 50.0
 
 

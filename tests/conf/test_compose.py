@@ -12,10 +12,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from experiments.config import ExperimentConfig, validate_experiment
+from experiments.data.registry import names as task_names
 from spectrans import registry
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-TASKS = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
+TASKS = list(task_names())
 PLUGIN_OF = {
     "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
     "ray": "hydra_plugins.hydra_ray_launcher",
