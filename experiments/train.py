@@ -362,10 +362,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     pl.seed_everything(exp.seed, workers=True, verbose=False)
     datamodule = build_datamodule(exp)
     check_splits(datamodule)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record = RunRecord(run_dir, **_record_fields(exp, raw))
-    if previous.get("started_at"):
-        record.update(started_at=previous["started_at"])
+    record = _open_record(exp, raw, run_dir, previous)
     start = time.perf_counter()
     is_zero, trainer = True, None
     csv_history = read_csv_history(run_dir) if ckpt_path else []
@@ -407,6 +404,17 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             _finish_after_error(record, trainer, err, run_dir, wall)
         raise
     return record.data
+
+
+def _open_record(
+    exp: ExperimentConfig, raw: dict[str, Any], run_dir: Path, previous: dict[str, Any]
+) -> RunRecord:
+    """The run's record in a created ``run_dir``; a resumed run keeps its ``started_at``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = RunRecord(run_dir, **_record_fields(exp, raw))
+    if previous.get("started_at"):
+        record.update(started_at=previous["started_at"])
+    return record
 
 
 def _make_module(exp: ExperimentConfig, model: torch.nn.Module, datamodule: Any) -> LRAModule:

@@ -1,9 +1,9 @@
-"""Pydantic v2 configs of the six LRA tasks, a discriminated union on ``name``.
+"""Pydantic v2 configs of the six LRA tasks; their union on ``name`` comes from the registry.
 
-Every choice where LRA sources disagree (see ``shared/LRA.md``) is a field, never a hidden
-constant: ListOps length 2000 (LRA) vs 2048 (S4), text length 1000 (LRA code) vs 4000 (paper),
-Pathfinder resolution and difficulty, pixels as tokens vs normalised values. Paths are relative
-to the ``data_dir`` given to :func:`experiments.data.build_datamodule` unless absolute.
+Every choice where LRA sources disagree (see ``docs/lra_protocol.md``) is a field, never a
+hidden constant: ListOps length 2000 (LRA) vs 2048 (S4), text length 1000 (LRA code) vs 4000
+(paper), Pathfinder resolution and difficulty, pixels as tokens vs normalised values. Paths are
+relative to the ``data_dir`` given to :func:`experiments.data.build_datamodule` unless absolute.
 """
 
 from __future__ import annotations
