@@ -67,7 +67,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
+BENCH_TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
+"""Tasks the step benchmark times (registered task names)."""
 CSV_COLUMNS = (  # ``path`` names the LST mixing path (see mixing_path)
     "task",
     "mixer",
@@ -176,7 +177,7 @@ def load_setup(mixer: str, task: str, batch: int | None, max_len: int | None) ->
 
     Args:
         mixer: Mixer preset name (see :func:`default_mixers`).
-        task: LRA task (see :data:`TASKS`).
+        task: LRA task (see :data:`BENCH_TASKS`).
         batch: Batch size override (default: the preset's).
         max_len: Cap on the sequence length (default: the task's).
     """
@@ -624,7 +625,7 @@ def _csv_list(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--tasks", default=",".join(BENCH_TASKS))
     p.add_argument("--mixers", default=None, help="comma list (default: every mixer)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default=None, choices=("bf16", "fp32"))
@@ -647,10 +648,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
-    args.tasks = _csv_list(args.tasks, TASKS, "--tasks")
+    args.tasks = _csv_list(args.tasks, BENCH_TASKS, "--tasks")
     mixers = default_mixers()
     args.mixers = _csv_list(args.mixers or ",".join(mixers), mixers, "--mixers")
-    args.compile_tasks = _csv_list(args.compile_tasks, TASKS, "--compile-tasks")
+    args.compile_tasks = _csv_list(args.compile_tasks, BENCH_TASKS, "--compile-tasks")
     if args.steps < 1 or args.warmup < 0:
         raise SystemExit("--steps must be >= 1 and --warmup >= 0")
     if args.time_budget is not None and not args.time_budget >= 0:

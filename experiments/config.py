@@ -14,31 +14,29 @@ softmax, spectral, ...``.
 
 from __future__ import annotations
 
-import importlib
+import typing
 import uuid
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from spectrans.config.core import StrictModel
 from spectrans.config.layers import parse_layer_config
 from spectrans.registry import names as registry_names
-
-_UNIONS = (
-    ("task", "experiments.data.config", ("TaskConfigUnion", "TaskConfig", "parse_task_config")),
-    ("model", "spectrans.config.models", ("ModelConfigUnion", "parse_model_config")),
-)
-"""Nodes validated by unions owned elsewhere: key, module, names tried in order."""
 
 
 class ConfigError(ValueError):
     """An invalid experiment config; the message is one sentence for the user."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     """Loader settings shared by every task.
 
     Attributes:
@@ -50,7 +48,7 @@ class DataConfig(_Strict):
     num_workers: int = Field(0, ge=0)
 
 
-class OptimizerConfig(_Strict):
+class OptimizerConfig(StrictModel):
     """Adam or AdamW.
 
     For ``scheduler.name == 'rsqrt'`` ``lr`` is the LRA *factor* (the schedule multiplies it
@@ -75,7 +73,7 @@ class OptimizerConfig(_Strict):
     decay_all: bool = False
 
 
-class SchedulerConfig(_Strict):
+class SchedulerConfig(StrictModel):
     """Learning-rate schedule, stepped once per optimizer step.
 
     Attributes:
@@ -95,7 +93,7 @@ class SchedulerConfig(_Strict):
 Precision = Literal["32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true"]
 
 
-class TrainerConfig(_Strict):
+class TrainerConfig(StrictModel):
     """Keyword arguments of ``lightning.pytorch.Trainer`` (None means Lightning's default).
 
     Attributes:
@@ -156,7 +154,7 @@ class TrainerConfig(_Strict):
         }
 
 
-class CallbacksConfig(_Strict):
+class CallbacksConfig(StrictModel):
     """Which callbacks run and how often checkpoints are written.
 
     Attributes:
@@ -180,7 +178,7 @@ class CallbacksConfig(_Strict):
     early_stopping_patience: int | None = Field(None, gt=0)
 
 
-class LoggerConfig(_Strict):
+class LoggerConfig(StrictModel):
     """Experiment logger.
 
     Attributes:
@@ -195,7 +193,7 @@ class LoggerConfig(_Strict):
     offline: bool | None = None
 
 
-class PathsConfig(_Strict):
+class PathsConfig(StrictModel):
     """Where things live.
 
     Attributes:
@@ -211,7 +209,7 @@ class PathsConfig(_Strict):
     run_dir: str | None = None
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(StrictModel):
     """One training run, fully validated.
 
     Attributes:
@@ -306,23 +304,21 @@ class ExperimentConfig(_Strict):
         )
 
 
-def _load_union(module_name: str, candidates: tuple[str, ...]) -> tuple[Any, list[type]]:
-    """Find a union in ``module_name``: its validating callable and its member classes."""
-    import typing
+def _owned_unions() -> tuple[tuple[str, Any, list[type]], ...]:
+    """Nodes validated by unions owned elsewhere: key, validating callable, member classes."""
+    from experiments.data.config import parse_task_config
+    from experiments.data.registry import config_classes
+    from spectrans.config.models import ModelConfigUnion
 
-    from pydantic import TypeAdapter
-
-    module = importlib.import_module(module_name)
-    for attr in candidates:
-        obj = getattr(module, attr, None)
-        if obj is None:
-            continue
-        if attr.startswith("parse_"):
-            return obj, []
-        union = typing.get_args(obj)[0] if typing.get_origin(obj) is typing.Annotated else obj
-        members = [m for m in typing.get_args(union) if isinstance(m, type)] or [union]
-        return TypeAdapter(obj).validate_python, members
-    raise ImportError(f"{module_name} defines none of {', '.join(candidates)}")
+    model_union = typing.get_args(ModelConfigUnion)[0]
+    return (
+        ("task", parse_task_config, list(config_classes())),
+        (
+            "model",
+            TypeAdapter(ModelConfigUnion).validate_python,
+            list(typing.get_args(model_union)),
+        ),
+    )
 
 
 def _owner_by_name(members: list[type]) -> Any:
@@ -427,9 +423,8 @@ def validate_experiment(raw: dict[str, Any]) -> ExperimentConfig:
                 f"{', '.join(registry_names())}"
             )
         raw["attention"] = _validate_node(parse_layer_config, attention, "attention", _mixer_owner)
-    for key, module_name, candidates in _UNIONS:
+    for key, validate, members in _owned_unions():
         if key in raw:
-            validate, members = _load_union(module_name, candidates)
             raw[key] = _validate_node(validate, raw[key], key, _owner_by_name(members))
 
     def owner_of(_data: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from experiments.data.registry import names as task_names
 from experiments.protocol import PROTOCOLS, classify
 from experiments.run_record import RunRecord, git_commit
 
@@ -47,8 +48,10 @@ FEATURE_MAPS = {
 }
 """Performer variants are named by their feature map in the tables."""
 
-TASKS: tuple[str, ...] = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
+TASKS: tuple[str, ...] = task_names()
+"""Table columns: every registered task, in registry order (:mod:`experiments.data.registry`)."""
 TASKS5: tuple[str, ...] = TASKS[:5]
+"""The five tasks of LRA's 5-task average (the first five in registry order)."""
 PATHX_FAIL_SCORE = 50.0
 
 
@@ -452,18 +455,11 @@ def _si(value: float) -> str:
     return f"{value:g}"
 
 
-def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
-    """Accuracy (%) against train throughput (tokens/s), one point per variant.
+def pareto_points(task: str, runs: list[RunRecord]) -> list[tuple[str, float, float, float, int]]:
+    """``(variant, tokens/s, mean acc %, sample std %, seeds)`` of every variant of ``task``.
 
-    Error bars are the sample std over seeds. The x axis is logarithmic when the throughputs
-    span more than a factor 10. Returns False (and writes nothing) when no run has both numbers.
+    Variants without a train throughput are left out.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
     points = []
     for (t, variant), group in sorted(efficiency_groups(runs).items()):
         tps = _mean_of(group, "train_tokens_per_s")
@@ -472,10 +468,11 @@ def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
         accs = [100.0 * float(r.data["test_acc"]) for r in group]
         std = statistics.stdev(accs) if len(accs) >= 2 else 0.0
         points.append((variant, tps, statistics.fmean(accs), std, len(accs)))
-    if not points:
-        return False
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
-    cmap = plt.get_cmap("tab10" if len(points) <= 10 else "tab20")
+    return points
+
+
+def _draw_points(ax: Any, points: list[tuple[str, float, float, float, int]], cmap: Any) -> None:
+    """One labelled point with its std error bar per variant."""
     for i, (variant, tps, acc, std, n) in enumerate(points):
         ax.errorbar(
             tps,
@@ -495,6 +492,10 @@ def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
             fontsize=8,
             color=cmap(i % cmap.N),
         )
+
+
+def _draw_reference(ax: Any, task: str) -> None:
+    """The LRA paper's Transformer accuracy of ``task`` as a dashed line (five tasks only)."""
     ref = {name: accs for name, accs, _, _ in REFERENCES}
     if task in TASKS5:
         idx = TASKS5.index(task)
@@ -505,7 +506,12 @@ def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
             lw=1,
             label=f"Transformer, LRA paper (ref): {ref['Transformer'][idx]:.1f}",
         )
-    xs = [p[1] for p in points]
+
+
+def _throughput_axis(ax: Any, xs: list[float]) -> None:
+    """Logarithmic x axis when the throughputs span more than 10x, else linear and padded."""
+    from matplotlib.ticker import FuncFormatter
+
     if max(xs) / max(min(xs), 1e-12) > 10:
         ax.set_xscale("log")
         ax.set_xlim(min(xs) / 1.3, max(xs) * 1.6)  # room for the point labels
@@ -518,6 +524,27 @@ def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
         ax.set_xlim(max(0.0, min(xs) - pad), max(xs) + 2 * pad)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v)))
     ax.set_xlabel("train throughput (tokens/s)")
+
+
+def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
+    """Accuracy (%) against train throughput (tokens/s), one point per variant.
+
+    Error bars are the sample std over seeds. The x axis is logarithmic when the throughputs
+    span more than a factor 10. Returns False (and writes nothing) when no run has both numbers.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = pareto_points(task, runs)
+    if not points:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
+    cmap = plt.get_cmap("tab10" if len(points) <= 10 else "tab20")
+    _draw_points(ax, points, cmap)
+    _draw_reference(ax, task)
+    _throughput_axis(ax, [p[1] for p in points])
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"LRA {task}: accuracy vs training throughput (mean ± std over seeds)")
     ax.grid(True, which="both", alpha=0.3)

@@ -30,6 +30,7 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -361,10 +362,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     pl.seed_everything(exp.seed, workers=True, verbose=False)
     datamodule = build_datamodule(exp)
     check_splits(datamodule)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record = RunRecord(run_dir, **_record_fields(exp, raw))
-    if previous.get("started_at"):
-        record.update(started_at=previous["started_at"])
+    record = _open_record(exp, raw, run_dir, previous)
     start = time.perf_counter()
     is_zero, trainer = True, None
     csv_history = read_csv_history(run_dir) if ckpt_path else []
@@ -373,15 +371,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         record.update(
             num_params=sum(p.numel() for p in model.parameters()), seq_len=datamodule.max_length
         )
-        module = LRAModule(
-            model,
-            num_classes=datamodule.num_classes,
-            is_pair=datamodule.is_pair,
-            optimizer=exp.optimizer,
-            scheduler=exp.scheduler,
-            max_steps=exp.trainer.max_steps,
-            compile=exp.compile,
-        )
+        module = _make_module(exp, model, datamodule)
         callbacks = _make_callbacks(exp, run_dir / "checkpoints")
         trainer = _make_trainer(exp, run_dir, callbacks)
         is_zero = trainer.is_global_zero
@@ -391,22 +381,15 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         trainer.save_checkpoint(run_dir / LAST_CKPT)
         failure = getattr(callbacks.get("nan_guard"), "failure", None)
         best_path = callbacks["best"].best_model_path  # type: ignore[attr-defined]
-        test_acc = test_acc_best_val = None
-        if failure is None:
-            test_acc = _test(trainer, module, datamodule, None)  # the final model
-            if best_path:
-                test_acc_best_val = _test(trainer, module, datamodule, best_path)
-        best = module.val_acc_best.compute()
-        batches_per_epoch = max(1, int(trainer.num_training_batches or 1))
+        test_accs = _test_final_and_best(trainer, module, datamodule, failure, best_path)
         record.update(
-            val_acc_best=float(best) if torch.isfinite(best) else None,
-            test_acc=test_acc,
-            test_acc_best_val=test_acc_best_val,
-            steps=int(trainer.global_step),
-            epochs=trainer.global_step * trainer.accumulate_grad_batches / batches_per_epoch,
-            device=_device_name(trainer),
-            wall_time_s=earlier_wall + time.perf_counter() - start,
-            chance_acc=majority_fraction(datamodule),
+            **_result_fields(
+                trainer,
+                module,
+                datamodule,
+                test_accs,
+                lambda: earlier_wall + time.perf_counter() - start,
+            )
         )
         if "throughput" in callbacks:
             record.update(**callbacks["throughput"].summary(trainer.world_size))  # type: ignore[attr-defined]
@@ -418,19 +401,95 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         if is_zero:
             merge_csv_history(run_dir, csv_history)
             wall = earlier_wall + time.perf_counter() - start
-            if trainer is not None and trainer.interrupted:
-                step = trainer.global_step
-                record.update(steps=step)
-                record.finish(
-                    "interrupted",
-                    f"interrupted at step {step}; continue with: {resume_command(run_dir)}",
-                    wall_time_s=wall,
-                )
-                raise RunInterruptedError(record.data["failure_reason"]) from None
-            reason = f"{type(err).__name__}: {err}".strip()
-            record.finish("failed", reason, wall_time_s=wall)
+            _finish_after_error(record, trainer, err, run_dir, wall)
         raise
     return record.data
+
+
+def _open_record(
+    exp: ExperimentConfig, raw: dict[str, Any], run_dir: Path, previous: dict[str, Any]
+) -> RunRecord:
+    """The run's record in a created ``run_dir``; a resumed run keeps its ``started_at``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = RunRecord(run_dir, **_record_fields(exp, raw))
+    if previous.get("started_at"):
+        record.update(started_at=previous["started_at"])
+    return record
+
+
+def _make_module(exp: ExperimentConfig, model: torch.nn.Module, datamodule: Any) -> LRAModule:
+    """The Lightning module that trains ``model`` on ``datamodule``'s task."""
+    return LRAModule(
+        model,
+        num_classes=datamodule.num_classes,
+        is_pair=datamodule.is_pair,
+        optimizer=exp.optimizer,
+        scheduler=exp.scheduler,
+        max_steps=exp.trainer.max_steps,
+        compile=exp.compile,
+    )
+
+
+def _test_final_and_best(
+    trainer: pl.Trainer,
+    module: LRAModule,
+    datamodule: Any,
+    failure: str | None,
+    best_path: str,
+) -> tuple[float | None, float | None]:
+    """Test accuracy of the final model and of the best-on-validation checkpoint.
+
+    Both are None after a failure; the second is None when no best checkpoint was saved.
+    """
+    test_acc = test_acc_best_val = None
+    if failure is None:
+        test_acc = _test(trainer, module, datamodule, None)  # the final model
+        if best_path:
+            test_acc_best_val = _test(trainer, module, datamodule, best_path)
+    return test_acc, test_acc_best_val
+
+
+def _result_fields(
+    trainer: pl.Trainer,
+    module: LRAModule,
+    datamodule: Any,
+    test_accs: tuple[float | None, float | None],
+    elapsed: Callable[[], float],
+) -> dict[str, Any]:
+    """Record fields of a finished fit: accuracies, steps, epochs, device, wall time, chance.
+
+    ``epochs = global_step * accumulate_grad_batches / batches_per_epoch``; ``elapsed()`` is
+    the wall time of every segment of the run so far.
+    """
+    best = module.val_acc_best.compute()
+    batches_per_epoch = max(1, int(trainer.num_training_batches or 1))
+    return dict(
+        val_acc_best=float(best) if torch.isfinite(best) else None,
+        test_acc=test_accs[0],
+        test_acc_best_val=test_accs[1],
+        steps=int(trainer.global_step),
+        epochs=trainer.global_step * trainer.accumulate_grad_batches / batches_per_epoch,
+        device=_device_name(trainer),
+        wall_time_s=elapsed(),
+        chance_acc=majority_fraction(datamodule),
+    )
+
+
+def _finish_after_error(
+    record: RunRecord, trainer: pl.Trainer | None, err: BaseException, run_dir: Path, wall: float
+) -> None:
+    """Mark the record ``interrupted`` (then raise :class:`RunInterruptedError`) or ``failed``."""
+    if trainer is not None and trainer.interrupted:
+        step = trainer.global_step
+        record.update(steps=step)
+        record.finish(
+            "interrupted",
+            f"interrupted at step {step}; continue with: {resume_command(run_dir)}",
+            wall_time_s=wall,
+        )
+        raise RunInterruptedError(record.data["failure_reason"]) from None
+    reason = f"{type(err).__name__}: {err}".strip()
+    record.finish("failed", reason, wall_time_s=wall)
 
 
 def _test(

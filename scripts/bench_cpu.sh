@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scaling benchmark on this machine's CPU (make bench).
 #
-# Default: the configuration of issue 2 item 8 (2 threads, batch 4, hidden 256, 4 heads,
+# Default: the CPU scaling configuration (2 threads, batch 4, hidden 256, 4 heads,
 # N = 1024..8192, fp32, one layer) -> results/cpu/scaling.{csv,md,png}.
 # BENCH_FULL=1: every mixer, layer and model scope, fp32 and bf16, N = 256..8192
 # -> results/cpu_full/. Extra arguments are passed to experiments.bench.

@@ -37,30 +37,14 @@ def __getattr__(name: str) -> Any:
 
 
 def datamodule_class(name: str) -> type[LRADataModule]:
-    """The data module class of a task name (imports only that task's module)."""
-    if name == "listops":
-        from experiments.data.listops import ListOpsDataModule
+    """The data module class of a task name (see :mod:`experiments.data.registry`).
 
-        return ListOpsDataModule
-    if name == "text":
-        from experiments.data.text import TextDataModule
+    Raises:
+        KeyError: with a sentence listing the registered names.
+    """
+    from experiments.data.registry import get_entry
 
-        return TextDataModule
-    if name == "retrieval":
-        from experiments.data.retrieval import RetrievalDataModule
-
-        return RetrievalDataModule
-    if name == "image":
-        from experiments.data.image import ImageDataModule
-
-        return ImageDataModule
-    if name in ("pathfinder", "pathx"):
-        from experiments.data.pathfinder import PathfinderDataModule
-
-        return PathfinderDataModule
-    raise KeyError(
-        f"Unknown LRA task {name!r}; use one of listops, text, retrieval, image, pathfinder, pathx."
-    )
+    return get_entry(name).cls
 
 
 def build_datamodule(

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from experiments.data.config import parse_task_config
+from experiments.data.registry import names
 
-TASKS = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
 PATHFINDER_SIZES = {"full": 200_000, "small": 2_000, "tiny": 200}
 INSTRUCTIONS = {
     "text": (
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("task", choices=TASKS)
+    p.add_argument("task", choices=names())
     p.add_argument("--data-dir", default="data", help="LRA data root (default: data)")
     p.add_argument("--out", default=None, help="task folder (default: <data-dir>/<task path>)")
     p.add_argument("--size", choices=("full", "small", "tiny"), default="full")

@@ -1,16 +1,19 @@
-"""Pydantic v2 configs of the six LRA tasks, a discriminated union on ``name``.
+"""Pydantic v2 configs of the six LRA tasks; their union on ``name`` comes from the registry.
 
-Every choice where LRA sources disagree (see ``shared/LRA.md``) is a field, never a hidden
-constant: ListOps length 2000 (LRA) vs 2048 (S4), text length 1000 (LRA code) vs 4000 (paper),
-Pathfinder resolution and difficulty, pixels as tokens vs normalised values. Paths are relative
-to the ``data_dir`` given to :func:`experiments.data.build_datamodule` unless absolute.
+Every choice where LRA sources disagree (see ``docs/lra_protocol.md``) is a field, never a
+hidden constant: ListOps length 2000 (LRA) vs 2048 (S4), text length 1000 (LRA code) vs 4000
+(paper), Pathfinder resolution and difficulty, pixels as tokens vs normalised values. Paths are
+relative to the ``data_dir`` given to :func:`experiments.data.build_datamodule` unless absolute.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import functools
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, model_validator
+from pydantic import Field, PositiveInt, TypeAdapter, model_validator
+
+from spectrans.config.core import StrictModel
 
 PadTo = Literal["max_length", "longest"]
 PixelEncoding = Literal["tokens", "normalized"]
@@ -20,12 +23,6 @@ MaskMode = Literal["lengths", "lra_nonzero"]
 """``lengths``: ``mask[b, t] = t < length[b]`` (correct: a black pixel is a real token);
 ``lra_nonzero``: additionally mask every token 0, as LRA's ``inputs > 0`` (on pixel tasks this
 masks every black pixel)."""
-
-
-class StrictModel(BaseModel):
-    """Base model: unknown keys are rejected, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ListOpsGenerateConfig(StrictModel):
@@ -215,16 +212,20 @@ class PathXTaskConfig(PathfinderTaskConfig):
     resolution: Literal[128, 256] = 128  # type: ignore[assignment]
 
 
-TaskConfig = Annotated[
-    ListOpsTaskConfig
-    | TextTaskConfig
-    | RetrievalTaskConfig
-    | ImageTaskConfig
-    | PathfinderTaskConfig
-    | PathXTaskConfig,
-    Field(discriminator="name"),
-]
-TASK_CONFIG_ADAPTER: TypeAdapter[TaskConfig] = TypeAdapter(TaskConfig)
+TaskConfig = TaskConfigBase
+"""Annotation of any registered task config (the union is built from the task registry)."""
+
+
+def task_config_adapter() -> TypeAdapter[Any]:
+    """The discriminated union (on ``name``) of every registered task config class."""
+    from experiments.data import registry
+
+    return _union_adapter(registry.config_classes())
+
+
+@functools.cache
+def _union_adapter(members: tuple[type[TaskConfigBase], ...]) -> TypeAdapter[Any]:
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="name")])  # noqa: UP007
 
 
 def parse_task_config(cfg: Any) -> TaskConfig:
@@ -239,4 +240,4 @@ def parse_task_config(cfg: Any) -> TaskConfig:
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    return TASK_CONFIG_ADAPTER.validate_python(cfg)
+    return task_config_adapter().validate_python(cfg)

@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from experiments.data.cache import SplitArrays
+from experiments.data.config import ImageTaskConfig
 from experiments.data.datamodule import LRADataModule, pack
 from experiments.data.errors import DataCorruptError, DataNotFoundError
 from experiments.data.hf import datasets_importable, load_hf_dataset
 from experiments.data.pixels import PIXEL_VOCAB_SIZE, rgb_to_gray_tokens
+from experiments.data.registry import register_task
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
@@ -65,6 +67,7 @@ def read_cifar_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return rgb, labels
 
 
+@register_task("image", ImageTaskConfig, order=3)
 class ImageDataModule(LRADataModule):
     """CIFAR-10 grayscale (10 classes, 256 pixel ids, length 1024)."""
 

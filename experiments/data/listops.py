@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from experiments.data.cache import SplitArrays
+from experiments.data.config import ListOpsTaskConfig
 from experiments.data.datamodule import SPLITS, LRADataModule, pack
 from experiments.data.errors import DataCorruptError, DataNotFoundError
+from experiments.data.registry import register_task
 
 VOCAB: tuple[str, ...] = (
     "<pad>",
@@ -91,6 +93,7 @@ def read_listops_tsv(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
     return seqs, np.asarray(labels, dtype=np.int64)
 
 
+@register_task("listops", ListOpsTaskConfig, order=0)
 class ListOpsDataModule(LRADataModule):
     """ListOps data module (10 classes, vocabulary of 17)."""
 

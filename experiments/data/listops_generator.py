@@ -42,7 +42,6 @@ from experiments.data.manifest import MANIFEST, read_manifest, write_manifest
 GENERATOR = "spectrans-lra listops"
 GENERATOR_VERSION = 1
 OPERATORS: tuple[str, ...] = ("[MIN", "[MAX", "[MED", "[SM")
-END = "]"
 VALUE_P = 0.25
 MAX_DEPTH = 10
 MAX_ARGS = 10

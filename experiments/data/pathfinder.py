@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from experiments.data.cache import SplitArrays
+from experiments.data.config import PathfinderTaskConfig, PathXTaskConfig
 from experiments.data.datamodule import SPLITS, LRADataModule
 from experiments.data.errors import DataCorruptError, DataNotFoundError
 from experiments.data.manifest import read_manifest, verify
 from experiments.data.pathfinder_folder import data_files, folder_state
 from experiments.data.pixels import PIXEL_VOCAB_SIZE
+from experiments.data.registry import register_task
 
 
 def metadata_files(root: Path) -> list[Path]:
@@ -87,6 +89,8 @@ def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> l
     return [perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]]
 
 
+@register_task("pathfinder", PathfinderTaskConfig, order=4)
+@register_task("pathx", PathXTaskConfig, order=5)
 class PathfinderDataModule(LRADataModule):
     """Pathfinder at ``cfg.resolution`` (2 classes, 256 pixel ids, ``resolution**2`` tokens)."""
 

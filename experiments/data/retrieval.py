@@ -14,8 +14,10 @@ import numpy as np
 
 from experiments.data.byte_tokens import BYTE_VOCAB_SIZE, encode_bytes
 from experiments.data.cache import SplitArrays
+from experiments.data.config import RetrievalTaskConfig
 from experiments.data.datamodule import LRADataModule, pack
 from experiments.data.errors import DataCorruptError, DataNotFoundError
+from experiments.data.registry import register_task
 
 FILE_SPLITS = {"train": "train", "val": "eval", "test": "test"}
 GET_AAN = (
@@ -62,6 +64,7 @@ def read_aan_tsv(
     return seqs_a, seqs_b, np.asarray(labels, dtype=np.int64)
 
 
+@register_task("retrieval", RetrievalTaskConfig, order=2)
 class RetrievalDataModule(LRADataModule):
     """AAN document matching (pair task, 2 classes, 258 ids, ``max_length`` per document)."""
 

@@ -20,9 +20,11 @@ import numpy as np
 
 from experiments.data.byte_tokens import BYTE_VOCAB_SIZE, encode_bytes
 from experiments.data.cache import SplitArrays
+from experiments.data.config import TextTaskConfig
 from experiments.data.datamodule import LRADataModule, pack
 from experiments.data.errors import DataCorruptError, DataError, DataNotFoundError
 from experiments.data.hf import datasets_importable, load_hf_dataset
+from experiments.data.registry import register_task
 
 GET_IMDB = (
     "download https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz and untar it "
@@ -80,6 +82,7 @@ def read_parquet_texts(files: list[Path]) -> tuple[list[bytes], np.ndarray]:
     return texts, np.asarray(labels, dtype=np.int64)
 
 
+@register_task("text", TextTaskConfig, order=1)
 class TextDataModule(LRADataModule):
     """IMDB byte-level classification (2 classes, 258 ids)."""
 

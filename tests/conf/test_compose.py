@@ -12,10 +12,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from experiments.config import ExperimentConfig, validate_experiment
+from experiments.data.registry import names as task_names
 from spectrans import registry
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-TASKS = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
+TASKS = list(task_names())
 PLUGIN_OF = {
     "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
     "ray": "hydra_plugins.hydra_ray_launcher",
@@ -149,12 +150,17 @@ def test_default_config_is_the_small_cpu_listops_run() -> None:
     assert exp.trainer.max_steps == 1500 and exp.data.batch_size == 32
 
 
-def test_hparams_search_composes_when_optuna_sweeper_is_installed() -> None:
-    try:
-        importlib.import_module("hydra_plugins.hydra_optuna_sweeper")
-    except ImportError:
-        pytest.skip("hydra-optuna-sweeper is an optional extra")
-    validate_experiment(_compose(["hparams_search=lst_optuna"]))
+def test_hparams_search_composes_the_optuna_sweep() -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="config", overrides=["hparams_search=lst_optuna"], return_hydra_config=True
+        )
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.startswith("hydra_plugins.hydra_optuna_sweeper")
+    assert sweeper.direction == "maximize" and sweeper.sampler.seed == cfg.seed
+    assert set(sweeper.params) == {"attention.transform_type", "optimizer.lr", "model.dropout"}
+    exp = validate_experiment(_compose(["hparams_search=lst_optuna"]))
+    assert exp.attention.name == "lst"
 
 
 def test_two_runs_in_the_same_second_get_different_directories() -> None:
