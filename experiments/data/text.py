@@ -126,7 +126,8 @@ class TextDataModule(LRADataModule):
                 if not files:
                     raise DataCorruptError(
                         folder / split,
-                        f"no neg/*.txt or pos/*.txt files; put the reviews in {self.root}: {GET_IMDB}",
+                        "no neg/*.txt or pos/*.txt files; put the reviews in "
+                        f"{self.root}: {GET_IMDB}",
                     )
                 texts = [p.read_bytes() for p, _ in files]
                 out[split] = (texts, np.asarray([lab for _, lab in files], dtype=np.int64))
