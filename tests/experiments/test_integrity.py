@@ -526,3 +526,52 @@ def test_a_read_only_folder_is_one_sentence_and_exit_2(
     blocked = data / ".cache" if denied == "data" else out / "retrieval-softmax"
     assert code == 2 and f"cannot use {blocked}" in line and key in line
     assert not out.exists()
+
+
+SITECUSTOMIZE = """
+import errno, os
+from pathlib import Path
+
+_denied = Path(os.environ["DENY_MKDIR_UNDER"]).resolve()
+_mkdir = os.mkdir
+
+
+def _deny(path, mode=0o777, **kwargs):
+    if Path(path).resolve().is_relative_to(_denied):
+        raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+    return _mkdir(path, mode, **kwargs)
+
+
+os.mkdir = _deny
+"""
+
+
+def test_train_py_refuses_a_read_only_output_folder_before_hydra(tmp_path: Path) -> None:
+    from experiments.cli import unwritable_folder
+
+    (tmp_path / "sc").mkdir()
+    (tmp_path / "sc" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    runs = tmp_path / "runs"
+    runs.mkdir()  # exists, read-only: Hydra would fail making its run folder in it
+    env = {
+        **os.environ,
+        "DENY_MKDIR_UNDER": str(runs),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "sc"), str(ROOT)]),
+    }
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "debug=default", f"paths.root_dir={tmp_path}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = _one_line(out.stderr)
+    assert out.returncode == 2 and f"cannot use {runs} (paths.output_dir)" in line
+    assert list(runs.iterdir()) == [] and not (tmp_path / "data").exists()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    problem = unwritable_folder(str(a_file / "runs"), "paths.output_dir")
+    assert problem is not None and str(a_file) in problem and "\n" not in problem
+    assert unwritable_folder(str(tmp_path / "new" / "runs"), "paths.output_dir") is None
+    assert not (tmp_path / "new").exists()
