@@ -575,3 +575,21 @@ def test_train_py_refuses_a_read_only_output_folder_before_hydra(tmp_path: Path)
     assert problem is not None and str(a_file) in problem and "\n" not in problem
     assert unwritable_folder(str(tmp_path / "new" / "runs"), "paths.output_dir") is None
     assert not (tmp_path / "new").exists()
+
+
+def test_a_refused_resume_exits_2_leaving_no_folder_and_the_run_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    earlier_cfg = _debug(out, tmp_path / "data")
+    name = earlier_cfg["name"]
+    earlier = _fake_run(out, "2026-01-01_00-00-00_aaaaaa", "incomplete", earlier_cfg, 1000, name)
+    before = _digest(earlier / "metrics.json")
+    job = _hydra_folder(monkeypatch, out / name / "2026-01-02_00-00-00_bbbbbb")
+    code, stderr = _main(
+        _debug(out, tmp_path / "data", "model.hidden_dim=32", "resume=auto"), capsys
+    )
+    line = _one_line(stderr)
+    assert code == 2 and "model.hidden_dim" in line and str(earlier) in line
+    assert not job.exists() and sorted(p.name for p in (out / name).iterdir()) == [earlier.name]
+    assert _digest(earlier / "metrics.json") == before
