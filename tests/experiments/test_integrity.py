@@ -524,7 +524,7 @@ def test_a_read_only_folder_is_one_sentence_and_exit_2(
     code, stderr = _main(_debug(out, data, "task=retrieval"), capsys)
     line = _one_line(stderr)
     blocked = data / ".cache" if denied == "data" else out / "retrieval-softmax"
-    assert code == 2 and f"cannot use {blocked}" in line and key in line
+    assert code == 2 and f"cannot use {blocked}" in line and f"point {key} elsewhere" in line
     assert not out.exists()
 
 
