@@ -6,13 +6,17 @@ composes the config with the same overrides, validates it
 (:func:`experiments.config.validate_experiment`) and turns any failure into one sentence
 naming the key, the value and the allowed choices; :func:`precheck_or_exit` prints it and
 exits with code 2, before Hydra creates a run folder. With ``-m`` every value of the sweep
-grid is checked. Other flags (``--cfg``, ``--help``, ...) are left to Hydra.
+grid is checked. Other flags (``--cfg``, ``--help``, ...) are left to Hydra. The output
+folder must be writable too: Hydra creates the run folder in it before the job starts, and
+would report a read-only one with a traceback.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -82,6 +86,8 @@ def precheck_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> str |
     overrides = [o for o in overrides if o not in MULTIRUN_FLAGS]
     if any(o.startswith("-") for o in overrides):
         return None
+    own_dirs = ("hydra.run.dir", "hydra.sweep.dir")  # run folders outside paths.output_dir
+    check_output = not any(o.lstrip("+~").startswith(own_dirs) for o in overrides)
     overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
     try:
         jobs = sweep_jobs(overrides) if multirun else [overrides]
@@ -90,14 +96,14 @@ def precheck_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> str |
     except ValueError as err:
         return str(err)
     for job in jobs:
-        problem = _precheck_one(job, conf_dir)
+        problem = _precheck_one(job, conf_dir, check_output)
         if problem is not None:
             return problem
     return None
 
 
-def _precheck_one(overrides: list[str], conf_dir: Path) -> str | None:
-    """Compose and validate one job's overrides."""
+def _precheck_one(overrides: list[str], conf_dir: Path, check_output: bool = True) -> str | None:
+    """Compose and validate one job's overrides (and, by default, that the output is writable)."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException, MissingConfigException
     from omegaconf import OmegaConf
@@ -109,6 +115,8 @@ def _precheck_one(overrides: list[str], conf_dir: Path) -> str | None:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             cfg = compose("config", overrides=overrides)
         validate_experiment(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+        if check_output:
+            return unwritable_folder(str(cfg.paths.output_dir), "paths.output_dir")
     except MissingConfigException as err:
         group, _, value = (err.missing_cfg_file or "").rpartition("/")
         options = ", ".join(sorted(err.options or []))
@@ -141,6 +149,26 @@ def _precheck_one(overrides: list[str], conf_dir: Path) -> str | None:
         return f"the config cannot be resolved: {str(err).splitlines()[0]}"
     except Exception:  # noqa: BLE001 - anything else is Hydra's to report
         return None
+    return None
+
+
+def unwritable_folder(path: str, key: str) -> str | None:
+    """One sentence when ``path`` cannot be created or written in, else None.
+
+    A folder is made and removed in the nearest existing folder on the way to ``path``
+    (``path`` itself when it exists), so nothing is left behind.
+    """
+    target = Path(path).absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
+    except OSError as err:
+        return (
+            f"cannot use {target} ({key}): {existing} is not writable ({err.strerror or err}); "
+            f"make it writable or point {key} elsewhere"
+        )
     return None
 
 

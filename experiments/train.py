@@ -540,12 +540,33 @@ FAILED_JOBS: list[str] = []
 """Sweep jobs (``-m``) that failed in this process; ``train.py`` exits 1 when any did."""
 
 
-def _one_sentence(err: BaseException) -> str:
-    """The error as one line; an OS error names the path and what to change."""
+def _path_key(filename: str, paths: dict[str, Any]) -> str:
+    """The ``paths.*`` key of the innermost folder holding ``filename`` (else both folder keys)."""
+    target = Path(filename).absolute()
+    holders = [
+        (len(Path(folder).absolute().parts), f"paths.{key}")
+        for key in ("run_dir", "output_dir", "data_dir")
+        if (folder := paths.get(key)) and target.is_relative_to(Path(folder).absolute())
+    ]
+    return max(holders)[1] if holders else "paths.data_dir / paths.output_dir"
+
+
+def _config_paths(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    """The resolved ``paths`` group of ``cfg`` (empty when it cannot be resolved)."""
+    try:
+        paths = to_container(cfg).get("paths")
+    except Exception:  # noqa: BLE001 - only a hint for the error sentence
+        return {}
+    return paths if isinstance(paths, dict) else {}
+
+
+def _one_sentence(err: BaseException, paths: dict[str, Any] | None = None) -> str:
+    """The error as one line; an OS error names the path, the ``paths.*`` key and the fix."""
     if isinstance(err, OSError) and not isinstance(err, DataError) and err.filename:
+        key = _path_key(os.fspath(err.filename), paths or {})
         return (
             f"cannot use {err.filename}: {err.strerror or err}; make it readable and writable "
-            "or point paths.data_dir / paths.output_dir elsewhere"
+            f"or point {key} elsewhere"
         )
     return " ".join(str(err).split()) or type(err).__name__
 
@@ -566,10 +587,11 @@ def main(cfg: DictConfig) -> float | None:
         _drop_orphan_hydra_dir()
         if full:
             traceback.print_exc()
-        print(f"error: {_one_sentence(err)}", file=sys.stderr)
+        sentence = _one_sentence(err, _config_paths(cfg))
+        print(f"error: {sentence}", file=sys.stderr)
         if multirun:
             _record_early_failure(cfg, err)
-            FAILED_JOBS.append(_one_sentence(err))
+            FAILED_JOBS.append(sentence)
             return None
         sys.exit(2)
     except RunInterruptedError as err:

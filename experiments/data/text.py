@@ -127,7 +127,11 @@ class TextDataModule(LRADataModule):
             out: Raw = {}
             for split, files in aclimdb_files(folder).items():
                 if not files:
-                    raise DataCorruptError(folder / split, "no neg/*.txt or pos/*.txt files")
+                    raise DataCorruptError(
+                        folder / split,
+                        "no neg/*.txt or pos/*.txt files; put the reviews in "
+                        f"{self.root}: {GET_IMDB}",
+                    )
                 texts = [p.read_bytes() for p, _ in files]
                 out[split] = (texts, np.asarray([lab for _, lab in files], dtype=np.int64))
             return out

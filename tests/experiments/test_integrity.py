@@ -6,8 +6,10 @@ Grouped like the cases they cover: resume safety, run kinds and the tables, run 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -51,10 +53,10 @@ def _debug(out: Path, data: Path, *extra: str) -> dict:
     )
 
 
-def _fake_run(root: Path, name: str, status: str, config: dict, mtime: int) -> Path:
-    import os
-
-    run_dir = root / "exp" / name
+def _fake_run(
+    root: Path, name: str, status: str, config: dict, mtime: int, exp: str = "exp"
+) -> Path:
+    run_dir = root / exp / name
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
     os.utime(run_dir / "checkpoints" / "last.ckpt", (mtime, mtime))
@@ -124,6 +126,25 @@ def test_resume_auto_after_a_completed_run_with_a_new_config_leaves_it_intact(
     assert second["status"] == "completed" and second["run_dir"] != first["run_dir"]
     assert _digest(record) == before
     assert stat.S_IMODE(record.stat().st_mode) == 0o644  # readable by everyone
+
+
+def test_a_resumed_segment_keeps_its_hydra_config_under_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "runs"
+    raw = _debug(out, tmp_path / "data", "resume=auto")
+    earlier = _fake_run(out, "2026-01-01_00-00-00_aaaaaa", "interrupted", raw, 1000, raw["name"])
+    segment = out / raw["name"] / "2026-01-02_00-00-00_bbbbbb"  # this command's Hydra folder
+    (segment / ".hydra").mkdir(parents=True)
+    (segment / ".hydra" / "config.yaml").write_text("resume: auto\n")
+    (segment / "train.log").write_text("")
+    monkeypatch.setattr(harness, "_hydra_output_dir", lambda: segment)
+    run_dir, ckpt = harness._select_run_dir(validate_experiment(raw), raw)
+    assert run_dir == earlier and ckpt == str(earlier / "checkpoints" / "last.ckpt")
+    assert sorted(p.name for p in (out / raw["name"]).iterdir()) == [earlier.name]  # no orphan
+    kept = earlier / "segments" / segment.name
+    assert (kept / ".hydra" / "config.yaml").read_text() == "resume: auto\n"
+    assert (kept / "train.log").is_file()
 
 
 # ------------------------------------------------------------------------------------------
@@ -378,3 +399,197 @@ def test_corrupt_rows_are_one_sentence_user_errors(tmp_path: Path) -> None:
         with pytest.raises(harness.USER_ERRORS) as err:
             read()  # type: ignore[operator]
         assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def _write_aan(root: Path, rows: dict[str, int]) -> Path:
+    """``new_aan_pairs.{train,eval,test}.tsv`` with ``rows[split]`` rows each (no header)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "eval", "test"):
+        lines = [f"{i % 2}.0\tp{i}\tq{i}\tpaper {i} text\tcited {i}\n" for i in range(rows[split])]
+        (root / f"new_aan_pairs.{split}.tsv").write_text("".join(lines))
+    return root
+
+
+def _main(cfg: dict, capsys: pytest.CaptureFixture[str]) -> tuple[object, str]:
+    """Exit code and stderr of the harness entry point on ``cfg``."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        harness.main(OmegaConf.create(cfg))
+    return exit_.value.code, capsys.readouterr().err
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _hydra_folder(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    """Pretend Hydra made ``folder`` (``.hydra/`` and ``train.log``) for this command."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text("{}\n")
+    (folder / "train.log").write_text("")
+    monkeypatch.setattr(harness, "_hydra_output_dir", lambda: folder)
+    return folder
+
+
+def test_empty_aclimdb_folders_are_one_sentence_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from experiments.data import build_datamodule
+    from experiments.data.errors import DataError
+
+    data = tmp_path / "data"
+    for split in ("train", "test"):
+        for label in ("pos", "neg"):
+            (data / "imdb" / "aclImdb" / split / label).mkdir(parents=True)
+    dm = build_datamodule({"name": "text"}, data_dir=data, batch_size=2)
+    with pytest.raises(DataError) as err:
+        dm.setup()
+    text = str(err.value)
+    assert str(data / "imdb" / "aclImdb" / "train") in text and "aclImdb_v1.tar.gz" in text
+    assert "\n" not in text
+    job = _hydra_folder(monkeypatch, tmp_path / "runs" / "text-softmax" / "job")
+    code, stderr = _main(_debug(tmp_path / "runs", data, "task=text"), capsys)
+    line = _one_line(stderr)
+    assert code == 2 and line.startswith("error: ") and str(data / "imdb" / "aclImdb") in line
+    assert not job.exists()  # the rejected command leaves no folder with only .hydra/
+
+
+def test_an_empty_aan_file_is_one_sentence_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    root = _write_aan(data / "tsv_data", {"train": 0, "eval": 3, "test": 3})
+    code, stderr = _main(_debug(tmp_path / "runs", data, "task=retrieval"), capsys)
+    line = _one_line(stderr)
+    assert code == 2 and f"the train split of task retrieval under {root} has no rows" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_imdb_parquet_without_pyarrow_names_the_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from experiments.data import build_datamodule
+    from experiments.data.errors import DataError
+
+    folder = tmp_path / "imdb" / "plain_text"
+    folder.mkdir(parents=True)
+    files = [folder / f"{s}-00000-of-00001.parquet" for s in ("train", "test")]
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401
+
+        for path in files:
+            pd.DataFrame({"text": ["meh", "wow"], "label": [0, 1]}).to_parquet(path)
+    except ImportError:  # never parsed without an engine: the magic bytes suffice
+        for path in files:
+            path.write_bytes(b"PAR1" + b"\0" * 8 + b"PAR1")
+    for engine in ("pyarrow", "fastparquet"):  # no parquet engine importable
+        monkeypatch.setitem(sys.modules, engine, None)
+    monkeypatch.setattr("experiments.data.text.datasets_importable", lambda: False)
+    dm = build_datamodule({"name": "text", "cache": False}, data_dir=tmp_path, batch_size=2)
+    with pytest.raises(DataError) as err:
+        dm.setup()
+    text = str(err.value)
+    assert "pip install pyarrow" in text and str(files[0]) in text and "\n" not in text
+
+
+def _deny_mkdir_under(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """``os.mkdir`` fails under ``root`` as on a read-only folder (tests run as root)."""
+    real = os.mkdir
+    denied = root.resolve()
+
+    def mkdir(path: str | os.PathLike[str], mode: int = 0o777, **kwargs: object) -> None:
+        if Path(path).resolve().is_relative_to(denied):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        real(path, mode, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+@pytest.mark.parametrize(
+    ("denied", "key"), [("data", "paths.data_dir"), ("runs", "paths.output_dir")]
+)
+def test_a_read_only_folder_is_one_sentence_and_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    denied: str,
+    key: str,
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "runs"
+    _write_aan(data / "tsv_data", {"train": 4, "eval": 2, "test": 2})
+    _deny_mkdir_under(monkeypatch, tmp_path / denied)
+    code, stderr = _main(_debug(out, data, "task=retrieval"), capsys)
+    line = _one_line(stderr)
+    blocked = data / ".cache" if denied == "data" else out / "retrieval-softmax"
+    assert code == 2 and f"cannot use {blocked}" in line and f"point {key} elsewhere" in line
+    assert not out.exists()
+
+
+SITECUSTOMIZE = """
+import errno, os
+from pathlib import Path
+
+_denied = Path(os.environ["DENY_MKDIR_UNDER"]).resolve()
+_mkdir = os.mkdir
+
+
+def _deny(path, mode=0o777, **kwargs):
+    if Path(path).resolve().is_relative_to(_denied):
+        raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+    return _mkdir(path, mode, **kwargs)
+
+
+os.mkdir = _deny
+"""
+
+
+def test_train_py_refuses_a_read_only_output_folder_before_hydra(tmp_path: Path) -> None:
+    from experiments.cli import unwritable_folder
+
+    (tmp_path / "sc").mkdir()
+    (tmp_path / "sc" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    runs = tmp_path / "runs"
+    runs.mkdir()  # exists, read-only: Hydra would fail making its run folder in it
+    env = {
+        **os.environ,
+        "DENY_MKDIR_UNDER": str(runs),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "sc"), str(ROOT)]),
+    }
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "debug=default", f"paths.root_dir={tmp_path}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = _one_line(out.stderr)
+    assert out.returncode == 2 and f"cannot use {runs} (paths.output_dir)" in line
+    assert list(runs.iterdir()) == [] and not (tmp_path / "data").exists()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    problem = unwritable_folder(str(a_file / "runs"), "paths.output_dir")
+    assert problem is not None and str(a_file) in problem and "\n" not in problem
+    assert unwritable_folder(str(tmp_path / "new" / "runs"), "paths.output_dir") is None
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_refused_resume_exits_2_leaving_no_folder_and_the_run_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    earlier_cfg = _debug(out, tmp_path / "data")
+    name = earlier_cfg["name"]
+    earlier = _fake_run(out, "2026-01-01_00-00-00_aaaaaa", "incomplete", earlier_cfg, 1000, name)
+    before = _digest(earlier / "metrics.json")
+    job = _hydra_folder(monkeypatch, out / name / "2026-01-02_00-00-00_bbbbbb")
+    code, stderr = _main(
+        _debug(out, tmp_path / "data", "model.hidden_dim=32", "resume=auto"), capsys
+    )
+    line = _one_line(stderr)
+    assert code == 2 and "model.hidden_dim" in line and str(earlier) in line
+    assert not job.exists() and sorted(p.name for p in (out / name).iterdir()) == [earlier.name]
+    assert _digest(earlier / "metrics.json") == before
