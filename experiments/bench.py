@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from experiments.bench_report import (  # noqa: F401
     BASELINE,
     STOP_STATUSES,
+    Row,
     alpha_all,
     alpha_upper_half,
     combos,
@@ -72,6 +73,7 @@ from experiments.bench_report import (  # noqa: F401
     write_markdown,
 )
 from experiments.run_record import git_commit
+from spectrans.layers.blocks import PreNormBlock
 
 LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "wavelet", "mixed")
 CPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 14))  # 256 .. 8192
@@ -107,23 +109,6 @@ class MixerSpec:
     config: dict[str, Any] = field(default_factory=dict)
     factory: Callable[[int], nn.Module] | None = None
     claim: str = ""
-
-
-@dataclass
-class Row:
-    """One measurement (a row of ``scaling.csv``)."""
-
-    mixer: str
-    scope: str
-    dtype: str
-    device: str
-    N: int
-    batch: int
-    time_ms: float | None = None
-    peak_mem_bytes: int | None = None
-    status: str = "ok"
-    repeats: int = 0
-    message: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,27 +157,10 @@ class _MixerOut(nn.Module):
         super().__init__()
         self.mixer = mixer
 
-    def forward(self, x: Tensor) -> Tensor:  # x: (B, N, D)
-        """The mixer's output without weights."""
-        out = self.mixer(x)
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:  # x: (B, N, D)
+        """The mixer's output without weights (a factory's mixer may take no mask)."""
+        out = self.mixer(x) if mask is None else self.mixer(x, mask)
         return out[0] if isinstance(out, tuple) else out  # (B, N, D)
-
-
-class PreNormBlock(nn.Module):
-    """``x + mixer(LN(x))`` then ``x + MLP(LN(x))`` with a 4D GELU MLP."""
-
-    def __init__(self, mixer: nn.Module, hidden: int) -> None:
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
-        self.mixer = _MixerOut(mixer)
-        self.mlp = nn.Sequential(
-            nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:  # x: (B, N, D)
-        """Two residual sub-blocks."""
-        x = x + self.mixer(self.norm1(x))  # (B, N, D)
-        return x + self.mlp(self.norm2(x))  # (B, N, D)
 
 
 def build_small_model(
@@ -209,7 +177,9 @@ def build_small_model(
             return _classifier(spec, n, hidden, num_blocks), "build_classifier"
         except ImportError:
             pass
-    blocks = [PreNormBlock(build_mixer(spec, n), hidden) for _ in range(num_blocks)]
+    blocks = [
+        PreNormBlock(_MixerOut(build_mixer(spec, n)), hidden, 4 * hidden) for _ in range(num_blocks)
+    ]
     return nn.Sequential(*blocks, nn.LayerNorm(hidden)), "pre-norm stack"
 
 

@@ -14,7 +14,7 @@ overhead-bound.
 
 Presentation: the markdown tables of ``scaling.md``, the rich console tables and the log-log
 matplotlib plot ``scaling.png``. This module never measures anything; it reads the
-:class:`experiments.bench.Row` list a run produced.
+:class:`Row` list a run produced.
 """
 
 from __future__ import annotations
@@ -22,16 +22,31 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from experiments.bench import Row
-
 BASELINE = "softmax"
 STOP_STATUSES = ("oom", "over_budget")  # a mixer stops growing after these (the run loop)
+
+
+@dataclass
+class Row:
+    """One measurement (a row of ``scaling.csv``)."""
+
+    mixer: str
+    scope: str
+    dtype: str
+    device: str
+    N: int
+    batch: int
+    time_ms: float | None = None
+    peak_mem_bytes: int | None = None
+    status: str = "ok"
+    repeats: int = 0
+    message: str = ""
 
 
 # --------------------------------------------------------------------------------------------
