@@ -1,0 +1,115 @@
+"""The whole experiment config: the harness groups plus the task, attention and model nodes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from experiments.config.groups import (
+    CallbacksConfig,
+    DataConfig,
+    LoggerConfig,
+    OptimizerConfig,
+    PathsConfig,
+    SchedulerConfig,
+    TrainerConfig,
+)
+from experiments.config.resolvers import variant_name
+from spectrans.config.core import StrictModel
+from spectrans.registry import names as registry_names
+
+
+class ExperimentConfig(StrictModel):
+    """One training run, fully validated.
+
+    Attributes:
+        name: Experiment name; runs of one name share ``<output_dir>/<name>/`` and
+            ``resume=auto`` picks the latest of them.
+        seed: Seed of everything (model init, data order, generators).
+        resume: None, ``auto`` or a run directory holding ``checkpoints/last.ckpt``.
+        compile: ``torch.compile`` the model (True), not (False), or ``auto``: on CUDA, time
+            a few eager and a few compiled training steps early in the run and keep the
+            faster (compilation excluded from the timing).
+        task: Task config (``experiments.data.config``).
+        attention: Token-mixer config (None only for ``model=lst``).
+        model: Model config (``spectrans.config.models``).
+        variant_label: The run's variant in records and tables when the attention name alone
+            does not tell it (``lra-performer``: LRA's Performer settings of ``performer``);
+            None derives it from the attention (:func:`variant_name`).
+    """
+
+    name: str = "default"
+    variant_label: str | None = None
+    seed: int = Field(0, ge=0, lt=2**32)
+    resume: str | None = None
+    compile: bool | Literal["auto"] = False
+    task: Any
+    attention: Any = None
+    model: Any
+    data: DataConfig = DataConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    callbacks: CallbacksConfig = CallbacksConfig()
+    logger: LoggerConfig = LoggerConfig()
+    paths: PathsConfig = PathsConfig()
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> ExperimentConfig:
+        if self.trainer.max_steps == 0:
+            raise ValueError(
+                "trainer.max_steps = 0 is invalid (nothing would be trained); set a positive "
+                "number of steps, or -1 to train by trainer.max_epochs"
+            )
+        task_length = getattr(self.task, "max_length", None)
+        model_length = getattr(self.model, "max_sequence_length", None)
+        if isinstance(task_length, int) and isinstance(model_length, int):
+            if model_length < task_length:
+                raise ValueError(
+                    f"model.max_sequence_length = {model_length} is shorter than "
+                    f"task.max_length = {task_length}; raise model.max_sequence_length to at "
+                    f"least {task_length} (or leave it at its default, the task length)"
+                )
+        if self.scheduler.name == "cosine" and self.trainer.max_steps <= 0:
+            raise ValueError(
+                f"trainer.max_steps = {self.trainer.max_steps} is invalid with scheduler=cosine; "
+                "set trainer.max_steps to a positive number of steps"
+            )
+        if self.trainer.accelerator == "cpu" and self.trainer.precision in ("16-mixed",):
+            raise ValueError(
+                f"trainer.precision = '{self.trainer.precision}' is invalid with "
+                "trainer.accelerator=cpu; choose one of: 32-true, bf16-mixed"
+            )
+        model_name = getattr(self.model, "name", None)
+        attention_name = getattr(self.attention, "name", None)
+        if model_name == "lst" and attention_name not in (None, "lst"):
+            raise ValueError(
+                f"attention.name = '{attention_name}' is invalid with model=lst (it has its own "
+                "LST mixing); use attention=lst or model=encoder"
+            )
+        if model_name != "lst" and self.attention is None:
+            raise ValueError(
+                f"attention = None is invalid with model={model_name}; choose one of: "
+                f"{', '.join(registry_names())}"
+            )
+        return self
+
+    @property
+    def transform(self) -> str | None:
+        """The spectral transform of an LST run (``dct``/``dst``/...), else None."""
+        if getattr(self.model, "name", None) == "lst":
+            return getattr(self.model, "transform_type", None)
+        return getattr(self.attention, "transform_type", None)
+
+    @property
+    def variant(self) -> str:
+        """``variant_label``, else the attention name plus ``-<transform>`` for LST."""
+        if self.variant_label:
+            return self.variant_label
+        return variant_name(
+            getattr(self.attention, "name", None),
+            getattr(self.attention, "transform_type", None),
+            self.model.name,
+            getattr(self.model, "transform_type", None),
+        )
