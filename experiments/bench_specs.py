@@ -1,0 +1,155 @@
+"""Mixers the scaling benchmark times, and the layer / small model built around each.
+
+A :class:`MixerSpec` names one mixer (a registry config, or a factory); :func:`build` turns it
+into the module a scope times: the bare mixer (``layer``) or a two-block model (``model``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spectrans.layers.blocks import PreNormBlock
+
+LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "wavelet", "mixed")
+
+
+@dataclass(frozen=True)
+class MixerSpec:
+    """One benchmarked mixer.
+
+    Attributes:
+        label: Name in the tables (registry name, or ``lst-<transform>``).
+        config: Registry config dict (``name`` plus options); ``max_sequence_length`` is set
+            to N at build time where the config has it.
+        factory: Optional ``N -> nn.Module`` that replaces the registry (tests, custom mixers).
+        claim: The complexity the registry claims (``O(n)``, ``O(n log n)``, ``O(n^2)``).
+    """
+
+    label: str
+    config: dict[str, Any] = field(default_factory=dict)
+    factory: Callable[[int], nn.Module] | None = None
+    claim: str = ""
+
+
+def default_specs(hidden: int, heads: int) -> list[MixerSpec]:
+    """Every registered mixer, ``lst`` once per transform; heads only where the config has them."""
+    from spectrans import registry
+
+    specs: list[MixerSpec] = []
+    for name in registry.names():
+        entry = registry.get_entry(name)
+        fields = entry.config_class.model_fields
+        claim = entry.complexity
+        config: dict[str, Any] = {"name": name, "hidden_dim": hidden}
+        if "num_heads" in fields:
+            config["num_heads"] = heads
+        if name == "lst":
+            specs += [
+                MixerSpec(f"lst-{t}", {**config, "transform_type": t}, claim=claim)
+                for t in LST_TRANSFORMS
+            ]
+        else:
+            specs.append(MixerSpec(name, config, claim=claim))
+    return specs
+
+
+def _config_at(spec: MixerSpec, n: int) -> dict[str, Any]:
+    """The spec's registry config with ``max_sequence_length = n`` where the config has it."""
+    from spectrans import registry
+
+    config = dict(spec.config)
+    if "max_sequence_length" in registry.get_entry(config["name"]).config_class.model_fields:
+        config["max_sequence_length"] = n
+    return config
+
+
+def build_mixer(spec: MixerSpec, n: int) -> nn.Module:
+    """Build the mixer for sequence length ``n`` (registry, or the spec's factory)."""
+    if spec.factory is not None:
+        return spec.factory(n)
+    from spectrans import registry
+
+    return registry.build_layer(_config_at(spec, n))
+
+
+class _MixerOut(nn.Module):
+    """Calls a mixer and drops the attention weights if it returns a tuple."""
+
+    def __init__(self, mixer: nn.Module) -> None:
+        super().__init__()
+        self.mixer = mixer
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:  # x: (B, N, D)
+        """The mixer's output without weights (a factory's mixer may take no mask)."""
+        out = self.mixer(x) if mask is None else self.mixer(x, mask)
+        return out[0] if isinstance(out, tuple) else out  # (B, N, D)
+
+
+def build_small_model(
+    spec: MixerSpec, n: int, hidden: int, num_blocks: int = 2
+) -> tuple[nn.Module, str]:
+    """The "whole small model" and a description of what it is.
+
+    ``spectrans.models.build_classifier`` (encoder, ``num_blocks`` layers, no dropout, mean
+    pooling, 10 classes, input ``(B, N, D)`` fed through an adapter that maps it to token ids)
+    when it exists and accepts the mixer, else ``num_blocks`` pre-norm blocks of this module.
+    """
+    if spec.factory is None:
+        try:
+            return _classifier(spec, n, hidden, num_blocks), "build_classifier"
+        except ImportError:
+            pass
+    blocks = [
+        PreNormBlock(_MixerOut(build_mixer(spec, n)), hidden, 4 * hidden) for _ in range(num_blocks)
+    ]
+    return nn.Sequential(*blocks, nn.LayerNorm(hidden)), "pre-norm stack"
+
+
+class _TokenAdapter(nn.Module):
+    """Feeds fixed random token ids to a classifier; the float input only sets the shape."""
+
+    def __init__(self, model: nn.Module, vocab_size: int) -> None:
+        super().__init__()
+        self.model, self.vocab_size = model, vocab_size
+        self._ids: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (B, N, D)
+        """Logits of the wrapped classifier on fixed token ids (drawn once per shape)."""
+        if self._ids is None or self._ids.shape != x.shape[:2] or self._ids.device != x.device:
+            gen = torch.Generator(device="cpu").manual_seed(0)
+            self._ids = torch.randint(0, self.vocab_size, x.shape[:2], generator=gen).to(
+                x.device
+            )  # (B, N)
+        return self.model(input_ids=self._ids)  # (B, C)
+
+
+def _classifier(spec: MixerSpec, n: int, hidden: int, num_blocks: int) -> nn.Module:
+    from spectrans.config.layers import parse_layer_config
+    from spectrans.config.models import EncoderModelConfig
+    from spectrans.models import build_classifier
+
+    mixer_config = _config_at(spec, n)
+    model_cfg = EncoderModelConfig(
+        hidden_dim=hidden, num_layers=num_blocks, dropout=0.0, max_sequence_length=n, pooling="mean"
+    )
+    model = build_classifier(
+        model_cfg,
+        parse_layer_config(mixer_config),
+        vocab_size=256,
+        num_classes=10,
+        max_length=n,
+        pair=False,
+    )
+    return _TokenAdapter(model, 256)
+
+
+def build(spec: MixerSpec, scope: str, n: int, hidden: int) -> tuple[nn.Module, str]:
+    """The module a scope times (``layer``: the bare mixer; ``model``: a small model)."""
+    if scope == "layer":
+        return _MixerOut(build_mixer(spec, n)), ""
+    return build_small_model(spec, n, hidden)

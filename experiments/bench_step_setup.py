@@ -1,0 +1,212 @@
+"""What a training step of the step benchmark runs on: the LRA preset's model and a batch.
+
+:func:`load_setup` composes a mixer's LRA preset with Hydra and builds its model as
+``train.py`` does; :class:`AnchorEncoder` is the plain-PyTorch SDPA encoder each mixer is
+compared with; :func:`random_batch` draws tokens and labels of the task's shape.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+BENCH_TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
+"""Tasks the step benchmark times (registered task names)."""
+ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = ROOT / "conf"
+
+
+@dataclass
+class Setup:
+    """What a timed step needs: the model, its optimizer config, and the batch shape."""
+
+    model: nn.Module
+    optimizer: Any
+    batch: int
+    seq_len: int
+    vocab_size: int
+    num_classes: int
+    input_type: str
+    shape: dict[str, Any]
+
+
+@functools.cache
+def _presets() -> ModuleType:
+    """``scripts/make_presets.py``, the table of preset variants."""
+    spec = importlib.util.spec_from_file_location("make_presets", ROOT / "scripts/make_presets.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def default_mixers() -> tuple[str, ...]:
+    """Every preset variant, then every other registered mixer.
+
+    A registered mixer that is the attention group of a variant is timed as its variants
+    (``lst`` as ``lst-dct``, ``lst-dst``, ...).
+    """
+    from spectrans import registry
+
+    variants = _presets().VARIANTS
+    groups = {group for group, _, _ in variants.values()}
+    rest = [n for n in registry.names() if n not in variants and n not in groups]
+    return (*variants, *rest)
+
+
+def _hydra_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def preset_overrides(mixer: str, task: str) -> list[str]:
+    """Hydra overrides of a mixer's LRA preset for ``task``.
+
+    A preset variant is its own file; another registered mixer takes a preset whose attention
+    node is empty (all else is shared by every variant) with ``attention=<mixer>`` and the keys
+    :func:`make_presets.attention_node` gives it.
+    """
+    presets = _presets()
+    if mixer in presets.VARIANTS:
+        return [f"experiment=lra/{mixer}-{task}"]
+    base = next(v for v in presets.VARIANTS if not presets.attention_node(v, task))
+    node = presets.attention_node(mixer, task)
+    keys = [f"attention.{k}={_hydra_value(v)}" for k, v in node.items()]
+    return [f"experiment=lra/{base}-{task}", f"attention={mixer}", *keys]
+
+
+def load_setup(mixer: str, task: str, batch: int | None, max_len: int | None) -> Setup:
+    """Compose and validate the preset, then build its model as ``train.py`` does.
+
+    Args:
+        mixer: Mixer preset name (see :func:`default_mixers`).
+        task: LRA task (see :data:`BENCH_TASKS`).
+        batch: Batch size override (default: the preset's).
+        max_len: Cap on the sequence length (default: the task's).
+    """
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from experiments.config import validate_experiment
+    from experiments.data import build_datamodule
+    from spectrans.models import build_classifier
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=preset_overrides(mixer, task))
+    exp = validate_experiment(OmegaConf.to_container(cfg, resolve=True))
+    dm = build_datamodule(exp.task, data_dir="unused", batch_size=exp.data.batch_size)
+    seq_len = min(dm.max_length, max_len) if max_len else dm.max_length
+    model = build_classifier(
+        exp.model,
+        exp.attention,
+        vocab_size=dm.vocab_size,
+        num_classes=dm.num_classes,
+        max_length=seq_len,
+        pair=False,
+        input_type=dm.input_type,
+    )
+    heads = getattr(exp.attention, "num_heads", None) or 4
+    head_dim = getattr(exp.attention, "head_dim", None) or exp.model.hidden_dim // heads
+    shape = {
+        "hidden": exp.model.hidden_dim,
+        "layers": exp.model.num_layers,
+        "ffn": exp.model.ffn_hidden_dim,
+        "heads": heads,
+        "head_dim": head_dim,
+    }
+    return Setup(
+        model=model,
+        optimizer=exp.optimizer,
+        batch=batch or exp.data.batch_size,
+        seq_len=seq_len,
+        vocab_size=dm.vocab_size,
+        num_classes=dm.num_classes,
+        input_type=dm.input_type,
+        shape=shape,
+    )
+
+
+class AnchorEncoder(nn.Module):
+    """Plain pre-norm SDPA encoder classifier (the reference a user would write).
+
+    Args:
+        vocab_size: Token vocabulary.
+        num_classes: Logits.
+        seq_len: Learned positions.
+        hidden: Model width D.
+        layers: Blocks L.
+        ffn: MLP width.
+        heads: Heads H; the head width is ``max(8, 8 ceil(head_dim / 8))``.
+        head_dim: Head width of the mixer being compared.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        seq_len: int,
+        hidden: int,
+        layers: int,
+        ffn: int,
+        heads: int,
+        head_dim: int,
+    ) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, 8 * math.ceil(head_dim / 8)
+        inner = heads * self.head_dim
+        self.embed = nn.Embedding(vocab_size, hidden)
+        self.pos = nn.Parameter(torch.randn(seq_len, hidden) * 0.02)
+        self.blocks = nn.ModuleList()
+        for _ in range(layers):
+            block = nn.ModuleDict(
+                {
+                    "ln1": nn.LayerNorm(hidden),
+                    "qkv": nn.Linear(hidden, 3 * inner),
+                    "out": nn.Linear(inner, hidden),
+                    "ln2": nn.LayerNorm(hidden),
+                    "mlp": nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Linear(ffn, hidden)),
+                }
+            )
+            self.blocks.append(block)
+        self.norm = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        """Logits (B, C) of token ids (B, N)."""
+        batch, n = input_ids.shape
+        x = self.embed(input_ids) + self.pos[:n]  # (B, N, D)
+        for block in self.blocks:
+            qkv = block["qkv"](block["ln1"](x)).view(batch, n, 3, self.heads, self.head_dim)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B, H, N, d) each
+            att = nn.functional.scaled_dot_product_attention(q, k, v)  # (B, H, N, d)
+            x = x + block["out"](att.transpose(1, 2).reshape(batch, n, -1))
+            x = x + block["mlp"](block["ln2"](x))
+        return self.head(self.norm(x).mean(dim=1))  # (B, C)
+
+
+def random_batch(setup: Setup, device: torch.device, seed: int = 0) -> dict[str, Tensor]:
+    """Random tokens (or pixel values) and labels of the task's shape, no padding."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, setup.vocab_size, (setup.batch, setup.seq_len), generator=gen)
+    batch = {
+        "attention_mask": torch.ones(setup.batch, setup.seq_len, dtype=torch.bool),
+        "labels": torch.randint(0, setup.num_classes, (setup.batch,), generator=gen),
+    }
+    if setup.input_type == "values":
+        batch["input_values"] = ids.float() / max(1, setup.vocab_size - 1)
+    else:
+        batch["input_ids"] = ids
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def mixing_path(model: nn.Module, seq_len: int, device: torch.device) -> str:
+    """The LST mixing path (``dense`` / ``fast``) the model's layers take, or ``""``."""
+    paths = {m.chosen_path(seq_len, device) for m in model.modules() if hasattr(m, "chosen_path")}
+    return "/".join(sorted(paths))

@@ -1,0 +1,227 @@
+"""Timing and peak-memory helpers shared by the benchmarks.
+
+A *step* is a zero-argument callable that runs one forward+backward (and, for training steps,
+one optimizer update). :func:`measure` reports the median of timed repeats after one warm-up
+(:mod:`experiments.bench`); :func:`time_steps` the mean over steps run back to back
+(:mod:`experiments.bench_step`). Both synchronise the device around timed regions, so
+``perf_counter`` differences measure finished device work.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` after a reset; on CPU the growth of
+the process's resident set (``VmHWM`` after ``/proc/self/clear_refs`` minus ``VmRSS`` before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (no-op off CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def is_oom(err: BaseException) -> bool:
+    """Whether ``err`` is an out-of-memory failure (CUDA, or the CPU allocator's)."""
+    if isinstance(err, MemoryError | torch.cuda.OutOfMemoryError):
+        return True
+    text = str(err).lower()
+    return "out of memory" in text or "not enough memory" in text or "can't allocate" in text
+
+
+def device_name(device: torch.device) -> str:
+    """Human-readable device: the GPU name, or the CPU model and torch thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    return f"cpu ({model}, {torch.get_num_threads()} threads)"
+
+
+def short_device_name(device: torch.device) -> str:
+    """GPU name, or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+# --------------------------------------------------------------------------------------------
+# CPU peak memory
+# --------------------------------------------------------------------------------------------
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def pin_malloc_threshold() -> None:
+    """Fix glibc's mmap threshold (128 KiB) so large freed tensors return to the OS."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+
+
+def _proc_status_kib(key: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(f"{key} not in /proc/self/status")
+
+
+def cpu_rss_growth(fn: Callable[[], None]) -> int | None:
+    """Run ``fn`` and return the peak RSS growth in bytes, or None where it cannot be read."""
+    libc = _libc()
+    try:
+        if libc is not None:
+            libc.malloc_trim(0)
+        before = _proc_status_kib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset VmHWM to the current RSS
+    except (OSError, KeyError):
+        fn()
+        return None
+    fn()
+    return max(0, _proc_status_kib("VmHWM") - before) * 1024
+
+
+def warm_libraries(device: torch.device) -> None:
+    """Create cuBLAS/cuFFT workspaces once, so the first measured mixer is not charged them."""
+    a = torch.randn(64, 64, device=device, requires_grad=True)  # (64, 64)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        (a @ a).float().sum().backward()
+    (a @ a).sum().backward()
+    torch.fft.rfft(a.detach(), dim=0).abs().sum().item()
+    sync(device)
+
+
+# --------------------------------------------------------------------------------------------
+# Steps
+# --------------------------------------------------------------------------------------------
+
+
+def make_step(module: nn.Module, x: Tensor, dtype: str) -> Callable[[], None]:
+    """One forward+backward: ``mean(module(x)^2).backward()``, bf16 under autocast."""
+    autocast = (
+        torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
+        if dtype == "bf16"
+        else contextlib.nullcontext()
+    )
+
+    def step() -> None:
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        with autocast:
+            out = module(x)  # (B, N, D)
+            out = out[0] if isinstance(out, tuple) else out
+        out.float().square().mean().backward()
+
+    return step
+
+
+def make_train_step(
+    model: nn.Module,
+    forward: Callable[[], Tensor],
+    labels: Tensor,
+    optimizer: torch.optim.Optimizer,
+    dtype: str,
+    device: torch.device,
+) -> Callable[[], None]:
+    """One optimizer step: forward (autocast for bf16), cross-entropy, backward, update."""
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        with torch.autocast(device.type, torch.bfloat16, enabled=dtype == "bf16"):
+            logits = forward()  # (B, C)
+        loss = loss_fn(logits.float(), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------
+
+
+def _timed(step: Callable[[], None], device: torch.device) -> float:
+    """Seconds one ``step`` takes, the device synchronised before and after."""
+    sync(device)
+    t0 = time.perf_counter()
+    step()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def _peak_bytes(step: Callable[[], None], device: torch.device, baseline_bytes: int) -> int | None:
+    """Peak memory of one ``step``: CUDA allocator peak minus ``baseline_bytes``, or CPU RSS."""
+    if device.type != "cuda":
+        return cpu_rss_growth(step)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    sync(device)
+    return int(torch.cuda.max_memory_allocated(device)) - baseline_bytes
+
+
+def measure(
+    step: Callable[[], None],
+    device: torch.device,
+    repeats: int,
+    budget_s: float,
+    baseline_bytes: int = 0,
+) -> tuple[float, int | None, int, str]:
+    """Time ``step`` (median of timed repeats after one warm-up) and its peak memory.
+
+    On CUDA the peak is ``max_memory_allocated`` during one step minus ``baseline_bytes``
+    (what was allocated before the module was built: library workspaces and plan caches left
+    by earlier configurations). The repeats are capped so that warm-up, memory step and
+    repeats fit the budget: ``n = max(1, min(repeats, (budget - 2 t_warm) / t_warm))``.
+
+    Returns:
+        ``(time_ms, peak_mem_bytes, repeats_done, status)``; status ``over_budget`` when the
+        warm-up alone exceeded ``budget_s`` (its time is returned, nothing else is run).
+    """
+    warm = _timed(step, device)
+    if warm > budget_s:
+        return 1e3 * warm, None, 0, "over_budget"
+    peak = _peak_bytes(step, device, baseline_bytes)
+    n = max(1, min(repeats, int((budget_s - 2 * warm) / max(warm, 1e-9))))
+    times = [_timed(step, device) for _ in range(n)]
+    return 1e3 * statistics.median(times), peak, n, "ok"
+
+
+def time_steps(
+    step: Callable[[], None], device: torch.device, warmup: int, steps: int
+) -> tuple[float, int | None]:
+    """Mean milliseconds per step after ``warmup`` untimed steps, and the peak bytes (CUDA)."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    ms = (time.perf_counter() - start) * 1000.0 / steps
+    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    return ms, peak
