@@ -3,6 +3,8 @@ import hashlib
 import json
 import math
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,16 @@ def test_main_cli(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 0
     assert "wrote" in capsys.readouterr().out
     assert "python -m experiments.results --runs" in (runs / "cli" / "efficiency.md").read_text()
+
+
+def test_importing_results_leaves_the_data_modules_unloaded() -> None:
+    """The task columns are read from the registry on first use, not at import."""
+    code = (
+        "import sys, experiments.results as r\n"
+        "before = sorted(m for m in sys.modules if m.startswith(('experiments.data', 'torch')))\n"
+        "print(before, r.TASKS5 == r.TASKS[:5], 'listops' in r.TASKS)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["[]", "True", "True"]
