@@ -25,8 +25,6 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -34,6 +32,12 @@ from typing import Any, Literal, TypeVar
 from torch import nn
 
 from spectrans.config.core import TokenMixerConfig
+from spectrans.declarations import (
+    check_name_free,
+    check_name_literal,
+    class_path,
+    import_package_modules,
+)
 
 Family = Literal["attention", "mixing"]
 Complexity = Literal["O(n)", "O(n log n)", "O(n^2)"]
@@ -73,7 +77,7 @@ class RegistryEntry:
     @property
     def layer_path(self) -> str:
         """``module:ClassName`` of the layer."""
-        return f"{self.cls.__module__}:{self.cls.__qualname__}"
+        return class_path(self.cls)
 
     @property
     def causal(self) -> bool:
@@ -102,17 +106,11 @@ def register_mixer(
         ValueError: ``name`` is taken by another class, or the config's ``name`` literal is
             not ``name``.
     """
-    literal = getattr(config_class.model_fields.get("name"), "default", None)
-    if literal != name:
-        raise ValueError(
-            f"{config_class.__name__}.name defaults to {literal!r}; it must be {name!r} to "
-            f"register it as '{name}'"
-        )
+    check_name_literal(config_class, name)
 
     def decorate(cls: LayerT) -> LayerT:
         old = _TABLE.get(name)
-        if old is not None and old.layer_path != f"{cls.__module__}:{cls.__qualname__}":
-            raise ValueError(f"token mixer name '{name}' is already taken by {old.layer_path}")
+        check_name_free("token mixer", name, old.layer_path if old else None, cls)
         _TABLE[name] = RegistryEntry(
             name, family, complexity, config_class, cls, description, paper
         )
@@ -126,10 +124,7 @@ def _load() -> dict[str, RegistryEntry]:
     global _loaded
     if not _loaded:
         _loaded = True
-        for package_name in LAYER_PACKAGES:
-            package = importlib.import_module(package_name)
-            for info in pkgutil.iter_modules(package.__path__):
-                importlib.import_module(f"{package_name}.{info.name}")
+        import_package_modules(LAYER_PACKAGES)
     return _TABLE
 
 

@@ -18,11 +18,16 @@ imported on the first query, so a new task is one new module there plus its
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
+
+from spectrans.declarations import (
+    check_name_free,
+    check_name_literal,
+    class_path,
+    import_package_modules,
+)
 
 if TYPE_CHECKING:
     from experiments.data.config import TaskConfigBase
@@ -55,7 +60,7 @@ class TaskEntry:
     @property
     def datamodule_path(self) -> str:
         """``module:ClassName`` of the data module."""
-        return f"{self.cls.__module__}:{self.cls.__qualname__}"
+        return class_path(self.cls)
 
 
 _TABLE: dict[str, TaskEntry] = {}
@@ -71,18 +76,11 @@ def register_task(
         ValueError: ``name`` is taken by another class, or the config's ``name`` literal is
             not ``name``.
     """
-    literal = getattr(config_class.model_fields.get("name"), "default", None)
-    if literal != name:
-        raise ValueError(
-            f"{config_class.__name__}.name defaults to {literal!r}; it must be {name!r} to "
-            f"register it as '{name}'"
-        )
+    check_name_literal(config_class, name)
 
     def decorate(cls: ModuleT) -> ModuleT:
         old = _TABLE.get(name)
-        path = f"{cls.__module__}:{cls.__qualname__}"
-        if old is not None and old.datamodule_path != path:
-            raise ValueError(f"task name '{name}' is already taken by {old.datamodule_path}")
+        check_name_free("task", name, old.datamodule_path if old else None, cls)
         _TABLE[name] = TaskEntry(name, config_class, cls, order)  # type: ignore[arg-type]
         return cls
 
@@ -94,10 +92,7 @@ def _load() -> dict[str, TaskEntry]:
     global _loaded
     if not _loaded:
         _loaded = True
-        package = importlib.import_module(PACKAGE)
-        for info in pkgutil.iter_modules(package.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{PACKAGE}.{info.name}")
+        import_package_modules([PACKAGE])
     return _TABLE
 
 
