@@ -294,6 +294,32 @@ class LRAModule(pl.LightningModule):
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
         self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
 
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip gradients by global norm (or value) before the optimizer step.
+
+        Lightning's mixed-precision plugin refuses to clip for a fused optimizer, because with
+        fp16 loss scaling the fused kernel unscales gradients inside its step. Without a
+        loss scaler (bf16-mixed, 32-true) the gradients are already unscaled, so clipping is
+        ``g <- g * min(1, c / ||g||_2)`` over all parameters, done here directly.
+        """
+        if not gradient_clip_val:
+            return
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            super().configure_gradient_clipping(
+                optimizer, gradient_clip_val, gradient_clip_algorithm
+            )
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if gradient_clip_algorithm == "value":
+            nn.utils.clip_grad_value_(params, gradient_clip_val)
+        else:
+            nn.utils.clip_grad_norm_(params, gradient_clip_val, foreach=True)
+
     def configure_optimizers(self) -> dict[str, Any]:
         """Adam/AdamW over decayed and undecayed groups, with a per-step LambdaLR."""
         cfg = self.optimizer_cfg

@@ -478,8 +478,13 @@ def _result_fields(
 def _finish_after_error(
     record: RunRecord, trainer: pl.Trainer | None, err: BaseException, run_dir: Path, wall: float
 ) -> None:
-    """Mark the record ``interrupted`` (then raise :class:`RunInterruptedError`) or ``failed``."""
-    if trainer is not None and trainer.interrupted:
+    """Mark the record ``interrupted`` (then raise :class:`RunInterruptedError`) or ``failed``.
+
+    Lightning marks its trainer interrupted on *every* exception, so the exception decides:
+    Ctrl-C reaches here as ``KeyboardInterrupt`` or as the ``SystemExit`` Lightning raises
+    after its graceful shutdown (SIGTERM too); anything else is a failure with its message.
+    """
+    if trainer is not None and isinstance(err, (KeyboardInterrupt, SystemExit)):
         step = trainer.global_step
         record.update(steps=step)
         record.finish(

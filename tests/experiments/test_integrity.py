@@ -253,6 +253,46 @@ def test_ctrl_c_records_interrupted_and_resume_sums_segments(
     assert any(r for r in steps) and len(steps) >= len(rows_before)
 
 
+class _Boom(pl.Callback):
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+        if trainer.global_step == 2:
+            raise RuntimeError("boom in a callback")
+
+
+def test_an_error_during_fit_is_recorded_failed_not_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "runs"
+    make = harness._make_callbacks
+    monkeypatch.setattr(harness, "_make_callbacks", lambda e, d: {**make(e, d), "b": _Boom()})
+    with pytest.raises(RuntimeError, match="boom in a callback"):
+        harness.run(_debug(out, data, "trainer.max_steps=6"))
+    record = json.loads(next(out.glob("*/*/metrics.json")).read_text())
+    assert record["status"] == "failed"
+    assert record["failure_reason"] == "RuntimeError: boom in a callback"
+
+
+def test_gradient_clipping_works_with_a_fused_optimizer_under_bf16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from experiments import module as lra_module
+
+    made: list[torch.optim.Optimizer] = []
+
+    def fused(groups: list, cfg: object) -> torch.optim.Optimizer:
+        made.append(torch.optim.AdamW(groups, lr=1e-3, fused=True))
+        return made[-1]
+
+    monkeypatch.setattr(lra_module, "make_optimizer", fused)
+    data, out = tmp_path / "data", tmp_path / "runs"
+    extra = ("trainer.max_steps=3", "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=0.5")
+    record = harness.run(_debug(out, data, *extra))
+    assert made and made[0].defaults["fused"]
+    assert record["status"] == "completed" and record["steps"] == 3
+
+
 def test_csv_history_is_merged_once(tmp_path: Path) -> None:
     csv_dir = tmp_path / "csv"
     csv_dir.mkdir()

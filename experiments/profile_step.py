@@ -1,0 +1,191 @@
+"""Profile the LRA-config training step of a mixer: where the milliseconds go.
+
+Usage::
+
+    python -m experiments.profile_step --task listops --mixers softmax,lst-dct
+        [--variants preset,no-dropout,no-mask] [--compile] [--steps 10] [--rows 25]
+        [--out profile.md]
+
+For each mixer the model of its LRA preset is built as :mod:`experiments.bench_step` builds
+it, and its training step (forward under bf16 autocast, cross-entropy, backward, fused
+AdamW) is timed on random tokens of the task's shape. Variants isolate costs of the preset:
+
+- ``preset``: as configured (dropout, attention dropout, the all-real key mask passed).
+- ``no-dropout``: every dropout probability set to 0.
+- ``no-mask``: the key mask is not passed (None), so fused kernels need no mask.
+- ``bare``: both.
+
+The anchor (a plain pre-norm SDPA encoder of the same shape, no dropout, no mask) is timed
+first. For each row ``torch.profiler`` records three steps and the table of the kernels with
+the most device time is written (self CUDA time, calls, share of the step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.profiler import ProfilerActivity, profile
+
+from experiments.bench_step_setup import (
+    BENCH_TASKS,
+    AnchorEncoder,
+    default_mixers,
+    load_setup,
+    random_batch,
+)
+from experiments.module import make_optimizer, parameter_groups
+from experiments.timing import make_train_step, short_device_name, time_steps
+
+VARIANTS: tuple[str, ...] = ("preset", "no-dropout", "no-mask", "bare")
+
+
+def _zero_dropout(model: nn.Module) -> None:
+    """Set every dropout probability of ``model`` to 0 (modules and float attributes)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        for name in ("dropout", "attention_dropout", "dropout_p"):
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, 0.0)
+
+
+def kernel_table(step: Callable[[], None], rows: int, steps: int = 3) -> str:
+    """Markdown table of the kernels with the most self device time over ``steps`` steps."""
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
+    if not events:
+        events = [e for e in prof.key_averages() if e.self_device_time_total > 0]
+    events.sort(key=lambda e: e.self_device_time_total, reverse=True)
+    total = sum(e.self_device_time_total for e in events) or 1.0
+    lines = ["| kernel | ms/step | calls/step | share |", "|---|---|---|---|"]
+    for event in events[:rows]:
+        name = event.key.replace("|", "/")[:90]
+        ms = event.self_device_time_total / 1e3 / steps
+        lines.append(
+            f"| `{name}` | {ms:.3f} | {event.count / steps:.0f} | "
+            f"{100 * event.self_device_time_total / total:.1f}% |"
+        )
+    lines.append(f"| total device time | {total / 1e3 / steps:.3f} | | |")
+    return "\n".join(lines)
+
+
+def _step_for(
+    model: nn.Module,
+    forward: Callable[[nn.Module], Tensor],
+    labels: Tensor,
+    optimizer_cfg: Any,
+    compiled: bool,
+) -> Callable[[], None]:
+    """The bf16 training step of ``model`` with a fresh optimizer (compiled when asked)."""
+    device = labels.device
+    model = model.to(device).train()
+    optimizer = make_optimizer(
+        parameter_groups(model, optimizer_cfg.weight_decay, optimizer_cfg.decay_all),
+        optimizer_cfg,
+    )
+    run = torch.compile(model) if compiled else model
+    return make_train_step(model, lambda: forward(run), labels, optimizer, "bf16", device)
+
+
+def profile_rows(args: argparse.Namespace, write: Callable[[str], None]) -> None:
+    """Time and profile the anchor and every (mixer, variant) of ``args``."""
+    device = torch.device("cuda")
+    first = load_setup("softmax", args.task, None, args.max_len)
+    data = random_batch(first, device)
+    s = first.shape
+    torch.manual_seed(0)
+    anchor = AnchorEncoder(
+        first.vocab_size, first.num_classes, first.seq_len, s["hidden"], s["layers"],
+        s["ffn"], s["heads"], s["head_dim"],
+    )  # fmt: skip
+    ids = data.get("input_ids")
+    if ids is None:
+        ids = (data["input_values"] * (first.vocab_size - 1)).round().long()
+    step = _step_for(anchor, lambda m: m(ids), data["labels"], first.optimizer, args.compile)
+    ms, peak = time_steps(step, device, args.warmup, args.steps)
+    write(f"\n## anchor ({args.task}, B={first.batch}, N={first.seq_len}, {s})\n")
+    write(f"{ms:.2f} ms/step, peak {peak / 2**30:.2f} GiB\n\n{kernel_table(step, args.rows)}\n")
+    del anchor, step
+    for mixer in args.mixers:
+        for variant in args.variants:
+            torch.manual_seed(0)
+            setup = load_setup(mixer, args.task, None, args.max_len)
+            if variant in ("no-dropout", "bare"):
+                _zero_dropout(setup.model)
+            batch = random_batch(setup, device)
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            if variant in ("no-mask", "bare"):
+                inputs.pop("attention_mask", None)
+            step = _step_for(
+                setup.model, lambda m, i=inputs: m(**i), batch["labels"], setup.optimizer,
+                args.compile,
+            )  # fmt: skip
+            ms, peak = time_steps(step, device, args.warmup, args.steps)
+            write(f"\n## {mixer} / {variant}\n\n{ms:.2f} ms/step, peak {peak / 2**30:.2f} GiB\n\n")
+            write(kernel_table(step, args.rows) + "\n")
+            del setup, step
+            torch.cuda.empty_cache()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options; unknown mixers or variants are one-sentence errors."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="listops", choices=BENCH_TASKS)
+    parser.add_argument("--mixers", default="softmax")
+    parser.add_argument("--variants", default="preset")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument("--max-len", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.mixers = [m for m in args.mixers.split(",") if m]
+    args.variants = [v for v in args.variants.split(",") if v]
+    for name, allowed, given in (
+        ("--mixers", default_mixers(), args.mixers),
+        ("--variants", VARIANTS, args.variants),
+    ):
+        bad = [g for g in given if g not in allowed]
+        if bad:
+            parser.error(f"{name}: unknown {', '.join(bad)}; choose from {', '.join(allowed)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the profile of every requested row; exit 2 without a CUDA device."""
+    args = parse_args(argv)
+    if not torch.cuda.is_available():
+        print("profile_step needs a CUDA device (it reads device kernel times).", file=sys.stderr)
+        return 2
+    out = open(args.out, "a") if args.out else None  # noqa: SIM115 - appended row by row
+    device = torch.device("cuda")
+
+    def write(text: str) -> None:
+        print(text, end="", flush=True)
+        if out:
+            out.write(text)
+            out.flush()
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write(
+        f"# Step profile: {args.task}, {'compiled' if args.compile else 'eager'}, bf16, "
+        f"{short_device_name(device)}, {stamp}\n\nCommand: `python -m experiments.profile_step "
+        f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n"
+    )
+    profile_rows(args, write)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
