@@ -32,7 +32,7 @@ def _batch_tokens(batch: Any) -> int:
         return 0
     total = 0
     for key, value in batch.items():
-        if key.startswith("attention_mask") and isinstance(value, torch.Tensor):
+        if key.startswith(("input_ids", "input_values")) and isinstance(value, torch.Tensor):
             total += value.numel()
     return total
 

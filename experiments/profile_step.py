@@ -44,6 +44,8 @@ from experiments.module import make_optimizer, parameter_groups
 from experiments.timing import make_train_step, short_device_name, time_steps
 
 VARIANTS: tuple[str, ...] = ("preset", "no-dropout", "no-mask", "bare")
+COMPILE_MODE: list[str | None] = [None]
+"""The ``torch.compile`` mode of compiled rows (``--compile-mode``)."""
 
 
 def _zero_dropout(model: nn.Module) -> None:
@@ -93,7 +95,7 @@ def _step_for(
         parameter_groups(model, optimizer_cfg.weight_decay, optimizer_cfg.decay_all),
         optimizer_cfg,
     )
-    run = torch.compile(model) if compiled else model
+    run = torch.compile(model, mode=COMPILE_MODE[0]) if compiled else model
     return make_train_step(model, lambda: forward(run), labels, optimizer, "bf16", device)
 
 
@@ -144,6 +146,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mixers", default="softmax")
     parser.add_argument("--variants", default="preset")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument(
+        "--compile-mode",
+        default=None,
+        choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+        help="torch.compile mode (reduce-overhead replays CUDA graphs)",
+    )
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rows", type=int, default=25)
@@ -165,6 +173,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Write the profile of every requested row; exit 2 without a CUDA device."""
     args = parse_args(argv)
+    COMPILE_MODE[0] = args.compile_mode
     if not torch.cuda.is_available():
         print("profile_step needs a CUDA device (it reads device kernel times).", file=sys.stderr)
         return 2
@@ -178,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             out.flush()
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = f"compiled ({args.compile_mode or 'default'})" if args.compile else "eager"
     write(
-        f"# Step profile: {args.task}, {'compiled' if args.compile else 'eager'}, bf16, "
+        f"# Step profile: {args.task}, {mode}, bf16, "
         f"{short_device_name(device)}, {stamp}\n\nCommand: `python -m experiments.profile_step "
         f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n"
     )

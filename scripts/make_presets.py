@@ -55,6 +55,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, dict[str, Any]]]] = {
     "lst-hadamard": ("lst", {"transform_type": "hadamard"}, {}),
     "mixed": ("mixed", {}, {}),
     "fnet": ("fnet", {}, {}),
+    "global_filter": ("global_filter", {}, {}),
     "lst-wavelet": ("lst", {"transform_type": "wavelet"}, {}),
     "afno": ("afno", {}, {}),
     "wavelet": ("wavelet", {}, {}),

@@ -11,7 +11,11 @@ Batches (``docs/interfaces.md`` §3): ``input_ids`` ``(B, N)`` long or ``input_v
 ``(B, N)`` float, ``attention_mask`` ``(B, N)`` bool with ``mask[b, t] = t < length[b]``
 (from lengths: a black pixel is token 0 and stays unmasked; ``task.mask=lra_nonzero`` also
 masks every token 0, LRA's ``inputs > 0``),
-``labels`` ``(B,)`` long; pair tasks use the ``_a`` / ``_b`` suffixes.
+``labels`` ``(B,)`` long; pair tasks use the ``_a`` / ``_b`` suffixes. A single-sequence
+batch whose mask is all True (every image of a pixel task, a batch of full-length sequences)
+carries no ``attention_mask``: the models read a missing mask as all tokens real, which is the
+same computation, and attention then runs on its unmasked fused kernels. The mask is known on
+the host when the batch is collated, so dropping it costs no device synchronisation.
 """
 
 from __future__ import annotations
@@ -178,7 +182,9 @@ class Collator:
         mask = torch.arange(length)[None, :] < batch.lengths[:, None]  # (B, length)
         if self.mask == "lra_nonzero":
             mask = mask & (ids > 0)  # (B, length)
-        out = {"attention_mask": mask, "labels": batch.labels}
+        out = {"labels": batch.labels}
+        if not bool(mask.all()):
+            out["attention_mask"] = mask
         if self.input_type == "values":
             out["input_values"] = ids.float() / 255.0  # (B, length)
         else:
@@ -195,6 +201,8 @@ class Collator:
             batch.update(self._encode([x[0][1] for x in items], "_b"))
         else:
             batch = self._encode([x[0] for x in items], "")
+            if bool(batch["attention_mask"].all()):
+                del batch["attention_mask"]
         batch["labels"] = labels
         return batch
 

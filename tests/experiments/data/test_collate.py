@@ -91,3 +91,27 @@ def test_loader_uses_the_batched_fetch():
     first = next(iter(loader))
     assert first["input_ids"].shape == (3, 5) and first["labels"].tolist() == [0, 1, 2]
     assert ds._dense is not None  # built by the batched fetch
+
+
+def test_a_batch_without_padding_carries_no_mask_and_the_model_output_is_the_same():
+    from experiments.callbacks import _batch_tokens
+    from spectrans.models import build_classifier
+
+    full = [(np.array([3, 4, 5, 6]), 1), (np.array([7, 8, 9, 1]), 0)]
+    padded = [(np.array([3, 4, 5, 6]), 1), (np.array([7, 8]), 0)]
+    collate = Collator(4, "max_length", "tokens", pair=False)
+    no_mask, with_pad = collate(full), collate(padded)
+    assert "attention_mask" not in no_mask and "attention_mask" in with_pad
+    assert _batch_tokens(no_mask) == _batch_tokens(with_pad) == 8
+    model = build_classifier(
+        {"name": "encoder", "hidden_dim": 16, "num_layers": 1, "ffn_hidden_dim": 32},
+        {"name": "softmax", "num_heads": 2},
+        vocab_size=10,
+        num_classes=2,
+        max_length=4,
+        pair=False,
+    ).eval()
+    ids = no_mask["input_ids"]
+    torch.testing.assert_close(
+        model(input_ids=ids), model(input_ids=ids, attention_mask=torch.ones_like(ids).bool())
+    )

@@ -1,0 +1,169 @@
+"""Measure the choices the fast paths make: SDPA backend per mask/dropout, LST dense vs fast.
+
+Usage::
+
+    python -m experiments.probe_paths [--out results/paths_probe.md] [--repeats 10]
+
+Two tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
+``repeats`` after two warm-ups):
+
+- **SDPA**: ``scaled_dot_product_attention`` on q, k, v ``(B, H, N, d)`` restricted to one
+  backend (cuDNN, flash, memory-efficient) with and without a key-padding mask
+  ``(B, 1, 1, N)`` and attention dropout 0.1, at the LRA ListOps and Pathfinder-32 shapes
+  and the layer benchmark's shape. A backend that refuses the inputs shows ``n/a``.
+- **LST**: the DCT LST layer with ``mixing_path`` forced to ``dense`` (one ``N x N`` GEMM per
+  head) and ``fast`` (the transforms) at several N, at the ListOps width and the layer
+  benchmark's width. :data:`spectrans.layers.attention.lst.DENSE_MAX_LENGTH` is read off it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from experiments.timing import short_device_name
+
+BACKENDS = {
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+}
+SDPA_SHAPES = {  # name: (B, H, N, d)
+    "listops": (32, 8, 2000, 64),
+    "pathfinder-32": (512, 4, 1024, 8),
+    "layer N=4096": (8, 4, 4096, 64),
+    "layer N=16384": (8, 4, 16384, 64),
+}
+LST_SHAPES = {  # name: (B, D, H, lengths)
+    "listops width": (32, 512, 8, (1024, 2000, 3000, 4096)),
+    "layer width": (8, 256, 4, (1024, 2048, 4096, 8192, 16384)),
+}
+
+
+def median_ms(step: Callable[[], None], repeats: int) -> float:
+    """Median milliseconds of ``step`` over ``repeats`` synchronised calls after two warm-ups."""
+    for _ in range(2):
+        step()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, reps: int) -> str:
+    """Forward+backward milliseconds of SDPA on one backend, or ``n/a`` if it refuses."""
+    b, h, n, d = shape
+    q, k, v = (
+        torch.randn(b, h, n, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        for _ in range(3)
+    )  # (B, H, N, d) each
+    mask = None
+    if masked:
+        lengths = torch.randint(n // 4, n + 1, (b,), device="cuda")
+        mask = (torch.arange(n, device="cuda") < lengths[:, None])[:, None, None, :]  # (B,1,1,N)
+
+    def step() -> None:
+        with sdpa_kernel([BACKENDS[backend]]):
+            out = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout
+            )  # (B, H, N, d)
+        out.float().square().mean().backward()
+
+    try:
+        return f"{median_ms(step, reps):.2f}"
+    except RuntimeError:
+        return "n/a"
+
+
+def lst_ms(b: int, width: int, heads: int, n: int, path: str, reps: int) -> str:
+    """Forward+backward milliseconds of the DCT LST layer on ``path``."""
+    from spectrans.layers.attention.lst import DCTAttention
+
+    layer = DCTAttention(hidden_dim=width, num_heads=heads, max_sequence_length=n).cuda()
+    layer.mixing_path = path
+    x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
+
+    def step() -> None:
+        with torch.autocast("cuda", torch.bfloat16):
+            out = layer(x)  # (B, N, D)
+        out.float().square().mean().backward()
+
+    try:
+        return f"{median_ms(step, reps):.2f}"
+    except torch.OutOfMemoryError:
+        return "oom"
+
+
+def sdpa_table(reps: int) -> list[str]:
+    """Markdown rows of the SDPA table."""
+    lines = [
+        "| shape (B, H, N, d) | mask | dropout | cudnn ms | flash ms | efficient ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, shape in SDPA_SHAPES.items():
+        for masked in (False, True):
+            for dropout in (0.0, 0.1):
+                cells = [sdpa_ms(shape, be, masked, dropout, reps) for be in BACKENDS]
+                lines.append(
+                    f"| {name} {shape} | {'key padding' if masked else 'none'} | {dropout} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+                torch.cuda.empty_cache()
+    return lines
+
+
+def lst_table(reps: int) -> list[str]:
+    """Markdown rows of the LST dense-versus-fast table."""
+    lines = ["| config (B, D, H) | N | dense ms | fast ms |", "|---|---|---|---|"]
+    for name, (b, width, heads, lengths) in LST_SHAPES.items():
+        for n in lengths:
+            dense = lst_ms(b, width, heads, n, "dense", reps)
+            fast = lst_ms(b, width, heads, n, "fast", reps)
+            lines.append(f"| {name} ({b}, {width}, {heads}) | {n} | {dense} | {fast} |")
+            torch.cuda.empty_cache()
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write both tables to ``--out`` (and print them); exit 2 without CUDA."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("results/paths_probe.md"))
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("probe_paths needs a CUDA device.", file=sys.stderr)
+        return 2
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    head = [
+        f"# Fast-path probe ({short_device_name(torch.device('cuda'))}, torch "
+        f"{torch.__version__.split('+')[0]}, bf16, {stamp})",
+        "",
+        f"Command: `python -m experiments.probe_paths --repeats {args.repeats}`. "
+        "Forward+backward, median ms.",
+        "",
+        "## SDPA backends",
+        "",
+    ]
+    lines = head + sdpa_table(args.repeats) + ["", "## LST (DCT) dense vs fast", ""]
+    print("\n".join(lines), flush=True)
+    rows = lst_table(args.repeats)
+    print("\n".join(rows), flush=True)
+    args.out.write_text("\n".join(lines + rows) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
