@@ -108,6 +108,16 @@ def gpu_count() -> int:
         return 0
 
 
+def physical_gpu(index: int) -> str:
+    """The ``CUDA_VISIBLE_DEVICES`` entry of GPU ``index`` as this process numbers its GPUs.
+
+    Under ``CUDA_VISIBLE_DEVICES=1,3`` the campaign sees GPUs 0 and 1, which are the
+    machine's 1 and 3: a run on GPU 0 must get ``CUDA_VISIBLE_DEVICES=1``.
+    """
+    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    return visible[index].strip() if index < len(visible) else str(index)
+
+
 class GpuPool:
     """Fractional GPU capacity: each GPU holds runs whose shares sum to at most 1."""
 
@@ -400,7 +410,7 @@ class Campaign:
         )
         env = dict(os.environ)
         if self.args.launcher == "local":
-            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+            env["CUDA_VISIBLE_DEVICES"] = physical_gpu(gpu)
         log = open(run_dir / "console.log", "a")  # noqa: SIM115 - closed when the run ends
         log.write(f"# {now_iso()} {shlex.join(cmd)}\n")
         log.flush()
@@ -582,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=seconds,
                 workers=campaign.workers_per_run(max(gpus, 1), run.per_gpu),
             )
-            prefix = f"CUDA_VISIBLE_DEVICES={g} " if args.launcher == "local" else ""
+            prefix = f"CUDA_VISIBLE_DEVICES={physical_gpu(g)} " if args.launcher == "local" else ""
             print(prefix + shlex.join(["python", *cmd[1:]]))
         return 0
     if (

@@ -444,3 +444,12 @@ def test_no_run_starts_without_time_for_it(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "] start " not in out and "left 7," in out.splitlines()[-1]
     assert not (tmp_path / "runs").exists()
+
+
+def test_runs_get_the_machine_gpu_through_an_inherited_visible_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
+    assert [campaign.physical_gpu(i) for i in (0, 1)] == ["1", "3"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert campaign.physical_gpu(1) == "1"
