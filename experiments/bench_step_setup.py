@@ -36,6 +36,7 @@ class Setup:
     num_classes: int
     input_type: str
     shape: dict[str, Any]
+    padded: bool = False
 
 
 @functools.cache
@@ -130,6 +131,7 @@ def load_setup(mixer: str, task: str, batch: int | None, max_len: int | None) ->
         num_classes=dm.num_classes,
         input_type=dm.input_type,
         shape=shape,
+        padded=not dm.fixed_length,
     )
 
 
@@ -192,13 +194,20 @@ class AnchorEncoder(nn.Module):
 
 
 def random_batch(setup: Setup, device: torch.device, seed: int = 0) -> dict[str, Tensor]:
-    """Random tokens (or pixel values) and labels of the task's shape, no padding."""
+    """Random tokens (or pixel values) and labels of the task's shape, padded as in training.
+
+    Fixed-length tasks (images) get no mask, as their collated batches carry none. Tasks of
+    variable length are padded to ``N`` in training, so their batch gets lengths drawn
+    uniformly from ``[N/4, N]`` (the first item full) and the key mask of those lengths.
+    """
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, setup.vocab_size, (setup.batch, setup.seq_len), generator=gen)
-    batch = {
-        "attention_mask": torch.ones(setup.batch, setup.seq_len, dtype=torch.bool),
-        "labels": torch.randint(0, setup.num_classes, (setup.batch,), generator=gen),
-    }
+    batch = {"labels": torch.randint(0, setup.num_classes, (setup.batch,), generator=gen)}
+    if setup.padded:
+        n = setup.seq_len
+        lengths = torch.randint(max(1, n // 4), n + 1, (setup.batch,), generator=gen)
+        lengths[0] = n
+        batch["attention_mask"] = torch.arange(n)[None, :] < lengths[:, None]  # (B, N)
     if setup.input_type == "values":
         batch["input_values"] = ids.float() / max(1, setup.vocab_size - 1)
     else:

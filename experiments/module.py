@@ -167,6 +167,8 @@ class LRAModule(pl.LightningModule):
             times eager and compiled steps on CUDA and keeps the faster. The compiled
             callable shares the model's parameters and is kept outside the module tree, so
             checkpoints have the same keys either way.
+        compile_mode: ``torch.compile`` mode: ``default`` or ``reduce-overhead`` (CUDA graphs;
+            every step then marks a new graph iteration before the forward).
     """
 
     def __init__(
@@ -179,10 +181,12 @@ class LRAModule(pl.LightningModule):
         scheduler: SchedulerConfig,
         max_steps: int,
         compile: bool | str = False,
+        compile_mode: str = "default",
     ) -> None:
         super().__init__()
         self.model = model
         self.compile_mode = compile
+        self.torch_compile_mode = compile_mode
         self.__dict__["_compiled"] = None  # not a submodule: state-dict keys stay the same
         self.use_compiled = compile is True
         self.chooser: CompileChooser | None = None
@@ -205,7 +209,10 @@ class LRAModule(pl.LightningModule):
         if not self.use_compiled:
             return self.model
         if self.__dict__["_compiled"] is None:
-            self.__dict__["_compiled"] = torch.compile(self.model)
+            mode = None if self.torch_compile_mode == "default" else self.torch_compile_mode
+            self.__dict__["_compiled"] = torch.compile(self.model, mode=mode)
+        if self.torch_compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # outputs of earlier replays are done
         return self.__dict__["_compiled"]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -11,9 +11,11 @@ Two tables, each row one forward+backward (bf16 autocast, device-synchronised, m
   backend (cuDNN, flash, memory-efficient) with and without a key-padding mask
   ``(B, 1, 1, N)`` and attention dropout 0.1, at the LRA ListOps and Pathfinder-32 shapes
   and the layer benchmark's shape. A backend that refuses the inputs shows ``n/a``.
-- **LST**: the DCT LST layer with ``mixing_path`` forced to ``dense`` (one ``N x N`` GEMM per
-  head) and ``fast`` (the transforms) at several N, at the ListOps width and the layer
-  benchmark's width. :data:`spectrans.layers.attention.lst.DENSE_MAX_LENGTH` is read off it.
+- **LST**: the DCT LST layer with ``mixing_path`` forced to ``gemm`` (two GEMMs with the
+  DCT matrix), ``dense`` (the ``N x N`` operator built, then one GEMM per head) and ``fast``
+  (the transforms) at several N, at the ListOps width and the layer benchmark's width.
+  ``GEMM_MAX_LENGTH`` and ``DENSE_MAX_LENGTH`` of :mod:`spectrans.layers.attention.lst` are
+  read off it.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ SDPA_SHAPES = {  # name: (B, H, N, d)
 }
 LST_SHAPES = {  # name: (B, D, H, lengths)
     "listops width": (32, 512, 8, (1024, 2000, 3000, 4096)),
-    "layer width": (8, 256, 4, (1024, 2048, 4096, 8192, 16384)),
+    "layer width": (8, 256, 4, (1024, 2048, 4096, 8192, 16384, 32768)),
 }
 
 
@@ -127,12 +129,11 @@ def sdpa_table(reps: int) -> list[str]:
 
 def lst_table(reps: int) -> list[str]:
     """Markdown rows of the LST dense-versus-fast table."""
-    lines = ["| config (B, D, H) | N | dense ms | fast ms |", "|---|---|---|---|"]
+    lines = ["| config (B, D, H) | N | gemm ms | dense ms | fast ms |", "|---|---|---|---|---|"]
     for name, (b, width, heads, lengths) in LST_SHAPES.items():
         for n in lengths:
-            dense = lst_ms(b, width, heads, n, "dense", reps)
-            fast = lst_ms(b, width, heads, n, "fast", reps)
-            lines.append(f"| {name} ({b}, {width}, {heads}) | {n} | {dense} | {fast} |")
+            cells = [lst_ms(b, width, heads, n, path, reps) for path in ("gemm", "dense", "fast")]
+            lines.append(f"| {name} ({b}, {width}, {heads}) | {n} | {' | '.join(cells)} |")
             torch.cuda.empty_cache()
     return lines
 

@@ -48,6 +48,7 @@ FREE_KEYS = (
     "seed",
     "resume",
     "compile",
+    "compile_mode",
     "paths",
     "logger",
     "callbacks",

@@ -427,6 +427,7 @@ def _make_module(exp: ExperimentConfig, model: torch.nn.Module, datamodule: Any)
         scheduler=exp.scheduler,
         max_steps=exp.trainer.max_steps,
         compile=exp.compile,
+        compile_mode=exp.compile_mode,
     )
 
 

@@ -31,6 +31,9 @@ class ExperimentConfig(StrictModel):
         compile: ``torch.compile`` the model (True), not (False), or ``auto``: on CUDA, time
             a few eager and a few compiled training steps early in the run and keep the
             faster (compilation excluded from the timing).
+        compile_mode: ``torch.compile`` mode of the compiled model: ``default``, or
+            ``reduce-overhead`` (CUDA graphs: each compiled forward and backward is replayed
+            as one graph, which removes the per-kernel launch cost of small models).
         task: Task config (``experiments.data.config``).
         attention: Token-mixer config (None only for ``model=lst``).
         model: Model config (``spectrans.config.models``).
@@ -44,6 +47,7 @@ class ExperimentConfig(StrictModel):
     seed: int = Field(0, ge=0, lt=2**32)
     resume: str | None = None
     compile: bool | Literal["auto"] = False
+    compile_mode: Literal["default", "reduce-overhead"] = "default"
     task: Any
     attention: Any = None
     model: Any

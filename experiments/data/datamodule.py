@@ -225,6 +225,8 @@ class LRADataModule(pl.LightningDataModule):
     vocab_size: int
     num_classes: int
     is_pair: ClassVar[bool] = False
+    fixed_length: ClassVar[bool] = False
+    """Every sequence has the task's full length (images): batches carry no padding."""
     token_dtype: ClassVar[type] = np.uint16
     cache_exclude: ClassVar[set[str]] = {"pad_to", "cache", "generate", "mask"}
 

@@ -74,6 +74,7 @@ class ImageDataModule(LRADataModule):
     vocab_size = PIXEL_VOCAB_SIZE
     num_classes = 10
     token_dtype = np.uint8
+    fixed_length = True
 
     def pickle_files(self) -> list[Path]:
         """The six pickle files under ``root``."""

@@ -97,6 +97,7 @@ class PathfinderDataModule(LRADataModule):
     vocab_size = PIXEL_VOCAB_SIZE
     num_classes = 2
     token_dtype = np.uint8
+    fixed_length = True
 
     def how_to_get(self) -> str:
         """Command that generates this folder."""

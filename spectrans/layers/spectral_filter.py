@@ -204,3 +204,76 @@ def impulse_response(profile: Tensor, kind: str, transform: nn.Module, n: int) -
 def causal_filter(u: Tensor, taps: Tensor) -> Tensor:
     """Causal convolution of ``u`` (B, H, N, d) with per-head taps (H, N) along the sequence."""
     return causal_conv(u, taps[:, :, None], dim=-2)  # (B, H, N, d)
+
+
+MATRIX_KINDS = ("dct", "dst", "hadamard")
+"""Kinds whose analysis matrix has a closed form (:func:`transform_matrix`)."""
+
+
+def _parity(x: Tensor) -> Tensor:
+    """Parity of the number of set bits of each entry of the int64 tensor ``x`` (0 or 1)."""
+    for shift in (32, 16, 8, 4, 2, 1):
+        x = x ^ (x >> shift)
+    return x & 1
+
+
+def transform_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    r"""The orthonormal analysis matrix :math:`A` ``(F, n)`` of a filter kind (column j = T e_j).
+
+    - ``dct`` (DCT-II): :math:`A_{kj} = s_k \cos\big(\pi k (2j + 1) / 2n\big)`,
+      :math:`s_0 = \sqrt{1/n}`, :math:`s_k = \sqrt{2/n}`.
+    - ``dst`` (DST-II): :math:`A_{kj} = s_k \sin\big(\pi (k + 1)(2j + 1) / 2n\big)`,
+      :math:`s_{n-1} = \sqrt{1/n}`, :math:`s_k = \sqrt{2/n}` otherwise.
+    - ``hadamard`` (Sylvester order, zero-padded to :math:`P = 2^{\lceil \log_2 n \rceil}`):
+      :math:`A_{kj} = (-1)^{\mathrm{popcount}(k \,\&\, j)} / \sqrt{P}`, ``k < P``, ``j < n``.
+
+    :math:`A` is orthonormal (its columns are orthonormal), so the filter of
+    :func:`spectral_filter` is :math:`M = A^T \mathrm{diag}(\Lambda) A` (for ``hadamard`` this
+    is the cropped ``n x n`` block). Phases are reduced exactly in integers,
+    :math:`k(2j+1) \bmod 4n`, before the cosine, so float32 entries are accurate to rounding.
+    """
+    if kind not in MATRIX_KINDS:
+        raise ValueError(f"no closed-form matrix for kind {kind!r}; use one of {MATRIX_KINDS}")
+    j = torch.arange(n, device=device)[None, :]  # (1, n)
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    if kind == "hadamard":
+        p = next_power_of_two(n)
+        k = torch.arange(p, device=device)[:, None]  # (P, 1)
+        sign = (1 - 2 * _parity(k & j)).to(work)  # (P, n)
+        return (sign * p**-0.5).to(dtype)
+    k = torch.arange(n, device=device)[:, None]  # (n, 1)
+    if kind == "dct":
+        phase = (k * (2 * j + 1)) % (4 * n)  # (n, n)
+        a = torch.cos(phase.to(work) * (math.pi / (2 * n)))
+        edge = 0
+    else:
+        phase = ((k + 1) * (2 * j + 1)) % (4 * n)  # (n, n)
+        a = torch.sin(phase.to(work) * (math.pi / (2 * n)))
+        edge = n - 1
+    scale = torch.full((n, 1), math.sqrt(2.0 / n), dtype=work, device=device)
+    scale[edge] = math.sqrt(1.0 / n)
+    return (a * scale).to(dtype)  # (n, n)
+
+
+def matrix_filter(u: Tensor, gains: Tensor, kind: str) -> Tensor:
+    r"""The filter :math:`M u = A^T (\Lambda \odot A u)` along dim -2 as two GEMMs.
+
+    :math:`A` is :func:`transform_matrix` in ``u``'s dtype; all heads and batch items share it,
+    so each product is one ``(F, n) x (n, B H d)`` matrix multiply (tensor cores in half
+    precision). Exactly the operator of :func:`spectral_filter` for the same kind and gains.
+
+    Args:
+        u: ``(B, H, N, d)`` real signal.
+        gains: ``(H, F)`` coefficient gains (:func:`coefficient_gains`).
+        kind: One of :data:`MATRIX_KINDS`.
+
+    Returns:
+        ``(B, H, N, d)``.
+    """
+    b, h, n, d = u.shape
+    a = transform_matrix(kind, n, u.dtype, u.device)  # (F, N)
+    f = a.shape[0]
+    cols = u.permute(2, 0, 1, 3).reshape(n, b * h * d)  # (N, B*H*d)
+    coef = (a @ cols).view(f, b, h, d) * gains.t()[:, None, :, None].to(u.dtype)  # (F, B, H, d)
+    out = a.t() @ coef.reshape(f, b * h * d)  # (N, B*H*d)
+    return out.view(n, b, h, d).permute(1, 2, 0, 3)  # (B, H, N, d)

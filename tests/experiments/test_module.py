@@ -168,6 +168,32 @@ def test_compiled_model_shares_parameters_and_checkpoint_keys(monkeypatch) -> No
     assert eager.state_dict().keys() == compiled.state_dict().keys()
 
 
+def test_reduce_overhead_compiles_with_cuda_graphs_and_marks_each_step(monkeypatch) -> None:
+    modes, marks = [], []
+
+    def fake_compile(model, mode=None):  # noqa: ANN001
+        modes.append(mode)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    graphs = LRAModule(
+        _Tiny(),
+        num_classes=3,
+        is_pair=False,
+        optimizer=OptimizerConfig(),
+        scheduler=SchedulerConfig(),
+        max_steps=10,
+        compile=True,
+        compile_mode="reduce-overhead",
+    )
+    graphs.runner  # noqa: B018
+    graphs.runner  # noqa: B018
+    assert modes == ["reduce-overhead"] and len(marks) == 2
+    _module(True).runner  # noqa: B018
+    assert modes == ["reduce-overhead", None] and len(marks) == 2
+
+
 class _FakeEvent:
     """Device-event stand-in: elapsed time comes from a script of window lengths."""
 

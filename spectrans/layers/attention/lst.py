@@ -70,19 +70,22 @@ from spectrans.layers.attention.projections import (
     project_qkv,
 )
 from spectrans.layers.spectral_filter import (
+    MATRIX_KINDS,
     causal_filter,
     coefficient_gains,
     decaying_profile,
     impulse_response,
     make_transform,
+    matrix_filter,
     spectral_filter,
 )
 from spectrans.registry import register_mixer
 from spectrans.transforms.precision import compute_dtype
 
 TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
-MixingPath = Literal["auto", "dense", "fast"]
+MixingPath = Literal["auto", "gemm", "dense", "fast"]
 DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measured on H200)
+GEMM_MAX_LENGTH = 8192  # auto: transform-matrix GEMMs on CUDA up to this length (see chosen_path)
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 _LST_LAYER_ARGS = (
     "hidden_dim",
@@ -206,15 +209,22 @@ class _LSTFilterAttention(AttentionLayer):
     mixing_path: MixingPath = "auto"
 
     def chosen_path(self, n: int, device: torch.device) -> str:
-        """``dense`` or ``fast`` for length ``n`` on ``device`` (see :meth:`dense_operator`).
+        """``gemm``, ``dense`` or ``fast`` for length ``n`` on ``device``.
 
-        ``auto`` takes the dense operator on CUDA for ``n <= DENSE_MAX_LENGTH`` (one
-        tensor-core GEMM per head beats the transform chain there) and the transforms
-        otherwise, and always on the CPU.
+        ``auto`` on CUDA: non-causal filters whose kinds all have a closed-form matrix
+        (dct, dst, hadamard) take ``gemm`` (:meth:`mix_gemm`: two tensor-core GEMMs with the
+        shared transform matrix, ``4 N F B H d`` multiply-adds forward) for
+        ``n <= GEMM_MAX_LENGTH``; others take the dense operator (:meth:`dense_operator`) for
+        ``n <= DENSE_MAX_LENGTH``; the transforms (``fast``) otherwise, and always on the CPU.
         """
         if self.mixing_path != "auto":
             return self.mixing_path
-        return "dense" if device.type == "cuda" and n <= DENSE_MAX_LENGTH else "fast"
+        if device.type != "cuda":
+            return "fast"
+        matrix_kinds = all(kind in MATRIX_KINDS for kind, _, _, _ in self.groups)
+        if not self.causal and matrix_kinds and n <= GEMM_MAX_LENGTH:
+            return "gemm"
+        return "dense" if n <= DENSE_MAX_LENGTH else "fast"
 
     def dense_operator(self, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
         r"""The mixing operator as one matrix per head, ``(H, N, N)``.
@@ -253,6 +263,27 @@ class _LSTFilterAttention(AttentionLayer):
         cols = u.permute(1, 2, 0, 3).reshape(heads, n, batch * d)  # (H, N, B*d)
         return (op @ cols).view(heads, n, batch, d).permute(2, 0, 1, 3)  # (B, H, N, d)
 
+    def mix_gemm(self, u: Tensor) -> Tensor:
+        r"""``M u`` with :math:`M = A^T \mathrm{diag}(\Lambda) A` as two GEMMs per head group.
+
+        Groups of a closed-form kind use :func:`matrix_filter` (the transform matrix ``A``
+        shared by every head and batch item, in ``u``'s dtype); other groups, and causal
+        layers, are computed as on the ``dense`` path.
+        """
+        if self.causal:
+            return self.mix_dense(u)
+        n = u.shape[-2]
+        profile = self.profile.to(u.dtype)  # (H, L)
+        outs = [
+            matrix_filter(u[:, s:e], coefficient_gains(profile[s:e], kind, n), kind)
+            if kind in MATRIX_KINDS
+            else spectral_filter(
+                u[:, s:e], coefficient_gains(profile[s:e], kind, n), self.transforms[t], kind
+            )
+            for kind, s, e, t in self.groups
+        ]  # each (B, H_g, N, d)
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
     def mix(self, u: Tensor) -> Tensor:
         """Token mixing ``M u`` (or the causal convolution) of ``u`` (B, H, N, d)."""
         n = u.shape[-2]
@@ -288,12 +319,13 @@ class _LSTFilterAttention(AttentionLayer):
         """
         mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d)
-        dense = self.chosen_path(x.shape[1], x.device) == "dense"
-        compute = v.dtype if dense or v.dtype == torch.float64 else torch.float32
+        path = self.chosen_path(x.shape[1], x.device)
+        compute = v.dtype if path != "fast" or v.dtype == torch.float64 else torch.float32
         u = torch.sigmoid(k.to(compute)) * v.to(compute)  # (B, H, N, d)
         if mask is not None:
             u = u * mask[:, None, :, None].to(compute)  # padded samples are zeros
-        mixed = self.mix_dense(u) if dense else self.mix(u)  # (B, H, N, d)
+        mix = {"gemm": self.mix_gemm, "dense": self.mix_dense, "fast": self.mix}[path]
+        mixed = mix(u)  # (B, H, N, d)
         y = torch.sigmoid(q.to(compute)) * mixed  # (B, H, N, d)
         y = self.dropout(merge_heads(y.to(x.dtype)))  # (B, N, H*d)
         out = zero_masked(self.out_proj(y), mask)  # (B, N, D)

@@ -111,7 +111,7 @@ def _layer(transform: str, causal: bool = False, heads: int = 3):
 TRANSFORMS = ["dct", "dst", "hadamard", "wavelet", "mixed", "dct3", "mixedfft"]
 
 
-PATHS = ["fast", "dense"]
+PATHS = ["fast", "dense", "gemm"]
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
@@ -189,18 +189,25 @@ def test_dense_and_fast_paths_have_equal_gradients(transform: str, causal: bool,
         (gx,) = torch.autograd.grad(out.pow(2).sum(), x, retain_graph=True)
         out.pow(2).sum().backward()
         grads.append((gx, layer.scale.grad.clone()))
-    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-10)
-    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-10)
+    for other in grads[1:]:
+        assert torch.allclose(grads[0][0], other[0], atol=1e-10)
+        assert torch.allclose(grads[0][1], other[1], atol=1e-10)
     assert grads[0][1].abs().sum() > 0
 
 
-def test_auto_path_is_fast_on_cpu_and_dense_on_cuda_up_to_the_crossover() -> None:
-    from spectrans.layers.attention.lst import DENSE_MAX_LENGTH
+def test_auto_path_is_fast_on_cpu_and_a_matrix_form_on_cuda_up_to_the_crossover() -> None:
+    from spectrans.layers.attention.lst import DENSE_MAX_LENGTH, GEMM_MAX_LENGTH
 
+    cuda = torch.device("cuda")
     layer = LSTAttention(16, 4, "dct")
     assert layer.chosen_path(128, torch.device("cpu")) == "fast"
-    assert layer.chosen_path(DENSE_MAX_LENGTH, torch.device("cuda")) == "dense"
-    assert layer.chosen_path(DENSE_MAX_LENGTH + 1, torch.device("cuda")) == "fast"
+    assert layer.chosen_path(GEMM_MAX_LENGTH, cuda) == "gemm"
+    assert layer.chosen_path(GEMM_MAX_LENGTH + 1, cuda) == "fast"
+    causal = LSTAttention(16, 4, "dct", causal=True)
+    assert causal.chosen_path(DENSE_MAX_LENGTH, cuda) == "dense"
+    assert causal.chosen_path(DENSE_MAX_LENGTH + 1, cuda) == "fast"
+    wavelet = LSTAttention(16, 4, "wavelet")  # no closed-form matrix
+    assert wavelet.chosen_path(DENSE_MAX_LENGTH, cuda) == "dense"
 
 
 def test_mixes_tokens_at_init() -> None:
@@ -284,3 +291,36 @@ def test_normalisation_flags_change_rounding_only() -> None:
     h2 = HadamardAttention(16, 2, scale_by_sqrt=False).double()
     h2.load_state_dict(h1.state_dict())
     torch.testing.assert_close(h1(x), h2(x), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["dct", "dst", "hadamard"])
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 128])
+def test_transform_matrix_is_the_orthonormal_transform_of_the_identity(kind: str, n: int) -> None:
+    from spectrans.layers.spectral_filter import transform_matrix
+
+    a = transform_matrix(kind, n, torch.float64, torch.device("cpu")).numpy()
+    if kind == "hadamard":
+        p = 1 << (n - 1).bit_length()
+        expected = (sla.hadamard(p) / np.sqrt(p))[:, :n]
+    else:
+        fn = sfft.dst if kind == "dst" else sfft.dct
+        expected = fn(np.eye(n), type=2, norm="ortho", axis=0)
+    np.testing.assert_allclose(a, expected, atol=1e-14)
+    a32 = transform_matrix(kind, n, torch.float32, torch.device("cpu")).double().numpy()
+    np.testing.assert_allclose(a32, expected, atol=2e-7)  # phases reduced exactly in integers
+
+
+@pytest.mark.parametrize("transform", ["dct", "dst", "hadamard", "mixed"])
+def test_gemm_path_under_bf16_autocast_follows_float32(transform: str) -> None:
+    torch.manual_seed(0)
+    layer = LSTAttention(32, 4, transform, max_sequence_length=64)
+    layer.mixing_path = "gemm"
+    x = torch.randn(2, 50, 32, requires_grad=True)
+    reference = layer(x)
+    with torch.autocast("cpu", torch.bfloat16):
+        low = layer(x)
+    assert low.dtype == torch.bfloat16
+    error = (low.float() - reference).norm() / reference.norm()
+    assert error < 3e-2
+    low.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and layer.scale.grad is not None
