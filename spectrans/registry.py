@@ -179,11 +179,18 @@ def get_entry(name: str) -> RegistryEntry:
     return table[name]
 
 
-def build_layer(config: TokenMixerConfig | dict[str, Any]) -> nn.Module:
-    """Build a layer from its config (or a plain dict with a ``name`` key)."""
-    from spectrans.config.layers import parse_layer_config
+def build_layer(config: TokenMixerConfig | Mapping[str, Any]) -> nn.Module:
+    """Build a layer from its config object (or, as a convenience, a mapping with ``name``).
 
-    if isinstance(config, dict):
+    A mapping is validated once into its registered config class; an object is used as it is.
+
+    Raises:
+        KeyError: unknown ``name`` (one sentence listing the valid names).
+        pydantic.ValidationError: the mapping is not a valid config of that mixer.
+    """
+    if not isinstance(config, TokenMixerConfig):
+        from spectrans.config.layers import parse_layer_config
+
         if "name" in config:
             get_entry(str(config["name"]))  # clear error for an unknown name
         config = parse_layer_config(config)
