@@ -52,6 +52,7 @@ from experiments.callbacks import (
 from experiments.config import ConfigError, ExperimentConfig, new_run_id, validate_experiment
 from experiments.data.errors import DataError
 from experiments.module import LRAModule
+from experiments.portable import cwd_relative, portable_command, portable_config
 from experiments.protocol import classify
 from experiments.resume import (
     LAST_CKPT,
@@ -217,7 +218,7 @@ def _record_fields(exp: ExperimentConfig, raw: dict[str, Any]) -> dict[str, Any]
         "mask": exp.task.mask,
         "precision": exp.trainer.precision,
         "git_commit": git_commit(),
-        "config": raw,
+        "config": portable_config(raw),
     }
 
 
@@ -268,9 +269,13 @@ def _previous_record(run_dir: Path) -> dict[str, Any]:
 
 
 def resume_command(run_dir: Path) -> str:
-    """This command with ``resume=<run_dir>`` in place of any ``resume=...`` override."""
+    """This command with ``resume=<run_dir>`` in place of any ``resume=...`` override.
+
+    Paths in it are relative to the repository (:mod:`experiments.portable`).
+    """
     args = [a for a in sys.argv[1:] if not a.lstrip("+~").startswith("resume=")]
-    return " ".join(["python", sys.argv[0] if sys.argv else "train.py", *args, f"resume={run_dir}"])
+    script = sys.argv[0] if sys.argv else "train.py"
+    return portable_command([script, *args, f"resume={run_dir}"])
 
 
 def check_splits(datamodule: Any) -> None:
@@ -445,7 +450,7 @@ def _test_final_and_best(
     if failure is None:
         test_acc = _test(trainer, module, datamodule, None)  # the final model
         if best_path:
-            test_acc_best_val = _test(trainer, module, datamodule, best_path)
+            test_acc_best_val = _test(trainer, module, datamodule, cwd_relative(best_path))
     return test_acc, test_acc_best_val
 
 
@@ -526,6 +531,7 @@ def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
     def pct(value: Any) -> str:
         return f"{100 * value:.2f}%" if isinstance(value, float) else "n/a"
 
+    run_dir = Path(cwd_relative(run_dir))
     logs = [p for p in (run_dir / "tb", run_dir / "csv", run_dir / "wandb") if p.exists()]
     print(
         f"\nRun {data['status']}: {data['variant']} on {data['task']}, "
