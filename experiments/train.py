@@ -384,20 +384,14 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             record.write()
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         trainer.save_checkpoint(run_dir / LAST_CKPT)
-        failure = getattr(callbacks.get("nan_guard"), "failure", None)
-        best_path = callbacks["best"].best_model_path  # type: ignore[attr-defined]
-        test_accs = _test_final_and_best(trainer, module, datamodule, failure, best_path)
-        record.update(
-            **_result_fields(
-                trainer,
-                module,
-                datamodule,
-                test_accs,
-                lambda: earlier_wall + time.perf_counter() - start,
-            )
+        failure, best_path = _test_and_record(
+            record,
+            trainer,
+            module,
+            datamodule,
+            callbacks,
+            lambda: earlier_wall + time.perf_counter() - start,
         )
-        if "throughput" in callbacks:
-            record.update(**callbacks["throughput"].summary(trainer.world_size))  # type: ignore[attr-defined]
         if is_zero:
             merge_csv_history(run_dir, csv_history)
             record.finish(*_final_status(exp, trainer, failure, run_dir))
@@ -409,6 +403,28 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             _finish_after_error(record, trainer, err, run_dir, wall)
         raise
     return record.data
+
+
+def _test_and_record(
+    record: RunRecord,
+    trainer: pl.Trainer,
+    module: LRAModule,
+    datamodule: Any,
+    callbacks: dict[str, pl.Callback],
+    wall: Callable[[], float],
+) -> tuple[str | None, str]:
+    """Test the final and the best-on-validation model; put every result into ``record``.
+
+    Returns:
+        The failure the non-finite guard saw (None: none) and the best checkpoint's path.
+    """
+    failure = getattr(callbacks.get("nan_guard"), "failure", None)
+    best_path = callbacks["best"].best_model_path  # type: ignore[attr-defined]
+    test_accs = _test_final_and_best(trainer, module, datamodule, failure, best_path)
+    record.update(**_result_fields(trainer, module, datamodule, test_accs, wall))
+    if "throughput" in callbacks:
+        record.update(**callbacks["throughput"].summary(trainer.world_size))  # type: ignore[attr-defined]
+    return failure, best_path
 
 
 def _open_record(
