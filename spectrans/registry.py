@@ -182,16 +182,14 @@ def get_entry(name: str) -> RegistryEntry:
 def build_layer(config: TokenMixerConfig | Mapping[str, Any]) -> nn.Module:
     """Build a layer from its config object (or, as a convenience, a mapping with ``name``).
 
-    A mapping is validated once into its registered config class; an object is used as it is.
+    A mapping is validated once, by the config class its ``name`` selects; an object is used
+    as it is.
 
     Raises:
-        KeyError: unknown ``name`` (one sentence listing the valid names).
+        KeyError: no or an unknown ``name`` (one sentence listing the valid names).
         pydantic.ValidationError: the mapping is not a valid config of that mixer.
     """
     if not isinstance(config, TokenMixerConfig):
-        from spectrans.config.layers import parse_layer_config
-
-        if "name" in config:
-            get_entry(str(config["name"]))  # clear error for an unknown name
-        config = parse_layer_config(config)
+        entry = get_entry(str(config.get("name")))
+        return entry.layer_class().from_config(entry.config_class.model_validate(dict(config)))
     return get_entry(config.name).layer_class().from_config(config)

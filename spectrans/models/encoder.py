@@ -23,7 +23,6 @@ from torch import nn
 
 from spectrans.arguments import pick_args
 from spectrans.config.core import TokenMixerConfig, with_fields
-from spectrans.config.layers import parse_layer_config
 from spectrans.config.models import EncoderModelConfig
 from spectrans.config.patterns import AttentionPattern
 from spectrans.layers.blocks import PreNormBlock
@@ -78,9 +77,9 @@ def resolve_mixer_config(
         return with_fields(mixer_config, **overrides)
     if "name" not in mixer_config:
         raise KeyError(f"the token mixer config needs a 'name'; choose one of {names()}")
-    fields = get_entry(str(mixer_config["name"])).config_class.model_fields
-    known = {key: value for key, value in overrides.items() if key in fields}
-    return parse_layer_config({**mixer_config, **known})
+    config_class = get_entry(str(mixer_config["name"])).config_class
+    known = {key: value for key, value in overrides.items() if key in config_class.model_fields}
+    return config_class.model_validate({**mixer_config, **known})
 
 
 def has_attention_weights(mixer_config: TokenMixerConfig) -> bool:

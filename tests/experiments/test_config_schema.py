@@ -46,24 +46,36 @@ def test_every_mixer_preset_validates_into_its_config_object(name: str) -> None:
     assert type(exp.task) is task_registry.get_entry(exp.task.name).config_class
 
 
-def test_validation_never_goes_through_a_second_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_validated_object_is_never_validated_again(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("the attention node was parsed a second time")
+        raise AssertionError("the attention config was validated a second time")
 
     import spectrans.config.layers as layers
-    import spectrans.models.encoder as encoder
 
-    raw = _raw(["attention=performer"])
-    monkeypatch.setattr(layers, "parse_layer_config", refuse)
-    monkeypatch.setattr(encoder, "parse_layer_config", refuse)
+    raw = _raw(["attention=softmax"])
     exp = validate_experiment(raw)
+    config_class = type(exp.attention)
+    monkeypatch.setattr(layers, "parse_layer_config", refuse)
+    monkeypatch.setattr(config_class, "model_validate", classmethod(refuse))
     datamodule = SimpleNamespace(
         vocab_size=20, num_classes=10, max_length=64, is_pair=False, input_type="tokens"
     )
     model = harness.build_model(exp, datamodule)
     configs = model.encoder.mixer_configs()
     assert len(configs) == exp.model.num_layers
-    assert all(type(c) is type(exp.attention) for c in configs)
+    assert all(c is exp.attention for c in configs)  # width already the model's: no copy
+
+
+def test_a_changed_width_is_checked_by_the_config_class_alone() -> None:
+    exp = validate_experiment(_raw(["attention=performer"]))
+    datamodule = SimpleNamespace(
+        vocab_size=20, num_classes=10, max_length=64, is_pair=False, input_type="tokens"
+    )
+    model = harness.build_model(exp, datamodule)
+    assert all(type(c) is type(exp.attention) for c in model.encoder.mixer_configs())
+    wider = exp.model.model_copy(update={"hidden_dim": 3 * exp.attention.num_heads + 1})
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        harness.build_model(exp.model_copy(update={"model": wider}), datamodule)
 
 
 def test_the_harness_hands_the_validated_objects_to_the_builders(
