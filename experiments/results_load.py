@@ -33,15 +33,6 @@ def tasks5() -> tuple[str, ...]:
     return tasks()[:5]
 
 
-def __getattr__(name: str) -> tuple[str, ...]:
-    """``TASKS`` and ``TASKS5``, computed on first access."""
-    if name == "TASKS":
-        return tasks()
-    if name == "TASKS5":
-        return tasks5()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def shown_path(path: Path) -> str:
     """A record's path as tables show it: relative to the repository, never absolute."""
     return portable_path(path)
