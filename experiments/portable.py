@@ -100,12 +100,28 @@ def portable_config(
 def portable_text(text: str, roots: Iterable[str | os.PathLike[str]]) -> str:
     """``text`` with every ``<root>/`` prefix removed and a bare ``<root>`` written ``.``.
 
-    For text files of a record (logs, Hydra's ``hydra.yaml``) made on another machine, whose
-    repository root is known (Hydra's ``runtime.cwd``).
+    For text files of a record (logs, Hydra's ``hydra.yaml``) whose machine's folders are
+    known (the repository root, e.g. Hydra's ``runtime.cwd``). A root inside another root is
+    left out, so a path below both is written relative to the outer one, as
+    :func:`portable_path` writes it.
     """
-    for root in sorted({os.fspath(r).rstrip("/") for r in roots if r}, key=len, reverse=True):
-        if not PurePath(root).is_absolute() or root == "":
-            continue
+    absolute = {PurePath(os.fspath(r)) for r in roots if r and PurePath(os.fspath(r)).is_absolute()}
+    outer = [r for r in absolute if not any(r != o and r.is_relative_to(o) for o in absolute)]
+    for root in (r.as_posix() for r in outer if r.as_posix() != "/"):
         text = text.replace(root + "/", "")
         text = re.sub(re.escape(root) + r"(?![\w.-])", ".", text)
     return text
+
+
+def make_files_portable(paths: Iterable[Path], roots: Iterable[str | os.PathLike[str]]) -> None:
+    """Rewrite text files in place with :func:`portable_text` (unchanged files are not written).
+
+    For the files a run folder holds besides ``metrics.json`` whose writers record absolute
+    folders (Hydra's ``.hydra/hydra.yaml`` names the working and output folders).
+    """
+    roots = list(roots)
+    for path in paths:
+        text = path.read_text(errors="replace")
+        portable = portable_text(text, roots)
+        if portable != text:
+            path.write_text(portable)

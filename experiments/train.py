@@ -52,7 +52,13 @@ from experiments.callbacks import (
 from experiments.config import ConfigError, ExperimentConfig, new_run_id, validate_experiment
 from experiments.data.errors import DataError
 from experiments.module import LRAModule
-from experiments.portable import cwd_relative, portable_command, portable_config
+from experiments.portable import (
+    REPO_ROOT,
+    cwd_relative,
+    make_files_portable,
+    portable_command,
+    portable_config,
+)
 from experiments.protocol import classify
 from experiments.resume import (
     LAST_CKPT,
@@ -382,6 +388,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         is_zero = trainer.is_global_zero
         if is_zero:
             record.write()
+            _make_hydra_files_portable(exp, run_dir)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         trainer.save_checkpoint(run_dir / LAST_CKPT)
         failure, best_path = _test_and_record(
@@ -425,6 +432,15 @@ def _test_and_record(
     if "throughput" in callbacks:
         record.update(**callbacks["throughput"].summary(trainer.world_size))  # type: ignore[attr-defined]
     return failure, best_path
+
+
+def _make_hydra_files_portable(exp: ExperimentConfig, run_dir: Path) -> None:
+    """Hydra's ``hydra.yaml`` of every segment of the run, its absolute folders made relative.
+
+    Relative to the repository, the working folder or the runs root (``paths.output_dir``).
+    """
+    roots = [REPO_ROOT, Path.cwd(), Path(exp.paths.output_dir).absolute()]
+    make_files_portable(sorted(run_dir.glob("**/.hydra/hydra.yaml")), roots)
 
 
 def _open_record(

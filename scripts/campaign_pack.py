@@ -22,7 +22,11 @@ from pathlib import Path
 from campaign_plan import read_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from experiments.portable import portable_config, portable_path, portable_text  # noqa: E402
+from experiments.portable import (  # noqa: E402
+    make_files_portable,
+    portable_config,
+    portable_path,
+)
 
 RECORD_FILES = ("metrics.json", "campaign.json", "train.log", "console.log")
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
@@ -89,12 +93,8 @@ def make_portable(run_dir: Path) -> None:
     even when they lie outside it (``experiments.portable``).
     """
     roots = machine_roots(run_dir)
-    for path in sorted(run_dir.rglob("*")):
-        if path.is_file() and path.suffix in TEXT_SUFFIXES:
-            text = path.read_text(errors="replace")
-            portable = portable_text(text, roots)
-            if portable != text:
-                path.write_text(portable)
+    texts = [p for p in sorted(run_dir.rglob("*")) if p.is_file() and p.suffix in TEXT_SUFFIXES]
+    make_files_portable(texts, roots)
     record = run_dir / "metrics.json"
     data = read_json(record)
     if isinstance(data, dict):

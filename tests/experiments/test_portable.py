@@ -83,3 +83,32 @@ def test_resume_accepts_an_old_record_with_absolute_paths() -> None:
     moved = {"seed": 0, "paths": {"data_dir": "other", "output_dir": "runs"}}
     assert config_differences(comparable(old), comparable(moved)) == ["paths.data_dir"]
     assert json.dumps(comparable(old)).count(str(REPO_ROOT)) == 0
+
+
+def test_hydra_files_of_a_run_lose_their_absolute_folders(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from experiments import train as harness
+
+    runs = tmp_path / "runs"
+    run_dir = runs / "listops-softmax" / "r0"
+    for hydra in (run_dir / ".hydra", run_dir / "segments" / "s1" / ".hydra"):
+        hydra.mkdir(parents=True)
+        (hydra / "hydra.yaml").write_text(
+            f"runtime:\n  cwd: {REPO_ROOT}\n  output_dir: {run_dir}\n"
+            f"  config_sources:\n  - path: {REPO_ROOT}/conf\n"
+        )
+    exp = SimpleNamespace(paths=SimpleNamespace(output_dir=str(runs)))
+    harness._make_hydra_files_portable(exp, run_dir)  # type: ignore[arg-type]
+    for path in run_dir.glob("**/.hydra/hydra.yaml"):
+        text = path.read_text()
+        assert text == (
+            "runtime:\n  cwd: .\n  output_dir: listops-softmax/r0\n"
+            "  config_sources:\n  - path: conf\n"
+        )
+
+
+def test_text_under_nested_roots_is_relative_to_the_outer_one() -> None:
+    text = "out: /m/repo/runs/a/b\n"
+    assert portable_text(text, ["/m/repo/runs", "/m/repo"]) == "out: runs/a/b\n"
+    assert portable_path("/m/repo/runs/a/b", ["/m/repo", "/m/repo/runs"]) == "runs/a/b"
