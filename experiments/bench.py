@@ -83,6 +83,7 @@ from experiments.bench_write import (  # noqa: F401
     write_outputs,
     write_tables,
 )
+from experiments.portable import portable_argument
 from experiments.run_record import git_commit
 from experiments.timing import (  # noqa: F401
     cpu_rss_growth,
@@ -369,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         warm_libraries(s["device"])
     else:
         pin_malloc_threshold()
-    command = " ".join(["python -m experiments.bench", *(sys.argv[1:] if argv is None else argv)])
+    words = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python -m experiments.bench", *map(portable_argument, words)])
     load_before = _loadavg()
     out = Path(args.out)
     total = len(s["scopes"]) * len(s["dtypes"]) * len(s["specs"])

@@ -257,8 +257,8 @@ def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
 
 
-def write_markdown(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
-    """``scaling.md``: per (scope, dtype) the time/alpha/crossover table, errors, provenance."""
+def _intro_lines(meta: dict[str, Any]) -> list[str]:
+    """Title and the definitions of every column."""
     lines = [
         "# Scaling: forward+backward time and peak memory against sequence length N",
         "",
@@ -280,30 +280,41 @@ def write_markdown(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
     ]
     if meta.get("partial"):
         lines += [f"**{meta['partial']}**", ""]
-    for scope, dtype in combos(rows):
-        lines += [f"## {scope}, {dtype}", ""]
-        lines += _md_table(*table_rows(rows, scope, dtype, meta.get("claims"))) + [""]
-        lines += [f"Time relative to the softmax layer at each N, {scope}, {dtype}:", ""]
-        lines += _md_table(*ratio_rows(rows, scope, dtype)) + [""]
-        lines += [f"Peak memory (MiB), {scope}, {dtype}:", ""]
-        lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
-        mem = _series(rows, scope, dtype, "peak_mem_bytes")
-        mixers = list(dict.fromkeys(r.mixer for r in rows if r.scope == scope and r.dtype == dtype))
-        body = [
-            [m, *[_f(mem.get(m, {}).get(n, None) and mem[m][n] / 2**20, ".1f") for n in lengths]]
-            for m in mixers
-        ]
-        lines += _md_table(["mixer", *[str(n) for n in lengths]], body) + [""]
+    return lines
+
+
+def _combo_lines(rows: list[Row], scope: str, dtype: str, meta: dict[str, Any]) -> list[str]:
+    """The time, relative-time and memory tables of one (scope, dtype)."""
+    lines = [f"## {scope}, {dtype}", ""]
+    lines += _md_table(*table_rows(rows, scope, dtype, meta.get("claims"))) + [""]
+    lines += [f"Time relative to the softmax layer at each N, {scope}, {dtype}:", ""]
+    lines += _md_table(*ratio_rows(rows, scope, dtype)) + [""]
+    lines += [f"Peak memory (MiB), {scope}, {dtype}:", ""]
+    lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
+    mem = _series(rows, scope, dtype, "peak_mem_bytes")
+    mixers = list(dict.fromkeys(r.mixer for r in rows if r.scope == scope and r.dtype == dtype))
+    body = [
+        [m, *[_f(mem.get(m, {}).get(n, None) and mem[m][n] / 2**20, ".1f") for n in lengths]]
+        for m in mixers
+    ]
+    return lines + _md_table(["mixer", *[str(n) for n in lengths]], body) + [""]
+
+
+def _error_lines(rows: list[Row]) -> list[str]:
+    """The configurations that failed, ran out of memory or over budget (or ``None.``)."""
     bad = [r for r in rows if r.status not in ("ok", "skipped")]
-    lines += ["## Errors, out-of-memory and over-budget configurations", ""]
-    if bad:
-        lines += _md_table(
-            ["mixer", "scope", "dtype", "N", "status", "message"],
-            [[r.mixer, r.scope, r.dtype, str(r.N), r.status, r.message[:200]] for r in bad],
-        )
-    else:
-        lines.append("None.")
-    lines += [
+    lines = ["## Errors, out-of-memory and over-budget configurations", ""]
+    if not bad:
+        return [*lines, "None."]
+    return lines + _md_table(
+        ["mixer", "scope", "dtype", "N", "status", "message"],
+        [[r.mixer, r.scope, r.dtype, str(r.N), r.status, r.message[:200]] for r in bad],
+    )
+
+
+def _provenance_lines(meta: dict[str, Any]) -> list[str]:
+    """Command, commit, device, versions and date of the measurement."""
+    return [
         "",
         "## Provenance",
         "",
@@ -317,23 +328,30 @@ def write_markdown(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
         "- raw rows: `scaling.csv`; plot: `scaling.png`",
         "",
     ]
+
+
+def write_markdown(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
+    """``scaling.md``: per (scope, dtype) the time/alpha/crossover table, errors, provenance."""
+    lines = _intro_lines(meta)
+    for scope, dtype in combos(rows):
+        lines += _combo_lines(rows, scope, dtype, meta)
+    lines += _error_lines(rows) + _provenance_lines(meta)
     path.write_text("\n".join(lines))
 
 
-def plot(rows: list[Row], path: Path, title: str) -> None:
-    """Log-log time and memory against N: one row of two panels per (scope, dtype)."""
-    import matplotlib
+_PANELS = (
+    ("time_ms", "forward+backward time (ms)"),
+    ("peak_mem_bytes", "peak memory (MiB)"),
+)
+"""The two panels of a figure row: the measured key and its axis label."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullLocator
 
-    pairs = combos(rows)
-    mixers = list(dict.fromkeys(r.mixer for r in rows))
+def _mixer_styles(mixers: list[str], plt: Any) -> dict[str, dict[str, Any]]:
+    """Line style per mixer: the baseline thick and black, the others from tab20 (no greys)."""
     tab20 = plt.get_cmap("tab20").colors
     order = [0, 2, 4, 6, 8, 10, 12, 16, 18, 1, 3, 5, 7, 9, 11, 13, 17, 19]  # no greys (14, 15)
     palette = [tab20[i] for i in order]
-    styles = {
+    return {
         m: {
             "color": "black" if m == BASELINE else palette[i % len(palette)],
             "lw": 2.6 if m == BASELINE else 1.6,
@@ -343,62 +361,94 @@ def plot(rows: list[Row], path: Path, title: str) -> None:
         }
         for i, m in enumerate(mixers)
     }
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(13, 4.6 * len(pairs)), dpi=110, squeeze=False)
-    for row_axes, (scope, dtype) in zip(axes, pairs):
-        for ax, key, ylabel in (
-            (row_axes[0], "time_ms", "forward+backward time (ms)"),
-            (row_axes[1], "peak_mem_bytes", "peak memory (MiB)"),
-        ):
-            series = _series(rows, scope, dtype, key)
-            scale = 1.0 if key == "time_ms" else 1 / 2**20
-            for m in mixers:
-                if m in series and series[m]:
-                    ns = sorted(series[m])
-                    ax.plot(ns, [series[m][n] * scale for n in ns], label=m, **styles[m])
-                    oom = [
-                        r.N
-                        for r in rows
-                        if r.mixer == m
-                        and r.scope == scope
-                        and r.dtype == dtype
-                        and r.status == "oom"
-                    ]
-                    if oom and key == "time_ms":
-                        ax.plot(
-                            [oom[0]],
-                            [series[m][ns[-1]] * scale],
-                            marker="x",
-                            ms=10,
-                            color=styles[m]["color"],
-                            ls="none",
-                        )
-            if not series:
-                ax.text(
-                    0.5,
-                    0.5,
-                    "n/a (not measured on this device)",
-                    ha="center",
-                    va="center",
-                    transform=ax.transAxes,
-                )
-            elif key == "time_ms":
-                values = [v for ser in series.values() for v in ser.values()]
-                _guides(ax, series)
-                ax.set_ylim(min(values) / 1.5, max(values) * 1.5)
-            ax.set_xscale("log", base=2)
-            lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
-            ax.set_xticks(
-                lengths, [str(n) for n in lengths], rotation=45 if len(lengths) > 6 else 0
+
+
+def _plot_series(
+    ax: Any,
+    rows: list[Row],
+    combo: tuple[str, str],
+    key: str,
+    series: dict[str, dict[int, float]],
+    styles: dict[str, dict[str, Any]],
+) -> None:
+    """One line per mixer; a cross at the first out-of-memory length on the time panel."""
+    scope, dtype = combo
+    scale = 1.0 if key == "time_ms" else 1 / 2**20
+    for m, style in styles.items():
+        if m not in series or not series[m]:
+            continue
+        ns = sorted(series[m])
+        ax.plot(ns, [series[m][n] * scale for n in ns], label=m, **style)
+        oom = [
+            r.N
+            for r in rows
+            if r.mixer == m and r.scope == scope and r.dtype == dtype and r.status == "oom"
+        ]
+        if oom and key == "time_ms":
+            ax.plot(
+                [oom[0]],
+                [series[m][ns[-1]] * scale],
+                marker="x",
+                ms=10,
+                color=style["color"],
+                ls="none",
             )
-            ax.xaxis.set_minor_locator(NullLocator())
-            if series:
-                ax.set_yscale("log")
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-                ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
-            ax.set_xlabel("sequence length N (tokens)")
-            ax.set_ylabel(ylabel)
-            ax.set_title(f"{'time' if key == 'time_ms' else 'memory'}: {scope}, {dtype}")
-            ax.grid(True, which="both", alpha=0.3)
+
+
+def _format_panel(
+    ax: Any,
+    rows: list[Row],
+    combo: tuple[str, str],
+    key: str,
+    ylabel: str,
+    series: dict[str, dict[int, float]],
+) -> None:
+    """Log-log axes with the measured lengths as ticks, guides, labels and title."""
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
+    scope, dtype = combo
+    if not series:
+        ax.text(
+            0.5,
+            0.5,
+            "n/a (not measured on this device)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+    elif key == "time_ms":
+        values = [v for ser in series.values() for v in ser.values()]
+        _guides(ax, series)
+        ax.set_ylim(min(values) / 1.5, max(values) * 1.5)
+    ax.set_xscale("log", base=2)
+    lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
+    ax.set_xticks(lengths, [str(n) for n in lengths], rotation=45 if len(lengths) > 6 else 0)
+    ax.xaxis.set_minor_locator(NullLocator())
+    if series:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
+    ax.set_xlabel("sequence length N (tokens)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{'time' if key == 'time_ms' else 'memory'}: {scope}, {dtype}")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def plot(rows: list[Row], path: Path, title: str) -> None:
+    """Log-log time and memory against N: one row of two panels per (scope, dtype)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = combos(rows)
+    styles = _mixer_styles(list(dict.fromkeys(r.mixer for r in rows)), plt)
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(13, 4.6 * len(pairs)), dpi=110, squeeze=False)
+    for row_axes, combo in zip(axes, pairs):
+        for ax, (key, ylabel) in zip(row_axes, _PANELS):
+            series = _series(rows, *combo, key)
+            _plot_series(ax, rows, combo, key, series, styles)
+            _format_panel(ax, rows, combo, key, ylabel, series)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=9, frameon=False)
     fig.suptitle(title, fontsize=11)

@@ -92,6 +92,7 @@ from experiments.bench_step_setup import (  # noqa: F401
     preset_overrides,
     random_batch,
 )
+from experiments.portable import portable_argument
 from experiments.timing import is_oom, make_train_step, time_steps  # noqa: F401
 from experiments.timing import short_device_name as device_name
 
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     command = "python -m experiments.bench_step " + " ".join(
-        argv if argv is not None else sys.argv[1:]
+        map(portable_argument, argv if argv is not None else sys.argv[1:])
     )
     deadline = None if args.time_budget is None else time.monotonic() + args.time_budget
     out = Path(args.out)

@@ -41,6 +41,7 @@ from experiments.bench_step_setup import (
     random_batch,
 )
 from experiments.module import make_optimizer, parameter_groups
+from experiments.portable import portable_argument
 from experiments.timing import make_train_step, short_device_name, time_steps
 
 VARIANTS: tuple[str, ...] = ("preset", "no-dropout", "no-mask", "bare")
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     write(
         f"# Step profile: {args.task}, {mode}, bf16, "
         f"{short_device_name(device)}, {stamp}\n\nCommand: `python -m experiments.profile_step "
-        f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n"
+        f"{' '.join(map(portable_argument, sys.argv[1:] if argv is None else argv))}`\n"
     )
     profile_rows(args, write)
     return 0

@@ -34,15 +34,6 @@ def _get(tree: Any, dotted: str) -> Any:
     return tree
 
 
-def _drop(tree: dict[str, Any], dotted: str) -> None:
-    *parents, leaf = dotted.split(".")
-    node: Any = tree
-    for part in parents:
-        node = node.get(part) if isinstance(node, dict) else None
-    if isinstance(node, dict):
-        node.pop(leaf, None)
-
-
 FREE_KEYS = (
     "name",
     "seed",

@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from experiments.portable import portable_argument
 from experiments.protocol import PROTOCOLS
 from experiments.results_aggregate import (
     FEATURE_MAPS,
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     argv_used = sys.argv[1:] if argv is None else argv
-    command = " ".join(["python -m experiments.results", *argv_used]).strip()
+    command = " ".join(["python -m experiments.results", *map(portable_argument, argv_used)])
     run_dirs = [Path(d) for d in (args.runs or DEFAULT_RUN_DIRS)]
     summary = aggregate(run_dirs, Path(args.out), command, tuple(args.protocols))
     print(

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from experiments.portable import portable_path
 from experiments.protocol import PROTOCOLS, classify
 from experiments.run_record import RunRecord
 
@@ -32,21 +33,9 @@ def tasks5() -> tuple[str, ...]:
     return tasks()[:5]
 
 
-def __getattr__(name: str) -> tuple[str, ...]:
-    """``TASKS`` and ``TASKS5``, computed on first access."""
-    if name == "TASKS":
-        return tasks()
-    if name == "TASKS5":
-        return tasks5()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def shown_path(path: Path) -> str:
-    """A record's path relative to the working directory when it lies below it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """A record's path as tables show it: relative to the repository, never absolute."""
+    return portable_path(path)
 
 
 DEFAULT_RUN_DIRS: tuple[str, ...] = ("runs", "outputs", "multirun", "results/runs")

@@ -47,7 +47,7 @@ def provenance(command: str, records: list[RunRecord], run_dirs: list[Path]) -> 
             f"- git commits (runs): {', '.join(f'`{c}`' for c in commits) or 'none recorded'}",
             f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
             f"- devices in the records: {', '.join(devices) or 'none recorded'}",
-            f"- run folders scanned: {', '.join(f'`{d}`' for d in run_dirs)}"
+            f"- run folders scanned: {', '.join(f'`{shown_path(d)}`' for d in run_dirs)}"
             f" ({len(records)} metrics.json found)",
             "",
         ]

@@ -35,6 +35,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Sampler
 
 from experiments.config import ConfigError
+from experiments.portable import portable_config
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
 
@@ -182,8 +183,12 @@ IGNORED_KEYS = ("resume", "paths.run_dir", "trainer.max_time", "trainer.enable_p
 
 
 def comparable(config: dict[str, Any] | None) -> dict[str, Any]:
-    """``config`` without :data:`IGNORED_KEYS` (a deep copy)."""
-    out = copy.deepcopy(config) if isinstance(config, dict) else {}
+    """``config`` without :data:`IGNORED_KEYS` (a deep copy), its ``paths`` made portable.
+
+    Records keep their paths relative to the repository (:mod:`experiments.portable`); an
+    older record with absolute paths compares equal to the same folders given relatively.
+    """
+    out = copy.deepcopy(portable_config(config)) if isinstance(config, dict) else {}
     for key in IGNORED_KEYS:
         node = out
         *parents, leaf = key.split(".")

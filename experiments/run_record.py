@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from experiments.portable import portable_command, portable_path
+
 SCHEMA_VERSION = 1
 FIELDS = (
     "schema_version",
@@ -102,8 +104,11 @@ def _status_on_disk(path: Path) -> str | None:
 
 
 def command_line() -> str:
-    """The command that started this process, e.g. ``python train.py task=listops``."""
-    return " ".join(["python", *sys.argv]) if sys.argv and sys.argv[0] else "python"
+    """The command that started this process, e.g. ``python train.py task=listops``.
+
+    Absolute paths in it are written relative to the repository (:mod:`experiments.portable`).
+    """
+    return portable_command(sys.argv) if sys.argv and sys.argv[0] else "python"
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
@@ -139,7 +144,8 @@ class RunRecord:
     whose record is completed raises :class:`RecordExistsError`.
 
     Args:
-        run_dir: The run directory; the record is ``run_dir/metrics.json``.
+        run_dir: The run directory; the record is ``run_dir/metrics.json``. The record's
+            ``run_dir`` field names it relative to the repository (never absolute).
         fields: Initial values (unknown keys are rejected).
 
     Attributes:
@@ -161,7 +167,7 @@ class RunRecord:
         self.data.update(
             schema_version=SCHEMA_VERSION,
             status="running",
-            run_dir=str(run_dir),
+            run_dir=portable_path(run_dir),
             started_at=now_iso(),
             command=command_line(),
         )

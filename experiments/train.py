@@ -52,6 +52,13 @@ from experiments.callbacks import (
 from experiments.config import ConfigError, ExperimentConfig, new_run_id, validate_experiment
 from experiments.data.errors import DataError
 from experiments.module import LRAModule
+from experiments.portable import (
+    REPO_ROOT,
+    cwd_relative,
+    make_files_portable,
+    portable_command,
+    portable_config,
+)
 from experiments.protocol import classify
 from experiments.resume import (
     LAST_CKPT,
@@ -217,7 +224,7 @@ def _record_fields(exp: ExperimentConfig, raw: dict[str, Any]) -> dict[str, Any]
         "mask": exp.task.mask,
         "precision": exp.trainer.precision,
         "git_commit": git_commit(),
-        "config": raw,
+        "config": portable_config(raw),
     }
 
 
@@ -268,9 +275,13 @@ def _previous_record(run_dir: Path) -> dict[str, Any]:
 
 
 def resume_command(run_dir: Path) -> str:
-    """This command with ``resume=<run_dir>`` in place of any ``resume=...`` override."""
+    """This command with ``resume=<run_dir>`` in place of any ``resume=...`` override.
+
+    Paths in it are relative to the repository (:mod:`experiments.portable`).
+    """
     args = [a for a in sys.argv[1:] if not a.lstrip("+~").startswith("resume=")]
-    return " ".join(["python", sys.argv[0] if sys.argv else "train.py", *args, f"resume={run_dir}"])
+    script = sys.argv[0] if sys.argv else "train.py"
+    return portable_command([script, *args, f"resume={run_dir}"])
 
 
 def check_splits(datamodule: Any) -> None:
@@ -377,22 +388,17 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         is_zero = trainer.is_global_zero
         if is_zero:
             record.write()
+            _make_hydra_files_portable(exp, run_dir)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         trainer.save_checkpoint(run_dir / LAST_CKPT)
-        failure = getattr(callbacks.get("nan_guard"), "failure", None)
-        best_path = callbacks["best"].best_model_path  # type: ignore[attr-defined]
-        test_accs = _test_final_and_best(trainer, module, datamodule, failure, best_path)
-        record.update(
-            **_result_fields(
-                trainer,
-                module,
-                datamodule,
-                test_accs,
-                lambda: earlier_wall + time.perf_counter() - start,
-            )
+        failure, best_path = _test_and_record(
+            record,
+            trainer,
+            module,
+            datamodule,
+            callbacks,
+            lambda: earlier_wall + time.perf_counter() - start,
         )
-        if "throughput" in callbacks:
-            record.update(**callbacks["throughput"].summary(trainer.world_size))  # type: ignore[attr-defined]
         if is_zero:
             merge_csv_history(run_dir, csv_history)
             record.finish(*_final_status(exp, trainer, failure, run_dir))
@@ -404,6 +410,37 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             _finish_after_error(record, trainer, err, run_dir, wall)
         raise
     return record.data
+
+
+def _test_and_record(
+    record: RunRecord,
+    trainer: pl.Trainer,
+    module: LRAModule,
+    datamodule: Any,
+    callbacks: dict[str, pl.Callback],
+    wall: Callable[[], float],
+) -> tuple[str | None, str]:
+    """Test the final and the best-on-validation model; put every result into ``record``.
+
+    Returns:
+        The failure the non-finite guard saw (None: none) and the best checkpoint's path.
+    """
+    failure = getattr(callbacks.get("nan_guard"), "failure", None)
+    best_path = callbacks["best"].best_model_path  # type: ignore[attr-defined]
+    test_accs = _test_final_and_best(trainer, module, datamodule, failure, best_path)
+    record.update(**_result_fields(trainer, module, datamodule, test_accs, wall))
+    if "throughput" in callbacks:
+        record.update(**callbacks["throughput"].summary(trainer.world_size))  # type: ignore[attr-defined]
+    return failure, best_path
+
+
+def _make_hydra_files_portable(exp: ExperimentConfig, run_dir: Path) -> None:
+    """Hydra's ``hydra.yaml`` of every segment of the run, its absolute folders made relative.
+
+    Relative to the repository, the working folder or the runs root (``paths.output_dir``).
+    """
+    roots = [REPO_ROOT, Path.cwd(), Path(exp.paths.output_dir).absolute()]
+    make_files_portable(sorted(run_dir.glob("**/.hydra/hydra.yaml")), roots)
 
 
 def _open_record(
@@ -446,7 +483,7 @@ def _test_final_and_best(
     if failure is None:
         test_acc = _test(trainer, module, datamodule, None)  # the final model
         if best_path:
-            test_acc_best_val = _test(trainer, module, datamodule, best_path)
+            test_acc_best_val = _test(trainer, module, datamodule, cwd_relative(best_path))
     return test_acc, test_acc_best_val
 
 
@@ -527,6 +564,7 @@ def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
     def pct(value: Any) -> str:
         return f"{100 * value:.2f}%" if isinstance(value, float) else "n/a"
 
+    run_dir = Path(cwd_relative(run_dir))
     logs = [p for p in (run_dir / "tb", run_dir / "csv", run_dir / "wandb") if p.exists()]
     print(
         f"\nRun {data['status']}: {data['variant']} on {data['task']}, "

@@ -549,52 +549,43 @@ class Campaign:
         return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (2 for bad input)."""
-    args = parse_args(argv)
-    try:
-        plan = load_plan(args.plan)
-    except PlanError as err:
-        print(f"error: {err}", file=sys.stderr)
+def _unpack(archive: str, plan: Plan) -> int:
+    """``--unpack``: copy the archive's completed records into the plan's results folder."""
+    if not Path(archive).is_file():
+        print(f"error: --unpack {archive} is not a file", file=sys.stderr)
         return 2
-    if args.unpack:
-        if not Path(args.unpack).is_file():
-            print(f"error: --unpack {args.unpack} is not a file", file=sys.stderr)
-            return 2
-        copied, messages = unpack(Path(args.unpack), ROOT / plan.results_dir)
-        for line in [f"copied {c}" for c in copied] + messages:
-            print(line)
-        return 0
-    try:
-        campaign = Campaign(plan, args)
-    except PlanError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    gpus = args.gpus if args.gpus is not None else gpu_count()
-    if args.launcher == "slurm":
-        gpus = args.slurm_jobs
-    if args.dry_run:
-        print(campaign.ledger(gpus), end="")
-        queue = [r for r in campaign.runs if r.state in ("left", "partial")]
-        pool = GpuPool(max(gpus, 1))
-        limit = args.max_runs
-        print(f"first wave on {max(gpus, 1)} GPU(s) (then the next runs as these end):")
-        for run, g in schedule(queue, pool, limit):
-            old = resumable_dir(campaign.output_dir, run)
-            left = campaign.deadline_left()
-            seconds = None if left is None else left - 60 * args.margin_min
-            cmd = train_command(
-                plan,
-                run,
-                old or campaign.output_dir / run.preset.name / f"s{run.seed}_<new>",
-                resume=old is not None,
-                args=args,
-                seconds=seconds,
-                workers=campaign.workers_per_run(max(gpus, 1), run.per_gpu),
-            )
-            prefix = f"CUDA_VISIBLE_DEVICES={physical_gpu(g)} " if args.launcher == "local" else ""
-            print(prefix + shlex.join(["python", *cmd[1:]]))
-        return 0
+    copied, messages = unpack(Path(archive), ROOT / plan.results_dir)
+    for line in [f"copied {c}" for c in copied] + messages:
+        print(line)
+    return 0
+
+
+def _dry_run(campaign: Campaign, plan: Plan, args: argparse.Namespace, gpus: int) -> int:
+    """``--dry-run``: print the ledger and the commands of the first wave."""
+    print(campaign.ledger(gpus), end="")
+    queue = [r for r in campaign.runs if r.state in ("left", "partial")]
+    pool = GpuPool(max(gpus, 1))
+    print(f"first wave on {max(gpus, 1)} GPU(s) (then the next runs as these end):")
+    for run, g in schedule(queue, pool, args.max_runs):
+        old = resumable_dir(campaign.output_dir, run)
+        left = campaign.deadline_left()
+        seconds = None if left is None else left - 60 * args.margin_min
+        cmd = train_command(
+            plan,
+            run,
+            old or campaign.output_dir / run.preset.name / f"s{run.seed}_<new>",
+            resume=old is not None,
+            args=args,
+            seconds=seconds,
+            workers=campaign.workers_per_run(max(gpus, 1), run.per_gpu),
+        )
+        prefix = f"CUDA_VISIBLE_DEVICES={physical_gpu(g)} " if args.launcher == "local" else ""
+        print(prefix + shlex.join(["python", *cmd[1:]]))
+    return 0
+
+
+def _run(campaign: Campaign, args: argparse.Namespace, gpus: int) -> int:
+    """Prepare the data, run every run left and keep the ledger and the archive current."""
     if (
         gpus == 0
         and "trainer.accelerator=cpu" not in args.extra_overrides
@@ -615,6 +606,29 @@ def main(argv: list[str] | None = None) -> int:
     print(campaign.ledger(gpus, events=False), end="")
     campaign.pack(gpus)
     return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input)."""
+    args = parse_args(argv)
+    try:
+        plan = load_plan(args.plan)
+    except PlanError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.unpack:
+        return _unpack(args.unpack, plan)
+    try:
+        campaign = Campaign(plan, args)
+    except PlanError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    gpus = args.gpus if args.gpus is not None else gpu_count()
+    if args.launcher == "slurm":
+        gpus = args.slurm_jobs
+    if args.dry_run:
+        return _dry_run(campaign, plan, args, gpus)
+    return _run(campaign, args, gpus)
 
 
 if __name__ == "__main__":

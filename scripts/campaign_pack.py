@@ -10,17 +10,29 @@ never sees half an archive under the final name.
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import shutil
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 from campaign_plan import read_json
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.portable import (  # noqa: E402
+    make_files_portable,
+    portable_config,
+    portable_path,
+)
+
 RECORD_FILES = ("metrics.json", "campaign.json", "train.log", "console.log")
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
 CSV_FILES = ("metrics.csv", "hparams.yaml")
+TEXT_SUFFIXES = (".json", ".yaml", ".log", ".csv", ".txt")
+"""Record files whose text may name folders of the machine that made them."""
 
 
 def record_files(run_dir: Path) -> list[tuple[Path, str]]:
@@ -63,6 +75,38 @@ def pack(output_dir: Path, archive: Path, texts: dict[str, str] | None = None) -
     return archive.stat().st_size
 
 
+def machine_roots(run_dir: Path) -> list[str]:
+    """Absolute folders of the machine that made a record: Hydra's ``runtime.cwd``.
+
+    Runs start in the repository root, so this is that machine's repository root.
+    """
+    hydra = run_dir / "hydra" / "hydra.yaml"
+    text = hydra.read_text(errors="replace") if hydra.is_file() else ""
+    return [m for m in re.findall(r"^\s+cwd:\s*(/\S*)\s*$", text, re.MULTILINE) if m != "/"]
+
+
+def make_portable(run_dir: Path) -> None:
+    """Rewrite a record's text files so that they name no absolute folder of their machine.
+
+    Paths below the machine's repository root (:func:`machine_roots`) become relative to it;
+    the ``run_dir``, ``command`` and ``config.paths`` of ``metrics.json`` are made portable
+    even when they lie outside it (``experiments.portable``).
+    """
+    roots = machine_roots(run_dir)
+    texts = [p for p in sorted(run_dir.rglob("*")) if p.is_file() and p.suffix in TEXT_SUFFIXES]
+    make_files_portable(texts, roots)
+    record = run_dir / "metrics.json"
+    data = read_json(record)
+    if isinstance(data, dict):
+        fixed = dict(data)
+        if isinstance(fixed.get("run_dir"), str):
+            fixed["run_dir"] = portable_path(fixed["run_dir"], roots)
+        if isinstance(fixed.get("config"), dict):
+            fixed["config"] = portable_config(fixed["config"], roots)
+        if fixed != data:
+            record.write_text(json.dumps(fixed, indent=2) + "\n")
+
+
 def _completed_keys(results_dir: Path) -> set[tuple]:
     keys = set()
     for path in results_dir.glob("**/metrics.json"):
@@ -79,6 +123,9 @@ def _key(data: dict) -> tuple:
 
 def unpack(archive: Path, results_dir: Path) -> tuple[list[str], list[str]]:
     """Copy the completed records of ``archive`` into ``results_dir/<name>/<run>/``.
+
+    Copied records name no absolute folder of the machine that made them
+    (:func:`make_portable`).
 
     A record is refused when its folder already holds a completed ``metrics.json`` or when
     ``results_dir`` already has a completed record of the same preset, seed and steps.
@@ -109,6 +156,7 @@ def unpack(archive: Path, results_dir: Path) -> tuple[list[str], list[str]]:
                 )
             else:
                 shutil.copytree(src, dest, dirs_exist_ok=True)
+                make_portable(dest)
                 done.add(_key(data))
                 copied.append(str(dest))
     return copied, messages

@@ -179,12 +179,17 @@ def get_entry(name: str) -> RegistryEntry:
     return table[name]
 
 
-def build_layer(config: TokenMixerConfig | dict[str, Any]) -> nn.Module:
-    """Build a layer from its config (or a plain dict with a ``name`` key)."""
-    from spectrans.config.layers import parse_layer_config
+def build_layer(config: TokenMixerConfig | Mapping[str, Any]) -> nn.Module:
+    """Build a layer from its config object (or, as a convenience, a mapping with ``name``).
 
-    if isinstance(config, dict):
-        if "name" in config:
-            get_entry(str(config["name"]))  # clear error for an unknown name
-        config = parse_layer_config(config)
+    A mapping is validated once, by the config class its ``name`` selects; an object is used
+    as it is.
+
+    Raises:
+        KeyError: no or an unknown ``name`` (one sentence listing the valid names).
+        pydantic.ValidationError: the mapping is not a valid config of that mixer.
+    """
+    if not isinstance(config, TokenMixerConfig):
+        entry = get_entry(str(config.get("name")))
+        return entry.layer_class().from_config(entry.config_class.model_validate(dict(config)))
     return get_entry(config.name).layer_class().from_config(config)

@@ -2,49 +2,95 @@
 
 from __future__ import annotations
 
-from typing import Any
+import types
+import typing
+from typing import Any, Union
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 
 class ConfigError(ValueError):
     """An invalid experiment config; the message is one sentence for the user."""
 
 
-def _choices_of(node_model: type[BaseModel] | None) -> str:
-    if node_model is None:
-        return ""
-    return ", ".join(node_model.model_fields)
+def _model_classes(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic classes an annotation admits (through ``Annotated``, unions, ``None``)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_classes(typing.get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [cls for arg in typing.get_args(annotation) for cls in _model_classes(arg)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
 
 
-def _field_model(root: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic class that owns the last key of ``loc`` (for listing allowed keys)."""
-    current: Any = root
-    for part in loc[:-1]:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = current.model_fields.get(str(part))
+def _tag(node: Any) -> Any:
+    return node.get("name") if isinstance(node, dict) else None
+
+
+def _member(members: list[type[BaseModel]], node: Any) -> type[BaseModel] | None:
+    """The class among ``members`` that validates ``node``.
+
+    That is the only member, or the one whose ``name`` literal is the node's ``name``.
+    """
+    if len(members) == 1:
+        return members[0]
+    for member in members:
+        field = member.model_fields.get("name")
+        if field is not None and field.default == _tag(node):
+            return member
+    return None
+
+
+def locate(
+    root: type[BaseModel], data: Any, loc: tuple[Any, ...]
+) -> tuple[list[str], type[BaseModel] | None]:
+    """The user's key path of an error and the class that owns its last key.
+
+    Pydantic puts the union tag into the location of an error inside a discriminated union
+    (``attention.softmax.num_heads``); the user wrote ``attention.num_heads``, so the tag is
+    dropped. The owner lists the allowed keys of an unknown key.
+    """
+    path: list[str] = []
+    owner: type[BaseModel] | None = root
+    node, parts, i = data, list(loc), 0
+    while i < len(parts):
+        part = parts[i]
+        path.append(str(part))
+        field = owner.model_fields.get(str(part)) if owner is not None else None
         if field is None:
-            return None
-        current = field.annotation
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+            path.extend(str(p) for p in parts[i + 1 :])
+            return path, owner if i == len(parts) - 1 else None
+        node = node.get(part) if isinstance(node, dict) else None
+        members = _model_classes(field.annotation)
+        if len(members) > 1 and i + 1 < len(parts) and parts[i + 1] == _tag(node):
+            i += 1
+        if i == len(parts) - 1:
+            return path, owner
+        owner = _member(members, node)
+        i += 1
+    return path, owner
 
 
-def _sentence(error: dict[str, Any], prefix: str, owner: type[BaseModel] | None) -> str:
-    """Format one pydantic error as ``<key> = <value> is invalid; <what to do>``."""
-    loc = [str(p) for p in error.get("loc", ())]
-    key = ".".join([prefix, *loc]) if prefix else ".".join(loc)
+def _expected(ctx: dict[str, Any]) -> str:
+    return str(ctx.get("expected_tags") or ctx.get("expected") or "").replace("'", "")
+
+
+def error_sentence(error: Any, root: type[BaseModel], data: Any) -> str:
+    """Format one pydantic error of ``root.model_validate(data)`` as one sentence."""
+    path, owner = locate(root, data, tuple(error.get("loc", ())))
+    key = ".".join(path)
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
     value = error.get("input")
     if kind == "extra_forbidden":
-        allowed = _choices_of(owner)
+        allowed = ", ".join(owner.model_fields) if owner is not None else ""
         hint = f"; allowed keys: {allowed}" if allowed else ""
         return f"{key} = {value!r} is an unknown key{hint}"
     if kind == "union_tag_invalid":
         tag_key = f"{key}.name" if key else "name"
-        expected = ctx.get("expected_tags")
-        return f"{tag_key} = {ctx.get('tag')!r} is invalid; choose one of: {expected}"
+        return f"{tag_key} = {ctx.get('tag')!r} is invalid; choose one of: {_expected(ctx)}"
     if kind == "union_tag_not_found":
         return f"{key}.name is missing; set it to one of the registered names"
     if kind == "literal_error":
@@ -55,18 +101,3 @@ def _sentence(error: dict[str, Any], prefix: str, owner: type[BaseModel] | None)
     if kind == "value_error":
         return f"{key}: {message}" if key else message
     return f"{key} = {value!r} is invalid: {message}"
-
-
-def _validate_node(validate: Any, data: Any, prefix: str, owner_of: Any = None) -> Any:
-    """Run ``validate(data)``; turn the first pydantic error into a :class:`ConfigError`."""
-    try:
-        return validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = tuple(first.get("loc", ()))
-        tag = data.get("name") if isinstance(data, dict) else None
-        if loc and tag is not None and str(loc[0]) == str(tag):
-            loc = loc[1:]  # drop the union tag pydantic puts in front
-        first = {**first, "loc": loc}
-        owner = owner_of(data, loc) if owner_of is not None else None
-        raise ConfigError(_sentence(first, prefix, owner)) from None

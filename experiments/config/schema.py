@@ -1,8 +1,17 @@
-"""The whole experiment config: the harness groups plus the task, attention and model nodes."""
+"""The whole experiment config: the harness groups plus the task, attention and model nodes.
+
+The ``task``, ``attention`` and ``model`` fields are discriminated unions (on ``name``) of the
+registered config classes: the task table (:mod:`experiments.data.registry`), the token-mixer
+table (:mod:`spectrans.registry`) and :data:`spectrans.config.models.ModelConfigUnion`. The
+two tables are filled when this module is imported (every module of their packages is), so
+the unions hold every task and mixer of the repository. Validating an
+:class:`ExperimentConfig` validates each node once into its config object; the builders get
+those objects.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -16,8 +25,16 @@ from experiments.config.groups import (
     TrainerConfig,
 )
 from experiments.config.resolvers import variant_name
+from experiments.data.config import task_config_union
 from spectrans.config.core import StrictModel
+from spectrans.config.layers import token_mixer_config_union
+from spectrans.config.models import ModelConfigUnion
 from spectrans.registry import names as registry_names
+
+TaskConfigUnion = task_config_union()
+"""Any registered task config, chosen by ``name``."""
+MixerConfigUnion = token_mixer_config_union()
+"""Any registered token-mixer config, chosen by ``name``."""
 
 
 class ExperimentConfig(StrictModel):
@@ -48,9 +65,9 @@ class ExperimentConfig(StrictModel):
     resume: str | None = None
     compile: bool | Literal["auto"] = False
     compile_mode: Literal["default", "reduce-overhead"] = "default"
-    task: Any
-    attention: Any = None
-    model: Any
+    task: TaskConfigUnion  # type: ignore[valid-type]
+    attention: MixerConfigUnion | None = None  # type: ignore[valid-type]
+    model: ModelConfigUnion
     data: DataConfig = DataConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()

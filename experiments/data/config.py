@@ -216,6 +216,13 @@ TaskConfig = TaskConfigBase
 """Annotation of any registered task config (the union is built from the task registry)."""
 
 
+def task_config_union() -> Any:
+    """``Annotated[A | B | ..., Field(discriminator="name")]`` over every registered task config."""
+    from experiments.data import registry
+
+    return _union(registry.config_classes())
+
+
 def task_config_adapter() -> TypeAdapter[Any]:
     """The discriminated union (on ``name``) of every registered task config class."""
     from experiments.data import registry
@@ -223,9 +230,13 @@ def task_config_adapter() -> TypeAdapter[Any]:
     return _union_adapter(registry.config_classes())
 
 
+def _union(members: tuple[type[TaskConfigBase], ...]) -> Any:
+    return Annotated[Union[members], Field(discriminator="name")]  # noqa: UP007
+
+
 @functools.cache
 def _union_adapter(members: tuple[type[TaskConfigBase], ...]) -> TypeAdapter[Any]:
-    return TypeAdapter(Annotated[Union[members], Field(discriminator="name")])  # noqa: UP007
+    return TypeAdapter(_union(members))
 
 
 def parse_task_config(cfg: Any) -> TaskConfig:

@@ -282,31 +282,14 @@ def generate_listops(
     Returns:
         A :class:`GenerationReport`.
     """
-    if sizes is None:
-        if size not in SPLIT_SIZES:
-            raise ValueError(f"ListOps size {size!r} is unknown; use one of {sorted(SPLIT_SIZES)}.")
-        sizes = SPLIT_SIZES[size]
+    sizes = _split_sizes(size, sizes)
     start = time.perf_counter()
     trees, draws, accepted = generate_trees(
         sum(sizes), seed=seed, workers=workers, progress=progress, shape=shape
     )
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state, why = folder_state(out)
-    if state in ("incomplete", "stale"):
-        print(f"{out} is {state} ({why}); regenerating it.", file=sys.stderr)
-    for left in leftovers(out):
-        left.unlink()
-    (out / MANIFEST).unlink(missing_ok=True)
-    bounds = np.cumsum((0, *sizes))
-    paths: dict[str, Path] = {}
-    tmp_paths: dict[str, Path] = {}
-    for i, split in enumerate(SPLIT_NAMES):
-        paths[split] = out / f"basic_{split}.tsv"
-        tmp_paths[split] = out / f".basic_{split}.tsv.tmp-{os.getpid()}"
-        write_tsv(tmp_paths[split], trees[bounds[i] : bounds[i + 1]])
-    for split in SPLIT_NAMES:
-        os.replace(tmp_paths[split], paths[split])
+    _clear_for_writing(out)
+    paths = _write_splits(out, trees, sizes)
     record = {
         "generator": GENERATOR,
         "version": GENERATOR_VERSION,
@@ -322,6 +305,46 @@ def generate_listops(
         seconds=time.perf_counter() - start,
         paths=paths,
     )
+
+
+def _split_sizes(size: str, sizes: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    """Explicit ``sizes``, else those of the named ``size``.
+
+    Raises:
+        ValueError: an unknown ``size``.
+    """
+    if sizes is not None:
+        return sizes
+    if size not in SPLIT_SIZES:
+        raise ValueError(f"ListOps size {size!r} is unknown; use one of {sorted(SPLIT_SIZES)}.")
+    return SPLIT_SIZES[size]
+
+
+def _clear_for_writing(out: Path) -> None:
+    """Create ``out``; drop leftovers and the manifest of an earlier (maybe cut short) run."""
+    out.mkdir(parents=True, exist_ok=True)
+    state, why = folder_state(out)
+    if state in ("incomplete", "stale"):
+        print(f"{out} is {state} ({why}); regenerating it.", file=sys.stderr)
+    for left in leftovers(out):
+        left.unlink()
+    (out / MANIFEST).unlink(missing_ok=True)
+
+
+def _write_splits(
+    out: Path, trees: list[tuple[str, int, int]], sizes: tuple[int, int, int]
+) -> dict[str, Path]:
+    """Write the three splits under temporary names, then rename all of them."""
+    bounds = np.cumsum((0, *sizes))
+    paths: dict[str, Path] = {}
+    tmp_paths: dict[str, Path] = {}
+    for i, split in enumerate(SPLIT_NAMES):
+        paths[split] = out / f"basic_{split}.tsv"
+        tmp_paths[split] = out / f".basic_{split}.tsv.tmp-{os.getpid()}"
+        write_tsv(tmp_paths[split], trees[bounds[i] : bounds[i + 1]])
+    for split in SPLIT_NAMES:
+        os.replace(tmp_paths[split], paths[split])
+    return paths
 
 
 def leftovers(root: Path) -> list[Path]:

@@ -7,7 +7,7 @@ all of them is discriminated on ``name`` (see :mod:`spectrans.config.layers`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -35,6 +35,30 @@ def check_divides(hidden_dim: int, count: int, name: str, hint: str = "change on
     """
     if hidden_dim % count != 0:
         raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by {name} ({count}); {hint}")
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def with_fields(config: ModelT, **values: Any) -> ModelT:
+    """``config`` with ``values`` set on the fields its class has; other keys are ignored.
+
+    The changed config is checked by its own class (field constraints and model validators,
+    e.g. ``hidden_dim % num_heads == 0``); the class itself is kept, so no union dispatch
+    happens again. Returns ``config`` itself when no value changes.
+
+    Raises:
+        pydantic.ValidationError: the changed config is invalid.
+    """
+    fields = type(config).model_fields
+    changed = {
+        key: value
+        for key, value in values.items()
+        if key in fields and getattr(config, key) != value
+    }
+    if not changed:
+        return config
+    return type(config).model_validate({**config.model_dump(), **changed})
 
 
 class StrictModel(BaseModel):

@@ -15,10 +15,12 @@ All additive encodings act per position, so they are causal-safe and mask-safe.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from spectrans.config.core import ModelT as ConfigT
+from spectrans.config.core import with_fields
 
 MIXER_OPTIONS = {"rotary": "use_rope", "alibi": "alibi"}
 
@@ -111,26 +113,24 @@ def build_positional_encoding(
     )
 
 
-def apply_positional_to_mixer(
-    kind: str, mixer_fields: dict[str, Any], mixer_name: str
-) -> dict[str, Any]:
-    """Return mixer config fields with ``use_rope``/``alibi`` set for rotary/alibi.
+def apply_positional_to_mixer(kind: str, mixer_config: ConfigT) -> ConfigT:
+    """The mixer config with ``use_rope``/``alibi`` set for rotary/alibi (else unchanged).
 
     Args:
         kind: Positional encoding type.
-        mixer_fields: The mixer config as a dict (``model_dump()``), with its ``name``.
-        mixer_name: Registry name, for the error message.
+        mixer_config: The token mixer's config.
 
     Raises:
         ValueError: the mixer's config has no such option (one sentence, naming it).
     """
     option = MIXER_OPTIONS.get(kind)
     if option is None:
-        return dict(mixer_fields)
-    if option not in mixer_fields:
+        return mixer_config
+    if option not in type(mixer_config).model_fields:
         what = "queries and keys to rotate" if kind == "rotary" else "attention scores to bias"
         raise ValueError(
-            f"positional_encoding='{kind}' cannot be used with the '{mixer_name}' "
+            f"positional_encoding='{kind}' cannot be used with the "
+            f"'{getattr(mixer_config, 'name', type(mixer_config).__name__)}' "
             f"token mixer: it has no {what}; choose sinusoidal, learned or none"
         )
-    return {**mixer_fields, option: True}
+    return with_fields(mixer_config, **{option: True})

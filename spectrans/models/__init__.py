@@ -19,7 +19,7 @@ from spectrans.config.models import (
 )
 from spectrans.config.patterns import joint_patterns
 from spectrans.models.base import LENGTH_KEY, BaseModel
-from spectrans.models.encoder import Encoder, mixer_fields
+from spectrans.models.encoder import Encoder, resolve_mixer_config
 from spectrans.models.heads import (
     ClassifierHead,
     DualEncoderClassifier,
@@ -150,6 +150,6 @@ __all__ = [
     "LSTTransformer",
     "SequenceClassifier",
     "build_classifier",
-    "mixer_fields",
     "pool",
+    "resolve_mixer_config",
 ]

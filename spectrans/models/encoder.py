@@ -22,8 +22,7 @@ from typing import Any
 from torch import nn
 
 from spectrans.arguments import pick_args
-from spectrans.config.core import TokenMixerConfig
-from spectrans.config.layers import parse_layer_config
+from spectrans.config.core import TokenMixerConfig, with_fields
 from spectrans.config.models import EncoderModelConfig
 from spectrans.config.patterns import AttentionPattern
 from spectrans.layers.blocks import PreNormBlock
@@ -59,31 +58,33 @@ def seed_stack_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def mixer_fields(
-    mixer_config: TokenMixerConfig | dict[str, Any], **overrides: Any
-) -> dict[str, Any]:
-    """A mixer config as a validated plain dict with every field.
+def resolve_mixer_config(
+    mixer_config: TokenMixerConfig | Mapping[str, Any], **overrides: Any
+) -> TokenMixerConfig:
+    """The mixer's config object with ``overrides`` set on the fields its class has.
 
-    ``overrides`` are applied before validation, and only for fields the mixer's config class
-    has (so ``max_sequence_length`` reaches only mixers that have it).
+    ``max_sequence_length`` therefore reaches only mixers that have it. A config object is
+    changed by its own class (:func:`~spectrans.config.core.with_fields`); a mapping, the
+    library's convenience form, is validated once, overrides included, into the registered
+    class its ``name`` selects.
 
     Raises:
-        KeyError: unknown mixer name.
+        KeyError: a mapping without ``name`` or with an unknown one.
         pydantic.ValidationError: the overridden config is invalid (e.g. ``hidden_dim`` not
             divisible by ``num_heads``).
     """
-    data = dict(mixer_config) if isinstance(mixer_config, dict) else mixer_config.model_dump()
-    if "name" not in data:
+    if isinstance(mixer_config, TokenMixerConfig):
+        return with_fields(mixer_config, **overrides)
+    if "name" not in mixer_config:
         raise KeyError(f"the token mixer config needs a 'name'; choose one of {names()}")
-    fields = get_entry(str(data["name"])).config_class.model_fields
-    data.update({key: value for key, value in overrides.items() if key in fields})
-    return parse_layer_config(data).model_dump()
+    config_class = get_entry(str(mixer_config["name"])).config_class
+    known = {key: value for key, value in overrides.items() if key in config_class.model_fields}
+    return config_class.model_validate({**mixer_config, **known})
 
 
-def has_attention_weights(mixer_config: TokenMixerConfig | dict[str, Any]) -> bool:
+def has_attention_weights(mixer_config: TokenMixerConfig) -> bool:
     """Whether the mixer forms attention weights (its layer class has ``has_scores``)."""
-    name = mixer_config["name"] if isinstance(mixer_config, dict) else mixer_config.name
-    return bool(getattr(get_entry(str(name)).layer_class(), "has_scores", False))
+    return bool(getattr(get_entry(mixer_config.name).layer_class(), "has_scores", False))
 
 
 class Encoder(BaseModel):
@@ -117,7 +118,7 @@ class Encoder(BaseModel):
 
     def __init__(
         self,
-        mixer_config: TokenMixerConfig | dict[str, Any],
+        mixer_config: TokenMixerConfig | Mapping[str, Any],
         *,
         vocab_size: int | None = None,
         hidden_dim: int = 512,
@@ -148,19 +149,17 @@ class Encoder(BaseModel):
             embedding_init_std=embedding_init_std,
             cls_init_std=cls_init_std,
         )
-        overrides: dict[str, Any] = {
-            "hidden_dim": hidden_dim,
+        mixer = resolve_mixer_config(
+            mixer_config,
+            hidden_dim=hidden_dim,
             # spectral mixers resample their filters, so this is a size, not a hard limit
-            "max_sequence_length": max_sequence_length + (1 if use_cls_token else 0),
-        }
-        fields = mixer_fields(mixer_config, **overrides)
-        if attention_dropout is not None and has_attention_weights(fields):
-            fields["dropout"] = attention_dropout
+            max_sequence_length=max_sequence_length + (1 if use_cls_token else 0),
+        )
+        if attention_dropout is not None and has_attention_weights(mixer):
+            mixer = with_fields(mixer, dropout=attention_dropout)
         if positional_encoding_type == "learned":
             self.length_limit = max_sequence_length
-        self.mixer_config = apply_positional_to_mixer(
-            positional_encoding_type, fields, fields["name"]
-        )
+        self.mixer_config = apply_positional_to_mixer(positional_encoding_type, mixer)
         self.num_layers = num_layers
         self.ffn_hidden_dim = ffn_hidden_dim if ffn_hidden_dim is not None else 4 * hidden_dim
         self.ffn_activation = ffn_activation
@@ -170,13 +169,13 @@ class Encoder(BaseModel):
         self.blocks = self.build_blocks()
         self.init_weights()
 
-    def mixer_configs(self) -> list[dict[str, Any]]:
+    def mixer_configs(self) -> list[TokenMixerConfig]:
         """The mixer config of every block: ``self.mixer_config`` for all of them."""
         return [self.mixer_config] * self.num_layers
 
-    def build_mixer(self, config: dict[str, Any]) -> nn.Module:
+    def build_mixer(self, config: TokenMixerConfig) -> nn.Module:
         """One token mixer from ``config`` (pattern-wrapped if patterns are set)."""
-        mixer = build_layer(dict(config))
+        mixer = build_layer(config)
         if self.attention_patterns is not None:
             mixer = PatternAttention(mixer, self.attention_patterns)
         return mixer
@@ -200,7 +199,7 @@ class Encoder(BaseModel):
     def from_config(
         cls,
         config: EncoderModelConfig,
-        mixer_config: TokenMixerConfig | dict[str, Any],
+        mixer_config: TokenMixerConfig | Mapping[str, Any],
         *,
         vocab_size: int | None,
         input_type: str = "tokens",

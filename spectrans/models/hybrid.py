@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
@@ -25,29 +26,31 @@ from torch import Tensor
 from spectrans.config.core import TokenMixerConfig
 from spectrans.config.models import HybridModelConfig
 from spectrans.layers.positional import apply_positional_to_mixer
-from spectrans.models.encoder import Encoder, mixer_fields, seed_stack_kwargs
+from spectrans.models.encoder import Encoder, resolve_mixer_config, seed_stack_kwargs
 from spectrans.models.heads import ClassifierHead, pool
 
 
 class _PerBlockMixers(Encoder):
     """Encoder whose block ``i`` takes mixer config ``self.config_for(i)``."""
 
-    def mixer_configs(self) -> list[dict[str, Any]]:  # pragma: no cover - abstract
+    def mixer_configs(self) -> list[TokenMixerConfig]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _resolve(self, config: TokenMixerConfig | dict[str, Any]) -> dict[str, Any]:
-        """Fill a mixer config from the model (width, dropout, causal, positions)."""
-        data = dict(config) if isinstance(config, dict) else config.model_dump()
-        data.setdefault("dropout", self.mixer_config.get("dropout", 0.0))
-        data.setdefault("causal", self.mixer_config.get("causal", False))
-        fields = mixer_fields(
-            data,
+    def _resolve(self, config: Mapping[str, Any]) -> TokenMixerConfig:
+        """A block's mixer config from its fields, the rest filled from the model.
+
+        Width, sequence size and positions come from the model; ``dropout`` and ``causal``
+        default to those of the model's own mixer.
+        """
+        defaults = {"dropout": self.mixer_config.dropout, "causal": self.mixer_config.causal}
+        resolved = resolve_mixer_config(
+            {**defaults, **config},
             hidden_dim=self.hidden_dim,
-            max_sequence_length=self.mixer_config.get(
-                "max_sequence_length", self.max_sequence_length
+            max_sequence_length=getattr(
+                self.mixer_config, "max_sequence_length", self.max_sequence_length
             ),
         )
-        return apply_positional_to_mixer(self.positional_encoding_type, fields, fields["name"])
+        return apply_positional_to_mixer(self.positional_encoding_type, resolved)
 
 
 class HybridEncoder(_PerBlockMixers):
@@ -62,7 +65,7 @@ class HybridEncoder(_PerBlockMixers):
 
     def __init__(
         self,
-        mixer_config: TokenMixerConfig | dict[str, Any],
+        mixer_config: TokenMixerConfig | Mapping[str, Any],
         *,
         attention_every: int = 2,
         attention_heads: int = 4,
@@ -78,7 +81,7 @@ class HybridEncoder(_PerBlockMixers):
         """Whether block ``index`` (0-based) is a softmax block."""
         return (index + 1) % self.attention_every == 0
 
-    def mixer_configs(self) -> list[dict[str, Any]]:
+    def mixer_configs(self) -> list[TokenMixerConfig]:
         """The mixer config of every block."""
         softmax = self._resolve({"name": "softmax", "num_heads": self.attention_heads})
         return [
@@ -90,7 +93,7 @@ class HybridEncoder(_PerBlockMixers):
     def from_config(  # type: ignore[override]
         cls,
         config: HybridModelConfig,
-        mixer_config: TokenMixerConfig | dict[str, Any],
+        mixer_config: TokenMixerConfig | Mapping[str, Any],
         **kwargs: Any,
     ) -> HybridEncoder:
         """Build from a :class:`HybridModelConfig` (other arguments as ``Encoder.from_config``).
@@ -162,7 +165,7 @@ class AlternatingTransformer(_PerBlockMixers):
             else None
         )
 
-    def mixer_configs(self) -> list[dict[str, Any]]:
+    def mixer_configs(self) -> list[TokenMixerConfig]:
         """Even blocks: the first mixer; odd blocks: the second."""
         second = self._resolve({"dropout": self.dropout, **self.layer_sources[1]})
         return [self.mixer_config if i % 2 == 0 else second for i in range(self.num_layers)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from spectrans.transforms import cosine
+import spectrans.transforms.cosine as cosine
 from spectrans.transforms.hadamard import fwht, next_power_of_two
 
 

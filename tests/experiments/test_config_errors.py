@@ -111,3 +111,17 @@ def test_step_based_validation_reaches_the_trainer() -> None:
 def test_bad_mask_mode_is_one_sentence() -> None:
     message = _error(["task.mask=nonzero"])
     assert "task.mask" in message and "lra_nonzero" in message
+
+
+def test_errors_inside_a_union_name_the_key_the_user_wrote() -> None:
+    assert _error(["+task.generate.colour=red"]).startswith(
+        "task.generate.colour = 'red' is an unknown key; allowed keys: size, sizes"
+    )
+    assert _error(["model.pooling=max"]).startswith("model.pooling = 'max' is invalid")
+    raw = _raw([])
+    raw["task"]["name"] = "lisptops"
+    with pytest.raises(ConfigError, match=r"^task.name = 'lisptops' is invalid; choose one of: "):
+        validate_experiment(raw)
+    del raw["task"]["name"]
+    with pytest.raises(ConfigError, match=r"^task.name is missing"):
+        validate_experiment(raw)

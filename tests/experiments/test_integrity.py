@@ -25,6 +25,7 @@ from experiments import train as harness
 from experiments.callbacks import StepProgressBar
 from experiments.cli import precheck_overrides
 from experiments.config import ConfigError, validate_experiment
+from experiments.portable import portable_path, recorded_path
 from experiments.protocol import classify
 from experiments.resume import ResumeError, find_resume_dir, merge_csv_history
 from experiments.run_record import RecordExistsError, RunRecord
@@ -118,7 +119,7 @@ def test_resume_auto_after_a_completed_run_with_a_new_config_leaves_it_intact(
 ) -> None:
     data = tmp_path / "data"
     first = harness.run(_debug(tmp_path / "runs", data, "attention=kernel"))
-    record = Path(first["run_dir"]) / "metrics.json"
+    record = recorded_path(first["run_dir"], [tmp_path / "runs"]) / "metrics.json"
     before = _digest(record)
     second = harness.run(
         _debug(tmp_path / "runs", data, "attention=kernel", "model.hidden_dim=32", "resume=auto")
@@ -241,10 +242,11 @@ def test_ctrl_c_records_interrupted_and_resume_sums_segments(
     run_dir = next(out.glob("*/*/metrics.json")).parent
     first = json.loads((run_dir / "metrics.json").read_text())
     assert first["status"] == "interrupted" and first["steps"] == 3
-    assert f"resume={run_dir}" in first["failure_reason"]
+    assert f"resume={portable_path(run_dir)}" in first["failure_reason"]
     rows_before = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[1:]
     resumed = harness.run(_debug(out, data, *extra, "resume=auto"))
-    assert resumed["run_dir"] == str(run_dir) and resumed["status"] == "completed"
+    assert recorded_path(resumed["run_dir"], [out]) == run_dir
+    assert resumed["status"] == "completed"
     assert resumed["steps"] == 6 and resumed["wall_time_s"] > first["wall_time_s"]
     assert resumed["started_at"] == first["started_at"]
     rows_after = (run_dir / "csv" / "metrics.csv").read_text().splitlines()

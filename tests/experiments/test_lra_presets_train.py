@@ -18,6 +18,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from experiments import train as harness
+from experiments.portable import recorded_path
 from spectrans.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +109,8 @@ def _run(variant: str, task: str, tmp: Path, data_dir: Path) -> None:
     assert cfg.trainer.check_val_every_n_epoch is None  # the preset's, not overridden
     assert cfg.trainer.val_check_interval == presets.LRA[task]["eval_every"]
     record = harness.run(cfg)
-    on_disk = json.loads((Path(record["run_dir"]) / "metrics.json").read_text())
+    run_dir = recorded_path(record["run_dir"], [tmp / "runs"])
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk["status"] == "completed", on_disk["failure_reason"]
     assert (on_disk["steps"], on_disk["variant"], on_disk["task"]) == (2, variant, task)
     assert 0.0 <= on_disk["test_acc"] <= 1.0 and on_disk["mask"] == "lengths"

@@ -173,6 +173,15 @@ def test_main_cli(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "python -m experiments.results --runs" in (runs / "cli" / "efficiency.md").read_text()
 
 
+def test_written_tables_name_no_absolute_path(runs: Path) -> None:
+    assert results.main(["--runs", str(runs / "outputs"), "--out", str(runs / "cli")]) == 0
+    for table in (runs / "cli").glob("*.md"):
+        text = table.read_text()
+        assert str(runs) not in text, table.name
+        # outside the repository and the working folder: the last two components
+        assert f"--runs {runs.name}/outputs --out {runs.name}/cli" in text
+
+
 def test_importing_results_leaves_the_data_modules_unloaded() -> None:
     """The task columns are read from the registry on first use, not at import."""
     code = (

@@ -16,6 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from experiments import train as harness
+from experiments.portable import recorded_path
 from experiments.resume import ResumeError, StepAlignedSampler, find_resume_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,13 +121,14 @@ def test_crashed_run_resumes_to_identical_metrics(
     crashed_dir = next((tmp_path / "b").glob("*/*/metrics.json")).parent
     assert '"status": "interrupted"' in (crashed_dir / "metrics.json").read_text()
     resumed = harness.run(_cfg(tmp_path / "b", data, ("resume=auto",)))
-    assert Path(resumed["run_dir"]) == crashed_dir  # continued in place
+    assert recorded_path(resumed["run_dir"], [tmp_path / "b"]) == crashed_dir  # in place
     assert resumed["status"] == "completed" and resumed["steps"] == straight["steps"] == 16
     assert resumed["val_acc_best"] == straight["val_acc_best"]
     assert resumed["test_acc"] == straight["test_acc"]
-    a, b = _losses(straight["run_dir"]), _losses(resumed["run_dir"])
+    straight_dir = recorded_path(straight["run_dir"], [tmp_path / "a"])
+    a, b = _losses(straight_dir), _losses(crashed_dir)
     assert b[15] == a[15] and all(b[s] == a[s] for s in range(9, 16))  # 13 batches per epoch
-    wa, wb = _weights(straight["run_dir"]), _weights(resumed["run_dir"])
+    wa, wb = _weights(straight_dir), _weights(crashed_dir)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 

@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from experiments import train as harness
 from experiments.config import validate_experiment
 from experiments.module import LRAModule
+from experiments.portable import recorded_path
 from experiments.run_record import FIELDS
 from spectrans import registry
 
@@ -67,6 +68,17 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def absolute_paths(value: object) -> list[str]:
+    """Every string in a JSON tree that names an absolute path (alone or as ``key=/...``)."""
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in absolute_paths(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in absolute_paths(v)]
+    if isinstance(value, str):
+        return [w for w in value.split() if w.startswith("/") or "=/" in w]
+    return []
+
+
 def _cfg(tmp: Path, data_dir: Path, overrides: list[str]):  # noqa: ANN202
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
@@ -95,7 +107,7 @@ def test_debug_preset_runs_end_to_end(
     task: str, attention: str, tmp_path: Path, data_dir: Path
 ) -> None:
     record = harness.run(_cfg(tmp_path, data_dir, [f"task={task}", f"attention={attention}"]))
-    run_dir = Path(record["run_dir"])
+    run_dir = recorded_path(record["run_dir"], [tmp_path / "runs"])
     on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert list(on_disk) == list(FIELDS)
     assert on_disk["status"] == "completed" and on_disk["failure_reason"] is None
@@ -105,6 +117,7 @@ def test_debug_preset_runs_end_to_end(
     assert 0.0 <= on_disk["val_acc_best"] <= 1.0 and 0.0 <= on_disk["test_acc"] <= 1.0
     assert on_disk["peak_memory_kind"] == "cpu_max_rss" and on_disk["num_params"] > 0
     assert on_disk["config"]["task"]["name"] == task
+    assert absolute_paths(on_disk) == []  # the record names no folder of this machine
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert len(list((run_dir / "checkpoints").glob("best-*.ckpt"))) == 1
     assert (run_dir / "csv" / "metrics.csv").is_file()
@@ -176,7 +189,7 @@ def test_test_acc_is_the_final_model_and_best_val_checkpoint_is_second(
     record = harness.run(cfg)
     assert [ckpt is None for _, ckpt in tested] == [True, False]  # final weights first
     assert tested[0][0] == 6 and "best-" in str(tested[1][1])
-    run_dir = Path(record["run_dir"])
+    run_dir = recorded_path(record["run_dir"], [tmp_path / "runs"])
     assert record["mask"] == "lengths"
     exp = validate_experiment(OmegaConf.to_container(cfg, resolve=True))
     datamodule = harness.build_datamodule(exp)
@@ -208,7 +221,8 @@ def test_test_acc_is_the_final_model_and_best_val_checkpoint_is_second(
 def test_hybrid_model_runs_end_to_end(tmp_path: Path, data_dir: Path) -> None:
     overrides = ["task=text", "attention=s4d", "model=hybrid", "model.num_layers=2"]
     record = harness.run(_cfg(tmp_path, data_dir, overrides))
-    on_disk = json.loads((Path(record["run_dir"]) / "metrics.json").read_text())
+    run_dir = recorded_path(record["run_dir"], [tmp_path / "runs"])
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk["status"] == "completed"
     assert on_disk["config"]["model"]["name"] == "hybrid"
     assert on_disk["variant"] == "hybrid-s4d"

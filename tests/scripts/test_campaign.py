@@ -453,3 +453,35 @@ def test_runs_get_the_machine_gpu_through_an_inherited_visible_list(
     assert [campaign.physical_gpu(i) for i in (0, 1)] == ["1", "3"]
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert campaign.physical_gpu(1) == "1"
+
+
+def test_unpacked_records_name_no_folder_of_the_machine_that_made_them(tmp_path: Path) -> None:
+    machine = "/scratch/job42/repo"
+    out = tmp_path / "runs"
+    done = fake_record(out, "lra-listops-softmax", 0, run="s0_a")
+    data = json.loads((done / "metrics.json").read_text())
+    data.update(
+        run_dir=f"{machine}/runs/campaign/lra-listops-softmax/s0_a",
+        command=f"python {machine}/train.py paths.output_dir={machine}/runs/campaign",
+    )
+    data["config"]["paths"] = {"data_dir": "/elsewhere/lra/data", "output_dir": "runs/campaign"}
+    (done / "metrics.json").write_text(json.dumps(data))
+    (done / ".hydra").mkdir()
+    (done / ".hydra" / "hydra.yaml").write_text(
+        f"hydra:\n  runtime:\n    cwd: {machine}\n    output_dir: {machine}/runs/campaign/x\n"
+    )
+    (done / "train.log").write_text(f"Restoring states from {machine}/runs/campaign/best.ckpt\n")
+    archive = tmp_path / "campaign.tar.gz"
+    campaign_pack.pack(out, archive)
+    results = tmp_path / "results"
+    campaign_pack.unpack(archive, results)
+    dest = results / "lra-listops-softmax" / "s0_a"
+    texts = {p.name: p.read_text() for p in dest.rglob("*") if p.is_file()}
+    assert not [name for name, text in texts.items() if machine in text or "/elsewhere" in text]
+    record = json.loads(texts["metrics.json"])
+    assert record["run_dir"] == "runs/campaign/lra-listops-softmax/s0_a"
+    assert record["command"] == "python train.py paths.output_dir=runs/campaign"
+    assert record["config"]["paths"]["data_dir"] == "lra/data"
+    assert (
+        "cwd: .\n" in texts["hydra.yaml"] and "from runs/campaign/best.ckpt" in texts["train.log"]
+    )

@@ -6,10 +6,12 @@ built on first access: ``TokenMixerConfigUnion`` is a module attribute computed 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
+from spectrans.config.core import TokenMixerConfig
 from spectrans.config.layers.attention import (
     DCTAttentionConfig,
     HadamardAttentionConfig,
@@ -39,18 +41,23 @@ def token_mixer_config_union() -> Any:
     return Annotated[Union[config_classes()], Field(discriminator="name")]  # noqa: UP007
 
 
-def parse_layer_config(data: dict[str, Any]) -> Any:
-    """Validate a plain dict into the registered config class its ``name`` selects.
+def parse_layer_config(data: TokenMixerConfig | Mapping[str, Any]) -> TokenMixerConfig:
+    """The registered config class that ``data["name"]`` selects, validated from ``data``.
+
+    A config object passes through unchanged (it was validated when it was made); a mapping
+    is validated once, by the discriminated union of every registered config class.
 
     Raises:
         pydantic.ValidationError: unknown name, unknown key, or a bad value.
     """
+    if isinstance(data, TokenMixerConfig):
+        return data
     from spectrans.registry import config_classes
 
     key = config_classes()
     if key not in _ADAPTERS:
         _ADAPTERS[key] = TypeAdapter(token_mixer_config_union())
-    return _ADAPTERS[key].validate_python(data)
+    return _ADAPTERS[key].validate_python(dict(data))
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from spectrans.config.layers import FNetMixingConfig, LSTAttentionConfig, SoftmaxAttentionConfig
 from spectrans.layers.positional import (
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
@@ -57,15 +58,18 @@ def test_unknown_kind_is_refused() -> None:
 
 
 def test_rotary_and_alibi_become_mixer_options() -> None:
-    fields = {"name": "softmax", "use_rope": False, "alibi": False}
-    assert apply_positional_to_mixer("rotary", fields, "softmax")["use_rope"] is True
-    assert apply_positional_to_mixer("alibi", fields, "softmax")["alibi"] is True
-    assert apply_positional_to_mixer("sinusoidal", fields, "softmax") == fields
+    config = SoftmaxAttentionConfig(hidden_dim=8, num_heads=2)
+    rotary = apply_positional_to_mixer("rotary", config)
+    alibi = apply_positional_to_mixer("alibi", config)
+    assert isinstance(rotary, SoftmaxAttentionConfig) and rotary.use_rope and not rotary.alibi
+    assert isinstance(alibi, SoftmaxAttentionConfig) and alibi.alibi and not alibi.use_rope
+    assert apply_positional_to_mixer("sinusoidal", config) is config
+    assert not config.use_rope and not config.alibi  # the input is never changed
 
 
 def test_mixers_without_the_option_refuse_in_one_sentence() -> None:
     with pytest.raises(ValueError, match="no queries and keys to rotate") as info:
-        apply_positional_to_mixer("rotary", {"name": "fnet", "hidden_dim": 8}, "fnet")
-    assert "\n" not in str(info.value)
+        apply_positional_to_mixer("rotary", FNetMixingConfig(hidden_dim=8))
+    assert "'fnet' token mixer" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ValueError, match="no attention scores to bias"):
-        apply_positional_to_mixer("alibi", {"name": "lst", "use_rope": False}, "lst")
+        apply_positional_to_mixer("alibi", LSTAttentionConfig(hidden_dim=8, num_heads=2))

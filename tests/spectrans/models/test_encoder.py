@@ -231,8 +231,8 @@ def test_build_classifier_copies_width_and_length_into_the_mixer() -> None:
         pair=False,
     )
     assert isinstance(model, SequenceClassifier)
-    assert model.encoder.mixer_config["hidden_dim"] == D
-    assert model.encoder.mixer_config["max_sequence_length"] == 48 + 1  # + CLS
+    assert model.encoder.mixer_config.hidden_dim == D
+    assert model.encoder.mixer_config.max_sequence_length == 48 + 1  # + CLS
     with pytest.raises(ValueError, match="needs an attention"):
         build_classifier(
             model_config(), None, vocab_size=VOCAB, num_classes=3, max_length=N, pair=False
@@ -309,9 +309,7 @@ def test_attention_dropout_reaches_only_mixers_with_attention_weights(name: str)
     mixer = mixer_or_skip(name, dropout=0.05)
     encoder = Encoder(mixer, vocab_size=VOCAB, hidden_dim=D, num_layers=1, attention_dropout=0.3)
     has_scores = get_entry(name).layer_class().has_scores
-    dropout = encoder.mixer_config.get("dropout")
-    if dropout is not None:
-        assert dropout == (0.3 if has_scores else 0.05)
+    assert encoder.mixer_config.dropout == (0.3 if has_scores else 0.05)
     if name == "softmax":
         assert encoder.blocks[0].mixer.dropout == 0.3  # the SDPA dropout_p on the weights
 
