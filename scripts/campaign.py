@@ -240,7 +240,8 @@ def train_command(
         cmd.append(f"trainer.max_time={max_time(seconds)}")
     if workers is not None:
         cmd.append(f"data.num_workers={workers}")
-    return cmd + list(plan.overrides) + shlex.split(args.extra_overrides)
+    task_overrides = list(plan.tasks[run.task].overrides)
+    return cmd + list(plan.overrides) + task_overrides + shlex.split(args.extra_overrides)
 
 
 @dataclass

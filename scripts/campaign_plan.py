@@ -61,6 +61,8 @@ class TaskPlan(_Strict):
     seeds_by_variant: dict[str, int] = {}
     per_gpu: int = Field(default=1, ge=1)
     ms_per_step: float = Field(gt=0)
+    overrides: list[str] = []
+    """train.py overrides of this task's runs (after the plan's), e.g. how to compile."""
 
     def seeds_of(self, variant: str) -> int:
         """Number of seeds of ``variant`` on this task."""

@@ -485,3 +485,22 @@ def test_unpacked_records_name_no_folder_of_the_machine_that_made_them(tmp_path:
     assert (
         "cwd: .\n" in texts["hydra.yaml"] and "from runs/campaign/best.ckpt" in texts["train.log"]
     )
+
+
+def test_task_overrides_follow_the_plan_overrides(tmp_path: Path) -> None:
+    plan = campaign_plan.load_plan(small_plan(tmp_path))
+    listops = plan.tasks["listops"].model_copy(
+        update={"overrides": ["compile=auto", "compile_mode=reduce-overhead"]}
+    )
+    plan = plan.model_copy(update={"tasks": {**plan.tasks, "listops": listops}})
+    run = campaign_plan.planned_runs(plan, ROOT / "conf")[0]
+    args = campaign.parse_args(["--extra-overrides", "x=1"])
+    cmd = campaign.train_command(
+        plan, run, tmp_path, resume=False, args=args, seconds=None, workers=None
+    )
+    assert cmd[-4:] == ["logger=csv", "compile=auto", "compile_mode=reduce-overhead", "x=1"]
+
+
+def test_the_shipped_plan_compiles_pathfinder_with_cuda_graphs() -> None:
+    plan = campaign_plan.load_plan(ROOT / "conf/campaign/lra.yaml")
+    assert "compile_mode=reduce-overhead" in plan.tasks["pathfinder"].overrides
