@@ -371,6 +371,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     previous = _previous_record(run_dir) if ckpt_path else {}
     earlier_wall = float(previous.get("wall_time_s") or 0.0)
     pl.seed_everything(exp.seed, workers=True, verbose=False)
+    set_matmul_precision(exp.trainer.precision)
     datamodule = build_datamodule(exp)
     check_splits(datamodule)
     record = _open_record(exp, raw, run_dir, previous)
@@ -541,6 +542,18 @@ def _test(
     """Test accuracy of the module as it is (``ckpt=None``) or of checkpoint ``ckpt``."""
     results = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
     return float(results[0]["test/acc"]) if results else None
+
+
+def set_matmul_precision(precision: str) -> None:
+    """TF32 tensor cores for float32 matmuls and convolutions under mixed precision.
+
+    A mixed-precision run computes its float32 islands (FAVOR+ features, normalisers) with
+    TF32 (10-bit mantissa products, float32 accumulation), as the step benchmark does; a
+    ``32-true`` run keeps full float32 products.
+    """
+    mixed = precision.endswith("-mixed")
+    torch.backends.cuda.matmul.allow_tf32 = mixed
+    torch.backends.cudnn.allow_tf32 = mixed
 
 
 class RunInterruptedError(Exception):
