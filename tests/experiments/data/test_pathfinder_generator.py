@@ -17,12 +17,12 @@ from experiments.data.pathfinder_generator import (
     DIFFICULTIES,
     RESOLUTIONS,
     PathfinderParams,
-    _table,
     generate_pathfinder,
     image_rng,
     metadata_line,
     render_sample,
 )
+from experiments.data.pathfinder_tables import table as _table
 
 HARD32 = PathfinderParams.for_resolution(32, "curv_contour_length_14")
 

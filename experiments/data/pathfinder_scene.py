@@ -1,0 +1,153 @@
+"""The distractor snakes of a Pathfinder image (``make_snake`` of the original), one at a time.
+
+The scene holds the image (float64) and the occupancy (uint8 codes, see
+:mod:`experiments.data.pathfinder_tables`) on canvases with a guard band of ``g`` zeros:
+canvas pixel ``(r + g, c + g)`` is image pixel ``(r, c)``, so pasting a patch that crosses the
+edge and cropping is the original's clipping. A snake that fails leaves the scene as it was:
+its dashes reach the image only when it is complete, and the occupancy windows it changed are
+put back.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from experiments.data.pathfinder_draw import dilate, flip_by_pi, translate
+from experiments.data.pathfinder_tables import FREE, LOW_CODE, table
+from experiments.data.pathfinder_targets import Targets, f32
+
+if TYPE_CHECKING:
+    from experiments.data.pathfinder_generator import PathfinderParams
+
+
+def pick(rng: np.random.Generator, values: tuple[Any, ...]) -> Any:
+    """One of ``values`` (no draw when there is only one)."""
+    return values[0] if len(values) == 1 else values[int(rng.integers(len(values)))]
+
+
+class Snake:
+    """A growing snake: pivot, orientation index, newest dash, and the dashes to draw."""
+
+    def __init__(self, pivot: tuple[int, int], orient: int, tail: int, contrast: float) -> None:
+        self.pivot, self.orient, self.last = pivot, orient, tail  # last: its flat anchor pixel
+        self.dashes = [(orient, tail, contrast)]  # (orientation, flat anchor, contrast)
+        self.undo: list[tuple[np.ndarray, np.ndarray]] = []  # occupancy windows it changed
+
+
+class Scene:
+    """Image and occupancy of one image after its targets; adds distractor snakes."""
+
+    def __init__(self, p: PathfinderParams, margin: int, rng: np.random.Generator, t: Targets):
+        self.p, self.margin, self.rng = p, margin, rng
+        self.tab = tab = table(p, margin)
+        self.g, self.n = tab.g, tab.n
+        self.img = t.img  # (n, n) float64
+        self.occ = t.occ  # (n, n) uint8 occupancy codes
+        self.occ_flat = self.occ.reshape(-1)  # (n * n,) view
+        self.img_flat = self.img.reshape(-1)
+        self.step = float(p.dash_length + 2 * margin)
+
+    def view(self, a: np.ndarray) -> np.ndarray:
+        """The ``(R, R)`` image part of a canvas."""
+        g, R = self.g, self.p.resolution
+        return a[g : g + R, g : g + R]
+
+    def flat(self, at: tuple[int, int]) -> int:
+        """Flat canvas index of image pixel ``at``."""
+        return (at[0] + self.g) * self.n + at[1] + self.g
+
+    def distractor(self) -> bool:
+        """One distractor snake of ``distractor_dashes`` dashes; False (scene unchanged) if not."""
+        p, rng = self.p, self.rng
+        snake = self.seed(pick(rng, p.snake_contrasts))
+        ok = snake is not None
+        for _ in range(p.distractor_dashes - 1):
+            ok = ok and self.extend(snake, pick(rng, p.snake_contrasts))
+        if not ok:
+            if snake is not None:
+                for idx, old in reversed(snake.undo):
+                    self.occ_flat[idx] = old
+            return False
+        self._paste_occ(snake.last, snake.orient, None)
+        line = self.tab.line.reshape(len(self.tab.theta), -1)  # (360 + K, P * P)
+        for k, at, contrast in snake.dashes:
+            idx = at + self.tab.win
+            self.img_flat[idx] = np.maximum(self.img_flat[idx], f32(line[k] * contrast))
+        return True
+
+    def _paste_occ(self, at: int, k: int, undo: list | None) -> None:
+        """Add the mask of orientation ``k`` anchored at flat pixel ``at`` to the occupancy."""
+        idx = at + self.tab.win
+        old = self.occ_flat[idx]
+        if undo is not None:
+            undo.append((idx, old))
+        self.occ_flat[idx] = np.maximum(old, self.tab.mask_code[k])
+
+    def start(self, tail: tuple[int, int], k: int, contrast: float) -> Snake | None:
+        """A snake whose first dash starts at ``tail`` with orientation ``k`` (None: off-image)."""
+        theta, L, R = float(self.tab.theta[k]), self.p.dash_length, self.p.resolution
+        head = translate(tail, theta, L)
+        pivot = translate(head, flip_by_pi(theta), L + self.margin)
+        if not all(0 <= v < R for v in (*head, *pivot)):
+            return None
+        return Snake(pivot, k, self.flat(tail), contrast)
+
+    def seed(self, contrast: float) -> Snake | None:
+        """A distractor's first dash at a start whose kernel window is free (``seed_snake``)."""
+        p, tab, rng = self.p, self.tab, self.rng
+        occ, lined = self.view(self.occ), None
+        for _ in range(p.max_dash_tries):
+            k = int(rng.integers(360))
+            if not tab.usable[k]:
+                return None  # the original fails here too (a window sees only -inf)
+            if lined is None:
+                if np.count_nonzero(occ <= LOW_CODE) < p.stop_free_fraction * occ.size:
+                    return None
+                lined = occ.copy()
+                lined[0], lined[-1], lined[:, 0], lined[:, -1] = 255, 255, 255, 255
+            free = np.flatnonzero(dilate(lined, tab.kernel[k]) <= LOW_CODE)
+            if free.size == 0:
+                return None
+            tail = divmod(int(free[rng.integers(free.size)]), p.resolution)
+            got = self.start(tail, k, contrast)
+            if got is not None:
+                return got
+        return None
+
+    def extend(self, s: Snake, contrast: float) -> bool:
+        """Grow ``s`` by one dash (``extend_snake``); False when no dash fits."""
+        p, tab, g, n, R = self.p, self.tab, self.g, self.n, self.p.resolution
+        r = p.dash_length + self.margin
+        pr = math.ceil(s.pivot[0] + self.step * tab.sin[s.orient])
+        pc = math.ceil(s.pivot[1] + self.step * tab.cos[s.orient])
+        if r <= pr < R - r and r <= pc < R - r:
+            idx = slice(None)
+            ring = tab.ring_flat
+        else:
+            rr, cc = tab.ring[:, 0] + pr, tab.ring[:, 1] + pc
+            idx = np.flatnonzero((rr >= 0) & (rr < R) & (cc >= 0) & (cc < R))
+            if idx.size == 0:
+                return False
+            ring = tab.ring_flat[idx]
+        base = (pr + g) * n + pc + g
+        dil = self.occ_flat[base + tab.ring_disk[idx]].max(axis=1)  # (K',) codes
+        weight = FREE[dil] * tab.turn[s.orient, idx]  # (K',)
+        total = weight.sum()
+        if total < 1e-4:
+            return False
+        cmf = np.cumsum(weight / total)
+        for _ in range(p.max_dash_tries):
+            j = int(np.argmax(cmf - self.rng.random() > 0))
+            head = base + int(ring[j])
+            k = 360 + (j if isinstance(idx, slice) else int(idx[j]))
+            if not (self.occ_flat[head + tab.win] > tab.blocks[k]).any():
+                break
+        else:
+            return False
+        self._paste_occ(s.last, s.orient, s.undo)
+        s.pivot, s.orient, s.last = (pr, pc), k, head
+        s.dashes.append((k, head, contrast))
+        return True

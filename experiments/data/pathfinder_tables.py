@@ -1,0 +1,198 @@
+"""Per-parameter tables of the Pathfinder generator: dash patches, occupancy codes, geometry.
+
+Everything here depends on the parameter set and the margin only, so it is built once per
+process (``table`` is cached) and looked up while drawing.
+
+Occupancy codes. Every occupancy value the generator meets is a dash mask value or the
+padding's 1, and a mask value is ``v(c) = float32(c / 255)`` for an integer ``c`` in
+``[0, 255]`` (the original resizes masks to 8 bits and keeps them in float32 images). ``v`` is
+strictly increasing, so the occupancy is stored as the code ``c`` (uint8) and every test on
+values becomes a test on codes with the same outcome:
+
+* ``max`` of values is ``v`` of the ``max`` of codes (pasting, dilating);
+* a dash of mask code ``m`` meets a pixel of code ``c`` when ``v(c) + v(m) >= 1.8``; that holds
+  exactly when ``c > blocks[m]``, ``blocks[m] = max{c : v(c) + v(m) < 1.8}`` (255: never);
+* ``1 - v(c)`` is read from a 256-entry table (``free``), ``v(c) <= 0.3`` is ``c <= low``.
+
+Geometry. A pivot at integer ``p`` with heading ``o`` moves to ``ceil(p + (L + 2m) u(o))``;
+``next_r[o, p_r + off]`` (and ``next_c``) hold that value for every pivot coordinate a snake
+can reach, computed with the same floating-point operations.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from experiments.data.pathfinder_draw import dash_patches, dilate, disk_footprint, flip_by_pi, place
+
+if TYPE_CHECKING:
+    from experiments.data.pathfinder_generator import PathfinderParams
+
+CODE_VALUE = (np.arange(256) / 255).astype(np.float32).astype(np.float64)  # (256,) v(c)
+FREE = 1.0 - CODE_VALUE  # (256,) 1 - v(c)
+LOW_CODE = int(np.flatnonzero(CODE_VALUE <= 0.3)[-1])  # largest code with v(c) <= 0.3
+
+
+class Table(NamedTuple):
+    """Everything about one parameter set and margin that does not depend on the image.
+
+    Orientation ``i < 360`` is the seed orientation of ``i - 180`` whole degrees, drawn from
+    the dash's start pixel; orientation ``360 + k`` points at pixel ``k`` of the circle of
+    radius ``L + m`` around a pivot, its dash drawn back from that end pixel. Canvases are
+    ``(n, n)`` with a guard band of ``g`` pixels around the image, flattened row-major.
+    """
+
+    theta: np.ndarray  # (360 + K,) radians
+    line: np.ndarray  # (360 + K, P, P) dash patch around its anchor pixel
+    mask: np.ndarray  # (360 + K, P, P) its occupancy mask (values)
+    mask_code: np.ndarray  # (360 + K, P * P) uint8 occupancy codes of the mask
+    blocks: np.ndarray  # (360 + K, P * P) uint8: a canvas code above it blocks the dash
+    turn: np.ndarray  # (360 + K, K) max(cos(min(delta c, pi / 2)), 0)^2 from i to ring pixel k
+    ring: np.ndarray  # (K, 2) ring offsets from the pivot
+    ring_flat: np.ndarray  # (K,) the same as flat canvas offsets
+    ring_disk: np.ndarray  # (K, D) flat canvas offsets of the radius-m disk around ring pixels
+    kernel: list[np.ndarray]  # 360 bool seed kernels (the original's head-centred struct)
+    usable: np.ndarray  # (360,) bool: every image pixel's kernel window meets the image
+    first: tuple[np.ndarray, ...]  # first seeds: orientation, tail, pivot, cumulative prob.
+    win: np.ndarray  # (P * P,) flat canvas offsets of a patch window around its centre
+    occ0: np.ndarray  # (n, n) uint8 empty occupancy codes: the padding border, guard band 0
+    g: int  # guard band width
+    n: int  # canvas side
+    sin: list[float]  # (360 + K,) sin(theta)
+    cos: list[float]  # (360 + K,) cos(theta)
+    off: int  # pivot coordinate offset of the next_* and inside_* tables
+    next_r: np.ndarray  # (360 + K, R + 2 off) int64: ceil(p + (L + 2m) sin(theta)) at p - off
+    next_c: np.ndarray  # (360 + K, R + 2 off) int64: the same with cos
+    inside_r: np.ndarray  # (R + 2 off, K) bool: ring pixel k of a pivot at row p - off is inside
+    inside_c: np.ndarray  # (R + 2 off, K) bool: the same for columns
+
+
+def blocks_of(mask_code: np.ndarray) -> np.ndarray:
+    """``blocks[m] = max{c : v(c) + v(m) < 1.8}`` for every code of ``mask_code`` (uint8)."""
+    fits = CODE_VALUE[:, None] + CODE_VALUE[None, :] < 1.8  # (256 canvas, 256 mask)
+    per_mask = (fits.sum(0) - 1).astype(np.uint8)  # fits is a prefix in the canvas code
+    return per_mask[mask_code]
+
+
+def to_codes(values: np.ndarray) -> np.ndarray:
+    """Occupancy values ``v(c)`` as their codes ``c`` (uint8); raises if one is not a code."""
+    codes = np.rint(values * 255).astype(np.uint8)
+    if not np.array_equal(CODE_VALUE[codes], values):
+        raise ValueError("occupancy values must be float32(c / 255) for integers c")
+    return codes
+
+
+@functools.lru_cache(maxsize=16)
+def table(p: PathfinderParams, margin: int) -> Table:
+    """The :class:`Table` of parameter set ``p`` and margin ``margin`` (cached)."""
+    L, R = p.dash_length, p.resolution
+    draw = functools.partial(
+        dash_patches, length=L, thickness=p.thickness, margin=margin, aa=p.antialias
+    )
+    seed_theta = np.arange(-180, 180) * np.pi / 180  # (360,)
+    r = L + margin
+    deg = np.arange(0, 360, 360.0 / (2 * r * np.pi)) * np.pi / 180
+    offs = np.stack([np.floor(r * np.sin(deg)), np.floor(r * np.cos(deg))], 1).astype(np.int64)
+    ring = np.unique(offs, axis=0)  # (K, 2)
+    ring_theta = np.arctan2(ring[:, 0], ring[:, 1]).astype(np.float64)  # (K,)
+    patches = [draw(th) for th in seed_theta] + [draw(flip_by_pi(th)) for th in ring_theta]
+    theta = np.concatenate([seed_theta, ring_theta])  # (360 + K,)
+    delta = np.abs(ring_theta[None, :] - theta[:, None])  # (360 + K, K)
+    delta = np.minimum(np.minimum(delta, 2 * np.pi - delta) * p.continuity, np.pi / 2)
+    turn = np.maximum(np.cos(delta), 0) ** 2
+    half = patches[0][0].shape[0] // 2
+    g = half + L + 2 * margin + 2
+    n = R + 2 * g
+    disk = np.argwhere(disk_footprint(margin)) - margin  # (D, 2)
+    ring_disk = (ring[:, None, :] + disk[None, :, :]) @ np.array([n, 1])  # (K, D)
+    k_size, k_head = 2 * r + 1, (r + 1, r + 1)
+    kernel = [place((k_size, k_size), m, k_head) == 1.0 for _, m in patches[:360]]
+    ones = np.ones((R, R))
+    usable = np.array([dilate(ones, k).min() > 0 for k in kernel])
+    occ0 = np.zeros((n, n))
+    inner = occ0[g : g + R, g : g + R]
+    pad = p.padding
+    inner[:pad], inner[-pad:], inner[:, :pad], inner[:, -pad:] = 1, 1, 1, 1
+    first = _first_seeds(p, margin, inner, kernel, usable, seed_theta)
+    w = np.arange(-half, half + 1)
+    win = (w[:, None] * n + w[None, :]).reshape(-1)  # (P * P,)
+    mask = np.stack([b for _, b in patches])  # (360 + K, P, P)
+    mask_code = to_codes(mask).reshape(len(theta), -1)  # (360 + K, P * P)
+    step = float(L + 2 * margin)
+    off = 2 * (r + L + 2 * margin) + 2  # pivots stay within r of the image, ring pixels 2r
+    coord = np.arange(-off, R + off)  # (R + 2 off,)
+    sin, cos = np.sin(theta), np.cos(theta)  # (360 + K,)
+    next_r = np.ceil(coord[None, :] + step * sin[:, None]).astype(np.int64)  # (360 + K, W)
+    next_c = np.ceil(coord[None, :] + step * cos[:, None]).astype(np.int64)
+    inside_r = (coord[:, None] + ring[None, :, 0] >= 0) & (coord[:, None] + ring[None, :, 0] < R)
+    inside_c = (coord[:, None] + ring[None, :, 1] >= 0) & (coord[:, None] + ring[None, :, 1] < R)
+    return Table(
+        theta=theta,
+        line=np.stack([a for a, _ in patches]),
+        mask=mask,
+        mask_code=mask_code,
+        blocks=blocks_of(mask_code),
+        turn=turn,
+        ring=ring,
+        ring_flat=ring @ np.array([n, 1]),
+        ring_disk=ring_disk,
+        kernel=kernel,
+        usable=usable,
+        first=first,
+        win=win,
+        occ0=to_codes(occ0),
+        g=g,
+        n=n,
+        sin=sin.tolist(),
+        cos=cos.tolist(),
+        off=off,
+        next_r=next_r,
+        next_c=next_c,
+        inside_r=inside_r,
+        inside_c=inside_c,
+    )
+
+
+def _first_seeds(
+    p: PathfinderParams,
+    margin: int,
+    occ: np.ndarray,
+    kernel: list[np.ndarray],
+    usable: np.ndarray,
+    seed_theta: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Where the first target dash can start, with the probability the original gives it.
+
+    The original draws an orientation ``k`` (whole degrees) and a start uniformly among the
+    ``|F_k|`` free pixels, restarting the image when ``F_k`` is empty or the kernel unusable and
+    drawing again when head or pivot leave the image. The scene is empty then, so ``F_k`` is
+    fixed and the accepted pair ``(k, s)`` has probability proportional to ``1 / |F_k|``.
+    """
+    b = 2 * p.seed_distance
+    lined = occ.copy()
+    lined[:b], lined[-b:], lined[:, :b], lined[:, -b:] = 1, 1, 1, 1
+    ks, tails, pivots, weights = [], [], [], []
+    L, m, R = p.dash_length, margin, p.resolution
+    for k in np.flatnonzero(usable):
+        free = np.argwhere(dilate(lined, kernel[k]) <= 0.3)  # (F, 2)
+        th = seed_theta[k]
+        rev = flip_by_pi(th)
+        head = np.ceil(free + float(L) * np.array([np.sin(th), np.cos(th)])).astype(np.int64)
+        pivot = np.ceil(head + float(L + m) * np.array([np.sin(rev), np.cos(rev)]))
+        pivot = pivot.astype(np.int64)  # (F, 2)
+        ok = np.all((head >= 0) & (head < R) & (pivot >= 0) & (pivot < R), axis=1)
+        ks.append(np.full(ok.sum(), k))
+        tails.append(free[ok])
+        pivots.append(pivot[ok])
+        weights.append(np.full(ok.sum(), 1.0 / max(len(free), 1)))
+    ks, tails, pivots = np.concatenate(ks), np.concatenate(tails), np.concatenate(pivots)
+    if not len(ks):
+        raise ValueError(
+            f"Pathfinder resolution={p.resolution} leaves no room for the first target dash "
+            f"{b} pixels from the edges; lower seed_distance."
+        )
+    cum = np.cumsum(np.concatenate(weights))
+    return ks, tails, pivots, cum / cum[-1]

@@ -1,0 +1,240 @@
+"""The two target snakes of a Pathfinder image, many attempts in lockstep (``two_snakes``).
+
+An attempt places the first target dash, the second ``seed_distance`` away, then grows the two
+targets alternately by ``contour_length - 1`` dashes each; it dies where the original would
+start the image again. ``target_batch`` runs ``B`` independent attempts in lockstep, one
+NumPy operation per step for all attempts alive, and returns the first survivor (by index):
+a draw from the original's accepted distribution.
+
+Every attempt keeps only its occupancy canvas (uint8 codes, see
+:mod:`experiments.data.pathfinder_tables`) and the list of its dashes; the image of the
+survivor alone is drawn at the end (``max`` of pasted dashes does not depend on the order).
+The random draws, their sizes and their order do not depend on how the steps are computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from experiments.data.pathfinder_tables import FREE, Table, table
+
+if TYPE_CHECKING:
+    from experiments.data.pathfinder_generator import PathfinderParams
+
+# Columns of the per-attempt state matrix; from _ORIENT on, one column per snake (0, 1).
+_ID, _BASE, _ORIENT, _PR, _PC, _LAST = 0, 1, 2, 4, 6, 8
+
+
+class Targets(NamedTuple):
+    """The accepted pair of target snakes: canvases after them and their dash tips."""
+
+    img: np.ndarray  # (n, n) float64 canvas holding the two targets
+    occ: np.ndarray  # (n, n) uint8 occupancy codes after them
+    tips: np.ndarray  # (2, contour_length, 2) start pixel, then each dash's end pixel
+    attempt: int  # index of the accepted attempt within the batch (0-based)
+
+
+def f32(x: np.ndarray) -> np.ndarray:
+    """Round to float32 and back: the original stores dashes in float32 images."""
+    return x.astype(np.float32).astype(np.float64)
+
+
+def _contrast_draw(
+    p: PathfinderParams, rng: np.random.Generator, batch: int
+) -> Callable[[], np.ndarray]:
+    """A function drawing one dash contrast per attempt, ``(B,)``.
+
+    With one dash contrast ``rng.integers(1)`` draws nothing from the bit stream, so the
+    constant is returned without calling it.
+    """
+    values = np.asarray(p.dash_contrasts)
+    if len(values) == 1:
+        const = np.full(batch, values[0])
+        return lambda: const
+    return lambda: values[rng.integers(len(values), size=batch)]
+
+
+def target_batch(
+    p: PathfinderParams, margin: int, rng: np.random.Generator, batch: int
+) -> Targets | None:
+    """``batch`` independent attempts at the two targets; the first survivor or None.
+
+    Args:
+        p: Parameters of the image.
+        margin: The image's margin ``m``.
+        rng: The image's generator (advanced by every attempt's draws).
+        batch: Number of attempts ``B``.
+
+    Returns:
+        The first surviving attempt, or None when all die.
+    """
+    tab = table(p, margin)
+    B, C, n = batch, p.contour_length, tab.n
+    nn = n * n
+    occ = np.tile(tab.occ0.reshape(-1), B)  # (B * nn,) uint8; attempt b at [b nn, (b + 1) nn)
+    mu = rng.permuted(np.tile(np.array(p.snake_contrasts * 2), (B, 1)), axis=1)[:, :2]  # (B, 2)
+    dash_c = _contrast_draw(p, rng, B)
+    kinds = np.zeros((2, C, B), dtype=np.int64)  # orientation of every dash
+    anchors = np.zeros((2, C, B), dtype=np.int64)  # its anchor pixel (flat canvas index)
+    state, seed_c = _seeds(p, margin, tab, rng, dash_c, kinds, anchors)
+    contrasts = [seed_c]  # dash contrast factors of seg 0 (B, 2), then one (B,) per seg
+    state[:, _LAST : _LAST + 2] += state[:, _BASE, None]
+    for seg in range(1, C):
+        contrasts.append(dash_c())
+        for s in (0, 1):
+            if state.shape[0] == 0:
+                return None
+            state = _grow(tab, p, occ, state, s, rng)
+            ids = state[:, _ID]
+            kinds[s, seg, ids] = state[:, _ORIENT + s]
+            anchors[s, seg, ids] = state[:, _LAST + s] - state[:, _BASE]
+    if state.shape[0] == 0:
+        return None
+    b, base = int(state[0, _ID]), int(state[0, _BASE])
+    _paste_codes(occ, state[:1, _LAST + 1], tab.mask_code[state[:1, _ORIENT + 1]], tab.win)
+    img = _draw(tab, kinds[:, :, b], anchors[:, :, b], _dash_factors(mu[b], contrasts, b))
+    tips = np.stack(np.divmod(anchors[:, :, b], n), -1) - tab.g  # (2, C, 2)
+    return Targets(img.reshape(n, n), occ[base : base + nn].reshape(n, n), tips, b)
+
+
+def _seeds(
+    p: PathfinderParams,
+    margin: int,
+    tab: Table,
+    rng: np.random.Generator,
+    dash_c: Callable[[], np.ndarray],
+    kinds: np.ndarray,
+    anchors: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and second target dashes of every attempt.
+
+    The first starts at a draw from ``tab.first``; the second at
+    ``round(s1 + d (sin a, cos a))`` with a whole-degree orientation and angle, redrawn up to
+    ``max_dash_tries`` times while its head or pivot leaves the image.
+
+    Returns:
+        The state matrix of the attempts that placed both (anchors relative to their canvas)
+        and the ``(B, 2)`` contrast factors of the two seed dashes.
+    """
+    B, L, R, n, g = kinds.shape[2], p.dash_length, p.resolution, tab.n, tab.g
+    ks, tails, pivots, cum = tab.first
+    j = np.minimum(np.searchsorted(cum, rng.random(B), side="right"), len(cum) - 1)
+    state = np.zeros((B, 10), dtype=np.int64)
+    state[:, _ID] = np.arange(B)
+    state[:, _BASE] = np.arange(B) * (n * n)
+    state[:, _ORIENT], state[:, _PR], state[:, _PC] = ks[j], pivots[j, 0], pivots[j, 1]
+    state[:, _LAST] = (tails[j, 0] + g) * n + tails[j, 1] + g
+    kinds[0, 0], anchors[0, 0] = ks[j], state[:, _LAST]
+    seed_c = np.stack([dash_c(), dash_c()], 1)  # (B, 2)
+
+    placed = np.zeros(B, dtype=bool)
+    pending = np.arange(B)
+    for _ in range(p.max_dash_tries):
+        if pending.size == 0:
+            break
+        k = rng.integers(360, size=pending.size)
+        a = rng.integers(360, size=pending.size) * np.pi / 180
+        t = np.stack(
+            [
+                np.round(tails[j[pending], 0] + p.seed_distance * np.sin(a)),
+                np.round(tails[j[pending], 1] + p.seed_distance * np.cos(a)),
+            ],
+            1,
+        )
+        t = t.astype(np.int64)  # (A, 2)
+        th = tab.theta[k]
+        head = np.stack(
+            [np.ceil(t[:, 0] + float(L) * np.sin(th)), np.ceil(t[:, 1] + float(L) * np.cos(th))], 1
+        ).astype(np.int64)
+        rev = np.where(th < 0, th + np.pi, th - np.pi)
+        piv = np.stack(
+            [
+                np.ceil(head[:, 0] + float(L + margin) * np.sin(rev)),
+                np.ceil(head[:, 1] + float(L + margin) * np.cos(rev)),
+            ],
+            1,
+        )
+        piv = piv.astype(np.int64)
+        ok = np.all((head >= 0) & (head < R) & (piv >= 0) & (piv < R), axis=1)
+        done = pending[ok]
+        state[done, _ORIENT + 1], state[done, _PR + 1], state[done, _PC + 1] = k[ok], *piv[ok].T
+        state[done, _LAST + 1] = (t[ok, 0] + g) * n + t[ok, 1] + g
+        placed[done] = True
+        pending = pending[~ok]
+    kinds[1, 0], anchors[1, 0] = state[:, _ORIENT + 1], state[:, _LAST + 1]
+    return state[placed], seed_c
+
+
+def _grow(
+    tab: Table,
+    p: PathfinderParams,
+    occ: np.ndarray,
+    state: np.ndarray,
+    s: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """One dash more on snake ``s`` of every attempt (``extend_snake``); the survivors' state.
+
+    The pivot moves to ``p' = ceil(p + (L + 2m) u(theta))``; ring pixel ``k`` of ``p'`` gets the
+    weight ``(1 - D[q_k]) turn[theta, k]`` (zero off the image), ``D`` the occupancy dilated by
+    the margin disk; up to ``max_dash_tries`` ring pixels are drawn from the normalised
+    cumulative weights until one's dash mask stays off the occupancy. The snake's previous dash
+    then joins the occupancy. Attempts without a fitting dash die.
+    """
+    o = state[:, _ORIENT + s]  # (A,)
+    off, n, g = tab.off, tab.n, tab.g
+    pr = tab.next_r[o, state[:, _PR + s] + off]  # (A,)
+    pc = tab.next_c[o, state[:, _PC + s] + off]
+    inside = tab.inside_r[pr + off] & tab.inside_c[pc + off]  # (A, K)
+    base = state[:, _BASE] + (pr + g) * n + (pc + g)  # (A,) flat pivot pixel
+    dil = occ[base[:, None, None] + tab.ring_disk].max(-1)  # (A, K) dilated occupancy codes
+    weight = FREE[dil] * tab.turn[o] * inside  # (A, K)
+    total = weight.sum(1)  # (A,)
+    cmf = np.cumsum(weight / np.where(total > 0, total, 1.0)[:, None], axis=1)
+    chosen = np.full(o.size, -1)
+    pend = np.flatnonzero(total >= 1e-4)
+    for _ in range(p.max_dash_tries):
+        if pend.size == 0:
+            break
+        jj = np.argmax(cmf[pend] - rng.random(pend.size)[:, None] > 0, axis=1)
+        head = base[pend] + tab.ring_flat[jj]  # (A',)
+        hit = (occ[head[:, None] + tab.win] > tab.blocks[360 + jj]).any(1)
+        chosen[pend[~hit]] = jj[~hit]
+        pend = pend[hit]
+    ok = chosen >= 0
+    if not ok.all():
+        state, chosen, base, pr, pc, o = (x[ok] for x in (state, chosen, base, pr, pc, o))
+    _paste_codes(occ, state[:, _LAST + s], tab.mask_code[o], tab.win)
+    state[:, _ORIENT + s] = 360 + chosen
+    state[:, _PR + s], state[:, _PC + s] = pr, pc
+    state[:, _LAST + s] = base + tab.ring_flat[chosen]
+    return state
+
+
+def _paste_codes(occ: np.ndarray, at: np.ndarray, codes: np.ndarray, win: np.ndarray) -> None:
+    """``occ[at[i] + win] = max(., codes[i])`` for every row ``i`` (flat canvases)."""
+    idx = at[:, None] + win  # (A, P * P)
+    occ[idx] = np.maximum(occ[idx], codes)
+
+
+def _dash_factors(mu: np.ndarray, contrasts: list[np.ndarray], b: int) -> np.ndarray:
+    """``(2, C)`` contrast factors ``mu_s c`` of attempt ``b``'s dashes."""
+    out = np.empty((2, len(contrasts)))
+    out[:, 0] = contrasts[0][b]
+    for seg in range(1, len(contrasts)):
+        out[:, seg] = contrasts[seg][b]
+    return mu[:, None] * out
+
+
+def _draw(tab: Table, kinds: np.ndarray, anchors: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """The flat canvas of the dashes ``(kinds, anchors)`` scaled by ``factors`` (``max``)."""
+    line = tab.line.reshape(len(tab.theta), -1)  # (360 + K, P * P)
+    patches = f32(line[kinds.reshape(-1)] * factors.reshape(-1, 1))  # (2 C, P * P)
+    img = np.zeros(tab.n * tab.n)
+    for at, patch in zip(anchors.reshape(-1).tolist(), patches):
+        window = img[at + tab.win]
+        img[at + tab.win] = np.maximum(window, patch)
+    return img
