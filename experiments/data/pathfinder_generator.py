@@ -45,7 +45,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from experiments.data.manifest import MANIFEST, read_manifest, write_manifest
-from experiments.data.pathfinder_draw import bytescale, marker
+from experiments.data.pathfinder_draw import bytescale, paste_marker
 from experiments.data.pathfinder_folder import (
     GENERATOR,
     GENERATOR_VERSION,
@@ -209,7 +209,7 @@ def render_sample(
     markers = (tuple(int(v) for v in tips[o, 0]), tuple(int(v) for v in tips[other, -1]))
     image = scene.view(scene.img).copy()  # (R, R)
     for m in markers:
-        np.maximum(image, marker(p.resolution, m, p.marker_radius, p.antialias), out=image)
+        paste_marker(image, m, p.marker_radius, p.antialias)
     meta = {
         "margin": margin,
         "marker_snakes": (o, other),

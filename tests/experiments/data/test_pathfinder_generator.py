@@ -102,13 +102,19 @@ def test_marker_is_a_lanczos_disk():
 
 
 @pytest.mark.parametrize("size,radius", [(32, 1.5), (64, 2.5), (128, 3.0)])
-def test_marker_fast_path_equals_the_whole_image_resize(size, radius):
+def test_marker_window_equals_the_whole_image_resize(size, radius):
     from experiments.data.pathfinder_draw import _marker_full
 
-    for centre in [(9, 9), (size // 2, 12), (size - 10, size // 3), (3, 5), (size - 2, 20)]:
-        np.testing.assert_array_equal(
-            marker(size, centre, radius, 2), _marker_full(size, centre, radius, 2)
-        )
+    reach = int(np.ceil(radius)) + 7
+    near = sorted({0, 1, 2, reach - 2, reach - 1, reach, reach + 1, size // 2})
+    coords = near + [size - 1 - c for c in near]  # every distance class to both edges
+    if size == 32:
+        coords = list(range(size))
+    for r in coords:
+        for c in coords:
+            np.testing.assert_array_equal(
+                marker(size, (r, c), radius, 2), _marker_full(size, (r, c), radius, 2)
+            )
 
 
 def test_seed_kernel_usable_iff_every_window_meets_the_image():
