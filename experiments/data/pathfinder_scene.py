@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from experiments.data.pathfinder_draw import dilate, flip_by_pi, translate
+from experiments.data.pathfinder_draw import flip_by_pi, translate
 from experiments.data.pathfinder_tables import FREE, LOW_CODE, table
 from experiments.data.pathfinder_targets import Targets, f32
 
@@ -96,19 +96,22 @@ class Scene:
         return Snake(pivot, k, self.flat(tail), contrast)
 
     def seed(self, contrast: float) -> Snake | None:
-        """A distractor's first dash at a start whose kernel window is free (``seed_snake``)."""
+        """A distractor's first dash at a start whose kernel window is free (``seed_snake``).
+
+        A start ``q`` is free when no pixel of orientation ``k``'s kernel placed at ``q`` (the
+        cv2 dilation of the occupancy, image border included, by the kernel) is above 0.3.
+        """
         p, tab, rng = self.p, self.tab, self.rng
-        occ, lined = self.view(self.occ), None
+        busy = None
         for _ in range(p.max_dash_tries):
             k = int(rng.integers(360))
             if not tab.usable[k]:
                 return None  # the original fails here too (a window sees only -inf)
-            if lined is None:
-                if np.count_nonzero(occ <= LOW_CODE) < p.stop_free_fraction * occ.size:
+            if busy is None:
+                busy = self._busy()
+                if busy is None:
                     return None
-                lined = occ.copy()
-                lined[0], lined[-1], lined[:, 0], lined[:, -1] = 255, 255, 255, 255
-            free = np.flatnonzero(dilate(lined, tab.kernel[k]) <= LOW_CODE)
+            free = np.flatnonzero(~_dilate_taps(busy, tab.taps[k], p.resolution))
             if free.size == 0:
                 return None
             tail = divmod(int(free[rng.integers(free.size)]), p.resolution)
@@ -116,6 +119,22 @@ class Scene:
             if got is not None:
                 return got
         return None
+
+    def _busy(self) -> np.ndarray | None:
+        """Pixels above 0.3 or on the image border, padded by the kernel half with False.
+
+        None when less than ``stop_free_fraction`` of the image is at most 0.3.
+        """
+        R, h = self.p.resolution, self.tab.kernel[0].shape[0] // 2
+        occ = self.view(self.occ)
+        above = occ > LOW_CODE  # (R, R)
+        if R * R - np.count_nonzero(above) < self.p.stop_free_fraction * R * R:
+            return None
+        busy = np.zeros((R + 2 * h, R + 2 * h), dtype=bool)
+        inner = busy[h : h + R, h : h + R]
+        inner[...] = above
+        inner[0], inner[-1], inner[:, 0], inner[:, -1] = True, True, True, True
+        return busy
 
     def extend(self, s: Snake, contrast: float) -> bool:
         """Grow ``s`` by one dash (``extend_snake``); False when no dash fits."""
@@ -151,3 +170,11 @@ class Scene:
         s.pivot, s.orient, s.last = (pr, pc), k, head
         s.dashes.append((k, head, contrast))
         return True
+
+
+def _dilate_taps(busy: np.ndarray, taps: list[tuple[int, int]], size: int) -> np.ndarray:
+    """``out[q] = any(busy[q + d])`` over the kernel taps ``d`` (a padded binary dilation)."""
+    out = np.zeros((size, size), dtype=bool)
+    for dr, dc in taps:
+        out |= busy[dr : dr + size, dc : dc + size]
+    return out

@@ -55,7 +55,8 @@ class Table(NamedTuple):
     ring_flat: np.ndarray  # (K,) the same as flat canvas offsets
     ring_disk: np.ndarray  # (K, D) flat canvas offsets of the radius-m disk around ring pixels
     kernel: list[np.ndarray]  # 360 bool seed kernels (the original's head-centred struct)
-    usable: np.ndarray  # (360,) bool: every image pixel's kernel window meets the image
+    taps: list[list[tuple[int, int]]]  # per seed kernel its set pixels (row, col)
+    usable: list[bool]  # (360,) every image pixel's kernel window meets the image
     first: tuple[np.ndarray, ...]  # first seeds: orientation, tail, pivot, cumulative prob.
     win: np.ndarray  # (P * P,) flat canvas offsets of a patch window around its centre
     occ0: np.ndarray  # (n, n) uint8 empty occupancy codes: the padding border, guard band 0
@@ -140,7 +141,8 @@ def table(p: PathfinderParams, margin: int) -> Table:
         ring_flat=ring @ np.array([n, 1]),
         ring_disk=ring_disk,
         kernel=kernel,
-        usable=usable,
+        taps=[[(int(a), int(b)) for a, b in np.argwhere(k)] for k in kernel],
+        usable=usable.tolist(),
         first=first,
         win=win,
         occ0=to_codes(occ0),

@@ -123,7 +123,21 @@ def test_seed_kernel_usable_iff_every_window_meets_the_image():
     for k in range(0, 360, 23):
         oracle = np.isfinite(dilate_oracle(ones, tab.kernel[k])).all()
         assert bool(tab.usable[k]) == oracle
-    assert 0 < tab.usable.sum() < 360
+    assert 0 < sum(tab.usable) < 360
+
+
+@pytest.mark.parametrize("resolution,margin", [(32, 1), (128, 3)])
+def test_kernel_taps_dilation_equals_cv2_dilate(resolution, margin):
+    from experiments.data.pathfinder_scene import _dilate_taps
+
+    tab = _table(PathfinderParams.for_resolution(resolution), margin)
+    h = tab.kernel[0].shape[0] // 2
+    rng = np.random.default_rng(resolution)
+    busy = rng.random((resolution, resolution)) < 0.05
+    padded = np.pad(busy, h)
+    for k in range(0, 360, 7):
+        want = dilate(busy.astype(np.uint8), tab.kernel[k]) > 0
+        np.testing.assert_array_equal(_dilate_taps(padded, tab.taps[k], resolution), want)
 
 
 def test_first_seed_stays_two_seed_distances_from_the_edges():
