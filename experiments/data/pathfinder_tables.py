@@ -64,11 +64,11 @@ class Table(NamedTuple):
     n: int  # canvas side
     sin: list[float]  # (360 + K,) sin(theta)
     cos: list[float]  # (360 + K,) cos(theta)
-    off: int  # pivot coordinate offset of the next_* and inside_* tables
-    next_r: np.ndarray  # (360 + K, R + 2 off) int64: ceil(p + (L + 2m) sin(theta)) at p - off
-    next_c: np.ndarray  # (360 + K, R + 2 off) int64: the same with cos
-    inside_r: np.ndarray  # (R + 2 off, K) bool: ring pixel k of a pivot at row p - off is inside
-    inside_c: np.ndarray  # (R + 2 off, K) bool: the same for columns
+    ring_blocks: np.ndarray  # (K, P * P) uint8: blocks of the ring orientations 360 + k
+    off: int  # coordinate shift of the next_* and inside tables: they index p + off
+    next_r: np.ndarray  # (360 + K, W) int64: ceil(p + (L + 2m) sin(theta)) + off at p + off
+    next_c: np.ndarray  # (360 + K, W) int64: the same with cos
+    inside: np.ndarray  # (W, W, K) bool: ring pixel k of a pivot at (r, c) + off is inside
 
 
 def blocks_of(mask_code: np.ndarray) -> np.ndarray:
@@ -124,18 +124,19 @@ def table(p: PathfinderParams, margin: int) -> Table:
     mask_code = to_codes(mask).reshape(len(theta), -1)  # (360 + K, P * P)
     step = float(L + 2 * margin)
     off = 2 * (r + L + 2 * margin) + 2  # pivots stay within r of the image, ring pixels 2r
-    coord = np.arange(-off, R + off)  # (R + 2 off,)
+    coord = np.arange(-off, R + off)  # (W,) W = R + 2 off
     sin, cos = np.sin(theta), np.cos(theta)  # (360 + K,)
-    next_r = np.ceil(coord[None, :] + step * sin[:, None]).astype(np.int64)  # (360 + K, W)
-    next_c = np.ceil(coord[None, :] + step * cos[:, None]).astype(np.int64)
-    inside_r = (coord[:, None] + ring[None, :, 0] >= 0) & (coord[:, None] + ring[None, :, 0] < R)
-    inside_c = (coord[:, None] + ring[None, :, 1] >= 0) & (coord[:, None] + ring[None, :, 1] < R)
+    next_r = np.ceil(coord[None, :] + step * sin[:, None]).astype(np.int64) + off  # (360 + K, W)
+    next_c = np.ceil(coord[None, :] + step * cos[:, None]).astype(np.int64) + off
+    in_r = (coord[:, None] + ring[None, :, 0] >= 0) & (coord[:, None] + ring[None, :, 0] < R)
+    in_c = (coord[:, None] + ring[None, :, 1] >= 0) & (coord[:, None] + ring[None, :, 1] < R)
+    blocks = blocks_of(mask_code)
     return Table(
         theta=theta,
         line=np.stack([a for a, _ in patches]),
         mask=mask,
         mask_code=mask_code,
-        blocks=blocks_of(mask_code),
+        blocks=blocks,
         turn=turn,
         ring=ring,
         ring_flat=ring @ np.array([n, 1]),
@@ -150,11 +151,11 @@ def table(p: PathfinderParams, margin: int) -> Table:
         n=n,
         sin=sin.tolist(),
         cos=cos.tolist(),
+        ring_blocks=blocks[360:],
         off=off,
         next_r=next_r,
         next_c=next_c,
-        inside_r=inside_r,
-        inside_c=inside_c,
+        inside=in_r[:, None, :] & in_c[None, :, :],
     )
 
 

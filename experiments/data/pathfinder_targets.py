@@ -24,7 +24,10 @@ from experiments.data.pathfinder_tables import FREE, Table, table
 if TYPE_CHECKING:
     from experiments.data.pathfinder_generator import PathfinderParams
 
-# Columns of the per-attempt state matrix; from _ORIENT on, one column per snake (0, 1).
+# Columns of the per-attempt state matrix: attempt index, flat index of its canvas pixel
+# (-off, -off) (``pivot_flat = base + (r + off) n + (c + off)``), then per snake (0, 1) the
+# orientation of its newest dash, its pivot row and column shifted by ``off``, and the flat
+# anchor pixel of its newest dash.
 _ID, _BASE, _ORIENT, _PR, _PC, _LAST = 0, 1, 2, 4, 6, 8
 
 
@@ -78,26 +81,26 @@ def target_batch(
     mu = rng.permuted(np.tile(np.array(p.snake_contrasts * 2), (B, 1)), axis=1)[:, :2]  # (B, 2)
     dash_c = _contrast_draw(p, rng, B)
     kinds = np.zeros((2, C, B), dtype=np.int64)  # orientation of every dash
-    anchors = np.zeros((2, C, B), dtype=np.int64)  # its anchor pixel (flat canvas index)
+    anchors = np.zeros((2, C, B), dtype=np.int64)  # its anchor pixel (flat index in occ)
     state, seed_c = _seeds(p, margin, tab, rng, dash_c, kinds, anchors)
     contrasts = [seed_c]  # dash contrast factors of seg 0 (B, 2), then one (B,) per seg
-    state[:, _LAST : _LAST + 2] += state[:, _BASE, None]
     for seg in range(1, C):
         contrasts.append(dash_c())
         for s in (0, 1):
             if state.shape[0] == 0:
                 return None
-            state = _grow(tab, p, occ, state, s, rng)
+            state = _grow(tab, p.max_dash_tries, occ, state, s, rng)
             ids = state[:, _ID]
             kinds[s, seg, ids] = state[:, _ORIENT + s]
-            anchors[s, seg, ids] = state[:, _LAST + s] - state[:, _BASE]
+            anchors[s, seg, ids] = state[:, _LAST + s]
     if state.shape[0] == 0:
         return None
-    b, base = int(state[0, _ID]), int(state[0, _BASE])
+    b = int(state[0, _ID])
     _paste_codes(occ, state[:1, _LAST + 1], tab.mask_code[state[:1, _ORIENT + 1]], tab.win)
-    img = _draw(tab, kinds[:, :, b], anchors[:, :, b], _dash_factors(mu[b], contrasts, b))
-    tips = np.stack(np.divmod(anchors[:, :, b], n), -1) - tab.g  # (2, C, 2)
-    return Targets(img.reshape(n, n), occ[base : base + nn].reshape(n, n), tips, b)
+    at = anchors[:, :, b] - b * nn  # (2, C) flat canvas pixels
+    img = _draw(tab, kinds[:, :, b], at, _dash_factors(mu[b], contrasts, b))
+    tips = np.stack(np.divmod(at, n), -1) - tab.g  # (2, C, 2)
+    return Targets(img.reshape(n, n), occ[b * nn : (b + 1) * nn].reshape(n, n), tips, b)
 
 
 def _seeds(
@@ -116,17 +119,18 @@ def _seeds(
     ``max_dash_tries`` times while its head or pivot leaves the image.
 
     Returns:
-        The state matrix of the attempts that placed both (anchors relative to their canvas)
-        and the ``(B, 2)`` contrast factors of the two seed dashes.
+        The state matrix of the attempts that placed both, and the ``(B, 2)`` contrast
+        factors of the two seed dashes.
     """
-    B, L, R, n, g = kinds.shape[2], p.dash_length, p.resolution, tab.n, tab.g
+    B, L, R, n, g, off = kinds.shape[2], p.dash_length, p.resolution, tab.n, tab.g, tab.off
     ks, tails, pivots, cum = tab.first
     j = np.minimum(np.searchsorted(cum, rng.random(B), side="right"), len(cum) - 1)
     state = np.zeros((B, 10), dtype=np.int64)
     state[:, _ID] = np.arange(B)
-    state[:, _BASE] = np.arange(B) * (n * n)
-    state[:, _ORIENT], state[:, _PR], state[:, _PC] = ks[j], pivots[j, 0], pivots[j, 1]
-    state[:, _LAST] = (tails[j, 0] + g) * n + tails[j, 1] + g
+    row = np.arange(B) * (n * n)  # (B,) first pixel of each attempt's canvas
+    state[:, _BASE] = row + (g - off) * (n + 1)
+    state[:, _ORIENT], state[:, _PR], state[:, _PC] = ks[j], pivots[j, 0] + off, pivots[j, 1] + off
+    state[:, _LAST] = row + (tails[j, 0] + g) * n + tails[j, 1] + g
     kinds[0, 0], anchors[0, 0] = ks[j], state[:, _LAST]
     seed_c = np.stack([dash_c(), dash_c()], 1)  # (B, 2)
 
@@ -160,8 +164,9 @@ def _seeds(
         piv = piv.astype(np.int64)
         ok = np.all((head >= 0) & (head < R) & (piv >= 0) & (piv < R), axis=1)
         done = pending[ok]
-        state[done, _ORIENT + 1], state[done, _PR + 1], state[done, _PC + 1] = k[ok], *piv[ok].T
-        state[done, _LAST + 1] = (t[ok, 0] + g) * n + t[ok, 1] + g
+        state[done, _ORIENT + 1] = k[ok]
+        state[done, _PR + 1], state[done, _PC + 1] = piv[ok, 0] + off, piv[ok, 1] + off
+        state[done, _LAST + 1] = row[done] + (t[ok, 0] + g) * n + t[ok, 1] + g
         placed[done] = True
         pending = pending[~ok]
     kinds[1, 0], anchors[1, 0] = state[:, _ORIENT + 1], state[:, _LAST + 1]
@@ -169,40 +174,34 @@ def _seeds(
 
 
 def _grow(
-    tab: Table,
-    p: PathfinderParams,
-    occ: np.ndarray,
-    state: np.ndarray,
-    s: int,
-    rng: np.random.Generator,
+    tab: Table, tries: int, occ: np.ndarray, state: np.ndarray, s: int, rng: np.random.Generator
 ) -> np.ndarray:
     """One dash more on snake ``s`` of every attempt (``extend_snake``); the survivors' state.
 
     The pivot moves to ``p' = ceil(p + (L + 2m) u(theta))``; ring pixel ``k`` of ``p'`` gets the
     weight ``(1 - D[q_k]) turn[theta, k]`` (zero off the image), ``D`` the occupancy dilated by
-    the margin disk; up to ``max_dash_tries`` ring pixels are drawn from the normalised
-    cumulative weights until one's dash mask stays off the occupancy. The snake's previous dash
-    then joins the occupancy. Attempts without a fitting dash die.
+    the margin disk; up to ``tries`` ring pixels are drawn from the normalised cumulative
+    weights until one's dash mask stays off the occupancy. The snake's previous dash then joins
+    the occupancy. Attempts without a fitting dash die.
     """
     o = state[:, _ORIENT + s]  # (A,)
-    off, n, g = tab.off, tab.n, tab.g
-    pr = tab.next_r[o, state[:, _PR + s] + off]  # (A,)
-    pc = tab.next_c[o, state[:, _PC + s] + off]
-    inside = tab.inside_r[pr + off] & tab.inside_c[pc + off]  # (A, K)
-    base = state[:, _BASE] + (pr + g) * n + (pc + g)  # (A,) flat pivot pixel
+    pr = tab.next_r[o, state[:, _PR + s]]  # (A,) shifted by off
+    pc = tab.next_c[o, state[:, _PC + s]]
+    base = state[:, _BASE] + pr * tab.n + pc  # (A,) flat pivot pixel
     dil = occ[base[:, None, None] + tab.ring_disk].max(-1)  # (A, K) dilated occupancy codes
-    weight = FREE[dil] * tab.turn[o] * inside  # (A, K)
+    weight = FREE[dil] * tab.turn[o] * tab.inside[pr, pc]  # (A, K)
     total = weight.sum(1)  # (A,)
     cmf = np.cumsum(weight / np.where(total > 0, total, 1.0)[:, None], axis=1)
     chosen = np.full(o.size, -1)
     pend = np.flatnonzero(total >= 1e-4)
-    for _ in range(p.max_dash_tries):
+    for _ in range(tries):
         if pend.size == 0:
             break
         jj = np.argmax(cmf[pend] - rng.random(pend.size)[:, None] > 0, axis=1)
         head = base[pend] + tab.ring_flat[jj]  # (A',)
-        hit = (occ[head[:, None] + tab.win] > tab.blocks[360 + jj]).any(1)
-        chosen[pend[~hit]] = jj[~hit]
+        hit = (occ[head[:, None] + tab.win] > tab.ring_blocks[jj]).any(1)
+        fit = ~hit
+        chosen[pend[fit]] = jj[fit]
         pend = pend[hit]
     ok = chosen >= 0
     if not ok.all():
