@@ -196,12 +196,7 @@ def render_sample(
         tried += batch
     attempt = tried - batch + targets.attempt + 1
     scene = Scene(p, margin, rng, targets)
-    drawn = 0
-    for _ in range(p.n_distractors):
-        for _ in range(p.max_distractor_tries):
-            if scene.distractor():
-                drawn += 1
-                break
+    drawn = scene.add_distractors()
 
     o = int(rng.integers(2))
     other = o if label == 1 else 1 - o

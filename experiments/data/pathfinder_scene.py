@@ -59,23 +59,39 @@ class Scene:
         """Flat canvas index of image pixel ``at``."""
         return (at[0] + self.g) * self.n + at[1] + self.g
 
-    def distractor(self) -> bool:
-        """One distractor snake of ``distractor_dashes`` dashes; False (scene unchanged) if not."""
+    def add_distractors(self) -> int:
+        """Up to ``n_distractors`` snakes, ``max_distractor_tries`` tries each; how many drawn.
+
+        A try whose first orientation has an unusable kernel fails before anything else is
+        drawn (most tries at 32 px), so that test is made here, before any other work.
+        """
+        p, rng, usable = self.p, self.rng, self.tab.usable
+        drawn = 0
+        for _ in range(p.n_distractors):
+            for _ in range(p.max_distractor_tries):
+                contrast = pick(rng, p.snake_contrasts)
+                k = int(rng.integers(360))
+                if usable[k] and self.distractor(k, contrast):
+                    drawn += 1
+                    break
+        return drawn
+
+    def distractor(self, k: int, contrast: float) -> bool:
+        """One distractor snake, first orientation ``k``; False (scene unchanged) if it fails."""
         p, rng = self.p, self.rng
-        snake = self.seed(pick(rng, p.snake_contrasts))
-        ok = snake is not None
+        snake = self.seed(contrast, k)
+        if snake is None:
+            return False
         for _ in range(p.distractor_dashes - 1):
-            ok = ok and self.extend(snake, pick(rng, p.snake_contrasts))
-        if not ok:
-            if snake is not None:
+            if not self.extend(snake, pick(rng, p.snake_contrasts)):
                 for idx, old in reversed(snake.undo):
                     self.occ_flat[idx] = old
-            return False
+                return False
         self._paste_occ(snake.last, snake.orient, None)
         line = self.tab.line.reshape(len(self.tab.theta), -1)  # (360 + K, P * P)
-        for k, at, contrast in snake.dashes:
+        for kind, at, c in snake.dashes:
             idx = at + self.tab.win
-            self.img_flat[idx] = np.maximum(self.img_flat[idx], f32(line[k] * contrast))
+            self.img_flat[idx] = np.maximum(self.img_flat[idx], f32(line[kind] * c))
         return True
 
     def _paste_occ(self, at: int, k: int, undo: list | None) -> None:
@@ -95,16 +111,17 @@ class Scene:
             return None
         return Snake(pivot, k, self.flat(tail), contrast)
 
-    def seed(self, contrast: float) -> Snake | None:
+    def seed(self, contrast: float, first: int) -> Snake | None:
         """A distractor's first dash at a start whose kernel window is free (``seed_snake``).
 
-        A start ``q`` is free when no pixel of orientation ``k``'s kernel placed at ``q`` (the
-        cv2 dilation of the occupancy, image border included, by the kernel) is above 0.3.
+        ``first`` is the orientation of the first try (drawn by the caller). A start ``q`` is
+        free when no pixel of orientation ``k``'s kernel placed at ``q`` (the cv2 dilation of
+        the occupancy, image border included, by the kernel) is above 0.3.
         """
         p, tab, rng = self.p, self.tab, self.rng
         busy = None
-        for _ in range(p.max_dash_tries):
-            k = int(rng.integers(360))
+        for i in range(p.max_dash_tries):
+            k = first if i == 0 else int(rng.integers(360))
             if not tab.usable[k]:
                 return None  # the original fails here too (a window sees only -inf)
             if busy is None:
