@@ -96,11 +96,11 @@ class Scene:
 
     def _paste_occ(self, at: int, k: int, undo: list | None) -> None:
         """Add the mask of orientation ``k`` anchored at flat pixel ``at`` to the occupancy."""
-        idx = at + self.tab.win
+        idx = at + self.tab.paste_off[k]
         old = self.occ_flat[idx]
         if undo is not None:
             undo.append((idx, old))
-        self.occ_flat[idx] = np.maximum(old, self.tab.mask_code[k])
+        self.occ_flat[idx] = np.maximum(old, self.tab.paste_code[k])
 
     def start(self, tail: tuple[int, int], k: int, contrast: float) -> Snake | None:
         """A snake whose first dash starts at ``tail`` with orientation ``k`` (None: off-image)."""
@@ -169,7 +169,7 @@ class Scene:
                 return False
             ring = tab.ring_flat[idx]
         base = (pr + g) * n + pc + g
-        dil = self.occ_flat[base + tab.ring_disk[idx]].max(axis=1)  # (K',) codes
+        dil = self.occ_flat[base + tab.ring_disk[:, idx]].max(axis=0)  # (K',) codes
         weight = FREE[dil] * tab.turn[s.orient, idx]  # (K',)
         total = weight.sum()
         if total < 1e-4:
@@ -179,7 +179,9 @@ class Scene:
             j = int(np.argmax(cmf - self.rng.random() > 0))
             head = base + int(ring[j])
             k = 360 + (j if isinstance(idx, slice) else int(idx[j]))
-            if not (self.occ_flat[head + tab.win] > tab.blocks[k]).any():
+            if not (
+                self.occ_flat[head + tab.ring_hit_off[k - 360]] > tab.ring_hit_thr[k - 360]
+            ).any():
                 break
         else:
             return False

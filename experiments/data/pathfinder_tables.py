@@ -11,7 +11,8 @@ values becomes a test on codes with the same outcome:
 
 * ``max`` of values is ``v`` of the ``max`` of codes (pasting, dilating);
 * a dash of mask code ``m`` meets a pixel of code ``c`` when ``v(c) + v(m) >= 1.8``; that holds
-  exactly when ``c > blocks[m]``, ``blocks[m] = max{c : v(c) + v(m) < 1.8}`` (255: never);
+  exactly when ``c > blocks[m]``, ``blocks[m] = max{c : v(c) + v(m) < 1.8}`` (255: never), so
+  only the few mask pixels with ``blocks < 255`` are read;
 * ``1 - v(c)`` is read from a 256-entry table (``free``), ``v(c) <= 0.3`` is ``c <= low``.
 
 Geometry. A pivot at integer ``p`` with heading ``o`` moves to ``ceil(p + (L + 2m) u(o))``;
@@ -50,10 +51,12 @@ class Table(NamedTuple):
     mask: np.ndarray  # (360 + K, P, P) its occupancy mask (values)
     mask_code: np.ndarray  # (360 + K, P * P) uint8 occupancy codes of the mask
     blocks: np.ndarray  # (360 + K, P * P) uint8: a canvas code above it blocks the dash
+    paste_off: np.ndarray  # (360 + K, Tp) flat offsets of the mask's non-zero pixels
+    paste_code: np.ndarray  # (360 + K, Tp) uint8 their codes
     turn: np.ndarray  # (360 + K, K) max(cos(min(delta c, pi / 2)), 0)^2 from i to ring pixel k
     ring: np.ndarray  # (K, 2) ring offsets from the pivot
     ring_flat: np.ndarray  # (K,) the same as flat canvas offsets
-    ring_disk: np.ndarray  # (K, D) flat canvas offsets of the radius-m disk around ring pixels
+    ring_disk: np.ndarray  # (D, K) flat canvas offsets of the radius-m disk around ring pixels
     kernel: list[np.ndarray]  # 360 bool seed kernels (the original's head-centred struct)
     taps: list[list[tuple[int, int]]]  # per seed kernel its set pixels (row, col)
     usable: list[bool]  # (360,) every image pixel's kernel window meets the image
@@ -64,7 +67,8 @@ class Table(NamedTuple):
     n: int  # canvas side
     sin: list[float]  # (360 + K,) sin(theta)
     cos: list[float]  # (360 + K,) cos(theta)
-    ring_blocks: np.ndarray  # (K, P * P) uint8: blocks of the ring orientations 360 + k
+    ring_hit_off: np.ndarray  # (K, Tb) flat offsets of the pixels that can block dash 360 + k
+    ring_hit_thr: np.ndarray  # (K, Tb) uint8 their blocks (a canvas code above it blocks)
     off: int  # coordinate shift of the next_* and inside tables: they index p + off
     next_r: np.ndarray  # (360 + K, W) int64: ceil(p + (L + 2m) sin(theta)) + off at p + off
     next_c: np.ndarray  # (360 + K, W) int64: the same with cos
@@ -76,6 +80,29 @@ def blocks_of(mask_code: np.ndarray) -> np.ndarray:
     fits = CODE_VALUE[:, None] + CODE_VALUE[None, :] < 1.8  # (256 canvas, 256 mask)
     per_mask = (fits.sum(0) - 1).astype(np.uint8)  # fits is a prefix in the canvas code
     return per_mask[mask_code]
+
+
+def compact(win: np.ndarray, values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row the window offsets and values where ``keep`` holds, as equal-length rows.
+
+    Short rows repeat their first kept entry (a row with none keeps entry 0), so reading or
+    pasting the padded rows gives the same result as the kept entries alone.
+
+    Args:
+        win: ``(P * P,)`` flat window offsets.
+        values: ``(N, P * P)`` values per row.
+        keep: ``(N, P * P)`` bool, the entries that matter.
+
+    Returns:
+        ``(offsets, values)``, each ``(N, T)`` with ``T`` the most entries kept in a row.
+    """
+    width = max(int(keep.sum(1).max()), 1)
+    cols = np.zeros((len(values), width), dtype=np.int64)  # (N, T) window positions
+    for i, row in enumerate(keep):
+        idx = np.flatnonzero(row)
+        idx = idx if idx.size else np.zeros(1, dtype=np.int64)
+        cols[i] = np.concatenate([idx, np.full(width - idx.size, idx[0])])
+    return win[cols], np.take_along_axis(values, cols, 1)
 
 
 def to_codes(values: np.ndarray) -> np.ndarray:
@@ -108,7 +135,7 @@ def table(p: PathfinderParams, margin: int) -> Table:
     g = half + L + 2 * margin + 2
     n = R + 2 * g
     disk = np.argwhere(disk_footprint(margin)) - margin  # (D, 2)
-    ring_disk = (ring[:, None, :] + disk[None, :, :]) @ np.array([n, 1])  # (K, D)
+    ring_disk = (disk[:, None, :] + ring[None, :, :]) @ np.array([n, 1])  # (D, K)
     k_size, k_head = 2 * r + 1, (r + 1, r + 1)
     kernel = [place((k_size, k_size), m, k_head) == 1.0 for _, m in patches[:360]]
     ones = np.ones((R, R))
@@ -131,12 +158,16 @@ def table(p: PathfinderParams, margin: int) -> Table:
     in_r = (coord[:, None] + ring[None, :, 0] >= 0) & (coord[:, None] + ring[None, :, 0] < R)
     in_c = (coord[:, None] + ring[None, :, 1] >= 0) & (coord[:, None] + ring[None, :, 1] < R)
     blocks = blocks_of(mask_code)
+    paste_off, paste_code = compact(win, mask_code, mask_code > 0)
+    hit_off, hit_thr = compact(win, blocks, blocks < 255)
     return Table(
         theta=theta,
         line=np.stack([a for a, _ in patches]),
         mask=mask,
         mask_code=mask_code,
         blocks=blocks,
+        paste_off=paste_off,
+        paste_code=paste_code,
         turn=turn,
         ring=ring,
         ring_flat=ring @ np.array([n, 1]),
@@ -151,7 +182,8 @@ def table(p: PathfinderParams, margin: int) -> Table:
         n=n,
         sin=sin.tolist(),
         cos=cos.tolist(),
-        ring_blocks=blocks[360:],
+        ring_hit_off=hit_off[360:],
+        ring_hit_thr=hit_thr[360:],
         off=off,
         next_r=next_r,
         next_c=next_c,

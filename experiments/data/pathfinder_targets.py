@@ -96,7 +96,8 @@ def target_batch(
     if state.shape[0] == 0:
         return None
     b = int(state[0, _ID])
-    _paste_codes(occ, state[:1, _LAST + 1], tab.mask_code[state[:1, _ORIENT + 1]], tab.win)
+    k = state[:1, _ORIENT + 1]
+    _paste_codes(occ, state[:1, _LAST + 1], tab.paste_off[k], tab.paste_code[k])
     at = anchors[:, :, b] - b * nn  # (2, C) flat canvas pixels
     img = _draw(tab, kinds[:, :, b], at, _dash_factors(mu[b], contrasts, b))
     tips = np.stack(np.divmod(at, n), -1) - tab.g  # (2, C, 2)
@@ -188,34 +189,35 @@ def _grow(
     pr = tab.next_r[o, state[:, _PR + s]]  # (A,) shifted by off
     pc = tab.next_c[o, state[:, _PC + s]]
     base = state[:, _BASE] + pr * tab.n + pc  # (A,) flat pivot pixel
-    dil = occ[base[:, None, None] + tab.ring_disk].max(-1)  # (A, K) dilated occupancy codes
+    dil = occ[base[:, None, None] + tab.ring_disk].max(1)  # (A, K) dilated occupancy codes
     weight = FREE[dil] * tab.turn[o] * tab.inside[pr, pc]  # (A, K)
     total = weight.sum(1)  # (A,)
-    cmf = np.cumsum(weight / np.where(total > 0, total, 1.0)[:, None], axis=1)
+    cmf = np.cumsum(weight / np.where(total > 0, total, 1.0)[:, None], axis=1)  # (A, K)
     chosen = np.full(o.size, -1)
-    pend = np.flatnonzero(total >= 1e-4)
+    pend = (total >= 1e-4).nonzero()[0]
     for _ in range(tries):
         if pend.size == 0:
             break
-        jj = np.argmax(cmf[pend] - rng.random(pend.size)[:, None] > 0, axis=1)
+        u = rng.random(pend.size)[:, None]  # (A', 1)
+        jj = ((cmf if pend.size == o.size else cmf[pend]) > u).argmax(1)  # first cmf > u
         head = base[pend] + tab.ring_flat[jj]  # (A',)
-        hit = (occ[head[:, None] + tab.win] > tab.ring_blocks[jj]).any(1)
+        hit = (occ[head[:, None] + tab.ring_hit_off[jj]] > tab.ring_hit_thr[jj]).any(1)
         fit = ~hit
         chosen[pend[fit]] = jj[fit]
         pend = pend[hit]
     ok = chosen >= 0
     if not ok.all():
         state, chosen, base, pr, pc, o = (x[ok] for x in (state, chosen, base, pr, pc, o))
-    _paste_codes(occ, state[:, _LAST + s], tab.mask_code[o], tab.win)
+    _paste_codes(occ, state[:, _LAST + s], tab.paste_off[o], tab.paste_code[o])
     state[:, _ORIENT + s] = 360 + chosen
     state[:, _PR + s], state[:, _PC + s] = pr, pc
     state[:, _LAST + s] = base + tab.ring_flat[chosen]
     return state
 
 
-def _paste_codes(occ: np.ndarray, at: np.ndarray, codes: np.ndarray, win: np.ndarray) -> None:
-    """``occ[at[i] + win] = max(., codes[i])`` for every row ``i`` (flat canvases)."""
-    idx = at[:, None] + win  # (A, P * P)
+def _paste_codes(occ: np.ndarray, at: np.ndarray, off: np.ndarray, codes: np.ndarray) -> None:
+    """``occ[at[i] + off[i]] = max(., codes[i])`` for every row ``i`` (flat canvases)."""
+    idx = at[:, None] + off  # (A, Tp)
     occ[idx] = np.maximum(occ[idx], codes)
 
 
