@@ -73,6 +73,7 @@ class Table(NamedTuple):
     next_r: np.ndarray  # (360 + K, W) int64: ceil(p + (L + 2m) sin(theta)) + off at p + off
     next_c: np.ndarray  # (360 + K, W) int64: the same with cos
     inside: np.ndarray  # (W, W, K) bool: ring pixel k of a pivot at (r, c) + off is inside
+    second: tuple[np.ndarray, ...]  # second seed: start, validity and pivot (see _second_seed)
 
 
 def blocks_of(mask_code: np.ndarray) -> np.ndarray:
@@ -150,7 +151,8 @@ def table(p: PathfinderParams, margin: int) -> Table:
     mask = np.stack([b for _, b in patches])  # (360 + K, P, P)
     mask_code = to_codes(mask).reshape(len(theta), -1)  # (360 + K, P * P)
     step = float(L + 2 * margin)
-    off = 2 * (r + L + 2 * margin) + 2  # pivots stay within r of the image, ring pixels 2r
+    # pivots stay within r of the image, ring pixels 2 r; second seeds d of the first
+    off = max(2 * (r + L + 2 * margin) + 2, p.seed_distance + 1)
     coord = np.arange(-off, R + off)  # (W,) W = R + 2 off
     sin, cos = np.sin(theta), np.cos(theta)  # (360 + K,)
     next_r = np.ceil(coord[None, :] + step * sin[:, None]).astype(np.int64) + off  # (360 + K, W)
@@ -188,7 +190,39 @@ def table(p: PathfinderParams, margin: int) -> Table:
         next_r=next_r,
         next_c=next_c,
         inside=in_r[:, None, :] & in_c[None, :, :],
+        second=_second_seed(p, margin, seed_theta, off),
     )
+
+
+def _second_seed(
+    p: PathfinderParams, margin: int, seed_theta: np.ndarray, off: int
+) -> tuple[np.ndarray, ...]:
+    """Per axis, the second target dash of orientation ``k`` at angle ``a`` from the first.
+
+    Its start is ``t = round(s + d sin a)`` (``cos`` for columns) for a first start ``s``, its
+    head ``h = ceil(t + L sin theta_k)`` and its pivot ``ceil(h + (L + m) sin(theta_k - pi))``;
+    the dash is valid when head and pivot are inside the image on both axes.
+
+    Returns:
+        ``(start_r, start_c, ok_r, ok_c, pivot_r, pivot_c)``: ``start_*[a, s]`` is ``t + off``
+        (``(360, R)``), ``ok_*[k, t + off]`` bool and ``pivot_*[k, t + off]`` the pivot
+        ``+ off`` (``(360, R + 2 off)``).
+    """
+    L, R, d = p.dash_length, p.resolution, p.seed_distance
+    a = np.arange(360) * np.pi / 180  # (360,) whole-degree angles
+    first = np.arange(R)  # (R,) start coordinate of the first dash
+    coord = np.arange(-off, R + off)  # (W,) start coordinate of the second dash
+    rev = np.where(seed_theta < 0, seed_theta + np.pi, seed_theta - np.pi)  # (360,)
+    out: list[np.ndarray] = []
+    for trig in (np.sin, np.cos):
+        out.append(np.round(first[None, :] + d * trig(a)[:, None]).astype(np.int64) + off)
+    for trig in (np.sin, np.cos):
+        head = np.ceil(coord[None, :] + float(L) * trig(seed_theta)[:, None]).astype(np.int64)
+        pivot = np.ceil(head + float(L + margin) * trig(rev)[:, None]).astype(np.int64)
+        out.append((head >= 0) & (head < R) & (pivot >= 0) & (pivot < R))  # (360, W)
+        out.append(pivot + off)
+    start_r, start_c, ok_r, piv_r, ok_c, piv_c = out
+    return start_r, start_c, ok_r, ok_c, piv_r, piv_c
 
 
 def _first_seeds(

@@ -123,7 +123,7 @@ def _seeds(
         The state matrix of the attempts that placed both, and the ``(B, 2)`` contrast
         factors of the two seed dashes.
     """
-    B, L, R, n, g, off = kinds.shape[2], p.dash_length, p.resolution, tab.n, tab.g, tab.off
+    B, n, g, off = kinds.shape[2], tab.n, tab.g, tab.off
     ks, tails, pivots, cum = tab.first
     j = np.minimum(np.searchsorted(cum, rng.random(B), side="right"), len(cum) - 1)
     state = np.zeros((B, 10), dtype=np.int64)
@@ -135,39 +135,21 @@ def _seeds(
     kinds[0, 0], anchors[0, 0] = ks[j], state[:, _LAST]
     seed_c = np.stack([dash_c(), dash_c()], 1)  # (B, 2)
 
+    start_r, start_c, ok_r, ok_c, piv_r, piv_c = tab.second
+    first_r, first_c = tails[j, 0], tails[j, 1]  # (B,)
     placed = np.zeros(B, dtype=bool)
     pending = np.arange(B)
     for _ in range(p.max_dash_tries):
         if pending.size == 0:
             break
-        k = rng.integers(360, size=pending.size)
-        a = rng.integers(360, size=pending.size) * np.pi / 180
-        t = np.stack(
-            [
-                np.round(tails[j[pending], 0] + p.seed_distance * np.sin(a)),
-                np.round(tails[j[pending], 1] + p.seed_distance * np.cos(a)),
-            ],
-            1,
-        )
-        t = t.astype(np.int64)  # (A, 2)
-        th = tab.theta[k]
-        head = np.stack(
-            [np.ceil(t[:, 0] + float(L) * np.sin(th)), np.ceil(t[:, 1] + float(L) * np.cos(th))], 1
-        ).astype(np.int64)
-        rev = np.where(th < 0, th + np.pi, th - np.pi)
-        piv = np.stack(
-            [
-                np.ceil(head[:, 0] + float(L + margin) * np.sin(rev)),
-                np.ceil(head[:, 1] + float(L + margin) * np.cos(rev)),
-            ],
-            1,
-        )
-        piv = piv.astype(np.int64)
-        ok = np.all((head >= 0) & (head < R) & (piv >= 0) & (piv < R), axis=1)
-        done = pending[ok]
-        state[done, _ORIENT + 1] = k[ok]
-        state[done, _PR + 1], state[done, _PC + 1] = piv[ok, 0] + off, piv[ok, 1] + off
-        state[done, _LAST + 1] = row[done] + (t[ok, 0] + g) * n + t[ok, 1] + g
+        k = rng.integers(360, size=pending.size)  # orientation (whole degrees)
+        a = rng.integers(360, size=pending.size)  # angle from the first start (whole degrees)
+        tr, tc = start_r[a, first_r[pending]], start_c[a, first_c[pending]]  # (A,) + off
+        ok = ok_r[k, tr] & ok_c[k, tc]
+        done, k, tr, tc = pending[ok], k[ok], tr[ok], tc[ok]
+        state[done, _ORIENT + 1] = k
+        state[done, _PR + 1], state[done, _PC + 1] = piv_r[k, tr], piv_c[k, tc]
+        state[done, _LAST + 1] = state[done, _BASE] + tr * n + tc
         placed[done] = True
         pending = pending[~ok]
     kinds[1, 0], anchors[1, 0] = state[:, _ORIENT + 1], state[:, _LAST + 1]
