@@ -174,25 +174,37 @@ def _grow(
     dil = occ[base[:, None, None] + tab.ring_disk].max(1)  # (A, K) dilated occupancy codes
     weight = FREE[dil] * tab.turn[o] * tab.inside[pr, pc]  # (A, K)
     total = weight.sum(1)  # (A,)
-    cmf = np.cumsum(weight / np.where(total > 0, total, 1.0)[:, None], axis=1)  # (A, K)
-    chosen = np.full(o.size, -1)
+    # rows below 1e-4 draw nothing, so any positive floor keeps 0 / 0 away from them
+    cmf = np.cumsum(weight / np.maximum(total, 1e-300)[:, None], axis=1)  # (A, K)
     pend = (total >= 1e-4).nonzero()[0]
+    every = pend.size == o.size  # every attempt draws (no attempt is dead yet)
+    chosen = None if every else np.full(o.size, -1)  # None: every draw so far fits
+    jj = None
     for _ in range(tries):
         if pend.size == 0:
             break
         u = rng.random(pend.size)[:, None]  # (A', 1)
-        jj = ((cmf if pend.size == o.size else cmf[pend]) > u).argmax(1)  # first cmf > u
-        head = base[pend] + tab.ring_flat[jj]  # (A',)
+        jj = ((cmf if chosen is None else cmf[pend]) > u).argmax(1)  # first cmf above u
+        head = (base if chosen is None else base[pend]) + tab.ring_flat[jj]  # (A',)
         hit = (occ[head[:, None] + tab.ring_hit_off[jj]] > tab.ring_hit_thr[jj]).any(1)
-        fit = ~hit
-        chosen[pend[fit]] = jj[fit]
+        if chosen is None:  # the first draw of every attempt
+            if not hit.any():
+                pend = pend[:0]
+                break
+            chosen = np.where(hit, -1, jj)
+        else:
+            fit = ~hit
+            chosen[pend[fit]] = jj[fit]
         pend = pend[hit]
-    ok = chosen >= 0
-    if not ok.all():
+    if chosen is None:  # every attempt fit at its first draw (or no draw was allowed)
+        chosen = jj if pend.size == 0 else np.full(o.size, -1)
+    if pend.size or not every:  # the attempts left without a dash die
+        ok = chosen >= 0
         state, chosen, base, pr, pc, o = (x[ok] for x in (state, chosen, base, pr, pc, o))
     _paste_codes(occ, state[:, _LAST + s], tab.paste_off[o], tab.paste_code[o])
-    state[:, _ORIENT + s] = 360 + chosen
-    state[:, _PR + s], state[:, _PC + s] = pr, pc
+    state[:, _ORIENT + s] = chosen + 360
+    state[:, _PR + s] = pr
+    state[:, _PC + s] = pc
     state[:, _LAST + s] = base + tab.ring_flat[chosen]
     return state
 
