@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from experiments.data.pathfinder_draw import flip_by_pi, translate
-from experiments.data.pathfinder_tables import FREE, LOW_CODE, table
-from experiments.data.pathfinder_targets import Targets, f32
+from experiments.data.pathfinder_tables import FREE, LOW_CODE, dash_patch, table
+from experiments.data.pathfinder_targets import Targets
 
 if TYPE_CHECKING:
     from experiments.data.pathfinder_generator import PathfinderParams
@@ -43,21 +42,18 @@ class Scene:
     def __init__(self, p: PathfinderParams, margin: int, rng: np.random.Generator, t: Targets):
         self.p, self.margin, self.rng = p, margin, rng
         self.tab = tab = table(p, margin)
-        self.g, self.n = tab.g, tab.n
+        self.g, self.n, self.R = tab.g, tab.n, p.resolution
         self.img = t.img  # (n, n) float64
         self.occ = t.occ  # (n, n) uint8 occupancy codes
         self.occ_flat = self.occ.reshape(-1)  # (n * n,) view
-        self.img_flat = self.img.reshape(-1)
         self.step = float(p.dash_length + 2 * margin)
+        self.pad = tab.kernel[0].shape[0] // 2  # kernel half: padding of the busy map
+        self.busy = np.zeros((self.R + 2 * self.pad,) * 2, dtype=bool)  # see _busy
 
     def view(self, a: np.ndarray) -> np.ndarray:
         """The ``(R, R)`` image part of a canvas."""
-        g, R = self.g, self.p.resolution
+        g, R = self.g, self.R
         return a[g : g + R, g : g + R]
-
-    def flat(self, at: tuple[int, int]) -> int:
-        """Flat canvas index of image pixel ``at``."""
-        return (at[0] + self.g) * self.n + at[1] + self.g
 
     def add_distractors(self) -> int:
         """Up to ``n_distractors`` snakes, ``max_distractor_tries`` tries each; how many drawn.
@@ -65,11 +61,12 @@ class Scene:
         A try whose first orientation has an unusable kernel fails before anything else is
         drawn (most tries at 32 px), so that test is made here, before any other work.
         """
-        p, rng, usable = self.p, self.rng, self.tab.usable
+        p, rng, usable, contrasts = self.p, self.rng, self.tab.usable, self.p.snake_contrasts
+        single = len(contrasts) == 1
         drawn = 0
         for _ in range(p.n_distractors):
             for _ in range(p.max_distractor_tries):
-                contrast = pick(rng, p.snake_contrasts)
+                contrast = contrasts[0] if single else pick(rng, contrasts)
                 k = int(rng.integers(360))
                 if usable[k] and self.distractor(k, contrast):
                     drawn += 1
@@ -88,10 +85,11 @@ class Scene:
                     self.occ_flat[idx] = old
                 return False
         self._paste_occ(snake.last, snake.orient, None)
-        line = self.tab.line.reshape(len(self.tab.theta), -1)  # (360 + K, P * P)
+        n, h = self.n, self.tab.line.shape[1] // 2
         for kind, at, c in snake.dashes:
-            idx = at + self.tab.win
-            self.img_flat[idx] = np.maximum(self.img_flat[idx], f32(line[kind] * c))
+            r, q = divmod(at, n)
+            view = self.img[r - h : r + h + 1, q - h : q + h + 1]
+            np.maximum(view, dash_patch(self.tab, kind, c), out=view)
         return True
 
     def _paste_occ(self, at: int, k: int, undo: list | None) -> None:
@@ -103,13 +101,18 @@ class Scene:
         self.occ_flat[idx] = np.maximum(old, self.tab.paste_code[k])
 
     def start(self, tail: tuple[int, int], k: int, contrast: float) -> Snake | None:
-        """A snake whose first dash starts at ``tail`` with orientation ``k`` (None: off-image)."""
-        theta, L, R = float(self.tab.theta[k]), self.p.dash_length, self.p.resolution
-        head = translate(tail, theta, L)
-        pivot = translate(head, flip_by_pi(theta), L + self.margin)
-        if not all(0 <= v < R for v in (*head, *pivot)):
+        """A snake whose first dash starts at ``tail`` with orientation ``k`` (None: off-image).
+
+        Head ``ceil(tail + L u(theta))`` and pivot ``ceil(head + (L + m) u(theta - pi))`` must
+        lie inside the image; both are read from the seed tables (``Table.second``).
+        """
+        _, _, ok_r, ok_c, piv_r, piv_c = self.tab.second
+        off = self.tab.off
+        tr, tc = tail[0] + off, tail[1] + off
+        if not (ok_r[k, tr] and ok_c[k, tc]):
             return None
-        return Snake(pivot, k, self.flat(tail), contrast)
+        pivot = (int(piv_r[k, tr]) - off, int(piv_c[k, tc]) - off)
+        return Snake(pivot, k, (tail[0] + self.g) * self.n + tail[1] + self.g, contrast)
 
     def seed(self, contrast: float, first: int) -> Snake | None:
         """A distractor's first dash at a start whose kernel window is free (``seed_snake``).
@@ -118,7 +121,7 @@ class Scene:
         free when no pixel of orientation ``k``'s kernel placed at ``q`` (the cv2 dilation of
         the occupancy, image border included, by the kernel) is above 0.3.
         """
-        p, tab, rng = self.p, self.tab, self.rng
+        p, tab, rng, R = self.p, self.tab, self.rng, self.R
         busy = None
         for i in range(p.max_dash_tries):
             k = first if i == 0 else int(rng.integers(360))
@@ -128,10 +131,10 @@ class Scene:
                 busy = self._busy()
                 if busy is None:
                     return None
-            free = np.flatnonzero(~_dilate_taps(busy, tab.taps[k], p.resolution))
+            free = (~_dilate_taps(busy, tab.taps[k], R)).reshape(-1).nonzero()[0]
             if free.size == 0:
                 return None
-            tail = divmod(int(free[rng.integers(free.size)]), p.resolution)
+            tail = divmod(int(free[rng.integers(free.size)]), R)
             got = self.start(tail, k, contrast)
             if got is not None:
                 return got
@@ -142,20 +145,17 @@ class Scene:
 
         None when less than ``stop_free_fraction`` of the image is at most 0.3.
         """
-        R, h = self.p.resolution, self.tab.kernel[0].shape[0] // 2
-        occ = self.view(self.occ)
-        above = occ > LOW_CODE  # (R, R)
-        if R * R - np.count_nonzero(above) < self.p.stop_free_fraction * R * R:
+        R, h = self.R, self.pad
+        inner = self.busy[h : h + R, h : h + R]
+        np.greater(self.view(self.occ), LOW_CODE, out=inner)
+        if R * R - np.count_nonzero(inner) < self.p.stop_free_fraction * R * R:
             return None
-        busy = np.zeros((R + 2 * h, R + 2 * h), dtype=bool)
-        inner = busy[h : h + R, h : h + R]
-        inner[...] = above
         inner[0], inner[-1], inner[:, 0], inner[:, -1] = True, True, True, True
-        return busy
+        return self.busy
 
     def extend(self, s: Snake, contrast: float) -> bool:
         """Grow ``s`` by one dash (``extend_snake``); False when no dash fits."""
-        p, tab, g, n, R = self.p, self.tab, self.g, self.n, self.p.resolution
+        p, tab, g, n, R = self.p, self.tab, self.g, self.n, self.R
         r = p.dash_length + self.margin
         pr = math.ceil(s.pivot[0] + self.step * tab.sin[s.orient])
         pc = math.ceil(s.pivot[1] + self.step * tab.cos[s.orient])
@@ -176,18 +176,16 @@ class Scene:
             return False
         cmf = np.cumsum(weight / total)
         for _ in range(p.max_dash_tries):
-            j = int(np.argmax(cmf - self.rng.random() > 0))
+            j = int((cmf > self.rng.random()).argmax())  # first cmf above the draw
             head = base + int(ring[j])
-            k = 360 + (j if isinstance(idx, slice) else int(idx[j]))
-            if not (
-                self.occ_flat[head + tab.ring_hit_off[k - 360]] > tab.ring_hit_thr[k - 360]
-            ).any():
+            j = j if isinstance(idx, slice) else int(idx[j])
+            if not (self.occ_flat[head + tab.ring_hit_off[j]] > tab.ring_hit_thr[j]).any():
                 break
         else:
             return False
         self._paste_occ(s.last, s.orient, s.undo)
-        s.pivot, s.orient, s.last = (pr, pc), k, head
-        s.dashes.append((k, head, contrast))
+        s.pivot, s.orient, s.last = (pr, pc), 360 + j, head
+        s.dashes.append((360 + j, head, contrast))
         return True
 
 

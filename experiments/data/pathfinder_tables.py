@@ -74,6 +74,7 @@ class Table(NamedTuple):
     next_c: np.ndarray  # (360 + K, W) int64: the same with cos
     inside: np.ndarray  # (W, W, K) bool: ring pixel k of a pivot at (r, c) + off is inside
     second: tuple[np.ndarray, ...]  # second seed: start, validity and pivot (see _second_seed)
+    patches: dict[tuple[int, float], np.ndarray]  # dash_patch cache
 
 
 def blocks_of(mask_code: np.ndarray) -> np.ndarray:
@@ -191,7 +192,21 @@ def table(p: PathfinderParams, margin: int) -> Table:
         next_c=next_c,
         inside=in_r[:, None, :] & in_c[None, :, :],
         second=_second_seed(p, margin, seed_theta, off),
+        patches={},
     )
+
+
+def dash_patch(tab: Table, k: int, contrast: float) -> np.ndarray:
+    """``float32(line[k] contrast)`` as float64 (cached per table).
+
+    The dash as the original's float32 image holds it.
+    """
+    key = (k, float(contrast))
+    patch = tab.patches.get(key)
+    if patch is None:
+        patch = tab.line[k] * contrast
+        patch = tab.patches[key] = patch.astype(np.float32).astype(np.float64)
+    return patch
 
 
 def _second_seed(
