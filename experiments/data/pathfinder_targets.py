@@ -171,11 +171,12 @@ def _grow(
     pr = tab.next_r[o, state[:, _PR + s]]  # (A,) shifted by off
     pc = tab.next_c[o, state[:, _PC + s]]
     base = state[:, _BASE] + pr * tab.n + pc  # (A,) flat pivot pixel
-    dil = occ[base[:, None, None] + tab.ring_disk].max(1)  # (A, K) dilated occupancy codes
-    weight = FREE[dil] * tab.turn[o] * tab.inside[pr, pc]  # (A, K)
-    total = weight.sum(1)  # (A,)
+    disk = occ.take(tab.ring_disk[:, None, :] + base[None, :, None])  # (D, A, K) codes
+    dil = np.maximum.reduce(disk, 0)  # (A, K) dilated occupancy codes
+    weight = FREE.take(dil) * tab.turn.take(o, 0) * tab.inside[pr, pc]  # (A, K)
+    total = np.add.reduce(weight, 1)  # (A,)
     # rows below 1e-4 draw nothing, so any positive floor keeps 0 / 0 away from them
-    cmf = np.cumsum(weight / np.maximum(total, 1e-300)[:, None], axis=1)  # (A, K)
+    cmf = np.add.accumulate(weight / np.maximum(total, 1e-300)[:, None], 1)  # (A, K) cumsum
     pend = (total >= 1e-4).nonzero()[0]
     every = pend.size == o.size  # every attempt draws (no attempt is dead yet)
     chosen = None if every else np.full(o.size, -1)  # None: every draw so far fits
@@ -185,8 +186,9 @@ def _grow(
             break
         u = rng.random(pend.size)[:, None]  # (A', 1)
         jj = ((cmf if chosen is None else cmf[pend]) > u).argmax(1)  # first cmf above u
-        head = (base if chosen is None else base[pend]) + tab.ring_flat[jj]  # (A',)
-        hit = (occ[head[:, None] + tab.ring_hit_off[jj]] > tab.ring_hit_thr[jj]).any(1)
+        head = (base if chosen is None else base.take(pend)) + tab.ring_flat.take(jj)  # (A',)
+        near = occ.take(head[:, None] + tab.ring_hit_off.take(jj, 0))  # (A', Tb)
+        hit = np.logical_or.reduce(near > tab.ring_hit_thr.take(jj, 0), 1)  # (A',)
         if chosen is None:  # the first draw of every attempt
             if not hit.any():
                 pend = pend[:0]
@@ -201,18 +203,18 @@ def _grow(
     if pend.size or not every:  # the attempts left without a dash die
         ok = chosen >= 0
         state, chosen, base, pr, pc, o = (x[ok] for x in (state, chosen, base, pr, pc, o))
-    _paste_codes(occ, state[:, _LAST + s], tab.paste_off[o], tab.paste_code[o])
+    _paste_codes(occ, state[:, _LAST + s], tab.paste_off.take(o, 0), tab.paste_code.take(o, 0))
     state[:, _ORIENT + s] = chosen + 360
     state[:, _PR + s] = pr
     state[:, _PC + s] = pc
-    state[:, _LAST + s] = base + tab.ring_flat[chosen]
+    state[:, _LAST + s] = base + tab.ring_flat.take(chosen)
     return state
 
 
 def _paste_codes(occ: np.ndarray, at: np.ndarray, off: np.ndarray, codes: np.ndarray) -> None:
     """``occ[at[i] + off[i]] = max(., codes[i])`` for every row ``i`` (flat canvases)."""
     idx = at[:, None] + off  # (A, Tp)
-    occ[idx] = np.maximum(occ[idx], codes)
+    occ[idx] = np.maximum(occ.take(idx), codes)
 
 
 def _dash_factors(mu: np.ndarray, contrasts: list[np.ndarray], b: int) -> np.ndarray:
