@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from experiments.data.pathfinder_tables import FREE, Table, table
+from experiments.data.pathfinder_tables import FREE, Table, dash_patch, table
 
 if TYPE_CHECKING:
     from experiments.data.pathfinder_generator import PathfinderParams
@@ -77,7 +77,8 @@ def target_batch(
     tab = table(p, margin)
     B, C, n = batch, p.contour_length, tab.n
     nn = n * n
-    occ = np.tile(tab.occ0.reshape(-1), B)  # (B * nn,) uint8; attempt b at [b nn, (b + 1) nn)
+    occ = np.empty(B * nn, dtype=np.uint8)  # attempt b's canvas at [b nn, (b + 1) nn)
+    occ.reshape(B, nn)[:] = tab.occ0.reshape(-1)
     mu = rng.permuted(np.tile(np.array(p.snake_contrasts * 2), (B, 1)), axis=1)[:, :2]  # (B, 2)
     dash_c = _contrast_draw(p, rng, B)
     kinds = np.zeros((2, C, B), dtype=np.int64)  # orientation of every dash
@@ -99,9 +100,9 @@ def target_batch(
     k = state[:1, _ORIENT + 1]
     _paste_codes(occ, state[:1, _LAST + 1], tab.paste_off[k], tab.paste_code[k])
     at = anchors[:, :, b] - b * nn  # (2, C) flat canvas pixels
-    img = _draw(tab, kinds[:, :, b], at, _dash_factors(mu[b], contrasts, b))
-    tips = np.stack(np.divmod(at, n), -1) - tab.g  # (2, C, 2)
-    return Targets(img.reshape(n, n), occ[b * nn : (b + 1) * nn].reshape(n, n), tips, b)
+    tips = np.stack(np.divmod(at, n), -1)  # (2, C, 2) canvas pixels
+    img = _draw(tab, kinds[:, :, b], tips, _dash_factors(mu[b], contrasts, b))
+    return Targets(img, occ[b * nn : (b + 1) * nn].reshape(n, n), tips - tab.g, b)
 
 
 def _seeds(
@@ -125,7 +126,7 @@ def _seeds(
     """
     B, n, g, off = kinds.shape[2], tab.n, tab.g, tab.off
     ks, tails, pivots, cum = tab.first
-    j = np.minimum(np.searchsorted(cum, rng.random(B), side="right"), len(cum) - 1)
+    j = np.minimum(cum.searchsorted(rng.random(B), side="right"), len(cum) - 1)
     state = np.zeros((B, 10), dtype=np.int64)
     state[:, _ID] = np.arange(B)
     row = np.arange(B) * (n * n)  # (B,) first pixel of each attempt's canvas
@@ -133,7 +134,9 @@ def _seeds(
     state[:, _ORIENT], state[:, _PR], state[:, _PC] = ks[j], pivots[j, 0] + off, pivots[j, 1] + off
     state[:, _LAST] = row + (tails[j, 0] + g) * n + tails[j, 1] + g
     kinds[0, 0], anchors[0, 0] = ks[j], state[:, _LAST]
-    seed_c = np.stack([dash_c(), dash_c()], 1)  # (B, 2)
+    seed_c = np.empty((B, 2))  # contrast of the two seed dashes
+    seed_c[:, 0] = dash_c()
+    seed_c[:, 1] = dash_c()
 
     start_r, start_c, ok_r, ok_c, piv_r, piv_c = tab.second
     first_r, first_c = tails[j, 0], tails[j, 1]  # (B,)
@@ -226,12 +229,20 @@ def _dash_factors(mu: np.ndarray, contrasts: list[np.ndarray], b: int) -> np.nda
     return mu[:, None] * out
 
 
-def _draw(tab: Table, kinds: np.ndarray, anchors: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """The flat canvas of the dashes ``(kinds, anchors)`` scaled by ``factors`` (``max``)."""
-    line = tab.line.reshape(len(tab.theta), -1)  # (360 + K, P * P)
-    patches = f32(line[kinds.reshape(-1)] * factors.reshape(-1, 1))  # (2 C, P * P)
-    img = np.zeros(tab.n * tab.n)
-    for at, patch in zip(anchors.reshape(-1).tolist(), patches):
-        window = img[at + tab.win]
-        img[at + tab.win] = np.maximum(window, patch)
+def _draw(tab: Table, kinds: np.ndarray, at: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """The ``(n, n)`` canvas of the dashes ``kinds`` anchored at canvas pixels ``at`` (``max``).
+
+    Args:
+        tab: The table.
+        kinds: ``(2, C)`` orientation of every dash.
+        at: ``(2, C, 2)`` its anchor pixel on the canvas.
+        factors: ``(2, C)`` its contrast factor.
+    """
+    img = np.zeros((tab.n, tab.n))
+    h = tab.line.shape[1] // 2
+    for k, (r, c), f in zip(
+        kinds.reshape(-1).tolist(), at.reshape(-1, 2).tolist(), factors.reshape(-1).tolist()
+    ):
+        view = img[r - h : r + h + 1, c - h : c + h + 1]
+        np.maximum(view, dash_patch(tab, k, f), out=view)
     return img
