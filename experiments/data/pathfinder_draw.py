@@ -50,9 +50,11 @@ def bytescale(image: np.ndarray) -> np.ndarray:
     """
     if image.dtype == np.uint8:
         return image
-    cmin, cmax = float(image.min()), float(image.max())
+    cmin, cmax = float(np.minimum.reduce(image, None)), float(np.maximum.reduce(image, None))
     scale = 255.0 / (cmax - cmin) if cmax > cmin else 255.0
-    return (np.clip((image - cmin) * scale, 0.0, 255.0) + 0.5).astype(np.uint8)
+    x = (image - cmin) * scale
+    np.minimum(np.maximum(x, 0.0, out=x), 255.0, out=x)  # clip to [0, 255]
+    return (x + 0.5).astype(np.uint8)
 
 
 def imresize_lanczos(image: np.ndarray, size: int) -> np.ndarray:

@@ -201,7 +201,7 @@ def render_sample(
     o = int(rng.integers(2))
     other = o if label == 1 else 1 - o
     tips = targets.tips  # (2, contour_length, 2)
-    markers = (tuple(int(v) for v in tips[o, 0]), tuple(int(v) for v in tips[other, -1]))
+    markers = (tuple(tips[o, 0].tolist()), tuple(tips[other, -1].tolist()))
     image = scene.view(scene.img).copy()  # (R, R)
     for m in markers:
         paste_marker(image, m, p.marker_radius, p.antialias)

@@ -95,7 +95,7 @@ class Scene:
     def _paste_occ(self, at: int, k: int, undo: list | None) -> None:
         """Add the mask of orientation ``k`` anchored at flat pixel ``at`` to the occupancy."""
         idx = at + self.tab.paste_off[k]
-        old = self.occ_flat[idx]
+        old = self.occ_flat.take(idx)
         if undo is not None:
             undo.append((idx, old))
         self.occ_flat[idx] = np.maximum(old, self.tab.paste_code[k])
@@ -150,7 +150,8 @@ class Scene:
         np.greater(self.view(self.occ), LOW_CODE, out=inner)
         if R * R - np.count_nonzero(inner) < self.p.stop_free_fraction * R * R:
             return None
-        inner[0], inner[-1], inner[:, 0], inner[:, -1] = True, True, True, True
+        if self.p.padding < 1:  # with padding the border is occupied already
+            inner[0], inner[-1], inner[:, 0], inner[:, -1] = True, True, True, True
         return self.busy
 
     def extend(self, s: Snake, contrast: float) -> bool:
@@ -169,17 +170,18 @@ class Scene:
                 return False
             ring = tab.ring_flat[idx]
         base = (pr + g) * n + pc + g
-        dil = self.occ_flat[base + tab.ring_disk[:, idx]].max(axis=0)  # (K',) codes
-        weight = FREE[dil] * tab.turn[s.orient, idx]  # (K',)
-        total = weight.sum()
+        dil = np.maximum.reduce(self.occ_flat.take(base + tab.ring_disk[:, idx]), 0)  # (K',)
+        weight = FREE.take(dil) * tab.turn[s.orient, idx]  # (K',)
+        total = np.add.reduce(weight)
         if total < 1e-4:
             return False
-        cmf = np.cumsum(weight / total)
+        cmf = np.add.accumulate(weight / total)  # cumulative sum
         for _ in range(p.max_dash_tries):
             j = int((cmf > self.rng.random()).argmax())  # first cmf above the draw
             head = base + int(ring[j])
             j = j if isinstance(idx, slice) else int(idx[j])
-            if not (self.occ_flat[head + tab.ring_hit_off[j]] > tab.ring_hit_thr[j]).any():
+            near = self.occ_flat.take(head + tab.ring_hit_off[j])
+            if not np.logical_or.reduce(near > tab.ring_hit_thr[j]):
                 break
         else:
             return False
