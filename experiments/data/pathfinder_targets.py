@@ -25,10 +25,15 @@ if TYPE_CHECKING:
     from experiments.data.pathfinder_generator import PathfinderParams
 
 # Columns of the per-attempt state matrix: attempt index, flat index of its canvas pixel
-# (-off, -off) (``pivot_flat = base + (r + off) n + (c + off)``), then per snake (0, 1) the
-# orientation of its newest dash, its pivot row and column shifted by ``off``, and the flat
-# anchor pixel of its newest dash.
-_ID, _BASE, _ORIENT, _PR, _PC, _LAST = 0, 1, 2, 4, 6, 8
+# (-off, -off) (``pivot_flat = base + (r + off) n + (c + off)``), per snake (0, 1) its pivot
+# row and column shifted by ``off``, then from _DASH on the history: dash ``seg`` of snake
+# ``s`` has its orientation in column ``_dash(s, seg)`` and its flat anchor pixel next to it.
+_ID, _BASE, _PR, _PC, _DASH = 0, 1, 2, 4, 6
+
+
+def _dash(s: int, seg: int, length: int) -> int:
+    """State column of the orientation of dash ``seg`` of snake ``s`` (anchor: the next)."""
+    return _DASH + 2 * (s * length + seg)
 
 
 class Targets(NamedTuple):
@@ -81,38 +86,32 @@ def target_batch(
     occ.reshape(B, nn)[:] = tab.occ0.reshape(-1)
     mu = rng.permuted(np.tile(np.array(p.snake_contrasts * 2), (B, 1)), axis=1)[:, :2]  # (B, 2)
     dash_c = _contrast_draw(p, rng, B)
-    kinds = np.zeros((2, C, B), dtype=np.int64)  # orientation of every dash
-    anchors = np.zeros((2, C, B), dtype=np.int64)  # its anchor pixel (flat index in occ)
-    state, seed_c = _seeds(p, margin, tab, rng, dash_c, kinds, anchors)
+    state, seed_c = _seeds(p, tab, rng, dash_c, B)
     contrasts = [seed_c]  # dash contrast factors of seg 0 (B, 2), then one (B,) per seg
     for seg in range(1, C):
         contrasts.append(dash_c())
         for s in (0, 1):
             if state.shape[0] == 0:
                 return None
-            state = _grow(tab, p.max_dash_tries, occ, state, s, rng)
-            ids = state[:, _ID]
-            kinds[s, seg, ids] = state[:, _ORIENT + s]
-            anchors[s, seg, ids] = state[:, _LAST + s]
+            state = _grow(tab, p.max_dash_tries, occ, state, s, _dash(s, seg, C), rng)
     if state.shape[0] == 0:
         return None
-    b = int(state[0, _ID])
-    k = state[:1, _ORIENT + 1]
-    _paste_codes(occ, state[:1, _LAST + 1], tab.paste_off[k], tab.paste_code[k])
-    at = anchors[:, :, b] - b * nn  # (2, C) flat canvas pixels
+    b, last = int(state[0, _ID]), _dash(1, C - 1, C)
+    k = state[:1, last]
+    _paste_codes(occ, state[:1, last + 1], tab.paste_off[k], tab.paste_code[k])
+    kinds = state[0, _DASH::2].reshape(2, C)  # (2, C) orientation of every dash
+    at = state[0, _DASH + 1 :: 2].reshape(2, C) - b * nn  # (2, C) flat canvas pixels
     tips = np.stack(np.divmod(at, n), -1)  # (2, C, 2) canvas pixels
-    img = _draw(tab, kinds[:, :, b], tips, _dash_factors(mu[b], contrasts, b))
+    img = _draw(tab, kinds, tips, _dash_factors(mu[b], contrasts, b))
     return Targets(img, occ[b * nn : (b + 1) * nn].reshape(n, n), tips - tab.g, b)
 
 
 def _seeds(
     p: PathfinderParams,
-    margin: int,
     tab: Table,
     rng: np.random.Generator,
     dash_c: Callable[[], np.ndarray],
-    kinds: np.ndarray,
-    anchors: np.ndarray,
+    B: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """First and second target dashes of every attempt.
 
@@ -124,16 +123,16 @@ def _seeds(
         The state matrix of the attempts that placed both, and the ``(B, 2)`` contrast
         factors of the two seed dashes.
     """
-    B, n, g, off = kinds.shape[2], tab.n, tab.g, tab.off
+    C, n, g, off = p.contour_length, tab.n, tab.g, tab.off
+    first, second = _dash(0, 0, C), _dash(1, 0, C)
     ks, tails, pivots, cum = tab.first
     j = np.minimum(cum.searchsorted(rng.random(B), side="right"), len(cum) - 1)
-    state = np.zeros((B, 10), dtype=np.int64)
+    state = np.zeros((B, _DASH + 4 * C), dtype=np.int64)
     state[:, _ID] = np.arange(B)
     row = np.arange(B) * (n * n)  # (B,) first pixel of each attempt's canvas
     state[:, _BASE] = row + (g - off) * (n + 1)
-    state[:, _ORIENT], state[:, _PR], state[:, _PC] = ks[j], pivots[j, 0] + off, pivots[j, 1] + off
-    state[:, _LAST] = row + (tails[j, 0] + g) * n + tails[j, 1] + g
-    kinds[0, 0], anchors[0, 0] = ks[j], state[:, _LAST]
+    state[:, first], state[:, _PR], state[:, _PC] = ks[j], pivots[j, 0] + off, pivots[j, 1] + off
+    state[:, first + 1] = row + (tails[j, 0] + g) * n + tails[j, 1] + g
     seed_c = np.empty((B, 2))  # contrast of the two seed dashes
     seed_c[:, 0] = dash_c()
     seed_c[:, 1] = dash_c()
@@ -150,17 +149,22 @@ def _seeds(
         tr, tc = start_r[a, first_r[pending]], start_c[a, first_c[pending]]  # (A,) + off
         ok = ok_r[k, tr] & ok_c[k, tc]
         done, k, tr, tc = pending[ok], k[ok], tr[ok], tc[ok]
-        state[done, _ORIENT + 1] = k
+        state[done, second] = k
         state[done, _PR + 1], state[done, _PC + 1] = piv_r[k, tr], piv_c[k, tc]
-        state[done, _LAST + 1] = state[done, _BASE] + tr * n + tc
+        state[done, second + 1] = state[done, _BASE] + tr * n + tc
         placed[done] = True
         pending = pending[~ok]
-    kinds[1, 0], anchors[1, 0] = state[:, _ORIENT + 1], state[:, _LAST + 1]
     return state[placed], seed_c
 
 
 def _grow(
-    tab: Table, tries: int, occ: np.ndarray, state: np.ndarray, s: int, rng: np.random.Generator
+    tab: Table,
+    tries: int,
+    occ: np.ndarray,
+    state: np.ndarray,
+    s: int,
+    col: int,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """One dash more on snake ``s`` of every attempt (``extend_snake``); the survivors' state.
 
@@ -168,9 +172,10 @@ def _grow(
     weight ``(1 - D[q_k]) turn[theta, k]`` (zero off the image), ``D`` the occupancy dilated by
     the margin disk; up to ``tries`` ring pixels are drawn from the normalised cumulative
     weights until one's dash mask stays off the occupancy. The snake's previous dash then joins
-    the occupancy. Attempts without a fitting dash die.
+    the occupancy. Attempts without a fitting dash die. The new dash goes to state columns
+    ``col`` (orientation) and ``col + 1`` (anchor); the previous one is in the two before.
     """
-    o = state[:, _ORIENT + s]  # (A,)
+    o = state[:, col - 2]  # (A,) orientation of the newest dash
     pr = tab.next_r[o, state[:, _PR + s]]  # (A,) shifted by off
     pc = tab.next_c[o, state[:, _PC + s]]
     base = state[:, _BASE] + pr * tab.n + pc  # (A,) flat pivot pixel
@@ -206,11 +211,11 @@ def _grow(
     if pend.size or not every:  # the attempts left without a dash die
         ok = chosen >= 0
         state, chosen, base, pr, pc, o = (x[ok] for x in (state, chosen, base, pr, pc, o))
-    _paste_codes(occ, state[:, _LAST + s], tab.paste_off.take(o, 0), tab.paste_code.take(o, 0))
-    state[:, _ORIENT + s] = chosen + 360
+    _paste_codes(occ, state[:, col - 1], tab.paste_off.take(o, 0), tab.paste_code.take(o, 0))
+    state[:, col] = chosen + 360
+    state[:, col + 1] = base + tab.ring_flat.take(chosen)
     state[:, _PR + s] = pr
     state[:, _PC + s] = pc
-    state[:, _LAST + s] = base + tab.ring_flat.take(chosen)
     return state
 
 
