@@ -183,10 +183,11 @@ def _grow(
     dil = np.maximum.reduce(disk, 0)  # (A, K) dilated occupancy codes
     weight = FREE.take(dil) * tab.turn.take(o, 0) * tab.inside[pr, pc]  # (A, K)
     total = np.add.reduce(weight, 1)  # (A,)
-    # rows below 1e-4 draw nothing, so any positive floor keeps 0 / 0 away from them
-    cmf = np.add.accumulate(weight / np.maximum(total, 1e-300)[:, None], 1)  # (A, K) cumsum
-    pend = (total >= 1e-4).nonzero()[0]
+    pend = (total >= 1e-4).nonzero()[0]  # the attempts that draw
     every = pend.size == o.size  # every attempt draws (no attempt is dead yet)
+    # rows below 1e-4 draw nothing, so any positive floor keeps 0 / 0 away from them
+    norm = total if every else np.maximum(total, 1e-300)
+    cmf = np.add.accumulate(weight / norm[:, None], 1)  # (A, K) cumulative sum
     chosen = None if every else np.full(o.size, -1)  # None: every draw so far fits
     jj = None
     for _ in range(tries):
@@ -198,14 +199,15 @@ def _grow(
         near = occ.take(head[:, None] + tab.ring_hit_off.take(jj, 0))  # (A', Tb)
         hit = np.logical_or.reduce(near > tab.ring_hit_thr.take(jj, 0), 1)  # (A',)
         if chosen is None:  # the first draw of every attempt
-            if not hit.any():
-                pend = pend[:0]
+            pend = hit.nonzero()[0]
+            if pend.size == 0:
                 break
-            chosen = np.where(hit, -1, jj)
+            chosen = jj.copy()
+            chosen[pend] = -1
         else:
             fit = ~hit
             chosen[pend[fit]] = jj[fit]
-        pend = pend[hit]
+            pend = pend[hit]
     if chosen is None:  # every attempt fit at its first draw (or no draw was allowed)
         chosen = jj if pend.size == 0 else np.full(o.size, -1)
     if pend.size or not every:  # the attempts left without a dash die
