@@ -74,7 +74,9 @@ class Table(NamedTuple):
     next_c: np.ndarray  # (360 + K, W) int64: the same with cos
     inside: np.ndarray  # (W, W, K) bool: ring pixel k of a pivot at (r, c) + off is inside
     second: tuple[np.ndarray, ...]  # second seed: start, validity and pivot (see _second_seed)
-    patches: dict[tuple[int, float], np.ndarray]  # dash_patch cache
+    first_state: np.ndarray  # (F, 5) per first seed: orientation, pivot + off, tail flat, tail
+    res: int  # image side R
+    patches: dict  # cache of dash_patch and of blank target states
 
 
 def blocks_of(mask_code: np.ndarray) -> np.ndarray:
@@ -192,6 +194,17 @@ def table(p: PathfinderParams, margin: int) -> Table:
         next_c=next_c,
         inside=in_r[:, None, :] & in_c[None, :, :],
         second=_second_seed(p, margin, seed_theta, off),
+        first_state=np.stack(
+            [
+                first[0],
+                first[2][:, 0] + off,
+                first[2][:, 1] + off,
+                (first[1][:, 0] + g) * n + first[1][:, 1] + g,
+                first[1][:, 0] * R + first[1][:, 1],
+            ],
+            1,
+        ),
+        res=R,
         patches={},
     )
 

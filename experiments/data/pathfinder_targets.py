@@ -84,7 +84,8 @@ def target_batch(
     nn = n * n
     occ = np.empty(B * nn, dtype=np.uint8)  # attempt b's canvas at [b nn, (b + 1) nn)
     occ.reshape(B, nn)[:] = tab.occ0.reshape(-1)
-    mu = rng.permuted(np.tile(np.array(p.snake_contrasts * 2), (B, 1)), axis=1)[:, :2]  # (B, 2)
+    snake_c = np.array(p.snake_contrasts * 2)[None].repeat(B, 0)  # (B, 2 S) each row the list
+    mu = rng.permuted(snake_c, axis=1)[:, :2]  # (B, 2) contrast of each target
     dash_c = _contrast_draw(p, rng, B)
     state, seed_c = _seeds(p, tab, rng, dash_c, B)
     contrasts = [seed_c]  # dash contrast factors of seg 0 (B, 2), then one (B,) per seg
@@ -123,22 +124,20 @@ def _seeds(
         The state matrix of the attempts that placed both, and the ``(B, 2)`` contrast
         factors of the two seed dashes.
     """
-    C, n, g, off = p.contour_length, tab.n, tab.g, tab.off
+    C, n = p.contour_length, tab.n
     first, second = _dash(0, 0, C), _dash(1, 0, C)
-    ks, tails, pivots, cum = tab.first
+    cum = tab.first[3]
     j = np.minimum(cum.searchsorted(rng.random(B), side="right"), len(cum) - 1)
-    state = np.zeros((B, _DASH + 4 * C), dtype=np.int64)
-    state[:, _ID] = np.arange(B)
-    row = np.arange(B) * (n * n)  # (B,) first pixel of each attempt's canvas
-    state[:, _BASE] = row + (g - off) * (n + 1)
-    state[:, first], state[:, _PR], state[:, _PC] = ks[j], pivots[j, 0] + off, pivots[j, 1] + off
-    state[:, first + 1] = row + (tails[j, 0] + g) * n + tails[j, 1] + g
+    state, row = _blank_state(tab, B, C)
+    seed = tab.first_state.take(j, 0)  # (B, 5) orientation, pivot + off, tail flat, tail
+    state[:, first], state[:, _PR], state[:, _PC] = seed[:, 0], seed[:, 1], seed[:, 2]
+    state[:, first + 1] = row + seed[:, 3]
     seed_c = np.empty((B, 2))  # contrast of the two seed dashes
     seed_c[:, 0] = dash_c()
     seed_c[:, 1] = dash_c()
 
     start_r, start_c, ok_r, ok_c, piv_r, piv_c = tab.second
-    first_r, first_c = tails[j, 0], tails[j, 1]  # (B,)
+    first_r, first_c = seed[:, 4] // tab.res, seed[:, 4] % tab.res  # (B,) first tail
     placed = np.zeros(B, dtype=bool)
     pending = np.arange(B)
     for _ in range(p.max_dash_tries):
@@ -146,7 +145,7 @@ def _seeds(
             break
         k = rng.integers(360, size=pending.size)  # orientation (whole degrees)
         a = rng.integers(360, size=pending.size)  # angle from the first start (whole degrees)
-        tr, tc = start_r[a, first_r[pending]], start_c[a, first_c[pending]]  # (A,) + off
+        tr, tc = start_r[a, first_r.take(pending)], start_c[a, first_c.take(pending)]  # + off
         ok = ok_r[k, tr] & ok_c[k, tc]
         done, k, tr, tc = pending[ok], k[ok], tr[ok], tc[ok]
         state[done, second] = k
@@ -155,6 +154,23 @@ def _seeds(
         placed[done] = True
         pending = pending[~ok]
     return state[placed], seed_c
+
+
+def _blank_state(tab: Table, B: int, C: int) -> tuple[np.ndarray, np.ndarray]:
+    """A zero ``(B, _DASH + 4 C)`` state with attempt index and canvas base set; row starts.
+
+    Built once per ``(B, C)`` and copied.
+    """
+    key = ("state", B, C)
+    if key not in tab.patches:
+        n, g, off = tab.n, tab.g, tab.off
+        state = np.zeros((B, _DASH + 4 * C), dtype=np.int64)
+        row = np.arange(B) * (n * n)  # (B,) first pixel of each attempt's canvas
+        state[:, _ID] = np.arange(B)
+        state[:, _BASE] = row + (g - off) * (n + 1)
+        tab.patches[key] = (state, row)
+    state, row = tab.patches[key]
+    return state.copy(), row
 
 
 def _grow(
