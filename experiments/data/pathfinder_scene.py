@@ -131,7 +131,8 @@ class Scene:
                 busy = self._busy()
                 if busy is None:
                     return None
-            free = (~_dilate_taps(busy, tab.taps[k], R)).reshape(-1).nonzero()[0]
+            blocked = _dilate_taps(busy, tab.taps[k], R)
+            free = np.logical_not(blocked, out=blocked).reshape(-1).nonzero()[0]
             if free.size == 0:
                 return None
             tail = divmod(int(free[rng.integers(free.size)]), R)
@@ -193,7 +194,10 @@ class Scene:
 
 def _dilate_taps(busy: np.ndarray, taps: list[tuple[int, int]], size: int) -> np.ndarray:
     """``out[q] = any(busy[q + d])`` over the kernel taps ``d`` (a padded binary dilation)."""
-    out = np.zeros((size, size), dtype=bool)
-    for dr, dc in taps:
+    if not taps:
+        return np.zeros((size, size), dtype=bool)
+    (r0, c0), *rest = taps
+    out = busy[r0 : r0 + size, c0 : c0 + size].copy()
+    for dr, dc in rest:
         out |= busy[dr : dr + size, dc : dc + size]
     return out
