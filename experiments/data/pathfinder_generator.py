@@ -24,9 +24,12 @@ margin, ``d`` seed distance, ``R`` resolution, occupancy values in ``[0, 1]``):
    or ``1 - o`` (label 0). The image is bytescaled (old ``scipy.misc.bytescale``) to ``[0, 255]``.
 
 Dash patches depend only on the orientation (whole degrees for seeds, the circle's pixels for
-the rest), so they are drawn once per parameter set and pasted; that is where the speed comes
-from. Each image ``i`` draws from its own generator ``SeedSequence(seed, spawn_key=(i,))``, so
-serial and parallel runs write identical bytes.
+the rest), so they are drawn once per parameter set and pasted, and every test on the
+occupancy is a table look-up on 8-bit codes (:mod:`experiments.data.pathfinder_tables`). The
+targets are grown for many attempts at once (:mod:`experiments.data.pathfinder_targets`), the
+distractors one by one (:mod:`experiments.data.pathfinder_scene`). Each image ``i`` draws from
+its own generator ``SeedSequence(seed, spawn_key=(i,))``, so serial and parallel runs write
+identical bytes.
 """
 
 from __future__ import annotations
