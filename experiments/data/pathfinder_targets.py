@@ -45,11 +45,6 @@ class Targets(NamedTuple):
     attempt: int  # index of the accepted attempt within the batch (0-based)
 
 
-def f32(x: np.ndarray) -> np.ndarray:
-    """Round to float32 and back: the original stores dashes in float32 images."""
-    return x.astype(np.float32).astype(np.float64)
-
-
 def _contrast_draw(
     p: PathfinderParams, rng: np.random.Generator, batch: int
 ) -> Callable[[], np.ndarray]:
