@@ -13,11 +13,12 @@ values becomes a test on codes with the same outcome:
 * a dash of mask code ``m`` meets a pixel of code ``c`` when ``v(c) + v(m) >= 1.8``; that holds
   exactly when ``c > blocks[m]``, ``blocks[m] = max{c : v(c) + v(m) < 1.8}`` (255: never), so
   only the few mask pixels with ``blocks < 255`` are read;
-* ``1 - v(c)`` is read from a 256-entry table (``free``), ``v(c) <= 0.3`` is ``c <= low``.
+* ``1 - v(c)`` is read from a 256-entry table (``FREE``), ``v(c) <= 0.3`` is ``c <= LOW_CODE``.
 
 Geometry. A pivot at integer ``p`` with heading ``o`` moves to ``ceil(p + (L + 2m) u(o))``;
 ``next_r[o, p_r + off]`` (and ``next_c``) hold that value for every pivot coordinate a snake
-can reach, computed with the same floating-point operations.
+can reach, computed with the same floating-point operations; the seed tables (``second``) do
+the same for a seed dash's head and pivot.
 """
 
 from __future__ import annotations
