@@ -39,12 +39,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage, stats
 
-from experiments.data.pathfinder_generator import (
-    PathfinderParams,
-    _table,
-    image_rng,
-    render_sample,
-)
+from experiments.data.pathfinder_generator import PathfinderParams, image_rng, render_sample
+from experiments.data.pathfinder_tables import table
 
 STATS = (
     ("ink fraction", "ink"),
@@ -130,7 +126,7 @@ def compare(ref: Path, res: int, difficulty: str) -> tuple[list[str], dict[str, 
     n = len(images)
     p = PathfinderParams.for_resolution(res, difficulty)
     for m in p.margins:
-        _table(p, m)  # build the per-process tables outside the timed loop
+        table(p, m)  # build the per-process tables outside the timed loop
     start = time.process_time()
     ours = [render_sample(image_rng(0, i), p) for i in range(n)]
     ours_s = (time.process_time() - start) / n

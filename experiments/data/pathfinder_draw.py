@@ -50,9 +50,11 @@ def bytescale(image: np.ndarray) -> np.ndarray:
     """
     if image.dtype == np.uint8:
         return image
-    cmin, cmax = float(image.min()), float(image.max())
+    cmin, cmax = float(np.minimum.reduce(image, None)), float(np.maximum.reduce(image, None))
     scale = 255.0 / (cmax - cmin) if cmax > cmin else 255.0
-    return (np.clip((image - cmin) * scale, 0.0, 255.0) + 0.5).astype(np.uint8)
+    x = (image - cmin) * scale
+    np.minimum(np.maximum(x, 0.0, out=x), 255.0, out=x)  # clip to [0, 255]
+    return (x + 0.5).astype(np.uint8)
 
 
 def imresize_lanczos(image: np.ndarray, size: int) -> np.ndarray:
@@ -138,12 +140,26 @@ def marker(size: int, centre: tuple[int, int], radius: float, aa: int) -> np.nda
     Returns:
         ``(size, size)`` float64 in ``[0, 1]`` (float32 values, as the original's).
     """
-    reach = math.ceil(radius) + 7  # the disk, then 3 pixels of Lanczos support, twice
-    if all(reach <= c < size - reach for c in centre):
-        out = np.zeros((size, size))  # far from the edges: the same numbers, pasted
-        paste_max(out, _marker_patch(radius, aa, reach), centre)
-        return out
-    return _marker_full(size, centre, radius, aa)
+    out = np.zeros((size, size))
+    paste_marker(out, centre, radius, aa)
+    return out
+
+
+def paste_marker(image: np.ndarray, centre: tuple[int, int], radius: float, aa: int) -> None:
+    """``image = max(image, marker(size, centre, radius, aa))`` for a non-negative ``image``.
+
+    The marker is zero beyond ``reach = ceil(radius) + 7`` pixels of its centre (the disk,
+    then 3 pixels of Lanczos support, twice), and PIL's integer-factor resize of the window
+    ``centre +- reach`` cut at the image edges gives the whole-image numbers there: every
+    output pixel's filter window is cut by the same image edges, or sees only zeros.
+    """
+    size = image.shape[0]
+    reach = math.ceil(radius) + 7
+    (r, c), hi = centre, size - 1
+    up, down, left, right = min(r, reach), min(hi - r, reach), min(c, reach), min(hi - c, reach)
+    patch = _marker_window(up, down, left, right, radius, aa)
+    view = image[r - up : r + down + 1, c - left : c + right + 1]
+    np.maximum(view, patch, out=view)
 
 
 def _marker_full(size: int, centre: tuple[int, int], radius: float, aa: int) -> np.ndarray:
@@ -155,25 +171,14 @@ def _marker_full(size: int, centre: tuple[int, int], radius: float, aa: int) -> 
     return (imresize_lanczos(disk, size).astype(np.float32) / np.float32(255)).astype(np.float64)
 
 
-@functools.lru_cache(maxsize=8)
-def _marker_patch(radius: float, aa: int, reach: int) -> np.ndarray:
-    """:func:`marker` centred in a ``2 reach + 1`` image.
+@functools.lru_cache(maxsize=4096)
+def _marker_window(up: int, down: int, left: int, right: int, radius: float, aa: int) -> np.ndarray:
+    """The marker on rows ``-up .. down`` and columns ``-left .. right`` of its centre.
 
-    PIL's integer-factor resize is translation invariant, so away from the edges every marker
-    is this patch, moved.
+    Computed as :func:`_marker_full` does, on that window alone (bytescale, PIL Lanczos).
     """
-    return _marker_full(2 * reach + 1, (reach, reach), radius, aa)
-
-
-def paste_max(canvas: np.ndarray, patch: np.ndarray, centre: tuple[int, int]) -> None:
-    """``canvas[window] = max(canvas[window], patch)`` for a square patch centred at ``centre``.
-
-    Args:
-        canvas: ``(H, W)`` float image, modified in place.
-        patch: ``(n, n)`` odd-sized patch.
-        centre: Integer ``(row, col)`` of the patch centre (the window must fit in the canvas).
-    """
-    h = patch.shape[0] // 2
-    r, c = centre
-    view = canvas[r - h : r + h + 1, c - h : c + h + 1]
-    np.maximum(view, patch, out=view)
+    y, x = np.ogrid[-up * aa : (down + 1) * aa, -left * aa : (right + 1) * aa]
+    disk = ((x**2 + y**2) <= (radius * aa) ** 2).astype(np.float64)  # (h aa, w aa)
+    pil = Image.fromarray(bytescale(disk))
+    small = pil.resize((left + right + 1, up + down + 1), resample=Image.Resampling.LANCZOS)
+    return (np.asarray(small).astype(np.float32) / np.float32(255)).astype(np.float64)

@@ -1,3 +1,5 @@
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,12 @@ from experiments.data.pathfinder_generator import (
     DIFFICULTIES,
     RESOLUTIONS,
     PathfinderParams,
-    _table,
     generate_pathfinder,
     image_rng,
     metadata_line,
     render_sample,
 )
+from experiments.data.pathfinder_tables import table as _table
 
 HARD32 = PathfinderParams.for_resolution(32, "curv_contour_length_14")
 
@@ -100,13 +102,19 @@ def test_marker_is_a_lanczos_disk():
 
 
 @pytest.mark.parametrize("size,radius", [(32, 1.5), (64, 2.5), (128, 3.0)])
-def test_marker_fast_path_equals_the_whole_image_resize(size, radius):
+def test_marker_window_equals_the_whole_image_resize(size, radius):
     from experiments.data.pathfinder_draw import _marker_full
 
-    for centre in [(9, 9), (size // 2, 12), (size - 10, size // 3), (3, 5), (size - 2, 20)]:
-        np.testing.assert_array_equal(
-            marker(size, centre, radius, 2), _marker_full(size, centre, radius, 2)
-        )
+    reach = int(np.ceil(radius)) + 7
+    near = sorted({0, 1, 2, reach - 2, reach - 1, reach, reach + 1, size // 2})
+    coords = near + [size - 1 - c for c in near]  # every distance class to both edges
+    if size == 32:
+        coords = list(range(size))
+    for r in coords:
+        for c in coords:
+            np.testing.assert_array_equal(
+                marker(size, (r, c), radius, 2), _marker_full(size, (r, c), radius, 2)
+            )
 
 
 def test_seed_kernel_usable_iff_every_window_meets_the_image():
@@ -115,7 +123,21 @@ def test_seed_kernel_usable_iff_every_window_meets_the_image():
     for k in range(0, 360, 23):
         oracle = np.isfinite(dilate_oracle(ones, tab.kernel[k])).all()
         assert bool(tab.usable[k]) == oracle
-    assert 0 < tab.usable.sum() < 360
+    assert 0 < sum(tab.usable) < 360
+
+
+@pytest.mark.parametrize("resolution,margin", [(32, 1), (128, 3)])
+def test_kernel_taps_dilation_equals_cv2_dilate(resolution, margin):
+    from experiments.data.pathfinder_scene import _dilate_taps
+
+    tab = _table(PathfinderParams.for_resolution(resolution), margin)
+    h = tab.kernel[0].shape[0] // 2
+    rng = np.random.default_rng(resolution)
+    busy = rng.random((resolution, resolution)) < 0.05
+    padded = np.pad(busy, h)
+    for k in range(0, 360, 7):
+        want = dilate(busy.astype(np.uint8), tab.kernel[k]) > 0
+        np.testing.assert_array_equal(_dilate_taps(padded, tab.taps[k], resolution), want)
 
 
 def test_first_seed_stays_two_seed_distances_from_the_edges():
@@ -261,3 +283,45 @@ def test_bad_input_names_the_value(tmp_path):
         PathfinderParams.for_resolution(32, antialias=3)
     with pytest.raises(ValueError, match="num_images=0"):
         generate_pathfinder(tmp_path, num_images=0, progress=False)
+
+
+# ---- byte identity: images and metadata pinned per seed ----
+
+# sha256 (first 16 hex digits) of the image bytes followed by the JSON of
+# [label, margin, markers, target_tips, n_distractors, image_tries]; recorded from the
+# generator before its speed-ups, so a faster generator must draw the same images per seed.
+PINNED = [
+    (32, "curv_baseline", 0, 0, "812354686f91aaf9"),
+    (32, "curv_baseline", 3, 11, "78684f794d0f743f"),
+    (32, "curv_contour_length_9", 0, 1, "e59ae03b9de181fb"),
+    (32, "curv_contour_length_9", 2, 5, "d924a69102828ad2"),
+    (32, "curv_contour_length_14", 0, 2, "5eb263893ad0260c"),
+    (32, "curv_contour_length_14", 9, 3, "d72910689b2457ee"),
+    (32, "curv_contour_length_14", 1, 4, "917b40ffb3f32497"),
+    (64, "curv_contour_length_14", 0, 1, "01bac3e0dedb93c7"),
+    (128, "curv_contour_length_14", 0, 0, "97be0575817c71f0"),
+    (128, "curv_contour_length_14", 0, 1, "768b286c0b80c68e"),
+    (128, "curv_baseline", 4, 2, "3db7b7eda2386438"),
+]
+
+
+def sample_digest(resolution: int, difficulty: str, seed: int, index: int) -> str:
+    params = PathfinderParams.for_resolution(resolution, difficulty)
+    img, label, meta = render_sample(image_rng(seed, index), params)
+    tips = [t.tolist() for t in meta["target_tips"]]
+    rest = [
+        label,
+        meta["margin"],
+        meta["markers"],
+        tips,
+        meta["n_distractors"],
+        meta["image_tries"],
+    ]
+    h = hashlib.sha256(img.tobytes())
+    h.update(json.dumps(rest).encode())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("resolution,difficulty,seed,index,want", PINNED)
+def test_images_are_byte_identical_per_seed(resolution, difficulty, seed, index, want):
+    assert sample_digest(resolution, difficulty, seed, index) == want
