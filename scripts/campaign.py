@@ -58,6 +58,8 @@ from campaign_plan import (  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = "campaign.tar.gz"
 KILL_GUARD_S = 15.0
+EXIT_GRACE_S = 60.0
+"""A run whose record is final this long ago but whose process lives on is stopped."""
 
 
 def now_iso() -> str:
@@ -242,6 +244,31 @@ def train_command(
         cmd.append(f"data.num_workers={workers}")
     task_overrides = list(plan.tasks[run.task].overrides)
     return cmd + list(plan.overrides) + task_overrides + shlex.split(args.extra_overrides)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group of ``proc``; SIGKILL it if it is still alive 10 s later."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def lingering(run_dir: Path, now: float | None = None) -> bool:
+    """Whether the run's record is final (completed or failed) for over ``EXIT_GRACE_S``.
+
+    Such a process has written everything; what keeps it alive (compile worker pools,
+    CUDA-graph teardown) only holds its GPU share.
+    """
+    path = run_dir / "metrics.json"
+    try:
+        status = json.loads(path.read_text()).get("status")
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except (OSError, ValueError, AttributeError):
+        return False
+    return status in ("completed", "failed") and age > EXIT_GRACE_S
 
 
 @dataclass
@@ -528,13 +555,11 @@ class Campaign:
             for a in list(active):
                 killed = False
                 if a.proc.poll() is None and left is not None and left < KILL_GUARD_S:
-                    os.killpg(a.proc.pid, signal.SIGTERM)
-                    try:
-                        a.proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(a.proc.pid, signal.SIGKILL)
-                        a.proc.wait()
+                    stop_process(a.proc)
                     killed = True
+                elif a.proc.poll() is None and lingering(a.run_dir):
+                    self.event(f"{a.run.label}: record final, process still alive; stopping it")
+                    stop_process(a.proc)
                 if a.proc.poll() is None:
                     continue
                 active.remove(a)

@@ -504,3 +504,19 @@ def test_task_overrides_follow_the_plan_overrides(tmp_path: Path) -> None:
 def test_the_shipped_plan_compiles_pathfinder_with_cuda_graphs() -> None:
     plan = campaign_plan.load_plan(ROOT / "conf/campaign/lra.yaml")
     assert "compile_mode=reduce-overhead" in plan.tasks["pathfinder"].overrides
+
+
+def test_a_final_record_with_a_live_process_is_lingering(tmp_path: Path) -> None:
+    import os
+    import time
+
+    assert not campaign.lingering(tmp_path)  # no record
+    record = tmp_path / "metrics.json"
+    record.write_text(json.dumps({"status": "running"}))
+    old = time.time() - 2 * campaign.EXIT_GRACE_S
+    os.utime(record, (old, old))
+    assert not campaign.lingering(tmp_path)
+    record.write_text(json.dumps({"status": "completed"}))
+    assert not campaign.lingering(tmp_path)  # just written: within the grace
+    os.utime(record, (old, old))
+    assert campaign.lingering(tmp_path)

@@ -85,7 +85,9 @@ from spectrans.transforms.precision import compute_dtype
 TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
 MixingPath = Literal["auto", "gemm", "dense", "fast"]
 DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measured on H200)
-GEMM_MAX_LENGTH = 4096  # auto: transform-matrix GEMMs on CUDA up to this length (results/paths_probe.md)
+GEMM_MAX_LENGTH = (
+    4096  # auto: transform-matrix GEMMs on CUDA up to this length (results/paths_probe.md)
+)
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 _LST_LAYER_ARGS = (
     "hidden_dim",
