@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from experiments.results import git_commit
 from experiments.timing import short_device_name
 
 BACKENDS = {
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.__version__.split('+')[0]}, bf16, {stamp})",
         "",
         f"Command: `python -m experiments.probe_paths --repeats {args.repeats}`. "
-        "Forward+backward, median ms.",
+        f"Forward+backward, median ms. Commit: `{git_commit()}`.",
         "",
         "## SDPA backends",
         "",

@@ -42,6 +42,7 @@ from experiments.bench_step_setup import (
 )
 from experiments.module import make_optimizer, parameter_groups
 from experiments.portable import portable_argument
+from experiments.results import git_commit
 from experiments.timing import make_train_step, short_device_name, time_steps
 
 VARIANTS: tuple[str, ...] = ("preset", "no-dropout", "no-mask", "bare")
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# Step profile: {args.task}, {mode}, bf16, "
         f"{short_device_name(device)}, {stamp}\n\nCommand: `python -m experiments.profile_step "
         f"{' '.join(map(portable_argument, sys.argv[1:] if argv is None else argv))}`\n"
+        f"\nCommit: `{git_commit()}`.\n"
     )
     profile_rows(args, write)
     return 0
