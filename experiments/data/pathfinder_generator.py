@@ -311,14 +311,28 @@ def generate_pathfinder(
             folder made with other settings (one sentence naming the fix).
     """
     params = PathfinderParams.for_resolution(resolution, difficulty, **(overrides or {}))
-    for name, value in (("num_images", num_images), ("images_per_subdir", images_per_subdir)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"generate_pathfinder {name}={value!r} must be a positive integer.")
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"generate_pathfinder workers={workers!r} must be at least 1.")
+    workers = _check_counts(num_images, images_per_subdir, workers)
     root = Path(out_dir)
-    spec = {
+    spec = _spec(params, seed, num_images, images_per_subdir)
+    if _prepare_folder(root, spec):
+        return root
+    for sub in ("imgs", "metadata"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "generator.json").write_text(json.dumps(spec, indent=1) + "\n")
+    tasks = [
+        (str(root), params.model_dump(), seed, b, start, min(images_per_subdir, num_images - start))
+        for b, start in enumerate(range(0, num_images, images_per_subdir))
+    ]
+    _run_tasks(tasks, workers, f"pathfinder{resolution}/{difficulty}", num_images, progress)
+    write_manifest(root, {**spec, "num_subdirs": len(tasks)}, data_files(root))
+    return root
+
+
+def _spec(
+    params: PathfinderParams, seed: int, num_images: int, images_per_subdir: int
+) -> dict[str, Any]:
+    """The settings a folder records (``generator.json``, manifest) and is compared by."""
+    return {
         "generator": GENERATOR,
         "version": GENERATOR_VERSION,
         "params": params.model_dump(mode="json"),
@@ -326,20 +340,42 @@ def generate_pathfinder(
         "num_images": num_images,
         "images_per_subdir": images_per_subdir,
     }
-    if _prepare_folder(root, spec):
-        return root
-    (root / "imgs").mkdir(parents=True, exist_ok=True)
-    (root / "metadata").mkdir(parents=True, exist_ok=True)
-    (root / "generator.json").write_text(json.dumps(spec, indent=1) + "\n")
 
-    tasks = [
-        (str(root), params.model_dump(), seed, b, start, min(images_per_subdir, num_images - start))
-        for b, start in enumerate(range(0, num_images, images_per_subdir))
-    ]
+
+def _check_counts(num_images: int, images_per_subdir: int, workers: int | None) -> int:
+    """Check the counts of :func:`generate_pathfinder`; the number of workers to use.
+
+    Raises:
+        ValueError: When a count is not a positive integer (one sentence naming it).
+    """
+    for name, value in (("num_images", num_images), ("images_per_subdir", images_per_subdir)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"generate_pathfinder {name}={value!r} must be a positive integer.")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"generate_pathfinder workers={workers!r} must be at least 1.")
+    return workers
+
+
+def _run_tasks(
+    tasks: list[tuple[str, dict[str, Any], int, int, int, int]],
+    workers: int,
+    desc: str,
+    total: int,
+    progress: bool,
+) -> None:
+    """Run :func:`_write_subdir` on every task, here or in a pool of ``workers`` processes.
+
+    Args:
+        tasks: One ``(out, params, seed, subdir, start, count)`` per image folder.
+        workers: Processes; 1 (or a single task) runs in this process.
+        desc: Progress bar label.
+        total: Images in all tasks.
+        progress: Show a tqdm progress bar.
+    """
     from tqdm.auto import tqdm
 
-    desc = f"pathfinder{resolution}/{difficulty}"
-    with tqdm(total=num_images, desc=desc, unit="img", disable=not progress) as bar:
+    with tqdm(total=total, desc=desc, unit="img", disable=not progress) as bar:
         if workers == 1 or len(tasks) == 1:
             for task in tasks:
                 bar.update(_write_subdir(task))
@@ -349,8 +385,6 @@ def generate_pathfinder(
             with mp.get_context(method).Pool(min(workers, len(tasks))) as pool:
                 for done in pool.imap_unordered(_write_subdir, tasks):
                     bar.update(done)
-    write_manifest(root, {**spec, "num_subdirs": len(tasks)}, data_files(root))
-    return root
 
 
 def _prepare_folder(root: Path, spec: dict[str, Any]) -> bool:

@@ -24,7 +24,7 @@ the same for a seed dash's head and pivot.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -120,94 +120,211 @@ def to_codes(values: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def table(p: PathfinderParams, margin: int) -> Table:
-    """The :class:`Table` of parameter set ``p`` and margin ``margin`` (cached)."""
+    """The :class:`Table` of parameter set ``p`` and margin ``margin`` (cached).
+
+    Orientations are the 360 whole-degree seed headings, then the ``K`` ring pixels at radius
+    ``r = L + m``. The canvas has a guard band ``g = P // 2 + L + 2 m + 2`` so that a dash
+    pasted at any reachable pivot stays on it, and the step tables cover pivot coordinates in
+    ``[-off, R + off)``.
+    """
     L, R = p.dash_length, p.resolution
+    r = L + margin
+    seed_theta = np.arange(-180, 180) * np.pi / 180  # (360,)
+    ring = _ring(r)  # (K, 2)
+    ring_theta = np.arctan2(ring[:, 0], ring[:, 1]).astype(np.float64)  # (K,)
+    theta = np.concatenate([seed_theta, ring_theta])  # (360 + K,)
     draw = functools.partial(
         dash_patches, length=L, thickness=p.thickness, margin=margin, aa=p.antialias
     )
-    seed_theta = np.arange(-180, 180) * np.pi / 180  # (360,)
-    r = L + margin
-    deg = np.arange(0, 360, 360.0 / (2 * r * np.pi)) * np.pi / 180
-    offs = np.stack([np.floor(r * np.sin(deg)), np.floor(r * np.cos(deg))], 1).astype(np.int64)
-    ring = np.unique(offs, axis=0)  # (K, 2)
-    ring_theta = np.arctan2(ring[:, 0], ring[:, 1]).astype(np.float64)  # (K,)
     patches = [draw(th) for th in seed_theta] + [draw(flip_by_pi(th)) for th in ring_theta]
-    theta = np.concatenate([seed_theta, ring_theta])  # (360 + K,)
-    delta = np.abs(ring_theta[None, :] - theta[:, None])  # (360 + K, K)
-    delta = np.minimum(np.minimum(delta, 2 * np.pi - delta) * p.continuity, np.pi / 2)
-    turn = np.maximum(np.cos(delta), 0) ** 2
     half = patches[0][0].shape[0] // 2
     g = half + L + 2 * margin + 2
     n = R + 2 * g
-    disk = np.argwhere(disk_footprint(margin)) - margin  # (D, 2)
-    ring_disk = (disk[:, None, :] + ring[None, :, :]) @ np.array([n, 1])  # (D, K)
-    k_size, k_head = 2 * r + 1, (r + 1, r + 1)
-    kernel = [place((k_size, k_size), m, k_head) == 1.0 for _, m in patches[:360]]
-    ones = np.ones((R, R))
-    usable = np.array([dilate(ones, k).min() > 0 for k in kernel])
-    occ0 = np.zeros((n, n))
-    inner = occ0[g : g + R, g : g + R]
-    pad = p.padding
-    inner[:pad], inner[-pad:], inner[:, :pad], inner[:, -pad:] = 1, 1, 1, 1
-    first = _first_seeds(p, margin, inner, kernel, usable, seed_theta)
-    w = np.arange(-half, half + 1)
+    # pivots stay within r of the image, ring pixels 2 r; second seeds d of the first
+    off = max(2 * (r + L + 2 * margin) + 2, p.seed_distance + 1)
+    seed_masks = [m for _, m in patches[:360]]
+    return Table(
+        **_dash_fields(patches, theta, ring_theta, p.continuity, n),
+        **_ring_fields(ring, margin, n),
+        **_seed_fields(p, margin, seed_masks, seed_theta, g, n, off),
+        **_step_fields(theta, ring, R, off, float(L + 2 * margin)),
+        g=g,
+        n=n,
+        res=R,
+        patches={},
+    )
+
+
+def _ring(r: int) -> np.ndarray:
+    """The ``(K, 2)`` integer offsets ``floor(r (sin, cos))`` of the circle of radius ``r``.
+
+    Angles are sampled ``360 / (2 pi r)`` degrees apart (about one pixel of arc) and the
+    offsets deduplicated (sorted row-major by :func:`numpy.unique`).
+    """
+    deg = np.arange(0, 360, 360.0 / (2 * r * np.pi)) * np.pi / 180  # (S,) radians
+    offs = np.stack([np.floor(r * np.sin(deg)), np.floor(r * np.cos(deg))], 1)  # (S, 2)
+    return np.unique(offs.astype(np.int64), axis=0)  # (K, 2)
+
+
+def _dash_fields(
+    patches: list[tuple[np.ndarray, np.ndarray]],
+    theta: np.ndarray,
+    ring_theta: np.ndarray,
+    continuity: float,
+    n: int,
+) -> dict[str, Any]:
+    """The :class:`Table` fields of the dash patches: images, codes, paste and hit lists, turns.
+
+    The turn weight from orientation ``i`` to ring pixel ``k`` is
+    ``max(cos(min(delta c, pi / 2)), 0)^2`` with ``delta`` the wrapped angle between them.
+
+    Args:
+        patches: Per orientation ``(line, mask)``, each ``(P, P)``.
+        theta: ``(360 + K,)`` orientations (radians).
+        ring_theta: ``(K,)`` headings of the ring pixels (radians).
+        continuity: The continuity ``c``.
+        n: Canvas side.
+
+    Returns:
+        The fields ``theta``, ``line``, ``mask``, ``mask_code``, ``blocks``, ``paste_off``,
+        ``paste_code``, ``turn``, ``win``, ``ring_hit_off`` and ``ring_hit_thr``.
+    """
+    delta = np.abs(ring_theta[None, :] - theta[:, None])  # (360 + K, K)
+    delta = np.minimum(np.minimum(delta, 2 * np.pi - delta) * continuity, np.pi / 2)
+    half = patches[0][0].shape[0] // 2
+    w = np.arange(-half, half + 1)  # (P,)
     win = (w[:, None] * n + w[None, :]).reshape(-1)  # (P * P,)
     mask = np.stack([b for _, b in patches])  # (360 + K, P, P)
     mask_code = to_codes(mask).reshape(len(theta), -1)  # (360 + K, P * P)
-    step = float(L + 2 * margin)
-    # pivots stay within r of the image, ring pixels 2 r; second seeds d of the first
-    off = max(2 * (r + L + 2 * margin) + 2, p.seed_distance + 1)
+    blocks = blocks_of(mask_code)  # (360 + K, P * P)
+    paste_off, paste_code = compact(win, mask_code, mask_code > 0)  # (360 + K, Tp) each
+    hit_off, hit_thr = compact(win, blocks, blocks < 255)  # (360 + K, Tb) each
+    return {
+        "theta": theta,
+        "line": np.stack([a for a, _ in patches]),  # (360 + K, P, P)
+        "mask": mask,
+        "mask_code": mask_code,
+        "blocks": blocks,
+        "paste_off": paste_off,
+        "paste_code": paste_code,
+        "turn": np.maximum(np.cos(delta), 0) ** 2,  # (360 + K, K)
+        "win": win,
+        "ring_hit_off": hit_off[360:],  # (K, Tb)
+        "ring_hit_thr": hit_thr[360:],  # (K, Tb)
+    }
+
+
+def _ring_fields(ring: np.ndarray, margin: int, n: int) -> dict[str, Any]:
+    """The :class:`Table` fields ``ring``, ``ring_flat`` and ``ring_disk`` (flat offsets).
+
+    ``ring_disk[j, k]`` is the flat canvas offset of pixel ``j`` of the radius-``m`` disk
+    around ring pixel ``k``: the pixels whose maximum is the dilated occupancy there.
+    """
+    disk = np.argwhere(disk_footprint(margin)) - margin  # (D, 2)
+    return {
+        "ring": ring,  # (K, 2)
+        "ring_flat": ring @ np.array([n, 1]),  # (K,)
+        "ring_disk": (disk[:, None, :] + ring[None, :, :]) @ np.array([n, 1]),  # (D, K)
+    }
+
+
+def _seed_fields(
+    p: PathfinderParams,
+    margin: int,
+    seed_masks: list[np.ndarray],
+    seed_theta: np.ndarray,
+    g: int,
+    n: int,
+    off: int,
+) -> dict[str, Any]:
+    """The :class:`Table` fields of the seeds: kernels, empty occupancy, first and second seeds.
+
+    The seed kernel of orientation ``i`` is its dash mask's full-value pixels placed with the
+    head at ``(r + 1, r + 1)`` of a ``(2 r + 1)`` square; it is usable when dilating the
+    ``(R, R)`` ones image by it leaves no pixel empty. The empty occupancy is 1 on the
+    ``padding``-wide border of the image and 0 elsewhere (guard band included).
+
+    Args:
+        p: Parameter set.
+        margin: Margin ``m``.
+        seed_masks: The 360 seed dash masks, each ``(P, P)``.
+        seed_theta: ``(360,)`` seed orientations (radians).
+        g: Guard band width.
+        n: Canvas side.
+        off: Coordinate shift of the step tables.
+
+    Returns:
+        The fields ``kernel``, ``taps``, ``usable``, ``first``, ``first_state``, ``second`` and
+        ``occ0``.
+    """
+    R, r = p.resolution, p.dash_length + margin
+    k_size, k_head = 2 * r + 1, (r + 1, r + 1)
+    kernel = [place((k_size, k_size), m, k_head) == 1.0 for m in seed_masks]
+    ones = np.ones((R, R))
+    usable = np.array([dilate(ones, k).min() > 0 for k in kernel])  # (360,)
+    occ0 = _empty_occupancy(R, g, n, p.padding)  # (n, n)
+    first = _first_seeds(p, margin, occ0[g : g + R, g : g + R], kernel, usable, seed_theta)
+    return {
+        "kernel": kernel,
+        "taps": [[(int(a), int(b)) for a, b in np.argwhere(k)] for k in kernel],
+        "usable": usable.tolist(),
+        "first": first,
+        "first_state": _first_state(first, R, g, n, off),  # (F, 5)
+        "second": _second_seed(p, margin, seed_theta, off),
+        "occ0": to_codes(occ0),  # (n, n)
+    }
+
+
+def _first_state(first: tuple[np.ndarray, ...], R: int, g: int, n: int, off: int) -> np.ndarray:
+    """``(F, 5)`` per first seed: orientation, pivot row and column ``+ off``, tail pixel.
+
+    The tail pixel comes twice: as a flat canvas offset ``(r + g) n + c + g`` and as a flat
+    image offset ``r R + c``.
+    """
+    orient, tail, pivot = first[0], first[1], first[2]  # (F,), (F, 2), (F, 2)
+    return np.stack(
+        [
+            orient,
+            pivot[:, 0] + off,
+            pivot[:, 1] + off,
+            (tail[:, 0] + g) * n + tail[:, 1] + g,
+            tail[:, 0] * R + tail[:, 1],
+        ],
+        1,
+    )  # (F, 5)
+
+
+def _empty_occupancy(R: int, g: int, n: int, pad: int) -> np.ndarray:
+    """The ``(n, n)`` empty occupancy values: 1 on the image's ``pad``-wide border, else 0."""
+    occ0 = np.zeros((n, n))
+    inner = occ0[g : g + R, g : g + R]  # (R, R) view of the image
+    inner[:pad], inner[-pad:], inner[:, :pad], inner[:, -pad:] = 1, 1, 1, 1
+    return occ0
+
+
+def _step_fields(
+    theta: np.ndarray, ring: np.ndarray, R: int, off: int, step: float
+) -> dict[str, Any]:
+    """The :class:`Table` fields of the pivot steps: ``next_r``, ``next_c``, ``inside``, trig.
+
+    ``next_r[o, p + off] = ceil(p + step sin(theta_o)) + off`` (``cos`` for ``next_c``) for
+    every coordinate ``p`` in ``[-off, R + off)``; ``inside[r + off, c + off, k]`` says ring
+    pixel ``k`` of a pivot at ``(r, c)`` lies in the image.
+    """
     coord = np.arange(-off, R + off)  # (W,) W = R + 2 off
     sin, cos = np.sin(theta), np.cos(theta)  # (360 + K,)
     next_r = np.ceil(coord[None, :] + step * sin[:, None]).astype(np.int64) + off  # (360 + K, W)
     next_c = np.ceil(coord[None, :] + step * cos[:, None]).astype(np.int64) + off
     in_r = (coord[:, None] + ring[None, :, 0] >= 0) & (coord[:, None] + ring[None, :, 0] < R)
     in_c = (coord[:, None] + ring[None, :, 1] >= 0) & (coord[:, None] + ring[None, :, 1] < R)
-    blocks = blocks_of(mask_code)
-    paste_off, paste_code = compact(win, mask_code, mask_code > 0)
-    hit_off, hit_thr = compact(win, blocks, blocks < 255)
-    return Table(
-        theta=theta,
-        line=np.stack([a for a, _ in patches]),
-        mask=mask,
-        mask_code=mask_code,
-        blocks=blocks,
-        paste_off=paste_off,
-        paste_code=paste_code,
-        turn=turn,
-        ring=ring,
-        ring_flat=ring @ np.array([n, 1]),
-        ring_disk=ring_disk,
-        kernel=kernel,
-        taps=[[(int(a), int(b)) for a, b in np.argwhere(k)] for k in kernel],
-        usable=usable.tolist(),
-        first=first,
-        win=win,
-        occ0=to_codes(occ0),
-        g=g,
-        n=n,
-        sin=sin.tolist(),
-        cos=cos.tolist(),
-        ring_hit_off=hit_off[360:],
-        ring_hit_thr=hit_thr[360:],
-        off=off,
-        next_r=next_r,
-        next_c=next_c,
-        inside=in_r[:, None, :] & in_c[None, :, :],
-        second=_second_seed(p, margin, seed_theta, off),
-        first_state=np.stack(
-            [
-                first[0],
-                first[2][:, 0] + off,
-                first[2][:, 1] + off,
-                (first[1][:, 0] + g) * n + first[1][:, 1] + g,
-                first[1][:, 0] * R + first[1][:, 1],
-            ],
-            1,
-        ),
-        res=R,
-        patches={},
-    )
+    return {
+        "off": off,
+        "sin": sin.tolist(),
+        "cos": cos.tolist(),
+        "next_r": next_r,
+        "next_c": next_c,
+        "inside": in_r[:, None, :] & in_c[None, :, :],  # (W, W, K)
+    }
 
 
 def dash_patch(tab: Table, k: int, contrast: float) -> np.ndarray:

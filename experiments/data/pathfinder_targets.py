@@ -190,16 +190,80 @@ def _grow(
     pr = tab.next_r[o, state[:, _PR + s]]  # (A,) shifted by off
     pc = tab.next_c[o, state[:, _PC + s]]
     base = state[:, _BASE] + pr * tab.n + pc  # (A,) flat pivot pixel
+    cmf, pend = _ring_cmf(tab, occ, o, pr, pc, base)  # (A, K), (A',)
+    chosen, some_die = _draw_ring_pixels(tab, tries, occ, base, cmf, pend, rng)  # (A,)
+    if some_die:  # the attempts left without a dash die
+        ok = chosen >= 0
+        state, chosen, base, pr, pc, o = (x[ok] for x in (state, chosen, base, pr, pc, o))
+    _paste_codes(occ, state[:, col - 1], tab.paste_off.take(o, 0), tab.paste_code.take(o, 0))
+    state[:, col] = chosen + 360
+    state[:, col + 1] = base + tab.ring_flat.take(chosen)
+    state[:, _PR + s] = pr
+    state[:, _PC + s] = pc
+    return state
+
+
+def _ring_cmf(
+    tab: Table, occ: np.ndarray, o: np.ndarray, pr: np.ndarray, pc: np.ndarray, base: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative normalised ring pixel weights, and the attempts whose total allows a draw.
+
+    Ring pixel ``k`` weighs ``(1 - D[q_k]) turn[o, k] [q_k in the image]``, ``D[q_k]`` the
+    maximum occupancy code over the margin disk around it (the occupancy dilated by the
+    disk). Attempts whose total weight is below ``1e-4`` draw nothing.
+
+    Args:
+        tab: The table.
+        occ: Flat occupancy codes of all attempts.
+        o: ``(A,)`` orientation of each attempt's newest dash.
+        pr: ``(A,)`` new pivot row, shifted by ``off``.
+        pc: ``(A,)`` new pivot column, shifted by ``off``.
+        base: ``(A,)`` flat pixel of the new pivot.
+
+    Returns:
+        ``(cmf, pend)``: ``(A, K)`` cumulative weights over the ring, ``(A',)`` the attempts
+        that draw.
+    """
     disk = occ.take(tab.ring_disk[:, None, :] + base[None, :, None])  # (D, A, K) codes
     dil = np.maximum.reduce(disk, 0)  # (A, K) dilated occupancy codes
     weight = FREE.take(dil) * tab.turn.take(o, 0) * tab.inside[pr, pc]  # (A, K)
     total = np.add.reduce(weight, 1)  # (A,)
-    pend = (total >= 1e-4).nonzero()[0]  # the attempts that draw
-    every = pend.size == o.size  # every attempt draws (no attempt is dead yet)
+    pend = (total >= 1e-4).nonzero()[0]  # (A',) the attempts that draw
     # rows below 1e-4 draw nothing, so any positive floor keeps 0 / 0 away from them
-    norm = total if every else np.maximum(total, 1e-300)
-    cmf = np.add.accumulate(weight / norm[:, None], 1)  # (A, K) cumulative sum
-    chosen = None if every else np.full(o.size, -1)  # None: every draw so far fits
+    norm = total if pend.size == o.size else np.maximum(total, 1e-300)  # (A,)
+    return np.add.accumulate(weight / norm[:, None], 1), pend  # (A, K), (A',)
+
+
+def _draw_ring_pixels(
+    tab: Table,
+    tries: int,
+    occ: np.ndarray,
+    base: np.ndarray,
+    cmf: np.ndarray,
+    pend: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, bool]:
+    """Per attempt a ring pixel whose dash fits, drawn up to ``tries`` times from ``cmf``.
+
+    A draw takes the first ``k`` with ``cmf[k] > u``, ``u ~ U[0, 1)``; the dash ending at ring
+    pixel ``k`` fits when no pixel that can block it holds a code above its threshold. One
+    ``rng.random`` call per round, sized by the attempts still drawing.
+
+    Args:
+        tab: The table.
+        tries: Draws per attempt at most.
+        occ: Flat occupancy codes of all attempts.
+        base: ``(A,)`` flat pixel of each attempt's pivot.
+        cmf: ``(A, K)`` cumulative ring pixel weights.
+        pend: ``(A',)`` the attempts that draw.
+        rng: The image's generator.
+
+    Returns:
+        ``(chosen, some_die)``: ``(A,)`` each attempt's ring pixel (``-1`` where none fits)
+        and whether any attempt is left without one.
+    """
+    every = pend.size == base.size  # every attempt draws (no attempt is dead yet)
+    chosen = None if every else np.full(base.size, -1)  # None: every draw so far fits
     jj = None
     for _ in range(tries):
         if pend.size == 0:
@@ -220,16 +284,8 @@ def _grow(
             chosen[pend[fit]] = jj[fit]
             pend = pend[hit]
     if chosen is None:  # every attempt fit at its first draw (or no draw was allowed)
-        chosen = jj if pend.size == 0 else np.full(o.size, -1)
-    if pend.size or not every:  # the attempts left without a dash die
-        ok = chosen >= 0
-        state, chosen, base, pr, pc, o = (x[ok] for x in (state, chosen, base, pr, pc, o))
-    _paste_codes(occ, state[:, col - 1], tab.paste_off.take(o, 0), tab.paste_code.take(o, 0))
-    state[:, col] = chosen + 360
-    state[:, col + 1] = base + tab.ring_flat.take(chosen)
-    state[:, _PR + s] = pr
-    state[:, _PC + s] = pc
-    return state
+        chosen = jj if pend.size == 0 else np.full(base.size, -1)
+    return chosen, bool(pend.size or not every)
 
 
 def _paste_codes(occ: np.ndarray, at: np.ndarray, off: np.ndarray, codes: np.ndarray) -> None:
