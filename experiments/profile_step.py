@@ -46,8 +46,6 @@ from experiments.results import git_commit
 from experiments.timing import make_train_step, short_device_name, time_steps
 
 VARIANTS: tuple[str, ...] = ("preset", "no-dropout", "no-mask", "bare")
-COMPILE_MODE: list[str | None] = [None]
-"""The ``torch.compile`` mode of compiled rows (``--compile-mode``)."""
 
 
 def _zero_dropout(model: nn.Module) -> None:
@@ -88,16 +86,23 @@ def _step_for(
     forward: Callable[[nn.Module], Tensor],
     labels: Tensor,
     optimizer_cfg: Any,
-    compiled: bool,
+    compile_mode: str | None,
 ) -> Callable[[], None]:
-    """The bf16 training step of ``model`` with a fresh optimizer (compiled when asked)."""
+    """The bf16 training step of ``model`` with a fresh optimizer.
+
+    ``compile_mode``: None runs eager; otherwise the ``torch.compile`` mode (``default``,
+    ``reduce-overhead`` for CUDA graphs, ...).
+    """
     device = labels.device
     model = model.to(device).train()
     optimizer = make_optimizer(
         parameter_groups(model, optimizer_cfg.weight_decay, optimizer_cfg.decay_all),
         optimizer_cfg,
     )
-    run = torch.compile(model, mode=COMPILE_MODE[0]) if compiled else model
+    if compile_mode is None:
+        run = model
+    else:
+        run = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
     return make_train_step(model, lambda: forward(run), labels, optimizer, "bf16", device)
 
 
@@ -115,7 +120,8 @@ def profile_rows(args: argparse.Namespace, write: Callable[[str], None]) -> None
     ids = data.get("input_ids")
     if ids is None:
         ids = (data["input_values"] * (first.vocab_size - 1)).round().long()
-    step = _step_for(anchor, lambda m: m(ids), data["labels"], first.optimizer, args.compile)
+    mode = (args.compile_mode or "default") if args.compile else None
+    step = _step_for(anchor, lambda m: m(ids), data["labels"], first.optimizer, mode)
     ms, peak = time_steps(step, device, args.warmup, args.steps)
     write(f"\n## anchor ({args.task}, B={first.batch}, N={first.seq_len}, {s})\n")
     write(f"{ms:.2f} ms/step, peak {peak / 2**30:.2f} GiB\n\n{kernel_table(step, args.rows)}\n")
@@ -132,7 +138,7 @@ def profile_rows(args: argparse.Namespace, write: Callable[[str], None]) -> None
                 inputs.pop("attention_mask", None)
             step = _step_for(
                 setup.model, lambda m, i=inputs: m(**i), batch["labels"], setup.optimizer,
-                args.compile,
+                mode,
             )  # fmt: skip
             ms, peak = time_steps(step, device, args.warmup, args.steps)
             write(f"\n## {mixer} / {variant}\n\n{ms:.2f} ms/step, peak {peak / 2**30:.2f} GiB\n\n")
@@ -175,7 +181,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Write the profile of every requested row; exit 2 without a CUDA device."""
     args = parse_args(argv)
-    COMPILE_MODE[0] = args.compile_mode
     if not torch.cuda.is_available():
         print("profile_step needs a CUDA device (it reads device kernel times).", file=sys.stderr)
         return 2

@@ -1,0 +1,41 @@
+"""experiments.profile_step and experiments.probe_paths: the parts that run without a GPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from experiments import probe_paths, profile_step
+from experiments.bench_step_setup import load_setup
+
+
+def test_zero_dropout_silences_every_dropout_of_a_preset_model() -> None:
+    model = load_setup("softmax", "listops", batch=2, max_len=16).model
+    probabilities = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    floats = [m.dropout for m in model.modules() if isinstance(getattr(m, "dropout", None), float)]
+    assert max(probabilities + floats) > 0  # the LRA preset has dropout to remove
+    profile_step._zero_dropout(model)
+    assert all(m.p == 0.0 for m in model.modules() if isinstance(m, nn.Dropout))
+    assert all(
+        m.dropout == 0.0 for m in model.modules() if isinstance(getattr(m, "dropout", None), float)
+    )
+    model.train()
+    ids = torch.randint(0, 10, (2, 16))
+    torch.testing.assert_close(model(input_ids=ids), model(input_ids=ids))  # deterministic
+
+
+def test_unknown_mixer_or_variant_is_one_sentence(capsys: pytest.CaptureFixture) -> None:
+    for argv in (["--mixers", "nope"], ["--variants", "half-mask"]):
+        with pytest.raises(SystemExit) as err:
+            profile_step.parse_args(argv)
+        assert err.value.code == 2
+        assert "unknown" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_both_tools_refuse_to_run_without_cuda(capsys: pytest.CaptureFixture) -> None:
+    assert profile_step.main(["--mixers", "softmax"]) == 2
+    assert probe_paths.main(["--out", "unused.md"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "CUDA" in err
