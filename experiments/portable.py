@@ -97,14 +97,26 @@ def portable_config(
     return {**config, "paths": paths}
 
 
+INSTALL_PATTERNS = (
+    (re.compile(r"/(?:[\w.+-]+/)*site-packages/"), "<site-packages>/"),
+    (re.compile(r"/(?:[\w.+-]+/)*bin/(python[\d.]*)(?![\w.-])"), r"\1"),
+    (re.compile(r"/(?:[\w.+-]+/)*(?=torch/csrc/)"), "<torch-source>/"),
+)
+"""Install locations that logs name (library files in warnings, the interpreter that ran a
+command, torch's build tree in its C++ warnings), with what they are written as."""
+
+
 def portable_text(text: str, roots: Iterable[str | os.PathLike[str]]) -> str:
     """``text`` with every ``<root>/`` prefix removed and a bare ``<root>`` written ``.``.
 
     For text files of a record (logs, Hydra's ``hydra.yaml``) whose machine's folders are
     known (the repository root, e.g. Hydra's ``runtime.cwd``). A root inside another root is
     left out, so a path below both is written relative to the outer one, as
-    :func:`portable_path` writes it.
+    :func:`portable_path` writes it. Install locations (:data:`INSTALL_PATTERNS`) become
+    ``<site-packages>/...``, a bare ``python3`` and ``<torch-source>/...``.
     """
+    for pattern, replacement in INSTALL_PATTERNS:
+        text = pattern.sub(replacement, text)
     absolute = {PurePath(os.fspath(r)) for r in roots if r and PurePath(os.fspath(r)).is_absolute()}
     outer = [r for r in absolute if not any(r != o and r.is_relative_to(o) for o in absolute)]
     for root in (r.as_posix() for r in outer if r.as_posix() != "/"):
@@ -121,7 +133,9 @@ def make_files_portable(paths: Iterable[Path], roots: Iterable[str | os.PathLike
     """
     roots = list(roots)
     for path in paths:
-        text = path.read_text(errors="replace")
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            text = handle.read()  # line endings as they are (progress bars use \r)
         portable = portable_text(text, roots)
         if portable != text:
-            path.write_text(portable)
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                handle.write(portable)

@@ -112,3 +112,27 @@ def test_text_under_nested_roots_is_relative_to_the_outer_one() -> None:
     text = "out: /m/repo/runs/a/b\n"
     assert portable_text(text, ["/m/repo/runs", "/m/repo"]) == "out: runs/a/b\n"
     assert portable_path("/m/repo/runs/a/b", ["/m/repo", "/m/repo/runs"]) == "runs/a/b"
+
+
+def test_install_locations_in_logs_are_written_without_the_machine_folders() -> None:
+    text = (
+        "# /opt/torch/.venv/bin/python3 train.py seed=0\n"
+        "/opt/torch/.venv/lib/python3.12/site-packages/lightning/x.py:3: warning\n"
+        "(Triggered internally at /pytorch/torch/csrc/autograd/input_buffer.cpp:240.)\n"
+        "/m/repo/runs/a kept relative\n"
+    )
+    assert portable_text(text, ["/m/repo"]) == (
+        "# python3 train.py seed=0\n"
+        "<site-packages>/lightning/x.py:3: warning\n"
+        "(Triggered internally at <torch-source>/torch/csrc/autograd/input_buffer.cpp:240.)\n"
+        "runs/a kept relative\n"
+    )
+
+
+def test_rewritten_logs_keep_their_carriage_returns(tmp_path) -> None:
+    from experiments.portable import make_files_portable
+
+    log = tmp_path / "console.log"
+    log.write_bytes(b"bar 0%\rbar 100%\n/m/repo/runs/a\r\n")
+    make_files_portable([log], ["/m/repo"])
+    assert log.read_bytes() == b"bar 0%\rbar 100%\nruns/a\r\n"
