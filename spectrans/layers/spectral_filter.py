@@ -55,7 +55,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spectrans.transforms.cosine import alternating_signs, makhoul_reorder, makhoul_unreorder
+from spectrans.transforms.cosine import (
+    alternating_signs,
+    makhoul_reorder,
+    makhoul_unreorder,
+    ortho_weights,
+)
 from spectrans.transforms.fft import causal_conv
 from spectrans.transforms.hadamard import next_power_of_two, sequency
 from spectrans.transforms.modules import DCT, DST, FFTTransform, HadamardTransform
@@ -231,6 +236,9 @@ def transform_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device
     :func:`spectral_filter` is :math:`M = A^T \mathrm{diag}(\Lambda) A` (for ``hadamard`` this
     is the cropped ``n x n`` block). Phases are reduced exactly in integers,
     :math:`k(2j+1) \bmod 4n`, before the cosine, so float32 entries are accurate to rounding.
+    The matrix is built elementwise on ``device`` (the Hadamard signs from the parity of
+    ``k & j``, not by Sylvester doubling on the host), so a compiled graph forms it in one
+    fused kernel.
     """
     if kind not in MATRIX_KINDS:
         raise ValueError(f"no closed-form matrix for kind {kind!r}; use one of {MATRIX_KINDS}")
@@ -245,13 +253,10 @@ def transform_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device
     if kind == "dct":
         phase = (k * (2 * j + 1)) % (4 * n)  # (n, n)
         a = torch.cos(phase.to(work) * (math.pi / (2 * n)))
-        edge = 0
     else:
         phase = ((k + 1) * (2 * j + 1)) % (4 * n)  # (n, n)
         a = torch.sin(phase.to(work) * (math.pi / (2 * n)))
-        edge = n - 1
-    scale = torch.full((n, 1), math.sqrt(2.0 / n), dtype=work, device=device)
-    scale[edge] = math.sqrt(1.0 / n)
+    scale = 2 * ortho_weights(n, kind == "dct", work, device)[:, None]  # (n, 1): s_k
     return (a * scale).to(dtype)  # (n, n)
 
 

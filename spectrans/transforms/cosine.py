@@ -185,7 +185,7 @@ def _dct3_raw(y: Tensor, dim: int) -> Tensor:
     return makhoul_unreorder(v, dim) * (2.0 * n)
 
 
-def _ortho_weights(n: int, first: bool, dtype: torch.dtype, device: torch.device) -> Tensor:
+def ortho_weights(n: int, first: bool, dtype: torch.dtype, device: torch.device) -> Tensor:
     """sqrt(1/(2n)) everywhere except sqrt(1/(4n)) at index 0 (first) or n-1 (not first)."""
     w = torch.full((n,), math.sqrt(1.0 / (2 * n)), dtype=dtype, device=device)
     w[0 if first else n - 1] = math.sqrt(1.0 / (4 * n))
@@ -195,7 +195,7 @@ def _ortho_weights(n: int, first: bool, dtype: torch.dtype, device: torch.device
 def _dct2(x: Tensor, dim: int, ortho: bool) -> Tensor:
     y = _dct2_raw(x, dim)
     if ortho:
-        y = y * _bshape(y, dim, _ortho_weights(y.shape[dim], True, y.dtype, y.device))
+        y = y * _bshape(y, dim, ortho_weights(y.shape[dim], True, y.dtype, y.device))
     return y
 
 

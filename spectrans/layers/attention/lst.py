@@ -238,12 +238,7 @@ class _LSTFilterAttention(AttentionLayer):
         """
         profile = self.profile.to(dtype)  # (H, L)
         if self.causal:
-            taps = torch.cat(
-                [
-                    impulse_response(profile[s:e], kind, self.transforms[t], n)
-                    for kind, s, e, t in self.groups
-                ]
-            )  # (H, N)
+            taps = self._taps(profile, n)  # (H, N)
             lag = torch.arange(n, device=device)[:, None] - torch.arange(n, device=device)
             return taps[:, lag.clamp(min=0)] * (lag >= 0).to(dtype)  # (H, N, N)
         eye = torch.eye(n, dtype=dtype, device=device)[None, None]  # (1, 1, N, N)
@@ -265,46 +260,44 @@ class _LSTFilterAttention(AttentionLayer):
         cols = u.permute(1, 2, 0, 3).reshape(heads, n, batch * d)  # (H, N, B*d)
         return (op @ cols).view(heads, n, batch, d).permute(2, 0, 1, 3)  # (B, H, N, d)
 
+    def _taps(self, profile: Tensor, n: int) -> Tensor:
+        """Causal impulse response of every head, ``(H, n)``."""
+        return torch.cat(
+            [
+                impulse_response(profile[s:e], kind, self.transforms[t], n)
+                for kind, s, e, t in self.groups
+            ]
+        )
+
+    def _filter_groups(self, u: Tensor, profile: Tensor, matrices: bool) -> Tensor:
+        """``M u`` per head group; ``matrices``: closed-form kinds use :func:`matrix_filter`."""
+        n = u.shape[-2]
+        outs = []
+        for kind, s, e, t in self.groups:
+            gains = coefficient_gains(profile[s:e], kind, n)  # (H_g, F)
+            if matrices and kind in MATRIX_KINDS:
+                outs.append(matrix_filter(u[:, s:e], gains, kind))  # (B, H_g, N, d)
+            else:
+                outs.append(spectral_filter(u[:, s:e], gains, self.transforms[t], kind))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
     def mix_gemm(self, u: Tensor) -> Tensor:
         r"""``M u`` with :math:`M = A^T \mathrm{diag}(\Lambda) A` as two GEMMs per head group.
 
         Groups of a closed-form kind use :func:`matrix_filter` (the transform matrix ``A``
-        shared by every head and batch item, in ``u``'s dtype); other groups, and causal
-        layers, are computed as on the ``dense`` path.
+        shared by every head and batch item, in ``u``'s dtype); other groups use their
+        transforms, and causal layers are computed as on the ``dense`` path.
         """
         if self.causal:
             return self.mix_dense(u)
-        n = u.shape[-2]
-        profile = self.profile.to(u.dtype)  # (H, L)
-        outs = [
-            matrix_filter(u[:, s:e], coefficient_gains(profile[s:e], kind, n), kind)
-            if kind in MATRIX_KINDS
-            else spectral_filter(
-                u[:, s:e], coefficient_gains(profile[s:e], kind, n), self.transforms[t], kind
-            )
-            for kind, s, e, t in self.groups
-        ]  # each (B, H_g, N, d)
-        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+        return self._filter_groups(u, self.profile.to(u.dtype), matrices=True)
 
     def mix(self, u: Tensor) -> Tensor:
         """Token mixing ``M u`` (or the causal convolution) of ``u`` (B, H, N, d)."""
-        n = u.shape[-2]
         profile = self.profile.to(u.dtype)  # (H, L)
         if self.causal:
-            taps = torch.cat(
-                [
-                    impulse_response(profile[s:e], kind, self.transforms[t], n)
-                    for kind, s, e, t in self.groups
-                ]
-            )  # (H, N)
-            return causal_filter(u, taps)  # (B, H, N, d)
-        outs = [
-            spectral_filter(
-                u[:, s:e], coefficient_gains(profile[s:e], kind, n), self.transforms[t], kind
-            )
-            for kind, s, e, t in self.groups
-        ]  # each (B, H_g, N, d)
-        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+            return causal_filter(u, self._taps(profile, u.shape[-2]))  # (B, H, N, d)
+        return self._filter_groups(u, profile, matrices=False)
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
