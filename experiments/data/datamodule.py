@@ -182,9 +182,7 @@ class Collator:
         mask = torch.arange(length)[None, :] < batch.lengths[:, None]  # (B, length)
         if self.mask == "lra_nonzero":
             mask = mask & (ids > 0)  # (B, length)
-        out = {"labels": batch.labels}
-        if not bool(mask.all()):
-            out["attention_mask"] = mask
+        out = {"attention_mask": mask, "labels": batch.labels}
         if self.input_type == "values":
             out["input_values"] = ids.float() / 255.0  # (B, length)
         else:
@@ -194,16 +192,16 @@ class Collator:
     def __call__(self, items: list[tuple[Any, int]] | DenseBatch) -> dict[str, torch.Tensor]:
         """Pad the items of one batch and stack their labels."""
         if isinstance(items, DenseBatch):
-            return self._encode_dense(items)
-        labels = torch.tensor([label for _, label in items], dtype=torch.long)  # (B,)
-        if self.pair:
-            batch = self._encode([x[0][0] for x in items], "_a")
-            batch.update(self._encode([x[0][1] for x in items], "_b"))
+            batch = self._encode_dense(items)
         else:
-            batch = self._encode([x[0] for x in items], "")
-            if bool(batch["attention_mask"].all()):
-                del batch["attention_mask"]
-        batch["labels"] = labels
+            if self.pair:
+                batch = self._encode([x[0][0] for x in items], "_a")
+                batch.update(self._encode([x[0][1] for x in items], "_b"))
+            else:
+                batch = self._encode([x[0] for x in items], "")
+            batch["labels"] = torch.tensor([label for _, label in items], dtype=torch.long)  # (B,)
+        if not self.pair and bool(batch["attention_mask"].all()):
+            del batch["attention_mask"]  # no padding: the models read a missing mask as all real
         return batch
 
 
