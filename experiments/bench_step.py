@@ -86,11 +86,14 @@ from experiments.bench_step_setup import (  # noqa: F401
     AnchorEncoder,
     Setup,
     _presets,
+    anchor_for,
+    anchor_ids,
     default_mixers,
     load_setup,
     mixing_path,
     preset_overrides,
     random_batch,
+    train_step,
 )
 from experiments.portable import portable_argument
 from experiments.timing import is_oom, make_train_step, time_steps  # noqa: F401
@@ -107,23 +110,8 @@ def time_model(
     compiled: bool,
 ) -> tuple[float, int | None]:
     """Time the training step of ``model`` (a fresh optimizer; compiled when asked)."""
-    from experiments.module import make_optimizer, parameter_groups
-
-    model = model.to(device).train()
-    optimizer = make_optimizer(
-        parameter_groups(model, setup.optimizer.weight_decay, setup.optimizer.decay_all),
-        setup.optimizer,
-    )
-    graphs = compiled and args.compile_mode == "reduce-overhead"
-    mode = args.compile_mode if args.compile_mode != "default" else None
-    run = torch.compile(model, mode=mode) if compiled else model
-
-    def forward_once() -> Tensor:
-        if graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        return forward(run)
-
-    step = make_train_step(model, forward_once, labels, optimizer, args.dtype, device)
+    mode = args.compile_mode if compiled else None
+    step = train_step(model, forward, labels, setup.optimizer, args.dtype, mode)
     return time_steps(step, device, args.warmup, args.steps)
 
 
@@ -155,22 +143,10 @@ def _time_anchor(
     anchor: dict[str, float | None] = {"eager": None, "compiled": None}
     first = load_setup("softmax", task, args.batch, args.max_len)
     batch = random_batch(first, device)
-    ids = batch.get("input_ids")
-    if ids is None:  # pixel values: the anchor embeds the same positions as tokens
-        ids = (batch["input_values"] * (first.vocab_size - 1)).round().long()
-    s = first.shape
+    ids = anchor_ids(first, batch)
     for mode in ("eager", "compiled"):
         torch.manual_seed(0)
-        model = AnchorEncoder(
-            first.vocab_size,
-            first.num_classes,
-            first.seq_len,
-            s["hidden"],
-            s["layers"],
-            s["ffn"],
-            s["heads"],
-            s["head_dim"],
-        )
+        model = anchor_for(first)
         try:
             anchor[mode], _ = time_model(
                 model, lambda m: m(ids), batch["labels"], first, args, device, mode == "compiled"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -219,3 +220,54 @@ def mixing_path(model: nn.Module, seq_len: int, device: torch.device) -> str:
     """The LST mixing path (``dense`` / ``fast``) the model's layers take, or ``""``."""
     paths = {m.chosen_path(seq_len, device) for m in model.modules() if hasattr(m, "chosen_path")}
     return "/".join(sorted(paths))
+
+
+def anchor_for(setup: Setup) -> AnchorEncoder:
+    """The anchor encoder of ``setup``'s shape (fresh parameters)."""
+    s = setup.shape
+    return AnchorEncoder(
+        setup.vocab_size, setup.num_classes, setup.seq_len, s["hidden"], s["layers"],
+        s["ffn"], s["heads"], s["head_dim"],
+    )  # fmt: skip
+
+
+def anchor_ids(setup: Setup, batch: dict[str, Tensor]) -> Tensor:
+    """The token ids ``(B, N)`` the anchor reads: pixel values are read back as their tokens."""
+    if "input_ids" in batch:
+        return batch["input_ids"]
+    return (batch["input_values"] * (setup.vocab_size - 1)).round().long()  # (B, N)
+
+
+def train_step(
+    model: nn.Module,
+    forward: Callable[[nn.Module], Tensor],
+    labels: Tensor,
+    optimizer_cfg: Any,
+    dtype: str,
+    compile_mode: str | None,
+) -> Callable[[], None]:
+    """One training step of ``model`` (on ``labels``' device) with a fresh optimizer.
+
+    ``compile_mode`` None runs eager; otherwise the model is ``torch.compile``d in that mode
+    (``default`` or ``reduce-overhead``; with CUDA graphs each step first marks a new graph
+    iteration, as the training module does).
+    """
+    from experiments.module import make_optimizer, parameter_groups
+    from experiments.timing import make_train_step
+
+    device = labels.device
+    model = model.to(device).train()
+    optimizer = make_optimizer(
+        parameter_groups(model, optimizer_cfg.weight_decay, optimizer_cfg.decay_all),
+        optimizer_cfg,
+    )
+    run = model
+    if compile_mode is not None:
+        run = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
+
+    def forward_once() -> Tensor:
+        if compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+        return forward(run)
+
+    return make_train_step(model, forward_once, labels, optimizer, dtype, device)

@@ -5,7 +5,7 @@ Usage::
     python -m experiments.probe_paths [--out results/paths_probe.md] [--repeats 10]
 
 Two tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
-``repeats`` after two warm-ups):
+``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times):
 
 - **SDPA**: ``scaled_dot_product_attention`` on q, k, v ``(B, H, N, d)`` restricted to one
   backend (cuDNN, flash, memory-efficient) with and without a key-padding mask
@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,13 +30,15 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from experiments.results import git_commit
-from experiments.timing import short_device_name
+from experiments.timing import measure, short_device_name
 
 BACKENDS = {
     "cudnn": SDPBackend.CUDNN_ATTENTION,
     "flash": SDPBackend.FLASH_ATTENTION,
     "efficient": SDPBackend.EFFICIENT_ATTENTION,
 }
+PROBE_BUDGET_S = 120.0
+"""Seconds one configuration may take (it caps the repeats of a slow one)."""
 SDPA_SHAPES = {  # name: (B, H, N, d)
     "listops": (32, 8, 2000, 64),
     "pathfinder-32": (512, 4, 1024, 8),
@@ -52,17 +52,9 @@ LST_SHAPES = {  # name: (B, D, H, lengths)
 
 
 def median_ms(step: Callable[[], None], repeats: int) -> float:
-    """Median milliseconds of ``step`` over ``repeats`` synchronised calls after two warm-ups."""
-    for _ in range(2):
-        step()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        torch.cuda.synchronize()
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
+    """Median ms of ``step`` over ``repeats`` synchronised calls (:func:`timing.measure`)."""
+    ms, _, _, _ = measure(step, torch.device("cuda"), repeats, budget_s=PROBE_BUDGET_S)
+    return ms
 
 
 def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, reps: int) -> str:

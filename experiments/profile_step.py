@@ -27,23 +27,23 @@ import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from experiments.bench_step_setup import (
     BENCH_TASKS,
-    AnchorEncoder,
+    anchor_for,
+    anchor_ids,
     default_mixers,
     load_setup,
     random_batch,
+    train_step,
 )
-from experiments.module import make_optimizer, parameter_groups
 from experiments.portable import portable_argument
 from experiments.results import git_commit
-from experiments.timing import make_train_step, short_device_name, time_steps
+from experiments.timing import short_device_name, time_steps
 
 VARIANTS: tuple[str, ...] = ("preset", "no-dropout", "no-mask", "bare")
 
@@ -81,51 +81,20 @@ def kernel_table(step: Callable[[], None], rows: int, steps: int = 3) -> str:
     return "\n".join(lines)
 
 
-def _step_for(
-    model: nn.Module,
-    forward: Callable[[nn.Module], Tensor],
-    labels: Tensor,
-    optimizer_cfg: Any,
-    compile_mode: str | None,
-) -> Callable[[], None]:
-    """The bf16 training step of ``model`` with a fresh optimizer.
-
-    ``compile_mode``: None runs eager; otherwise the ``torch.compile`` mode (``default``,
-    ``reduce-overhead`` for CUDA graphs, ...).
-    """
-    device = labels.device
-    model = model.to(device).train()
-    optimizer = make_optimizer(
-        parameter_groups(model, optimizer_cfg.weight_decay, optimizer_cfg.decay_all),
-        optimizer_cfg,
-    )
-    if compile_mode is None:
-        run = model
-    else:
-        run = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
-    return make_train_step(model, lambda: forward(run), labels, optimizer, "bf16", device)
-
-
 def profile_rows(args: argparse.Namespace, write: Callable[[str], None]) -> None:
     """Time and profile the anchor and every (mixer, variant) of ``args``."""
     device = torch.device("cuda")
     first = load_setup("softmax", args.task, None, args.max_len)
     data = random_batch(first, device)
-    s = first.shape
     torch.manual_seed(0)
-    anchor = AnchorEncoder(
-        first.vocab_size, first.num_classes, first.seq_len, s["hidden"], s["layers"],
-        s["ffn"], s["heads"], s["head_dim"],
-    )  # fmt: skip
-    ids = data.get("input_ids")
-    if ids is None:
-        ids = (data["input_values"] * (first.vocab_size - 1)).round().long()
+    ids = anchor_ids(first, data)
     mode = (args.compile_mode or "default") if args.compile else None
-    step = _step_for(anchor, lambda m: m(ids), data["labels"], first.optimizer, mode)
+    anchor = anchor_for(first)
+    step = train_step(anchor, lambda m: m(ids), data["labels"], first.optimizer, "bf16", mode)
     ms, peak = time_steps(step, device, args.warmup, args.steps)
-    write(f"\n## anchor ({args.task}, B={first.batch}, N={first.seq_len}, {s})\n")
+    write(f"\n## anchor ({args.task}, B={first.batch}, N={first.seq_len}, {first.shape})\n")
     write(f"{ms:.2f} ms/step, peak {peak / 2**30:.2f} GiB\n\n{kernel_table(step, args.rows)}\n")
-    del anchor, step
+    del step
     for mixer in args.mixers:
         for variant in args.variants:
             torch.manual_seed(0)
@@ -136,9 +105,9 @@ def profile_rows(args: argparse.Namespace, write: Callable[[str], None]) -> None
             inputs = {k: v for k, v in batch.items() if k != "labels"}
             if variant in ("no-mask", "bare"):
                 inputs.pop("attention_mask", None)
-            step = _step_for(
+            step = train_step(
                 setup.model, lambda m, i=inputs: m(**i), batch["labels"], setup.optimizer,
-                mode,
+                "bf16", mode,
             )  # fmt: skip
             ms, peak = time_steps(step, device, args.warmup, args.steps)
             write(f"\n## {mixer} / {variant}\n\n{ms:.2f} ms/step, peak {peak / 2**30:.2f} GiB\n\n")
