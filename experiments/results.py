@@ -14,7 +14,8 @@ Reads every ``metrics.json`` below the run folders (default ``runs/``, ``outputs
   counts as 50 %; the LRA reference rows beside ours, marked as references.
 - ``efficiency.md``: parameters, train/eval tokens per second and peak memory per task and
   variant.
-- ``pareto_<task>.png``: test accuracy against train throughput, one point per variant.
+- ``pareto_<task>.png``: test accuracy against train throughput and against peak memory, one
+  point per variant.
 
 Averages over tasks are the plain means of the per-task means:
 ``avg5 = (1/5) sum_{t in T5} mean_t`` and ``avg6 = (avg5 * 5 + pathx) / 6`` with
@@ -135,8 +136,9 @@ def aggregate(
     plot_lines = (
         ["## Plots", ""]
         + [
-            f"- `{png.name}`: test accuracy (%) against train throughput (tokens/s), one point per "
-            "variant (mean ± std over seeds), from the completed runs of this file"
+            f"- `{png.name}`: test accuracy (%) against train throughput (tokens/s) and against "
+            "peak memory (GiB), one point per variant (mean ± std over seeds), from the completed "
+            "runs of this file"
             for png in plots
         ]
         + ([""] if plots else ["No plot: no completed run.", ""])

@@ -156,17 +156,20 @@ def efficiency_groups(runs: list[RunRecord]) -> dict[tuple[str, str], list[RunRe
     return groups
 
 
-def pareto_points(task: str, runs: list[RunRecord]) -> list[tuple[str, float, float, float, int]]:
-    """``(variant, tokens/s, mean acc %, sample std %, seeds)`` of every variant of ``task``.
+def pareto_points(
+    task: str, runs: list[RunRecord], key: str = "train_tokens_per_s"
+) -> list[tuple[str, float, float, float, int]]:
+    """``(variant, x, mean acc %, sample std %, seeds)`` of every variant of ``task``.
 
-    Variants without a train throughput are left out.
+    ``x`` is the seeds' mean of the record field ``key`` (train tokens/s by default, or
+    ``peak_memory_bytes``). Variants without that field are left out.
     """
     points = []
     for (t, variant), group in sorted(efficiency_groups(runs).items()):
-        tps = mean_of(group, "train_tokens_per_s")
-        if t != task or tps is None:
+        x = mean_of(group, key)
+        if t != task or x is None:
             continue
         accs = [100.0 * float(r.data["test_acc"]) for r in group]
         std = statistics.stdev(accs) if len(accs) >= 2 else 0.0
-        points.append((variant, tps, statistics.fmean(accs), std, len(accs)))
+        points.append((variant, x, statistics.fmean(accs), std, len(accs)))
     return points

@@ -1,4 +1,4 @@
-"""``pareto_<task>.png``: test accuracy against train throughput, one point per variant."""
+"""``pareto_<task>.png``: test accuracy against train throughput and against peak memory."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def _draw_reference(ax: Any, task: str) -> None:
         )
 
 
-def _throughput_axis(ax: Any, xs: list[float]) -> None:
-    """Logarithmic x axis when the throughputs span more than 10x, else linear and padded."""
+def _log_or_linear_axis(ax: Any, xs: list[float], label: str) -> None:
+    """Logarithmic x axis when the values span more than 10x, else linear and padded."""
     from matplotlib.ticker import FuncFormatter
 
     if max(xs) / max(min(xs), 1e-12) > 10:
@@ -78,32 +78,43 @@ def _throughput_axis(ax: Any, xs: list[float]) -> None:
         pad = 0.15 * span if span > 0 else 0.15 * max(xs)
         ax.set_xlim(max(0.0, min(xs) - pad), max(xs) + 2 * pad)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v)))
-    ax.set_xlabel("train throughput (tokens/s)")
+    ax.set_xlabel(label)
 
 
 def pareto_plot(task: str, runs: list[RunRecord], path: Path) -> bool:
-    """Accuracy (%) against train throughput (tokens/s), one point per variant.
+    """Accuracy (%) against train throughput (tokens/s) and against peak memory (GiB).
 
-    Error bars are the sample std over seeds. The x axis is logarithmic when the throughputs
-    span more than a factor 10. Returns False (and writes nothing) when no run has both numbers.
+    One point per variant in each panel; error bars are the sample std over seeds. An x axis
+    is logarithmic when its values span more than a factor 10. The memory panel holds the
+    variants whose records carry ``peak_memory_bytes``. Returns False (and writes nothing)
+    when no run has both a throughput and an accuracy.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = pareto_points(task, runs)
-    if not points:
+    speed = pareto_points(task, runs)
+    if not speed:
         return False
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
-    cmap = plt.get_cmap("tab10" if len(points) <= 10 else "tab20")
-    _draw_points(ax, points, cmap)
-    _draw_reference(ax, task)
-    _throughput_axis(ax, [p[1] for p in points])
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"LRA {task}: accuracy vs training throughput (mean ± std over seeds)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    memory = [
+        (variant, peak / 2**30, acc, std, n)
+        for variant, peak, acc, std, n in pareto_points(task, runs, key="peak_memory_bytes")
+    ]
+    panels = [(speed, "train throughput (tokens/s)", "training throughput")]
+    if memory:
+        panels.append((memory, "peak memory (GiB)", "peak memory"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 5.0), dpi=120)
+    axes = [axes] if len(panels) == 1 else list(axes)
+    cmap = plt.get_cmap("tab10" if len(speed) <= 10 else "tab20")
+    for ax, (points, label, what) in zip(axes, panels):
+        _draw_points(ax, points, cmap)
+        _draw_reference(ax, task)
+        _log_or_linear_axis(ax, [p[1] for p in points], label)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"LRA {task}: accuracy vs {what} (mean ± std over seeds)", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

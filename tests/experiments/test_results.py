@@ -166,6 +166,42 @@ def test_raw_records_unchanged_and_outputs_written(runs: Path) -> None:
     assert "| listops | softmax | 2 |" in eff and "1,500" in eff and "2.0 MiB" in eff
 
 
+def _usable(root: Path) -> list:
+    from experiments.results_load import find_metric_files, load_record, split_records
+
+    records = [load_record(p) for p in find_metric_files([root / "outputs"])]
+    return split_records(records)[0]
+
+
+def test_pareto_points_by_throughput_and_by_memory(runs: Path) -> None:
+    records = _usable(runs)
+    speed = {p[0]: p for p in results.pareto_points("listops", records)}
+    memory = {p[0]: p for p in results.pareto_points("listops", records, key="peak_memory_bytes")}
+    # softmax listops: seeds 0 and 1 -> tokens/s 1000 and 2000, peak 1 and 2 MiB
+    assert speed["softmax"][1] == pytest.approx(1500.0)
+    assert memory["softmax"][1] == pytest.approx(1.5 * 2**20)
+    assert memory["softmax"][2:] == speed["softmax"][2:] == pytest.approx((37.0, 1.4142136, 2))
+
+
+def test_pareto_plot_draws_a_memory_panel(runs: Path, tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    records = _usable(runs)
+    seen = []
+    real = plt.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        seen.append([ax.get_xlabel() for ax in fig.axes])
+        return real(fig, *args, **kwargs)
+
+    plt.Figure.savefig = spy
+    try:
+        assert results.pareto_plot("listops", records, tmp_path / "p.png")
+    finally:
+        plt.Figure.savefig = real
+    assert seen == [["train throughput (tokens/s)", "peak memory (GiB)"]]
+
+
 def test_main_cli(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = results.main(["--runs", str(runs / "outputs"), "--out", str(runs / "cli")])
     assert rc == 0
