@@ -427,7 +427,7 @@ def _test_and_record(
         The failure the non-finite guard saw (None: none) and the best checkpoint's path.
     """
     failure = getattr(callbacks.get("nan_guard"), "failure", None)
-    best_path = callbacks["best"].best_model_path  # type: ignore[attr-defined]
+    best_path = local_best(callbacks["best"].best_model_path, record.path.parent)  # type: ignore[attr-defined]
     test_accs = _test_final_and_best(trainer, module, datamodule, failure, best_path)
     record.update(**_result_fields(trainer, module, datamodule, test_accs, wall))
     if "throughput" in callbacks:
@@ -467,6 +467,20 @@ def _make_module(exp: ExperimentConfig, model: torch.nn.Module, datamodule: Any)
         compile=exp.compile,
         compile_mode=exp.compile_mode,
     )
+
+
+def local_best(best_path: str, run_dir: Path) -> str:
+    """The best checkpoint's path on this machine.
+
+    Lightning saves the best checkpoint's absolute path in ``last.ckpt``; when the run folder
+    has moved (another machine or folder) and that path does not exist here, the file of the
+    same name in ``run_dir/checkpoints`` is the one.
+    """
+    if best_path and not Path(best_path).exists():
+        here = Path(run_dir) / "checkpoints" / Path(best_path).name
+        if here.is_file():
+            return str(here)
+    return best_path
 
 
 def _test_final_and_best(

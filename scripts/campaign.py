@@ -3,6 +3,7 @@
     python scripts/campaign.py [--plan conf/campaign/lra.yaml] [--deadline-min 9]
                                [--pack-dir $OUT] [--per-gpu N] [--dry-run]
     python scripts/campaign.py --unpack $OUT/campaign.tar.gz     # completed records -> results/runs
+    python scripts/campaign.py --restore $OUT/resume.tar         # unfinished runs -> output_dir
 
 Each run is a subprocess ``python train.py experiment=lra/<preset>-<task> seed=<s>
 trainer=gpu hydra.run.dir=<run folder> ...`` with ``CUDA_VISIBLE_DEVICES`` set to its GPU.
@@ -19,7 +20,10 @@ resumable) before the command's limit; a run still alive 15 s before ``D`` is te
 periodic checkpoint stays).
 
 After every finished run, the records of ``<output_dir>`` (metrics, Hydra config, logs, CSV
-metrics; no checkpoints) and the ledger are rewritten into ``<pack-dir>/campaign.tar.gz``.
+metrics; no checkpoints) and the ledger are rewritten into ``<pack-dir>/campaign.tar.gz``, and
+the resumable folders of this command's runs (checkpoints included) into
+``<pack-dir>/resume.tar`` while it stays under ``--resume-cap-mib``; ``--restore`` puts them
+back on the next machine (``campaign_resume``).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import campaign_plan  # noqa: E402
-from campaign_pack import pack, unpack  # noqa: E402
+from campaign_pack import completed_keys, pack, record_key, unpack  # noqa: E402
 from campaign_plan import (  # noqa: E402
     SIDE_CAR,
     Plan,
@@ -54,9 +58,18 @@ from campaign_plan import (  # noqa: E402
     read_json,
     scan_records,
 )
+from campaign_resume import (  # noqa: E402
+    RESUMABLE,
+    RESUME_ARCHIVE,
+    RestoreError,
+    mib,
+    pack_resume,
+    restore,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = "campaign.tar.gz"
+TOO_LARGE = "checkpoint too large to travel"
 KILL_GUARD_S = 15.0
 EXIT_GRACE_S = 60.0
 """A run whose record is final this long ago but whose process lives on is stopped."""
@@ -83,6 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-run-min", type=float, default=2.0, help="shortest segment launched")
     p.add_argument("--pack-dir", default=None, help="write campaign.tar.gz here")
     p.add_argument("--unpack", default=None, metavar="FILE", help="copy records to results")
+    p.add_argument(
+        "--restore", default=None, metavar="FILE", help="put a resume.tar's runs into output_dir"
+    )
+    p.add_argument(
+        "--resume-cap-mib", type=float, default=15.0, help="size cap of <pack-dir>/resume.tar"
+    )
     p.add_argument("--launcher", choices=("local", "slurm"), default="local")
     p.add_argument("--slurm-jobs", type=int, default=8, help="SLURM jobs in flight")
     p.add_argument("--tasks", default=None, help="comma list: only these tasks")
@@ -178,24 +197,33 @@ def max_time(seconds: float) -> str:
     return f"{s // 86400:02d}:{s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def resumable_dir(output_dir: Path, run: Run) -> Path | None:
-    """The latest run folder of ``run`` with ``checkpoints/last.ckpt`` and no final record.
+def resumable(run_dir: Path, max_steps: int | None) -> bool:
+    """Whether ``run_dir`` holds ``checkpoints/last.ckpt`` of a run of ``max_steps`` to continue.
 
-    Resumable: status ``incomplete`` (stopped by ``max_time``), ``running`` (killed), or
-    ``failed`` when the campaign itself terminated it at the deadline (``campaign.json``).
+    Resumable: status ``incomplete`` (stopped by ``max_time``), ``running`` (killed),
+    ``interrupted`` (SIGTERM or Ctrl-C), or ``failed`` when the campaign itself terminated it
+    at the deadline (``campaign.json``).
     """
+    data = read_json(run_dir / "metrics.json") or {}
+    steps = ((data.get("config") or {}).get("trainer") or {}).get("max_steps")
+    segments = (read_json(run_dir / SIDE_CAR) or {}).get("segments") or [{}]
+    killed = data.get("status") == "failed" and segments[-1].get("killed") is True
+    return (
+        (run_dir / "checkpoints" / "last.ckpt").is_file()
+        and (data.get("status") in RESUMABLE or killed)
+        and steps == max_steps
+    )
+
+
+def resumable_dir(output_dir: Path, run: Run) -> Path | None:
+    """The latest (by ``last.ckpt`` time) :func:`resumable` run folder of ``run``."""
     found = []
     for d in (output_dir / run.preset.name).glob(f"s{run.seed}_*"):
-        data = read_json(d / "metrics.json") or {}
-        steps = ((data.get("config") or {}).get("trainer") or {}).get("max_steps")
-        segments = (read_json(d / SIDE_CAR) or {}).get("segments") or [{}]
-        killed = data.get("status") == "failed" and segments[-1].get("killed") is True
-        if (
-            (d / "checkpoints" / "last.ckpt").is_file()
-            and (data.get("status") in ("incomplete", "running") or killed)
-            and steps == run.preset.max_steps
-        ):
-            found.append(((d / "checkpoints" / "last.ckpt").stat().st_mtime, d))
+        if resumable(d, run.preset.max_steps):
+            try:
+                found.append(((d / "checkpoints" / "last.ckpt").stat().st_mtime, d))
+            except FileNotFoundError:  # replaced meanwhile
+                continue
     return max(found)[1] if found else None
 
 
@@ -376,14 +404,39 @@ class Campaign:
         return "\n".join(lines + self.data_log + (self.events if events else [])) + "\n"
 
     def pack(self, gpus: int) -> None:
-        """Rewrite the archive (no-op without ``--pack-dir``)."""
+        """Rewrite both archives (no-op without ``--pack-dir``).
+
+        ``resume.tar`` holds the resumable folders of this command's runs only (plan order),
+        so commands sharing ``output_dir`` with other ``--tasks``/``--variants`` never carry
+        each other's runs; ``campaign.tar.gz`` holds every record of ``output_dir``.
+        """
         if not self.args.pack_dir:
             return
+        self.pack_resume()
         archive = Path(self.args.pack_dir) / ARCHIVE
         text = self.ledger(gpus)
         size = pack(self.output_dir, archive, {"ledger.txt": text})
         if size > 15 * 2**20:
             print(f"warning: {archive} is {size / 2**20:.1f} MiB (limit 16)", file=sys.stderr)
+
+    def pack_resume(self) -> None:
+        """Write ``<pack-dir>/resume.tar``; note the runs too large for it in the ledger."""
+        dirs: dict[Path, Run] = {}
+        for run in self.runs:
+            run.note = run.note.split(TOO_LARGE)[0].rstrip("; ")
+            if run.state in ("partial", "running"):
+                d = resumable_dir(self.output_dir, run)
+                if d is not None:
+                    dirs[d] = run
+        cap = int(self.args.resume_cap_mib * 2**20)
+        out = pack_resume(
+            self.output_dir, list(dirs), Path(self.args.pack_dir) / RESUME_ARCHIVE, cap
+        )
+        for d, run in dirs.items():
+            size = out.too_large.get(d.relative_to(self.output_dir).as_posix())
+            if size is not None:
+                note = f"{TOO_LARGE} ({mib(size)})"
+                run.note = f"{run.note}; {note}" if run.note else note
 
     def ensure_data(self) -> None:
         """Build every task's data that the runs left need; log how long it took."""
@@ -586,6 +639,24 @@ def _unpack(archive: str, plan: Plan) -> int:
     return 0
 
 
+def _restore(archive: str, plan: Plan) -> int:
+    """``--restore``: put the run folders of a ``resume.tar`` into the plan's ``output_dir``."""
+    if not Path(archive).is_file():
+        print(f"error: --restore {archive} is not a file", file=sys.stderr)
+        return 2
+    output_dir = ROOT / plan.output_dir
+    done = completed_keys(ROOT / plan.results_dir) | completed_keys(output_dir)
+    try:
+        restored, messages = restore(Path(archive), output_dir, done, record_key)
+    except RestoreError as err:
+        print(f"error: --restore {archive}: {err}", file=sys.stderr)
+        return 2
+    for line in [f"restored {r}" for r in restored] + messages:
+        print(line)
+    print(f"{len(restored)} run folder(s) restored into {rel(output_dir)}")
+    return 0
+
+
 def _dry_run(campaign: Campaign, plan: Plan, args: argparse.Namespace, gpus: int) -> int:
     """``--dry-run``: print the ledger and the commands of the first wave."""
     print(campaign.ledger(gpus), end="")
@@ -629,8 +700,8 @@ def _run(campaign: Campaign, args: argparse.Namespace, gpus: int) -> int:
     campaign.pack(gpus)
     rc = campaign.execute(max(gpus, 1))
     campaign.refresh()
-    print(campaign.ledger(gpus, events=False), end="")
     campaign.pack(gpus)
+    print(campaign.ledger(gpus, events=False), end="")
     return rc
 
 
@@ -644,6 +715,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.unpack:
         return _unpack(args.unpack, plan)
+    if args.restore:
+        return _restore(args.restore, plan)
     try:
         campaign = Campaign(plan, args)
     except PlanError as err:

@@ -48,6 +48,18 @@ def run_dirs(output_dir: Path) -> list[Path]:
     return sorted(p.parent for p in output_dir.glob("*/*/metrics.json"))
 
 
+def _add_snapshot(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
+    """Add ``path`` as read now: a file rewritten meanwhile (a live run's logs) cannot tear it."""
+    try:
+        data = path.read_bytes()
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mode, info.mtime = len(data), 0o644, int(mtime)
+    tar.addfile(info, io.BytesIO(data))
+
+
 def pack(output_dir: Path, archive: Path, texts: dict[str, str] | None = None) -> int:
     """Write every run record below ``output_dir`` and ``texts`` into ``archive``.
 
@@ -67,7 +79,7 @@ def pack(output_dir: Path, archive: Path, texts: dict[str, str] | None = None) -
             for run_dir in run_dirs(output_dir):
                 rel = run_dir.relative_to(output_dir)
                 for path, name in record_files(run_dir):
-                    tar.add(path, arcname=f"runs/{rel.as_posix()}/{name}", recursive=False)
+                    _add_snapshot(tar, path, f"runs/{rel.as_posix()}/{name}")
         os.replace(tmp, archive)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -107,16 +119,18 @@ def make_portable(run_dir: Path) -> None:
             record.write_text(json.dumps(fixed, indent=2) + "\n")
 
 
-def _completed_keys(results_dir: Path) -> set[tuple]:
+def completed_keys(results_dir: Path) -> set[tuple]:
+    """:func:`record_key` of every completed ``metrics.json`` below ``results_dir``."""
     keys = set()
     for path in results_dir.glob("**/metrics.json"):
         data = read_json(path)
         if data and data.get("status") == "completed":
-            keys.add(_key(data))
+            keys.add(record_key(data))
     return keys
 
 
-def _key(data: dict) -> tuple:
+def record_key(data: dict) -> tuple:
+    """``(config.name, config.seed, config.trainer.max_steps)``: which planned run a record is."""
     cfg = data.get("config") or {}
     return (cfg.get("name"), cfg.get("seed"), (cfg.get("trainer") or {}).get("max_steps"))
 
@@ -135,7 +149,7 @@ def unpack(archive: Path, results_dir: Path) -> tuple[list[str], list[str]]:
     """
     copied: list[str] = []
     messages: list[str] = []
-    done = _completed_keys(results_dir)
+    done = completed_keys(results_dir)
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(tmp, filter="data")
@@ -149,14 +163,14 @@ def unpack(archive: Path, results_dir: Path) -> tuple[list[str], list[str]]:
                 messages.append(f"skipped {rel}: status {status}, not completed")
             elif (read_json(dest / "metrics.json") or {}).get("status") == "completed":
                 messages.append(f"refused {rel}: {dest} already holds a completed record")
-            elif _key(data) in done:
+            elif record_key(data) in done:
                 messages.append(
                     f"refused {rel}: {results_dir} already has a completed record of "
-                    f"{_key(data)[0]} seed {_key(data)[1]}"
+                    f"{record_key(data)[0]} seed {record_key(data)[1]}"
                 )
             else:
                 shutil.copytree(src, dest, dirs_exist_ok=True)
                 make_portable(dest)
-                done.add(_key(data))
+                done.add(record_key(data))
                 copied.append(str(dest))
     return copied, messages

@@ -170,3 +170,17 @@ def test_sigkilled_process_resumes(tmp_path: Path) -> None:
     assert f"Resuming {run_dir}" in out.stderr
     record = (run_dir / "metrics.json").read_text()
     assert '"status": "completed"' in record and '"steps": 30' in record
+
+
+def test_a_best_checkpoint_saved_on_another_machine_is_found_in_the_run_folder(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "runs" / "exp" / "r1"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    elsewhere = "/machine-a/repo/runs/exp/r1/checkpoints/best-step40.ckpt"
+    assert harness.local_best(elsewhere, run_dir) == elsewhere  # not here either: unchanged
+    (run_dir / "checkpoints" / "best-step40.ckpt").write_bytes(b"")
+    assert harness.local_best(elsewhere, run_dir) == str(run_dir / "checkpoints/best-step40.ckpt")
+    here = run_dir / "checkpoints" / "best-step40.ckpt"
+    assert harness.local_best(str(here), tmp_path / "other") == str(here)  # exists: kept
+    assert harness.local_best("", run_dir) == ""  # no best checkpoint
