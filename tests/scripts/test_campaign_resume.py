@@ -359,3 +359,60 @@ def test_a_run_moved_to_another_machine_resumes_from_its_checkpoint(
     assert record["status"] == "completed" and record["steps"] == 7
     assert record["test_acc_best_val"] is not None  # the best checkpoint travelled too
     assert not Path(record["run_dir"]).is_absolute()
+
+
+# ----------------------------------------------------------------------------- through the script
+
+
+@pytest.mark.slow  # ~80 s on 2 cores: two train.py segments
+def test_a_segment_packed_lost_restored_and_resumed_through_the_script(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segment 1 stops on max_time; its folder is lost, restored from resume.tar, resumed."""
+    plan = {
+        "name": "t",
+        "output_dir": str(tmp_path / "runs"),
+        "results_dir": str(tmp_path / "results"),
+        "trainer": "cpu",
+        "overrides": ["logger=csv", f"paths.data_dir={tmp_path / 'data'}"],
+        "tasks": {"listops": {"seeds": 1, "per_gpu": 1, "ms_per_step": 60}},
+        "variants": [{"name": "softmax"}],
+        "priority": [{"task": "listops", "seeds": [0]}],
+    }
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    monkeypatch.setattr(campaign, "KILL_GUARD_S", 1.0)  # let max_time, not SIGTERM, end it
+
+    def segment(pack: str) -> str:
+        # max_time = 60 s - 51 s margin = 9 s of training; no second run fits
+        rc = campaign.main(
+            ["--plan", str(tmp_path / "plan.yaml"), "--gpus", "0", "--skip-data"]
+            + ["--deadline-min", "1", "--margin-min", "0.85", "--min-run-min", "0.01"]
+            + ["--run-workers", "0", "--pack-dir", str(tmp_path / pack), "--extra-overrides"]
+            + ["debug=default trainer.max_steps=5000 trainer.val_check_interval=20"]
+        )
+        assert rc == 0
+        return capsys.readouterr().out
+
+    out = segment("pack1")
+    assert "end listops/softmax/seed0: incomplete" in out
+    (run_dir,) = (tmp_path / "runs" / NAME).iterdir()
+    step = campaign_resume.checkpoint_step(run_dir)
+    assert step > 0
+    assert f"runs/{NAME}/{run_dir.name}/checkpoints/last.ckpt" in names(
+        tmp_path / "pack1" / "resume.tar"
+    )
+    shutil.rmtree(tmp_path / "runs")  # the machine is handed back
+
+    rc = campaign.main(
+        ["--plan", str(tmp_path / "plan.yaml"), "--restore", str(tmp_path / "pack1/resume.tar")]
+    )
+    assert rc == 0
+    assert f"restored {NAME}/{run_dir.name} at step {step}" in capsys.readouterr().out
+
+    out = segment("pack2")
+    assert f"(resumed at step {step})" in out
+    side = json.loads((run_dir / "campaign.json").read_text())
+    assert [s["steps_before"] for s in side["segments"]] == [0, step]
+    assert side["segments"][1]["steps_after"] > step
+    assert f"Resuming {run_dir}" in (run_dir / "console.log").read_text()
+    assert campaign_resume.checkpoint_step(run_dir) == side["segments"][1]["steps_after"]
