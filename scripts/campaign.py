@@ -29,6 +29,8 @@ back on the next machine (``campaign_resume``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import shlex
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -97,7 +100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pack-dir", default=None, help="write campaign.tar.gz here")
     p.add_argument("--unpack", default=None, metavar="FILE", help="copy records to results")
     p.add_argument(
-        "--restore", default=None, metavar="FILE", help="put a resume.tar's runs into output_dir"
+        "--restore",
+        default=None,
+        metavar="FILE",
+        help="put the runs of a resume.tar into output_dir, then exit",
     )
     p.add_argument(
         "--resume-cap-mib", type=float, default=15.0, help="size cap of <pack-dir>/resume.tar"
@@ -225,6 +231,27 @@ def resumable_dir(output_dir: Path, run: Run) -> Path | None:
             except FileNotFoundError:  # replaced meanwhile
                 continue
     return max(found)[1] if found else None
+
+
+@contextlib.contextmanager
+def data_lock(output_dir: Path, task: str) -> Iterator[None]:
+    """Hold ``<output_dir>/.data-<task>.lock`` (``flock``): one data build per task at a time.
+
+    Campaigns started together on one machine with other ``--variants`` of the same task
+    would otherwise run the same generator into the same folder at once. The kernel drops the
+    lock when its holder dies.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / f".data-{task}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"data {task}: another campaign is building it; waiting", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def fresh_dir(output_dir: Path, run: Run) -> Path:
@@ -448,20 +475,28 @@ class Campaign:
             if spec.is_ready(ROOT):
                 self.data_log.append(f"data {name}: ready ({', '.join(spec.ready)})")
                 continue
-            self.cold.add(name)
-            cmd = [sys.executable, *spec.command, "--workers", str(self.args.data_workers)]
-            t0 = time.monotonic()
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-            secs = time.monotonic() - t0
-            tail = (proc.stdout.strip().splitlines() or [""])[-1]
-            line = (
-                f"data {name}: `{shlex.join(cmd[1:])}` rc={proc.returncode} in {secs:.0f} s "
-                f"({self.args.data_workers} workers): {tail}"
-            )
-            self.data_log.append(line)
-            print(line, flush=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"data for {name} failed: {proc.stderr.strip()[-500:]}")
+            with data_lock(self.output_dir, name):
+                if spec.is_ready(ROOT):  # another campaign built it while this one waited
+                    self.data_log.append(f"data {name}: ready (built by another campaign)")
+                    continue
+                self.build_data(name, spec)
+
+    def build_data(self, name: str, spec: campaign_plan.DataSpec) -> None:
+        """Run the data command of task ``name``; log it; raise if it fails."""
+        self.cold.add(name)
+        cmd = [sys.executable, *spec.command, "--workers", str(self.args.data_workers)]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        secs = time.monotonic() - t0
+        tail = (proc.stdout.strip().splitlines() or [""])[-1]
+        line = (
+            f"data {name}: `{shlex.join(cmd[1:])}` rc={proc.returncode} in {secs:.0f} s "
+            f"({self.args.data_workers} workers): {tail}"
+        )
+        self.data_log.append(line)
+        print(line, flush=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"data for {name} failed: {proc.stderr.strip()[-500:]}")
 
     def workers_per_run(self, gpus: int, per_gpu: int) -> int | None:
         """``data.num_workers`` of a run: the CPUs split over concurrent runs, minus one."""

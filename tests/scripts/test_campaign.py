@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import tarfile
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -418,6 +420,33 @@ def test_data_is_built_once_and_timed(tmp_path: Path) -> None:
     second = campaign.Campaign(plan, args)
     second.ensure_data()
     assert second.data_log[0].startswith("data listops: ready") and second.cold == set()
+
+
+def test_a_second_campaign_waits_for_the_data_another_is_building(tmp_path: Path) -> None:
+    marker = tmp_path / "data" / "made.txt"
+    script = f"import pathlib; pathlib.Path({str(marker)!r}).write_text('by this one')"
+    data = {"command": ["-c", script], "ready": {str(marker): 1}}
+    plan = campaign_plan.load_plan(
+        small_plan(
+            tmp_path,
+            tasks={"listops": {"seeds": 1, "ms_per_step": 1, "data": data}},
+            variants=[{"name": "softmax"}],
+            priority=[{"task": "listops", "seeds": [0]}],
+        )
+    )
+    camp = campaign.Campaign(plan, campaign.parse_args([]))
+    finished = threading.Event()
+    worker = threading.Thread(target=lambda: (camp.ensure_data(), finished.set()))
+    with campaign.data_lock(camp.output_dir, "listops"):  # another campaign is building
+        worker.start()
+        time.sleep(0.5)
+        assert not finished.is_set()
+        marker.parent.mkdir()
+        marker.write_text("by the other")
+    worker.join(30)
+    assert finished.is_set() and marker.read_text() == "by the other"
+    assert camp.data_log == ["data listops: ready (built by another campaign)"]
+    assert camp.cold == set()
 
 
 def test_gate_lets_one_run_build_a_fresh_cache_first(tmp_path: Path) -> None:
