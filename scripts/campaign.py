@@ -62,9 +62,9 @@ from campaign_plan import (  # noqa: E402
     scan_records,
 )
 from campaign_resume import (  # noqa: E402
-    RESUMABLE,
     RESUME_ARCHIVE,
     RestoreError,
+    continuable,
     mib,
     pack_resume,
     restore,
@@ -212,11 +212,9 @@ def resumable(run_dir: Path, max_steps: int | None) -> bool:
     """
     data = read_json(run_dir / "metrics.json") or {}
     steps = ((data.get("config") or {}).get("trainer") or {}).get("max_steps")
-    segments = (read_json(run_dir / SIDE_CAR) or {}).get("segments") or [{}]
-    killed = data.get("status") == "failed" and segments[-1].get("killed") is True
     return (
         (run_dir / "checkpoints" / "last.ckpt").is_file()
-        and (data.get("status") in RESUMABLE or killed)
+        and continuable(run_dir)
         and steps == max_steps
     )
 

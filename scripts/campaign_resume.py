@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from campaign_plan import read_json
+from campaign_plan import SIDE_CAR, read_json
 
 RESUME_ARCHIVE = "resume.tar"
 MANIFEST = "resume.json"
@@ -57,6 +57,17 @@ KeyOf = Callable[[dict], tuple]
 
 class RestoreError(ValueError):
     """An archive that cannot be restored; the message is one sentence."""
+
+
+def continuable(run_dir: Path) -> bool:
+    """Whether the record in ``run_dir`` may be continued (checkpoint aside).
+
+    Status :data:`RESUMABLE`, or ``failed`` when the campaign itself terminated the run at the
+    deadline (the last segment of its ``campaign.json`` says ``killed``).
+    """
+    status = (read_json(run_dir / "metrics.json") or {}).get("status")
+    segments = (read_json(run_dir / SIDE_CAR) or {}).get("segments") or [{}]
+    return status in RESUMABLE or (status == "failed" and segments[-1].get("killed") is True)
 
 
 def member_bytes(size: int) -> int:
@@ -203,14 +214,14 @@ def _check_members(tar: tarfile.TarFile) -> None:
 def _verdict(src: Path, dest: Path, done: set[tuple], key_of: KeyOf) -> tuple[str | None, int]:
     """Why ``src`` must not replace ``dest`` (None: restore it) and the archive's step."""
     data = read_json(src / "metrics.json") or {}
-    if not (src / LAST).is_file() or data.get("status") not in RESUMABLE:
+    if not ((src / LAST).is_file() and continuable(src)):
         return f"status {data.get('status')}, no resumable checkpoint", 0
     if key_of(data) in done:
         return "a completed record of this run exists", 0
     step = checkpoint_step(src)
     if dest.exists():
         here = read_json(dest / "metrics.json") or {}
-        if here.get("status") in FINAL:
+        if here.get("status") in FINAL and not continuable(dest):
             return f"{dest} holds a {here['status']} record", step
         if (dest / LAST).is_file():
             old = checkpoint_step(dest)

@@ -168,8 +168,18 @@ def test_interrupted_runs_are_resumable(tmp_path: Path) -> None:
     d = partial_run(tmp_path, status="interrupted")
     assert campaign.resumable(d, MAX_STEPS)
     assert not campaign.resumable(d, 4)
-    (d / "metrics.json").write_text(json.dumps({"status": "completed"}))
+    record = json.loads((d / "metrics.json").read_text())
+    (d / "metrics.json").write_text(json.dumps({**record, "status": "completed"}))
     assert not campaign.resumable(d, MAX_STEPS)
+    (d / "metrics.json").write_text(json.dumps({**record, "status": "failed"}))
+    assert not campaign.resumable(d, MAX_STEPS)
+    (d / "campaign.json").write_text(json.dumps({"segments": [{"killed": True}]}))
+    assert campaign.resumable(d, MAX_STEPS)  # the campaign stopped it at the deadline
+    # and such a folder travels and comes back like the others
+    archive = tmp_path / "resume.tar"
+    assert campaign_resume.pack_resume(tmp_path, [d], archive, 2**20).packed == [f"{NAME}/s0_a"]
+    restored, _ = campaign_resume.restore(archive, tmp_path / "b", set(), campaign_pack.record_key)
+    assert restored == [f"{NAME}/s0_a at step 100"]
 
 
 # ----------------------------------------------------------------------------- restoring
