@@ -61,6 +61,12 @@ from spectrans.transforms.cosine import (
     makhoul_unreorder,
     ortho_weights,
 )
+from spectrans.transforms.factored import (
+    dct2_fourstep,
+    dct2_fourstep_adjoint,
+    fourstep_split,
+    hadamard_factored,
+)
 from spectrans.transforms.fft import causal_conv
 from spectrans.transforms.hadamard import next_power_of_two, sequency
 from spectrans.transforms.modules import DCT, DST, FFTTransform, HadamardTransform
@@ -282,3 +288,61 @@ def matrix_filter(u: Tensor, gains: Tensor, kind: str) -> Tensor:
     coef = (a @ cols).view(f, b, h, d) * gains.t()[:, None, :, None].to(u.dtype)  # (F, B, H, d)
     out = a.t() @ coef.reshape(f, b * h * d)  # (N, B*H*d)
     return out.view(n, b, h, d).permute(1, 2, 0, 3)  # (B, H, N, d)
+
+
+def _channels_last(u: Tensor) -> Tensor:
+    """``(B, H, N, d)`` as ``(B, N, H d)``: a view when ``u`` is laid out as ``(B, N, H, d)``."""
+    b, h, n, d = u.shape
+    return u.transpose(1, 2).reshape(b, n, h * d)  # (B, N, H*d)
+
+
+def factored_filter(u: Tensor, gains: Tensor, kind: str) -> Tensor:
+    r"""The filter :math:`M u` of a :data:`MATRIX_KINDS` kind as small GEMMs, ``O(N \sqrt N)``.
+
+    The sequence axis is factored (:mod:`spectrans.transforms.factored`) and the signal is
+    handled as ``(B, N, H d)`` (the layout the projections produce, so no transpose), every
+    head sharing the small matrices and only the gains differing per head:
+
+    - ``hadamard``: zero-pad to ``P``, :math:`H_P = H_a \otimes H_b` (two GEMMs), gains
+      :math:`\Lambda / P` in natural order, :math:`H_P` again, crop: the operator
+      :math:`\big(H_P\, \mathrm{diag}(\Lambda)\, H_P / P\big)_{[:N, :N]}`.
+    - ``dct``: :math:`M = T^T \mathrm{diag}(\Lambda) T` with :math:`T = \mathrm{diag}(2 w) R`
+      (``w`` = :func:`~spectrans.transforms.cosine.ortho_weights`, :math:`R` the four-step
+      map :func:`~spectrans.transforms.factored.dct2_fourstep`), so
+      :math:`M u = R^T (4 w^2 \Lambda \odot R u)` with the gains permuted to the four-step
+      order :math:`k = k_1 + N_1 k_2`.
+    - ``dst``: :math:`M_{dst}(\Lambda) = A\, M_{dct}(\mathrm{reversed}\ \Lambda)\, A`
+      (``A`` the alternating signs, applied inside :math:`R` and :math:`R^T`).
+
+    Prime ``N`` (no four-step split) uses :func:`matrix_filter`. Computed in ``u``'s dtype.
+
+    Args:
+        u: ``(B, H, N, d)`` real signal.
+        gains: ``(H, F)`` coefficient gains (:func:`coefficient_gains`).
+        kind: One of :data:`MATRIX_KINDS`.
+
+    Returns:
+        ``(B, H, N, d)`` (laid out as ``(B, N, H, d)``).
+    """
+    b, h, n, d = u.shape
+    x = _channels_last(u)  # (B, N, H*d)
+    g = gains.to(u.dtype)  # (H, F)
+    if kind == "hadamard":
+        p = next_power_of_two(n)
+        if p != n:
+            x = F.pad(x, (0, 0, 0, p - n))  # (B, P, H*d)
+        coef = hadamard_factored(x).view(b, p, h, d) * (g.t() / p)[:, :, None]  # (B, P, H, d)
+        out = hadamard_factored(coef.view(b, p, h * d)).narrow(1, 0, n)  # (B, N, H*d)
+        return out.view(b, n, h, d).transpose(1, 2)  # (B, H, N, d)
+    if kind not in ("dct", "dst"):
+        raise ValueError(f"no factored filter for kind {kind!r}; use one of {MATRIX_KINDS}")
+    n1, n2 = fourstep_split(n)
+    if n1 == 1:
+        return matrix_filter(u, gains, kind)
+    sine = kind == "dst"
+    w2 = 4 * ortho_weights(n, True, g.dtype, g.device) ** 2  # (N,): T = diag(2 w) R
+    g = (g.flip(-1) if sine else g) * w2  # (H, N), natural order k
+    g = g.view(h, n2, n1).permute(2, 1, 0)[..., None]  # (N1, N2, H, 1): k = k1 + N1 k2
+    coef = dct2_fourstep(x, sine).view(b, n1, n2, h, d) * g  # (B, N1, N2, H, d)
+    out = dct2_fourstep_adjoint(coef.view(b, n1, n2, h * d), sine)  # (B, N, H*d)
+    return out.view(b, n, h, d).transpose(1, 2)  # (B, H, N, d)

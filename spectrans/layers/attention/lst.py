@@ -74,6 +74,7 @@ from spectrans.layers.spectral_filter import (
     causal_filter,
     coefficient_gains,
     decaying_profile,
+    factored_filter,
     impulse_response,
     make_transform,
     matrix_filter,
@@ -83,11 +84,13 @@ from spectrans.registry import register_mixer
 from spectrans.transforms.precision import compute_dtype
 
 TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
-MixingPath = Literal["auto", "gemm", "dense", "fast"]
+MixingPath = Literal["auto", "gemm", "factored", "dense", "fast"]
 DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measured on H200)
 GEMM_MAX_LENGTH = (
     4096  # auto: transform-matrix GEMMs on CUDA up to this length (results/paths_probe.md)
 )
+FACTORED_MIN_LENGTH: int | None = None
+"""auto: the factored GEMMs on CUDA from this length on (before ``gemm``); None: never."""
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 _LST_LAYER_ARGS = (
     "hidden_dim",
@@ -211,19 +214,29 @@ class _LSTFilterAttention(AttentionLayer):
     mixing_path: MixingPath = "auto"
 
     def chosen_path(self, n: int, device: torch.device) -> str:
-        """``gemm``, ``dense`` or ``fast`` for length ``n`` on ``device``.
+        """``gemm``, ``factored``, ``dense`` or ``fast`` for length ``n`` on ``device``.
+
+        An explicit ``mixing_path`` is taken as set, except that causal layers given
+        ``factored`` take ``fast`` (the factored filter is not causal).
 
         ``auto`` on CUDA: non-causal filters whose kinds all have a closed-form matrix
         (dct, dst, hadamard) take ``gemm`` (:meth:`mix_gemm`: two tensor-core GEMMs with the
         shared transform matrix, ``4 N F B H d`` multiply-adds forward) for
         ``n <= GEMM_MAX_LENGTH``; others take the dense operator (:meth:`dense_operator`) for
         ``n <= DENSE_MAX_LENGTH``; the transforms (``fast``) otherwise, and always on the CPU.
+        When :data:`FACTORED_MIN_LENGTH` is set, non-causal closed-form filters of at least
+        that length take ``factored`` (:meth:`mix_factored`) first.
         """
+        if self.mixing_path == "factored" and self.causal:
+            return "fast"
         if self.mixing_path != "auto":
             return self.mixing_path
         if device.type != "cuda":
             return "fast"
         matrix_kinds = all(kind in MATRIX_KINDS for kind, _, _, _ in self.groups)
+        if not self.causal and matrix_kinds and FACTORED_MIN_LENGTH is not None:
+            if n >= FACTORED_MIN_LENGTH:
+                return "factored"
         if not self.causal and matrix_kinds and n <= GEMM_MAX_LENGTH:
             return "gemm"
         return "dense" if n <= DENSE_MAX_LENGTH else "fast"
@@ -269,14 +282,20 @@ class _LSTFilterAttention(AttentionLayer):
             ]
         )
 
-    def _filter_groups(self, u: Tensor, profile: Tensor, matrices: bool) -> Tensor:
-        """``M u`` per head group; ``matrices``: closed-form kinds use :func:`matrix_filter`."""
+    def _filter_groups(self, u: Tensor, profile: Tensor, matrices: str | None) -> Tensor:
+        """``M u`` per head group; closed-form kinds use ``matrices`` when given.
+
+        ``matrices``: ``"gemm"`` (:func:`matrix_filter`), ``"factored"``
+        (:func:`factored_filter`) or None (the transforms for every kind).
+        """
         n = u.shape[-2]
         outs = []
         for kind, s, e, t in self.groups:
             gains = coefficient_gains(profile[s:e], kind, n)  # (H_g, F)
-            if matrices and kind in MATRIX_KINDS:
+            if matrices == "gemm" and kind in MATRIX_KINDS:
                 outs.append(matrix_filter(u[:, s:e], gains, kind))  # (B, H_g, N, d)
+            elif matrices == "factored" and kind in MATRIX_KINDS:
+                outs.append(factored_filter(u[:, s:e], gains, kind))  # (B, H_g, N, d)
             else:
                 outs.append(spectral_filter(u[:, s:e], gains, self.transforms[t], kind))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
@@ -290,14 +309,26 @@ class _LSTFilterAttention(AttentionLayer):
         """
         if self.causal:
             return self.mix_dense(u)
-        return self._filter_groups(u, self.profile.to(u.dtype), matrices=True)
+        return self._filter_groups(u, self.profile.to(u.dtype), matrices="gemm")
+
+    def mix_factored(self, u: Tensor) -> Tensor:
+        r"""``M u`` with the transforms factored into small GEMMs (:func:`factored_filter`).
+
+        Closed-form kinds: Hadamard as :math:`H_a \otimes H_b`, DCT-II / DST-II by the
+        four-step DFT, ``O(N (N_1 + N_2))`` with :math:`N_1 N_2 = N`, in ``u``'s dtype; other
+        groups use their transforms. Non-causal only (:meth:`chosen_path` sends causal
+        layers to ``fast``).
+        """
+        if self.causal:
+            return self.mix(u)
+        return self._filter_groups(u, self.profile.to(u.dtype), matrices="factored")
 
     def mix(self, u: Tensor) -> Tensor:
         """Token mixing ``M u`` (or the causal convolution) of ``u`` (B, H, N, d)."""
         profile = self.profile.to(u.dtype)  # (H, L)
         if self.causal:
             return causal_filter(u, self._taps(profile, u.shape[-2]))  # (B, H, N, d)
-        return self._filter_groups(u, profile, matrices=False)
+        return self._filter_groups(u, profile, matrices=None)
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
@@ -319,7 +350,12 @@ class _LSTFilterAttention(AttentionLayer):
         u = torch.sigmoid(k.to(compute)) * v.to(compute)  # (B, H, N, d)
         if mask is not None:
             u = u * mask[:, None, :, None].to(compute)  # padded samples are zeros
-        mix = {"gemm": self.mix_gemm, "dense": self.mix_dense, "fast": self.mix}[path]
+        mix = {
+            "gemm": self.mix_gemm,
+            "factored": self.mix_factored,
+            "dense": self.mix_dense,
+            "fast": self.mix,
+        }[path]
         mixed = mix(u)  # (B, H, N, d)
         y = torch.sigmoid(q.to(compute)) * mixed  # (B, H, N, d)
         y = self.dropout(merge_heads(y.to(x.dtype)))  # (B, N, H*d)

@@ -111,7 +111,7 @@ def _layer(transform: str, causal: bool = False, heads: int = 3):
 TRANSFORMS = ["dct", "dst", "hadamard", "wavelet", "mixed", "dct3", "mixedfft"]
 
 
-PATHS = ["fast", "dense", "gemm"]
+PATHS = ["fast", "dense", "gemm", "factored"]
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
@@ -311,10 +311,11 @@ def test_transform_matrix_is_the_orthonormal_transform_of_the_identity(kind: str
 
 
 @pytest.mark.parametrize("transform", ["dct", "dst", "hadamard", "mixed"])
-def test_gemm_path_under_bf16_autocast_follows_float32(transform: str) -> None:
+@pytest.mark.parametrize("path", ["gemm", "factored"])
+def test_matrix_paths_under_bf16_autocast_follow_float32(transform: str, path: str) -> None:
     torch.manual_seed(0)
     layer = LSTAttention(32, 4, transform, max_sequence_length=64)
-    layer.mixing_path = "gemm"
+    layer.mixing_path = path
     x = torch.randn(2, 50, 32, requires_grad=True)
     reference = layer(x)
     with torch.autocast("cpu", torch.bfloat16):
@@ -324,3 +325,43 @@ def test_gemm_path_under_bf16_autocast_follows_float32(transform: str) -> None:
     assert error < 3e-2
     low.float().sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and layer.scale.grad is not None
+
+
+@pytest.mark.parametrize("transform", ["dct", "dst", "hadamard", "mixed"])
+@pytest.mark.parametrize("n", [12, 2000])
+def test_factored_path_matches_dense_oracle_at_composite_lengths(transform: str, n: int) -> None:
+    layer = _layer(transform, heads=3 if n < 100 else 2)
+    layer.mixing_path = "factored"
+    x = torch.randn(1 if n > 100 else 2, n, 12, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(x.shape[0], n) > 0.3
+    mask[:, 0] = True
+    got = layer(x, mask)
+    np.testing.assert_allclose(
+        got.detach().numpy(), _oracle(layer, x.detach(), mask), atol=1e-10, rtol=1e-8
+    )
+    (gx,) = torch.autograd.grad(got.pow(2).sum(), x)
+    layer.mixing_path = "fast"
+    (ref,) = torch.autograd.grad(layer(x, mask).pow(2).sum(), x)
+    torch.testing.assert_close(gx, ref, atol=1e-9, rtol=1e-7)
+    assert (gx[~mask] == 0).all()  # masked tokens reach no output
+
+
+def test_factored_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import spectrans.layers.attention.lst as lst
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    layer = LSTAttention(16, 4, "dct")
+    assert lst.FACTORED_MIN_LENGTH is None  # unset: auto never takes it
+    assert layer.chosen_path(lst.GEMM_MAX_LENGTH, cuda) == "gemm"
+    monkeypatch.setattr(lst, "FACTORED_MIN_LENGTH", 2048)
+    assert layer.chosen_path(2047, cuda) == "gemm"
+    assert layer.chosen_path(2048, cuda) == "factored"
+    assert layer.chosen_path(65536, cuda) == "factored"
+    assert layer.chosen_path(2048, cpu) == "fast"
+    assert LSTAttention(16, 4, "dct", causal=True).chosen_path(2048, cuda) == "fast"
+    assert LSTAttention(16, 4, "wavelet").chosen_path(2048, cuda) == "fast"
+    causal = LSTAttention(16, 4, "hadamard", causal=True)
+    causal.mixing_path = "factored"  # not causal: the causal convolution is taken
+    assert causal.chosen_path(64, cpu) == "fast"
+    layer.mixing_path = "factored"
+    assert layer.chosen_path(64, cpu) == "factored"
