@@ -1,8 +1,9 @@
-"""Measure the choices the fast paths make: SDPA backend per mask/dropout, LST dense vs fast.
+r"""Measure the choices the fast paths make: SDPA backend per mask/dropout, LST mixing paths.
 
 Usage::
 
     python -m experiments.probe_paths [--out results/paths_probe.md] [--repeats 10]
+        [--tables sdpa,lst] [--transforms dct,hadamard]
 
 Two tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
 ``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times):
@@ -11,11 +12,14 @@ Two tables, each row one forward+backward (bf16 autocast, device-synchronised, m
   backend (cuDNN, flash, memory-efficient) with and without a key-padding mask
   ``(B, 1, 1, N)`` and attention dropout 0.1, at the LRA ListOps and Pathfinder-32 shapes
   and the layer benchmark's shape. A backend that refuses the inputs shows ``n/a``.
-- **LST**: the DCT LST layer with ``mixing_path`` forced to ``gemm`` (two GEMMs with the
-  DCT matrix), ``dense`` (the ``N x N`` operator built, then one GEMM per head) and ``fast``
-  (the transforms) at several N, at the ListOps width and the layer benchmark's width.
-  ``GEMM_MAX_LENGTH`` and ``DENSE_MAX_LENGTH`` of :mod:`spectrans.layers.attention.lst` are
-  read off it.
+- **LST**: the LST layer of each ``--transforms`` kind with ``mixing_path`` forced to
+  ``gemm`` (two GEMMs with the transform matrix), ``factored`` (the transform factored into
+  small GEMMs: Hadamard as :math:`H_a \otimes H_b`, DCT/DST by the four-step DFT), ``dense``
+  (the ``N x N`` operator built, then one GEMM per head) and ``fast`` (the transforms) at
+  several N, at the ListOps width and the layer benchmark's width; ``gemm`` and ``dense``
+  are skipped (``-``) above ``MATRIX_PROBE_MAX_LENGTH``. ``GEMM_MAX_LENGTH``,
+  ``DENSE_MAX_LENGTH`` and ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.attention.lst`
+  are read off it.
 """
 
 from __future__ import annotations
@@ -46,9 +50,12 @@ SDPA_SHAPES = {  # name: (B, H, N, d)
     "layer N=16384": (8, 4, 16384, 64),
 }
 LST_SHAPES = {  # name: (B, D, H, lengths)
-    "listops width": (32, 512, 8, (1024, 2000, 3000, 4096)),
-    "layer width": (8, 256, 4, (1024, 2048, 4096, 8192, 16384, 32768)),
+    "listops width": (32, 512, 8, (1024, 2000, 3000, 4096, 8192)),
+    "layer width": (8, 256, 4, (1024, 2048, 4096, 8192, 16384, 32768, 65536)),
 }
+LST_PATHS = ("gemm", "factored", "dense", "fast")
+MATRIX_PROBE_MAX_LENGTH = 32768
+"""Longest N timed on the ``gemm`` and ``dense`` paths (their N x N matrices grow as N^2)."""
 
 
 def median_ms(step: Callable[[], None], repeats: int) -> float:
@@ -82,11 +89,15 @@ def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, 
         return "n/a"
 
 
-def lst_ms(b: int, width: int, heads: int, n: int, path: str, reps: int) -> str:
-    """Forward+backward milliseconds of the DCT LST layer on ``path``."""
-    from spectrans.layers.attention.lst import DCTAttention
+def lst_ms(
+    b: int, width: int, heads: int, n: int, path: str, reps: int, transform: str = "dct"
+) -> str:
+    """Forward+backward milliseconds of the ``transform`` LST layer on ``path``."""
+    from spectrans.layers.attention.lst import LSTAttention
 
-    layer = DCTAttention(hidden_dim=width, num_heads=heads, max_sequence_length=n).cuda()
+    if path in ("gemm", "dense") and n > MATRIX_PROBE_MAX_LENGTH:
+        return "-"
+    layer = LSTAttention(width, heads, transform, max_sequence_length=n).cuda()
     layer.mixing_path = path
     x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
 
@@ -120,14 +131,25 @@ def sdpa_table(reps: int) -> list[str]:
     return lines
 
 
-def lst_table(reps: int) -> list[str]:
-    """Markdown rows of the LST dense-versus-fast table."""
-    lines = ["| config (B, D, H) | N | gemm ms | dense ms | fast ms |", "|---|---|---|---|---|"]
-    for name, (b, width, heads, lengths) in LST_SHAPES.items():
-        for n in lengths:
-            cells = [lst_ms(b, width, heads, n, path, reps) for path in ("gemm", "dense", "fast")]
-            lines.append(f"| {name} ({b}, {width}, {heads}) | {n} | {' | '.join(cells)} |")
-            torch.cuda.empty_cache()
+def lst_table(
+    reps: int, transforms: list[str], measure_ms: Callable[..., str] = lst_ms
+) -> list[str]:
+    """Markdown rows of the LST path table: one row per transform, shape and N."""
+    lines = [
+        "| transform | config (B, D, H) | N | " + " | ".join(f"{p} ms" for p in LST_PATHS) + " |",
+        "|---|---|---|" + "---|" * len(LST_PATHS),
+    ]
+    for transform in transforms:
+        for name, (b, width, heads, lengths) in LST_SHAPES.items():
+            for n in lengths:
+                cells = [measure_ms(b, width, heads, n, p, reps, transform) for p in LST_PATHS]
+                lines.append(
+                    f"| {transform} | {name} ({b}, {width}, {heads}) | {n} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
     return lines
 
 
@@ -136,7 +158,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/paths_probe.md"))
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--tables", default="sdpa,lst", help="comma list of sdpa, lst")
+    parser.add_argument(
+        "--transforms", default="dct,hadamard", help="comma list of LST kinds (dct, dst, hadamard)"
+    )
     args = parser.parse_args(argv)
+    tables = [t for t in args.tables.split(",") if t]
+    transforms = [t for t in args.transforms.split(",") if t]
+    if not tables or set(tables) - {"sdpa", "lst"}:
+        print(f"unknown --tables {args.tables!r}; use a comma list of sdpa, lst.", file=sys.stderr)
+        return 2
+    if set(transforms) - {"dct", "dst", "hadamard"}:
+        print(
+            f"unknown --transforms {args.transforms!r}; use a comma list of dct, dst, hadamard.",
+            file=sys.stderr,
+        )
+        return 2
     if not torch.cuda.is_available():
         print("probe_paths needs a CUDA device.", file=sys.stderr)
         return 2
@@ -145,16 +182,18 @@ def main(argv: list[str] | None = None) -> int:
         f"# Fast-path probe ({short_device_name(torch.device('cuda'))}, torch "
         f"{torch.__version__.split('+')[0]}, bf16, {stamp})",
         "",
-        f"Command: `python -m experiments.probe_paths --repeats {args.repeats}`. "
+        f"Command: `python -m experiments.probe_paths --repeats {args.repeats} "
+        f"--tables {','.join(tables)} --transforms {','.join(transforms)}`. "
         f"Forward+backward, median ms. Commit: `{git_commit()}`.",
-        "",
-        "## SDPA backends",
-        "",
     ]
-    lines = head + sdpa_table(args.repeats) + ["", "## LST (DCT) dense vs fast", ""]
+    lines = head
+    if "sdpa" in tables:
+        lines += ["", "## SDPA backends", "", *sdpa_table(args.repeats)]
     print("\n".join(lines), flush=True)
-    rows = lst_table(args.repeats)
-    print("\n".join(rows), flush=True)
+    rows: list[str] = []
+    if "lst" in tables:
+        rows = ["", "## LST mixing paths", "", *lst_table(args.repeats, transforms)]
+        print("\n".join(rows), flush=True)
     args.out.write_text("\n".join(lines + rows) + "\n")
     return 0
 

@@ -39,3 +39,27 @@ def test_both_tools_refuse_to_run_without_cuda(capsys: pytest.CaptureFixture) ->
     assert probe_paths.main(["--out", "unused.md"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "CUDA" in err
+
+
+def test_probe_refuses_unknown_tables_or_transforms(capsys: pytest.CaptureFixture) -> None:
+    assert probe_paths.main(["--tables", "sdpa,nope"]) == 2
+    assert probe_paths.main(["--transforms", "dct,fft"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and err.count("unknown") == 2
+
+
+def test_lst_table_has_every_path_per_transform_and_skips_big_matrices() -> None:
+    calls = []
+
+    def fake(b, width, heads, n, path, reps, transform):  # noqa: ANN001, ANN202
+        calls.append((transform, n, path))
+        return "1.00"
+
+    rows = probe_paths.lst_table(3, ["dct", "hadamard"], measure_ms=fake)
+    lengths = sum(len(shape[3]) for shape in probe_paths.LST_SHAPES.values())
+    assert len(rows) == 2 + 2 * lengths
+    assert rows[0].count("ms") == len(probe_paths.LST_PATHS) == 4 and "factored" in rows[0]
+    assert {p for _, _, p in calls} == {"gemm", "factored", "dense", "fast"}
+    assert {n for _, n, _ in calls} >= {1024, 2048, 4096, 8192, 16384, 65536}
+    assert probe_paths.lst_ms(1, 8, 2, 65536, "gemm", 1) == "-"  # N^2 matrix: not timed
+    assert probe_paths.lst_ms(1, 8, 2, 65536, "dense", 1) == "-"
