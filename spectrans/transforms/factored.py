@@ -101,7 +101,7 @@ def sylvester_matrix(c: int, dtype: torch.dtype, device: torch.device) -> Tensor
     k = torch.arange(c, device=device)
     bits = k[:, None] & k[None, :]  # (c, c)
     parity = torch.zeros_like(bits)
-    while bool(bits.any()):
+    for _ in range(c.bit_length()):
         parity ^= bits & 1
         bits = bits >> 1
     return (1 - 2 * parity).to(dtype)  # (c, c)
@@ -198,7 +198,7 @@ def dct2_fourstep(x: Tensor, sine: bool = False) -> Tensor:
         v = v * signs
     a = torch.matmul(f1, v.reshape(batch, n1, n2 * c)).view(batch, n1, 2, n2, c)
     tw = tw[..., None]  # (N1, 2, N2, 2, 1)
-    a = a * tw[..., 0, :] + _swap(a) * tw[..., 1, :]  # (B, N1, 2, N2, C)
+    a = torch.addcmul(a * tw[..., 0, :], _swap(a), tw[..., 1, :])  # (B, N1, 2, N2, C)
     out = torch.matmul(f3, a.view(batch * n1, 2 * n2, c))  # (B*N1, N2, C)
     return out.view(batch, n1, n2, c)
 
@@ -215,7 +215,7 @@ def dct2_fourstep_adjoint(coeffs: Tensor, sine: bool = False) -> Tensor:
     a = torch.matmul(f3.t(), coeffs.reshape(batch * n1, n2, c))  # (B*N1, 2 N2, C)
     a = a.view(batch, n1, 2, n2, c)
     tw = tw[..., None]  # (N1, 2, N2, 2, 1)
-    a = a * tw[..., 0, :] - _swap(a) * tw[..., 1, :]  # (B, N1, 2, N2, C)
+    a = torch.addcmul(a * tw[..., 0, :], _swap(a), tw[..., 1, :], value=-1)  # (B, N1, 2, N2, C)
     v = torch.matmul(f1.t(), a.view(batch, 2 * n1, n2 * c)).view(batch, n, c)  # (B, N, C)
     if signs is not None:
         v = v * signs
