@@ -217,7 +217,7 @@ def random_batch(setup: Setup, device: torch.device, seed: int = 0) -> dict[str,
 
 
 def mixing_path(model: nn.Module, seq_len: int, device: torch.device) -> str:
-    """The LST mixing path (``dense`` / ``fast``) the model's layers take, or ``""``."""
+    """The LST mixing paths (gemm, factored, dense, fast) the layers take, or ``""``."""
     paths = {m.chosen_path(seq_len, device) for m in model.modules() if hasattr(m, "chosen_path")}
     return "/".join(sorted(paths))
 
