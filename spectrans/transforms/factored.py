@@ -220,3 +220,51 @@ def dct2_fourstep_adjoint(coeffs: Tensor, sine: bool = False) -> Tensor:
     if signs is not None:
         v = v * signs
     return makhoul_unreorder(v, 1)  # (B, N, C)
+
+
+@functools.lru_cache(maxsize=32)
+def _fnet_matrices(
+    n: int, dim: int, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``G (D, 2D)``, ``F1 (2 N1, N1)``, twiddle ``tr, ti (N1, N2, 1)``, ``F3 (N2, 2 N2)``."""
+    n1, n2 = fourstep_split(n)
+    j = torch.arange(dim, device=device)
+    phase_d = _angle(2 * j[:, None] * j[None, :], dim)  # (D, D): 2 pi j l / D
+    hidden = torch.cat([torch.cos(phase_d), -torch.sin(phase_d)], dim=1)  # (D, 2D): F_D re, im
+    k1 = torch.arange(n1, device=device)[:, None]
+    phase1 = _angle(2 * k1 * torch.arange(n1, device=device)[None, :], n1)  # (N1, N1)
+    f1 = torch.stack([torch.cos(phase1), -torch.sin(phase1)], dim=1).reshape(2 * n1, n1)
+    q2 = torch.arange(n2, device=device)
+    tw_phase = _angle(2 * k1 * q2[None, :], n)  # (N1, N2): 2 pi k1 n2 / N
+    tr, ti = torch.cos(tw_phase)[..., None], -torch.sin(tw_phase)[..., None]  # (N1, N2, 1)
+    phase3 = _angle(2 * q2[:, None] * q2[None, :], n2)  # (N2, N2): 2 pi k2 n2 / N2
+    f3 = torch.cat([torch.cos(phase3), torch.sin(phase3)], dim=1)  # (N2, 2 N2): Re(e^{-i psi} .)
+    return tuple(t.to(dtype) for t in (hidden, f1, tr, ti, f3))  # type: ignore[return-value]
+
+
+def fnet_fourstep(x: Tensor) -> Tensor:
+    r"""FNet's :math:`y = \mathrm{Re}(F_N\, x\, F_D)` of ``x (B, N, D)`` as GEMMs.
+
+    :math:`F_m = C_m - i S_m` is the DFT matrix (symmetric). The hidden DFT is one GEMM,
+    :math:`Z = x\,[C_D \mid -S_D]` (``Z_re``, ``Z_im`` side by side in the channels), and
+    :math:`y = \mathrm{Re}(F_N Z)` is the four-step DFT of the module doc on the complex
+    ``Z``: :math:`F_1 = [C_{N_1}; -S_{N_1}]` along :math:`n_1` gives the four real products,
+    combined as :math:`A = (C Z_{re} + S Z_{im}) + i (C Z_{im} - S Z_{re})`; the twiddle
+    :math:`e^{-2\pi i n_2 k_1 / N}`; then only the real part of the DFT along :math:`n_2`,
+    :math:`\sum_{n_2} \cos\psi\, A_{re} + \sin\psi\, A_{im}` with
+    :math:`\psi = 2\pi n_2 k_2 / N_2`. The result at ``[k1, k2]`` is :math:`y_{k_1 + N_1 k_2}`,
+    so one transpose of the ``(N1, N2)`` axes restores the order (the only copy of the
+    output). Cost ``2D + 4 N1 + 2 N2`` multiply-adds per element. Needs a split ``N1 > 1``.
+    """
+    batch, n, dim = x.shape
+    n1, n2 = fourstep_split(n)
+    if n1 == 1:
+        raise ValueError(f"length {n} has no four-step split (it is prime or 1)")
+    hidden, f1, tr, ti, f3 = _fnet_matrices(n, dim, x.dtype, x.device)
+    z = torch.matmul(x, hidden)  # (B, N, 2D): re | im
+    a = torch.matmul(f1, z.view(batch, n1, n2 * 2 * dim)).view(batch, n1, 2, n2, 2, dim)
+    a_re = a[:, :, 0, :, 0] - a[:, :, 1, :, 1]  # (B, N1, N2, D)
+    a_im = a[:, :, 0, :, 1] + a[:, :, 1, :, 0]  # (B, N1, N2, D)
+    t = torch.stack([tr * a_re - ti * a_im, ti * a_re + tr * a_im], dim=2)  # (B, N1, 2, N2, D)
+    y = torch.matmul(f3, t.view(batch * n1, 2 * n2, dim)).view(batch, n1, n2, dim)
+    return y.transpose(1, 2).reshape(batch, n, dim)  # (B, N, D), natural order

@@ -7,16 +7,29 @@ with :math:`m_j \in \{0, 1\}` the mask: padded positions are zeroed before the F
 cannot reach any output) and the outputs at padded positions are zeroed after it. No
 parameters; ``O(N D log(N D))``. Every output depends on every input, so ``causal=True`` is
 refused.
+
+Paths (``mixing_path``): ``fft`` (:func:`~spectrans.transforms.fft.fourier_mix_2d`, in
+float32) or ``factored`` (:func:`~spectrans.transforms.factored.fnet_fourstep`: the hidden DFT
+as one GEMM and the sequence DFT by the four-step method as small GEMMs, in bfloat16 under
+autocast, ``O(N D (D + sqrt N))``; a prime ``N`` takes ``fft``). ``auto`` is ``fft`` unless
+:data:`FACTORED_MIN_LENGTH` is set and a CUDA input is at least that long.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
+import torch
 from torch import Tensor
 
 from spectrans.config.layers.mixing import FNetMixingConfig
 from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
+from spectrans.transforms.factored import fnet_fourstep, fourstep_split
 from spectrans.transforms.fft import fourier_mix_2d
+
+FACTORED_MIN_LENGTH: int | None = None
+"""auto: the factored path on CUDA from this length on; None: never (``fft`` always)."""
 
 
 @register_mixer(
@@ -46,6 +59,19 @@ class FourierMixing(MixingLayer):
     ) -> None:
         super().__init__(hidden_dim, dropout, causal, init_weights)
 
+    mixing_path: Literal["auto", "fft", "factored"] = "auto"
+
+    def chosen_path(self, n: int, device: torch.device) -> str:
+        """``fft`` or ``factored`` for length ``n`` on ``device`` (module doc)."""
+        if fourstep_split(n)[0] == 1:
+            return "fft"
+        if self.mixing_path != "auto":
+            return self.mixing_path
+        long = FACTORED_MIN_LENGTH is not None and n >= FACTORED_MIN_LENGTH
+        return "factored" if device.type == "cuda" and long else "fft"
+
     def mix(self, x: Tensor) -> Tensor:
         """``Re FFT2(x)`` over (sequence, hidden): (B, N, D) -> (B, N, D)."""
+        if self.chosen_path(x.shape[1], x.device) == "factored":
+            return fnet_fourstep(x)
         return fourier_mix_2d(x)

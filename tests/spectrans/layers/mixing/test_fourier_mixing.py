@@ -48,3 +48,44 @@ def test_defaults_registry_and_causal_refused() -> None:
     assert type(FourierMixing.from_config(FNetMixingConfig(hidden_dim=8))) is FourierMixing
     with pytest.raises(ValueError, match="causal=True"):
         FourierMixing(16, causal=True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 12, 100, 128, 2000])
+def test_factored_path_matches_dense_dft_with_mask_and_gradients(n: int) -> None:
+    layer = FourierMixing(6)
+    layer.mixing_path = "factored"
+    assert layer.chosen_path(n, torch.device("cpu")) == ("fft" if n in (1, 2, 7) else "factored")
+    x = torch.randn(2, n, 6, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(2, n) > 0.3
+    mask[:, 0] = True
+    m = mask.numpy()[:, :, None].astype(float)
+    out = layer(x, mask)
+    xm = x.detach().numpy() * m
+    ref = np.real(np.einsum("ij,bjk,lk->bil", _dft(n), xm, _dft(6))) * m
+    np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-9 * max(n, 10))
+    x2 = x.detach().clone()
+    x2[~mask] = 1e3  # masked tokens reach no output
+    torch.testing.assert_close(layer(x2, mask), out.detach(), atol=1e-9 * max(n, 10), rtol=0)
+    (g,) = torch.autograd.grad(out.pow(2).sum(), x)
+    layer.mixing_path = "fft"
+    (ref_g,) = torch.autograd.grad(layer(x, mask).pow(2).sum(), x)
+    torch.testing.assert_close(g, ref_g, atol=1e-8 * max(n, 10), rtol=1e-7)
+
+
+def test_factored_path_bf16_autocast_and_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import spectrans.layers.mixing.fourier as fourier
+
+    layer = FourierMixing(32)
+    assert layer.chosen_path(2000, torch.device("cuda")) == "fft"  # unset: never factored
+    monkeypatch.setattr(fourier, "FACTORED_MIN_LENGTH", 1024)
+    assert layer.chosen_path(2000, torch.device("cuda")) == "factored"
+    assert layer.chosen_path(1000, torch.device("cuda")) == "fft"
+    assert layer.chosen_path(2000, torch.device("cpu")) == "fft"
+    assert layer.chosen_path(2003, torch.device("cuda")) == "fft"  # prime: no split
+    layer.mixing_path = "factored"
+    x = torch.randn(2, 2000, 32)
+    reference = fourier.fourier_mix_2d(x.double())
+    with torch.autocast("cpu", torch.bfloat16):
+        low = layer(x)
+    error = (low.double() - reference).norm() / reference.norm()
+    assert error < 2e-2
