@@ -3,9 +3,9 @@ r"""Measure the choices the fast paths make: SDPA backend per mask/dropout, LST 
 Usage::
 
     python -m experiments.probe_paths [--out results/paths_probe.md] [--repeats 10]
-        [--tables sdpa,lst] [--transforms dct,hadamard]
+        [--tables sdpa,lst,fnet] [--transforms dct,hadamard]
 
-Two tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
+Three tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
 ``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times):
 
 - **SDPA**: ``scaled_dot_product_attention`` on q, k, v ``(B, H, N, d)`` restricted to one
@@ -20,6 +20,9 @@ Two tables, each row one forward+backward (bf16 autocast, device-synchronised, m
   are skipped (``-``) above ``MATRIX_PROBE_MAX_LENGTH``. ``GEMM_MAX_LENGTH``,
   ``DENSE_MAX_LENGTH`` and ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.attention.lst`
   are read off it.
+- **FNet**: the FNet layer on ``fft`` (cuFFT in float32) and ``factored`` (GEMMs in bf16)
+  at the same shapes; ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.mixing.fourier` is
+  read off it.
 """
 
 from __future__ import annotations
@@ -112,6 +115,37 @@ def lst_ms(
         return "oom"
 
 
+def fnet_ms(b: int, width: int, n: int, path: str, reps: int) -> str:
+    """Forward+backward milliseconds of the FNet layer on ``path``."""
+    from spectrans.layers.mixing.fourier import FourierMixing
+
+    layer = FourierMixing(width).cuda()
+    layer.mixing_path = path
+    x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
+
+    def step() -> None:
+        with torch.autocast("cuda", torch.bfloat16):
+            out = layer(x)  # (B, N, D)
+        out.float().square().mean().backward()
+
+    try:
+        return f"{median_ms(step, reps):.2f}"
+    except torch.OutOfMemoryError:
+        return "oom"
+
+
+def fnet_table(reps: int, measure_ms: Callable[..., str] = fnet_ms) -> list[str]:
+    """Markdown rows of the FNet path table."""
+    lines = ["| config (B, D) | N | fft ms | factored ms |", "|---|---|---|---|"]
+    for name, (b, width, _, lengths) in LST_SHAPES.items():
+        for n in lengths:
+            cells = [measure_ms(b, width, n, path, reps) for path in ("fft", "factored")]
+            lines.append(f"| {name} ({b}, {width}) | {n} | {' | '.join(cells)} |")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    return lines
+
+
 def sdpa_table(reps: int) -> list[str]:
     """Markdown rows of the SDPA table."""
     lines = [
@@ -158,15 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/paths_probe.md"))
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--tables", default="sdpa,lst", help="comma list of sdpa, lst")
+    parser.add_argument("--tables", default="sdpa,lst,fnet", help="comma list of sdpa, lst, fnet")
     parser.add_argument(
         "--transforms", default="dct,hadamard", help="comma list of LST kinds (dct, dst, hadamard)"
     )
     args = parser.parse_args(argv)
     tables = [t for t in args.tables.split(",") if t]
     transforms = [t for t in args.transforms.split(",") if t]
-    if not tables or set(tables) - {"sdpa", "lst"}:
-        print(f"unknown --tables {args.tables!r}; use a comma list of sdpa, lst.", file=sys.stderr)
+    if not tables or set(tables) - {"sdpa", "lst", "fnet"}:
+        print(
+            f"unknown --tables {args.tables!r}; use a comma list of sdpa, lst, fnet.",
+            file=sys.stderr,
+        )
         return 2
     if set(transforms) - {"dct", "dst", "hadamard"}:
         print(
@@ -194,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     if "lst" in tables:
         rows = ["", "## LST mixing paths", "", *lst_table(args.repeats, transforms)]
         print("\n".join(rows), flush=True)
+    if "fnet" in tables:
+        fnet_rows = ["", "## FNet mixing paths", "", *fnet_table(args.repeats)]
+        print("\n".join(fnet_rows), flush=True)
+        rows += fnet_rows
     args.out.write_text("\n".join(lines + rows) + "\n")
     return 0
 

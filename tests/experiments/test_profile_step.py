@@ -63,3 +63,16 @@ def test_lst_table_has_every_path_per_transform_and_skips_big_matrices() -> None
     assert {n for _, n, _ in calls} >= {1024, 2048, 4096, 8192, 16384, 65536}
     assert probe_paths.lst_ms(1, 8, 2, 65536, "gemm", 1) == "-"  # N^2 matrix: not timed
     assert probe_paths.lst_ms(1, 8, 2, 65536, "dense", 1) == "-"
+
+
+def test_fnet_table_times_both_paths_at_every_length() -> None:
+    calls = []
+
+    def fake(b, width, n, path, reps):  # noqa: ANN001, ANN202
+        calls.append((n, path))
+        return "1.00"
+
+    rows = probe_paths.fnet_table(3, measure_ms=fake)
+    lengths = sum(len(shape[3]) for shape in probe_paths.LST_SHAPES.values())
+    assert len(rows) == 2 + lengths and "factored ms" in rows[0]
+    assert {p for _, p in calls} == {"fft", "factored"} and len(calls) == 2 * lengths
