@@ -80,6 +80,7 @@ def hadamard_split(p: int) -> tuple[int, int]:
     return a, p // a
 
 
+@functools.lru_cache(maxsize=256)
 def fourstep_split(n: int) -> tuple[int, int]:
     r"""``(N1, N2)`` with ``N1 N2 = n``: the divisor pair nearest :math:`\sqrt n`.
 
