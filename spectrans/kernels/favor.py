@@ -16,6 +16,11 @@ Stabilisation (exact, it cancels in the attention ratio
   being a power of two, it rescales each key exactly, so masked or future keys cannot perturb
   the features of the others even by rounding (:func:`~spectrans.kernels.rff.scale_keys_exactly`).
 
+The attention layers take the features in factored form (:func:`favor_factors`): a bounded
+``(N, m)`` factor ``exp(W x' - max_i (W x')_i)`` and a per-key ``(N, 1)`` factor carrying the
+rest, which the attention multiplies into the values, so no pass over an ``(N, m)`` tensor is
+spent on the per-head stabiliser.
+
 The generalized (LRA) Performer replaces the estimate by the deterministic kernel
 ``phi(x) = relu(x) + eps``.
 """
@@ -31,6 +36,58 @@ from torch import Tensor
 from spectrans.kernels.rff import FeatureMap, SoftmaxRandomFeatures, scale_keys_exactly
 
 
+def favor_factors(
+    x: Tensor, projection: Tensor, *, is_query: bool, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
+    """FAVOR+ features as ``base * scale``: a bounded ``(..., N, m)`` factor and a per-row one.
+
+    With ``L = W x'`` (``x' = x d^{-1/4}``) and ``r = max_i L_i`` (one row's own maximum):
+
+        base  = exp(L - r)                              (..., N, m), in (0, 1], max exactly 1
+        scale = exp(r - |x'|^2 / 2 - E ln 2)            (..., N, 1), keys only
+
+    so ``base * scale = exp(W x' - |x'|^2 / 2 - E ln 2)``: the FAVOR+ features times the
+    per-head constant ``2^{-E}`` (``E`` from the unmasked keys, see
+    :func:`~spectrans.kernels.rff.scale_keys_exactly`), which cancels in the attention ratio.
+    For queries every per-row constant cancels too (``|x'|^2 / 2``, ``r``, ``1 / sqrt(m)``),
+    so ``scale`` is ``None`` and the query features are ``base``.
+
+    Range: ``base <= 1`` never overflows and its largest entry is 1, so a row never underflows
+    as a whole; ``scale <= 2``, and it underflows (to 0) only for keys whose largest feature
+    is ``2^-126`` (float32/bfloat16) times smaller than the largest key's of the head. The
+    per-row maximum ``r`` reads only its own row, so it fuses into the kernel that forms
+    ``exp`` under ``torch.compile``; the per-head part is a reduction over an ``(N,)`` vector.
+    A data-independent stabiliser (``r`` replaced by ``max_i |w_i|^2 / 2``, which bounds
+    ``W x' - |x'|^2 / 2`` by completing the square) would underflow every feature of a row
+    once ``min_i |x' - w_i|^2 / 2`` exceeds ~87 (e.g. ``|x| > ~37`` at d = 64), so the
+    row maximum is kept.
+
+    ``r`` and ``E`` are constants for autograd (they cancel in the ratio), so gradients are
+    those of the unstabilised ratio.
+
+    Args:
+        x: ``(..., N, d)`` queries or keys (the dtype the features are computed in).
+        projection: ``(m, d)`` Gaussian (ideally block-orthogonal) frequencies.
+        is_query: Queries (no ``scale``) or keys.
+        mask: broadcastable to ``x.shape[:-1]``, True on real keys; masked keys do not enter
+            ``E``. Ignored for queries.
+
+    Returns:
+        ``base`` ``(..., N, m)`` and ``scale`` ``(..., N, 1)`` float32 or float64 (keys) or
+        ``None`` (queries).
+    """
+    x = x * x.shape[-1] ** -0.25  # (..., N, d)
+    logits = x @ projection.to(x.dtype).T  # (..., N, m)
+    peak = logits.amax(dim=-1, keepdim=True).detach()  # (..., N, 1)
+    base = torch.exp(logits - peak)  # (..., N, m)
+    if is_query:
+        return base, None
+    wide = torch.promote_types(x.dtype, torch.float32)
+    x_wide = x.to(wide)  # (..., N, d)
+    log_peak = peak.to(wide) - 0.5 * (x_wide * x_wide).sum(-1, keepdim=True)  # (..., N, 1)
+    return base, scale_keys_exactly(log_peak, log_peak, mask)  # (..., N, 1)
+
+
 def positive_softmax_features(
     x: Tensor,
     projection: Tensor,
@@ -44,7 +101,8 @@ def positive_softmax_features(
     Args:
         x: ``(..., N, d)`` queries or keys.
         projection: ``(m, d)`` Gaussian (ideally block-orthogonal) frequencies.
-        is_query: Stabiliser ``c`` per row (queries) or per head over unmasked keys (keys).
+        is_query: Stabiliser ``c`` per row (queries) or per head over unmasked keys (keys);
+            see :func:`favor_factors` for both.
         mask: broadcastable to ``x.shape[:-1]``, True on real tokens; masked keys do not
             enter the key stabiliser. Ignored for queries.
         stabilise: Subtract ``c`` (off: the raw unbiased estimator, ``c = 0``).
@@ -52,15 +110,15 @@ def positive_softmax_features(
     Returns:
         ``(..., N, m)`` positive features.
     """
-    x = x * x.shape[-1] ** -0.25  # (..., N, d)
-    logits = x @ projection.to(x.dtype).T - 0.5 * (x**2).sum(-1, keepdim=True)  # (..., N, m)
     scale = 1.0 / math.sqrt(projection.shape[0])
-    if stabilise and is_query:
-        return (logits - logits.amax(dim=-1, keepdim=True).detach()).exp() * scale
-    if stabilise:
-        row_max = logits.amax(dim=-1, keepdim=True)  # (..., N, 1)
-        return scale_keys_exactly(logits, row_max, mask) * scale  # (..., N, m)
-    return logits.exp() * scale  # (..., N, m)
+    if not stabilise:
+        x = x * x.shape[-1] ** -0.25  # (..., N, d)
+        logits = x @ projection.to(x.dtype).T - 0.5 * (x**2).sum(-1, keepdim=True)
+        return logits.exp() * scale  # (..., N, m)
+    base, key_scale = favor_factors(x, projection, is_query=is_query, mask=mask)
+    if key_scale is not None:
+        base = base * key_scale.to(base.dtype)  # (..., N, m)
+    return base * scale
 
 
 def relu_features(x: Tensor, eps: float = 1e-3) -> Tensor:
@@ -79,6 +137,12 @@ class PositiveRandomFeatures(SoftmaxRandomFeatures):
 
     signed: ClassVar[bool] = False
     features = staticmethod(positive_softmax_features)
+
+    def factored(
+        self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``(base, scale)`` of :func:`favor_factors` (features up to a cancelling constant)."""
+        return favor_factors(x, self.projection, is_query=is_query, mask=mask)
 
 
 class ReLUFeatures(FeatureMap):

@@ -160,6 +160,18 @@ class FeatureMap(nn.Module):
         """The kernel the features estimate, ``(..., N, d), (..., M, d) -> (..., N, M)``."""
         raise NotImplementedError
 
+    def factored(
+        self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Features as ``(base, scale)``: ``phi(x) = c base * scale`` row by row.
+
+        ``base`` is ``(..., N, feature_dim)``; ``scale`` is ``(..., N, 1)`` or ``None`` (1);
+        ``c > 0`` is one constant per query row (queries) or per head over the unmasked keys
+        (keys), so it cancels in the attention ratio. The attention multiplies ``scale`` into
+        the values. Here ``base = phi(x)`` and ``scale = None``.
+        """
+        return self(x, is_query=is_query, mask=mask), None
+
 
 class RandomFeatureMap(FeatureMap):
     """A feature map with a random projection kept as a buffer (saved in ``state_dict``).

@@ -13,10 +13,22 @@ carried from chunk to chunk (a torch.cumsum over chunk totals), and inside a chu
 lower-triangular C x C products are formed directly. Every output at i uses only positions
 ``j <= i``: causality is exact by construction.
 
+Numerator and normaliser come out of the same contractions: with ``[v, 1]`` (e + 1 columns)
+as values, ``phi(q_i)^T (sum_j psi(k_j) [v_j, 1]^T)`` holds the numerator in its first e
+columns and the normaliser in the last, so each ``(N, m)`` feature tensor is read once per
+contraction. Per-key factors of the key features (:meth:`FeatureMap.factored`) are multiplied
+into these ``(N, e + 1)`` values instead of into the ``(N, m)`` features.
+
 Masks: the key features and values of masked positions are zeroed, so masked tokens add
 nothing to a numerator or a denominator.
 
-Normalisers: all contractions run in float32 (also under bf16 autocast). Positive features
+Precision: :func:`linear_attention` and signed feature maps run in float32 (float64 inputs in
+float64), also under autocast. Positive feature maps in :func:`feature_attention` form the
+features and both contractions in the compute dtype (:func:`compute_dtype`: bfloat16 under
+bf16 autocast; matmuls accumulate in float32) and divide in float32; causal prefix states are
+summed in float32.
+
+Normalisers: positive features
 (FAVOR+, ReLU) give normalisers > 0 unless no key is visible, where the numerator is 0 too;
 they are clamped at the smallest positive float, which changes nothing else. Signed
 (trigonometric) features can give normalisers ``z_i <= 0``; they are clamped away from zero
@@ -71,6 +83,107 @@ def _mask_keys(k_feat: Tensor, v: Tensor, key_mask: Tensor | None) -> tuple[Tens
     return torch.where(keep, k_feat, 0.0), torch.where(keep, v, 0.0)
 
 
+def compute_dtype(v: Tensor) -> torch.dtype:
+    """The dtype of the feature tensors and contractions of positive feature maps.
+
+    bfloat16 under bf16 autocast and for bfloat16 inputs; float64 for float64 inputs; float32
+    otherwise (float16 keeps float32: its range is too small for un-normalised sums).
+    """
+    device_type = v.device.type
+    if torch.is_autocast_enabled(device_type):
+        if torch.get_autocast_dtype(device_type) == torch.bfloat16:
+            return torch.bfloat16
+        return torch.float32
+    if v.dtype in (torch.float64, torch.bfloat16):
+        return v.dtype
+    return torch.float32
+
+
+def augment_values(v: Tensor, scale: Tensor | None = None) -> Tensor:
+    """``[v, 1] * scale``: values with a ones column that collects the normaliser.
+
+    Args:
+        v: ``(B, H, N, e)`` values.
+        scale: ``(B, H|1, N, 1)`` per-key factors of the key features, or None.
+
+    Returns:
+        ``(B, H, N, e + 1)`` in ``v``'s dtype.
+    """
+    v_aug = torch.cat((v, torch.ones_like(v[..., :1])), dim=-1)  # (B, H, N, e+1)
+    return v_aug if scale is None else v_aug * scale.to(v.dtype)
+
+
+def normalise(out_aug: Tensor, bound: Tensor | None, *, signed: bool, eps: float) -> Tensor:
+    """Split ``(..., e + 1)`` into numerator and normaliser and divide in float32 (or wider).
+
+    Args:
+        out_aug: ``(B, H, N, e + 1)`` numerators and (last column) normalisers.
+        bound: ``(B, H, N)`` Cauchy-Schwarz bounds of signed normalisers, or None.
+        signed: Sign-preserving normaliser clamp.
+        eps: Relative clamp of signed normalisers.
+
+    Returns:
+        ``(B, H, N, e)`` float32 (float64 for float64 inputs).
+    """
+    out_aug = out_aug.to(torch.promote_types(out_aug.dtype, torch.float32))
+    den = safe_normaliser(out_aug[..., -1], bound, signed=signed, eps=eps)  # (B, H, N)
+    return out_aug[..., :-1] / den[..., None]
+
+
+def contract_bidirectional(q_feat: Tensor, k_feat: Tensor, v_aug: Tensor) -> Tensor:
+    """``phi(Q) (psi(K)^T V_aug)``: two matmuls, each reading one ``(N, m)`` tensor once.
+
+    Args:
+        q_feat: ``(B, H, N, m)``.
+        k_feat: ``(B, H|1, N, m)``.
+        v_aug: ``(B, H, N, e + 1)``.
+
+    Returns:
+        ``(B, H, N, e + 1)`` in the inputs' dtype (float32 accumulation).
+    """
+    kv = k_feat.transpose(-1, -2) @ v_aug  # (B, H, m, e+1)
+    return q_feat @ kv  # (B, H, N, e+1)
+
+
+def contract_causal(
+    q_feat: Tensor, k_feat: Tensor, v_aug: Tensor, chunk_size: int | None = None
+) -> Tensor:
+    """``sum_{j <= i} (phi(q_i).psi(k_j)) v_aug_j`` by chunked prefix sums.
+
+    Memory is ``O(B H ((N/C) m e + N C))``: one ``(m, e + 1)`` prefix state per chunk and a
+    ``C x C`` block per chunk; the default ``C = sqrt(m e)`` (clamped to [16, 256]) balances
+    the two terms. Prefix states are summed in float32 (or wider).
+
+    Args:
+        q_feat: ``(B, H, N, m)``.
+        k_feat: ``(B, H, N, m)``.
+        v_aug: ``(B, H, N, e + 1)``.
+        chunk_size: Chunk length C.
+
+    Returns:
+        ``(B, H, N, e + 1)`` float32 (float64 for float64 inputs).
+    """
+    batch, heads, seq_len, m = q_feat.shape
+    wide = torch.promote_types(q_feat.dtype, torch.float32)
+    if chunk_size is None:
+        chunk_size = min(256, max(16, round(math.sqrt(m * max(1, v_aug.shape[-1] - 1)))))
+    chunk = max(1, min(chunk_size, seq_len))
+    pad = (-seq_len) % chunk
+    if pad:
+        q_feat, k_feat, v_aug = (
+            torch.nn.functional.pad(t, (0, 0, 0, pad)) for t in (q_feat, k_feat, v_aug)
+        )
+    n_chunks = (seq_len + pad) // chunk
+    qc = q_feat.reshape(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
+    kc = k_feat.reshape(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
+    vc = v_aug.reshape(batch, heads, n_chunks, chunk, -1)  # (B, H, K, C, e+1)
+    kv_chunk = kc.transpose(-1, -2) @ vc  # (B, H, K, m, e+1)
+    kv_prev = exclusive_cumsum(kv_chunk.to(wide), dim=2).to(q_feat.dtype)  # earlier chunks
+    scores = (qc @ kc.transpose(-1, -2)).tril()  # (B, H, K, C, C), j <= i inside a chunk
+    num = (qc @ kv_prev).to(wide) + (scores @ vc).to(wide)  # (B, H, K, C, e+1)
+    return num.reshape(batch, heads, n_chunks * chunk, -1)[:, :, :seq_len]  # (B, H, N, e+1)
+
+
 def bidirectional_linear_attention(
     q_feat: Tensor, k_feat: Tensor, v: Tensor, *, signed: bool, eps: float = 1e-3
 ) -> Tensor:
@@ -86,14 +199,11 @@ def bidirectional_linear_attention(
     Returns:
         ``(B, H, N, e)``.
     """
-    kv = torch.einsum("bhnm,bhne->bhme", k_feat, v)  # (B, H, m, e)
-    k_sum = k_feat.sum(dim=2)  # (B, H, m)
-    num = torch.einsum("bhnm,bhme->bhne", q_feat, kv)  # (B, H, N, e)
-    den = torch.einsum("bhnm,bhm->bhn", q_feat, k_sum)  # (B, H, N)
+    out_aug = contract_bidirectional(q_feat, k_feat, augment_values(v))  # (B, H, N, e+1)
     bound = None
     if signed:
         bound = q_feat.norm(dim=-1) * k_feat.norm(dim=-1).sum(dim=-1, keepdim=True)  # (B, H, N)
-    return num / safe_normaliser(den, bound, signed=signed, eps=eps)[..., None]
+    return normalise(out_aug, bound, signed=signed, eps=eps)
 
 
 def causal_linear_attention(
@@ -105,41 +215,13 @@ def causal_linear_attention(
     eps: float = 1e-3,
     chunk_size: int | None = None,
 ) -> Tensor:
-    """Causal linear attention by chunked prefix sums (shapes as the bidirectional one).
-
-    Memory is ``O(B H ((N/C) m e + N C))``: one ``(m, e)`` prefix state per chunk and a
-    ``C x C`` block per chunk; the default ``C = sqrt(m e)`` (clamped to [16, 256]) balances
-    the two terms.
-    """
-    batch, heads, seq_len, m = q_feat.shape
+    """Causal linear attention by chunked prefix sums (:func:`contract_causal`; shapes as the
+    bidirectional one)."""
     bound = None
     if signed:
         bound = q_feat.norm(dim=-1) * k_feat.norm(dim=-1).cumsum(dim=-1)  # (B, H, N)
-    if chunk_size is None:
-        chunk_size = min(256, max(16, round(math.sqrt(m * v.shape[-1]))))
-    chunk = max(1, min(chunk_size, seq_len))
-    pad = (-seq_len) % chunk
-    if pad:
-        q_feat, k_feat, v = (
-            torch.nn.functional.pad(t, (0, 0, 0, pad)) for t in (q_feat, k_feat, v)
-        )
-    n_chunks = (seq_len + pad) // chunk
-    qc = q_feat.reshape(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
-    kc = k_feat.reshape(batch, heads, n_chunks, chunk, m)  # (B, H, K, C, m)
-    vc = v.reshape(batch, heads, n_chunks, chunk, -1)  # (B, H, K, C, e)
-    kv_chunk = torch.einsum("bhkcm,bhkce->bhkme", kc, vc)  # (B, H, K, m, e)
-    k_chunk = kc.sum(dim=3)  # (B, H, K, m)
-    kv_prev = exclusive_cumsum(kv_chunk, dim=2)  # (B, H, K, m, e), strictly earlier chunks
-    k_prev = exclusive_cumsum(k_chunk, dim=2)  # (B, H, K, m)
-    tril = torch.ones(chunk, chunk, dtype=torch.bool, device=q_feat.device).tril()  # (C, C)
-    scores = torch.einsum("bhkcm,bhkdm->bhkcd", qc, kc) * tril  # (B, H, K, C, C)
-    num = torch.einsum("bhkcm,bhkme->bhkce", qc, kv_prev) + torch.einsum(
-        "bhkcd,bhkde->bhkce", scores, vc
-    )  # (B, H, K, C, e)
-    den = torch.einsum("bhkcm,bhkm->bhkc", qc, k_prev) + scores.sum(dim=-1)  # (B, H, K, C)
-    out = num.reshape(batch, heads, n_chunks * chunk, -1)[:, :, :seq_len]  # (B, H, N, e)
-    den = den.reshape(batch, heads, n_chunks * chunk)[:, :, :seq_len]  # (B, H, N)
-    return out / safe_normaliser(den, bound, signed=signed, eps=eps)[..., None]
+    out_aug = contract_causal(q_feat, k_feat, augment_values(v), chunk_size)  # (B, H, N, e+1)
+    return normalise(out_aug, bound, signed=signed, eps=eps)
 
 
 def _linear_attention_fp32(
@@ -154,7 +236,8 @@ def _linear_attention_fp32(
     chunk_size: int | None,
 ) -> Tensor:
     """:func:`linear_attention` body; the caller has turned autocast off."""
-    q_feat, k_feat, v = q_feat.float(), k_feat.float(), v.float()
+    wide = torch.promote_types(v.dtype, torch.float32)
+    q_feat, k_feat, v = q_feat.to(wide), k_feat.to(wide), v.to(wide)
     k_feat, v = _mask_keys(k_feat, v, key_mask)
     if causal:
         return causal_linear_attention(
@@ -188,7 +271,7 @@ def linear_attention(
         chunk_size: Chunk length C of the causal prefix sums (default ``sqrt(m e)``).
 
     Returns:
-        ``(B, H, N, e)`` float32.
+        ``(B, H, N, e)`` float32 (float64 for float64 values).
     """
     with torch.autocast(device_type=v.device.type, enabled=False):
         return _linear_attention_fp32(
@@ -203,10 +286,42 @@ def linear_attention(
         )
 
 
+def _positive_feature_attention(
+    kernel: FeatureMap, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *, causal: bool
+) -> Tensor:
+    """:func:`feature_attention` for positive feature maps; the caller has turned autocast off.
+
+    Masked keys are zeroed in ``k`` (``(N, d)``, so their features are finite) and their
+    values and ones are zeroed in ``[v, 1]``: they add nothing, whatever their features. The
+    per-key factor of the key features multiplies ``[v, 1]``; a per-row factor of the query
+    features cancels in the ratio and is dropped.
+    """
+    dtype = compute_dtype(v)
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    keep = mask[:, None, :, None] if mask is not None else None  # (B, 1, N, 1)
+    if keep is not None:
+        k = torch.where(keep, k, 0.0)  # (B, H, N, d)
+    q_feat, _ = kernel.factored(q, is_query=True)  # (B, H, N, m)
+    key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)
+    k_feat, k_scale = kernel.factored(k, is_query=False, mask=key_mask)  # (B, H, N, m)
+    v_aug = augment_values(v, k_scale)  # (B, H, N, e+1)
+    if keep is not None:
+        v_aug = torch.where(keep, v_aug, 0.0)  # (B, H, N, e+1)
+    if causal:
+        out_aug = contract_causal(q_feat, k_feat, v_aug)  # (B, H, N, e+1)
+    else:
+        out_aug = contract_bidirectional(q_feat, k_feat, v_aug)  # (B, H, N, e+1)
+    return normalise(out_aug, None, signed=False, eps=1e-3)
+
+
 def feature_attention(
     kernel: FeatureMap, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *, causal: bool
 ) -> Tensor:
-    """Linear attention through the feature map ``kernel``, in float32 with autocast off.
+    """Linear attention through the feature map ``kernel``.
+
+    Positive maps (``kernel.signed`` False: FAVOR+, ReLU) run in :func:`compute_dtype` from
+    the factored features (:meth:`FeatureMap.factored`); signed maps run in float32. Autocast
+    is off inside: dtypes are explicit.
 
     Args:
         kernel: The feature map ``phi`` (its ``signed`` picks the normaliser clamp).
@@ -217,12 +332,15 @@ def feature_attention(
         causal: Sum over ``j <= i`` only.
 
     Returns:
-        ``(B, H, N, e)`` float32.
+        ``(B, H, N, e)`` float32 (float64 for float64 inputs).
     """
-    key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)
     with torch.autocast(device_type=v.device.type, enabled=False):
-        q_feat = kernel(q.float(), is_query=True)  # (B, H, N, m)
-        k_feat = kernel(k.float(), is_query=False, mask=key_mask)  # (B, H, N, m)
+        if not kernel.signed:
+            return _positive_feature_attention(kernel, q, k, v, mask, causal=causal)
+        key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)
+        wide = torch.promote_types(v.dtype, torch.float32)
+        q_feat = kernel(q.to(wide), is_query=True)  # (B, H, N, m)
+        k_feat = kernel(k.to(wide), is_query=False, mask=key_mask)  # (B, H, N, m)
         return _linear_attention_fp32(
-            q_feat, k_feat, v, mask, causal=causal, signed=kernel.signed, eps=1e-3, chunk_size=None
+            q_feat, k_feat, v, mask, causal=causal, signed=True, eps=1e-3, chunk_size=None
         )

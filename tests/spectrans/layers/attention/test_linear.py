@@ -1,0 +1,249 @@
+"""The positive-feature fast path of feature_attention against explicit float64 oracles."""
+
+import math
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from spectrans.kernels import PositiveRandomFeatures, ReLUFeatures
+from spectrans.layers.attention.linear import compute_dtype, feature_attention
+
+LENGTHS = [1, 7, 64, 100]
+
+
+def _padding_mask(batch: int, seq_len: int) -> torch.Tensor:
+    """(B, N) True on real tokens; the first token is always real (padding at the end)."""
+    lengths = torch.randint(1, seq_len + 1, (batch,))
+    lengths[0] = seq_len
+    return torch.arange(seq_len)[None] < lengths[:, None]
+
+
+def _visible(mask: torch.Tensor | None, batch: int, seq_len: int, causal: bool) -> torch.Tensor:
+    """(B, 1, N, N) bool: key j visible from query i."""
+    keys = torch.ones(batch, seq_len, dtype=torch.bool) if mask is None else mask
+    visible = keys[:, None, None, :].expand(-1, 1, seq_len, -1)
+    if causal:
+        visible = visible & torch.ones(seq_len, seq_len, dtype=torch.bool).tril()
+    return visible
+
+
+def _favor_oracle(q, k, v, projection, visible):
+    """The FAVOR+ ratio, explicitly, in float64 and in log space (no stabiliser to get wrong).
+
+    ``A_ij = log sum_m exp(w_m.q'_i - |q'_i|^2 / 2 + w_m.k'_j - |k'_j|^2 / 2)`` and
+    ``out_i = sum_j exp(A_ij) v_j / sum_j exp(A_ij)`` over visible j.
+    """
+    q, k, v, w = q.double(), k.double(), v.double(), projection.double()
+    scale = q.shape[-1] ** -0.25
+
+    def log_features(x):
+        x = x * scale
+        return x @ w.T - 0.5 * (x * x).sum(-1, keepdim=True)  # (B, H, N, m)
+
+    lq, lk = log_features(q), log_features(k)
+    log_kernel = torch.logsumexp(lq[..., :, None, :] + lk[..., None, :, :], dim=-1)  # (B,H,N,N)
+    weights = log_kernel.masked_fill(~visible, float("-inf")).softmax(dim=-1)
+    return weights @ v
+
+
+def _relu_oracle(q, k, v, visible, eps=1e-3):
+    """The generalized (ReLU) kernel ratio, dense, in float64."""
+    qf, kf = torch.relu(q.double()) + eps, torch.relu(k.double()) + eps
+    scores = (qf @ kf.transpose(-1, -2)) * visible  # (B, H, N, N)
+    return scores @ v.double() / scores.sum(-1, keepdim=True)
+
+
+def _inputs(seq_len, dtype=torch.float64, batch=2, heads=3, dim=8, scale=1.0):
+    q = scale * torch.randn(batch, heads, seq_len, dim, dtype=dtype)
+    k = scale * torch.randn(batch, heads, seq_len, dim, dtype=dtype)
+    v = torch.randn(batch, heads, seq_len, dim, dtype=dtype)
+    return q, k, v
+
+
+@pytest.mark.parametrize("seq_len", LENGTHS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_favor_path_matches_explicit_oracle(seq_len, masked, causal) -> None:
+    torch.manual_seed(seq_len)
+    kernel = PositiveRandomFeatures(8, 24)
+    q, k, v = _inputs(seq_len)
+    mask = _padding_mask(2, seq_len) if masked else None
+    expected = _favor_oracle(q, k, v, kernel.projection, _visible(mask, 2, seq_len, causal))
+    out = feature_attention(kernel, q, k, v, mask, causal=causal)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
+    out32 = feature_attention(kernel, q.float(), k.float(), v.float(), mask, causal=causal)
+    assert out32.dtype == torch.float32
+    torch.testing.assert_close(out32.double(), expected, atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize("seq_len", LENGTHS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_relu_path_matches_explicit_oracle(seq_len, masked, causal) -> None:
+    torch.manual_seed(seq_len)
+    q, k, v = _inputs(seq_len)
+    mask = _padding_mask(2, seq_len) if masked else None
+    expected = _relu_oracle(q, k, v, _visible(mask, 2, seq_len, causal))
+    out = feature_attention(ReLUFeatures(8), q, k, v, mask, causal=causal)
+    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
+
+
+def _with_norms(x: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """Rows of x rescaled to the given norms (broadcast over the last dim)."""
+    return x / x.norm(dim=-1, keepdim=True) * norms
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_favor_large_norm_inputs_stay_finite_and_exact(causal) -> None:
+    """Queries of norm 1 .. 100, keys of norm 1 .. 10 or all of norm 40.
+
+    At norm 40 (d = 8) every feature of every key is below ``e^-87`` times the fixed bound
+    ``max_i |w_i|^2 / 2``, so a data-independent stabiliser would underflow them all (checked);
+    the per-key factors keep them. (Keys whose log-weights span more than ~87 nats cannot all
+    be represented in float32 by any per-head scale: those are out of scope.)
+    """
+    torch.manual_seed(0)
+    kernel = PositiveRandomFeatures(8, 32)
+    w = kernel.projection
+    q, k, v = _inputs(50, dtype=torch.float32)
+    q = _with_norms(q, torch.logspace(0, 2, 50)[torch.randperm(50)][:, None])
+    mask = _padding_mask(2, 50)
+    far = _with_norms(k, torch.full((50, 1), 40.0))
+    x = far * 8**-0.25
+    fixed = x @ w.T - 0.5 * (x * x).sum(-1, keepdim=True) - 0.5 * (w * w).sum(-1).max()
+    assert (fixed.exp() == 0).all()
+    for keys in (_with_norms(k, torch.logspace(0, 1, 50)[torch.randperm(50)][:, None]), far):
+        expected = _favor_oracle(q, keys, v, w, _visible(mask, 2, 50, causal))
+        out = feature_attention(kernel, q, keys, v, mask, causal=causal)
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out.double(), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", [PositiveRandomFeatures(8, 16), ReLUFeatures(8)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_masked_tokens_do_not_move_outputs_bit_for_bit(kernel, causal) -> None:
+    torch.manual_seed(1)
+    q, k, v = _inputs(37, dtype=torch.float32)
+    mask = _padding_mask(2, 37)
+    mask[1, 5] = False  # a hole in the middle as well
+    hidden = (~mask)[:, None, :, None]  # (B, 1, N, 1)
+    junk = [torch.where(hidden, 1e4 * torch.randn_like(t), t) for t in (q, k, v)]
+    junk[1] = torch.where(hidden & (torch.rand_like(k) < 0.1), float("inf"), junk[1])
+    junk[2] = torch.where(hidden & (torch.rand_like(v) < 0.1), float("nan"), junk[2])
+    clean = feature_attention(kernel, q, k, v, mask, causal=causal)
+    dirty = feature_attention(kernel, *junk, mask, causal=causal)
+    real = mask[:, None, :, None].expand_as(clean)
+    torch.testing.assert_close(dirty[real], clean[real], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kernel", [PositiveRandomFeatures(8, 16), ReLUFeatures(8)])
+@pytest.mark.parametrize("seq_len", [7, 64, 100])
+def test_future_tokens_do_not_move_earlier_outputs_bit_for_bit(kernel, seq_len) -> None:
+    torch.manual_seed(2)
+    q, k, v = _inputs(seq_len, dtype=torch.float32)
+    cut = seq_len // 3
+    moved = [t.clone() for t in (q, k, v)]
+    for t in moved:
+        t[:, :, cut:] = 20.0 * torch.randn_like(t[:, :, cut:])  # larger keys change the scale
+    out = feature_attention(kernel, q, k, v, None, causal=True)
+    out_moved = feature_attention(kernel, *moved, None, causal=True)
+    torch.testing.assert_close(out_moved[:, :, :cut], out[:, :, :cut], atol=0, rtol=0)
+    free = feature_attention(kernel, *moved, None, causal=False)
+    assert (free[:, :, :cut] - out[:, :, :cut]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("kernel", [PositiveRandomFeatures(4, 6), ReLUFeatures(4)])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("seq_len", [1, 5])
+def test_gradients_match_finite_differences(kernel, causal, seq_len) -> None:
+    torch.manual_seed(3)
+    kernel = kernel.double()
+    q, k, v = (t.requires_grad_() for t in _inputs(seq_len, batch=2, heads=1, dim=4))
+    mask = torch.arange(seq_len)[None] < torch.tensor([[seq_len], [max(1, seq_len - 2)]])
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: feature_attention(kernel, q, k, v, mask, causal=causal), (q, k, v)
+    )
+
+
+@pytest.mark.parametrize("kernel", [PositiveRandomFeatures(8, 64), ReLUFeatures(8)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_bf16_autocast_path_is_close_to_float64_oracle(kernel, causal) -> None:
+    torch.manual_seed(4)
+    q, k, v = _inputs(100, dtype=torch.float32)
+    mask = _padding_mask(2, 100)
+    visible = _visible(mask, 2, 100, causal)
+    if isinstance(kernel, PositiveRandomFeatures):
+        expected = _favor_oracle(q, k, v, kernel.projection, visible)
+    else:
+        expected = _relu_oracle(q, k, v, visible)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert compute_dtype(v) == torch.bfloat16
+        out = feature_attention(kernel, q, k, v, mask, causal=causal)
+    assert out.dtype == torch.float32
+    rel = ((out.double() - expected).norm() / expected.norm()).item()
+    assert rel < 2e-2
+    assert (out.double() - expected).abs().max() < 0.1
+
+
+def test_compute_dtype_keeps_float32_and_float64_outside_autocast() -> None:
+    assert compute_dtype(torch.zeros(1)) == torch.float32
+    assert compute_dtype(torch.zeros(1, dtype=torch.float64)) == torch.float64
+    assert compute_dtype(torch.zeros(1, dtype=torch.float16)) == torch.float32
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert compute_dtype(torch.zeros(1)) == torch.float32
+
+
+class _CountBigTensors(TorchDispatchMode):
+    """Counts reads and writes of tensors with at least ``big`` elements by aten ops."""
+
+    VIEWS = {"detach", "view", "t", "transpose", "expand", "_unsafe_view", "alias", "unsqueeze"}
+
+    def __init__(self, big: int) -> None:
+        super().__init__()
+        self.big, self.reads, self.writes = big, 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.__name__.split(".")[0] in self.VIEWS:
+            return out
+        ins = tree_flatten((args, kwargs))[0]
+        self.reads += sum(isinstance(t, torch.Tensor) and t.numel() >= self.big for t in ins)
+        outs = tree_flatten(out)[0]
+        self.writes += sum(isinstance(t, torch.Tensor) and t.numel() >= self.big for t in outs)
+        return out
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_favor_forward_backward_passes_over_feature_tensors(masked) -> None:
+    """Eager fwd + bwd touches (B, H, N, m) tensors at most 26 times (reads + writes)."""
+    batch, heads, seq_len, m = 2, 4, 48, 40
+    kernel = PositiveRandomFeatures(8, m)
+    q, k, v = (t.requires_grad_() for t in _inputs(seq_len, torch.float32, batch, heads, 8))
+    mask = _padding_mask(batch, seq_len) if masked else None
+    counter = _CountBigTensors(batch * heads * seq_len * m)
+    with counter:
+        feature_attention(kernel, q, k, v, mask, causal=False).square().sum().backward()
+    assert counter.reads + counter.writes <= 26
+    assert counter.writes >= 2  # the two feature tensors are formed
+
+
+def test_layer_output_is_unchanged_by_the_factored_path() -> None:
+    """The layer equals linear attention over its own (unfactored) features, float64."""
+    from spectrans.layers.attention.linear import linear_attention
+    from spectrans.layers.attention.projections import merge_heads, project_qkv
+    from spectrans.layers.attention.spectral import PerformerAttention
+
+    layer = PerformerAttention(32, 4, num_features=16, init_weights="truncnormal").double()
+    x = torch.randn(2, 21, 32, dtype=torch.float64)
+    mask = _padding_mask(2, 21)
+    q, k, v = project_qkv(layer, x)
+    key_mask = mask[:, None, :]
+    qf = layer.kernel(q, is_query=True)
+    kf = layer.kernel(k, is_query=False, mask=key_mask)
+    out = linear_attention(qf, kf, v, key_mask=mask)
+    expected = layer.out_proj(merge_heads(out)) * mask[..., None]
+    torch.testing.assert_close(layer(x, mask), expected, atol=1e-12, rtol=1e-10)
+    assert math.isfinite(layer(x, mask).sum().item())
