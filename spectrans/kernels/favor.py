@@ -46,13 +46,16 @@ def favor_factors(
         base  = exp(L - r)                              (..., N, m), in (0, 1], max exactly 1
         scale = exp(r - |x'|^2 / 2 - E ln 2)            (..., N, 1), keys only
 
+    and for queries ``base = softmax(L) = exp(L - r) / sum_i exp(L_i - r)`` (one fused kernel,
+    entries in (0, 1], largest >= 1/m).
+
     so ``base * scale = exp(W x' - |x'|^2 / 2 - E ln 2)``: the FAVOR+ features times the
     per-head constant ``2^{-E}`` (``E`` from the unmasked keys, see
     :func:`~spectrans.kernels.rff.scale_keys_exactly`), which cancels in the attention ratio.
     For queries every per-row constant cancels too (``|x'|^2 / 2``, ``r``, ``1 / sqrt(m)``),
     so ``scale`` is ``None`` and the query features are ``base``.
 
-    Range: ``base <= 1`` never overflows and its largest entry is 1, so a row never underflows
+    Range: ``base <= 1`` never overflows and its largest entry is >= 1/m, so a row never underflows
     as a whole; ``scale <= 2``, and it underflows (to 0) only for keys whose largest feature
     is ``2^-126`` (float32/bfloat16) times smaller than the largest key's of the head. The
     per-row maximum ``r`` reads only its own row, so it fuses into the kernel that forms
@@ -78,10 +81,10 @@ def favor_factors(
     """
     x = x * x.shape[-1] ** -0.25  # (..., N, d)
     logits = x @ projection.to(x.dtype).T  # (..., N, m)
+    if is_query:
+        return torch.softmax(logits, dim=-1), None  # (..., N, m)
     peak = logits.amax(dim=-1, keepdim=True).detach()  # (..., N, 1)
     base = torch.exp(logits - peak)  # (..., N, m)
-    if is_query:
-        return base, None
     wide = torch.promote_types(x.dtype, torch.float32)
     x_wide = x.to(wide)  # (..., N, d)
     log_peak = peak.to(wide) - 0.5 * (x_wide * x_wide).sum(-1, keepdim=True)  # (..., N, 1)

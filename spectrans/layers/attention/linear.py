@@ -47,7 +47,9 @@ import math
 import torch
 from torch import Tensor
 
+from spectrans.kernels.favor import PositiveRandomFeatures
 from spectrans.kernels.rff import FeatureMap
+from spectrans.layers.attention.favor_contract import favor_contract, fused_is_cheaper
 
 
 def safe_normaliser(
@@ -133,6 +135,9 @@ def normalise(out_aug: Tensor, bound: Tensor | None, *, signed: bool, eps: float
 def contract_bidirectional(q_feat: Tensor, k_feat: Tensor, v_aug: Tensor) -> Tensor:
     """``phi(Q) (psi(K)^T V_aug)``: two matmuls, each reading one ``(N, m)`` tensor once.
 
+    ``psi(K)^T V_aug`` is formed as ``(V_aug^T psi(K))^T`` so that the gradient of ``psi(K)``
+    comes out contiguous (no copy of an ``(N, m)`` tensor in the backward).
+
     Args:
         q_feat: ``(B, H, N, m)``.
         k_feat: ``(B, H|1, N, m)``.
@@ -141,7 +146,7 @@ def contract_bidirectional(q_feat: Tensor, k_feat: Tensor, v_aug: Tensor) -> Ten
     Returns:
         ``(B, H, N, e + 1)`` in the inputs' dtype (float32 accumulation).
     """
-    kv = k_feat.transpose(-1, -2) @ v_aug  # (B, H, m, e+1)
+    kv = (v_aug.transpose(-1, -2) @ k_feat).transpose(-1, -2)  # (B, H, m, e+1)
     return q_feat @ kv  # (B, H, N, e+1)
 
 
@@ -215,8 +220,10 @@ def causal_linear_attention(
     eps: float = 1e-3,
     chunk_size: int | None = None,
 ) -> Tensor:
-    """Causal linear attention by chunked prefix sums (:func:`contract_causal`; shapes as the
-    bidirectional one)."""
+    """Causal linear attention by chunked prefix sums (shapes as the bidirectional one).
+
+    See :func:`contract_causal` for the chunking and its memory.
+    """
     bound = None
     if signed:
         bound = q_feat.norm(dim=-1) * k_feat.norm(dim=-1).cumsum(dim=-1)  # (B, H, N)
@@ -286,6 +293,15 @@ def linear_attention(
         )
 
 
+def _use_fused(kernel: FeatureMap, v: Tensor, *, causal: bool) -> bool:
+    """FAVOR+, non-causal, fixed frequencies, and the fused backward writes less."""
+    if causal or not isinstance(kernel, PositiveRandomFeatures):
+        return False
+    if kernel.projection.requires_grad:
+        return False
+    return fused_is_cheaper(kernel.input_dim, v.shape[-1], kernel.num_features)
+
+
 def _positive_feature_attention(
     kernel: FeatureMap, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *, causal: bool
 ) -> Tensor:
@@ -294,15 +310,24 @@ def _positive_feature_attention(
     Masked keys are zeroed in ``k`` (``(N, d)``, so their features are finite) and their
     values and ones are zeroed in ``[v, 1]``: they add nothing, whatever their features. The
     per-key factor of the key features multiplies ``[v, 1]``; a per-row factor of the query
-    features cancels in the ratio and is dropped.
+    features cancels in the ratio and is dropped. Non-causal FAVOR+ with ``(e + 1)(d + 1) <= m``
+    runs :func:`~spectrans.layers.attention.favor_contract.favor_contract` (same function, a
+    backward that writes no ``(N, m)`` tensor).
     """
     dtype = compute_dtype(v)
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     keep = mask[:, None, :, None] if mask is not None else None  # (B, 1, N, 1)
     if keep is not None:
         k = torch.where(keep, k, 0.0)  # (B, H, N, d)
-    q_feat, _ = kernel.factored(q, is_query=True)  # (B, H, N, m)
     key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)
+    if _use_fused(kernel, v, causal=causal):
+        scale = q.shape[-1] ** -0.25
+        v_aug = augment_values(v)  # (B, H, N, e+1)
+        if keep is not None:
+            v_aug = torch.where(keep, v_aug, 0.0)  # (B, H, N, e+1)
+        out_aug = favor_contract(q * scale, k * scale, v_aug, kernel.projection, key_mask)
+        return normalise(out_aug, None, signed=False, eps=1e-3)
+    q_feat, _ = kernel.factored(q, is_query=True)  # (B, H, N, m)
     k_feat, k_scale = kernel.factored(k, is_query=False, mask=key_mask)  # (B, H, N, m)
     v_aug = augment_values(v, k_scale)  # (B, H, N, e+1)
     if keep is not None:

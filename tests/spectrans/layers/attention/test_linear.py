@@ -8,9 +8,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from spectrans.kernels import PositiveRandomFeatures, ReLUFeatures
-from spectrans.layers.attention.linear import compute_dtype, feature_attention
+from spectrans.layers.attention.linear import _use_fused, compute_dtype, feature_attention
 
 LENGTHS = [1, 7, 64, 100]
+# d = e = 8: 24 features take the autograd path, 96 >= (e + 1)(d + 1) the fused backward.
+FAVOR_FEATURES = [24, 96]
 
 
 def _padding_mask(batch: int, seq_len: int) -> torch.Tensor:
@@ -65,9 +67,10 @@ def _inputs(seq_len, dtype=torch.float64, batch=2, heads=3, dim=8, scale=1.0):
 @pytest.mark.parametrize("seq_len", LENGTHS)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("causal", [False, True])
-def test_favor_path_matches_explicit_oracle(seq_len, masked, causal) -> None:
+@pytest.mark.parametrize("num_features", FAVOR_FEATURES)
+def test_favor_path_matches_explicit_oracle(seq_len, masked, causal, num_features) -> None:
     torch.manual_seed(seq_len)
-    kernel = PositiveRandomFeatures(8, 24)
+    kernel = PositiveRandomFeatures(8, num_features)
     q, k, v = _inputs(seq_len)
     mask = _padding_mask(2, seq_len) if masked else None
     expected = _favor_oracle(q, k, v, kernel.projection, _visible(mask, 2, seq_len, causal))
@@ -97,7 +100,8 @@ def _with_norms(x: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_favor_large_norm_inputs_stay_finite_and_exact(causal) -> None:
+@pytest.mark.parametrize("num_features", FAVOR_FEATURES)
+def test_favor_large_norm_inputs_stay_finite_and_exact(causal, num_features) -> None:
     """Queries of norm 1 .. 100, keys of norm 1 .. 10 or all of norm 40.
 
     At norm 40 (d = 8) every feature of every key is below ``e^-87`` times the fixed bound
@@ -106,7 +110,7 @@ def test_favor_large_norm_inputs_stay_finite_and_exact(causal) -> None:
     be represented in float32 by any per-head scale: those are out of scope.)
     """
     torch.manual_seed(0)
-    kernel = PositiveRandomFeatures(8, 32)
+    kernel = PositiveRandomFeatures(8, num_features)
     w = kernel.projection
     q, k, v = _inputs(50, dtype=torch.float32)
     q = _with_norms(q, torch.logspace(0, 2, 50)[torch.randperm(50)][:, None])
@@ -122,7 +126,9 @@ def test_favor_large_norm_inputs_stay_finite_and_exact(causal) -> None:
         torch.testing.assert_close(out.double(), expected, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("kernel", [PositiveRandomFeatures(8, 16), ReLUFeatures(8)])
+@pytest.mark.parametrize(
+    "kernel", [PositiveRandomFeatures(8, 16), PositiveRandomFeatures(8, 96), ReLUFeatures(8)]
+)
 @pytest.mark.parametrize("causal", [False, True])
 def test_masked_tokens_do_not_move_outputs_bit_for_bit(kernel, causal) -> None:
     torch.manual_seed(1)
@@ -155,20 +161,29 @@ def test_future_tokens_do_not_move_earlier_outputs_bit_for_bit(kernel, seq_len) 
     assert (free[:, :, :cut] - out[:, :, :cut]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("kernel", [PositiveRandomFeatures(4, 6), ReLUFeatures(4)])
+@pytest.mark.parametrize(
+    "kernel",
+    [PositiveRandomFeatures(4, 6), PositiveRandomFeatures(2, 12), ReLUFeatures(4)],
+    ids=["favor", "favor-fused", "relu"],
+)
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("seq_len", [1, 5])
 def test_gradients_match_finite_differences(kernel, causal, seq_len) -> None:
     torch.manual_seed(3)
     kernel = kernel.double()
-    q, k, v = (t.requires_grad_() for t in _inputs(seq_len, batch=2, heads=1, dim=4))
+    dim = kernel.input_dim
+    q, k, v = (t.requires_grad_() for t in _inputs(seq_len, batch=2, heads=2, dim=dim))
+    if isinstance(kernel, PositiveRandomFeatures):
+        assert _use_fused(kernel, v, causal=causal) == (kernel.num_features == 12 and not causal)
     mask = torch.arange(seq_len)[None] < torch.tensor([[seq_len], [max(1, seq_len - 2)]])
     assert torch.autograd.gradcheck(
         lambda q, k, v: feature_attention(kernel, q, k, v, mask, causal=causal), (q, k, v)
     )
 
 
-@pytest.mark.parametrize("kernel", [PositiveRandomFeatures(8, 64), ReLUFeatures(8)])
+@pytest.mark.parametrize(
+    "kernel", [PositiveRandomFeatures(8, 64), PositiveRandomFeatures(8, 96), ReLUFeatures(8)]
+)
 @pytest.mark.parametrize("causal", [False, True])
 def test_bf16_autocast_path_is_close_to_float64_oracle(kernel, causal) -> None:
     torch.manual_seed(4)
@@ -217,16 +232,23 @@ class _CountBigTensors(TorchDispatchMode):
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_favor_forward_backward_passes_over_feature_tensors(masked) -> None:
-    """Eager fwd + bwd touches (B, H, N, m) tensors at most 26 times (reads + writes)."""
-    batch, heads, seq_len, m = 2, 4, 48, 40
-    kernel = PositiveRandomFeatures(8, m)
+@pytest.mark.parametrize(("num_features", "most"), [(40, 23), (96, 13)])
+def test_favor_forward_backward_passes_over_feature_tensors(masked, num_features, most) -> None:
+    """Eager fwd + bwd reads and writes (B, H, N, m) tensors at most ``most`` times.
+
+    d = e = 8: 40 features take the autograd path (23), 96 the fused backward (13). The
+    float32 path this replaced took 88.
+    """
+    batch, heads, seq_len = 2, 2, 160
+    kernel = PositiveRandomFeatures(8, num_features)
     q, k, v = (t.requires_grad_() for t in _inputs(seq_len, torch.float32, batch, heads, 8))
     mask = _padding_mask(batch, seq_len) if masked else None
-    counter = _CountBigTensors(batch * heads * seq_len * m)
+    counter = _CountBigTensors(batch * heads * seq_len * num_features)
     with counter:
-        feature_attention(kernel, q, k, v, mask, causal=False).square().sum().backward()
-    assert counter.reads + counter.writes <= 26
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = feature_attention(kernel, q, k, v, mask, causal=False)
+        out.square().sum().backward()
+    assert counter.reads + counter.writes <= most
     assert counter.writes >= 2  # the two feature tensors are formed
 
 

@@ -1,0 +1,126 @@
+"""Non-causal FAVOR+ attention contraction with a backward that reads each feature tensor once.
+
+Forward (per batch and head, ``x' = x d^{-1/4}`` for queries q and keys k, ``W`` (m, d)):
+
+    phi_q = softmax(W q'_i)                     (N, m), a per-row factor of the FAVOR+ features
+    phi_k = softmax(W k'_j)                     (N, m)
+    s_j   = exp(lse_j - |k'_j|^2 / 2 - E ln 2)  (N, 1), lse_j = log sum_i exp((W k'_j)_i)
+    out   = phi_q (phi_k^T (s * V))             (N, e + 1), V = [v, 1] (zero at masked keys)
+
+so ``phi_k(j) s_j = exp(W k'_j - |k'_j|^2 / 2) 2^{-E}``: the FAVOR+ key features up to the
+per-head constant ``2^{-E}`` (:func:`~spectrans.kernels.rff.scale_keys_exactly`), and each row
+of ``out`` is the FAVOR+ numerator and normaliser up to one positive factor per query row.
+Both constants cancel in ``out[:, :e] / out[:, e]``, so they are constants for autograd: the
+backward below is the exact gradient of that ratio (not of ``out`` itself).
+
+Backward, with ``G = dL/d out`` (N, e + 1), ``KV = phi_k^T (s V)`` (m, e + 1) and ``o`` the
+elementwise product:
+
+    dL/dq'_i = sum_c G_ic (phi_q (KV[:, c] o W))_i              one read of phi_q
+    dL/dKV   = phi_q^T G                                       one read of phi_q
+    [dL/d(sV), R] = phi_k [dKV, (dKV[:, c] o W)_c]              one read of phi_k
+    dL/dk'_j = sum_c (s V)_jc R_jc - k'_j s_j sum_c dL/d(sV)_jc V_jc
+
+where ``dKV[:, c] o W`` is the (m, d) matrix ``dKV_ic W_ia``. Autograd through the plain
+expressions would form ``dL/dphi`` and ``dL/dphi o phi`` as (N, m) tensors and read them again;
+here the (N, m) tensors are only read, three times, and the written ``(N, (e + 1) d)``
+tensors are smaller than ``(N, m)`` when ``(e + 1)(d + 1) <= m`` (:func:`fused_is_cheaper`),
+e.g. Pathfinder's d = e = 8, m = 256.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from spectrans.kernels.rff import scale_keys_exactly
+
+
+def fused_is_cheaper(head_dim: int, value_dim: int, num_features: int) -> bool:
+    """Whether the hand-written backward writes less than autograd: ``(e + 1)(d + 1) <= m``."""
+    return (value_dim + 1) * (head_dim + 1) <= num_features
+
+
+def _key_factors(logits: Tensor, k: Tensor, key_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``phi_k = softmax(logits)`` (N, m) and ``s`` (N, 1), float32 or wider."""
+    peak, where = logits.max(dim=-1, keepdim=True)  # (..., N, 1) each
+    phi_k = torch.softmax(logits, dim=-1)  # (..., N, m)
+    wide = torch.promote_types(k.dtype, torch.float32)
+    lse = peak.to(wide) - phi_k.gather(-1, where).to(wide).log()  # (..., N, 1)
+    k_wide = k.to(wide)  # (..., N, d)
+    log_scale = lse - 0.5 * (k_wide * k_wide).sum(-1, keepdim=True)  # (..., N, 1)
+    return phi_k, scale_keys_exactly(log_scale, log_scale, key_mask)
+
+
+def _forward_saving(
+    q: Tensor, k: Tensor, v_aug: Tensor, projection: Tensor, key_mask: Tensor | None
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The forward of :class:`FavorContraction` and the tensors its backward needs."""
+    w_t = projection.to(q.dtype).T  # (d, m)
+    phi_q = torch.softmax(q @ w_t, dim=-1)  # (B, H, N, m)
+    phi_k, scale = _key_factors(k @ w_t, k, key_mask)  # (B, H, N, m), (B, H, N, 1)
+    v_scaled = v_aug * scale.to(v_aug.dtype)  # (B, H, N, e+1)
+    kv = (v_scaled.transpose(-1, -2) @ phi_k).transpose(-1, -2)  # (B, H, m, e+1)
+    return phi_q @ kv, (phi_q, phi_k, kv, v_aug, v_scaled, scale, k, projection)
+
+
+class FavorContraction(torch.autograd.Function):
+    """``out = phi_q (phi_k^T (s V))`` with the backward of the module docstring."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        q: Tensor,
+        k: Tensor,
+        v_aug: Tensor,
+        projection: Tensor,
+        key_mask: Tensor | None,
+    ) -> Tensor:
+        """``out`` (B, H, N, e+1); saves the two feature tensors and the small factors."""
+        out, saved = _forward_saving(q, k, v_aug, projection, key_mask)
+        ctx.save_for_backward(*saved)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        """Gradients of q', k' and V (the ratio's, see the module docstring); none for W."""
+        phi_q, phi_k, kv, v_aug, v_scaled, scale, k, projection = ctx.saved_tensors
+        dtype = phi_q.dtype
+        wide = torch.promote_types(dtype, torch.float32)
+        w = projection.to(dtype)  # (m, d)
+        e1, d = kv.shape[-1], w.shape[-1]
+        grad = grad.to(dtype)  # (B, H, N, e+1)
+        grad_kv = phi_q.transpose(-1, -2) @ grad  # (B, H, m, e+1)
+        kv_w = (kv[..., :, :, None] * w[:, None, :]).flatten(-2)  # (B, H, m, (e+1) d)
+        reach_q = (phi_q @ kv_w).unflatten(-1, (e1, d))  # (B, H, N, e+1, d)
+        grad_q = torch.einsum("bhnc,bhnca->bhna", grad.to(wide), reach_q.to(wide))
+        dkv_w = (grad_kv[..., :, :, None] * w[:, None, :]).flatten(-2)  # (B, H, m, (e+1) d)
+        both = phi_k @ torch.cat((grad_kv, dkv_w), dim=-1)  # (B, H, N, (e+1)(d+1))
+        grad_v_scaled = both[..., :e1].to(wide)  # (B, H, N, e+1)
+        reach_k = both[..., e1:].unflatten(-1, (e1, d)).to(wide)  # (B, H, N, e+1, d)
+        grad_k = torch.einsum("bhnc,bhnca->bhna", v_scaled.to(wide), reach_k)  # (B, H, N, d)
+        grad_scale = (grad_v_scaled * v_aug.to(wide)).sum(-1, keepdim=True)  # (B, H, N, 1)
+        grad_k = grad_k - k.to(wide) * (scale * grad_scale)  # d s_j / d k'_j = -k'_j s_j
+        grad_v = grad_v_scaled * scale  # (B, H, N, e+1)
+        return grad_q.to(dtype), grad_k.to(dtype), grad_v.to(v_aug.dtype), None, None
+
+
+def favor_contract(
+    q: Tensor, k: Tensor, v_aug: Tensor, projection: Tensor, key_mask: Tensor | None
+) -> Tensor:
+    """Non-causal FAVOR+ numerators and normalisers up to a per-row factor.
+
+    Args:
+        q: ``(B, H, N, d)`` scaled queries ``q' = q d^{-1/4}``.
+        k: ``(B, H, N, d)`` scaled keys (finite; masked keys are dropped through ``v_aug``).
+        v_aug: ``(B, H, N, e + 1)`` values with a ones column, zero at masked keys.
+        projection: ``(m, d)`` frequencies (a buffer: no gradient is formed for it).
+        key_mask: broadcastable to ``(B, H, N)``, True on real keys (the per-head scale), or
+            None.
+
+    Returns:
+        ``(B, H, N, e + 1)``: row i is ``c_i [numerator_i, normaliser_i]``, ``c_i > 0``.
+    """
+    return FavorContraction.apply(q, k, v_aug, projection, key_mask)
