@@ -3,9 +3,9 @@ r"""Measure the choices the fast paths make: SDPA backend per mask/dropout, LST 
 Usage::
 
     python -m experiments.probe_paths [--out results/paths_probe.md] [--repeats 10]
-        [--tables sdpa,lst,fnet] [--transforms dct,hadamard]
+        [--tables sdpa,lst,fnet,performer] [--transforms dct,hadamard]
 
-Three tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
+Four tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
 ``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times):
 
 - **SDPA**: ``scaled_dot_product_attention`` on q, k, v ``(B, H, N, d)`` restricted to one
@@ -23,6 +23,11 @@ Three tables, each row one forward+backward (bf16 autocast, device-synchronised,
 - **FNet**: the FNet layer on ``fft`` (cuFFT in float32) and ``factored`` (GEMMs in bf16)
   at the same shapes; ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.mixing.fourier` is
   read off it.
+- **Performer**: :func:`spectrans.layers.attention.linear.feature_attention` on q, k, v
+  ``(B, H, N, d)`` at the LRA Pathfinder-32 and ListOps shapes (256 features) with and without
+  a key-padding mask: FAVOR+ through the fused contraction (``fused``, where
+  ``(e + 1)(d + 1) <= m``) and through autograd (``autograd``), and the ReLU kernel, eager
+  and under ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -57,6 +62,12 @@ LST_SHAPES = {  # name: (B, D, H, lengths)
     "layer width": (8, 256, 4, (1024, 2048, 4096, 8192, 16384, 32768, 65536)),
 }
 LST_PATHS = ("gemm", "factored", "dense", "fast")
+PERFORMER_SHAPES = {  # name: (B, H, N, d)
+    "pathfinder-32": (512, 4, 1024, 8),
+    "listops": (32, 8, 2000, 64),
+}
+PERFORMER_PATHS = ("fused", "autograd", "relu")
+TABLES = ("sdpa", "lst", "fnet", "performer")
 MATRIX_PROBE_MAX_LENGTH = 32768
 """Longest N timed on the ``gemm`` and ``dense`` paths (their N x N matrices grow as N^2)."""
 
@@ -146,6 +157,55 @@ def fnet_table(reps: int, measure_ms: Callable[..., str] = fnet_ms) -> list[str]
     return lines
 
 
+def performer_ms(shape: tuple[int, ...], path: str, masked: bool, compiled: bool, reps: int) -> str:
+    """Forward+backward milliseconds of ``feature_attention`` on ``path`` (``n/a``: not taken)."""
+    from unittest import mock
+
+    from spectrans.kernels import PositiveRandomFeatures, ReLUFeatures
+    from spectrans.layers.attention import linear
+
+    b, h, n, d = shape
+    if path == "fused" and not linear.fused_is_cheaper(d, d, 256):
+        return "n/a"
+    kernel = ReLUFeatures(d) if path == "relu" else PositiveRandomFeatures(d, 256)
+    kernel = kernel.cuda()
+    q, k, v = (torch.randn(b, h, n, d, device="cuda", requires_grad=True) for _ in range(3))
+    mask = (torch.arange(n, device="cuda") < n - n // 4).expand(b, n) if masked else None
+
+    def forward() -> torch.Tensor:
+        return linear.feature_attention(kernel, q, k, v, mask, causal=False)
+
+    run = torch.compile(forward) if compiled else forward
+
+    def step() -> None:
+        with torch.autocast("cuda", torch.bfloat16):
+            out = run()  # (B, H, N, d)
+        out.float().square().mean().backward()
+
+    with mock.patch.object(linear, "_use_fused", lambda *a, **k: path == "fused"):
+        try:
+            return f"{median_ms(step, reps):.2f}"
+        except torch.OutOfMemoryError:
+            return "oom"
+
+
+def performer_table(reps: int, measure_ms: Callable[..., str] = performer_ms) -> list[str]:
+    """Markdown rows of the Performer table."""
+    lines = [
+        "| shape (B, H, N, d) | mask | path | eager ms | compiled ms |",
+        "|---|---|---|---|---|",
+    ]
+    for name, shape in PERFORMER_SHAPES.items():
+        for masked in (False, True):
+            for path in PERFORMER_PATHS:
+                cells = [measure_ms(shape, path, masked, c, reps) for c in (False, True)]
+                mask = "key padding" if masked else "none"
+                lines.append(f"| {name} {shape} | {mask} | {path} | {' | '.join(cells)} |")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+    return lines
+
+
 def sdpa_table(reps: int) -> list[str]:
     """Markdown rows of the SDPA table."""
     lines = [
@@ -188,20 +248,22 @@ def lst_table(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write both tables to ``--out`` (and print them); exit 2 without CUDA."""
+    """Write the tables to ``--out`` (and print them); exit 2 without CUDA or on bad options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/paths_probe.md"))
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--tables", default="sdpa,lst,fnet", help="comma list of sdpa, lst, fnet")
+    parser.add_argument(
+        "--tables", default=",".join(TABLES), help="comma list of " + ", ".join(TABLES)
+    )
     parser.add_argument(
         "--transforms", default="dct,hadamard", help="comma list of LST kinds (dct, dst, hadamard)"
     )
     args = parser.parse_args(argv)
     tables = [t for t in args.tables.split(",") if t]
     transforms = [t for t in args.transforms.split(",") if t]
-    if not tables or set(tables) - {"sdpa", "lst", "fnet"}:
+    if not tables or set(tables) - set(TABLES):
         print(
-            f"unknown --tables {args.tables!r}; use a comma list of sdpa, lst, fnet.",
+            f"unknown --tables {args.tables!r}; use a comma list of {', '.join(TABLES)}.",
             file=sys.stderr,
         )
         return 2
@@ -235,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         fnet_rows = ["", "## FNet mixing paths", "", *fnet_table(args.repeats)]
         print("\n".join(fnet_rows), flush=True)
         rows += fnet_rows
+    if "performer" in tables:
+        performer_rows = ["", "## Performer feature attention", "", *performer_table(args.repeats)]
+        print("\n".join(performer_rows), flush=True)
+        rows += performer_rows
     args.out.write_text("\n".join(lines + rows) + "\n")
     return 0
 
