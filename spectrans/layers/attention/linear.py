@@ -19,8 +19,9 @@ columns and the normaliser in the last, so each ``(N, m)`` feature tensor is rea
 contraction. Per-key factors of the key features (:meth:`FeatureMap.factored`) are multiplied
 into these ``(N, e + 1)`` values instead of into the ``(N, m)`` features.
 
-Masks: the key features and values of masked positions are zeroed, so masked tokens add
-nothing to a numerator or a denominator.
+Masks: masked keys add nothing to a numerator or a normaliser. :func:`linear_attention`
+zeroes their features and values; :func:`feature_attention` with positive maps zeroes their
+``(N, d)`` keys (so their features are finite) and their rows of ``[v, 1]``.
 
 Precision: :func:`linear_attention` and signed feature maps run in float32 (float64 inputs in
 float64), also under autocast. Positive feature maps in :func:`feature_attention` form the
@@ -28,9 +29,9 @@ features and both contractions in the compute dtype (:func:`compute_dtype`: bflo
 bf16 autocast; matmuls accumulate in float32) and divide in float32; causal prefix states are
 summed in float32.
 
-Normalisers: positive features
-(FAVOR+, ReLU) give normalisers > 0 unless no key is visible, where the numerator is 0 too;
-they are clamped at the smallest positive float, which changes nothing else. Signed
+Normalisers: positive features (FAVOR+, ReLU) give normalisers > 0 unless no key is visible,
+where the numerator is 0 too; they are clamped at the smallest positive float, which changes
+nothing else. Signed
 (trigonometric) features can give normalisers ``z_i <= 0``; they are clamped away from zero
 keeping their sign, relative to the Cauchy-Schwarz bound ``|z_i| <= b_i =
 |phi(q_i)| sum_j |psi(k_j)|`` (visible j): ``sign(z_i) max(|z_i|, eps b_i)``, ``sign(0) = +1``.
@@ -302,10 +303,22 @@ def _use_fused(kernel: FeatureMap, v: Tensor, *, causal: bool) -> bool:
     return fused_is_cheaper(kernel.input_dim, v.shape[-1], kernel.num_features)
 
 
+def _drop_masked(v_aug: Tensor, keep: Tensor | None) -> Tensor:
+    """Zero the rows of ``[v, 1]`` (B, H, N, e+1) at masked keys; keep (B, 1, N, 1) or None."""
+    return v_aug if keep is None else torch.where(keep, v_aug, 0.0)
+
+
 def _positive_feature_attention(
-    kernel: FeatureMap, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *, causal: bool
+    kernel: FeatureMap,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    *,
+    causal: bool,
+    dtype: torch.dtype,
 ) -> Tensor:
-    """:func:`feature_attention` for positive feature maps; the caller has turned autocast off.
+    """:func:`feature_attention` for positive maps in ``dtype``; the caller turned autocast off.
 
     Masked keys are zeroed in ``k`` (``(N, d)``, so their features are finite) and their
     values and ones are zeroed in ``[v, 1]``: they add nothing, whatever their features. The
@@ -314,24 +327,19 @@ def _positive_feature_attention(
     runs :func:`~spectrans.layers.attention.favor_contract.favor_contract` (same function, a
     backward that writes no ``(N, m)`` tensor).
     """
-    dtype = compute_dtype(v)
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     keep = mask[:, None, :, None] if mask is not None else None  # (B, 1, N, 1)
     if keep is not None:
         k = torch.where(keep, k, 0.0)  # (B, H, N, d)
     key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)
     if _use_fused(kernel, v, causal=causal):
-        scale = q.shape[-1] ** -0.25
-        v_aug = augment_values(v)  # (B, H, N, e+1)
-        if keep is not None:
-            v_aug = torch.where(keep, v_aug, 0.0)  # (B, H, N, e+1)
-        out_aug = favor_contract(q * scale, k * scale, v_aug, kernel.projection, key_mask)
+        x_scale = q.shape[-1] ** -0.25
+        v_aug = _drop_masked(augment_values(v), keep)  # (B, H, N, e+1)
+        out_aug = favor_contract(q * x_scale, k * x_scale, v_aug, kernel.projection, key_mask)
         return normalise(out_aug, None, signed=False, eps=1e-3)
     q_feat, _ = kernel.factored(q, is_query=True)  # (B, H, N, m)
     k_feat, k_scale = kernel.factored(k, is_query=False, mask=key_mask)  # (B, H, N, m)
-    v_aug = augment_values(v, k_scale)  # (B, H, N, e+1)
-    if keep is not None:
-        v_aug = torch.where(keep, v_aug, 0.0)  # (B, H, N, e+1)
+    v_aug = _drop_masked(augment_values(v, k_scale), keep)  # (B, H, N, e+1)
     if causal:
         out_aug = contract_causal(q_feat, k_feat, v_aug)  # (B, H, N, e+1)
     else:
@@ -359,9 +367,10 @@ def feature_attention(
     Returns:
         ``(B, H, N, e)`` float32 (float64 for float64 inputs).
     """
+    dtype = compute_dtype(v)  # read before autocast is turned off
     with torch.autocast(device_type=v.device.type, enabled=False):
         if not kernel.signed:
-            return _positive_feature_attention(kernel, q, k, v, mask, causal=causal)
+            return _positive_feature_attention(kernel, q, k, v, mask, causal=causal, dtype=dtype)
         key_mask = mask[:, None, :] if mask is not None else None  # (B, 1, N)
         wide = torch.promote_types(v.dtype, torch.float32)
         q_feat = kernel(q.to(wide), is_query=True)  # (B, H, N, m)

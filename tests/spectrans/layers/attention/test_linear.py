@@ -219,6 +219,7 @@ class _CountBigTensors(TorchDispatchMode):
     def __init__(self, big: int) -> None:
         super().__init__()
         self.big, self.reads, self.writes = big, 0, 0
+        self.dtypes: set[torch.dtype] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -226,15 +227,16 @@ class _CountBigTensors(TorchDispatchMode):
             return out
         ins = tree_flatten((args, kwargs))[0]
         self.reads += sum(isinstance(t, torch.Tensor) and t.numel() >= self.big for t in ins)
-        outs = tree_flatten(out)[0]
-        self.writes += sum(isinstance(t, torch.Tensor) and t.numel() >= self.big for t in outs)
+        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        self.writes += sum(t.numel() >= self.big for t in outs)
+        self.dtypes |= {t.dtype for t in outs if t.numel() >= self.big}
         return out
 
 
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize(("num_features", "most"), [(40, 23), (96, 13)])
 def test_favor_forward_backward_passes_over_feature_tensors(masked, num_features, most) -> None:
-    """Eager fwd + bwd reads and writes (B, H, N, m) tensors at most ``most`` times.
+    """Eager bf16 fwd + bwd reads and writes (B, H, N, m) bf16 tensors at most ``most`` times.
 
     d = e = 8: 40 features take the autograd path (23), 96 the fused backward (13). The
     float32 path this replaced took 88.
@@ -250,6 +252,7 @@ def test_favor_forward_backward_passes_over_feature_tensors(masked, num_features
         out.square().sum().backward()
     assert counter.reads + counter.writes <= most
     assert counter.writes >= 2  # the two feature tensors are formed
+    assert counter.dtypes == {torch.bfloat16}  # and only in bfloat16
 
 
 def test_layer_output_is_unchanged_by_the_factored_path() -> None:
