@@ -10,16 +10,20 @@ so ``phi(x) = exp(W x' - |x'|^2 / 2) / sqrt(m)`` is a positive, unbiased feature
 Stabilisation (exact, it cancels in the attention ratio
 ``phi(q_i).sum_j phi(k_j) v_j / phi(q_i).sum_j phi(k_j)``):
 
-- queries: subtract the max over the features of each row (a per-query constant);
+- queries: divide each row by the sum of its features, i.e. ``softmax(W x')`` (a per-query
+  constant; the row's largest feature is then at least ``1/m``, so no row underflows);
 - keys: divide by a power of two ``2^E`` near the max over all features of all unmasked keys
   of a head (one constant per (batch, head)), so the key features of one head share one scale;
   being a power of two, it rescales each key exactly, so masked or future keys cannot perturb
   the features of the others even by rounding (:func:`~spectrans.kernels.rff.scale_keys_exactly`).
 
-The attention layers take the features in factored form (:func:`favor_factors`): a bounded
-``(N, m)`` factor ``exp(W x' - max_i (W x')_i)`` and a per-key ``(N, 1)`` factor carrying the
-rest, which the attention multiplies into the values, so no pass over an ``(N, m)`` tensor is
-spent on the per-head stabiliser.
+The attention layers take the key features in factored form (:func:`favor_factors`): a
+bounded ``(N, m)`` factor ``exp(W x' - max_i (W x')_i)`` and a per-key ``(N, 1)`` factor
+carrying the rest, which the attention multiplies into the values, so no pass over an
+``(N, m)`` tensor is spent on the per-head stabiliser. Stabilisers are data-dependent: a fixed
+one (``max_i |w_i|^2 / 2``, the completing-the-square bound of ``w.x' - |x'|^2 / 2``) never
+overflows but underflows every feature of keys far from all frequencies (see
+:func:`favor_factors`).
 
 The generalized (LRA) Performer replaces the estimate by the deterministic kernel
 ``phi(x) = relu(x) + eps``.
@@ -41,29 +45,28 @@ def favor_factors(
 ) -> tuple[Tensor, Tensor | None]:
     """FAVOR+ features as ``base * scale``: a bounded ``(..., N, m)`` factor and a per-row one.
 
-    With ``L = W x'`` (``x' = x d^{-1/4}``) and ``r = max_i L_i`` (one row's own maximum):
+    With ``L = W x'`` (``x' = x d^{-1/4}``) and ``r = max_i L_i`` (one row's own maximum),
+    for keys
 
         base  = exp(L - r)                              (..., N, m), in (0, 1], max exactly 1
-        scale = exp(r - |x'|^2 / 2 - E ln 2)            (..., N, 1), keys only
-
-    and for queries ``base = softmax(L) = exp(L - r) / sum_i exp(L_i - r)`` (one fused kernel,
-    entries in (0, 1], largest >= 1/m).
+        scale = exp(r - |x'|^2 / 2 - E ln 2)            (..., N, 1)
 
     so ``base * scale = exp(W x' - |x'|^2 / 2 - E ln 2)``: the FAVOR+ features times the
     per-head constant ``2^{-E}`` (``E`` from the unmasked keys, see
     :func:`~spectrans.kernels.rff.scale_keys_exactly`), which cancels in the attention ratio.
-    For queries every per-row constant cancels too (``|x'|^2 / 2``, ``r``, ``1 / sqrt(m)``),
-    so ``scale`` is ``None`` and the query features are ``base``.
+    For queries every per-row constant cancels (``|x'|^2 / 2``, ``r``, ``1 / sqrt(m)``, the
+    row sum), so ``base = softmax(L)`` (one fused kernel; entries in (0, 1], largest
+    ``>= 1/m``) and ``scale`` is ``None``.
 
-    Range: ``base <= 1`` never overflows and its largest entry is >= 1/m, so a row never underflows
-    as a whole; ``scale <= 2``, and it underflows (to 0) only for keys whose largest feature
-    is ``2^-126`` (float32/bfloat16) times smaller than the largest key's of the head. The
-    per-row maximum ``r`` reads only its own row, so it fuses into the kernel that forms
-    ``exp`` under ``torch.compile``; the per-head part is a reduction over an ``(N,)`` vector.
-    A data-independent stabiliser (``r`` replaced by ``max_i |w_i|^2 / 2``, which bounds
-    ``W x' - |x'|^2 / 2`` by completing the square) would underflow every feature of a row
-    once ``min_i |x' - w_i|^2 / 2`` exceeds ~87 (e.g. ``|x| > ~37`` at d = 64), so the
-    row maximum is kept.
+    Range: ``base <= 1`` never overflows and no row of it underflows as a whole; ``scale <= 2``
+    underflows (to 0) only for keys whose largest feature is ``2^-126`` (float32/bfloat16)
+    times smaller than the largest key's of the head. ``r`` reads only its own row, so it fuses
+    into the kernel that forms ``exp`` under ``torch.compile``; the per-head part reduces an
+    ``(N,)`` vector. A data-independent stabiliser (``r`` replaced by ``max_i |w_i|^2 / 2``,
+    which bounds ``w_i.x' - |x'|^2 / 2`` by completing the square:
+    ``w.x' - |x'|^2 / 2 = |w|^2 / 2 - |x' - w|^2 / 2``) would underflow every feature of a key
+    once ``min_i |x' - w_i|^2 / 2`` exceeds ~87 plus the gap to the bound (e.g. ``|k| = 40``
+    at d = 8, a case the tests check), so the row maximum is kept.
 
     ``r`` and ``E`` are constants for autograd (they cancel in the ratio), so gradients are
     those of the unstabilised ratio.
