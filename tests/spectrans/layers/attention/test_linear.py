@@ -177,7 +177,9 @@ def test_gradients_match_finite_differences(kernel, causal, seq_len) -> None:
         assert _use_fused(kernel, v, causal=causal) == (kernel.num_features == 12 and not causal)
     mask = torch.arange(seq_len)[None] < torch.tensor([[seq_len], [max(1, seq_len - 2)]])
     assert torch.autograd.gradcheck(
-        lambda q, k, v: feature_attention(kernel, q, k, v, mask, causal=causal), (q, k, v)
+        lambda q, k, v: feature_attention(kernel, q, k, v, mask, causal=causal),
+        (q, k, v),
+        fast_mode=True,  # random projections of the Jacobian, checked against finite differences
     )
 
 
