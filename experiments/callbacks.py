@@ -24,6 +24,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Timer, TQDMProgressBar
+from lightning.pytorch.trainer.states import RunningStage
 
 
 def _batch_tokens(batch: Any) -> int:
@@ -248,12 +249,29 @@ class ThroughputMonitor(pl.Callback):
 
 
 class SegmentTimer(Timer):
-    """Lightning's ``Timer`` (stop after ``duration``), counted per invocation.
+    """Lightning's ``Timer`` (stop after ``duration``), counted per invocation from ``started``.
 
     Lightning restores the elapsed time from a checkpoint, so ``max_time`` would be a total
     over all resumed segments; this timer ignores the saved time, so every command
-    (``... resume=auto``) gets the full ``duration``.
+    (``... resume=auto``) gets the full ``duration``. Lightning's clock starts when training
+    starts; this one starts at ``started`` (a :func:`time.monotonic` reading taken when the
+    command began), so reading the data, building the model and restoring the checkpoint
+    count too: a command given ``max_time`` by a deadline stops before that deadline however
+    long its start-up took.
+
+    Args:
+        started: :func:`time.monotonic` at the start of the command (default: now).
+        *args, **kwargs: Passed to :class:`~lightning.pytorch.callbacks.Timer`.
     """
+
+    def __init__(self, *args: Any, started: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = time.monotonic() if started is None else started
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Date the training clock back to the start of the command."""
+        super().on_train_start(trainer, pl_module)
+        self._start_time[RunningStage.TRAINING] = self.started
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Start this segment's clock from zero."""

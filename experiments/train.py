@@ -364,6 +364,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         DataError, FileNotFoundError, OSError: missing, empty or unreadable data.
         Exception: anything raised by training, after the record is marked failed.
     """
+    began = time.monotonic()  # trainer.max_time counts from here (data and restore included)
     raw = to_container(cfg)
     exp = validate_experiment(raw)
     check_accelerator(exp)
@@ -385,6 +386,8 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         )
         module = _make_module(exp, model, datamodule)
         callbacks = _make_callbacks(exp, run_dir / "checkpoints")
+        if isinstance(callbacks.get("segment_timer"), SegmentTimer):
+            callbacks["segment_timer"].started = began
         trainer = _make_trainer(exp, run_dir, callbacks)
         is_zero = trainer.is_global_zero
         if is_zero:

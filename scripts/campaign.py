@@ -16,8 +16,10 @@ Sharing: GPU ``g`` has capacity 1; a run of a task with ``per_gpu = k`` takes ``
 Runs are taken in plan order; a run that does not fit reserves the GPU with the most room and
 later (smaller) runs fill the other GPUs. With ``--deadline-min D`` every run gets
 ``trainer.max_time = D - elapsed - margin`` so it stops cleanly (status ``incomplete``,
-resumable) before the command's limit; a run still alive 15 s before ``D`` is terminated (its
-periodic checkpoint stays).
+resumable) before the command's limit; ``max_time`` counts from the run's start, data loading
+and checkpoint restore included. A run still alive 40 s before ``D`` is interrupted like a
+Ctrl-C (it saves ``last.ckpt`` at its current step and is recorded ``interrupted``, resumable)
+and terminated 20 s later if it has not exited.
 
 After every finished run, the records of ``<output_dir>`` (metrics, Hydra config, logs, CSV
 metrics; no checkpoints) and the ledger are rewritten into ``<pack-dir>/campaign.tar.gz``, and
@@ -73,7 +75,10 @@ from campaign_resume import (  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = "campaign.tar.gz"
 TOO_LARGE = "checkpoint too large to travel"
-KILL_GUARD_S = 15.0
+KILL_GUARD_S = 40.0
+"""A run still alive this long before the deadline is interrupted (then terminated)."""
+INTERRUPT_GRACE_S = 20.0
+"""How long an interrupted run gets to save ``last.ckpt`` and its record."""
 EXIT_GRACE_S = 60.0
 """A run whose record is final this long ago but whose process lives on is stopped."""
 
@@ -297,6 +302,22 @@ def train_command(
         cmd.append(f"data.num_workers={workers}")
     task_overrides = list(plan.tasks[run.task].overrides)
     return cmd + list(plan.overrides) + task_overrides + shlex.split(args.extra_overrides)
+
+
+def interrupt_process(proc: subprocess.Popen, grace: float = INTERRUPT_GRACE_S) -> None:
+    """Ctrl-C the run (SIGINT to its main process), then :func:`stop_process` after ``grace``.
+
+    The harness answers Ctrl-C by saving ``last.ckpt`` at the current step and recording the
+    run ``interrupted`` (resumable), so the steps since the last periodic checkpoint survive.
+    Its data-loader workers get no signal: the main process shuts them down.
+    """
+    try:
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(grace)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        stop_process(proc)
 
 
 def stop_process(proc: subprocess.Popen) -> None:
@@ -641,7 +662,7 @@ class Campaign:
             for a in list(active):
                 killed = False
                 if a.proc.poll() is None and left is not None and left < KILL_GUARD_S:
-                    stop_process(a.proc)
+                    interrupt_process(a.proc)
                     killed = True
                 elif a.proc.poll() is None and lingering(a.run_dir):
                     self.event(f"{a.run.label}: record final, process still alive; stopping it")

@@ -635,3 +635,35 @@ def test_a_refused_resume_exits_2_leaving_no_folder_and_the_run_intact(
     assert code == 2 and "model.hidden_dim" in line and str(earlier) in line
     assert not job.exists() and sorted(p.name for p in (out / name).iterdir()) == [earlier.name]
     assert _digest(earlier / "metrics.json") == before
+
+
+def test_max_time_counts_the_start_up_of_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow start (data, model, restore) uses up ``trainer.max_time`` like training does."""
+    import time
+
+    data, out = tmp_path / "data", tmp_path / "runs"
+    build = harness.build_datamodule
+
+    def slow_build(exp):  # start-up that outlasts the whole max_time
+        time.sleep(2.5)
+        return build(exp)
+
+    monkeypatch.setattr(harness, "build_datamodule", slow_build)
+    extra = ("trainer.max_steps=50", "trainer.max_time=00:00:00:02")
+    record = harness.run(_debug(out, data, *extra))
+    assert record["status"] == "incomplete"
+    assert record["steps"] == 1  # the timer is checked after the first step
+
+
+def test_segment_timer_starts_at_the_given_time() -> None:
+    import time
+
+    from experiments.callbacks import SegmentTimer
+
+    timer = SegmentTimer(duration="00:00:00:30", interval="step", started=time.monotonic() - 40)
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    timer.on_train_start(trainer, None)  # type: ignore[arg-type]
+    assert timer.time_elapsed("train") >= 40
+    assert timer.time_remaining("train") <= 0
