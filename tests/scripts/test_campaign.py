@@ -558,8 +558,8 @@ def test_a_run_stopped_at_the_deadline_is_interrupted_first(tmp_path: Path) -> N
     saved = tmp_path / "saved"
     child = (
         "import pathlib, sys, time\n"
-        "print('ready', flush=True)\n"
         "try:\n"
+        "    print('ready', flush=True)\n"
         "    time.sleep(60)\n"
         "except KeyboardInterrupt:\n"
         f"    pathlib.Path({str(saved)!r}).write_text('last.ckpt')\n"

@@ -89,8 +89,16 @@ DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measu
 GEMM_MAX_LENGTH = (
     4096  # auto: transform-matrix GEMMs on CUDA up to this length (results/paths_probe.md)
 )
-FACTORED_MIN_LENGTH: int | None = None
-"""auto: the factored GEMMs on CUDA from this length on (before ``gemm``); None: never."""
+FACTORED_MIN_LENGTH: dict[str, int] = {"hadamard": 4096}
+r"""auto: the factored GEMMs on CUDA from this length on (before ``gemm``), per filter kind.
+
+Measured on an H200 in bf16 (``results/paths_probe.md``, forward+backward of one layer):
+the Hadamard filter as :math:`H_a \otimes H_b` GEMMs beats the transform-matrix GEMMs from
+N = 4096 at the ListOps width and the fast transform at every N >= 8192 (at N = 65536,
+11.8 ms against 23.0 ms). The four-step DCT/DST never beat both ``gemm`` and ``fast`` in
+eager mode there (its reorder, twiddle and gain passes are separate kernels), so those
+kinds have no entry. A layer takes ``factored`` only when every kind it uses has an entry
+and ``n`` reaches the largest of them."""
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 _LST_LAYER_ARGS = (
     "hidden_dim",
@@ -224,8 +232,8 @@ class _LSTFilterAttention(AttentionLayer):
         shared transform matrix, ``4 N F B H d`` multiply-adds forward) for
         ``n <= GEMM_MAX_LENGTH``; others take the dense operator (:meth:`dense_operator`) for
         ``n <= DENSE_MAX_LENGTH``; the transforms (``fast``) otherwise, and always on the CPU.
-        When :data:`FACTORED_MIN_LENGTH` is set, non-causal closed-form filters of at least
-        that length take ``factored`` (:meth:`mix_factored`) first.
+        Non-causal filters whose kinds all appear in :data:`FACTORED_MIN_LENGTH` take
+        ``factored`` (:meth:`mix_factored`) first from the largest of their lengths on.
         """
         if self.mixing_path == "factored" and self.causal:
             return "fast"
@@ -234,8 +242,9 @@ class _LSTFilterAttention(AttentionLayer):
         if device.type != "cuda":
             return "fast"
         matrix_kinds = all(kind in MATRIX_KINDS for kind, _, _, _ in self.groups)
-        if not self.causal and matrix_kinds and FACTORED_MIN_LENGTH is not None:
-            if n >= FACTORED_MIN_LENGTH:
+        kinds = {kind for kind, _, _, _ in self.groups}
+        if not self.causal and kinds and kinds <= FACTORED_MIN_LENGTH.keys():
+            if n >= max(FACTORED_MIN_LENGTH[kind] for kind in kinds):
                 return "factored"
         if not self.causal and matrix_kinds and n <= GEMM_MAX_LENGTH:
             return "gemm"

@@ -29,7 +29,11 @@ from spectrans.transforms.factored import fnet_fourstep, fourstep_split
 from spectrans.transforms.fft import fourier_mix_2d
 
 FACTORED_MIN_LENGTH: int | None = None
-"""auto: the factored path on CUDA from this length on; None: never (``fft`` always)."""
+"""auto: the factored path on CUDA from this length on; None: never (``fft`` always).
+
+None as measured on an H200 in bf16 (``results/paths_probe.md``, forward+backward of one
+layer): cuFFT beats the four-step GEMMs at every length probed, 1024 to 65536, by 3-4x
+(1.91 ms against 6.27 ms at the ListOps shape (32, 2000, 512))."""
 
 
 @register_mixer(

@@ -351,9 +351,16 @@ def test_factored_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     layer = LSTAttention(16, 4, "dct")
-    assert lst.FACTORED_MIN_LENGTH is None  # unset: auto never takes it
+    assert "dct" not in lst.FACTORED_MIN_LENGTH  # measured: never the fastest for dct
     assert layer.chosen_path(lst.GEMM_MAX_LENGTH, cuda) == "gemm"
-    monkeypatch.setattr(lst, "FACTORED_MIN_LENGTH", 2048)
+    assert layer.chosen_path(65536, cuda) == "fast"
+    hadamard = LSTAttention(16, 4, "hadamard")
+    start = lst.FACTORED_MIN_LENGTH["hadamard"]
+    assert hadamard.chosen_path(start - 1, cuda) == "gemm"
+    assert hadamard.chosen_path(start, cuda) == "factored"
+    assert hadamard.chosen_path(65536, cuda) == "factored"
+    assert LSTAttention(16, 4, "mixed").chosen_path(65536, cuda) == "fast"  # dct heads too
+    monkeypatch.setattr(lst, "FACTORED_MIN_LENGTH", {"dct": 2048})
     assert layer.chosen_path(2047, cuda) == "gemm"
     assert layer.chosen_path(2048, cuda) == "factored"
     assert layer.chosen_path(65536, cuda) == "factored"
