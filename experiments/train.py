@@ -130,6 +130,14 @@ def _make_logger(exp: ExperimentConfig, run_dir: Path) -> Any:
     return make_wandb_logger(exp, run_dir)
 
 
+def _started_at(callbacks: dict[str, pl.Callback], began: float) -> dict[str, pl.Callback]:
+    """Date the ``trainer.max_time`` clock back to ``began`` (the start of :func:`run`)."""
+    timer = callbacks.get("segment_timer")
+    if isinstance(timer, SegmentTimer):
+        timer.started = began
+    return callbacks
+
+
 def _make_callbacks(exp: ExperimentConfig, ckpt_dir: Path) -> dict[str, pl.Callback]:
     cb = exp.callbacks
     callbacks: dict[str, pl.Callback] = {
@@ -385,9 +393,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             num_params=sum(p.numel() for p in model.parameters()), seq_len=datamodule.max_length
         )
         module = _make_module(exp, model, datamodule)
-        callbacks = _make_callbacks(exp, run_dir / "checkpoints")
-        if isinstance(callbacks.get("segment_timer"), SegmentTimer):
-            callbacks["segment_timer"].started = began
+        callbacks = _started_at(_make_callbacks(exp, run_dir / "checkpoints"), began)
         trainer = _make_trainer(exp, run_dir, callbacks)
         is_zero = trainer.is_global_zero
         if is_zero:
