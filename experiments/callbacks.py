@@ -291,7 +291,31 @@ class StepSeeder(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         """Reseed from the global step."""
-        torch.manual_seed(self.seed + 1_000_003 * trainer.global_rank + trainer.global_step)
+        seed_step(self.seed + 1_000_003 * trainer.global_rank + trainer.global_step, pl_module)
+
+
+def seed_step(seed: int, module: torch.nn.Module | None = None) -> None:
+    """Seed the generators a training step draws from: the CPU one and the module's device's.
+
+    Draws the same numbers as ``torch.manual_seed(seed)`` on the CPU and on every initialised
+    CUDA device (and on MPS/XPU when the module lives there). ``torch.manual_seed`` also
+    defers a seeding, with a formatted stack trace, for every backend that is not initialised
+    (XPU, MTIA, and CUDA in a CPU run): host work on every step for generators no step of
+    this run draws from, skipped here.
+
+    Args:
+        seed: The seed of this step.
+        module: The module being trained (None: the CPU and initialised CUDA only).
+    """
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_initialized():
+        torch.cuda.manual_seed_all(seed)
+    device = getattr(module, "device", None)
+    kind = device.type if isinstance(device, torch.device) else "cpu"
+    if kind == "mps":
+        torch.mps.manual_seed(seed)
+    elif kind == "xpu":
+        torch.xpu.manual_seed_all(seed)
 
 
 class InterruptCheckpoint(pl.Callback):
@@ -322,6 +346,10 @@ class StepProgressBar(TQDMProgressBar):
     which reads ``Epoch 0/-2`` on a step-based run (``max_epochs=-1``).
     """
 
+    min_interval = 0.1
+    """Seconds between redraws of the training bar (tqdm's own default)."""
+    _last_draw = float("-inf")
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """One bar for the whole run, starting at the (resumed) step."""
         self.train_progress_bar = self.init_train_tqdm()
@@ -340,9 +368,23 @@ class StepProgressBar(TQDMProgressBar):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        """Show the global step and the logged metrics."""
+        """Show the global step and the logged metrics, at most every ``min_interval`` s.
+
+        The step count is kept every step; the bar is redrawn when ``min_interval`` seconds
+        have passed since the last redraw, on logging steps (new metrics) and at the last
+        step, so the terminal is not written once per step.
+        """
         bar = self.train_progress_bar
-        if bar is not None and self._should_update(trainer.global_step, bar.total):
-            bar.n = trainer.global_step
+        if bar is None or not self._should_update(trainer.global_step, bar.total):
+            return
+        bar.n = trainer.global_step
+        now = time.monotonic()
+        every = max(1, int(trainer.log_every_n_steps or 1))
+        if (
+            now - self._last_draw >= self.min_interval
+            or trainer.global_step % every == 0
+            or trainer.global_step >= (bar.total or 0)
+        ):
+            self._last_draw = now
             bar.set_postfix(self.get_metrics(trainer, pl_module))
             bar.refresh()

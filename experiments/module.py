@@ -195,7 +195,9 @@ class LRAModule(pl.LightningModule):
         self.scheduler_cfg = scheduler
         self.max_steps = max_steps
         self.criterion = nn.CrossEntropyLoss()
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        # Per-step update: no argument validation (its torch.unique waits for the device every
+        # step); the counts and the computed accuracy are those of the validating metric.
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss = MeanMetric()

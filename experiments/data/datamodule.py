@@ -179,10 +179,14 @@ class Collator:
         ids = batch.ids[:, :length].long()  # (B, <= length)
         if ids.shape[1] < length:
             ids = torch.nn.functional.pad(ids, (0, length - ids.shape[1]))  # (B, length)
-        mask = torch.arange(length)[None, :] < batch.lengths[:, None]  # (B, length)
-        if self.mask == "lra_nonzero":
-            mask = mask & (ids > 0)  # (B, length)
-        out = {"attention_mask": mask, "labels": batch.labels}
+        out = {"labels": batch.labels}
+        full = batch.lengths.numel() > 0 and int(batch.lengths.min()) >= length
+        if self.mask == "lra_nonzero" or not full:
+            # mask[b, t] = t < length[b]; all True (hence omitted) iff min_b length[b] >= length
+            mask = torch.arange(length)[None, :] < batch.lengths[:, None]  # (B, length)
+            if self.mask == "lra_nonzero":
+                mask = mask & (ids > 0)  # (B, length)
+            out["attention_mask"] = mask
         if self.input_type == "values":
             out["input_values"] = ids.float() / 255.0  # (B, length)
         else:
@@ -200,7 +204,7 @@ class Collator:
             else:
                 batch = self._encode([x[0] for x in items], "")
             batch["labels"] = torch.tensor([label for _, label in items], dtype=torch.long)  # (B,)
-        if not self.pair and bool(batch["attention_mask"].all()):
+        if not self.pair and "attention_mask" in batch and bool(batch["attention_mask"].all()):
             del batch["attention_mask"]  # no padding: the models read a missing mask as all real
         return batch
 
@@ -304,7 +308,20 @@ class LRADataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=self.collator(),
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
         )
+
+    @property
+    def pin_memory(self) -> bool:
+        """Collate into page-locked memory when the trainer runs on CUDA.
+
+        A copy from pageable memory blocks the host until the device has run every kernel
+        queued before it; from page-locked memory the batch copy is queued asynchronously.
+        """
+        trainer = self.trainer
+        strategy = getattr(trainer, "strategy", None)
+        device = getattr(strategy, "root_device", None)
+        return isinstance(device, torch.device) and device.type == "cuda"
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled (seeded) training batches.

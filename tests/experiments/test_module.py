@@ -239,3 +239,36 @@ def test_compile_auto_stays_eager_on_short_runs() -> None:
     from experiments.module import CompileChooser
 
     assert CompileChooser(steps_left=20).phase == "done"
+
+
+def test_training_accuracy_needs_no_device_read_and_equals_the_validating_metric(
+    monkeypatch,
+) -> None:
+    from torchmetrics.classification import MulticlassAccuracy
+
+    module = LRAModule(
+        _Tiny(),
+        num_classes=3,
+        is_pair=False,
+        optimizer=OptimizerConfig(),
+        scheduler=SchedulerConfig(),
+        max_steps=1,
+    )
+    reference = MulticlassAccuracy(3, average="micro")
+    gen = torch.Generator().manual_seed(0)
+    batches = [
+        (torch.randint(0, 3, (n,), generator=gen), torch.randint(0, 3, (n,), generator=gen))
+        for n in (5, 8, 1, 13)
+    ]
+    for preds, labels in batches:
+        reference.update(preds, labels)  # validates: torch.unique reads the values back
+    calls: list[int] = []
+    real_unique = torch.unique
+    monkeypatch.setattr(torch, "unique", lambda *a, **k: calls.append(1) or real_unique(*a, **k))
+    for preds, labels in batches:
+        module.train_acc.update(preds, labels)
+    assert calls == []  # no per-step value check, so no host read of device values
+    got, want = module.train_acc.compute(), reference.compute()
+    assert got.dtype == want.dtype and torch.equal(got, want)
+    correct = sum(int((p == t).sum()) for p, t in batches)
+    assert float(got) == pytest.approx(correct / sum(len(t) for _, t in batches), rel=1e-7)

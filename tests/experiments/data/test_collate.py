@@ -115,3 +115,44 @@ def test_a_batch_without_padding_carries_no_mask_and_the_model_output_is_the_sam
     torch.testing.assert_close(
         model(input_ids=ids), model(input_ids=ids, attention_mask=torch.ones_like(ids).bool())
     )
+
+
+def test_full_length_batches_skip_the_mask_only_when_it_is_all_true():
+    rng = np.random.default_rng(1)
+    seqs = [rng.integers(0, 5, size=n) for n in (6, 6, 6, 4)]
+    tokens, offsets = pack(seqs, np.uint8)
+    ds = RaggedDataset({"tokens": tokens, "offsets": offsets, "labels": np.arange(4)}, 6, False)
+    for mask in ("lengths", "lra_nonzero"):
+        for input_type in ("tokens", "values"):
+            collate = Collator(6, "max_length", input_type, pair=False, mask=mask)
+            for index in ([0, 1, 2], [3, 0], [2]):
+                batched = collate(ds.__getitems__(index))
+                assert _equal_batches(batched, collate([ds[i] for i in index]))
+                has_mask = "attention_mask" in batched
+                expected = not bool(
+                    (
+                        (torch.arange(6)[None] < ds.dense()[1][index][:, None])
+                        & (
+                            torch.ones(len(index), 6, dtype=torch.bool)
+                            if mask == "lengths"
+                            else batched.get("input_ids", batched.get("input_values")) > 0
+                        )
+                    ).all()
+                )
+                assert has_mask == expected, (mask, input_type, index)
+
+
+def test_loaders_pin_memory_only_for_a_cuda_trainer(tmp_path):
+    from types import SimpleNamespace
+
+    from experiments.data.datamodule import LRADataModule
+
+    tokens, offsets = pack([np.arange(3)] * 4, np.uint8)
+    split = {"tokens": tokens, "offsets": offsets, "labels": np.arange(4)}
+    cfg = SimpleNamespace(max_length=3, pad_to="max_length", mask="lengths")
+    dm = LRADataModule(cfg, data_dir=tmp_path, batch_size=2)
+    dm.datasets = {s: RaggedDataset(split, 3, False) for s in ("train", "val", "test")}
+    assert not dm.pin_memory and not dm.val_dataloader().pin_memory  # no trainer
+    for device, pinned in (("cpu", False), ("cuda", True)):
+        dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)))
+        assert dm.pin_memory is pinned and dm.test_dataloader().pin_memory is pinned

@@ -1,0 +1,88 @@
+"""Harness callbacks: the per-step seeding and the throttled progress bar."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from experiments import callbacks as cb
+
+
+def _draws() -> torch.Tensor:
+    """What a training step draws from the CPU generator (dropout masks, randperm)."""
+    return torch.cat([torch.rand(5), torch.randn(3), torch.randperm(7).float()])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 1_000_003 * 3 + 17, 2**40 + 5])
+def test_seed_step_draws_what_manual_seed_draws(seed: int) -> None:
+    torch.manual_seed(seed)
+    state, want = torch.get_rng_state(), _draws()
+    torch.manual_seed(seed + 1)  # a different state in between
+    _draws()
+    cb.seed_step(seed)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(_draws(), want)
+    if torch.cuda.is_available():
+        torch.cuda.init()
+        torch.manual_seed(seed)
+        cuda_want = [torch.rand(4, device=f"cuda:{i}") for i in range(torch.cuda.device_count())]
+        cb.seed_step(seed)
+        got = [torch.rand(4, device=f"cuda:{i}") for i in range(torch.cuda.device_count())]
+        assert all(torch.equal(a, b) for a, b in zip(got, cuda_want))
+
+
+def test_step_seeder_formats_no_stack_traces(monkeypatch) -> None:
+    import traceback
+
+    calls: list[int] = []
+    real = traceback.format_stack
+    monkeypatch.setattr(traceback, "format_stack", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(3)  # defers seeding of uninitialised backends, each with a stack trace
+    deferred = len(calls)
+    seeder = cb.StepSeeder(7)
+    trainer = SimpleNamespace(global_rank=1, global_step=0)
+    for step in range(5):
+        trainer.global_step = step
+        seeder.on_train_batch_start(trainer, torch.nn.Linear(1, 1), None, step)  # type: ignore[arg-type]
+    assert len(calls) == deferred
+    state = torch.get_rng_state()
+    torch.manual_seed(7 + 1_000_003 + 4)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+class _Bar:
+    def __init__(self, total: int) -> None:
+        self.total, self.n, self.draws, self.postfix = total, 0, 0, None
+
+    def set_postfix(self, metrics: dict) -> None:
+        self.postfix = metrics
+
+    def refresh(self) -> None:
+        self.draws += 1
+
+
+def test_progress_bar_counts_every_step_but_redraws_at_most_every_interval(monkeypatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(cb.time, "monotonic", lambda: clock[0])
+    progress = cb.StepProgressBar()
+    bar = _Bar(total=200)
+    progress._train_progress_bar = bar
+    monkeypatch.setattr(
+        progress, "get_metrics", lambda trainer, module: {"step": trainer.global_step}
+    )
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=50)
+    drawn_at = []
+    for step in range(1, 201):
+        trainer.global_step = step
+        clock[0] += 0.03  # 30 ms a step: a redraw every 4th step (>= 0.1 s)
+        before = bar.draws
+        progress.on_train_batch_end(trainer, None, None, None, step)  # type: ignore[arg-type]
+        assert bar.n == step
+        if bar.draws > before:
+            drawn_at.append(step)
+    assert drawn_at[0] == 1 and drawn_at[-1] == 200 and bar.postfix == {"step": 200}
+    assert {50, 100, 150, 200} <= set(drawn_at)  # logging steps show new metrics at once
+    gaps = [b - a for a, b in zip(drawn_at, drawn_at[1:])]
+    assert all(g <= 4 for g in gaps) and 50 <= len(drawn_at) <= 60  # not once per step
