@@ -24,6 +24,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from experiments.config import OptimizerConfig, SchedulerConfig
+from experiments.metrics import RunningAccuracy
 
 _NO_DECAY_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.RMSNorm)
 
@@ -195,9 +196,7 @@ class LRAModule(pl.LightningModule):
         self.scheduler_cfg = scheduler
         self.max_steps = max_steps
         self.criterion = nn.CrossEntropyLoss()
-        # Per-step update: no argument validation (its torch.unique waits for the device every
-        # step); the counts and the computed accuracy are those of the validating metric.
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.train_acc = RunningAccuracy()  # per step: no device read, two device operations
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss = MeanMetric()

@@ -241,7 +241,7 @@ def test_compile_auto_stays_eager_on_short_runs() -> None:
     assert CompileChooser(steps_left=20).phase == "done"
 
 
-def test_training_accuracy_needs_no_device_read_and_equals_the_validating_metric(
+def test_training_accuracy_reads_nothing_back_and_equals_the_validating_metric(
     monkeypatch,
 ) -> None:
     from torchmetrics.classification import MulticlassAccuracy
