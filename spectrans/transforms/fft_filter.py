@@ -19,11 +19,14 @@ Backward (the adjoint of a circular convolution is the correlation; :math:`G =
 .. math::  \partial u = \mathrm{irfft}_L(G\,\bar H)_{0..N-1}, \qquad
     \partial h = \mathrm{irfft}_L\Big(\sum_b G_b\, \bar U_b\Big),
 
-one rfft and two irfft (the second only of the small ``(..., L)`` filter shape). Writing the
-backward by hand avoids autograd's rfft backward (a zero-filled full complex FFT of length L)
-and keeps every big complex tensor at ``(..., L/2 + 1)`` inside this function; inputs and
-outputs are real, so the op is opaque to ``torch.compile`` (which does not generate code for
-complex tensors) and its neighbours still fuse.
+three rffts (the output gradient, and ``u`` and ``h`` again: only the real inputs are saved)
+and two irffts (the second only of the small ``(..., L)`` filter shape). Writing the backward
+by hand avoids autograd's rfft backward (a zero-filled full complex FFT of length L). Forward
+and backward are registered as custom ops (``spectrans::filter_conv``,
+``spectrans::filter_conv_backward``) with real inputs and outputs, so ``torch.compile`` sees
+no complex tensor (it does not generate code for them) and fuses the neighbouring padding,
+transposes and activations; the forward op returns all ``L`` samples and the narrowing to
+``N`` happens outside it, where it fuses too.
 
 Precision: float64 inputs are transformed in float64; everything else in float32 (cuFFT has no
 bfloat16 transform), and ``y`` is returned in float32 (float64 for float64 inputs).
@@ -47,33 +50,53 @@ def _sum_to(x: Tensor, shape: torch.Size) -> Tensor:
     return x.sum(dims, keepdim=True) if dims else x
 
 
-class _FilterConv(torch.autograd.Function):
-    """``y = irfft(rfft(pad u) * rfft(h))[:N]`` with the correlation adjoints as backward."""
+@torch.library.custom_op("spectrans::filter_conv", mutates_args=())
+def _filter_conv(u: Tensor, h: Tensor) -> Tensor:
+    """All ``L`` samples of the circular convolution of the zero-padded ``u`` with ``h``."""
+    length = h.shape[-1]
+    dt = compute_dtype(u)
+    spec = torch.fft.rfft(u.to(dt), n=length) * torch.fft.rfft(h.to(dt))  # (..., L/2+1)
+    return torch.fft.irfft(spec, n=length)  # (..., L)
 
-    @staticmethod
-    def forward(ctx: Any, u: Tensor, h: Tensor) -> Tensor:
-        n, length = u.shape[-1], h.shape[-1]
-        dt = compute_dtype(u)
-        spec_u = torch.fft.rfft(u.to(dt), n=length)  # (..., L/2+1)
-        spec_h = torch.fft.rfft(h.to(dt))  # (..., L/2+1)
-        y = torch.fft.irfft(spec_u * spec_h, n=length)[..., :n]  # (..., N)
-        ctx.save_for_backward(spec_u, spec_h)
-        ctx.shapes = (n, length, u.dtype, u.shape, h.dtype, h.shape)
-        return y
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        spec_u, spec_h = ctx.saved_tensors
-        n, length, u_dtype, u_shape, h_dtype, h_shape = ctx.shapes
-        spec_g = torch.fft.rfft(grad.to(spec_u.real.dtype), n=length)  # (..., L/2+1)
-        grad_u = grad_h = None
-        if ctx.needs_input_grad[0]:
-            back = torch.fft.irfft(spec_g * spec_h.conj(), n=length)[..., :n]  # (..., N)
-            grad_u = _sum_to(back, u_shape).to(u_dtype)
-        if ctx.needs_input_grad[1]:
-            cross = _sum_to(spec_g * spec_u.conj(), h_shape[:-1] + (spec_g.shape[-1],))
-            grad_h = torch.fft.irfft(cross, n=length).to(h_dtype)  # (..., L)
-        return grad_u, grad_h
+@_filter_conv.register_fake
+def _(u: Tensor, h: Tensor) -> Tensor:
+    shape = torch.broadcast_shapes(u.shape[:-1], h.shape[:-1]) + (h.shape[-1],)
+    return u.new_empty(shape, dtype=compute_dtype(u))
+
+
+@torch.library.custom_op("spectrans::filter_conv_backward", mutates_args=())
+def _filter_conv_backward(grad: Tensor, u: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    """``(du, dh)``: the correlations of the output gradient with ``h`` and with ``u``."""
+    n, length = u.shape[-1], h.shape[-1]
+    dt = compute_dtype(u)
+    spec_g = torch.fft.rfft(grad.to(dt))  # (..., L/2+1)
+    spec_u = torch.fft.rfft(u.to(dt), n=length)  # (..., L/2+1)
+    spec_h = torch.fft.rfft(h.to(dt))  # (..., L/2+1)
+    back = torch.fft.irfft(spec_g * spec_h.conj(), n=length)[..., :n]  # (..., N)
+    cross = _sum_to(spec_g * spec_u.conj(), h.shape[:-1] + (spec_g.shape[-1],))
+    grad_u = _sum_to(back, u.shape).to(u.dtype)  # (..., N)
+    grad_h = torch.fft.irfft(cross, n=length).to(h.dtype)  # (..., L)
+    return grad_u.contiguous(), grad_h.contiguous()
+
+
+@_filter_conv_backward.register_fake
+def _(grad: Tensor, u: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.empty_like(u, memory_format=torch.contiguous_format), torch.empty_like(
+        h, memory_format=torch.contiguous_format
+    )
+
+
+def _setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
+    u, h = ctx.saved_tensors
+    return _filter_conv_backward(grad, u, h)
+
+
+_filter_conv.register_autograd(_backward, setup_context=_setup_context)
 
 
 def filter_conv(u: Tensor, h: Tensor) -> Tensor:
@@ -91,4 +114,4 @@ def filter_conv(u: Tensor, h: Tensor) -> Tensor:
     n, length = u.shape[-1], h.shape[-1]
     if length < 2 * n - 1:
         raise ValueError(f"filter length {length} is shorter than 2N - 1 = {2 * n - 1}")
-    return _FilterConv.apply(u, h)
+    return _filter_conv(u, h)[..., :n]  # (..., N)

@@ -15,11 +15,15 @@ from :math:`x_0 = 0`. Unrolled, :math:`y = K * u + D_h u` with the kernel
 
 .. math::  K_l = 2\,\mathrm{Re}\Big(\sum_m C_m \bar B_m \bar A_m^{\,l}\Big), \qquad l = 0..L-1,
 
-a Vandermonde product :math:`(C \bar B)\,V` with :math:`V_{ml} = e^{l \Delta A_m}`, applied as
-a causal convolution by a zero-padded FFT (:func:`~spectrans.transforms.fft.causal_conv`):
-``O(D M L)`` for the kernel and ``O(D L log L)`` for the convolution. Unidirectional S4D is
-causal exactly. ``bidirectional=True`` adds a second output matrix :math:`C'` run backwards
-in time, :math:`y = K * u + \mathrm{flip}(K' * \mathrm{flip}(u)) + D_h u` (not causal).
+a Vandermonde product :math:`(C \bar B)\,V` with :math:`V_{ml} = e^{l \Delta A_m}` (computed in
+real arithmetic). ``bidirectional=True`` adds a second output matrix :math:`C'` run backwards
+in time, :math:`y = K * u + \mathrm{flip}(K' * \mathrm{flip}(u)) + D_h u` (not causal);
+unidirectional S4D is causal exactly. The backward term is the correlation
+:math:`\sum_{j \ge i} K'_{j-i} u_j`, so the kernel, the backward kernel and the skip term
+form ONE two-sided filter with lags :math:`-(N-1)..N-1`, applied by one zero-padded real FFT
+of the signal, one product with the filter's spectrum and one inverse real FFT
+(:func:`~spectrans.transforms.fft_filter.filter_conv`): ``O(D M L)`` for the kernel and
+``O(D L log L)`` for the convolution, whatever the number of directions.
 
 Init (``init``): :math:`\alpha = \log \tfrac12` (real part :math:`-\tfrac12`);
 S4D-Lin :math:`\omega_m = \pi m`; S4D-Inv :math:`\omega_m = \tfrac{N}{\pi}
