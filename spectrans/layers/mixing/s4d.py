@@ -15,11 +15,15 @@ from :math:`x_0 = 0`. Unrolled, :math:`y = K * u + D_h u` with the kernel
 
 .. math::  K_l = 2\,\mathrm{Re}\Big(\sum_m C_m \bar B_m \bar A_m^{\,l}\Big), \qquad l = 0..L-1,
 
-a Vandermonde product :math:`(C \bar B)\,V` with :math:`V_{ml} = e^{l \Delta A_m}`, applied as
-a causal convolution by a zero-padded FFT (:func:`~spectrans.transforms.fft.causal_conv`):
-``O(D M L)`` for the kernel and ``O(D L log L)`` for the convolution. Unidirectional S4D is
-causal exactly. ``bidirectional=True`` adds a second output matrix :math:`C'` run backwards
-in time, :math:`y = K * u + \mathrm{flip}(K' * \mathrm{flip}(u)) + D_h u` (not causal).
+a Vandermonde product :math:`(C \bar B)\,V` with :math:`V_{ml} = e^{l \Delta A_m}` (computed in
+real arithmetic). ``bidirectional=True`` adds a second output matrix :math:`C'` run backwards
+in time, :math:`y = K * u + \mathrm{flip}(K' * \mathrm{flip}(u)) + D_h u` (not causal);
+unidirectional S4D is causal exactly. The backward term is the correlation
+:math:`\sum_{j \ge i} K'_{j-i} u_j`, so the kernel, the backward kernel and the skip term
+form ONE two-sided filter with lags :math:`-(N-1)..N-1`, applied by one zero-padded real FFT
+of the signal, one product with the filter's spectrum and one inverse real FFT
+(:func:`~spectrans.transforms.fft_filter.filter_conv`): ``O(D M L)`` for the kernel and
+``O(D L log L)`` for the convolution, whatever the number of directions.
 
 Init (``init``): :math:`\alpha = \log \tfrac12` (real part :math:`-\tfrac12`);
 S4D-Lin :math:`\omega_m = \pi m`; S4D-Inv :math:`\omega_m = \tfrac{N}{\pi}
@@ -44,7 +48,8 @@ from spectrans.config.layers.mixing import S4DMixingConfig
 from spectrans.layers.attention.base import check_input, init_linear, zero_masked
 from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
-from spectrans.transforms.fft import causal_conv
+from spectrans.transforms.fft import fft_length
+from spectrans.transforms.fft_filter import filter_conv
 from spectrans.transforms.precision import compute_dtype
 
 
@@ -132,30 +137,75 @@ class S4DMixing(MixingLayer):
 
         With ``l = a S + b`` (``S = ceil(sqrt(length))``), :math:`\bar A^l = \bar A^{aS}
         \bar A^{b}`, so :math:`K_{aS+b} = 2\mathrm{Re}\sum_m (C \bar B \bar A^{aS})_m
-        (\bar A^{b})_m`: one batched ``(A x M) @ (M x S)`` product per channel, and only
-        ``M (A + S)`` complex exponentials instead of ``M L``.
+        (\bar A^{b})_m`: one batched ``(A x 2M) @ (2M x S)`` real product per channel (real
+        and imaginary parts stacked, :math:`\mathrm{Re}(wv) = w_r v_r - w_i v_i`), and only
+        ``M (A + S)`` complex exponentials instead of ``M L``. Real arithmetic throughout
+        (:math:`e^{z} = e^{z_r}(\cos z_i + i \sin z_i)`, :math:`\bar A - 1 =
+        \mathrm{expm1}(z_r)\cos z_i - 2\sin^2(z_i/2) + i\,e^{z_r}\sin z_i`), in ``dtype``
+        with autocast off.
         """
-        dt_a, _, b_bar = self.discretize(dtype)
-        c = torch.view_as_complex(self.c.to(dtype).contiguous())  # (dirs, D, M)
-        step = max(1, math.isqrt(length - 1) + 1) if length > 1 else 1  # S
-        count = -(-length // step)  # A
-        inner = torch.arange(step, dtype=dtype, device=dt_a.device)  # (S,)
-        outer = torch.arange(count, dtype=dtype, device=dt_a.device) * step  # (A,)
-        v_inner = torch.exp(dt_a[:, :, None] * inner)  # (D, M, S)
-        v_outer = torch.exp(dt_a[:, :, None] * outer)  # (D, M, A)
-        weights = (c * b_bar)[:, :, :, None] * v_outer  # (dirs, D, M, A)
-        k = torch.einsum("rdma,dms->rdas", weights, v_inner)  # (dirs, D, A, S)
-        return 2 * k.reshape(*k.shape[:2], count * step)[..., :length].real
+        device = self.log_dt.device
+        with torch.autocast(device.type, enabled=False):
+            a_re = -torch.exp(self.log_a_real.to(dtype))  # (D, M)
+            a_im = self.a_imag.to(dtype)  # (D, M)
+            dt = torch.exp(self.log_dt.to(dtype))[:, None]  # (D, 1)
+            z_re, z_im = a_re * dt, a_im * dt  # (D, M): dt A
+            cos, sin = torch.cos(z_im), torch.sin(z_im)
+            p = torch.expm1(z_re) * cos - 2 * torch.sin(z_im / 2) ** 2  # Re(Abar - 1)
+            q = torch.exp(z_re) * sin  # Im(Abar - 1)
+            norm = a_re**2 + a_im**2  # |A|^2
+            b_re, b_im = (p * a_re + q * a_im) / norm, (q * a_re - p * a_im) / norm  # Bbar
+            c = self.c.to(dtype)  # (dirs, D, M, 2)
+            cb_re = c[..., 0] * b_re - c[..., 1] * b_im  # (dirs, D, M)
+            cb_im = c[..., 0] * b_im + c[..., 1] * b_re
+            step = max(1, math.isqrt(length - 1) + 1) if length > 1 else 1  # S
+            count = -(-length // step)  # A
+            inner = torch.arange(step, dtype=dtype, device=device)  # (S,)
+            outer = torch.arange(count, dtype=dtype, device=device) * step  # (A,)
+            mag_in = torch.exp(z_re[:, :, None] * inner)  # (D, M, S)
+            ang_in = z_im[:, :, None] * inner
+            v = torch.cat([mag_in * torch.cos(ang_in), mag_in * torch.sin(ang_in)], 1)  # (D,2M,S)
+            mag_out = torch.exp(z_re[:, :, None] * outer)  # (D, M, A)
+            ang_out = z_im[:, :, None] * outer
+            o_re, o_im = mag_out * torch.cos(ang_out), mag_out * torch.sin(ang_out)
+            w_re = cb_re[..., None] * o_re - cb_im[..., None] * o_im  # (dirs, D, M, A)
+            w_im = cb_re[..., None] * o_im + cb_im[..., None] * o_re
+            w = 2 * torch.cat([w_re, -w_im], 2)  # (dirs, D, 2M, A)
+            k = torch.einsum("rdka,dks->rdas", w, v)  # (dirs, D, A, S)
+        return k.reshape(*k.shape[:2], count * step)[..., :length]  # (dirs, D, length)
+
+    def filter(self, length: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        r"""The whole SSM as one two-sided filter ``h`` ``(D, L)`` for sequences of ``length``.
+
+        ``L = fft_length(length) >= 2 length``; index :math:`t < N` holds lag :math:`t`,
+        index :math:`L - t` lag :math:`-t` (see :func:`~spectrans.transforms.fft_filter.
+        filter_conv`): :math:`h_0 = K_0 + K'_0 + D_h`, :math:`h_t = K_t`,
+        :math:`h_{L-t} = K'_t` (``t = 1..N-1``; :math:`K' = 0` unless bidirectional), zero
+        between. The backward kernel runs backwards in time,
+        :math:`\mathrm{flip}(K' * \mathrm{flip}(u))_i = \sum_{j \ge i} K'_{j-i} u_j`,
+        which is the lag :math:`i - j \le 0` part of this filter.
+        """
+        k = self.kernel(length, dtype)  # (dirs, D, N)
+        d = self.d.to(dtype)[:, None]  # (D, 1)
+        head = k[:, :, :1].sum(0) + d  # (D, 1): lag 0 of every part
+        gap = fft_length(length) - 2 * length + 1 if self.bidirectional else 0
+        parts = [head, k[0, :, 1:]]
+        if self.bidirectional:
+            parts.append(k.new_zeros(k.shape[1], gap))  # (D, L - 2N + 1)
+            parts.append(k[1, :, 1:].flip(-1))  # (D, N - 1): lags -(N-1)..-1
+        else:
+            parts.append(k.new_zeros(k.shape[1], fft_length(length) - length))
+        return torch.cat(parts, -1)  # (D, L)
 
     def ssm(self, u: Tensor) -> Tensor:
-        """The SSM output ``K * u (+ backward) + D u`` for ``u`` (B, N, D), before GELU."""
-        n = u.shape[1]
-        k = self.kernel(n, u.dtype)  # (dirs, D, N)
-        y = causal_conv(u, k[0].T, dim=-2, exact=u.dtype == torch.float64)  # (B, N, D)
-        if self.bidirectional:
-            back = causal_conv(u.flip(1), k[1].T, dim=-2, exact=u.dtype == torch.float64)
-            y = y + back.flip(1)  # (B, N, D)
-        return y + u * self.d.to(u.dtype)
+        """The SSM output ``K * u (+ backward) + D u`` for ``u`` (B, N, D), before GELU.
+
+        One rfft and one irfft of the signal along N (on the ``(B, D, N)`` view, so the FFTs
+        run over the contiguous last dim once the zero padding is written).
+        """
+        h = self.filter(u.shape[1], compute_dtype(u))  # (D, L)
+        y = filter_conv(u.transpose(1, 2), h)  # (B, D, N)
+        return y.transpose(1, 2)  # (B, N, D)
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False

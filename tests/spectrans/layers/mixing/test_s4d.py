@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -88,3 +89,113 @@ def test_causal_with_bidirectional_is_refused() -> None:
         S4DMixing(hidden_dim=4, causal=True, bidirectional=True)
     with pytest.raises(Exception, match="bidirectional"):
         build_layer({"name": "s4d", "hidden_dim": 4, "causal": True, "bidirectional": True})
+
+
+def _vandermonde(layer: S4DMixing, n: int) -> torch.Tensor:
+    """K_l = 2 Re sum_m C_m Bbar_m Abar_m^l by explicit powers, complex128: (dirs, D, n)."""
+    a = torch.complex(-torch.exp(layer.log_a_real.double()), layer.a_imag.double())  # (D, M)
+    dt_a = a * torch.exp(layer.log_dt.double())[:, None]
+    b_bar = (torch.exp(dt_a) - 1) / a
+    c = torch.view_as_complex(layer.c.double().contiguous())  # (dirs, D, M)
+    powers = torch.exp(dt_a[:, :, None] * torch.arange(n, dtype=torch.float64))  # (D, M, n)
+    return 2 * torch.einsum("rdm,dml->rdl", c * b_bar, powers).real
+
+
+@pytest.mark.parametrize("init", ["lin", "inv"])
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 100])
+def test_kernel_matches_explicit_powers(init: str, n: int) -> None:
+    torch.manual_seed(n)
+    layer = S4DMixing(hidden_dim=6, state_dim=64, init=init, bidirectional=True)
+    ref = _vandermonde(layer, n)
+    scale = ref.abs().max().item()
+    assert (layer.kernel(n, torch.float64) - ref).abs().max().item() <= 1e-10 * scale
+    assert (layer.kernel(n).double() - ref).abs().max().item() <= 1e-3 * scale
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 100])
+def test_ssm_matches_both_recurrences(bidirectional: bool, n: int) -> None:
+    torch.manual_seed(n)
+    layer = S4DMixing(hidden_dim=3, state_dim=8, bidirectional=bidirectional).double()
+    u = torch.randn(2, n, 3, dtype=torch.float64)
+    ref = _recurrence(layer, u) + u * layer.d.double()
+    if bidirectional:
+        ref = ref + _recurrence(layer, u.flip(1), 1).flip(1)
+    got = layer.ssm(u)
+    assert (got - ref).abs().max().item() <= 1e-10 * ref.abs().max().item()
+    got32 = layer.float().ssm(u.float()).double()
+    assert (got32 - ref).abs().max().item() <= 1e-4 * ref.abs().max().item()
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_masked_tokens_anywhere_do_not_move_real_outputs(bidirectional: bool) -> None:
+    torch.manual_seed(3)
+    layer = build_layer({"name": "s4d", "hidden_dim": 8, "bidirectional": bidirectional}).eval()
+    x = torch.randn(3, 37, 8)
+    mask = torch.rand(3, 37) > 0.4
+    mask[:, 0] = True
+    other = x.clone()
+    other[~mask] = 100 * torch.randn(int((~mask).sum()), 8)
+    with torch.no_grad():
+        a, b = layer(x, mask), layer(other, mask)
+    assert torch.equal(a[mask], b[mask])
+    assert (a[~mask] == 0).all()
+    with torch.no_grad():  # the masked tokens are zero inputs, not dropped ones
+        assert torch.allclose(a, layer(x * mask[..., None], mask), atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [2, 7, 64, 100])
+def test_causal_float64_and_float32(n: int) -> None:
+    torch.manual_seed(4)
+    layer = build_layer({"name": "s4d", "hidden_dim": 4, "causal": True}).eval()
+    x = torch.randn(2, n, 4)
+    cut = n // 2
+    future = x.clone()
+    future[:, cut:] += 10 * torch.randn(2, n - cut, 4)
+    with torch.no_grad():
+        for lay, dt in ((layer, torch.float32), (copy.deepcopy(layer).double(), torch.float64)):
+            a, b = lay(x.to(dt)), lay(future.to(dt))
+            bound = 1e-12 if dt == torch.float64 else 1e-5
+            assert (a[:, :cut] - b[:, :cut]).abs().max().item() <= bound
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gradcheck_input_and_parameters(bidirectional: bool) -> None:
+    torch.manual_seed(5)
+    layer = S4DMixing(hidden_dim=2, state_dim=4, bidirectional=bidirectional).double()
+    names = [name for name, _ in layer.named_parameters() if not name.startswith("out_proj")]
+    params = tuple(getattr(layer, name).detach().clone().requires_grad_() for name in names)
+    u = torch.randn(2, 5, 2, dtype=torch.float64, requires_grad=True)
+
+    def ssm(u: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:
+        return _call_ssm(layer, dict(zip(names, values, strict=True)), u)
+
+    assert torch.autograd.gradcheck(ssm, (u, *params), fast_mode=True)
+
+
+def _call_ssm(layer: S4DMixing, state: dict[str, torch.Tensor], u: torch.Tensor) -> torch.Tensor:
+    """layer.ssm(u) with the parameters in ``state`` swapped in."""
+    saved = {name: getattr(layer, name) for name in state}
+    try:
+        for name, value in state.items():
+            delattr(layer, name)
+            setattr(layer, name, value)
+        return layer.ssm(u)
+    finally:
+        for name, value in saved.items():
+            delattr(layer, name)
+            layer.register_parameter(name, value)
+
+
+def test_bf16_autocast_matches_float64() -> None:
+    torch.manual_seed(6)
+    layer = build_layer({"name": "s4d", "hidden_dim": 16, "bidirectional": True}).eval()
+    x = torch.randn(2, 300, 16)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = layer(x).float()
+        kernel = layer.kernel(300)
+    assert kernel.dtype == torch.float32
+    assert torch.equal(kernel, layer.kernel(300))  # the kernel is computed with autocast off
+    with torch.no_grad():
+        ref = layer.double()(x.double())
+    assert ((got.double() - ref).norm() / ref.norm()).item() <= 2e-2
