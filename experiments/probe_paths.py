@@ -78,6 +78,20 @@ def median_ms(step: Callable[[], None], repeats: int) -> float:
     return ms
 
 
+def autocast_ms(forward: Callable[[], torch.Tensor], reps: int) -> str:
+    """Median ms of ``forward`` under bf16 autocast plus its backward; ``oom`` if it runs out."""
+
+    def step() -> None:
+        with torch.autocast("cuda", torch.bfloat16):
+            out = forward()
+        out.float().square().mean().backward()
+
+    try:
+        return f"{median_ms(step, reps):.2f}"
+    except torch.OutOfMemoryError:
+        return "oom"
+
+
 def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, reps: int) -> str:
     """Forward+backward milliseconds of SDPA on one backend, or ``n/a`` if it refuses."""
     b, h, n, d = shape
@@ -114,16 +128,7 @@ def lst_ms(
     layer = LSTAttention(width, heads, transform, max_sequence_length=n).cuda()
     layer.mixing_path = path
     x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
-
-    def step() -> None:
-        with torch.autocast("cuda", torch.bfloat16):
-            out = layer(x)  # (B, N, D)
-        out.float().square().mean().backward()
-
-    try:
-        return f"{median_ms(step, reps):.2f}"
-    except torch.OutOfMemoryError:
-        return "oom"
+    return autocast_ms(lambda: layer(x), reps)  # (B, N, D) output
 
 
 def fnet_ms(b: int, width: int, n: int, path: str, reps: int) -> str:
@@ -133,16 +138,7 @@ def fnet_ms(b: int, width: int, n: int, path: str, reps: int) -> str:
     layer = FourierMixing(width).cuda()
     layer.mixing_path = path
     x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
-
-    def step() -> None:
-        with torch.autocast("cuda", torch.bfloat16):
-            out = layer(x)  # (B, N, D)
-        out.float().square().mean().backward()
-
-    try:
-        return f"{median_ms(step, reps):.2f}"
-    except torch.OutOfMemoryError:
-        return "oom"
+    return autocast_ms(lambda: layer(x), reps)  # (B, N, D) output
 
 
 def fnet_table(reps: int, measure_ms: Callable[..., str] = fnet_ms) -> list[str]:
@@ -176,17 +172,8 @@ def performer_ms(shape: tuple[int, ...], path: str, masked: bool, compiled: bool
         return linear.feature_attention(kernel, q, k, v, mask, causal=False)
 
     run = torch.compile(forward) if compiled else forward
-
-    def step() -> None:
-        with torch.autocast("cuda", torch.bfloat16):
-            out = run()  # (B, H, N, d)
-        out.float().square().mean().backward()
-
     with mock.patch.object(linear, "_use_fused", lambda *a, **k: path == "fused"):
-        try:
-            return f"{median_ms(step, reps):.2f}"
-        except torch.OutOfMemoryError:
-            return "oom"
+        return autocast_ms(run, reps)  # (B, H, N, d) output
 
 
 def performer_table(reps: int, measure_ms: Callable[..., str] = performer_ms) -> list[str]:
