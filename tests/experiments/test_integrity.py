@@ -29,6 +29,7 @@ from experiments.portable import portable_path, recorded_path
 from experiments.protocol import classify
 from experiments.resume import ResumeError, find_resume_dir, merge_csv_history
 from experiments.run_record import RecordExistsError, RunRecord
+from tests.run_endings import CtrlCAt
 
 ROOT = Path(__file__).resolve().parents[2]
 H100_SOFTMAX = (
@@ -223,19 +224,13 @@ def test_a_missing_runs_folder_is_an_error(
 # ------------------------------------------------------------------------------------------
 
 
-class _CtrlC(pl.Callback):
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        if trainer.global_step == 3:
-            raise KeyboardInterrupt
-
-
 def test_ctrl_c_records_interrupted_and_resume_sums_segments(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data, out = tmp_path / "data", tmp_path / "runs"
     extra = ("trainer.max_steps=6", "callbacks.checkpoint_every_n_steps=100")
     make = harness._make_callbacks
-    monkeypatch.setattr(harness, "_make_callbacks", lambda e, d: {**make(e, d), "c": _CtrlC()})
+    monkeypatch.setattr(harness, "_make_callbacks", lambda e, d: {**make(e, d), "c": CtrlCAt(3)})
     with pytest.raises(harness.RunInterruptedError, match=r"interrupted at step 3; continue"):
         harness.run(_debug(out, data, *extra))
     monkeypatch.setattr(harness, "_make_callbacks", make)

@@ -140,7 +140,7 @@ def test_decay_all_puts_every_parameter_in_one_decayed_group() -> None:
     assert torch.allclose(model.norm.weight, torch.full_like(model.norm.weight, 0.9))
 
 
-def _module(compile: bool | str, max_steps: int = 100) -> LRAModule:
+def _module(compile: bool | str, max_steps: int = 100, **extra) -> LRAModule:
     return LRAModule(
         _Tiny(),
         num_classes=3,
@@ -149,6 +149,7 @@ def _module(compile: bool | str, max_steps: int = 100) -> LRAModule:
         scheduler=SchedulerConfig(),
         max_steps=max_steps,
         compile=compile,
+        **extra,
     )
 
 
@@ -177,16 +178,7 @@ def test_reduce_overhead_compiles_with_cuda_graphs_and_marks_each_step(monkeypat
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
-    graphs = LRAModule(
-        _Tiny(),
-        num_classes=3,
-        is_pair=False,
-        optimizer=OptimizerConfig(),
-        scheduler=SchedulerConfig(),
-        max_steps=10,
-        compile=True,
-        compile_mode="reduce-overhead",
-    )
+    graphs = _module(True, max_steps=10, compile_mode="reduce-overhead")
     graphs.runner  # noqa: B018
     graphs.runner  # noqa: B018
     assert modes == ["reduce-overhead"] and len(marks) == 2
@@ -246,14 +238,7 @@ def test_training_accuracy_reads_nothing_back_and_equals_the_validating_metric(
 ) -> None:
     from torchmetrics.classification import MulticlassAccuracy
 
-    module = LRAModule(
-        _Tiny(),
-        num_classes=3,
-        is_pair=False,
-        optimizer=OptimizerConfig(),
-        scheduler=SchedulerConfig(),
-        max_steps=1,
-    )
+    module = _module(False, max_steps=1)
     reference = MulticlassAccuracy(3, average="micro")
     gen = torch.Generator().manual_seed(0)
     batches = [

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -18,6 +17,7 @@ from hydra import compose, initialize_config_dir
 from experiments import train as harness
 from experiments.portable import recorded_path
 from experiments.resume import ResumeError, StepAlignedSampler, find_resume_dir
+from tests.run_endings import CtrlCAt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,17 +62,6 @@ def test_find_resume_dir(tmp_path: Path) -> None:
         find_resume_dir(str(other), tmp_path, "exp")
 
 
-class _Crash(pl.Callback):
-    """Simulates Ctrl-C right after optimizer step ``at``."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        if trainer.global_step == self.at:
-            raise KeyboardInterrupt
-
-
 def _cfg(out: Path, data: Path, extra: tuple[str, ...] = ()):  # noqa: ANN202
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose(
@@ -113,7 +102,7 @@ def test_crashed_run_resumes_to_identical_metrics(
     straight = harness.run(_cfg(tmp_path / "a", data))
     make_callbacks = harness._make_callbacks
     monkeypatch.setattr(
-        harness, "_make_callbacks", lambda exp, d: {**make_callbacks(exp, d), "crash": _Crash(8)}
+        harness, "_make_callbacks", lambda exp, d: {**make_callbacks(exp, d), "crash": CtrlCAt(8)}
     )
     with pytest.raises(harness.RunInterruptedError, match="interrupted at step 8"):
         harness.run(_cfg(tmp_path / "b", data))

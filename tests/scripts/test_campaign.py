@@ -398,12 +398,9 @@ def test_real_tiny_run_through_the_script(tmp_path: Path, capsys) -> None:
 # ----------------------------------------------------------------------------- data, gate, deadline
 
 
-def test_data_is_built_once_and_timed(tmp_path: Path) -> None:
-    marker = tmp_path / "data" / "made.txt"
-    script = f"import pathlib,sys; p=pathlib.Path({str(marker)!r}); p.parent.mkdir(); "
-    script += "p.write_text(' '.join(sys.argv[1:])); print('made it')"
-    data = {"command": ["-c", script], "ready": {str(marker): 1}}
-    plan = campaign_plan.load_plan(
+def _softmax_listops_plan(tmp_path: Path, data: dict) -> campaign_plan.Plan:
+    """One softmax ListOps run whose data is built by ``data``."""
+    return campaign_plan.load_plan(
         small_plan(
             tmp_path,
             tasks={"listops": {"seeds": 1, "ms_per_step": 1, "data": data}},
@@ -411,6 +408,14 @@ def test_data_is_built_once_and_timed(tmp_path: Path) -> None:
             priority=[{"task": "listops", "seeds": [0]}],
         )
     )
+
+
+def test_data_is_built_once_and_timed(tmp_path: Path) -> None:
+    marker = tmp_path / "data" / "made.txt"
+    script = f"import pathlib,sys; p=pathlib.Path({str(marker)!r}); p.parent.mkdir(); "
+    script += "p.write_text(' '.join(sys.argv[1:])); print('made it')"
+    data = {"command": ["-c", script], "ready": {str(marker): 1}}
+    plan = _softmax_listops_plan(tmp_path, data)
     args = campaign.parse_args(["--data-workers", "3"])
     first = campaign.Campaign(plan, args)
     first.ensure_data()
@@ -426,14 +431,7 @@ def test_a_second_campaign_waits_for_the_data_another_is_building(tmp_path: Path
     marker = tmp_path / "data" / "made.txt"
     script = f"import pathlib; pathlib.Path({str(marker)!r}).write_text('by this one')"
     data = {"command": ["-c", script], "ready": {str(marker): 1}}
-    plan = campaign_plan.load_plan(
-        small_plan(
-            tmp_path,
-            tasks={"listops": {"seeds": 1, "ms_per_step": 1, "data": data}},
-            variants=[{"name": "softmax"}],
-            priority=[{"task": "listops", "seeds": [0]}],
-        )
-    )
+    plan = _softmax_listops_plan(tmp_path, data)
     camp = campaign.Campaign(plan, campaign.parse_args([]))
     finished = threading.Event()
     worker = threading.Thread(target=lambda: (camp.ensure_data(), finished.set()))

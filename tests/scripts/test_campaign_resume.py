@@ -25,6 +25,7 @@ import campaign_resume  # noqa: E402
 
 from experiments import train as harness  # noqa: E402
 from experiments.resume import RESUMABLE  # noqa: E402
+from tests.run_endings import CtrlCAt  # noqa: E402
 
 NAME = "lra-listops-softmax"  # conf/experiment/lra/softmax-listops.yaml
 MAX_STEPS = 5000  # its trainer.max_steps
@@ -291,17 +292,6 @@ def test_restore_of_a_missing_or_broken_file_is_one_sentence(tmp_path: Path, cap
 # ----------------------------------------------------------------------------- a real checkpoint
 
 
-class _Crash(pl.Callback):
-    """Ctrl-C right after optimizer step ``at``."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        if trainer.global_step == self.at:
-            raise KeyboardInterrupt
-
-
 class _FirstStep(pl.Callback):
     """Remembers the global step of the first batch this process trains."""
 
@@ -341,7 +331,7 @@ def test_a_run_moved_to_another_machine_resumes_from_its_checkpoint(
     make_callbacks = harness._make_callbacks
     monkeypatch.chdir(machine_a)
     monkeypatch.setattr(
-        harness, "_make_callbacks", lambda exp, d: {**make_callbacks(exp, d), "crash": _Crash(6)}
+        harness, "_make_callbacks", lambda exp, d: {**make_callbacks(exp, d), "crash": CtrlCAt(6)}
     )
     # Hydra hands train.py an absolute run folder
     run_dir = machine_a / "runs" / "moved" / "s0_x"
