@@ -144,11 +144,26 @@ class CompileChooser:
         self.phase = "done"
         module.use_compiled = self.ms["compiled"] < self.ms["eager"]
         chosen = "compiled" if module.use_compiled else "eager"
+        graphs = compiled_graph_count()
         print(
             f"compile=auto: eager {self.ms['eager']:.2f} ms/step, compiled "
-            f"{self.ms['compiled']:.2f} ms/step; using {chosen}",
+            f"{self.ms['compiled']:.2f} ms/step ({graphs} graph(s) compiled); using {chosen}",
             file=sys.stderr,
         )
+        if graphs > 1:
+            print(
+                f"compile=auto: the model compiled into {graphs} graphs, not one: graph breaks "
+                "split the step into pieces run in between by Python (see them with "
+                "TORCH_LOGS=graph_breaks)",
+                file=sys.stderr,
+            )
+
+
+def compiled_graph_count() -> int:
+    """Graphs TorchDynamo has compiled in this process (one per frame, guard set, graph break)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 class LRAModule(pl.LightningModule):

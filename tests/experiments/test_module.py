@@ -257,3 +257,18 @@ def test_training_accuracy_reads_nothing_back_and_equals_the_validating_metric(
     assert got.dtype == want.dtype and torch.equal(got, want)
     correct = sum(int((p == t).sum()) for p, t in batches)
     assert float(got) == pytest.approx(correct / sum(len(t) for _, t in batches), rel=1e-7)
+
+
+def test_compiled_graph_count_counts_the_pieces_of_a_broken_graph() -> None:
+    from experiments.module import compiled_graph_count
+
+    def piecewise(x: torch.Tensor) -> torch.Tensor:
+        y = x + 1
+        torch._dynamo.graph_break()
+        return y * 2
+
+    torch._dynamo.reset()
+    before = compiled_graph_count()
+    torch.compile(piecewise, backend="eager")(torch.ones(3))
+    assert compiled_graph_count() - before == 2
+    torch._dynamo.reset()

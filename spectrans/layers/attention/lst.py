@@ -241,11 +241,18 @@ class _LSTFilterAttention(AttentionLayer):
             return self.mixing_path
         if device.type != "cuda":
             return "fast"
-        matrix_kinds = all(kind in MATRIX_KINDS for kind, _, _, _ in self.groups)
-        kinds = {kind for kind, _, _, _ in self.groups}
-        if not self.causal and kinds and kinds <= FACTORED_MIN_LENGTH.keys():
-            if n >= max(FACTORED_MIN_LENGTH[kind] for kind in kinds):
-                return "factored"
+        # Plain loops and comparisons: torch.compile traces this method on every forward,
+        # and older Dynamo releases break the graph on set/dict-view comparisons.
+        matrix_kinds = True
+        factored_from = 0  # the largest threshold of the kinds used; -1: a kind has none
+        for kind, _, _, _ in self.groups:
+            matrix_kinds = matrix_kinds and kind in MATRIX_KINDS
+            threshold = FACTORED_MIN_LENGTH.get(kind, -1)
+            factored_from = (
+                -1 if threshold < 0 or factored_from < 0 else max(factored_from, threshold)
+            )
+        if not self.causal and self.groups and factored_from >= 0 and n >= factored_from:
+            return "factored"
         if not self.causal and matrix_kinds and n <= GEMM_MAX_LENGTH:
             return "gemm"
         return "dense" if n <= DENSE_MAX_LENGTH else "fast"

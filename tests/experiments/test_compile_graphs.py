@@ -1,0 +1,87 @@
+"""Every LRA preset model compiles into one graph, on the CPU paths and on the CUDA paths.
+
+``compile=true``/``auto`` with ``compile_mode=reduce-overhead`` replays the compiled step as
+CUDA graphs. A graph break splits the model into pieces with Python between them: each piece
+is then recorded and replayed on its own and the step runs near eager speed. The mixers choose
+their computation path by device (``chosen_path``), so the CUDA branch is traced here by
+handing ``chosen_path`` a CUDA device while the tensors stay on the CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from experiments import train as harness
+from experiments.config import validate_experiment
+from spectrans.layers.attention.lst import _LSTFilterAttention
+from spectrans.layers.mixing.fourier import FourierMixing
+
+ROOT = Path(__file__).resolve().parents[2]
+PATHFINDER_PRESETS = sorted(
+    p.stem for p in (ROOT / "conf/experiment/lra").glob("*-pathfinder.yaml")
+)
+PATH_CHOOSERS = (_LSTFilterAttention, FourierMixing)
+
+
+def _model(preset: str) -> torch.nn.Module:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        raw = compose("config", overrides=[f"experiment=lra/{preset}"])
+    exp = validate_experiment(OmegaConf.to_container(raw, resolve=True))
+    task = SimpleNamespace(
+        vocab_size=256, num_classes=2, max_length=1024, is_pair=False, input_type="tokens"
+    )
+    return harness.build_model(exp, task).train()
+
+
+def _choose_as_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cls in PATH_CHOOSERS:
+        original = cls.chosen_path
+
+        def on_cuda(self: object, n: int, device: torch.device, _orig: object = original) -> str:
+            return _orig(self, n, torch.device("cuda"))  # type: ignore[operator]
+
+        monkeypatch.setattr(cls, "chosen_path", on_cuda)
+
+
+def test_the_path_choosers_are_the_mixers_with_a_chosen_path() -> None:
+    assert all(callable(getattr(cls, "chosen_path", None)) for cls in PATH_CHOOSERS)
+
+
+@pytest.mark.parametrize("paths", ["cpu", "cuda"])
+@pytest.mark.parametrize("preset", PATHFINDER_PRESETS)
+def test_the_pathfinder_model_compiles_into_one_graph(
+    preset: str, paths: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if paths == "cuda":
+        _choose_as_on_cuda(monkeypatch)
+    model = _model(preset)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")  # raises at a graph break
+    ids = torch.randint(1, 256, (2, 1024))  # (B, N)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = compiled(input_ids=ids)  # (B, 2)
+    logits.float().sum().backward()
+    assert logits.shape == (2, 2) and bool(torch.isfinite(logits).all())
+    torch._dynamo.reset()
+
+
+def test_a_graph_break_is_caught_by_this_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check fails on a model whose path choice breaks the graph."""
+
+    def breaks(self: object, n: int, device: torch.device) -> str:
+        torch._dynamo.graph_break()
+        return "fast"
+
+    monkeypatch.setattr(_LSTFilterAttention, "chosen_path", breaks)
+    model = _model("lst-dct-pathfinder")
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    with pytest.raises(Exception, match="(?i)graph break|graph_break"):
+        compiled(input_ids=torch.randint(1, 256, (2, 1024)))
+    torch._dynamo.reset()
