@@ -64,6 +64,7 @@ FREE_KEYS = (
     "trainer.max_time",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
+    "trainer.profiler",
     "trainer.log_every_n_steps",
     "trainer.deterministic",
     "trainer.benchmark",

@@ -333,6 +333,8 @@ def _select_run_dir(exp: ExperimentConfig, raw: dict[str, Any]) -> tuple[Path, s
 def _make_trainer(exp: ExperimentConfig, run_dir: Path, callbacks: dict[str, pl.Callback]) -> Any:
     kwargs = exp.trainer.trainer_kwargs()
     kwargs.pop("max_time", None)  # a per-command SegmentTimer instead
+    if kwargs.get("profiler"):
+        kwargs["profiler"] = _make_profiler(kwargs["profiler"], run_dir)
     if kwargs.get("precision") == "32":
         kwargs["precision"] = "32-true"
     return pl.Trainer(
@@ -343,6 +345,14 @@ def _make_trainer(exp: ExperimentConfig, run_dir: Path, callbacks: dict[str, pl.
         use_distributed_sampler=False,
         plugins=[AtomicCheckpointIO()],
     )
+
+
+def _make_profiler(kind: str, run_dir: Path) -> Any:
+    """Lightning's host profiler; reports in ``<run_dir>/{fit,test}-profile.txt``."""
+    from lightning.pytorch.profilers import AdvancedProfiler, SimpleProfiler
+
+    profiler = SimpleProfiler if kind == "simple" else AdvancedProfiler
+    return profiler(dirpath=str(run_dir), filename="profile")
 
 
 def _final_status(

@@ -86,6 +86,11 @@ class TrainerConfig(StrictModel):
             ``val_check_interval`` counts training batches across epochs and may exceed an
             epoch, as in the LRA protocol).
         gradient_clip_val: Clip the global gradient norm to this value.
+        profiler: Lightning's host-time profiler of the training loop (``simple``: seconds
+            per hook, e.g. ``run_training_batch``, ``optimizer_step``, data fetching;
+            ``advanced``: cProfile per hook); the reports are written to the run folder as
+            ``fit-profile.txt`` and ``test-profile.txt``. It times the host, so the steps it
+            profiles run slower.
     """
 
     accelerator: str = "auto"
@@ -108,6 +113,7 @@ class TrainerConfig(StrictModel):
     deterministic: bool | Literal["warn"] | None = None
     enable_progress_bar: bool = True
     enable_model_summary: bool = True
+    profiler: Literal["simple", "advanced"] | None = None
 
     @field_validator("precision", mode="before")
     @classmethod

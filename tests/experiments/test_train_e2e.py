@@ -226,3 +226,17 @@ def test_hybrid_model_runs_end_to_end(tmp_path: Path, data_dir: Path) -> None:
     assert on_disk["status"] == "completed"
     assert on_disk["config"]["model"]["name"] == "hybrid"
     assert on_disk["variant"] == "hybrid-s4d"
+
+
+def test_the_host_profiler_writes_its_report_and_leaves_the_run_a_protocol_run(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    plain = harness.run(_cfg(tmp_path / "a", data_dir, ["task=listops", "seed=3"]))
+    record = harness.run(
+        _cfg(tmp_path / "b", data_dir, ["task=listops", "seed=3", "trainer.profiler=simple"])
+    )
+    run_dir = recorded_path(record["run_dir"], [tmp_path / "b" / "runs"])
+    report = (run_dir / "fit-profile.txt").read_text()
+    assert "run_training_batch" in report and "optimizer_step" in report
+    assert record["protocol"] == plain["protocol"]
+    assert record["test_acc"] == plain["test_acc"]  # same seed, same training
