@@ -11,7 +11,9 @@ Four tables, each row one forward+backward (bf16 autocast, device-synchronised, 
 - **SDPA**: ``scaled_dot_product_attention`` on q, k, v ``(B, H, N, d)`` restricted to one
   backend (cuDNN, flash, memory-efficient) with and without a key-padding mask
   ``(B, 1, 1, N)`` and attention dropout 0.1, at the LRA ListOps and Pathfinder-32 shapes
-  and the layer benchmark's shape. A backend that refuses the inputs shows ``n/a``.
+  and the layer benchmark's shape, and the small-head Triton kernels
+  (:mod:`spectrans.kernels.small_head_attention`, head widths up to 16, no mask) at the same
+  shapes. A backend that refuses the inputs shows ``n/a``.
 - **LST**: the LST layer of each ``--transforms`` kind with ``mixing_path`` forced to
   ``gemm`` (two GEMMs with the transform matrix), ``factored`` (the transform factored into
   small GEMMs: Hadamard as :math:`H_a \otimes H_b`, DCT/DST by the four-step DFT), ``dense``
@@ -43,6 +45,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from experiments.results import git_commit
 from experiments.timing import measure, short_device_name
+from spectrans.kernels import small_head_attention as small_head
 
 BACKENDS = {
     "cudnn": SDPBackend.CUDNN_ATTENTION,
@@ -115,6 +118,23 @@ def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, 
         return f"{median_ms(step, reps):.2f}"
     except RuntimeError:
         return "n/a"
+
+
+def small_head_ms(shape: tuple[int, ...], masked: bool, dropout: float, reps: int) -> str:
+    """Forward+backward ms of the small-head Triton kernels, or ``n/a`` where they do not apply."""
+    b, h, n, d = shape
+    if masked or d > small_head.PADDED_HEAD_DIM or not small_head.HAS_TRITON:
+        return "n/a"
+    q, k, v = (
+        torch.randn(b, h, n, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        for _ in range(3)
+    )  # (B, H, N, d) each
+
+    def step() -> None:
+        out = small_head.small_head_attention(q, k, v, dropout)  # (B, H, N, d)
+        out.float().square().mean().backward()
+
+    return f"{median_ms(step, reps):.2f}"
 
 
 def lst_ms(
@@ -196,13 +216,15 @@ def performer_table(reps: int, measure_ms: Callable[..., str] = performer_ms) ->
 def sdpa_table(reps: int) -> list[str]:
     """Markdown rows of the SDPA table."""
     lines = [
-        "| shape (B, H, N, d) | mask | dropout | cudnn ms | flash ms | efficient ms |",
-        "|---|---|---|---|---|---|",
+        "| shape (B, H, N, d) | mask | dropout | cudnn ms | flash ms | efficient ms | "
+        "small-head Triton ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, shape in SDPA_SHAPES.items():
         for masked in (False, True):
             for dropout in (0.0, 0.1):
                 cells = [sdpa_ms(shape, be, masked, dropout, reps) for be in BACKENDS]
+                cells.append(small_head_ms(shape, masked, dropout, reps))
                 lines.append(
                     f"| {name} {shape} | {'key padding' if masked else 'none'} | {dropout} | "
                     + " | ".join(cells)

@@ -17,6 +17,11 @@ and keeping the scale ``1/\sqrt{d}`` of the true width is exact: the padded colu
 ``0`` to every score :math:`q_i \cdot k_j`, and the padded output columns (weights times zero
 values) are cropped. A key-padding mask without causal masking or ALiBi is passed as a
 broadcast ``(B, 1, 1, N)`` mask, never an ``N x N`` one.
+
+Small head widths: without a mask or causal masking, and for ``d <=``
+:data:`SMALL_HEAD_MAX_DIM` on CUDA, attention can run on the Triton kernels of
+:mod:`spectrans.kernels.small_head_attention` (the same function, with its own dropout draws),
+which compute with ``d`` padded to 16 instead of the fused kernels' 64-wide tiles.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from spectrans.config.layers.attention import SoftmaxAttentionConfig
+from spectrans.kernels import small_head_attention as small_head
 from spectrans.layers.alibi import alibi_bias
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
 from spectrans.layers.attention.projections import (
@@ -154,15 +160,27 @@ class SoftmaxAttention(AttentionLayer):
         return (out, weights) if return_attention else out  # type: ignore[return-value]
 
 
+SMALL_HEAD_MAX_DIM: int | None = None
+"""Head widths up to this take :func:`~spectrans.kernels.small_head_attention.small_head_attention`
+on CUDA when there is no mask and no causal masking (at most 16). None: never, until the step
+benchmark has measured it faster than fused SDPA on a GPU (``python -m experiments.probe_paths
+--tables sdpa`` times both)."""
+
+
 def fused_sdpa(
     q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None, dropout: float, is_causal: bool
 ) -> Tensor:
     """SDPA with q, k, v (B, H, N, d) zero-padded to a width that fused kernels take.
 
     The head width is padded to a multiple of 8 with the scale ``1/sqrt(d)`` of the true
-    width (exact, see the module docstring) and the output is cropped back to ``d``.
+    width (exact, see the module docstring) and the output is cropped back to ``d``. Narrow
+    unmasked heads take the small-head kernels where :data:`SMALL_HEAD_MAX_DIM` allows.
     """
     d = q.shape[-1]
+    limit = SMALL_HEAD_MAX_DIM
+    if limit is not None and d <= min(limit, small_head.PADDED_HEAD_DIM):
+        if q.is_cuda and small_head.HAS_TRITON and attn_mask is None and not is_causal:
+            return small_head.small_head_attention(q, k, v, dropout)  # (B, H, N, d)
     pad = -d % 8
     if pad:
         q, k, v = (nn.functional.pad(t, (0, pad)) for t in (q, k, v))  # (B, H, N, d')

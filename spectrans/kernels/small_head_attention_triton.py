@@ -1,0 +1,158 @@
+"""Triton kernels of :mod:`spectrans.kernels.small_head_attention` (imported on first use).
+
+Importing this module defines the kernels; ``TRITON_INTERPRET=1`` set before that runs them on
+CPU tensors. The maths and the index of each dropout draw: the parent module's docstring.
+"""
+
+# ruff: noqa: ANN001, ANN202, N803
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _keep(seed, bh, offs_m, offs_n, n, p_drop):
+    """Dropout keep mask of the (BLOCK_M, BLOCK_N) tile: ``rand >= p``."""
+    index = (bh * n + offs_m[:, None]).to(tl.int64) * n + offs_n[None, :]
+    return tl.rand(seed, index) >= p_drop
+
+
+@triton.jit
+def _forward(
+    q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, seed_ptr, scale, p_drop, n,
+    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, DROPOUT: tl.constexpr,
+):  # fmt: skip
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    base = bh.to(tl.int64) * n * D
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_d = tl.arange(0, D)
+    row_ok = offs_m < n
+    q = tl.load(q_ptr + base + offs_m[:, None] * D + offs_d[None, :], mask=row_ok[:, None])
+    m_i = tl.full([BM], float("-inf"), tl.float32)
+    l_i = tl.zeros([BM], tl.float32)
+    acc = tl.zeros([BM, D], tl.float32)
+    seed = 0
+    if DROPOUT:
+        seed = tl.load(seed_ptr)
+    for start in range(0, n, BN):
+        offs_n = start + tl.arange(0, BN)
+        col_ok = offs_n < n
+        kv_off = base + offs_n[:, None] * D + offs_d[None, :]
+        k = tl.load(k_ptr + kv_off, mask=col_ok[:, None])
+        s = tl.dot(q, tl.trans(k)) * scale  # (BM, BN) float32
+        s = tl.where(col_ok[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        alpha = tl.exp(m_i - m_new)
+        p = tl.exp(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        if DROPOUT:
+            keep = _keep(seed, bh, offs_m, offs_n, n, p_drop)
+            p = tl.where(keep, p / (1.0 - p_drop), 0.0)
+        v = tl.load(v_ptr + kv_off, mask=col_ok[:, None])
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        m_i = m_new
+    out = acc / l_i[:, None]
+    tl.store(
+        o_ptr + base + offs_m[:, None] * D + offs_d[None, :],
+        out.to(o_ptr.dtype.element_ty),
+        mask=row_ok[:, None],
+    )
+    tl.store(lse_ptr + bh.to(tl.int64) * n + offs_m, m_i + tl.log(l_i), mask=row_ok)
+
+
+@triton.jit
+def _backward_kv(
+    q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, seed_ptr, scale,
+    p_drop, n, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, DROPOUT: tl.constexpr,
+):  # fmt: skip
+    pid_n = tl.program_id(0)
+    bh = tl.program_id(1)
+    base = bh.to(tl.int64) * n * D
+    row_base = bh.to(tl.int64) * n
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    offs_d = tl.arange(0, D)
+    col_ok = offs_n < n
+    kv_off = base + offs_n[:, None] * D + offs_d[None, :]
+    k = tl.load(k_ptr + kv_off, mask=col_ok[:, None])
+    v = tl.load(v_ptr + kv_off, mask=col_ok[:, None])
+    dk = tl.zeros([BN, D], tl.float32)
+    dv = tl.zeros([BN, D], tl.float32)
+    seed = 0
+    if DROPOUT:
+        seed = tl.load(seed_ptr)
+    for start in range(0, n, BM):
+        offs_m = start + tl.arange(0, BM)
+        row_ok = offs_m < n
+        q_off = base + offs_m[:, None] * D + offs_d[None, :]
+        q = tl.load(q_ptr + q_off, mask=row_ok[:, None])
+        do = tl.load(do_ptr + q_off, mask=row_ok[:, None])
+        lse = tl.load(lse_ptr + row_base + offs_m, mask=row_ok, other=0.0)
+        delta = tl.load(delta_ptr + row_base + offs_m, mask=row_ok, other=0.0)
+        s = tl.dot(q, tl.trans(k)) * scale  # (BM, BN)
+        p = tl.exp(s - lse[:, None])
+        p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)
+        dz = tl.dot(do, tl.trans(v))  # (BM, BN) float32
+        if DROPOUT:
+            keep = _keep(seed, bh, offs_m, offs_n, n, p_drop)
+            z = tl.where(keep, p / (1.0 - p_drop), 0.0)
+            dp = tl.where(keep, dz / (1.0 - p_drop), 0.0)
+        else:
+            z = p
+            dp = dz
+        dv += tl.dot(tl.trans(z.to(do.dtype)), do)
+        ds = p * (dp - delta[:, None])
+        dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
+    tl.store(dk_ptr + kv_off, (dk * scale).to(dk_ptr.dtype.element_ty), mask=col_ok[:, None])
+    tl.store(dv_ptr + kv_off, dv.to(dv_ptr.dtype.element_ty), mask=col_ok[:, None])
+
+
+@triton.jit
+def _backward_q(
+    q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dq_ptr, seed_ptr, scale, p_drop, n,
+    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, DROPOUT: tl.constexpr,
+):  # fmt: skip
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    base = bh.to(tl.int64) * n * D
+    row_base = bh.to(tl.int64) * n
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_d = tl.arange(0, D)
+    row_ok = offs_m < n
+    q_off = base + offs_m[:, None] * D + offs_d[None, :]
+    q = tl.load(q_ptr + q_off, mask=row_ok[:, None])
+    do = tl.load(do_ptr + q_off, mask=row_ok[:, None])
+    lse = tl.load(lse_ptr + row_base + offs_m, mask=row_ok, other=0.0)
+    delta = tl.load(delta_ptr + row_base + offs_m, mask=row_ok, other=0.0)
+    dq = tl.zeros([BM, D], tl.float32)
+    seed = 0
+    if DROPOUT:
+        seed = tl.load(seed_ptr)
+    for start in range(0, n, BN):
+        offs_n = start + tl.arange(0, BN)
+        col_ok = offs_n < n
+        kv_off = base + offs_n[:, None] * D + offs_d[None, :]
+        k = tl.load(k_ptr + kv_off, mask=col_ok[:, None])
+        v = tl.load(v_ptr + kv_off, mask=col_ok[:, None])
+        s = tl.dot(q, tl.trans(k)) * scale
+        p = tl.exp(s - lse[:, None])
+        p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)
+        dz = tl.dot(do, tl.trans(v))
+        if DROPOUT:
+            keep = _keep(seed, bh, offs_m, offs_n, n, p_drop)
+            dp = tl.where(keep, dz / (1.0 - p_drop), 0.0)
+        else:
+            dp = dz
+        ds = p * (dp - delta[:, None])
+        dq += tl.dot(ds.to(k.dtype), k)
+    tl.store(dq_ptr + q_off, (dq * scale).to(dq_ptr.dtype.element_ty), mask=row_ok[:, None])
+
+
+@triton.jit
+def _keep_matrix(seed_ptr, out_ptr, bh, n, p_drop, BM: tl.constexpr, BN: tl.constexpr):
+    """The keep mask of one (batch, head) as a uint8 (N, N) matrix (for tests)."""
+    offs_m = tl.program_id(0) * BM + tl.arange(0, BM)
+    offs_n = tl.program_id(1) * BN + tl.arange(0, BN)
+    keep = _keep(tl.load(seed_ptr), bh, offs_m, offs_n, n, p_drop)
+    ok = (offs_m[:, None] < n) & (offs_n[None, :] < n)
+    tl.store(out_ptr + offs_m[:, None] * n + offs_n[None, :], keep.to(tl.uint8), mask=ok)
