@@ -22,7 +22,9 @@ stores ``\mathrm{lse}_i = m_i + \ln l_i``; the backward recomputes ``P_ij = e^{S
 
 (``D_i = \sum_j dP_ij P_ij`` because ``O = Z V`` with ``Z = M \odot P / (1-p)``). The mask is
 drawn, in the forward and again in the backward, by Philox from one 64-bit seed per call and
-the element's index ``(bh N + i) N + j``, so both passes see the same mask.
+the index of the element's query row and group of 8 key columns (one Philox call gives eight
+16-bit uniforms; an element is kept when its uniform is at least ``p 2^16``, so the keep
+probability is within ``2^{-16}`` of ``1 - p``), and both passes see the same mask.
 
 Head widths are zero-padded to 16 (the smallest tensor-core reduction), with the scale of the
 true width: exact, as in :func:`spectrans.layers.attention.softmax.fused_sdpa`. No key mask and

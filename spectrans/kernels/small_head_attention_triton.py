@@ -11,10 +11,21 @@ import triton.language as tl
 
 
 @triton.jit
-def _keep(seed, bh, offs_m, offs_n, n, p_drop):
-    """Dropout keep mask of the (BLOCK_M, BLOCK_N) tile: ``rand >= p``."""
-    index = (bh * n + offs_m[:, None]).to(tl.int64) * n + offs_n[None, :]
-    return tl.rand(seed, index) >= p_drop
+def _keep(seed, bh, offs_m, start_n, n, p_drop, BM: tl.constexpr, BN: tl.constexpr):
+    """Dropout keep mask of the (BM, BN) tile at key column ``start_n`` (a multiple of 8).
+
+    One Philox call per query row and group of 8 key columns: its four 32-bit outputs are
+    split into eight 16-bit uniforms ``u``, and an element is kept when ``u >= p 2^16``
+    (keep probability within ``2^-16`` of ``1 - p``).
+    """
+    groups = (n + 7) // 8
+    cols = start_n // 8 + tl.arange(0, BN // 8)  # (BN/8,)
+    index = (bh * n + offs_m[:, None]).to(tl.int64) * groups + cols[None, :]  # (BM, BN/8)
+    r0, r1, r2, r3 = tl.randint4x(seed, index)
+    low = tl.join(tl.join(r0 & 0xFFFF, r1 & 0xFFFF), tl.join(r2 & 0xFFFF, r3 & 0xFFFF))
+    high = tl.join(tl.join(r0 >> 16, r1 >> 16), tl.join(r2 >> 16, r3 >> 16))
+    u = tl.reshape(tl.join(low, high), (BM, BN))  # (BM, BN) in [0, 2^16)
+    return u.to(tl.float32) >= p_drop * 65536.0
 
 
 @triton.jit
@@ -47,7 +58,7 @@ def _forward(
         p = tl.exp(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
         if DROPOUT:
-            keep = _keep(seed, bh, offs_m, offs_n, n, p_drop)
+            keep = _keep(seed, bh, offs_m, start, n, p_drop, BM, BN)
             p = tl.where(keep, p / (1.0 - p_drop), 0.0)
         v = tl.load(v_ptr + kv_off, mask=col_ok[:, None])
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
@@ -94,7 +105,7 @@ def _backward_kv(
         p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)
         dz = tl.dot(do, tl.trans(v))  # (BM, BN) float32
         if DROPOUT:
-            keep = _keep(seed, bh, offs_m, offs_n, n, p_drop)
+            keep = _keep(seed, bh, offs_m, pid_n * BN, n, p_drop, BM, BN)
             z = tl.where(keep, p / (1.0 - p_drop), 0.0)
             dp = tl.where(keep, dz / (1.0 - p_drop), 0.0)
         else:
@@ -139,7 +150,7 @@ def _backward_q(
         p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)
         dz = tl.dot(do, tl.trans(v))
         if DROPOUT:
-            keep = _keep(seed, bh, offs_m, offs_n, n, p_drop)
+            keep = _keep(seed, bh, offs_m, start, n, p_drop, BM, BN)
             dp = tl.where(keep, dz / (1.0 - p_drop), 0.0)
         else:
             dp = dz
@@ -153,6 +164,6 @@ def _keep_matrix(seed_ptr, out_ptr, bh, n, p_drop, BM: tl.constexpr, BN: tl.cons
     """The keep mask of one (batch, head) as a uint8 (N, N) matrix (for tests)."""
     offs_m = tl.program_id(0) * BM + tl.arange(0, BM)
     offs_n = tl.program_id(1) * BN + tl.arange(0, BN)
-    keep = _keep(tl.load(seed_ptr), bh, offs_m, offs_n, n, p_drop)
+    keep = _keep(tl.load(seed_ptr), bh, offs_m, tl.program_id(1) * BN, n, p_drop, BM, BN)
     ok = (offs_m[:, None] < n) & (offs_n[None, :] < n)
     tl.store(out_ptr + offs_m[:, None] * n + offs_n[None, :], keep.to(tl.uint8), mask=ok)
