@@ -70,6 +70,11 @@ def _kernels() -> dict[str, Any]:
     }
 
 
+def _precision(t: Tensor) -> str:
+    """``ieee`` products for float32 inputs (not TF32); half-precision inputs are exact anyway."""
+    return "ieee" if t.dtype == torch.float32 else "tf32"
+
+
 def _pad(t: Tensor) -> Tensor:
     """``(B, H, N, d)`` -> contiguous ``(B*H, N, 16)``, zero-padded."""
     b, h, n, d = t.shape
@@ -87,7 +92,7 @@ def _attention(
     lse = torch.empty(bh, n, device=q.device, dtype=torch.float32)  # (B*H, N)
     kernels["forward"][(kernels["cdiv"](n, BLOCK_M), bh)](
         q, k, v, out, lse, seed, scale, dropout, n,
-        D=width, BM=BLOCK_M, BN=BLOCK_N, DROPOUT=dropout > 0,
+        D=width, BM=BLOCK_M, BN=BLOCK_N, DROPOUT=dropout > 0, PREC=_precision(q),
     )  # fmt: skip
     return out, lse
 
@@ -117,7 +122,13 @@ def _attention_backward(
     do = grad.to(q.dtype).contiguous()  # (B*H, N, 16)
     delta = (do.float() * out.float()).sum(-1)  # (B*H, N)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    common = {"D": width, "BM": BLOCK_M, "BN": BLOCK_N, "DROPOUT": dropout > 0}
+    common = {
+        "D": width,
+        "BM": BLOCK_M,
+        "BN": BLOCK_N,
+        "DROPOUT": dropout > 0,
+        "PREC": _precision(q),
+    }
     kernels["backward_kv"][(kernels["cdiv"](n, BLOCK_N), bh)](
         q, k, v, do, lse, delta, dk, dv, seed, scale, dropout, n, **common
     )

@@ -32,6 +32,7 @@ def _keep(seed, bh, offs_m, start_n, n, p_drop, BM: tl.constexpr, BN: tl.constex
 def _forward(
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, seed_ptr, scale, p_drop, n,
     D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, DROPOUT: tl.constexpr,
+    PREC: tl.constexpr,
 ):  # fmt: skip
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
@@ -51,7 +52,7 @@ def _forward(
         col_ok = offs_n < n
         kv_off = base + offs_n[:, None] * D + offs_d[None, :]
         k = tl.load(k_ptr + kv_off, mask=col_ok[:, None])
-        s = tl.dot(q, tl.trans(k)) * scale  # (BM, BN) float32
+        s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale  # (BM, BN) float32
         s = tl.where(col_ok[None, :], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.exp(m_i - m_new)
@@ -61,7 +62,7 @@ def _forward(
             keep = _keep(seed, bh, offs_m, start, n, p_drop, BM, BN)
             p = tl.where(keep, p / (1.0 - p_drop), 0.0)
         v = tl.load(v_ptr + kv_off, mask=col_ok[:, None])
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
         m_i = m_new
     out = acc / l_i[:, None]
     tl.store(
@@ -76,6 +77,7 @@ def _forward(
 def _backward_kv(
     q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, seed_ptr, scale,
     p_drop, n, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, DROPOUT: tl.constexpr,
+    PREC: tl.constexpr,
 ):  # fmt: skip
     pid_n = tl.program_id(0)
     bh = tl.program_id(1)
@@ -100,10 +102,10 @@ def _backward_kv(
         do = tl.load(do_ptr + q_off, mask=row_ok[:, None])
         lse = tl.load(lse_ptr + row_base + offs_m, mask=row_ok, other=0.0)
         delta = tl.load(delta_ptr + row_base + offs_m, mask=row_ok, other=0.0)
-        s = tl.dot(q, tl.trans(k)) * scale  # (BM, BN)
+        s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale  # (BM, BN)
         p = tl.exp(s - lse[:, None])
         p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)
-        dz = tl.dot(do, tl.trans(v))  # (BM, BN) float32
+        dz = tl.dot(do, tl.trans(v), input_precision=PREC)  # (BM, BN) float32
         if DROPOUT:
             keep = _keep(seed, bh, offs_m, pid_n * BN, n, p_drop, BM, BN)
             z = tl.where(keep, p / (1.0 - p_drop), 0.0)
@@ -111,9 +113,9 @@ def _backward_kv(
         else:
             z = p
             dp = dz
-        dv += tl.dot(tl.trans(z.to(do.dtype)), do)
+        dv += tl.dot(tl.trans(z.to(do.dtype)), do, input_precision=PREC)
         ds = p * (dp - delta[:, None])
-        dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
+        dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PREC)
     tl.store(dk_ptr + kv_off, (dk * scale).to(dk_ptr.dtype.element_ty), mask=col_ok[:, None])
     tl.store(dv_ptr + kv_off, dv.to(dv_ptr.dtype.element_ty), mask=col_ok[:, None])
 
@@ -122,6 +124,7 @@ def _backward_kv(
 def _backward_q(
     q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dq_ptr, seed_ptr, scale, p_drop, n,
     D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, DROPOUT: tl.constexpr,
+    PREC: tl.constexpr,
 ):  # fmt: skip
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
@@ -145,17 +148,17 @@ def _backward_q(
         kv_off = base + offs_n[:, None] * D + offs_d[None, :]
         k = tl.load(k_ptr + kv_off, mask=col_ok[:, None])
         v = tl.load(v_ptr + kv_off, mask=col_ok[:, None])
-        s = tl.dot(q, tl.trans(k)) * scale
+        s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale
         p = tl.exp(s - lse[:, None])
         p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)
-        dz = tl.dot(do, tl.trans(v))
+        dz = tl.dot(do, tl.trans(v), input_precision=PREC)
         if DROPOUT:
             keep = _keep(seed, bh, offs_m, start, n, p_drop, BM, BN)
             dp = tl.where(keep, dz / (1.0 - p_drop), 0.0)
         else:
             dp = dz
         ds = p * (dp - delta[:, None])
-        dq += tl.dot(ds.to(k.dtype), k)
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
     tl.store(dq_ptr + q_off, (dq * scale).to(dq_ptr.dtype.element_ty), mask=row_ok[:, None])
 
 
