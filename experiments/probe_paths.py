@@ -28,8 +28,9 @@ Four tables, each row one forward+backward (bf16 autocast, device-synchronised, 
 - **Performer**: :func:`spectrans.layers.attention.linear.feature_attention` on q, k, v
   ``(B, H, N, d)`` at the LRA Pathfinder-32 and ListOps shapes (256 features) with and without
   a key-padding mask: FAVOR+ through the fused contraction (``fused``, where
-  ``(e + 1)(d + 1) <= m``) and through autograd (``autograd``), and the ReLU kernel, eager
-  and under ``torch.compile``.
+  ``(e + 1)(d + 1) <= m``), through its Triton kernels (``triton``,
+  :mod:`spectrans.kernels.favor_fused`, widths up to 16) and through autograd (``autograd``),
+  and the ReLU kernel, eager and under ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from experiments.results import git_commit
 from experiments.timing import measure, short_device_name
+from spectrans.kernels import favor_fused
 from spectrans.kernels import small_head_attention as small_head
+from spectrans.layers.attention import favor_contract as favor_contract_module
 
 BACKENDS = {
     "cudnn": SDPBackend.CUDNN_ATTENTION,
@@ -69,7 +72,7 @@ PERFORMER_SHAPES = {  # name: (B, H, N, d)
     "pathfinder-32": (512, 4, 1024, 8),
     "listops": (32, 8, 2000, 64),
 }
-PERFORMER_PATHS = ("fused", "autograd", "relu")
+PERFORMER_PATHS = ("fused", "triton", "autograd", "relu")
 TABLES = ("sdpa", "lst", "fnet", "performer")
 MATRIX_PROBE_MAX_LENGTH = 32768
 """Longest N timed on the ``gemm`` and ``dense`` paths (their N x N matrices grow as N^2)."""
@@ -181,7 +184,9 @@ def performer_ms(shape: tuple[int, ...], path: str, masked: bool, compiled: bool
     from spectrans.layers.attention import linear
 
     b, h, n, d = shape
-    if path == "fused" and not linear.fused_is_cheaper(d, d, 256):
+    if path in ("fused", "triton") and not linear.fused_is_cheaper(d, d, 256):
+        return "n/a"
+    if path == "triton" and not (favor_fused.HAS_TRITON and d < favor_fused.PADDED_WIDTH):
         return "n/a"
     kernel = ReLUFeatures(d) if path == "relu" else PositiveRandomFeatures(d, 256)
     kernel = kernel.cuda()
@@ -192,7 +197,11 @@ def performer_ms(shape: tuple[int, ...], path: str, masked: bool, compiled: bool
         return linear.feature_attention(kernel, q, k, v, mask, causal=False)
 
     run = torch.compile(forward) if compiled else forward
-    with mock.patch.object(linear, "_use_fused", lambda *a, **k: path == "fused"):
+    fused = path in ("fused", "triton")
+    with (
+        mock.patch.object(linear, "_use_fused", lambda *a, **k: fused),
+        mock.patch.object(favor_contract_module, "TRITON_KERNELS", path == "triton"),
+    ):
         return autocast_ms(run, reps)  # (B, H, N, d) output
 
 

@@ -40,7 +40,9 @@ def _forward(
     offs_m = pid_m * BM + tl.arange(0, BM)
     offs_d = tl.arange(0, D)
     row_ok = offs_m < n
-    q = tl.load(q_ptr + base + offs_m[:, None] * D + offs_d[None, :], mask=row_ok[:, None])
+    q = tl.load(
+        q_ptr + base + offs_m[:, None] * D + offs_d[None, :], mask=row_ok[:, None], other=0.0
+    )
     m_i = tl.full([BM], float("-inf"), tl.float32)
     l_i = tl.zeros([BM], tl.float32)
     acc = tl.zeros([BM, D], tl.float32)
@@ -51,7 +53,7 @@ def _forward(
         offs_n = start + tl.arange(0, BN)
         col_ok = offs_n < n
         kv_off = base + offs_n[:, None] * D + offs_d[None, :]
-        k = tl.load(k_ptr + kv_off, mask=col_ok[:, None])
+        k = tl.load(k_ptr + kv_off, mask=col_ok[:, None], other=0.0)
         s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale  # (BM, BN) float32
         s = tl.where(col_ok[None, :], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
@@ -61,7 +63,7 @@ def _forward(
         if DROPOUT:
             keep = _keep(seed, bh, offs_m, start, n, p_drop, BM, BN)
             p = tl.where(keep, p / (1.0 - p_drop), 0.0)
-        v = tl.load(v_ptr + kv_off, mask=col_ok[:, None])
+        v = tl.load(v_ptr + kv_off, mask=col_ok[:, None], other=0.0)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
         m_i = m_new
     out = acc / l_i[:, None]
@@ -87,8 +89,8 @@ def _backward_kv(
     offs_d = tl.arange(0, D)
     col_ok = offs_n < n
     kv_off = base + offs_n[:, None] * D + offs_d[None, :]
-    k = tl.load(k_ptr + kv_off, mask=col_ok[:, None])
-    v = tl.load(v_ptr + kv_off, mask=col_ok[:, None])
+    k = tl.load(k_ptr + kv_off, mask=col_ok[:, None], other=0.0)
+    v = tl.load(v_ptr + kv_off, mask=col_ok[:, None], other=0.0)
     dk = tl.zeros([BN, D], tl.float32)
     dv = tl.zeros([BN, D], tl.float32)
     seed = 0
@@ -98,8 +100,8 @@ def _backward_kv(
         offs_m = start + tl.arange(0, BM)
         row_ok = offs_m < n
         q_off = base + offs_m[:, None] * D + offs_d[None, :]
-        q = tl.load(q_ptr + q_off, mask=row_ok[:, None])
-        do = tl.load(do_ptr + q_off, mask=row_ok[:, None])
+        q = tl.load(q_ptr + q_off, mask=row_ok[:, None], other=0.0)
+        do = tl.load(do_ptr + q_off, mask=row_ok[:, None], other=0.0)
         lse = tl.load(lse_ptr + row_base + offs_m, mask=row_ok, other=0.0)
         delta = tl.load(delta_ptr + row_base + offs_m, mask=row_ok, other=0.0)
         s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale  # (BM, BN)
@@ -134,8 +136,8 @@ def _backward_q(
     offs_d = tl.arange(0, D)
     row_ok = offs_m < n
     q_off = base + offs_m[:, None] * D + offs_d[None, :]
-    q = tl.load(q_ptr + q_off, mask=row_ok[:, None])
-    do = tl.load(do_ptr + q_off, mask=row_ok[:, None])
+    q = tl.load(q_ptr + q_off, mask=row_ok[:, None], other=0.0)
+    do = tl.load(do_ptr + q_off, mask=row_ok[:, None], other=0.0)
     lse = tl.load(lse_ptr + row_base + offs_m, mask=row_ok, other=0.0)
     delta = tl.load(delta_ptr + row_base + offs_m, mask=row_ok, other=0.0)
     dq = tl.zeros([BM, D], tl.float32)
@@ -146,8 +148,8 @@ def _backward_q(
         offs_n = start + tl.arange(0, BN)
         col_ok = offs_n < n
         kv_off = base + offs_n[:, None] * D + offs_d[None, :]
-        k = tl.load(k_ptr + kv_off, mask=col_ok[:, None])
-        v = tl.load(v_ptr + kv_off, mask=col_ok[:, None])
+        k = tl.load(k_ptr + kv_off, mask=col_ok[:, None], other=0.0)
+        v = tl.load(v_ptr + kv_off, mask=col_ok[:, None], other=0.0)
         s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale
         p = tl.exp(s - lse[:, None])
         p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)

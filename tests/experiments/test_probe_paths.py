@@ -28,4 +28,4 @@ def test_performer_table_rows() -> None:
     n_rows = len(probe_paths.PERFORMER_SHAPES) * 2 * len(probe_paths.PERFORMER_PATHS)
     assert len(rows) == 2 + n_rows and len(calls) == 2 * n_rows
     assert rows[0].count("ms") == 2 and all(r.endswith("| 1.00 | 1.00 |") for r in rows[2:])
-    assert {c[1] for c in calls} == {"fused", "autograd", "relu"}
+    assert {c[1] for c in calls} == {"fused", "triton", "autograd", "relu"}

@@ -35,7 +35,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spectrans.kernels import favor_fused
 from spectrans.kernels.rff import scale_keys_exactly
+
+TRITON_KERNELS = False
+"""Run the contraction on CUDA in the Triton kernels of :mod:`spectrans.kernels.favor_fused`
+(same function, no ``(N, m)`` tensor written) where they take the widths (``d, e + 1 <= 16``).
+Off until the Performer probe (``python -m experiments.probe_paths --tables performer``) has
+measured them faster on a GPU."""
 
 
 def fused_is_cheaper(head_dim: int, value_dim: int, num_features: int) -> bool:
@@ -123,4 +130,8 @@ def favor_contract(
     Returns:
         ``(B, H, N, e + 1)``: row i is ``c_i [numerator_i, normaliser_i]``, ``c_i > 0``.
     """
+    if TRITON_KERNELS and q.is_cuda and favor_fused.supports(q, v_aug):
+        one_mask_per_item = key_mask is None or key_mask.dim() < 3 or key_mask.shape[1] == 1
+        if one_mask_per_item:
+            return favor_fused.favor_contract_fused(q, k, v_aug, projection, key_mask)
     return FavorContraction.apply(q, k, v_aug, projection, key_mask)
