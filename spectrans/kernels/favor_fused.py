@@ -41,6 +41,8 @@ PADDED_WIDTH = 16
 """Head and value widths the kernels compute with (zero-padded up to it)."""
 BLOCK_ROWS = 32
 """Query or key rows per block (each keeps a ``(rows, m)`` feature tile in registers)."""
+NUM_WARPS = 8
+"""Warps per program: a ``(32, 256)`` float32 tile is 32 registers per thread at 8 warps."""
 
 
 @functools.cache
@@ -84,12 +86,13 @@ def _contract(
     kern._favor_keys[(bh,)](
         k, v, w, mask, kv, e_max, n, m, heads,
         D=PADDED_WIDTH, E1=PADDED_WIDTH, M=big_m, BN=BLOCK_ROWS,
-        HAS_MASK=mask.numel() > 0, PREC=prec,
+        HAS_MASK=mask.numel() > 0, PREC=prec, num_warps=NUM_WARPS,
     )  # fmt: skip
     out = torch.empty_like(v)  # (B*H, N, 16)
     kern._favor_queries[(_cdiv(n, BLOCK_ROWS), bh)](
-        q, w, kv, out, n, m, D=PADDED_WIDTH, E1=PADDED_WIDTH, M=big_m, BM=BLOCK_ROWS, PREC=prec
-    )
+        q, w, kv, out, n, m, D=PADDED_WIDTH, E1=PADDED_WIDTH, M=big_m, BM=BLOCK_ROWS, PREC=prec,
+        num_warps=NUM_WARPS,
+    )  # fmt: skip
     return out, kv, e_max
 
 
@@ -115,6 +118,7 @@ def _contract_backward(
     dkv = torch.empty_like(kv)  # (B*H, M, 16) float32
     prec = _precision(q)
     widths = {"D": PADDED_WIDTH, "E1": PADDED_WIDTH, "M": big_m, "PREC": prec}
+    widths["num_warps"] = NUM_WARPS
     kern._favor_backward_q[(bh,)](q, w, kv, grad, dq, dkv, n, m, BM=BLOCK_ROWS, **widths)
     kern._favor_backward_k[(_cdiv(n, BLOCK_ROWS), bh)](
         k, v, w, e_max, dkv, dk, dv, n, m, BN=BLOCK_ROWS, **widths
