@@ -1,10 +1,11 @@
-"""Every LRA preset model compiles into one graph, on the CPU paths and on the CUDA paths.
+"""Every LRA Pathfinder and ListOps preset model compiles into one graph.
 
 ``compile=true``/``auto`` with ``compile_mode=reduce-overhead`` replays the compiled step as
 CUDA graphs. A graph break splits the model into pieces with Python between them: each piece
 is then recorded and replayed on its own and the step runs near eager speed. The mixers choose
 their computation path by device (``chosen_path``), so the CUDA branch is traced here by
-handing ``chosen_path`` a CUDA device while the tensors stay on the CPU.
+handing ``chosen_path`` a CUDA device while the tensors stay on the CPU. Pathfinder batches
+are full length (no mask); ListOps batches carry a key mask.
 """
 
 from __future__ import annotations
@@ -26,15 +27,20 @@ ROOT = Path(__file__).resolve().parents[2]
 PATHFINDER_PRESETS = sorted(
     p.stem for p in (ROOT / "conf/experiment/lra").glob("*-pathfinder.yaml")
 )
+LISTOPS_PRESETS = sorted(p.stem for p in (ROOT / "conf/experiment/lra").glob("*-listops.yaml"))
 PATH_CHOOSERS = (_LSTFilterAttention, FourierMixing)
 
 
-def _model(preset: str) -> torch.nn.Module:
+def _model(preset: str, num_classes: int = 2, max_length: int = 1024) -> torch.nn.Module:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         raw = compose("config", overrides=[f"experiment=lra/{preset}"])
     exp = validate_experiment(OmegaConf.to_container(raw, resolve=True))
     task = SimpleNamespace(
-        vocab_size=256, num_classes=2, max_length=1024, is_pair=False, input_type="tokens"
+        vocab_size=256,
+        num_classes=num_classes,
+        max_length=max_length,
+        is_pair=False,
+        input_type="tokens",
     )
     return harness.build_model(exp, task).train()
 
@@ -68,6 +74,23 @@ def test_the_pathfinder_model_compiles_into_one_graph(
         logits = compiled(input_ids=ids)  # (B, 2)
     logits.float().sum().backward()
     assert logits.shape == (2, 2) and bool(torch.isfinite(logits).all())
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("preset", LISTOPS_PRESETS)
+def test_the_listops_model_compiles_into_one_graph_with_a_key_mask(
+    preset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _choose_as_on_cuda(monkeypatch)
+    model = _model(preset, num_classes=10, max_length=2000)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    ids = torch.randint(1, 20, (2, 2000))  # (B, N)
+    mask = torch.arange(2000)[None, :] < torch.tensor([[2000], [700]])  # (B, N)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = compiled(input_ids=ids, attention_mask=mask)  # (B, 10)
+    logits.float().sum().backward()
+    assert logits.shape == (2, 10) and bool(torch.isfinite(logits).all())
     torch._dynamo.reset()
 
 
