@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from experiments.cli import precheck_or_exit
+from experiments.cli import answer_ctrl_c, precheck_or_exit
 from experiments.config import register_resolvers
 
 register_resolvers()
@@ -27,6 +27,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    answer_ctrl_c()
     precheck_or_exit(sys.argv[1:])
     main()
     from experiments.train import FAILED_JOBS

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -178,3 +179,15 @@ def precheck_or_exit(overrides: list[str]) -> None:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
+
+
+def answer_ctrl_c() -> None:
+    """Make SIGINT raise ``KeyboardInterrupt`` even if this process was started ignoring it.
+
+    A command started in the background of a non-interactive shell (``cmd &`` in a script)
+    inherits SIGINT ignored, and Python then leaves it ignored. The Ctrl-C with which a
+    campaign stops a run at its deadline (``last.ckpt`` saved, record ``interrupted``) would
+    then do nothing, and the run would be terminated later without saving.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -556,6 +556,8 @@ def test_a_run_stopped_at_the_deadline_is_interrupted_first(tmp_path: Path) -> N
     saved = tmp_path / "saved"
     child = (
         "import pathlib, sys, time\n"
+        "from experiments.cli import answer_ctrl_c\n"
+        "answer_ctrl_c()  # as train.py does: the test may run with SIGINT ignored\n"
         "try:\n"
         "    print('ready', flush=True)\n"
         "    time.sleep(60)\n"
