@@ -88,13 +88,25 @@ def pack(output_dir: Path, archive: Path, texts: dict[str, str] | None = None) -
 
 
 def machine_roots(run_dir: Path) -> list[str]:
-    """Absolute folders of the machine that made a record: Hydra's ``runtime.cwd``.
+    """Absolute folders of the machine that made a record: its repository root.
 
-    Runs start in the repository root, so this is that machine's repository root.
+    Runs start in the repository root, so Hydra's ``runtime.cwd`` is that root. The harness
+    writes ``hydra.yaml`` portable when a run ends, so the root is also read off any absolute
+    path in the record's text files that ends in the run folder's own relative location
+    (``metrics.json``'s ``run_dir``, e.g. ``runs/campaign/<name>/<run>``): a library warning
+    that names the run's checkpoint folder gives ``<root>/runs/campaign/<name>/<run>/...``.
     """
     hydra = run_dir / "hydra" / "hydra.yaml"
     text = hydra.read_text(errors="replace") if hydra.is_file() else ""
-    return [m for m in re.findall(r"^\s+cwd:\s*(/\S*)\s*$", text, re.MULTILINE) if m != "/"]
+    roots = [m for m in re.findall(r"^\s+cwd:\s*(/\S*)\s*$", text, re.MULTILINE) if m != "/"]
+    relative = (read_json(run_dir / "metrics.json") or {}).get("run_dir")
+    if isinstance(relative, str) and relative and not relative.startswith("/"):
+        where = re.compile(r"(/[^\s'\"]*?)/" + re.escape(relative.strip("/")) + r"(?![\w.-])")
+        for path in sorted(run_dir.rglob("*")):
+            if path.is_file() and path.suffix in TEXT_SUFFIXES:
+                found = where.findall(path.read_text(errors="replace"))
+                roots += [r for r in found if r not in roots]
+    return roots
 
 
 def make_portable(run_dir: Path) -> None:

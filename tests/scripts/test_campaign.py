@@ -514,6 +514,33 @@ def test_unpacked_records_name_no_folder_of_the_machine_that_made_them(tmp_path:
     )
 
 
+def test_a_record_whose_hydra_file_is_already_portable_still_loses_its_machine_folders(
+    tmp_path: Path,
+) -> None:
+    """The harness writes hydra.yaml portable at the end of a run; a library warning in
+    console.log can still name the run's checkpoint folder absolutely (a resumed run)."""
+    machine = "/work/repo"
+    out = tmp_path / "runs"
+    done = fake_record(out, "lra-listops-softmax", 1, run="s1_b")
+    data = json.loads((done / "metrics.json").read_text())
+    data["run_dir"] = "runs/campaign/lra-listops-softmax/s1_b"
+    (done / "metrics.json").write_text(json.dumps(data))
+    (done / ".hydra").mkdir()
+    (done / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    cwd: .\n")
+    (done / "console.log").write_text(
+        f"Checkpoint directory {machine}/runs/campaign/lra-listops-softmax/s1_b/checkpoints "
+        "exists and is not empty.\n"
+    )
+    archive = tmp_path / "campaign.tar.gz"
+    campaign_pack.pack(out, archive)
+    campaign_pack.unpack(archive, tmp_path / "results")
+    text = (tmp_path / "results" / "lra-listops-softmax" / "s1_b" / "console.log").read_text()
+    assert text == (
+        "Checkpoint directory runs/campaign/lra-listops-softmax/s1_b/checkpoints "
+        "exists and is not empty.\n"
+    )
+
+
 def test_task_overrides_follow_the_plan_overrides(tmp_path: Path) -> None:
     plan = campaign_plan.load_plan(small_plan(tmp_path))
     listops = plan.tasks["listops"].model_copy(
