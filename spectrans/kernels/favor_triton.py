@@ -11,7 +11,7 @@ zero, padded features get ``-inf`` logits.
 import triton
 import triton.language as tl
 
-LN2 = 0.6931471805599453
+LN2 = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
@@ -71,7 +71,7 @@ def _favor_keys(
         real = ok
         if HAS_MASK:
             b = bh // heads
-            real = real & (tl.load(mask_ptr + b.to(tl.int64) * n + offs_n, mask=ok, other=0.0) != 0)
+            real = real & (tl.load(mask_ptr + b.to(tl.int64) * n + offs_n, mask=ok, other=0) != 0)
         kf = k.to(tl.float32)
         e = tl.floor((lse - 0.5 * tl.sum(kf * kf, 1)) / LN2)
         e_new = tl.maximum(e_max, tl.max(tl.where(real, e, float("-inf")), 0))
