@@ -105,3 +105,22 @@ def test_the_contraction_takes_the_kernels_only_when_switched_on(
     monkeypatch.setattr(module, "TRITON_KERNELS", True)
     module.favor_contract(q, k, v_aug, projection, key_mask)
     assert calls == [] if DEVICE == "cpu" else len(calls) == 1
+
+
+# The interpreter has no bfloat16 arithmetic (numpy), so there half precision is float16.
+HALF = [torch.float16] + ([torch.bfloat16] if DEVICE == "cuda" else [])
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_half_precision_is_as_close_to_float64_as_the_torch_path(dtype: torch.dtype) -> None:
+    q, k, v_aug, projection, _ = _inputs(300, 4, 4, 256, False, seed=11)
+    exact = favor_contract(q.double(), k.double(), v_aug.double(), projection.double(), None)
+
+    def ratio_error(out: torch.Tensor) -> float:
+        ratio = out.double()[..., :-1] / out.double()[..., -1:]
+        return (ratio - exact[..., :-1] / exact[..., -1:]).abs().max().item()
+
+    half = [t.detach().to(dtype) for t in (q, k, v_aug, projection)]
+    fused = favor_fused.favor_contract_fused(*half, None)
+    assert fused.dtype == dtype
+    assert ratio_error(fused) <= 1.5 * ratio_error(favor_contract(*half, None))
