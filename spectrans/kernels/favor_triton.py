@@ -15,6 +15,27 @@ LN2 = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
+def _load_rows(ptr, base, offs, ok, W: tl.constexpr):
+    """Rows ``base + offs`` (zero where not ``ok``) of a row-major ``(rows, W)`` tensor."""
+    cols = tl.arange(0, W)
+    return tl.load(ptr + (base + offs[:, None]) * W + cols[None, :], mask=ok[:, None], other=0.0)
+
+
+@triton.jit
+def _store_rows(ptr, base, offs, ok, W: tl.constexpr, value):
+    """Write ``value`` to rows ``base + offs`` (where ``ok``) in the dtype of ``ptr``."""
+    cols = tl.arange(0, W)
+    address = ptr + (base + offs[:, None]) * W + cols[None, :]
+    tl.store(address, value.to(ptr.dtype.element_ty), mask=ok[:, None])
+
+
+@triton.jit
+def _matrix_ptrs(ptr, bh, M: tl.constexpr, E1: tl.constexpr):
+    """Addresses of the ``(M, E1)`` float32 matrix (``KV`` or ``dKV``) of one batch and head."""
+    return ptr + (bh.to(tl.int64) * M + tl.arange(0, M)[:, None]) * E1 + tl.arange(0, E1)[None, :]
+
+
+@triton.jit
 def _features(x, w, m, M: tl.constexpr, PREC: tl.constexpr):
     """``softmax(x W^T)`` over the ``m`` real features, its ``lse`` and the logits' rows."""
     offs_f = tl.arange(0, M)
@@ -53,20 +74,14 @@ def _favor_keys(
     """``KV = phi_k^T (s V)`` (M, E1) and ``E`` of one (batch, head), keys in blocks of BN."""
     bh = tl.program_id(0)
     base = bh.to(tl.int64) * n
-    offs_d = tl.arange(0, D)
-    offs_c = tl.arange(0, E1)
     w = _load_w(w_ptr, m, D, M)
     kv = tl.zeros([M, E1], tl.float32)
     e_max = tl.full([], float("-inf"), tl.float32)
     for start in range(0, n, BN):
         offs_n = start + tl.arange(0, BN)
         ok = offs_n < n
-        k = tl.load(
-            k_ptr + (base + offs_n[:, None]) * D + offs_d[None, :], mask=ok[:, None], other=0.0
-        )
-        v = tl.load(
-            v_ptr + (base + offs_n[:, None]) * E1 + offs_c[None, :], mask=ok[:, None], other=0.0
-        )
+        k = _load_rows(k_ptr, base, offs_n, ok, D)  # (BN, D)
+        v = _load_rows(v_ptr, base, offs_n, ok, E1)  # (BN, E1)
         phi, lse = _features(k, w, m, M, PREC)  # (BN, M), (BN,)
         real = ok
         if HAS_MASK:
@@ -81,8 +96,7 @@ def _favor_keys(
         sv = (v.to(tl.float32) * s[:, None]).to(v.dtype)  # (BN, E1)
         kv += tl.dot(tl.trans(phi.to(v.dtype)), sv, input_precision=PREC)
         e_max = e_new
-    offs_f = tl.arange(0, M)
-    tl.store(kv_ptr + (bh.to(tl.int64) * M + offs_f[:, None]) * E1 + offs_c[None, :], kv)
+    tl.store(_matrix_ptrs(kv_ptr, bh, M, E1), kv)
     tl.store(emax_ptr + bh, e_max)
 
 
@@ -95,19 +109,12 @@ def _favor_queries(
     bh = tl.program_id(1)
     base = bh.to(tl.int64) * n
     offs_m = tl.program_id(0) * BM + tl.arange(0, BM)
-    offs_d = tl.arange(0, D)
-    offs_c = tl.arange(0, E1)
-    offs_f = tl.arange(0, M)
     ok = offs_m < n
-    q = tl.load(q_ptr + (base + offs_m[:, None]) * D + offs_d[None, :], mask=ok[:, None], other=0.0)
+    q = _load_rows(q_ptr, base, offs_m, ok, D)  # (BM, D)
     phi, _ = _features(q, _load_w(w_ptr, m, D, M), m, M, PREC)  # (BM, M)
-    kv = tl.load(kv_ptr + (bh.to(tl.int64) * M + offs_f[:, None]) * E1 + offs_c[None, :])
+    kv = tl.load(_matrix_ptrs(kv_ptr, bh, M, E1))  # (M, E1)
     out = tl.dot(phi.to(q.dtype), kv.to(q.dtype), input_precision=PREC)  # (BM, E1)
-    tl.store(
-        out_ptr + (base + offs_m[:, None]) * E1 + offs_c[None, :],
-        out.to(out_ptr.dtype.element_ty),
-        mask=ok[:, None],
-    )
+    _store_rows(out_ptr, base, offs_m, ok, E1, out)
 
 
 @triton.jit
@@ -118,33 +125,21 @@ def _favor_backward_q(
     """``dq = (phi_q o G KV^T) W`` block by block and ``dKV = phi_q^T G`` of one (batch, head)."""
     bh = tl.program_id(0)
     base = bh.to(tl.int64) * n
-    offs_d = tl.arange(0, D)
-    offs_c = tl.arange(0, E1)
-    offs_f = tl.arange(0, M)
     w = _load_w(w_ptr, m, D, M)
-    kv = tl.load(kv_ptr + (bh.to(tl.int64) * M + offs_f[:, None]) * E1 + offs_c[None, :])
+    kv = tl.load(_matrix_ptrs(kv_ptr, bh, M, E1))  # (M, E1)
     dkv = tl.zeros([M, E1], tl.float32)
     for start in range(0, n, BM):
         offs_m = start + tl.arange(0, BM)
         ok = offs_m < n
-        q = tl.load(
-            q_ptr + (base + offs_m[:, None]) * D + offs_d[None, :], mask=ok[:, None], other=0.0
-        )
-        g = tl.load(
-            g_ptr + (base + offs_m[:, None]) * E1 + offs_c[None, :], mask=ok[:, None], other=0.0
-        )
+        q = _load_rows(q_ptr, base, offs_m, ok, D)  # (BM, D)
+        g = _load_rows(g_ptr, base, offs_m, ok, E1)  # (BM, E1)
         phi, _ = _features(q, w, m, M, PREC)  # (BM, M)
         phi = tl.where(ok[:, None], phi, 0.0)
         dkv += tl.dot(tl.trans(phi.to(g.dtype)), g, input_precision=PREC)
         reach = tl.dot(g, tl.trans(kv.to(g.dtype)), input_precision=PREC)  # (BM, M)
         a = (phi * reach).to(w.dtype)
-        dq = tl.dot(a, w, input_precision=PREC)  # (BM, D)
-        tl.store(
-            dq_ptr + (base + offs_m[:, None]) * D + offs_d[None, :],
-            dq.to(dq_ptr.dtype.element_ty),
-            mask=ok[:, None],
-        )
-    tl.store(dkv_ptr + (bh.to(tl.int64) * M + offs_f[:, None]) * E1 + offs_c[None, :], dkv)
+        _store_rows(dq_ptr, base, offs_m, ok, D, tl.dot(a, w, input_precision=PREC))
+    tl.store(_matrix_ptrs(dkv_ptr, bh, M, E1), dkv)
 
 
 @triton.jit
@@ -156,16 +151,11 @@ def _favor_backward_k(
     bh = tl.program_id(1)
     base = bh.to(tl.int64) * n
     offs_n = tl.program_id(0) * BN + tl.arange(0, BN)
-    offs_d = tl.arange(0, D)
-    offs_c = tl.arange(0, E1)
-    offs_f = tl.arange(0, M)
     ok = offs_n < n
-    k = tl.load(k_ptr + (base + offs_n[:, None]) * D + offs_d[None, :], mask=ok[:, None], other=0.0)
-    v = tl.load(
-        v_ptr + (base + offs_n[:, None]) * E1 + offs_c[None, :], mask=ok[:, None], other=0.0
-    )
+    k = _load_rows(k_ptr, base, offs_n, ok, D)  # (BN, D)
+    v = _load_rows(v_ptr, base, offs_n, ok, E1)  # (BN, E1)
     w = _load_w(w_ptr, m, D, M)
-    dkv = tl.load(dkv_ptr + (bh.to(tl.int64) * M + offs_f[:, None]) * E1 + offs_c[None, :])
+    dkv = tl.load(_matrix_ptrs(dkv_ptr, bh, M, E1))  # (M, E1)
     phi, lse = _features(k, w, m, M, PREC)  # (BN, M)
     s, _ = _key_scale(k, lse, tl.load(emax_ptr + bh))
     feat = phi * tl.where(ok, s, 0.0)[:, None]  # (BN, M)
@@ -173,13 +163,5 @@ def _favor_backward_k(
     a = feat * reach
     dk = tl.dot(a.to(w.dtype), w, input_precision=PREC) - tl.sum(a, 1)[:, None] * k.to(tl.float32)
     dv = tl.dot(feat.to(v.dtype), dkv.to(v.dtype), input_precision=PREC)  # (BN, E1)
-    tl.store(
-        dk_ptr + (base + offs_n[:, None]) * D + offs_d[None, :],
-        dk.to(dk_ptr.dtype.element_ty),
-        mask=ok[:, None],
-    )
-    tl.store(
-        dv_ptr + (base + offs_n[:, None]) * E1 + offs_c[None, :],
-        dv.to(dv_ptr.dtype.element_ty),
-        mask=ok[:, None],
-    )
+    _store_rows(dk_ptr, base, offs_n, ok, D, dk)
+    _store_rows(dv_ptr, base, offs_n, ok, E1, dv)

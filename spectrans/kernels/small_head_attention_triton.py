@@ -76,6 +76,26 @@ def _forward(
 
 
 @triton.jit
+def _recompute_tile(
+    q, k, v, do, lse, delta, row_ok, col_ok, seed, bh, offs_m, start_n, n, scale, p_drop,
+    BM: tl.constexpr, BN: tl.constexpr, DROPOUT: tl.constexpr, PREC: tl.constexpr,
+):  # fmt: skip
+    """One backward tile, recomputed: ``Z = M o P / (1 - p)`` and ``dS = P o (dP - D)``."""
+    s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale  # (BM, BN)
+    p = tl.exp(s - lse[:, None])
+    p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)
+    dz = tl.dot(do, tl.trans(v), input_precision=PREC)  # (BM, BN) float32
+    if DROPOUT:
+        keep = _keep(seed, bh, offs_m, start_n, n, p_drop, BM, BN)
+        z = tl.where(keep, p / (1.0 - p_drop), 0.0)
+        dp = tl.where(keep, dz / (1.0 - p_drop), 0.0)
+    else:
+        z = p
+        dp = dz
+    return z, p * (dp - delta[:, None])
+
+
+@triton.jit
 def _backward_kv(
     q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, seed_ptr, scale,
     p_drop, n, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, DROPOUT: tl.constexpr,
@@ -104,19 +124,11 @@ def _backward_kv(
         do = tl.load(do_ptr + q_off, mask=row_ok[:, None], other=0.0)
         lse = tl.load(lse_ptr + row_base + offs_m, mask=row_ok, other=0.0)
         delta = tl.load(delta_ptr + row_base + offs_m, mask=row_ok, other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale  # (BM, BN)
-        p = tl.exp(s - lse[:, None])
-        p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)
-        dz = tl.dot(do, tl.trans(v), input_precision=PREC)  # (BM, BN) float32
-        if DROPOUT:
-            keep = _keep(seed, bh, offs_m, pid_n * BN, n, p_drop, BM, BN)
-            z = tl.where(keep, p / (1.0 - p_drop), 0.0)
-            dp = tl.where(keep, dz / (1.0 - p_drop), 0.0)
-        else:
-            z = p
-            dp = dz
+        z, ds = _recompute_tile(
+            q, k, v, do, lse, delta, row_ok, col_ok, seed, bh, offs_m, pid_n * BN, n, scale,
+            p_drop, BM, BN, DROPOUT, PREC,
+        )  # fmt: skip
         dv += tl.dot(tl.trans(z.to(do.dtype)), do, input_precision=PREC)
-        ds = p * (dp - delta[:, None])
         dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PREC)
     tl.store(dk_ptr + kv_off, (dk * scale).to(dk_ptr.dtype.element_ty), mask=col_ok[:, None])
     tl.store(dv_ptr + kv_off, dv.to(dv_ptr.dtype.element_ty), mask=col_ok[:, None])
@@ -150,16 +162,10 @@ def _backward_q(
         kv_off = base + offs_n[:, None] * D + offs_d[None, :]
         k = tl.load(k_ptr + kv_off, mask=col_ok[:, None], other=0.0)
         v = tl.load(v_ptr + kv_off, mask=col_ok[:, None], other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale
-        p = tl.exp(s - lse[:, None])
-        p = tl.where(row_ok[:, None] & col_ok[None, :], p, 0.0)
-        dz = tl.dot(do, tl.trans(v), input_precision=PREC)
-        if DROPOUT:
-            keep = _keep(seed, bh, offs_m, start, n, p_drop, BM, BN)
-            dp = tl.where(keep, dz / (1.0 - p_drop), 0.0)
-        else:
-            dp = dz
-        ds = p * (dp - delta[:, None])
+        _, ds = _recompute_tile(
+            q, k, v, do, lse, delta, row_ok, col_ok, seed, bh, offs_m, start, n, scale, p_drop,
+            BM, BN, DROPOUT, PREC,
+        )  # fmt: skip
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
     tl.store(dq_ptr + q_off, (dq * scale).to(dq_ptr.dtype.element_ty), mask=row_ok[:, None])
 
