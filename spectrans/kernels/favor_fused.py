@@ -30,13 +30,13 @@ tensors.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from typing import Any
 
 import torch
 from torch import Tensor
 
-HAS_TRITON = importlib.util.find_spec("triton") is not None
+from spectrans.kernels.triton_support import HAS_TRITON, cdiv, dot_precision, heads_as_rows
+
 PADDED_WIDTH = 16
 """Head and value widths the kernels compute with (zero-padded up to it)."""
 BLOCK_ROWS = 32
@@ -53,23 +53,9 @@ def _kernels() -> Any:
     return favor_triton
 
 
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def _features_width(m: int) -> int:
     """Features padded to a power of two (``tl.arange`` widths)."""
     return 1 << max(4, (m - 1).bit_length())
-
-
-def _precision(t: Tensor) -> str:
-    return "ieee" if t.dtype == torch.float32 else "tf32"
-
-
-def _flat(t: Tensor) -> Tensor:
-    """``(B, H, N, c)`` -> contiguous ``(B*H, N, 16)`` zero-padded."""
-    b, h, n, c = t.shape
-    return torch.nn.functional.pad(t, (0, PADDED_WIDTH - c)).reshape(b * h, n, -1).contiguous()
 
 
 @torch.library.custom_op("spectrans::favor_contract", mutates_args=())
@@ -82,14 +68,14 @@ def _contract(
     big_m = w.shape[0]
     kv = torch.empty(bh, big_m, PADDED_WIDTH, device=q.device, dtype=torch.float32)
     e_max = torch.empty(bh, device=q.device, dtype=torch.float32)
-    prec = _precision(q)
+    prec = dot_precision(q)
     kern._favor_keys[(bh,)](
         k, v, w, mask, kv, e_max, n, m, heads,
         D=PADDED_WIDTH, E1=PADDED_WIDTH, M=big_m, BN=BLOCK_ROWS,
         HAS_MASK=mask.numel() > 0, PREC=prec, num_warps=NUM_WARPS,
     )  # fmt: skip
     out = torch.empty_like(v)  # (B*H, N, 16)
-    kern._favor_queries[(_cdiv(n, BLOCK_ROWS), bh)](
+    kern._favor_queries[(cdiv(n, BLOCK_ROWS), bh)](
         q, w, kv, out, n, m, D=PADDED_WIDTH, E1=PADDED_WIDTH, M=big_m, BM=BLOCK_ROWS, PREC=prec,
         num_warps=NUM_WARPS,
     )  # fmt: skip
@@ -116,11 +102,11 @@ def _contract_backward(
     grad = grad.to(v.dtype).contiguous()
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     dkv = torch.empty_like(kv)  # (B*H, M, 16) float32
-    prec = _precision(q)
+    prec = dot_precision(q)
     widths = {"D": PADDED_WIDTH, "E1": PADDED_WIDTH, "M": big_m, "PREC": prec}
     widths["num_warps"] = NUM_WARPS
     kern._favor_backward_q[(bh,)](q, w, kv, grad, dq, dkv, n, m, BM=BLOCK_ROWS, **widths)
-    kern._favor_backward_k[(_cdiv(n, BLOCK_ROWS), bh)](
+    kern._favor_backward_k[(cdiv(n, BLOCK_ROWS), bh)](
         k, v, w, e_max, dkv, dk, dv, n, m, BN=BLOCK_ROWS, **widths
     )
     return dq, dk, dv
@@ -184,5 +170,7 @@ def favor_contract_fused(
             raise ValueError("favor_contract_fused takes one key mask per batch item")
         mask = rows.expand(b, n).to(torch.uint8).contiguous()  # (B, N)
     v = v_aug.to(q.dtype)
-    out, _, _ = _contract(_flat(q), _flat(k), _flat(v), w.contiguous(), mask, h, m)
+    out, _, _ = _contract(
+        *(heads_as_rows(t, PADDED_WIDTH) for t in (q, k, v)), w.contiguous(), mask, h, m
+    )
     return out.view(b, h, n, PADDED_WIDTH)[..., :e1]  # (B, H, N, e+1)

@@ -39,13 +39,13 @@ runs the kernels on CPU tensors (slowly), which is how the tests check them with
 from __future__ import annotations
 
 import functools
-import importlib.util
 from typing import Any
 
 import torch
 from torch import Tensor
 
-HAS_TRITON = importlib.util.find_spec("triton") is not None
+from spectrans.kernels.triton_support import HAS_TRITON, cdiv, dot_precision, heads_as_rows
+
 PADDED_HEAD_DIM = 16
 """Head width the kernels compute with (``d`` is zero-padded up to it)."""
 BLOCK_M = 64
@@ -55,30 +55,11 @@ BLOCK_N = 64
 
 
 @functools.cache
-def _kernels() -> dict[str, Any]:
-    """The Triton kernels, defined on first use (the interpreter is chosen when they are)."""
-    import triton
+def _kernels() -> Any:
+    """The kernel module, imported on first use (the interpreter is chosen when it is)."""
+    from spectrans.kernels import small_head_attention_triton
 
-    from spectrans.kernels import small_head_attention_triton as k
-
-    return {
-        "forward": k._forward,
-        "backward_kv": k._backward_kv,
-        "backward_q": k._backward_q,
-        "keep_matrix": k._keep_matrix,
-        "cdiv": triton.cdiv,
-    }
-
-
-def _precision(t: Tensor) -> str:
-    """``ieee`` products for float32 inputs (not TF32); half-precision inputs are exact anyway."""
-    return "ieee" if t.dtype == torch.float32 else "tf32"
-
-
-def _pad(t: Tensor) -> Tensor:
-    """``(B, H, N, d)`` -> contiguous ``(B*H, N, 16)``, zero-padded."""
-    b, h, n, d = t.shape
-    return torch.nn.functional.pad(t, (0, PADDED_HEAD_DIM - d)).reshape(b * h, n, -1).contiguous()
+    return small_head_attention_triton
 
 
 @torch.library.custom_op("spectrans::small_head_attention", mutates_args=())
@@ -90,9 +71,9 @@ def _attention(
     bh, n, width = q.shape
     out = torch.empty_like(q)  # (B*H, N, 16)
     lse = torch.empty(bh, n, device=q.device, dtype=torch.float32)  # (B*H, N)
-    kernels["forward"][(kernels["cdiv"](n, BLOCK_M), bh)](
+    kernels._forward[(cdiv(n, BLOCK_M), bh)](
         q, k, v, out, lse, seed, scale, dropout, n,
-        D=width, BM=BLOCK_M, BN=BLOCK_N, DROPOUT=dropout > 0, PREC=_precision(q),
+        D=width, BM=BLOCK_M, BN=BLOCK_N, DROPOUT=dropout > 0, PREC=dot_precision(q),
     )  # fmt: skip
     return out, lse
 
@@ -127,12 +108,12 @@ def _attention_backward(
         "BM": BLOCK_M,
         "BN": BLOCK_N,
         "DROPOUT": dropout > 0,
-        "PREC": _precision(q),
+        "PREC": dot_precision(q),
     }
-    kernels["backward_kv"][(kernels["cdiv"](n, BLOCK_N), bh)](
+    kernels._backward_kv[(cdiv(n, BLOCK_N), bh)](
         q, k, v, do, lse, delta, dk, dv, seed, scale, dropout, n, **common
     )
-    kernels["backward_q"][(kernels["cdiv"](n, BLOCK_M), bh)](
+    kernels._backward_q[(cdiv(n, BLOCK_M), bh)](
         q, k, v, do, lse, delta, dq, seed, scale, dropout, n, **common
     )
     return dq, dk, dv
@@ -191,7 +172,9 @@ def small_head_attention(
     if seed is None:
         seed = torch.randint(0, 2**62, (), device=q.device, dtype=torch.int64)
     b, h, n, d = q.shape
-    out, _ = _attention(_pad(q), _pad(k), _pad(v), d**-0.5, float(dropout), seed)
+    out, _ = _attention(
+        *(heads_as_rows(t, PADDED_HEAD_DIM) for t in (q, k, v)), d**-0.5, float(dropout), seed
+    )
     return out.view(b, h, n, PADDED_HEAD_DIM)[..., :d]  # (B, H, N, d)
 
 
@@ -199,6 +182,6 @@ def keep_mask(seed: Tensor, bh: int, n: int, dropout: float) -> Tensor:
     """The ``(N, N)`` bool keep mask the kernels draw for flattened batch-head ``bh``."""
     kernels = _kernels()
     out = torch.empty(n, n, dtype=torch.uint8, device=seed.device)
-    grid = (kernels["cdiv"](n, BLOCK_M), kernels["cdiv"](n, BLOCK_N))
-    kernels["keep_matrix"][grid](seed, out, bh, n, dropout, BM=BLOCK_M, BN=BLOCK_N)
+    grid = (cdiv(n, BLOCK_M), cdiv(n, BLOCK_N))
+    kernels._keep_matrix[grid](seed, out, bh, n, dropout, BM=BLOCK_M, BN=BLOCK_N)
     return out.bool()
