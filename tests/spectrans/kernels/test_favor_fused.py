@@ -1,24 +1,19 @@
 """The fused FAVOR+ kernels against the torch contraction (itself tested against float64 FAVOR+).
 
-Without a GPU the kernels run in Triton's interpreter (``TRITON_INTERPRET=1``, set before the
-kernels are first defined); without Triton (the CPU build of torch) the tests are skipped.
+Where they run (the GPU, else Triton's interpreter) and when they are skipped:
+``tests/triton_env.py``.
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 import torch
 
 from spectrans.kernels import favor_fused
 from spectrans.layers.attention.favor_contract import favor_contract
+from tests.triton_env import DEVICE, HALF, needs_triton
 
-pytestmark = pytest.mark.skipif(not favor_fused.HAS_TRITON, reason="Triton is not installed")
-
-if favor_fused.HAS_TRITON and not torch.cuda.is_available():
-    os.environ["TRITON_INTERPRET"] = "1"
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = needs_triton
 # The kernels accumulate in float32; the reference is the torch contraction in float64 on the
 # same float32 inputs.
 TOL = 1e-4
@@ -105,10 +100,6 @@ def test_the_contraction_takes_the_kernels_only_when_switched_on(
     monkeypatch.setattr(module, "TRITON_KERNELS", True)
     module.favor_contract(q, k, v_aug, projection, key_mask)
     assert calls == [] if DEVICE == "cpu" else len(calls) == 1
-
-
-# The interpreter has no bfloat16 arithmetic (numpy), so there half precision is float16.
-HALF = [torch.float16] + ([torch.bfloat16] if DEVICE == "cuda" else [])
 
 
 @pytest.mark.parametrize("dtype", HALF)

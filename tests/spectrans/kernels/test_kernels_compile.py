@@ -8,17 +8,13 @@ Triton (the CPU build of torch).
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.triton_env import needs_triton
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("triton") is None, reason="Triton is not installed"
-)
+pytestmark = needs_triton
 
 BF16 = "*bf16"
 SMALL_HEAD = {
@@ -110,15 +106,15 @@ def compile_all() -> list[str]:
 
 
 def test_every_kernel_compiles_for_sm90() -> None:
-    # In a fresh interpreter: other test modules set TRITON_INTERPRET, under which the kernels
-    # are defined as interpreted functions that the compiler does not take.
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    # In a fresh interpreter without TRITON_INTERPRET (tests.triton_env sets it on a CPU): under
+    # it the kernels are defined as interpreted functions, which the compiler does not take.
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import test_kernels_compile as t\n"
+        "import os, sys; sys.path.insert(0, sys.argv[1]); import test_kernels_compile as t\n"
+        "os.environ.pop('TRITON_INTERPRET', None)\n"
         "bad = t.compile_all(); print('\\n'.join(bad)); sys.exit(1 if bad else 0)\n"
     )
     here = str(Path(__file__).parent)
     done = subprocess.run(
-        [sys.executable, "-c", code, here], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code, here], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]

@@ -1,23 +1,18 @@
 """The small-head attention kernels against exact float64 softmax attention with the same mask.
 
-Without a GPU the kernels run in Triton's interpreter (``TRITON_INTERPRET=1``, set before the
-kernels are first defined); without Triton (the CPU build of torch) the tests are skipped.
+Where they run (the GPU, else Triton's interpreter) and when they are skipped:
+``tests/triton_env.py``.
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 import torch
 
 from spectrans.kernels import small_head_attention as sha
+from tests.triton_env import DEVICE, HALF, needs_triton
 
-pytestmark = pytest.mark.skipif(not sha.HAS_TRITON, reason="Triton is not installed")
-
-if sha.HAS_TRITON and not torch.cuda.is_available():
-    os.environ["TRITON_INTERPRET"] = "1"
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = needs_triton
 
 
 def _oracle(q, k, v, keep, p):  # noqa: ANN001, ANN202
@@ -60,10 +55,6 @@ def test_the_mask_drops_the_asked_fraction_and_changes_with_the_seed() -> None:
     other_head = sha.keep_mask(torch.tensor(1, device=DEVICE), 1, n, p)
     assert abs(1 - one.float().mean().item() - p) < 0.02
     assert (one != two).float().mean().item() > 0.2 and (one != other_head).any()
-
-
-# The interpreter has no bfloat16 arithmetic (numpy), so there half precision is float16.
-HALF = [torch.float16] + ([torch.bfloat16] if DEVICE == "cuda" else [])
 
 
 @pytest.mark.parametrize("dtype", HALF)
