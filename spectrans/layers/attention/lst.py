@@ -241,18 +241,12 @@ class _LSTFilterAttention(AttentionLayer):
             return self.mixing_path
         if device.type != "cuda":
             return "fast"
-        # Plain loops and comparisons: torch.compile traces this method on every forward,
-        # and older Dynamo releases break the graph on set/dict-view comparisons.
-        matrix_kinds = True
-        factored_from = 0  # the largest threshold of the kinds used; -1: a kind has none
-        for kind, _, _, _ in self.groups:
-            matrix_kinds = matrix_kinds and kind in MATRIX_KINDS
-            threshold = FACTORED_MIN_LENGTH.get(kind, -1)
-            factored_from = (
-                -1 if threshold < 0 or factored_from < 0 else max(factored_from, threshold)
-            )
-        if not self.causal and self.groups and factored_from >= 0 and n >= factored_from:
+        # No set or dict-view comparisons: torch.compile traces this method on every forward,
+        # and older Dynamo releases (torch 2.11) break the graph on them.
+        thresholds = [FACTORED_MIN_LENGTH.get(kind) for kind, _, _, _ in self.groups]
+        if not self.causal and thresholds and None not in thresholds and n >= max(thresholds):
             return "factored"
+        matrix_kinds = all(kind in MATRIX_KINDS for kind, _, _, _ in self.groups)
         if not self.causal and matrix_kinds and n <= GEMM_MAX_LENGTH:
             return "gemm"
         return "dense" if n <= DENSE_MAX_LENGTH else "fast"
