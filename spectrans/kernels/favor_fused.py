@@ -134,9 +134,15 @@ def _backward(ctx: Any, grad_out: Tensor, *_unused: Any) -> tuple[Tensor | None,
 _contract.register_autograd(_backward, setup_context=_setup_context)
 
 
-def supports(q: Tensor, v_aug: Tensor) -> bool:
-    """Whether the kernels take these shapes: head and value widths (with the 1) up to 16."""
-    return HAS_TRITON and q.shape[-1] <= PADDED_WIDTH and v_aug.shape[-1] <= PADDED_WIDTH
+def supports(q: Tensor, v_aug: Tensor, key_mask: Tensor | None) -> bool:
+    """Whether the kernels take these inputs.
+
+    Head and value widths (with the 1) up to 16, and one key mask per batch item
+    (``(B|1, N)`` or ``(B|1, 1, N)``) or none.
+    """
+    one_mask_per_item = key_mask is None or key_mask.dim() < 3 or key_mask.shape[1] == 1
+    widths = q.shape[-1] <= PADDED_WIDTH and v_aug.shape[-1] <= PADDED_WIDTH
+    return HAS_TRITON and widths and one_mask_per_item
 
 
 def favor_contract_fused(
@@ -155,8 +161,11 @@ def favor_contract_fused(
     Returns:
         ``(B, H, N, e + 1)``: row i is ``c_i [numerator_i, normaliser_i]``, ``c_i > 0``.
     """
-    if not supports(q, v_aug):
-        raise ValueError("favor_contract_fused takes head and value widths (with the 1) <= 16")
+    if not supports(q, v_aug, key_mask):
+        raise ValueError(
+            "favor_contract_fused takes head and value widths (with the 1) <= 16 and one key "
+            "mask per batch item"
+        )
     b, h, n, _ = q.shape
     e1 = v_aug.shape[-1]
     m = projection.shape[0]
@@ -166,8 +175,6 @@ def favor_contract_fused(
         mask = torch.empty(0, dtype=torch.uint8, device=q.device)
     else:
         rows = key_mask.reshape(-1, n)  # (B|1, N): one mask for every head of a batch item
-        if key_mask.dim() == 3 and key_mask.shape[1] != 1:
-            raise ValueError("favor_contract_fused takes one key mask per batch item")
         mask = rows.expand(b, n).to(torch.uint8).contiguous()  # (B, N)
     v = v_aug.to(q.dtype)
     out, _, _ = _contract(

@@ -130,8 +130,6 @@ def favor_contract(
     Returns:
         ``(B, H, N, e + 1)``: row i is ``c_i [numerator_i, normaliser_i]``, ``c_i > 0``.
     """
-    if TRITON_KERNELS and q.is_cuda and favor_fused.supports(q, v_aug):
-        one_mask_per_item = key_mask is None or key_mask.dim() < 3 or key_mask.shape[1] == 1
-        if one_mask_per_item:
-            return favor_fused.favor_contract_fused(q, k, v_aug, projection, key_mask)
+    if TRITON_KERNELS and q.is_cuda and favor_fused.supports(q, v_aug, key_mask):
+        return favor_fused.favor_contract_fused(q, k, v_aug, projection, key_mask)
     return FavorContraction.apply(q, k, v_aug, projection, key_mask)
