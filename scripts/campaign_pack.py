@@ -87,24 +87,38 @@ def pack(output_dir: Path, archive: Path, texts: dict[str, str] | None = None) -
     return archive.stat().st_size
 
 
+SOURCE_PACKAGES = ("spectrans", "experiments", "scripts")
+"""The repository's top-level source folders: a traceback or warning that names one of their
+files absolutely names the repository root of the machine."""
+
+SOURCE_PATH = re.compile(
+    r"(/[^\s'\"]*?)/(?:(?:" + "|".join(SOURCE_PACKAGES) + r")/[\w./-]*?\w\.py|train\.py)(?![\w.-])"
+)
+
+
 def machine_roots(run_dir: Path) -> list[str]:
     """Absolute folders of the machine that made a record: its repository root.
 
     Runs start in the repository root, so Hydra's ``runtime.cwd`` is that root. The harness
-    writes ``hydra.yaml`` portable when a run ends, so the root is also read off any absolute
-    path in the record's text files that ends in the run folder's own relative location
-    (``metrics.json``'s ``run_dir``, e.g. ``runs/campaign/<name>/<run>``): a library warning
-    that names the run's checkpoint folder gives ``<root>/runs/campaign/<name>/<run>/...``.
+    writes ``hydra.yaml`` portable when a run ends, so the root is also read off the record's
+    text files: any absolute path that ends in the run folder's own relative location
+    (``metrics.json``'s ``run_dir``, e.g. ``runs/campaign/<name>/<run>``; a library warning
+    that names the run's checkpoint folder gives ``<root>/runs/campaign/<name>/<run>/...``),
+    and any absolute path to one of the repository's source files (``<root>/spectrans/...py``
+    in a warning's traceback; paths inside ``site-packages`` are not the repository).
     """
     hydra = run_dir / "hydra" / "hydra.yaml"
     text = hydra.read_text(errors="replace") if hydra.is_file() else ""
     roots = [m for m in re.findall(r"^\s+cwd:\s*(/\S*)\s*$", text, re.MULTILINE) if m != "/"]
+    clues = [SOURCE_PATH]
     relative = (read_json(run_dir / "metrics.json") or {}).get("run_dir")
     if isinstance(relative, str) and relative and not relative.startswith("/"):
-        where = re.compile(r"(/[^\s'\"]*?)/" + re.escape(relative.strip("/")) + r"(?![\w.-])")
-        for path in sorted(run_dir.rglob("*")):
-            if path.is_file() and path.suffix in TEXT_SUFFIXES:
-                found = where.findall(path.read_text(errors="replace"))
+        clues.append(re.compile(r"(/[^\s'\"]*?)/" + re.escape(relative.strip("/")) + r"(?![\w.-])"))
+    for path in sorted(run_dir.rglob("*")):
+        if path.is_file() and path.suffix in TEXT_SUFFIXES:
+            text = path.read_text(errors="replace")
+            for clue in clues:
+                found = [r for r in clue.findall(text) if "site-packages" not in r]
                 roots += [r for r in found if r not in roots]
     return roots
 

@@ -617,3 +617,31 @@ def test_an_interrupt_that_is_ignored_ends_in_termination(tmp_path: Path) -> Non
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     campaign.interrupt_process(proc, grace=0.5)
     assert proc.returncode is not None and proc.returncode < 0  # terminated by a signal
+
+
+def test_a_warning_traceback_naming_repository_sources_loses_the_machine_root(
+    tmp_path: Path,
+) -> None:
+    """A Dynamo warning in console.log quotes the repository's source file by absolute path;
+    a library file's path stays ``<site-packages>``."""
+    machine = "/work/main"
+    out = tmp_path / "runs"
+    done = fake_record(out, "lra-listops-mixed", 0, run="s0_c")
+    data = json.loads((done / "metrics.json").read_text())
+    data["run_dir"] = "runs/campaign/lra-listops-mixed/s0_c"
+    (done / "metrics.json").write_text(json.dumps(data))
+    (done / "console.log").write_text(
+        "/opt/venv/lib/python3.12/site-packages/torch/_dynamo/variables/functions.py:2202: "
+        "UserWarning: cache wrapper\n"
+        f'  File "{machine}/spectrans/transforms/hadamard.py", line 63, in sequency\n'
+        f'  File "{machine}/train.py", line 9, in <module>\n'
+    )
+    archive = tmp_path / "campaign.tar.gz"
+    campaign_pack.pack(out, archive)
+    campaign_pack.unpack(archive, tmp_path / "results")
+    text = (tmp_path / "results" / "lra-listops-mixed" / "s0_c" / "console.log").read_text()
+    assert text == (
+        "<site-packages>/torch/_dynamo/variables/functions.py:2202: UserWarning: cache wrapper\n"
+        '  File "spectrans/transforms/hadamard.py", line 63, in sequency\n'
+        '  File "train.py", line 9, in <module>\n'
+    )
