@@ -13,11 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HEAD_DIM_HINT = "change one of them or set head_dim explicitly"
 
-InitWeightsMode = Literal["truncnormal002", "truncnormal", "torch", "truncnormal002-identity"]
+InitWeightsMode = Literal[
+    "truncnormal002", "truncnormal", "xavier", "torch", "truncnormal002-identity"
+]
 """Weight initialisation strategies.
 
 - ``truncnormal002``: truncated normal, std 0.02, biases zero.
 - ``truncnormal``: truncated normal with std ``1/sqrt(fan_in)``, biases zero.
+- ``xavier``: the LRA code's init. Mixer and feed-forward kernels Xavier-uniform,
+  ``U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))`` (variance ``2 / (fan_in + fan_out)``;
+  flax initialises a multi-head ``DenseGeneral`` kernel flattened to ``(fan_in, fan_out)``, so
+  the fans are the projection's input and output widths), biases zero (LRA: N(0, 1e-6)). The
+  classifier head's linears get flax's ``Dense`` default, LeCun normal: truncated normal with
+  std ``1/sqrt(fan_in)``.
 - ``torch``: leave PyTorch's default initialisation untouched.
 - ``truncnormal002-identity``: as ``truncnormal002`` but the output projection starts at zero,
   so a residual block starts as the identity map.

@@ -45,6 +45,18 @@ def pool(h: Tensor, mask: Tensor | None, pooling: str) -> Tensor:
     raise ValueError(f"unknown pooling '{pooling}'; choose cls, mean or last")
 
 
+def head_init(mode: str, output: bool = False) -> str:
+    """The init mode of a classifier-head linear under the model's ``mode``.
+
+    ``xavier`` (the LRA code) gives the head flax's ``Dense`` default, LeCun normal
+    (``truncnormal``: std ``1/sqrt(fan_in)``); otherwise the hidden linears follow ``mode`` and
+    the output linear starts at ``truncnormal002`` (``torch`` leaves every linear to PyTorch).
+    """
+    if mode in ("xavier", "torch"):
+        return "truncnormal" if mode == "xavier" else mode
+    return "truncnormal002" if output else mode
+
+
 class ClassifierHead(nn.Module):
     """``Dense -> ReLU -> Dense`` (or, ``depth=2``, two hidden layers of widths H and H/2).
 
@@ -71,10 +83,10 @@ class ClassifierHead(nn.Module):
         self.act = nn.ReLU()
         self.dense2 = nn.Linear(hidden_dim, hidden_dim // 2) if depth == 2 else None
         self.out = nn.Linear(hidden_dim // 2 if depth == 2 else hidden_dim, num_classes)
-        init_linear(self.dense, init_weights)
+        init_linear(self.dense, head_init(init_weights))
         if self.dense2 is not None:
-            init_linear(self.dense2, init_weights)
-        init_linear(self.out, "truncnormal002" if init_weights != "torch" else "torch")
+            init_linear(self.dense2, head_init(init_weights))
+        init_linear(self.out, head_init(init_weights, output=True))
 
     def forward(self, features: Tensor) -> Tensor:
         """(B, F) -> (B, C)."""

@@ -127,7 +127,8 @@ def init_linear(linear: nn.Linear, mode: str, *, zero: bool = False) -> None:
 
     Args:
         linear: The layer.
-        mode: ``truncnormal002`` | ``truncnormal`` | ``torch`` | ``truncnormal002-identity``.
+        mode: ``truncnormal002`` | ``truncnormal`` | ``xavier`` | ``torch`` |
+            ``truncnormal002-identity`` (:data:`spectrans.config.InitWeightsMode`).
         zero: Start the weight at zero (the output projection under ``*-identity``).
     """
     if mode == "torch":
@@ -139,6 +140,8 @@ def init_linear(linear: nn.Linear, mode: str, *, zero: bool = False) -> None:
     elif mode == "truncnormal":
         std = 1.0 / math.sqrt(linear.in_features)
         nn.init.trunc_normal_(linear.weight, std=std, a=-2 * std, b=2 * std)
+    elif mode == "xavier":
+        nn.init.xavier_uniform_(linear.weight)  # U(-a, a), a = sqrt(6 / (fan_in + fan_out))
     else:
         raise ValueError(f"unknown init_weights mode '{mode}'")
     if linear.bias is not None:

@@ -11,6 +11,7 @@ from spectrans.config.models import EncoderModelConfig
 from spectrans.config.patterns import independent_patterns
 from spectrans.layers.patterns import PatternAttention
 from spectrans.models import DualEncoderClassifier, build_classifier, pool
+from spectrans.models.heads import ClassifierHead
 from spectrans.registry import get_entry
 
 D, VOCAB = 16, 30
@@ -168,3 +169,19 @@ def test_lra_pair_head_has_two_hidden_layers() -> None:
     assert torch.allclose(head(features), expected)
     ids = torch.randint(1, VOCAB, (3, 8))
     assert model(ids, None, ids, None).shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("mode", "hidden_std", "out_std"),
+    [
+        # LRA: flax Dense default (LeCun normal, std 1/sqrt(fan_in)) for both head linears
+        ("xavier", 0.88 / 64**0.5, 0.88 / 128**0.5),
+        ("truncnormal002", 0.88 * 0.02, 0.88 * 0.02),
+        ("truncnormal", 0.88 / 64**0.5, 0.88 * 0.02),
+    ],
+)
+def test_head_init_by_model_mode(mode: str, hidden_std: float, out_std: float) -> None:
+    torch.manual_seed(0)
+    head = ClassifierHead(64, 128, 256, init_weights=mode)
+    assert head.dense.weight.std().item() == pytest.approx(hidden_std, rel=0.05)
+    assert head.out.weight.std().item() == pytest.approx(out_std, rel=0.05)

@@ -1,0 +1,136 @@
+"""How much of the input reaches the classifier at initialisation, per init arm.
+
+Usage::
+
+    python -m experiments.init_signal experiment=lra/softmax-pathfinder
+        --arm "" --arm "model.init_weights=xavier attention.init_weights=xavier"
+
+Positional arguments are Hydra overrides shared by every arm; each ``--arm`` adds its own
+(space-separated; ``""`` is the config as composed). For each arm the model is built as
+``train.py`` builds it (seeded by ``seed``), put in eval mode (no dropout), and run on the
+first ``--batches`` validation batches of the task's real data. A model whose logits barely
+depend on the input starts training with almost no signal; this shows it before any GPU time
+is spent. Per arm, over the ``M`` examples:
+
+- ``feature spread``: ``mean_j std_i f_ij / mean_j |mean_i f_ij|``, for the pooled features
+  ``f`` (the head's input): how much the examples differ, relative to what they share;
+- ``logit spread``: ``mean_c std_i z_ic``, the logits' standard deviation across examples;
+- ``logit margin spread``: ``std_i (z_i1 - z_i0)`` for two classes, else ``std_i max_c z_ic``.
+
+Writes a Markdown table to stdout (and ``--out``) with the command, commit and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from experiments.portable import portable_argument
+from experiments.results import git_commit
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.init_signal", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides shared by every arm")
+    parser.add_argument(
+        "--arm", action="append", default=None, help="overrides of one arm ('' = as composed)"
+    )
+    parser.add_argument("--batches", type=int, default=1, help="validation batches (default 1)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    return parser.parse_args(argv)
+
+
+def compose(overrides: list[str]):  # noqa: ANN201 (ExperimentConfig, imported lazily)
+    """The validated experiment config of ``overrides`` (as ``train.py`` composes it)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from experiments.config import validate_experiment
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides)
+    return validate_experiment(OmegaConf.to_container(cfg, resolve=True))
+
+
+def spreads(features: Tensor, logits: Tensor) -> tuple[float, float, float]:
+    """``(feature spread, logit spread, logit margin spread)`` of (M, F) features, (M, C) logits."""
+    f = features.double()
+    shared = f.mean(0).abs().mean().clamp(min=1e-30)
+    feature = (f.std(0).mean() / shared).item()
+    z = logits.double()
+    margin = z[:, 1] - z[:, 0] if z.shape[1] == 2 else z.max(1).values  # (M,)
+    return feature, z.std(0).mean().item(), margin.std().item()
+
+
+def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
+    """Build the arm's model and datamodule; the spreads over ``batches`` validation batches."""
+    from experiments.train import build_datamodule, build_model
+
+    exp = compose(overrides)
+    torch.manual_seed(exp.seed)
+    dm = build_datamodule(exp)
+    if dm.is_pair:
+        raise SystemExit("error: init_signal reads single-sequence tasks; retrieval is a pair task")
+    dm.prepare_data()
+    dm.setup("fit")
+    model = build_model(exp, dm).eval()
+    pooled: list[Tensor] = []
+    hook = model.head.register_forward_hook(lambda _m, args, _out: pooled.append(args[0]))
+    logits: list[Tensor] = []
+    with torch.no_grad():
+        for i, batch in enumerate(dm.val_dataloader()):
+            if i >= batches:
+                break
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            logits.append(model(**inputs).float())  # (B, C)
+    hook.remove()
+    return spreads(torch.cat(pooled).float(), torch.cat(logits))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every arm and print the table."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    arms = args.arm if args.arm is not None else [""]
+    rows = []
+    for arm in arms:
+        feature, logit, margin = measure([*args.overrides, *shlex.split(arm)], args.batches)
+        rows.append(f"| {arm or '(as composed)'} | {feature:.3g} | {logit:.3g} | {margin:.3g} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+    words = [shlex.quote(portable_argument(a)) for a in argv]
+    command = " ".join(["python -m experiments.init_signal", *words])
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = "\n".join(
+        [
+            "# Input signal at initialisation",
+            "",
+            f"Command: `{command}`; commit `{git_commit()}`, {stamp}, torch {torch.__version__}, "
+            "CPU, eval mode (no dropout).",
+            "",
+            "| arm | feature spread | logit spread | logit margin spread |",
+            "|---|---:|---:|---:|",
+            *rows,
+            "",
+        ]
+    )
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
