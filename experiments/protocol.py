@@ -8,7 +8,9 @@
 - ``custom``: anything else.
 
 Only ``lra`` runs enter the LRA tables by default. A record written before this field
-existed is classified from the config it stores, the same way.
+existed is classified from the config it stores, the same way. A record that says ``lra`` is
+checked against its preset as the preset is now (:func:`current_protocol`): when a preset
+changes what it trains, its earlier runs stop counting as its protocol runs.
 """
 
 from __future__ import annotations
@@ -185,10 +187,47 @@ def classify(
     reference = preset_config(preset) if preset is not None else None
     if reference is None:
         return "custom", "not an experiment=lra/* preset"
+    changed = _changed(config, reference)
+    if changed:
+        return "custom", f"experiment={preset} with {changed} changed"
+    return "lra", f"experiment={preset}"
+
+
+def _changed(config: dict[str, Any], reference: dict[str, Any]) -> str:
+    """The protocol values of ``config`` that differ from ``reference``'s, or ``""``."""
     ours, theirs = protocol_fields(config), protocol_fields(reference)
     # A key the record does not have did not exist when it was written: its default held.
     changed = [key for key in ours if key in theirs and ours[key] != theirs[key]]
-    if changed:
-        detail = ", ".join(f"{key} {ours[key]!r} (preset: {theirs[key]!r})" for key in changed)
-        return "custom", f"experiment={preset} with {detail} changed"
-    return "lra", f"experiment={preset}"
+    return ", ".join(f"{key} {ours[key]!r} (preset: {theirs[key]!r})" for key in changed)
+
+
+def stale_reason(data: dict[str, Any]) -> str | None:
+    """Why a record that says ``lra`` is no longer a run of its preset as it is now, or None.
+
+    Stale: the record's config and its preset's (composed now) differ in a value that
+    decides the protocol. None for records of another protocol, without a config, or whose
+    preset no longer exists: only a preset's own runs go stale when the preset changes.
+    """
+    config = data.get("config")
+    if data.get("protocol") != "lra" or not isinstance(config, dict):
+        return None
+    preset = preset_name(config)
+    reference = preset_config(preset) if preset is not None else None
+    if reference is None:
+        return None
+    changed = _changed(config, reference)
+    return f"made under an earlier revision of experiment={preset}: {changed}" if changed else None
+
+
+def current_protocol(data: dict[str, Any]) -> tuple[Protocol, str]:
+    """``(protocol, why)`` of a stored record under the presets as they are now.
+
+    A record's own ``protocol`` says what its run was when it ran; an ``lra`` run that is
+    :func:`stale_reason` is ``custom`` now. A record without the field is classified from its
+    config.
+    """
+    recorded = data.get("protocol")
+    if recorded not in PROTOCOLS:
+        return classify(data.get("config"))
+    stale = stale_reason(data)
+    return ("custom", f"recorded lra, {stale}") if stale else (recorded, "recorded")

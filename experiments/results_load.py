@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.portable import portable_path
-from experiments.protocol import PROTOCOLS, classify
+from experiments.protocol import current_protocol
 from experiments.run_record import RunRecord
 
 
@@ -76,10 +76,8 @@ def _check(data: dict[str, Any]) -> str | None:
 
 
 def record_protocol(data: dict[str, Any]) -> tuple[str, str]:
-    """``(protocol, why)``: the recorded ``protocol``, or one inferred from the config."""
-    if data.get("protocol") in PROTOCOLS:
-        return str(data["protocol"]), "recorded"
-    return classify(data.get("config"))
+    """``(protocol, why)`` under the presets as they are now (:func:`current_protocol`)."""
+    return current_protocol(data)
 
 
 def load_record(path: Path) -> RunRecord:

@@ -27,6 +27,7 @@ from experiments.portable import (  # noqa: E402
     portable_config,
     portable_path,
 )
+from experiments.protocol import stale_reason  # noqa: E402
 
 RECORD_FILES = ("metrics.json", "campaign.json", "train.log", "console.log")
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
@@ -146,11 +147,15 @@ def make_portable(run_dir: Path) -> None:
 
 
 def completed_keys(results_dir: Path) -> set[tuple]:
-    """:func:`record_key` of every completed ``metrics.json`` below ``results_dir``."""
+    """:func:`record_key` of every completed ``metrics.json`` below ``results_dir``.
+
+    A preset run made before its preset changed (``stale_reason``) does not count: a run of
+    the preset as it is now may join it.
+    """
     keys = set()
     for path in results_dir.glob("**/metrics.json"):
         data = read_json(path)
-        if data and data.get("status") == "completed":
+        if data and data.get("status") == "completed" and stale_reason(data) is None:
             keys.add(record_key(data))
     return keys
 

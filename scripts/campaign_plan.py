@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import json
 import statistics
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.protocol import stale_reason  # noqa: E402
 
 SIDE_CAR = "campaign.json"
 """Per run folder: the campaign's segments of that run (GPU, sharing, wall time, steps)."""
@@ -242,6 +246,11 @@ class RecordInfo:
     gpu_seconds: float
     data: dict[str, Any] = field(repr=False, default_factory=dict)
 
+    @property
+    def stale(self) -> bool:
+        """Whether this preset run predates a change of its preset (see :func:`matches`)."""
+        return stale_reason(self.data) is not None
+
 
 def gpu_seconds_of(run_dir: Path, wall_time_s: float) -> float:
     """``sum(w_i / k_i)`` over the side car's segments, else the record's wall time."""
@@ -282,11 +291,16 @@ def scan_records(roots: Iterable[Path]) -> list[RecordInfo]:
 
 
 def matches(record: RecordInfo, run: Run) -> bool:
-    """Whether ``record`` is a record of ``run`` (any status)."""
+    """Whether ``record`` is a record of ``run`` (any status).
+
+    A preset's run made before the preset changed a value (``experiments.protocol``'s
+    ``stale_reason``) is a record of an earlier plan, not of this one.
+    """
     return (
         record.name == run.preset.name
         and record.seed == run.seed
         and record.max_steps == run.preset.max_steps
+        and not record.stale
     )
 
 

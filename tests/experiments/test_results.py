@@ -229,3 +229,24 @@ def test_importing_results_leaves_the_data_modules_unloaded() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["[]", "True", "True"]
+
+
+def test_a_preset_run_made_before_the_preset_changed_leaves_the_tables(tmp_path: Path) -> None:
+    """A record says lra, but its preset now trains with another init: excluded, and the
+    reason names the value that changed; a record matching the preset as it is stays in."""
+    from experiments.protocol import preset_config
+
+    root = tmp_path / "runs"
+    for seed, init in ((0, "torch"), (1, None)):
+        config = json.loads(json.dumps(preset_config("lra/softmax-listops")))
+        config["seed"] = seed
+        if init is not None:
+            config["model"]["init_weights"] = init
+        _write(root, f"s{seed}", _record("listops", "softmax", seed, 0.37, config=config))
+    results.main(["--runs", str(root), "--out", str(tmp_path / "out")])
+    md = (tmp_path / "out" / "lra_accuracy.md").read_text()
+    table, excluded = md.split("## Incomplete, failed or excluded runs")
+    assert "| ours | softmax | 37.00 (n=1) |" in table
+    assert "earlier revision of experiment=lra/softmax-listops" in excluded
+    now = preset_config("lra/softmax-listops")["model"]["init_weights"]
+    assert f"model.init_weights 'torch' (preset: {now!r})" in excluded

@@ -166,6 +166,49 @@ def test_done_detection_needs_name_seed_steps_and_completed(tmp_path: Path) -> N
     assert state[("listops", "nope", 0)] == "skipped"
 
 
+def _preset_record(root: Path, seed: int, run: str, **changes: object) -> Path:
+    """A completed lra record of experiment=lra/softmax-listops whose config is the preset's
+    as composed now, with dotted ``changes`` applied (a value the preset held earlier)."""
+    from experiments.protocol import preset_config
+
+    config = json.loads(json.dumps(preset_config("lra/softmax-listops")))
+    config["seed"] = seed
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    run_dir = fake_record(root, "lra-listops-softmax", seed, run=run)
+    data = json.loads((run_dir / "metrics.json").read_text())
+    data.update(protocol="lra", config=config)
+    (run_dir / "metrics.json").write_text(json.dumps(data))
+    return run_dir
+
+
+def test_a_run_of_an_earlier_preset_revision_does_not_count_as_done(tmp_path: Path) -> None:
+    """Seed 0 was made while the preset held another init: after the preset changed it is
+    a run of an earlier plan, so the campaign runs it again, and unpack accepts the new one."""
+    plan = campaign_plan.load_plan(small_plan(tmp_path))
+    runs = campaign_plan.planned_runs(plan, ROOT / "conf")
+    res = tmp_path / "results"
+    _preset_record(res, 0, "s0_old", **{"model.init_weights": "torch"})
+    _preset_record(res, 1, "s1_now")
+    records = campaign_plan.scan_records([res])
+    assert [r.stale for r in records] == [True, False]
+    campaign_plan.mark_done(runs, records)
+    state = {r.key: r.state for r in runs}
+    assert state[("listops", "softmax", 0)] == "left"
+    assert state[("listops", "softmax", 1)] == "done"
+    assert campaign_pack.completed_keys(res) == {("lra-listops-softmax", 1, 5000)}
+    out = tmp_path / "device"
+    _preset_record(out, 0, "s0_new")
+    archive = tmp_path / "campaign.tar.gz"
+    campaign_pack.pack(out, archive)
+    copied, messages = campaign_pack.unpack(archive, res)
+    assert [Path(c).name for c in copied] == ["s0_new"] and not messages
+
+
 def test_ledger_counts_and_estimates(tmp_path: Path) -> None:
     plan = campaign_plan.load_plan(small_plan(tmp_path))
     runs = campaign_plan.planned_runs(plan, ROOT / "conf")
