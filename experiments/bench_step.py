@@ -296,6 +296,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="seconds; rows not begun by then are listed as not run",
     )
+    p.add_argument(
+        "--triton-kernels",
+        action="store_true",
+        help="route softmax of head width <= 16 and the FAVOR+ contraction to the Triton kernels",
+    )
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
     args.tasks = _csv_list(args.tasks, BENCH_TASKS, "--tasks")
@@ -309,6 +314,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def use_triton_kernels() -> None:
+    """Switch the Triton kernels on for this process (they are off by default).
+
+    Softmax attention of head width up to 16 without a mask takes
+    ``spectrans.kernels.small_head_attention``; the FAVOR+ contraction takes
+    ``spectrans.kernels.favor_fused`` where it supports the widths.
+    """
+    from spectrans.kernels.small_head_attention import PADDED_HEAD_DIM
+    from spectrans.layers.attention import favor_contract, softmax
+
+    softmax.SMALL_HEAD_MAX_DIM = PADDED_HEAD_DIM
+    favor_contract.TRITON_KERNELS = True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write ``train_step.csv`` / ``train_step.md``."""
     from experiments.results import git_commit
@@ -320,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         print("--device cuda: no CUDA device on this machine; use --device cpu", file=sys.stderr)
         return 2
     device = torch.device(args.device)
+    if args.triton_kernels:
+        use_triton_kernels()
     args.dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -181,3 +181,14 @@ def test_a_failing_row_is_recorded_and_the_run_goes_on(
         "| afno | error: RuntimeError: broken \\| layer |"
         in (tmp_path / "train_step.md").read_text()
     )
+
+
+def test_triton_kernels_switch_turns_both_kernel_routes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spectrans.layers.attention import favor_contract, softmax
+
+    monkeypatch.setattr(softmax, "SMALL_HEAD_MAX_DIM", None)
+    monkeypatch.setattr(favor_contract, "TRITON_KERNELS", False)
+    assert bench_step.parse_args(["--triton-kernels"]).triton_kernels
+    assert not bench_step.parse_args([]).triton_kernels
+    bench_step.use_triton_kernels()
+    assert softmax.SMALL_HEAD_MAX_DIM == 16 and favor_contract.TRITON_KERNELS is True
