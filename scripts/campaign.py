@@ -208,6 +208,14 @@ def max_time(seconds: float) -> str:
     return f"{s // 86400:02d}:{s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def sharing(task: campaign_plan.TaskPlan, override: int | None) -> int | str:
+    """Runs per GPU of a task for the ledger: ``2``, or ``"2 (softmax 1)"`` with exceptions."""
+    if override is not None or not task.per_gpu_by_variant:
+        return override or task.per_gpu
+    exceptions = ", ".join(f"{v} {n}" for v, n in sorted(task.per_gpu_by_variant.items()))
+    return f"{task.per_gpu} ({exceptions})"
+
+
 def resumable(run_dir: Path, max_steps: int | None) -> bool:
     """Whether ``run_dir`` holds ``checkpoints/last.ckpt`` of a run of ``max_steps`` to continue.
 
@@ -437,7 +445,7 @@ class Campaign:
 
     def header(self, gpus: int) -> str:
         """First ledger line: time, GPUs, sharing, deadline."""
-        per = {t: (self.args.per_gpu or p.per_gpu) for t, p in self.plan.tasks.items()}
+        per = {t: sharing(p, self.args.per_gpu) for t, p in self.plan.tasks.items()}
         dl = f"{self.args.deadline_min} min" if self.args.deadline_min else "none"
         return (
             f"campaign {self.plan.name} at {now_iso()}: {gpus} GPU(s) ({self.args.launcher}), "

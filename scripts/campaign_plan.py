@@ -64,6 +64,8 @@ class TaskPlan(_Strict):
     seeds: int = Field(ge=1)
     seeds_by_variant: dict[str, int] = {}
     per_gpu: int = Field(default=1, ge=1)
+    per_gpu_by_variant: dict[str, int] = {}
+    """Runs per GPU of a variant whose step keeps the GPU busier (e.g. softmax: 1)."""
     ms_per_step: float = Field(gt=0)
     overrides: list[str] = []
     """train.py overrides of this task's runs (after the plan's), e.g. how to compile."""
@@ -71,6 +73,10 @@ class TaskPlan(_Strict):
     def seeds_of(self, variant: str) -> int:
         """Number of seeds of ``variant`` on this task."""
         return self.seeds_by_variant.get(variant, self.seeds)
+
+    def per_gpu_of(self, variant: str) -> int:
+        """How many runs of ``variant`` share one GPU on this task."""
+        return self.per_gpu_by_variant.get(variant, self.per_gpu)
 
 
 class VariantPlan(_Strict):
@@ -111,11 +117,13 @@ class Plan(_Strict):
         if dupes:
             raise ValueError(f"variant(s) {dupes} are listed twice")
         for task_name, task in self.tasks.items():
-            unknown = sorted(set(task.seeds_by_variant) - set(names))
-            if unknown:
-                raise ValueError(f"tasks.{task_name}.seeds_by_variant names unknown {unknown}")
-            if any(n < 1 for n in task.seeds_by_variant.values()):
-                raise ValueError(f"tasks.{task_name}.seeds_by_variant needs counts >= 1")
+            for key in ("seeds_by_variant", "per_gpu_by_variant"):
+                counts = getattr(task, key)
+                unknown = sorted(set(counts) - set(names))
+                if unknown:
+                    raise ValueError(f"tasks.{task_name}.{key} names unknown {unknown}")
+                if any(n < 1 for n in counts.values()):
+                    raise ValueError(f"tasks.{task_name}.{key} needs counts >= 1")
         covered: set[tuple[str, int]] = set()
         for r in self.priority:
             if r.task not in self.tasks:
@@ -215,7 +223,7 @@ def planned_runs(plan: Plan, conf_dir: Path) -> list[Run]:
                     continue
                 seen.add((r.task, v.name, seed))
                 preset = read_preset(conf_dir, v.preset_name, r.task)
-                run = Run(r.task, v.name, seed, preset, task.per_gpu)
+                run = Run(r.task, v.name, seed, preset, task.per_gpu_of(v.name))
                 if not preset.exists:
                     run.state = "skipped"
                     run.note = f"no preset {preset.path.name} in conf/experiment/lra/ yet"

@@ -688,3 +688,42 @@ def test_a_warning_traceback_naming_repository_sources_loses_the_machine_root(
         '  File "spectrans/transforms/hadamard.py", line 63, in sequency\n'
         '  File "train.py", line 9, in <module>\n'
     )
+
+
+def test_a_variant_can_take_a_whole_gpu_where_its_task_shares(tmp_path: Path) -> None:
+    plan = campaign_plan.load_plan(
+        small_plan(
+            tmp_path,
+            tasks={
+                "listops": {"seeds": 1, "ms_per_step": 60},
+                "pathfinder": {
+                    "seeds": 1,
+                    "per_gpu": 4,
+                    "per_gpu_by_variant": {"softmax": 1},
+                    "ms_per_step": 6,
+                },
+            },
+            priority=[{"task": "listops", "seeds": [0]}, {"task": "pathfinder", "seeds": [0]}],
+        )
+    )
+    runs = campaign_plan.planned_runs(plan, ROOT / "conf")
+    per = {(r.task, r.variant): r.per_gpu for r in runs if r.state != "skipped"}
+    assert per == {
+        ("listops", "softmax"): 1,
+        ("listops", "lst-mixed"): 1,
+        ("pathfinder", "softmax"): 1,
+        ("pathfinder", "lst-mixed"): 4,
+    }
+    assert campaign.sharing(plan.tasks["pathfinder"], None) == "4 (softmax 1)"
+    assert campaign.sharing(plan.tasks["pathfinder"], 2) == 2
+    assert campaign.sharing(plan.tasks["listops"], None) == 1
+    with pytest.raises(ValueError, match="per_gpu_by_variant names unknown"):
+        campaign_plan.Plan.model_validate(
+            {
+                **yaml.safe_load(small_plan(tmp_path).read_text()),
+                "tasks": {
+                    "listops": {"seeds": 2, "ms_per_step": 1, "per_gpu_by_variant": {"x": 1}},
+                    "pathfinder": {"seeds": 2, "ms_per_step": 1},
+                },
+            }
+        )
