@@ -72,6 +72,8 @@ from campaign_resume import (  # noqa: E402
     restore,
 )
 
+from experiments.run_record import git_commit  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = "campaign.tar.gz"
 TOO_LARGE = "checkpoint too large to travel"
@@ -392,6 +394,7 @@ class Campaign:
         self.plan, self.args = plan, args
         self.output_dir = ROOT / plan.output_dir
         self.start = time.monotonic()
+        self.commit = git_commit()
         self.data_log: list[str] = []
         self.cold: set[str] = set()  # tasks whose data (and data cache) was built just now
         self.events: list[str] = []
@@ -572,6 +575,7 @@ class Campaign:
                 "started_at": now_iso(),
                 "gpu": gpu,
                 "per_gpu": run.per_gpu,
+                "git_commit": self.commit,
                 "resumed": bool(old),
                 "steps_before": steps,
                 "max_time": None if seconds is None else max_time(seconds),

@@ -428,6 +428,8 @@ def test_real_tiny_run_through_the_script(tmp_path: Path, capsys) -> None:
     assert record["status"] == "completed" and record["seed"] == 0
     side = json.loads((run_dir / "campaign.json").read_text())
     assert side["segments"][0]["steps_after"] == 4 and side["segments"][0]["rc"] == 0
+    # each segment names the commit it ran (a resumed run may span several)
+    assert side["segments"][0]["git_commit"] == record["git_commit"]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     with tarfile.open(pack_dir / "campaign.tar.gz") as tar:
         names = tar.getnames()
