@@ -46,6 +46,8 @@ class CellStats:
     """Mean, sample standard deviation and count of one (variant, task) cell, in percent."""
 
     values: list[float] = field(default_factory=list)
+    at_chance: int = 0
+    """Seeds whose accuracy is within :data:`CHANCE_MARGIN` of the majority-class rate."""
 
     @property
     def n(self) -> int:
@@ -65,15 +67,34 @@ class CellStats:
     def text(self) -> str:
         """``mean ± std (n)`` for the markdown table."""
         std = "" if self.std is None else f" ± {self.std:.2f}"
-        return f"{self.mean:.2f}{std} (n={self.n})"
+        chance = f", {self.at_chance} at chance" if self.at_chance else ""
+        return f"{self.mean:.2f}{std} (n={self.n}{chance})"
 
 
 def accuracy_cells(runs: list[RunRecord]) -> dict[str, dict[str, CellStats]]:
     """Map variant -> task -> test accuracy statistics in percent."""
     cells: dict[str, dict[str, CellStats]] = defaultdict(lambda: defaultdict(CellStats))
     for rec in runs:
-        cells[table_label(rec)][rec.task].values.append(100.0 * float(rec.data["test_acc"]))
+        cell = cells[table_label(rec)][rec.task]
+        cell.values.append(100.0 * float(rec.data["test_acc"]))
+        cell.at_chance += at_chance(rec.data)
     return cells
+
+
+CHANCE_MARGIN = 0.01
+"""A run is at chance when its test accuracy is at most the majority-class rate plus this."""
+
+
+def at_chance(data: dict[str, Any]) -> bool:
+    """Whether a record's ``test_acc`` is no better than always answering the majority class.
+
+    ``chance_acc`` is the test split's majority-class rate the run recorded; a record without
+    it is not judged.
+    """
+    chance = data.get("chance_acc")
+    if not isinstance(chance, int | float) or isinstance(chance, bool):
+        return False
+    return float(data["test_acc"]) <= float(chance) + CHANCE_MARGIN
 
 
 def task_averages(means: dict[str, float]) -> tuple[float | None, float | None]:
@@ -121,6 +142,7 @@ def accuracy_rows(
             row[f"{task}_mean"] = None if stats is None else stats.mean
             row[f"{task}_std"] = None if stats is None else stats.std
             row[f"{task}_n"] = 0 if stats is None else stats.n
+            row[f"{task}_at_chance"] = 0 if stats is None else stats.at_chance
             k = failed.get((variant, task), 0)
             empty = f"failed ({k})" if k else "—"
             row[f"{task}_text"] = empty if stats is None else stats.text()

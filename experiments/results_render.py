@@ -16,7 +16,7 @@ def write_accuracy_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """Machine-readable accuracy table (percent; empty cells for missing values)."""
     columns = ["kind", "variant", "source"]
     for task in tasks():
-        columns += [f"{task}_mean", f"{task}_std", f"{task}_n", f"{task}_failed"]
+        columns += [f"{task}_{c}" for c in ("mean", "std", "n", "at_chance", "failed")]
     columns += ["avg5", "avg6"]
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
@@ -78,7 +78,9 @@ def accuracy_markdown(rows: list[dict[str, Any]], excluded: list[RunRecord], pro
         "# LRA test accuracy (%)",
         "",
         "Cells: test accuracy of the final model (the LRA protocol), mean ± sample std over "
-        "seeds (n = number of seeds); a single seed has no std.",
+        "seeds (n = number of seeds); a single seed has no std; *k at chance*: k of those seeds "
+        "tested within 1 point of always answering the test split's majority class "
+        "(`chance_acc` in `metrics.json`), i.e. learned nothing (kept and counted).",
         "**avg (5)** is the mean of the five per-task means (Path-X excluded), shown only when "
         "all five tasks have a completed run. **avg (6)** = (5 · avg (5) + Path-X) / 6, where a "
         "missing or failed Path-X counts as **50** (the S4-era convention; it applies when no "

@@ -250,3 +250,16 @@ def test_a_preset_run_made_before_the_preset_changed_leaves_the_tables(tmp_path:
     assert "earlier revision of experiment=lra/softmax-listops" in excluded
     now = preset_config("lra/softmax-listops")["model"]["init_weights"]
     assert f"model.init_weights 'torch' (preset: {now!r})" in excluded
+
+
+def test_cells_count_the_seeds_that_tested_at_chance(tmp_path: Path) -> None:
+    """A seed within one point of the majority-class rate is counted as at chance, kept in
+    the mean; a record without chance_acc is not judged."""
+    root = tmp_path / "runs"
+    accs = {0: (0.4936, 0.5064), 1: (0.72, 0.5064), 2: (0.50, None)}
+    for seed, (acc, chance) in accs.items():
+        extra = {} if chance is None else {"chance_acc": chance}
+        _write(root, f"pf{seed}", _record("pathfinder", "softmax", seed, acc, **extra))
+    results.main(["--runs", str(root), "--out", str(tmp_path / "out")])
+    md = (tmp_path / "out" / "lra_accuracy.md").read_text()
+    assert "| ours | softmax | — | — | — | — | 57.12 ± 12.89 (n=3, 1 at chance) |" in md
