@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 import time
@@ -282,13 +283,18 @@ def _previous_record(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def resume_command(run_dir: Path) -> str:
+def resume_command(run_dir: Path, *, runnable: bool = False) -> str:
     """This command with ``resume=<run_dir>`` in place of any ``resume=...`` override.
 
-    Paths in it are relative to the repository (:mod:`experiments.portable`).
+    For the record (default) paths in it are relative to the repository
+    (:mod:`experiments.portable`), so it names no folder of this machine; ``runnable`` gives
+    the command to type here instead: the arguments as they were typed, shell-quoted, and the
+    run folder relative to the current directory (absolute when outside it).
     """
     args = [a for a in sys.argv[1:] if not a.lstrip("+~").startswith("resume=")]
     script = sys.argv[0] if sys.argv else "train.py"
+    if runnable:
+        return shlex.join(["python", script, *args, f"resume={cwd_relative(run_dir)}"])
     return portable_command([script, *args, f"resume={run_dir}"])
 
 
@@ -564,7 +570,7 @@ def _finish_after_error(
             f"interrupted at step {step}; continue with: {resume_command(run_dir)}",
             wall_time_s=wall,
         )
-        raise RunInterruptedError(record.data["failure_reason"]) from None
+        raise RunInterruptedError(_runnable(record.data["failure_reason"], run_dir)) from None
     reason = f"{type(err).__name__}: {err}".strip()
     record.finish("failed", reason, wall_time_s=wall)
 
@@ -606,11 +612,18 @@ def majority_fraction(datamodule: Any) -> float | None:
     return float((np.asarray(test) == majority).mean())
 
 
+def _runnable(reason: str, run_dir: Path) -> str:
+    """A recorded reason with its portable ``continue with:`` command made runnable here."""
+    head, sep, _ = reason.partition("continue with: ")
+    return f"{head}{sep}{resume_command(run_dir, runnable=True)}" if sep else reason
+
+
 def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
     def pct(value: Any) -> str:
         return f"{100 * value:.2f}%" if isinstance(value, float) else "n/a"
 
     run_dir = Path(cwd_relative(run_dir))
+    reason = data["failure_reason"]
     logs = [p for p in (run_dir / "tb", run_dir / "csv", run_dir / "wandb") if p.exists()]
     print(
         f"\nRun {data['status']}: {data['variant']} on {data['task']}, "
@@ -621,7 +634,7 @@ def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
         f"  checkpoints: {run_dir / 'checkpoints'} (best: {Path(best_path).name or 'none'}, "
         f"last: last.ckpt)\n"
         f"  metrics:     {run_dir / 'metrics.json'}\n"
-        + (f"  reason:      {data['failure_reason']}\n" if data["failure_reason"] else ""),
+        + (f"  reason:      {_runnable(reason, run_dir)}\n" if reason else ""),
         file=sys.stderr,
     )
 

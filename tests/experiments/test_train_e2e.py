@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +241,25 @@ def test_the_host_profiler_writes_its_report_and_leaves_the_run_a_protocol_run(
     assert "run_training_batch" in report and "optimizer_step" in report
     assert record["protocol"] == plain["protocol"]
     assert record["test_acc"] == plain["test_acc"]  # same seed, same training
+
+
+def test_resume_hint_is_runnable_here_and_portable_in_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The printed hint repeats the arguments as typed (data outside the repository stays
+    where it is); the recorded one names no folder of this machine."""
+    monkeypatch.chdir(tmp_path)
+    typed = ["train.py", "paths.data_dir=/data/lra", "+task.generate={size: tiny}", "resume=auto"]
+    monkeypatch.setattr(sys, "argv", typed)
+    run_dir = tmp_path / "runs" / "x" / "r1"
+    runnable = harness.resume_command(run_dir, runnable=True)
+    assert runnable == (
+        "python train.py paths.data_dir=/data/lra '+task.generate={size: tiny}' resume=runs/x/r1"
+    )
+    recorded = harness.resume_command(run_dir)
+    assert "/data/lra" not in recorded and str(tmp_path) not in recorded
+    reason = f"stopped at step 3 of 10 (trainer.max_time); continue with: {recorded}"
+    assert harness._runnable(reason, run_dir) == (
+        f"stopped at step 3 of 10 (trainer.max_time); continue with: {runnable}"
+    )
+    assert harness._runnable("NaN loss", run_dir) == "NaN loss"
