@@ -23,7 +23,6 @@ Writes a Markdown table to stdout (and ``--out``) with the command, commit and d
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import shlex
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from experiments.portable import portable_argument
+from experiments.report_text import command_line, emit, utc_stamp
 from experiments.results import git_commit
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -109,26 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         feature, logit, margin = measure([*args.overrides, *shlex.split(arm)], args.batches)
         rows.append(f"| {arm or '(as composed)'} | {feature:.3g} | {logit:.3g} | {margin:.3g} |")
         print(rows[-1], file=sys.stderr, flush=True)
-    words = [shlex.quote(portable_argument(a)) for a in argv]
-    command = " ".join(["python -m experiments.init_signal", *words])
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join(
+    command = command_line("experiments.init_signal", argv)
+    emit(
         [
             "# Input signal at initialisation",
             "",
-            f"Command: `{command}`; commit `{git_commit()}`, {stamp}, torch {torch.__version__}, "
-            "CPU, eval mode (no dropout).",
+            f"Command: `{command}`; commit `{git_commit()}`, {utc_stamp()}, "
+            f"torch {torch.__version__}, CPU, eval mode (no dropout).",
             "",
             "| arm | feature spread | logit spread | logit margin spread |",
             "|---|---:|---:|---:|",
             *rows,
-            "",
-        ]
+        ],
+        args.out,
     )
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
     return 0
 
 

@@ -18,8 +18,6 @@ seconds, train loss, validation accuracy) with the command, commit, device and d
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from experiments.portable import portable_argument
+from experiments.report_text import command_line, emit, utc_stamp
 from experiments.results import git_commit
 
 
@@ -150,28 +148,22 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.monotonic() - start
         rows.append(f"| {epoch} | {steps} | {elapsed:.0f} | {train_loss:.4f} | {100 * val:.2f} |")
         print(rows[-1], file=sys.stderr, flush=True)
-    words = [shlex.quote(portable_argument(a)) for a in argv]
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = command_line("experiments.pathfinder_check", argv)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    text = "\n".join(
+    emit(
         [
             f"# Pathfinder-{args.resolution} {args.difficulty}: a CNN on the same splits",
             "",
-            f"Command: `{' '.join(['python -m experiments.pathfinder_check', *words])}`; commit "
-            f"`{git_commit()}`, {name}, {stamp}. Train {len(y_train)}, validation {len(y_val)} "
-            f"images; always answering the validation split's majority class scores "
-            f"{100 * majority:.2f} %.",
+            f"Command: `{command}`; commit `{git_commit()}`, {name}, {utc_stamp()}. "
+            f"Train {len(y_train)}, validation {len(y_val)} images; always answering the "
+            f"validation split's majority class scores {100 * majority:.2f} %.",
             "",
             "| epoch | steps | seconds | train loss | validation acc % |",
             "|---:|---:|---:|---:|---:|",
             *rows,
-            "",
-        ]
+        ],
+        args.out,
     )
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
     return 0
 
 
