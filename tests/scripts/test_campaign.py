@@ -559,6 +559,15 @@ def test_unpacked_records_name_no_folder_of_the_machine_that_made_them(tmp_path:
     )
 
 
+def _unpacked_console(tmp_path: Path, out: Path, run: str) -> str:
+    """Pack the run folders below ``out``, unpack them into ``tmp_path/results``, and read
+    the console log of ``run`` (``<name>/<run>``) as unpacked."""
+    archive = tmp_path / "campaign.tar.gz"
+    campaign_pack.pack(out, archive)
+    campaign_pack.unpack(archive, tmp_path / "results")
+    return (tmp_path / "results" / run / "console.log").read_text()
+
+
 def test_a_record_whose_hydra_file_is_already_portable_still_loses_its_machine_folders(
     tmp_path: Path,
 ) -> None:
@@ -576,10 +585,7 @@ def test_a_record_whose_hydra_file_is_already_portable_still_loses_its_machine_f
         f"Checkpoint directory {machine}/runs/campaign/lra-listops-softmax/s1_b/checkpoints "
         "exists and is not empty.\n"
     )
-    archive = tmp_path / "campaign.tar.gz"
-    campaign_pack.pack(out, archive)
-    campaign_pack.unpack(archive, tmp_path / "results")
-    text = (tmp_path / "results" / "lra-listops-softmax" / "s1_b" / "console.log").read_text()
+    text = _unpacked_console(tmp_path, out, "lra-listops-softmax/s1_b")
     assert text == (
         "Checkpoint directory runs/campaign/lra-listops-softmax/s1_b/checkpoints "
         "exists and is not empty.\n"
@@ -681,10 +687,7 @@ def test_a_warning_traceback_naming_repository_sources_loses_the_machine_root(
         f'  File "{machine}/spectrans/transforms/hadamard.py", line 63, in sequency\n'
         f'  File "{machine}/train.py", line 9, in <module>\n'
     )
-    archive = tmp_path / "campaign.tar.gz"
-    campaign_pack.pack(out, archive)
-    campaign_pack.unpack(archive, tmp_path / "results")
-    text = (tmp_path / "results" / "lra-listops-mixed" / "s0_c" / "console.log").read_text()
+    text = _unpacked_console(tmp_path, out, "lra-listops-mixed/s0_c")
     assert text == (
         "<site-packages>/torch/_dynamo/variables/functions.py:2202: UserWarning: cache wrapper\n"
         '  File "spectrans/transforms/hadamard.py", line 63, in sequency\n'
