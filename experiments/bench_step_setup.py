@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from experiments.config.compose import CONF_DIR, compose_experiment  # noqa: F401
+
 BENCH_TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
 """Tasks the step benchmark times (registered task names)."""
 ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = ROOT / "conf"
 
 
 @dataclass
@@ -93,16 +94,10 @@ def load_setup(mixer: str, task: str, batch: int | None, max_len: int | None) ->
         batch: Batch size override (default: the preset's).
         max_len: Cap on the sequence length (default: the task's).
     """
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from experiments.config import validate_experiment
     from experiments.data import build_datamodule
     from spectrans.models import build_classifier
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=preset_overrides(mixer, task))
-    exp = validate_experiment(OmegaConf.to_container(cfg, resolve=True))
+    exp = compose_experiment(preset_overrides(mixer, task))
     dm = build_datamodule(exp.task, data_dir="unused", batch_size=exp.data.batch_size)
     seq_len = min(dm.max_length, max_len) if max_len else dm.max_length
     model = build_classifier(

@@ -30,10 +30,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from experiments.config.compose import compose_experiment
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.results import git_commit
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,19 +49,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def compose(overrides: list[str]):  # noqa: ANN201 (ExperimentConfig, imported lazily)
-    """The validated experiment config of ``overrides`` (as ``train.py`` composes it)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from experiments.config import validate_experiment
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=overrides)
-    return validate_experiment(OmegaConf.to_container(cfg, resolve=True))
-
-
 def spreads(features: Tensor, logits: Tensor) -> tuple[float, float, float]:
     """``(feature spread, logit spread, logit margin spread)`` of (M, F) features, (M, C) logits."""
     f = features.double()
@@ -77,7 +63,7 @@ def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
     """Build the arm's model and datamodule; the spreads over ``batches`` validation batches."""
     from experiments.train import build_datamodule, build_model
 
-    exp = compose(overrides)
+    exp = compose_experiment(overrides)
     torch.manual_seed(exp.seed)
     dm = build_datamodule(exp)
     if dm.is_pair:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from experiments.config.compose import compose_experiment
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.results import git_commit
 
@@ -105,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     from experiments.data import build_datamodule
-    from experiments.init_signal import compose
 
-    exp = compose(
+    exp = compose_experiment(
         [
             "task=pathfinder",
             f"task.resolution={args.resolution}",
