@@ -72,6 +72,7 @@ from campaign_resume import (  # noqa: E402
     restore,
 )
 
+from experiments.protocol import stale_reason  # noqa: E402
 from experiments.run_record import git_commit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,7 +224,8 @@ def resumable(run_dir: Path, max_steps: int | None) -> bool:
 
     Resumable: status ``incomplete`` (stopped by ``max_time``), ``running`` (killed),
     ``interrupted`` (SIGTERM or Ctrl-C), or ``failed`` when the campaign itself terminated it
-    at the deadline (``campaign.json``).
+    at the deadline (``campaign.json``); never a run begun under an earlier revision of its
+    preset (``stale_reason``), which would not resume under the preset as it is now.
     """
     data = read_json(run_dir / "metrics.json") or {}
     steps = ((data.get("config") or {}).get("trainer") or {}).get("max_steps")
@@ -231,6 +233,7 @@ def resumable(run_dir: Path, max_steps: int | None) -> bool:
         (run_dir / "checkpoints" / "last.ckpt").is_file()
         and continuable(run_dir)
         and steps == max_steps
+        and stale_reason(data) is None
     )
 
 

@@ -201,6 +201,14 @@ def test_a_run_of_an_earlier_preset_revision_does_not_count_as_done(tmp_path: Pa
     assert state[("listops", "softmax", 0)] == "left"
     assert state[("listops", "softmax", 1)] == "done"
     assert campaign_pack.completed_keys(res) == {("lra-listops-softmax", 1, 5000)}
+    # a part-way run of the earlier revision is not resumed under the preset as it is now
+    part = _preset_record(tmp_path / "runs", 0, "s0_part", **{"model.init_weights": "torch"})
+    data = json.loads((part / "metrics.json").read_text())
+    (part / "metrics.json").write_text(json.dumps({**data, "status": "incomplete"}))
+    (part / "checkpoints").mkdir()
+    (part / "checkpoints" / "last.ckpt").write_bytes(b"")
+    run0 = next(r for r in runs if r.key == ("listops", "softmax", 0))
+    assert campaign.resumable_dir(tmp_path / "runs", run0) is None
     out = tmp_path / "device"
     _preset_record(out, 0, "s0_new")
     archive = tmp_path / "campaign.tar.gz"
