@@ -111,8 +111,9 @@ def peak_memory() -> tuple[int, str]:
 class ThroughputMonitor(pl.Callback):
     """Tokens per second of training and evaluation batches, and the peak memory.
 
-    The first ``skip_batches`` training batches (warm-up, compilation) are not timed, nor is
-    validation. Training is timed in windows that close on logging steps
+    The first ``skip_batches`` training batches (warm-up, compilation) are not timed, nor
+    are the steps of a ``compile=auto`` trial (the module's ``chooser``, which compiles and
+    switches modes), nor is validation. Training is timed in windows that close on logging steps
     (``trainer.log_every_n_steps``), before validation and when training ends; the device is
     synchronised only when a window opens or closes, never inside one.
     ``train_tokens_per_s = sum(B*N) / sum(window seconds)`` over the timed batches.
@@ -138,8 +139,9 @@ class ThroughputMonitor(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        """Open a timing window once the warm-up batches are done."""
-        if self._window_start is None and self._seen_train >= self.skip_batches:
+        """Open a timing window once the warm-up batches and a compile trial are done."""
+        trial = getattr(pl_module, "chooser", None) is not None
+        if self._window_start is None and self._seen_train >= self.skip_batches and not trial:
             self._window_start = self._now(pl_module)
             self._window_tokens = 0
 

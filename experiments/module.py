@@ -14,6 +14,7 @@ multipliers of ``optimizer.lr``:
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 from typing import Any
 
@@ -101,53 +102,64 @@ def parameter_groups(
 
 
 class CompileChooser:
-    """``compile=auto``: time eager steps, then compiled steps, keep the faster mode.
+    """``compile=auto``: time eager and compiled steps in alternating windows, keep the faster.
 
-    Steps ``[0, warmup)`` run eager untimed, ``[warmup, warmup + timed)`` eager timed; the
-    module then switches to the compiled model, whose first ``warmup`` steps (compilation)
-    are untimed and the next ``timed`` timed. Timing uses device events: one synchronisation
-    per timed window. The faster mode stays for the rest of the run. Runs too short for the
-    trial (fewer than ``4 * (warmup + timed)`` steps) stay eager.
+    The trial is a list of windows, each ``warmup`` untimed steps then ``timed`` timed ones:
+    eager, compiled (its first ``warmup`` steps compile), then ``rounds - 1`` more pairs of
+    eager and compiled windows with one untimed step after each switch. A mode's time is the
+    median of its windows, so a slow spell of the device (another run sharing the GPU
+    starting, compiling or evaluating) that falls in one window does not decide alone, and
+    alternating puts both modes under the same conditions. Timing uses device events: one
+    synchronisation per window. The faster mode stays for the rest of the run. Runs shorter
+    than twice the trial stay eager.
     """
 
-    def __init__(self, steps_left: int, warmup: int = 3, timed: int = 10) -> None:
-        self.warmup, self.timed = warmup, timed
-        self.phase = "eager" if steps_left >= 4 * (warmup + timed) else "done"
+    def __init__(self, steps_left: int, warmup: int = 3, timed: int = 10, rounds: int = 3) -> None:
+        first = [("eager", warmup, timed), ("compiled", warmup, timed)]
+        again = [("eager", 1, timed), ("compiled", 1, timed)] * (rounds - 1)
+        self.windows: list[tuple[str, int, int]] = first + again
+        trial = sum(w + t for _, w, t in self.windows)
+        self.phase = "trial" if steps_left >= 2 * trial else "done"
         self.count = 0
+        self.times: dict[str, list[float]] = {"eager": [], "compiled": []}
         self.ms: dict[str, float] = {}
         self._start: Any = None
 
-    def _mode(self) -> str:
-        return "compiled" if self.phase == "compiled" else "eager"
-
     def batch_start(self, module: LRAModule) -> None:
         """Open the timed window at its first step."""
-        if self.phase != "done" and self.count == self.warmup:
+        if self.phase != "done" and self.count == self.windows[0][1]:
             self._start = torch.cuda.Event(enable_timing=True)
             self._start.record()
 
     def batch_end(self, module: LRAModule) -> None:
-        """Close the window after ``timed`` steps; advance the phase."""
+        """Close the window after its timed steps; switch to the next window's mode."""
         if self.phase == "done":
             return
+        mode, warmup, timed = self.windows[0]
         self.count += 1
-        if self.count < self.warmup + self.timed:
+        if self.count < warmup + timed:
             return
         end = torch.cuda.Event(enable_timing=True)
         end.record()
         end.synchronize()
-        self.ms[self._mode()] = self._start.elapsed_time(end) / self.timed
+        self.times[mode].append(self._start.elapsed_time(end) / timed)
         self.count = 0
-        if self.phase == "eager":
-            self.phase, module.use_compiled = "compiled", True
+        self.windows.pop(0)
+        if self.windows:
+            module.use_compiled = self.windows[0][0] == "compiled"
             return
         self.phase = "done"
+        self.ms = {m: statistics.median(t) for m, t in self.times.items()}
         module.use_compiled = self.ms["compiled"] < self.ms["eager"]
         chosen = "compiled" if module.use_compiled else "eager"
         graphs = compiled_graph_count()
+        windows = "; ".join(
+            f"{m} " + ", ".join(f"{t:.2f}" for t in ts) for m, ts in self.times.items()
+        )
         print(
             f"compile=auto: eager {self.ms['eager']:.2f} ms/step, compiled "
-            f"{self.ms['compiled']:.2f} ms/step ({graphs} graph(s) compiled); using {chosen}",
+            f"{self.ms['compiled']:.2f} ms/step ({graphs} graph(s) compiled; medians of the "
+            f"windows {windows}); using {chosen}",
             file=sys.stderr,
         )
         if graphs > 1:

@@ -86,3 +86,26 @@ def test_progress_bar_counts_every_step_but_redraws_at_most_every_interval(monke
     assert {50, 100, 150, 200} <= set(drawn_at)  # logging steps show new metrics at once
     gaps = [b - a for a, b in zip(drawn_at, drawn_at[1:])]
     assert all(g <= 4 for g in gaps) and 50 <= len(drawn_at) <= 60  # not once per step
+
+
+def test_throughput_leaves_out_the_compile_trial(monkeypatch) -> None:
+    """Batches while the module's compile=auto chooser runs (it compiles and switches modes)
+    are not timed; the batches after it are."""
+    clock = iter(range(1000))
+    monkeypatch.setattr(cb.time, "perf_counter", lambda: float(next(clock)))
+    monitor = cb.ThroughputMonitor(skip_batches=2)
+    logged: list[float] = []
+    module = SimpleNamespace(
+        device=torch.device("cpu"), chooser=object(), log=lambda _k, v: logged.append(v)
+    )
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=1)
+    batch = {"input_ids": torch.zeros(4, 8, dtype=torch.long)}  # 32 tokens
+    for step in range(10):
+        if step == 6:
+            module.chooser = None  # the trial ends after six batches
+        trainer.global_step = step + 1
+        monitor.on_train_batch_start(trainer, module, batch, step)
+        monitor.on_train_batch_end(trainer, module, None, batch, step)
+    # batches 6..9 timed, each in its own window of one clock tick
+    assert monitor.train_tokens == 4 * 32 and monitor.train_seconds == 4.0
+    assert logged == [32.0] * 4

@@ -205,32 +205,49 @@ class _FakeEvent:
 
 
 @pytest.mark.parametrize(
-    ("eager_ms", "compiled_ms", "use_compiled"), [(30, 10, True), (10, 30, False)]
+    ("eager_ms", "compiled_ms", "use_compiled"),
+    [
+        ((30, 32, 31), (10, 11, 10), True),
+        ((10, 12, 11), (30, 28, 29), False),
+        ((20, 20, 20), (12, 40, 12), True),  # one slow compiled window does not decide
+    ],
 )
-def test_compile_auto_keeps_the_faster_mode(
+def test_compile_auto_alternates_windows_and_keeps_the_faster_median(
     monkeypatch, eager_ms, compiled_ms, use_compiled
 ) -> None:
+    """Windows: eager 3+10 steps, compiled 3+10 (compiling), then eager and compiled 1+10
+    twice; each mode's time is the median of its three windows."""
+    import statistics
+
     from experiments.module import CompileChooser
 
     monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
-    _FakeEvent.windows = [eager_ms * 10.0, compiled_ms * 10.0]
+    _FakeEvent.windows = [10.0 * t for pair in zip(eager_ms, compiled_ms) for t in pair]
     module = _module("auto")
-    chooser = CompileChooser(steps_left=100, warmup=3, timed=10)
+    chooser = CompileChooser(steps_left=200, warmup=3, timed=10, rounds=3)
     modes = []
-    for _ in range(40):
+    for _ in range(90):
         modes.append(module.use_compiled)
         chooser.batch_start(module)
         chooser.batch_end(module)
     assert modes[:13] == [False] * 13 and modes[13:26] == [True] * 13
+    assert modes[26:37] == [False] * 11 and modes[37:48] == [True] * 11
+    assert modes[48:59] == [False] * 11 and modes[59:70] == [True] * 11
     assert chooser.phase == "done" and module.use_compiled is use_compiled
-    assert chooser.ms == {"eager": eager_ms, "compiled": compiled_ms}
-    assert modes[26:] == [use_compiled] * 14
+    assert chooser.times == {"eager": list(eager_ms), "compiled": list(compiled_ms)}
+    assert chooser.ms == {
+        "eager": statistics.median(eager_ms),
+        "compiled": statistics.median(compiled_ms),
+    }
+    assert modes[70:] == [use_compiled] * 20
 
 
 def test_compile_auto_stays_eager_on_short_runs() -> None:
     from experiments.module import CompileChooser
 
-    assert CompileChooser(steps_left=20).phase == "done"
+    # the trial takes 13 + 13 + 4 * 11 = 70 steps; a run needs twice that
+    assert CompileChooser(steps_left=139, warmup=3, timed=10, rounds=3).phase == "done"
+    assert CompileChooser(steps_left=140, warmup=3, timed=10, rounds=3).phase == "trial"
 
 
 def test_training_accuracy_reads_nothing_back_and_equals_the_validating_metric(
