@@ -90,6 +90,8 @@ def test_preset_attention_matches_the_table(variant: str, task: str) -> None:
         assert exp.attention.num_heads * exp.attention.resolved_head_dim == row["qkv"]
     if "bias" in fields:
         assert exp.attention.bias is False
+    if "init_weights" in fields:  # the mixer's dense layers start as the model's do
+        assert exp.attention.init_weights == presets.INIT_WEIGHTS == exp.model.init_weights
     for key, value in {**extra, **per_task.get(task, {})}.items():
         assert getattr(exp.attention, key) == value, key
 
