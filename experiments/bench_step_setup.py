@@ -73,14 +73,14 @@ def preset_overrides(mixer: str, task: str) -> list[str]:
     """Hydra overrides of a mixer's LRA preset for ``task``.
 
     A preset variant is its own file; another registered mixer takes a preset whose attention
-    node is empty (all else is shared by every variant) with ``attention=<mixer>`` and the keys
-    :func:`make_presets.attention_node` gives it.
+    node sets only keys the mixer's own node sets too (all else is shared by every variant),
+    with ``attention=<mixer>`` and the keys :func:`make_presets.attention_node` gives it.
     """
     presets = _presets()
     if mixer in presets.VARIANTS:
         return [f"experiment=lra/{mixer}-{task}"]
-    base = next(v for v in presets.VARIANTS if not presets.attention_node(v, task))
     node = presets.attention_node(mixer, task)
+    base = next(v for v in presets.VARIANTS if set(presets.attention_node(v, task)) <= set(node))
     keys = [f"attention.{k}={_hydra_value(v)}" for k, v in node.items()]
     return [f"experiment=lra/{base}-{task}", f"attention={mixer}", *keys]
 
