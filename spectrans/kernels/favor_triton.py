@@ -11,22 +11,9 @@ zero, padded features get ``-inf`` logits.
 import triton
 import triton.language as tl
 
+from spectrans.kernels.triton_rows import load_rows, store_rows
+
 LN2 = tl.constexpr(0.6931471805599453)
-
-
-@triton.jit
-def _load_rows(ptr, base, offs, ok, W: tl.constexpr):
-    """Rows ``base + offs`` (zero where not ``ok``) of a row-major ``(rows, W)`` tensor."""
-    cols = tl.arange(0, W)
-    return tl.load(ptr + (base + offs[:, None]) * W + cols[None, :], mask=ok[:, None], other=0.0)
-
-
-@triton.jit
-def _store_rows(ptr, base, offs, ok, W: tl.constexpr, value):
-    """Write ``value`` to rows ``base + offs`` (where ``ok``) in the dtype of ``ptr``."""
-    cols = tl.arange(0, W)
-    address = ptr + (base + offs[:, None]) * W + cols[None, :]
-    tl.store(address, value.to(ptr.dtype.element_ty), mask=ok[:, None])
 
 
 @triton.jit
@@ -80,8 +67,8 @@ def _favor_keys(
     for start in range(0, n, BN):
         offs_n = start + tl.arange(0, BN)
         ok = offs_n < n
-        k = _load_rows(k_ptr, base, offs_n, ok, D)  # (BN, D)
-        v = _load_rows(v_ptr, base, offs_n, ok, E1)  # (BN, E1)
+        k = load_rows(k_ptr, base, offs_n, ok, D)  # (BN, D)
+        v = load_rows(v_ptr, base, offs_n, ok, E1)  # (BN, E1)
         phi, lse = _features(k, w, m, M, PREC)  # (BN, M), (BN,)
         real = ok
         if HAS_MASK:
@@ -110,11 +97,11 @@ def _favor_queries(
     base = bh.to(tl.int64) * n
     offs_m = tl.program_id(0) * BM + tl.arange(0, BM)
     ok = offs_m < n
-    q = _load_rows(q_ptr, base, offs_m, ok, D)  # (BM, D)
+    q = load_rows(q_ptr, base, offs_m, ok, D)  # (BM, D)
     phi, _ = _features(q, _load_w(w_ptr, m, D, M), m, M, PREC)  # (BM, M)
     kv = tl.load(_matrix_ptrs(kv_ptr, bh, M, E1))  # (M, E1)
     out = tl.dot(phi.to(q.dtype), kv.to(q.dtype), input_precision=PREC)  # (BM, E1)
-    _store_rows(out_ptr, base, offs_m, ok, E1, out)
+    store_rows(out_ptr, base, offs_m, ok, E1, out)
 
 
 @triton.jit
@@ -131,14 +118,14 @@ def _favor_backward_q(
     for start in range(0, n, BM):
         offs_m = start + tl.arange(0, BM)
         ok = offs_m < n
-        q = _load_rows(q_ptr, base, offs_m, ok, D)  # (BM, D)
-        g = _load_rows(g_ptr, base, offs_m, ok, E1)  # (BM, E1)
+        q = load_rows(q_ptr, base, offs_m, ok, D)  # (BM, D)
+        g = load_rows(g_ptr, base, offs_m, ok, E1)  # (BM, E1)
         phi, _ = _features(q, w, m, M, PREC)  # (BM, M)
         phi = tl.where(ok[:, None], phi, 0.0)
         dkv += tl.dot(tl.trans(phi.to(g.dtype)), g, input_precision=PREC)
         reach = tl.dot(g, tl.trans(kv.to(g.dtype)), input_precision=PREC)  # (BM, M)
         a = (phi * reach).to(w.dtype)
-        _store_rows(dq_ptr, base, offs_m, ok, D, tl.dot(a, w, input_precision=PREC))
+        store_rows(dq_ptr, base, offs_m, ok, D, tl.dot(a, w, input_precision=PREC))
     tl.store(_matrix_ptrs(dkv_ptr, bh, M, E1), dkv)
 
 
@@ -152,8 +139,8 @@ def _favor_backward_k(
     base = bh.to(tl.int64) * n
     offs_n = tl.program_id(0) * BN + tl.arange(0, BN)
     ok = offs_n < n
-    k = _load_rows(k_ptr, base, offs_n, ok, D)  # (BN, D)
-    v = _load_rows(v_ptr, base, offs_n, ok, E1)  # (BN, E1)
+    k = load_rows(k_ptr, base, offs_n, ok, D)  # (BN, D)
+    v = load_rows(v_ptr, base, offs_n, ok, E1)  # (BN, E1)
     w = _load_w(w_ptr, m, D, M)
     dkv = tl.load(_matrix_ptrs(dkv_ptr, bh, M, E1))  # (M, E1)
     phi, lse = _features(k, w, m, M, PREC)  # (BN, M)
@@ -163,5 +150,5 @@ def _favor_backward_k(
     a = feat * reach
     dk = tl.dot(a.to(w.dtype), w, input_precision=PREC) - tl.sum(a, 1)[:, None] * k.to(tl.float32)
     dv = tl.dot(feat.to(v.dtype), dkv.to(v.dtype), input_precision=PREC)  # (BN, E1)
-    _store_rows(dk_ptr, base, offs_n, ok, D, dk)
-    _store_rows(dv_ptr, base, offs_n, ok, E1, dv)
+    store_rows(dk_ptr, base, offs_n, ok, D, dk)
+    store_rows(dv_ptr, base, offs_n, ok, E1, dv)

@@ -9,6 +9,8 @@ CPU tensors. The maths and the index of each dropout draw: the parent module's d
 import triton
 import triton.language as tl
 
+from spectrans.kernels.triton_rows import load_rows, store_rows
+
 
 @triton.jit
 def _keep(seed, bh, offs_m, start_n, n, p_drop, BM: tl.constexpr, BN: tl.constexpr):
@@ -36,13 +38,10 @@ def _forward(
 ):  # fmt: skip
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
-    base = bh.to(tl.int64) * n * D
+    rows = bh.to(tl.int64) * n
     offs_m = pid_m * BM + tl.arange(0, BM)
-    offs_d = tl.arange(0, D)
     row_ok = offs_m < n
-    q = tl.load(
-        q_ptr + base + offs_m[:, None] * D + offs_d[None, :], mask=row_ok[:, None], other=0.0
-    )
+    q = load_rows(q_ptr, rows, offs_m, row_ok, D)  # (BM, D)
     m_i = tl.full([BM], float("-inf"), tl.float32)
     l_i = tl.zeros([BM], tl.float32)
     acc = tl.zeros([BM, D], tl.float32)
@@ -52,8 +51,7 @@ def _forward(
     for start in range(0, n, BN):
         offs_n = start + tl.arange(0, BN)
         col_ok = offs_n < n
-        kv_off = base + offs_n[:, None] * D + offs_d[None, :]
-        k = tl.load(k_ptr + kv_off, mask=col_ok[:, None], other=0.0)
+        k = load_rows(k_ptr, rows, offs_n, col_ok, D)  # (BN, D)
         s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale  # (BM, BN) float32
         s = tl.where(col_ok[None, :], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
@@ -63,16 +61,11 @@ def _forward(
         if DROPOUT:
             keep = _keep(seed, bh, offs_m, start, n, p_drop, BM, BN)
             p = tl.where(keep, p / (1.0 - p_drop), 0.0)
-        v = tl.load(v_ptr + kv_off, mask=col_ok[:, None], other=0.0)
+        v = load_rows(v_ptr, rows, offs_n, col_ok, D)  # (BN, D)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
         m_i = m_new
-    out = acc / l_i[:, None]
-    tl.store(
-        o_ptr + base + offs_m[:, None] * D + offs_d[None, :],
-        out.to(o_ptr.dtype.element_ty),
-        mask=row_ok[:, None],
-    )
-    tl.store(lse_ptr + bh.to(tl.int64) * n + offs_m, m_i + tl.log(l_i), mask=row_ok)
+    store_rows(o_ptr, rows, offs_m, row_ok, D, acc / l_i[:, None])
+    tl.store(lse_ptr + rows + offs_m, m_i + tl.log(l_i), mask=row_ok)
 
 
 @triton.jit
@@ -103,14 +96,11 @@ def _backward_kv(
 ):  # fmt: skip
     pid_n = tl.program_id(0)
     bh = tl.program_id(1)
-    base = bh.to(tl.int64) * n * D
-    row_base = bh.to(tl.int64) * n
+    rows = bh.to(tl.int64) * n
     offs_n = pid_n * BN + tl.arange(0, BN)
-    offs_d = tl.arange(0, D)
     col_ok = offs_n < n
-    kv_off = base + offs_n[:, None] * D + offs_d[None, :]
-    k = tl.load(k_ptr + kv_off, mask=col_ok[:, None], other=0.0)
-    v = tl.load(v_ptr + kv_off, mask=col_ok[:, None], other=0.0)
+    k = load_rows(k_ptr, rows, offs_n, col_ok, D)  # (BN, D)
+    v = load_rows(v_ptr, rows, offs_n, col_ok, D)  # (BN, D)
     dk = tl.zeros([BN, D], tl.float32)
     dv = tl.zeros([BN, D], tl.float32)
     seed = 0
@@ -119,19 +109,18 @@ def _backward_kv(
     for start in range(0, n, BM):
         offs_m = start + tl.arange(0, BM)
         row_ok = offs_m < n
-        q_off = base + offs_m[:, None] * D + offs_d[None, :]
-        q = tl.load(q_ptr + q_off, mask=row_ok[:, None], other=0.0)
-        do = tl.load(do_ptr + q_off, mask=row_ok[:, None], other=0.0)
-        lse = tl.load(lse_ptr + row_base + offs_m, mask=row_ok, other=0.0)
-        delta = tl.load(delta_ptr + row_base + offs_m, mask=row_ok, other=0.0)
+        q = load_rows(q_ptr, rows, offs_m, row_ok, D)  # (BM, D)
+        do = load_rows(do_ptr, rows, offs_m, row_ok, D)  # (BM, D)
+        lse = tl.load(lse_ptr + rows + offs_m, mask=row_ok, other=0.0)
+        delta = tl.load(delta_ptr + rows + offs_m, mask=row_ok, other=0.0)
         z, ds = _recompute_tile(
             q, k, v, do, lse, delta, row_ok, col_ok, seed, bh, offs_m, pid_n * BN, n, scale,
             p_drop, BM, BN, DROPOUT, PREC,
         )  # fmt: skip
         dv += tl.dot(tl.trans(z.to(do.dtype)), do, input_precision=PREC)
         dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PREC)
-    tl.store(dk_ptr + kv_off, (dk * scale).to(dk_ptr.dtype.element_ty), mask=col_ok[:, None])
-    tl.store(dv_ptr + kv_off, dv.to(dv_ptr.dtype.element_ty), mask=col_ok[:, None])
+    store_rows(dk_ptr, rows, offs_n, col_ok, D, dk * scale)
+    store_rows(dv_ptr, rows, offs_n, col_ok, D, dv)
 
 
 @triton.jit
@@ -142,16 +131,13 @@ def _backward_q(
 ):  # fmt: skip
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
-    base = bh.to(tl.int64) * n * D
-    row_base = bh.to(tl.int64) * n
+    rows = bh.to(tl.int64) * n
     offs_m = pid_m * BM + tl.arange(0, BM)
-    offs_d = tl.arange(0, D)
     row_ok = offs_m < n
-    q_off = base + offs_m[:, None] * D + offs_d[None, :]
-    q = tl.load(q_ptr + q_off, mask=row_ok[:, None], other=0.0)
-    do = tl.load(do_ptr + q_off, mask=row_ok[:, None], other=0.0)
-    lse = tl.load(lse_ptr + row_base + offs_m, mask=row_ok, other=0.0)
-    delta = tl.load(delta_ptr + row_base + offs_m, mask=row_ok, other=0.0)
+    q = load_rows(q_ptr, rows, offs_m, row_ok, D)  # (BM, D)
+    do = load_rows(do_ptr, rows, offs_m, row_ok, D)  # (BM, D)
+    lse = tl.load(lse_ptr + rows + offs_m, mask=row_ok, other=0.0)
+    delta = tl.load(delta_ptr + rows + offs_m, mask=row_ok, other=0.0)
     dq = tl.zeros([BM, D], tl.float32)
     seed = 0
     if DROPOUT:
@@ -159,15 +145,14 @@ def _backward_q(
     for start in range(0, n, BN):
         offs_n = start + tl.arange(0, BN)
         col_ok = offs_n < n
-        kv_off = base + offs_n[:, None] * D + offs_d[None, :]
-        k = tl.load(k_ptr + kv_off, mask=col_ok[:, None], other=0.0)
-        v = tl.load(v_ptr + kv_off, mask=col_ok[:, None], other=0.0)
+        k = load_rows(k_ptr, rows, offs_n, col_ok, D)  # (BN, D)
+        v = load_rows(v_ptr, rows, offs_n, col_ok, D)  # (BN, D)
         _, ds = _recompute_tile(
             q, k, v, do, lse, delta, row_ok, col_ok, seed, bh, offs_m, start, n, scale, p_drop,
             BM, BN, DROPOUT, PREC,
         )  # fmt: skip
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
-    tl.store(dq_ptr + q_off, (dq * scale).to(dq_ptr.dtype.element_ty), mask=row_ok[:, None])
+    store_rows(dq_ptr, rows, offs_m, row_ok, D, dq * scale)
 
 
 @triton.jit
