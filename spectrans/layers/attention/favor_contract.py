@@ -41,8 +41,10 @@ from spectrans.kernels.rff import scale_keys_exactly
 TRITON_KERNELS = False
 """Run the contraction on CUDA in the Triton kernels of :mod:`spectrans.kernels.favor_fused`
 (same function, no ``(N, m)`` tensor written) where they take the widths (``d, e + 1 <= 16``).
-Off until the Performer probe (``python -m experiments.probe_paths --tables performer``) has
-measured them faster on a GPU."""
+Off: on an H200, under ``torch.compile``, they are slower than the torch paths (10.5 ms
+against 8.5 for :class:`FavorContraction` and 7.1 through autograd at the Pathfinder-32 shape,
+results/profile/triton_kernels.md); ``python -m experiments.probe_paths --tables performer``
+times them all."""
 
 
 def fused_is_cheaper(head_dim: int, value_dim: int, num_features: int) -> bool:

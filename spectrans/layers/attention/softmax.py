@@ -162,9 +162,10 @@ class SoftmaxAttention(AttentionLayer):
 
 SMALL_HEAD_MAX_DIM: int | None = None
 """Head widths up to this take :func:`~spectrans.kernels.small_head_attention.small_head_attention`
-on CUDA when there is no mask and no causal masking (at most 16). None: never, until the step
-benchmark has measured it faster than fused SDPA on a GPU (``python -m experiments.probe_paths
---tables sdpa`` times both)."""
+on CUDA when there is no mask and no causal masking (at most 16). None: never. With attention
+dropout the kernels are slower than fused SDPA on an H200 (one call at the Pathfinder-32 shape
+13.1 ms against 7.4, results/profile/triton_kernels.md); ``python -m experiments.probe_paths
+--tables sdpa`` times both."""
 
 
 def fused_sdpa(
