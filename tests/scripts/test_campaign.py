@@ -67,8 +67,10 @@ def fake_record(
     steps: int | None = None,
     wall: float = 300.0,
     run: str | None = None,
+    fields: dict | None = None,
 ) -> Path:
-    """A metrics.json with the fields done-detection reads (as train.py writes them)."""
+    """A metrics.json with the fields done-detection reads (as train.py writes them), and
+    ``fields`` on top."""
     run_dir = root / name / (run or f"s{seed}_{status}_{max_steps}")
     run_dir.mkdir(parents=True)
     data = {
@@ -79,6 +81,7 @@ def fake_record(
         "wall_time_s": wall,
         "test_acc": 0.37,
         "config": {"name": name, "seed": seed, "trainer": {"max_steps": max_steps}},
+        **(fields or {}),
     }
     (run_dir / "metrics.json").write_text(json.dumps(data))
     return run_dir
@@ -166,7 +169,9 @@ def test_done_detection_needs_name_seed_steps_and_completed(tmp_path: Path) -> N
     assert state[("listops", "nope", 0)] == "skipped"
 
 
-def _preset_record(root: Path, seed: int, run: str, **changes: object) -> Path:
+def _preset_record(
+    root: Path, seed: int, run: str, status: str = "completed", **changes: object
+) -> Path:
     """A completed lra record of experiment=lra/softmax-listops whose config is the preset's
     as composed now, with dotted ``changes`` applied (a value the preset held earlier)."""
     from experiments.protocol import preset_config
@@ -179,11 +184,8 @@ def _preset_record(root: Path, seed: int, run: str, **changes: object) -> Path:
         for part in parents:
             node = node[part]
         node[leaf] = value
-    run_dir = fake_record(root, "lra-listops-softmax", seed, run=run)
-    data = json.loads((run_dir / "metrics.json").read_text())
-    data.update(protocol="lra", config=config)
-    (run_dir / "metrics.json").write_text(json.dumps(data))
-    return run_dir
+    fields = {"protocol": "lra", "config": config}
+    return fake_record(root, "lra-listops-softmax", seed, status=status, run=run, fields=fields)
 
 
 def test_a_run_of_an_earlier_preset_revision_does_not_count_as_done(tmp_path: Path) -> None:
@@ -202,9 +204,8 @@ def test_a_run_of_an_earlier_preset_revision_does_not_count_as_done(tmp_path: Pa
     assert state[("listops", "softmax", 1)] == "done"
     assert campaign_pack.completed_keys(res) == {("lra-listops-softmax", 1, 5000)}
     # a part-way run of the earlier revision is not resumed under the preset as it is now
-    part = _preset_record(tmp_path / "runs", 0, "s0_part", **{"model.init_weights": "torch"})
-    data = json.loads((part / "metrics.json").read_text())
-    (part / "metrics.json").write_text(json.dumps({**data, "status": "incomplete"}))
+    stale = {"model.init_weights": "torch"}
+    part = _preset_record(tmp_path / "runs", 0, "s0_part", status="incomplete", **stale)
     (part / "checkpoints").mkdir()
     (part / "checkpoints" / "last.ckpt").write_bytes(b"")
     run0 = next(r for r in runs if r.key == ("listops", "softmax", 0))
@@ -583,10 +584,8 @@ def test_a_record_whose_hydra_file_is_already_portable_still_loses_its_machine_f
     console.log can still name the run's checkpoint folder absolutely (a resumed run)."""
     machine = "/work/repo"
     out = tmp_path / "runs"
-    done = fake_record(out, "lra-listops-softmax", 1, run="s1_b")
-    data = json.loads((done / "metrics.json").read_text())
-    data["run_dir"] = "runs/campaign/lra-listops-softmax/s1_b"
-    (done / "metrics.json").write_text(json.dumps(data))
+    relative = {"run_dir": "runs/campaign/lra-listops-softmax/s1_b"}
+    done = fake_record(out, "lra-listops-softmax", 1, run="s1_b", fields=relative)
     (done / ".hydra").mkdir()
     (done / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    cwd: .\n")
     (done / "console.log").write_text(
@@ -685,10 +684,8 @@ def test_a_warning_traceback_naming_repository_sources_loses_the_machine_root(
     a library file's path stays ``<site-packages>``."""
     machine = "/work/main"
     out = tmp_path / "runs"
-    done = fake_record(out, "lra-listops-mixed", 0, run="s0_c")
-    data = json.loads((done / "metrics.json").read_text())
-    data["run_dir"] = "runs/campaign/lra-listops-mixed/s0_c"
-    (done / "metrics.json").write_text(json.dumps(data))
+    relative = {"run_dir": "runs/campaign/lra-listops-mixed/s0_c"}
+    done = fake_record(out, "lra-listops-mixed", 0, run="s0_c", fields=relative)
     (done / "console.log").write_text(
         "/opt/venv/lib/python3.12/site-packages/torch/_dynamo/variables/functions.py:2202: "
         "UserWarning: cache wrapper\n"
