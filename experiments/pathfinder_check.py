@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     """Load the folder, train the CNN for the time given, print (and write) the table."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    from experiments.data import build_datamodule
+    from experiments.train import build_datamodule
 
     exp = compose_experiment(
         [
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             f"paths.data_dir={args.data_dir}",
         ]
     )
-    dm = build_datamodule(exp.task, data_dir=exp.paths.data_dir, batch_size=args.batch_size)
+    dm = build_datamodule(exp)  # as train.py builds it: same files, same split
     dm.prepare_data()
     dm.setup("fit")
     device = torch.device(
