@@ -207,7 +207,7 @@ def schedule(queue: list[Run], pool: GpuPool, limit: int | None = None) -> list[
 
 def max_time(seconds: float) -> str:
     """``DD:HH:MM:SS`` for Lightning's ``max_time``."""
-    s = max(0, int(seconds))
+    s = max(1, int(seconds))  # a zero duration would stop before the first step
     return f"{s // 86400:02d}:{s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 

@@ -6,6 +6,7 @@ key is an error.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -119,6 +120,22 @@ class TrainerConfig(StrictModel):
     @classmethod
     def _precision_as_string(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
+
+    @field_validator("max_time")
+    @classmethod
+    def _max_time_format(cls, value: str | None) -> str | None:
+        """Lightning's ``Timer`` format: days, then two digits each of hours, minutes, seconds."""
+        if value is None:
+            return value
+        match = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", value.strip())
+        if match is None:
+            raise ValueError(
+                f"'{value}' is not a duration DD:HH:MM:SS (two digits each for hours, minutes "
+                "and seconds), e.g. 00:00:07:30 for seven and a half minutes"
+            )
+        if not any(int(part) for part in match.groups()):
+            raise ValueError("a duration of zero would stop before the first step")
+        return value.strip()
 
     _NONE_IS_A_VALUE: ClassVar[frozenset[str]] = frozenset({"check_val_every_n_epoch"})
     """Options whose None differs from Lightning's default, so None is passed on."""

@@ -125,3 +125,15 @@ def test_errors_inside_a_union_name_the_key_the_user_wrote() -> None:
     del raw["task"]["name"]
     with pytest.raises(ConfigError, match=r"^task.name is missing"):
         validate_experiment(raw)
+
+
+@pytest.mark.parametrize("duration", ["00:00:00:420", "7:00", "00:00:7:00", "seven minutes"])
+def test_max_time_in_the_wrong_format_fails_before_the_run(duration: str) -> None:
+    message = _error([f"trainer.max_time={duration}"])
+    assert message.startswith("trainer.max_time") and "DD:HH:MM:SS" in message
+
+
+def test_max_time_of_zero_is_refused_and_a_valid_one_accepted() -> None:
+    assert "zero" in _error(["trainer.max_time=00:00:00:00"])
+    config = validate_experiment(_raw(["trainer.max_time=00:00:07:30"]))
+    assert config.trainer.max_time == "00:00:07:30"

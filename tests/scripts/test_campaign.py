@@ -335,7 +335,7 @@ def test_pool_gives_back_capacity() -> None:
 def test_max_time_format() -> None:
     assert campaign.max_time(7 * 60 + 29.9) == "00:00:07:29"
     assert campaign.max_time(90061) == "01:01:01:01"
-    assert campaign.max_time(-5) == "00:00:00:00"
+    assert campaign.max_time(-5) == "00:00:00:01"
 
 
 def test_resumable_folder_gives_resume_command(tmp_path: Path) -> None:
