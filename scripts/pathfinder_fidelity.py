@@ -19,6 +19,8 @@ same way for both generators (markers are found, not read from our metadata):
   pixels ``>= 128``; dash spacing = median distance from each blob centroid to the nearest
   other one; dash count = number of blobs (the length of all snakes together);
 * snake end-to-end: marker-to-marker distance in label-1 images (both on one snake);
+* layout: the share of the non-zero pixels that lie in the left half (columns ``< R/2``) and in
+  the top half (rows ``< R/2``); 0.5 would be a left-right (top-bottom) symmetric layout;
 * labels: share of label 1 (Fisher's exact test); every other row: two-sample
   Kolmogorov-Smirnov test of the per-image values.
 """
@@ -51,6 +53,8 @@ STATS = (
     ("dash spacing (px)", "spacing"),
     ("dash blobs per image", "blobs"),
     ("snake end-to-end, label 1 (px)", "end_to_end"),
+    ("ink share in the left half", "left"),
+    ("ink share in the top half", "top"),
 )
 
 
@@ -70,7 +74,11 @@ def image_stats(img: np.ndarray, label: int, radius: float) -> dict[str, float]:
     res = img.shape[0]
     markers = find_markers(img, radius)
     c = (res - 1) / 2
-    out = {"ink": float((img > 0).mean())}
+    ink = img > 0  # (R, R)
+    out = {"ink": float(ink.mean())}
+    total = max(int(ink.sum()), 1)
+    out["left"] = float(ink[:, : res // 2].sum() / total)
+    out["top"] = float(ink[: res // 2].sum() / total)
     out["centre"] = min(math.hypot(r - c, q - c) for r, q in markers)
     out["marker"] = float(
         np.mean([img[max(r - 1, 0) : r + 2, max(q - 1, 0) : q + 2].max() for r, q in markers])
