@@ -81,7 +81,6 @@ from experiments.bench_step_report import (  # noqa: F401
 )
 from experiments.bench_step_setup import (  # noqa: F401
     BENCH_TASKS,
-    CONF_DIR,
     ROOT,
     AnchorEncoder,
     Setup,

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from experiments.config.compose import CONF_DIR, compose_experiment  # noqa: F401
+from experiments.config.compose import compose_experiment
 
 BENCH_TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
 """Tasks the step benchmark times (registered task names)."""

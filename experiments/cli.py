@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from experiments.config.compose import CONF_DIR
 
 
 def _parent_keys(overrides: list[str], key: str, conf_dir: Path) -> list[str]:
