@@ -52,9 +52,11 @@ def head_init(mode: str, output: bool = False) -> str:
     (``truncnormal``: std ``1/sqrt(fan_in)``); otherwise the hidden linears follow ``mode`` and
     the output linear starts at ``truncnormal002`` (``torch`` leaves every linear to PyTorch).
     """
-    if mode in ("xavier", "torch"):
-        return "truncnormal" if mode == "xavier" else mode
-    return "truncnormal002" if output else mode
+    if mode == "xavier":
+        return "truncnormal"
+    if mode == "torch" or not output:
+        return mode
+    return "truncnormal002"
 
 
 class ClassifierHead(nn.Module):
