@@ -98,6 +98,16 @@ def test_a_config_change_is_refused_in_one_sentence(tmp_path: Path) -> None:
     assert find_resume_dir("auto", tmp_path, "exp", same) is not None
 
 
+def test_loader_workers_and_compile_may_change_between_segments(tmp_path: Path) -> None:
+    old = {"model": {"hidden_dim": 16}, "data": {"num_workers": 1, "batch_size": 8}}
+    _fake_run(tmp_path, "a", "incomplete", {**old, "compile": "auto"}, 1000)
+    faster = {"model": {"hidden_dim": 16}, "data": {"num_workers": 15, "batch_size": 8}}
+    assert find_resume_dir("auto", tmp_path, "exp", {**faster, "compile": "false"}) is not None
+    larger = {"model": {"hidden_dim": 16}, "data": {"num_workers": 1, "batch_size": 16}}
+    with pytest.raises(ResumeError, match=r"\(data.batch_size differ\)"):
+        find_resume_dir("auto", tmp_path, "exp", {**larger, "compile": "auto"})
+
+
 @pytest.mark.parametrize("status", ["completed", "failed"])
 def test_an_explicit_finished_run_is_refused(tmp_path: Path, status: str) -> None:
     run = _fake_run(tmp_path, "a", status, {}, 1000)
