@@ -148,7 +148,7 @@ class PositiveRandomFeatures(SoftmaxRandomFeatures):
         self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
         """``(base, scale)`` of :func:`favor_factors` (features up to a cancelling constant)."""
-        return favor_factors(x, self.projection, is_query=is_query, mask=mask)
+        return favor_factors(x, self.snapshot(self.projection), is_query=is_query, mask=mask)
 
 
 class ReLUFeatures(FeatureMap):

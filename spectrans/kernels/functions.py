@@ -103,7 +103,9 @@ class PolynomialKernel(RandomFeatureMap):
 
     def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
         """Features ``(..., N, d) -> (..., N, r)``."""
-        projections = self.projection.view(self.degree, self.num_features, -1)  # (p, r, d+1)
+        projections = self.snapshot(self.projection).view(
+            self.degree, self.num_features, -1
+        )  # (p, r, d+1)
         return polynomial_features(x, projections, self.coef0, math.sqrt(self.input_dim))
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:

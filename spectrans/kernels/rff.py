@@ -181,6 +181,12 @@ class RandomFeatureMap(FeatureMap):
     The count lives in the buffer ``calls_since_redraw``: the first ``redraw_interval``
     training calls use the initial projection, call ``redraw_interval + 1`` redraws, and so on.
 
+    A redraw writes the new projection into the buffer in place, outside any compiled graph
+    (:meth:`maybe_redraw` runs eagerly), so the buffer keeps its address: a CUDA graph that
+    reads it reads the new values at its next replay. With ``feature_redraw`` the forward
+    reads the projection through :meth:`snapshot` (a copy), so the autograd graph of an
+    earlier forward keeps the projection it used.
+
     Args:
         input_dim: Input width d.
         num_features: Number of random frequencies m.
@@ -222,17 +228,17 @@ class RandomFeatureMap(FeatureMap):
             self.num_rows, self.input_dim, orthogonal=self.orthogonal, device=device
         )
 
+    def snapshot(self, buffer: Tensor) -> Tensor:
+        """``buffer`` as one forward reads it: a copy when redraws may overwrite it in place."""
+        return buffer.clone() if self.feature_redraw else buffer
+
     @torch.no_grad()
     def redraw(self) -> None:
-        """Replace the projection by a fresh draw and reset the counter.
-
-        The buffer is rebound to a new tensor (not overwritten in place), so autograd graphs
-        of earlier forwards that saved the old projection stay valid.
-        """
-        old = self.projection
-        self.projection = self.draw_projection(old.device).to(old.dtype)
+        """Draw a fresh projection into the buffer (in place) and reset the counter."""
+        self.projection.copy_(self.draw_projection(self.projection.device))
         self.calls_since_redraw.zero_()
 
+    @torch.compiler.disable
     def maybe_redraw(self) -> bool:
         """Count one training call; redraw when ``redraw_interval`` calls have passed.
 
@@ -294,14 +300,15 @@ class GaussianRFF(RandomFeatureMap):
         """Redraw the frequencies (and offsets)."""
         super().redraw()
         if self.offset is not None:
-            self.offset = torch.rand_like(self.offset) * 2 * math.pi
+            self.offset.copy_(torch.rand_like(self.offset) * 2 * math.pi)
 
     def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
         """Features of ``x`` (..., N, d) -> (..., N, feature_dim)."""
         x = x / self.bandwidth
+        projection = self.snapshot(self.projection)  # (m, d)
         if self.offset is not None:
-            return offset_trig_features(x, self.projection, self.offset)  # (..., N, m)
-        return trig_features(x, self.projection)  # (..., N, 2m)
+            return offset_trig_features(x, projection, self.snapshot(self.offset))  # (..., N, m)
+        return trig_features(x, projection)  # (..., N, 2m)
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:
         """``exp(-|x_i - y_j|^2 / (2 sigma^2))``, (..., N, d), (..., M, d) -> (..., N, M)."""
@@ -333,7 +340,7 @@ class SoftmaxRandomFeatures(RandomFeatureMap):
     ) -> Tensor:
         """Features ``(..., N, d) -> (..., N, feature_dim)``."""
         return type(self).features(
-            x, self.projection, is_query=is_query, mask=mask, stabilise=stabilise
+            x, self.snapshot(self.projection), is_query=is_query, mask=mask, stabilise=stabilise
         )
 
     def exact(self, x: Tensor, y: Tensor) -> Tensor:

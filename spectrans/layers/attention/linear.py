@@ -335,7 +335,8 @@ def _positive_feature_attention(
     if _use_fused(kernel, v, causal=causal):
         x_scale = q.shape[-1] ** -0.25
         v_aug = _drop_masked(augment_values(v), keep)  # (B, H, N, e+1)
-        out_aug = favor_contract(q * x_scale, k * x_scale, v_aug, kernel.projection, key_mask)
+        projection = kernel.snapshot(kernel.projection)  # (m, d)
+        out_aug = favor_contract(q * x_scale, k * x_scale, v_aug, projection, key_mask)
         return normalise(out_aug, None, signed=False, eps=1e-3)
     q_feat, _ = kernel.factored(q, is_query=True)  # (B, H, N, m)
     k_feat, k_scale = kernel.factored(k, is_query=False, mask=key_mask)  # (B, H, N, m)

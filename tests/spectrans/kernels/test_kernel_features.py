@@ -153,6 +153,23 @@ def test_redraw_only_in_training_and_on_the_interval() -> None:
     assert fmap.calls_since_redraw.item() == 1  # eval calls are not counted
 
 
+@pytest.mark.parametrize("use_offset", [False, True])
+def test_redraw_writes_in_place_and_forwards_read_a_copy(use_offset: bool) -> None:
+    """The buffers keep their storage (a CUDA graph reads them there); forwards get copies."""
+    fmap = GaussianRFF(8, 16, feature_redraw=True, redraw_interval=1, use_offset=use_offset)
+    buffers = [b for b in (fmap.projection, fmap.offset) if b is not None]
+    addresses, values = [b.data_ptr() for b in buffers], [b.clone() for b in buffers]
+    x = torch.randn(3, 8, requires_grad=True)
+    fmap.train()
+    first = fmap(x)  # reads the projection before the redraw
+    fmap.maybe_redraw(), fmap.maybe_redraw()  # the second call redraws
+    assert [b.data_ptr() for b in buffers] == addresses
+    assert all(not torch.equal(b, v) for b, v in zip(buffers, values))
+    first.sum().backward()  # its graph holds the projection it used
+    assert torch.isfinite(x.grad).all()
+    assert fmap.snapshot(fmap.projection).data_ptr() != fmap.projection.data_ptr()
+
+
 def test_no_redraw_without_feature_redraw() -> None:
     fmap = GaussianRFF(8, 16, feature_redraw=False, redraw_interval=1)
     before = fmap.projection.clone()
