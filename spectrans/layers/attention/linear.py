@@ -31,7 +31,11 @@ summed in float32.
 
 Normalisers: positive features (FAVOR+, ReLU) give normalisers > 0 unless no key is visible,
 where the numerator is 0 too; they are clamped at the smallest positive float, which changes
-nothing else. Signed
+nothing else. In floating point a normaliser can also underflow when a query's largest
+features miss every key's by more than the float range; the forward stays finite but the
+gradient of the ratio divides by 0. Non-causal FAVOR+ without the fused backward therefore
+runs as a softmax over features weighed by the key sums (:func:`favor_bidirectional`), whose
+normaliser is exactly 1. Signed
 (trigonometric) features can give normalisers ``z_i <= 0``; they are clamped away from zero
 keeping their sign, relative to the Cauchy-Schwarz bound ``|z_i| <= b_i =
 |phi(q_i)| sum_j |psi(k_j)|`` (visible j): ``sign(z_i) max(|z_i|, eps b_i)``, ``sign(0) = +1``.
@@ -308,6 +312,59 @@ def _drop_masked(v_aug: Tensor, keep: Tensor | None) -> Tensor:
     return v_aug if keep is None else torch.where(keep, v_aug, 0.0)
 
 
+REACH_FLOOR = 2.0**-100
+"""Features whose key sum is below this fraction of the head's largest are dropped."""
+
+
+def favor_bidirectional(
+    kernel: PositiveRandomFeatures, q: Tensor, k_feat: Tensor, v_aug: Tensor
+) -> Tensor:
+    r"""Non-causal FAVOR+ ``[numerator, normaliser]`` as a softmax over features.
+
+    With ``L = W q'`` (``q' = q d^{-1/4}``), ``K V = psi(K)^T [v, 1]`` ``(m, e + 1)`` and its
+    last column :math:`R_f = \sum_j \psi_f(k_j)`, the FAVOR+ ratio is
+
+    .. math::  \frac{\sum_f e^{L_f} (KV)_f}{\sum_f e^{L_f} R_f}
+        = \sum_f \mathrm{softmax}_f(L_f + \log R_f)\, \frac{(KV)_f}{R_f},
+
+    a softmax over features of per-feature value means. The normaliser is exactly 1 and every
+    factor is bounded, so nothing underflows whatever the norms of queries and keys: the query
+    features ``softmax(L)`` of :func:`~spectrans.kernels.favor.favor_factors` leave the
+    normaliser at :math:`\sum_f \mathrm{softmax}(L)_f R_f`, which underflows when a query's
+    largest features miss every key's by more than the float range, and the gradient of the
+    ratio then divides by 0. Features with :math:`R_f` below ``REACH_FLOOR`` times the head's
+    largest are dropped (they weigh less than :math:`2^{-100}` unless a query's logits differ
+    by more than 69 between features). The mean :math:`(KV)_f / R_f` is differentiated as
+    :math:`(d(KV)_f - \bar v_f\, dR_f) / R_f` (no :math:`R_f^2`, which would underflow).
+
+    Args:
+        kernel: The FAVOR+ feature map (its projection ``W``).
+        q: ``(B, H, N, d)`` queries.
+        k_feat: ``(B, H|1, N, m)`` key features (their per-key factor is in ``v_aug``).
+        v_aug: ``(B, H, N, e + 1)`` ``[v, 1]`` times the key factors, zero at masked keys.
+
+    Returns:
+        ``(B, H, N, e)`` attention outputs (0 where no key is visible), float32 or wider.
+    """
+    kv = (v_aug.transpose(-1, -2) @ k_feat).transpose(-1, -2)  # (B, H, m, e+1)
+    wide = torch.promote_types(kv.dtype, torch.float32)
+    kv = kv.to(wide)
+    reach = kv[..., -1:]  # (B, H, m, 1): R_f
+    floor = REACH_FLOOR * reach.detach().amax(-2, keepdim=True)  # (B, H, 1, 1)
+    reached = (reach.detach() >= floor) & (reach.detach() > 0)  # (B, H, m, 1)
+    safe = torch.where(reached, reach, 1.0)  # (B, H, m, 1)
+    inverse = safe.detach().reciprocal()  # (B, H, m, 1)
+    mean_value = (kv * inverse).detach()  # (B, H, m, e+1): (KV)_f / R_f
+    mean = (kv - mean_value * safe) * inverse + mean_value  # same value, gradient of KV / R
+    mean = torch.where(reached, mean, 0.0)[..., :-1]  # (B, H, m, e)
+    bias = torch.where(reached, safe.log(), -math.inf)  # (B, H, m, 1)
+    bias = torch.where(reached.any(-2, keepdim=True), bias, 0.0)  # no visible key: out is 0
+    x = q * q.shape[-1] ** -0.25  # (B, H, N, d)
+    logits = x @ kernel.snapshot(kernel.projection).to(x.dtype).T  # (B, H, N, m)
+    weights = torch.softmax(logits + bias.transpose(-1, -2).to(logits.dtype), dim=-1)
+    return (weights @ mean.to(weights.dtype)).to(wide)  # (B, H, N, m) @ (m, e) -> (B, H, N, e)
+
+
 def _positive_feature_attention(
     kernel: FeatureMap,
     q: Tensor,
@@ -325,7 +382,8 @@ def _positive_feature_attention(
     per-key factor of the key features multiplies ``[v, 1]``; a per-row factor of the query
     features cancels in the ratio and is dropped. Non-causal FAVOR+ with ``(e + 1)(d + 1) <= m``
     runs :func:`~spectrans.layers.attention.favor_contract.favor_contract` (same function, a
-    backward that writes no ``(N, m)`` tensor).
+    backward that writes no ``(N, m)`` tensor); with more value and head dims it runs
+    :func:`favor_bidirectional` (query rows stabilised against the keys).
     """
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     keep = mask[:, None, :, None] if mask is not None else None  # (B, 1, N, 1)
@@ -338,9 +396,11 @@ def _positive_feature_attention(
         projection = kernel.snapshot(kernel.projection)  # (m, d)
         out_aug = favor_contract(q * x_scale, k * x_scale, v_aug, projection, key_mask)
         return normalise(out_aug, None, signed=False, eps=1e-3)
-    q_feat, _ = kernel.factored(q, is_query=True)  # (B, H, N, m)
     k_feat, k_scale = kernel.factored(k, is_query=False, mask=key_mask)  # (B, H, N, m)
     v_aug = _drop_masked(augment_values(v, k_scale), keep)  # (B, H, N, e+1)
+    if not causal and isinstance(kernel, PositiveRandomFeatures):
+        return favor_bidirectional(kernel, q, k_feat, v_aug)  # (B, H, N, e)
+    q_feat, _ = kernel.factored(q, is_query=True)  # (B, H, N, m)
     if causal:
         out_aug = contract_causal(q_feat, k_feat, v_aug)  # (B, H, N, e+1)
     else:
