@@ -238,7 +238,6 @@ class RandomFeatureMap(FeatureMap):
         self.projection.copy_(self.draw_projection(self.projection.device))
         self.calls_since_redraw.zero_()
 
-    @torch.compiler.disable
     def maybe_redraw(self) -> bool:
         """Count one training call; redraw when ``redraw_interval`` calls have passed.
 
@@ -246,7 +245,12 @@ class RandomFeatureMap(FeatureMap):
             Whether the projection was redrawn.
         """
         if not (self.training and self.feature_redraw):
-            return False
+            return False  # traced through: no graph break without redraws
+        return self._count_and_redraw()
+
+    @torch.compiler.disable
+    def _count_and_redraw(self) -> bool:
+        """:meth:`maybe_redraw`'s count and draw, run eagerly (outside compiled graphs)."""
         redrawn = bool(self.calls_since_redraw.item() >= self.redraw_interval)
         if redrawn:
             self.redraw()

@@ -26,6 +26,12 @@ expressions would form ``dL/dphi`` and ``dL/dphi o phi`` as (N, m) tensors and r
 here the (N, m) tensors are only read, three times, and the written ``(N, (e + 1) d)``
 tensors are smaller than ``(N, m)`` when ``(e + 1)(d + 1) <= m`` (:func:`fused_is_cheaper`),
 e.g. Pathfinder's d = e = 8, m = 256.
+
+Limitation: the normaliser in the ``softmax(W q')`` frame of the queries underflows when a
+query's largest features miss every key's by more than the float range (inputs with norms in
+the hundreds at d = 8); the output stays finite, the gradient of the ratio does not.
+:func:`~spectrans.layers.attention.linear.favor_bidirectional`, the unfused path, weighs the
+query features by the key sums and has no such limit; the Triton kernels share this frame.
 """
 
 from __future__ import annotations

@@ -352,3 +352,12 @@ def test_redraw_between_two_forwards_keeps_the_first_graph_valid() -> None:
     first, second, third = layer(x), layer(x), layer(x)  # a redraw before the third
     (first.sum() + second.sum() + third.sum()).backward()
     assert layer.q_proj.weight.grad is not None
+
+
+def test_performer_without_redraws_traces_into_one_graph() -> None:
+    """The redraw check costs no graph break unless redraws are on (they then run eagerly)."""
+    import torch._dynamo
+
+    layer = PerformerAttention(32, 4, num_features=16).train()
+    explained = torch._dynamo.explain(layer)(torch.randn(2, 7, 32))
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
