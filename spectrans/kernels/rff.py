@@ -148,7 +148,7 @@ class FeatureMap(nn.Module):
     signed: ClassVar[bool] = True
     feature_dim: int
 
-    def maybe_redraw(self) -> bool:
+    def maybe_redraw(self) -> bool | Tensor:
         """Redraw random parameters if due (see :class:`RandomFeatureMap`); here never."""
         return False
 
@@ -181,11 +181,13 @@ class RandomFeatureMap(FeatureMap):
     The count lives in the buffer ``calls_since_redraw``: the first ``redraw_interval``
     training calls use the initial projection, call ``redraw_interval + 1`` redraws, and so on.
 
-    A redraw writes the new projection into the buffer in place, outside any compiled graph
-    (:meth:`maybe_redraw` runs eagerly), so the buffer keeps its address: a CUDA graph that
-    reads it reads the new values at its next replay. With ``feature_redraw`` the forward
-    reads the projection through :meth:`snapshot` (a copy), so the autograd graph of an
-    earlier forward keeps the projection it used.
+    :meth:`maybe_redraw` is tensor code without host synchronisation, so it traces into a
+    compiled graph: each training call draws a candidate projection and writes
+    ``where(due, candidate, current)`` into the buffer in place (``due`` a 0-dim bool tensor),
+    so the buffer keeps its address and a CUDA graph that reads it reads the new values at
+    its next replay. With ``feature_redraw`` the forward reads the projection through
+    :meth:`snapshot` (a copy), so the autograd graph of an earlier forward keeps the projection
+    it used.
 
     Args:
         input_dim: Input width d.
@@ -232,30 +234,33 @@ class RandomFeatureMap(FeatureMap):
         """``buffer`` as one forward reads it: a copy when redraws may overwrite it in place."""
         return buffer.clone() if self.feature_redraw else buffer
 
+    def fresh_buffers(self) -> dict[str, Tensor]:
+        """New draws of the random buffers, by buffer name (here the projection)."""
+        return {"projection": self.draw_projection(self.projection.device)}
+
     @torch.no_grad()
     def redraw(self) -> None:
-        """Draw a fresh projection into the buffer (in place) and reset the counter."""
-        self.projection.copy_(self.draw_projection(self.projection.device))
+        """Draw fresh random buffers (in place) and reset the counter."""
+        for name, fresh in self.fresh_buffers().items():
+            getattr(self, name).copy_(fresh)
         self.calls_since_redraw.zero_()
 
-    def maybe_redraw(self) -> bool:
+    @torch.no_grad()
+    def maybe_redraw(self) -> bool | Tensor:
         """Count one training call; redraw when ``redraw_interval`` calls have passed.
 
         Returns:
-            Whether the projection was redrawn.
+            ``False`` outside training or without ``feature_redraw``; else a 0-dim bool tensor,
+            whether the buffers were redrawn (read it only where a host sync is acceptable).
         """
         if not (self.training and self.feature_redraw):
-            return False  # traced through: no graph break without redraws
-        return self._count_and_redraw()
-
-    @torch.compiler.disable
-    def _count_and_redraw(self) -> bool:
-        """:meth:`maybe_redraw`'s count and draw, run eagerly (outside compiled graphs)."""
-        redrawn = bool(self.calls_since_redraw.item() >= self.redraw_interval)
-        if redrawn:
-            self.redraw()
-        self.calls_since_redraw += 1
-        return redrawn
+            return False
+        due = self.calls_since_redraw >= self.redraw_interval  # () bool
+        for name, fresh in self.fresh_buffers().items():
+            buffer = getattr(self, name)
+            buffer.copy_(torch.where(due, fresh.to(buffer.dtype), buffer))
+        self.calls_since_redraw.copy_(torch.where(due, 1, self.calls_since_redraw + 1))
+        return due
 
     def extra_repr(self) -> str:
         """Sizes and redraw settings for ``print(module)``."""
@@ -299,12 +304,12 @@ class GaussianRFF(RandomFeatureMap):
         offset = torch.rand(num_features) * 2 * math.pi if use_offset else None  # (m,)
         self.register_buffer("offset", offset)
 
-    @torch.no_grad()
-    def redraw(self) -> None:
-        """Redraw the frequencies (and offsets)."""
-        super().redraw()
+    def fresh_buffers(self) -> dict[str, Tensor]:
+        """New frequencies (and offsets)."""
+        fresh = super().fresh_buffers()
         if self.offset is not None:
-            self.offset.copy_(torch.rand_like(self.offset) * 2 * math.pi)
+            fresh["offset"] = torch.rand_like(self.offset) * 2 * math.pi  # (m,)
+        return fresh
 
     def forward(self, x: Tensor, *, is_query: bool = True, mask: Tensor | None = None) -> Tensor:
         """Features of ``x`` (..., N, d) -> (..., N, feature_dim)."""

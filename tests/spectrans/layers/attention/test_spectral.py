@@ -354,10 +354,11 @@ def test_redraw_between_two_forwards_keeps_the_first_graph_valid() -> None:
     assert layer.q_proj.weight.grad is not None
 
 
-def test_performer_without_redraws_traces_into_one_graph() -> None:
-    """The redraw check costs no graph break unless redraws are on (they then run eagerly)."""
+@pytest.mark.parametrize("feature_redraw", [False, True])
+def test_performer_traces_into_one_graph_with_or_without_redraws(feature_redraw: bool) -> None:
+    """Redraws are tensor selects written in place: no host sync, no graph break."""
     import torch._dynamo
 
-    layer = PerformerAttention(32, 4, num_features=16).train()
+    layer = PerformerAttention(32, 4, num_features=16, feature_redraw=feature_redraw).train()
     explained = torch._dynamo.explain(layer)(torch.randn(2, 7, 32))
     assert explained.graph_count == 1 and explained.graph_break_count == 0
