@@ -319,7 +319,7 @@ REACH_FLOOR = 2.0**-100
 def favor_bidirectional(
     kernel: PositiveRandomFeatures, q: Tensor, k_feat: Tensor, v_aug: Tensor
 ) -> Tensor:
-    r"""Non-causal FAVOR+ ``[numerator, normaliser]`` as a softmax over features.
+    r"""Non-causal FAVOR+ attention as a softmax over features weighed by the key sums.
 
     With ``L = W q'`` (``q' = q d^{-1/4}``), ``K V = psi(K)^T [v, 1]`` ``(m, e + 1)`` and its
     last column :math:`R_f = \sum_j \psi_f(k_j)`, the FAVOR+ ratio is
@@ -383,7 +383,7 @@ def _positive_feature_attention(
     features cancels in the ratio and is dropped. Non-causal FAVOR+ with ``(e + 1)(d + 1) <= m``
     runs :func:`~spectrans.layers.attention.favor_contract.favor_contract` (same function, a
     backward that writes no ``(N, m)`` tensor); with more value and head dims it runs
-    :func:`favor_bidirectional` (query rows stabilised against the keys).
+    :func:`favor_bidirectional` (a softmax over features weighed by the key sums).
     """
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     keep = mask[:, None, :, None] if mask is not None else None  # (B, 1, N, 1)
