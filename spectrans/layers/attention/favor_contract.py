@@ -2,10 +2,16 @@
 
 Forward (per batch and head, ``x' = x d^{-1/4}`` for queries q and keys k, ``W`` (m, d)):
 
-    phi_q = softmax(W q'_i)                     (N, m), a per-row factor of the FAVOR+ features
     phi_k = softmax(W k'_j)                     (N, m)
     s_j   = exp(lse_j - |k'_j|^2 / 2 - E ln 2)  (N, 1), lse_j = log sum_i exp((W k'_j)_i)
-    out   = phi_q (phi_k^T (s * V))             (N, e + 1), V = [v, 1] (zero at masked keys)
+    KV    = phi_k^T (s * V)                     (m, e + 1), V = [v, 1] (zero at masked keys)
+    phi_q = exp(W q'_i - c_i)                   (N, m), c_i = log sum_f exp((W q'_i)_f) R_f
+    out   = phi_q KV                            (N, e + 1)
+
+with ``R = KV[:, e]`` the key sums of the features: ``phi_q`` is a per-row factor of the
+FAVOR+ query features, chosen so that every normaliser ``out[:, e]`` is 1 (it is formed as
+``softmax(W q' + log R) (KV / R)``, :func:`query_weights`; features with ``R_f`` below
+``REACH_FLOOR`` of the largest are dropped), so no normaliser underflows whatever the norms.
 
 so ``phi_k(j) s_j = exp(W k'_j - |k'_j|^2 / 2) 2^{-E}``: the FAVOR+ key features up to the
 per-head constant ``2^{-E}`` (:func:`~spectrans.kernels.rff.scale_keys_exactly`), and each row
@@ -27,11 +33,10 @@ here the (N, m) tensors are only read, three times, and the written ``(N, (e + 1
 tensors are smaller than ``(N, m)`` when ``(e + 1)(d + 1) <= m`` (:func:`fused_is_cheaper`),
 e.g. Pathfinder's d = e = 8, m = 256.
 
-Limitation: the normaliser in the ``softmax(W q')`` frame of the queries underflows when a
-query's largest features miss every key's by more than the float range (inputs with norms in
-the hundreds at d = 8); the output stays finite, the gradient of the ratio does not.
-:func:`~spectrans.layers.attention.linear.favor_bidirectional`, the unfused path, weighs the
-query features by the key sums and has no such limit; the Triton kernels share this frame.
+The Triton kernels (:data:`TRITON_KERNELS`) keep the query frame ``softmax(W q')``, whose
+normaliser underflows when a query's largest features miss every key's by more than the float
+range (inputs with norms in the hundreds at d = 8): their output stays finite, the gradient of
+the ratio does not.
 """
 
 from __future__ import annotations
@@ -58,6 +63,63 @@ def fused_is_cheaper(head_dim: int, value_dim: int, num_features: int) -> bool:
     return (value_dim + 1) * (head_dim + 1) <= num_features
 
 
+REACH_FLOOR = 2.0**-100
+"""Features whose key sum is below this fraction of the head's largest are dropped."""
+
+
+def reached_features(reach: Tensor) -> Tensor:
+    """``R_f >= REACH_FLOOR max_g R_g`` and ``R_f > 0``: (..., m, 1) bool from key sums (..., m, 1).
+
+    A dropped feature weighs less than ``2^-100`` of the largest in a normaliser unless a
+    query's logits differ by more than 69 between features.
+    """
+    floor = REACH_FLOOR * reach.amax(-2, keepdim=True)  # (..., 1, 1)
+    return (reach >= floor) & (reach > 0)
+
+
+DROPPED_LOGIT = -1e30
+"""Bias of a dropped feature: its softmax weight is exactly 0 (and its gradients are finite)."""
+
+
+def log_reach_bias(reach: Tensor) -> tuple[Tensor, Tensor]:
+    """``log R`` (..., 1, m) with dropped features at :data:`DROPPED_LOGIT`, and ``reached``.
+
+    ``reach`` (..., m, 1) are the key sums (with gradient or not). No key at all (every
+    ``R = 0``): the bias is 0, so a softmax over it stays finite (its values are then 0).
+    """
+    reached = reached_features(reach.detach())  # (..., m, 1)
+    safe = torch.where(reached, reach, 1.0)  # (..., m, 1)
+    bias = torch.where(reached, safe.log(), DROPPED_LOGIT)  # (..., m, 1)
+    bias = torch.where(reached.any(-2, keepdim=True), bias, 0.0)  # (..., m, 1)
+    return bias.transpose(-1, -2), reached  # (..., 1, m), (..., m, 1)
+
+
+def biased_logits(x: Tensor, w_t: Tensor, bias: Tensor) -> Tensor:
+    """``x @ w_t + bias`` (..., N, m) as one matmul: ``x`` gets a ones column, ``w_t`` a row.
+
+    Args:
+        x: ``(..., N, d)``.
+        w_t: ``(d, m)``.
+        bias: ``(..., 1, m)``.
+    """
+    w_aug = torch.cat([w_t.expand(*bias.shape[:-2], *w_t.shape), bias.to(w_t.dtype)], -2)
+    x_aug = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], -1)  # (..., N, d+1)
+    return x_aug @ w_aug  # (..., N, d+1) @ (..., d+1, m) -> (..., N, m)
+
+
+def query_weights(x: Tensor, w_t: Tensor, kv: Tensor) -> tuple[Tensor, Tensor]:
+    """``a = softmax(W x + log R)`` (..., N, m) and ``1 / R`` (..., m, 1), 0 where dropped.
+
+    ``R = kv[..., -1]`` are the key sums of the features. ``a / R = exp(W x - s)`` with one
+    constant ``s`` per query row: the query features in the frame where every normaliser is 1.
+    No key at all (every ``R = 0``): ``1 / R = 0``, so the output is 0.
+    """
+    reach = kv[..., -1:].detach().to(torch.promote_types(kv.dtype, torch.float32))  # (.., m, 1)
+    bias, reached = log_reach_bias(reach)  # (..., 1, m), (..., m, 1)
+    weights = torch.softmax(biased_logits(x, w_t, bias), dim=-1)  # (..., N, m)
+    return weights, torch.where(reached, reach, 1.0).reciprocal() * reached  # (..., m, 1)
+
+
 def _key_factors(logits: Tensor, k: Tensor, key_mask: Tensor | None) -> tuple[Tensor, Tensor]:
     """``phi_k = softmax(logits)`` (N, m) and ``s`` (N, 1), float32 or wider."""
     peak, where = logits.max(dim=-1, keepdim=True)  # (..., N, 1) each
@@ -74,11 +136,13 @@ def _forward_saving(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The forward of :class:`FavorContraction` and the tensors its backward needs."""
     w_t = projection.to(q.dtype).T  # (d, m)
-    phi_q = torch.softmax(q @ w_t, dim=-1)  # (B, H, N, m)
     phi_k, scale = _key_factors(k @ w_t, k, key_mask)  # (B, H, N, m), (B, H, N, 1)
     v_scaled = v_aug * scale.to(v_aug.dtype)  # (B, H, N, e+1)
     kv = (v_scaled.transpose(-1, -2) @ phi_k).transpose(-1, -2)  # (B, H, m, e+1)
-    return phi_q @ kv, (phi_q, phi_k, kv, v_aug, v_scaled, scale, k, projection)
+    weights, inverse = query_weights(q, w_t, kv)  # (B, H, N, m), (B, H, m, 1)
+    kv_mean = (kv * inverse).to(kv.dtype)  # (B, H, m, e+1): KV / R
+    saved = (weights, phi_k, kv_mean, inverse, v_aug, v_scaled, scale, k, projection)
+    return weights @ kv_mean, saved
 
 
 class FavorContraction(torch.autograd.Function):
@@ -101,15 +165,16 @@ class FavorContraction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         """Gradients of q', k' and V (the ratio's, see the module docstring); none for W."""
-        phi_q, phi_k, kv, v_aug, v_scaled, scale, k, projection = ctx.saved_tensors
-        dtype = phi_q.dtype
+        weights, phi_k, kv_mean, inverse, v_aug, v_scaled, scale, k, projection = ctx.saved_tensors
+        dtype = weights.dtype
         wide = torch.promote_types(dtype, torch.float32)
         w = projection.to(dtype)  # (m, d)
-        e1, d = kv.shape[-1], w.shape[-1]
+        e1, d = kv_mean.shape[-1], w.shape[-1]
         grad = grad.to(dtype)  # (B, H, N, e+1)
-        grad_kv = phi_q.transpose(-1, -2) @ grad  # (B, H, m, e+1)
-        kv_w = (kv[..., :, :, None] * w[:, None, :]).flatten(-2)  # (B, H, m, (e+1) d)
-        reach_q = (phi_q @ kv_w).unflatten(-1, (e1, d))  # (B, H, N, e+1, d)
+        # phi_q = weights / R, so phi_q^T G = (weights^T G) / R and phi_q KV = weights (KV / R)
+        grad_kv = ((weights.transpose(-1, -2) @ grad) * inverse).to(dtype)  # (B, H, m, e+1)
+        kv_w = (kv_mean[..., :, :, None] * w[:, None, :]).flatten(-2)  # (B, H, m, (e+1) d)
+        reach_q = (weights @ kv_w).unflatten(-1, (e1, d))  # (B, H, N, e+1, d)
         grad_q = torch.einsum("bhnc,bhnca->bhna", grad.to(wide), reach_q.to(wide))
         dkv_w = (grad_kv[..., :, :, None] * w[:, None, :]).flatten(-2)  # (B, H, m, (e+1) d)
         both = phi_k @ torch.cat((grad_kv, dkv_w), dim=-1)  # (B, H, N, (e+1)(d+1))

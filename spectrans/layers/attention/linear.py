@@ -54,7 +54,12 @@ from torch import Tensor
 
 from spectrans.kernels.favor import PositiveRandomFeatures
 from spectrans.kernels.rff import FeatureMap
-from spectrans.layers.attention.favor_contract import favor_contract, fused_is_cheaper
+from spectrans.layers.attention.favor_contract import (
+    biased_logits,
+    favor_contract,
+    fused_is_cheaper,
+    log_reach_bias,
+)
 
 
 def safe_normaliser(
@@ -312,10 +317,6 @@ def _drop_masked(v_aug: Tensor, keep: Tensor | None) -> Tensor:
     return v_aug if keep is None else torch.where(keep, v_aug, 0.0)
 
 
-REACH_FLOOR = 2.0**-100
-"""Features whose key sum is below this fraction of the head's largest are dropped."""
-
-
 def favor_bidirectional(
     kernel: PositiveRandomFeatures, q: Tensor, k_feat: Tensor, v_aug: Tensor
 ) -> Tensor:
@@ -332,10 +333,10 @@ def favor_bidirectional(
     features ``softmax(L)`` of :func:`~spectrans.kernels.favor.favor_factors` leave the
     normaliser at :math:`\sum_f \mathrm{softmax}(L)_f R_f`, which underflows when a query's
     largest features miss every key's by more than the float range, and the gradient of the
-    ratio then divides by 0. Features with :math:`R_f` below ``REACH_FLOOR`` times the head's
-    largest are dropped (they weigh less than :math:`2^{-100}` unless a query's logits differ
-    by more than 69 between features). The mean :math:`(KV)_f / R_f` is differentiated as
-    :math:`(d(KV)_f - \bar v_f\, dR_f) / R_f` (no :math:`R_f^2`, which would underflow).
+    ratio then divides by 0. Features with small :math:`R_f` are dropped
+    (:func:`~spectrans.layers.attention.favor_contract.reached_features`). The mean
+    :math:`(KV)_f / R_f` is differentiated as :math:`(d(KV)_f - \bar v_f\, dR_f) / R_f` (no
+    :math:`R_f^2`, which would underflow).
 
     Args:
         kernel: The FAVOR+ feature map (its projection ``W``).
@@ -350,18 +351,15 @@ def favor_bidirectional(
     wide = torch.promote_types(kv.dtype, torch.float32)
     kv = kv.to(wide)
     reach = kv[..., -1:]  # (B, H, m, 1): R_f
-    floor = REACH_FLOOR * reach.detach().amax(-2, keepdim=True)  # (B, H, 1, 1)
-    reached = (reach.detach() >= floor) & (reach.detach() > 0)  # (B, H, m, 1)
+    bias, reached = log_reach_bias(reach)  # (B, H, 1, m), (B, H, m, 1)
     safe = torch.where(reached, reach, 1.0)  # (B, H, m, 1)
     inverse = safe.detach().reciprocal()  # (B, H, m, 1)
     mean_value = (kv * inverse).detach()  # (B, H, m, e+1): (KV)_f / R_f
     mean = (kv - mean_value * safe) * inverse + mean_value  # same value, gradient of KV / R
     mean = torch.where(reached, mean, 0.0)[..., :-1]  # (B, H, m, e)
-    bias = torch.where(reached, safe.log(), -math.inf)  # (B, H, m, 1)
-    bias = torch.where(reached.any(-2, keepdim=True), bias, 0.0)  # no visible key: out is 0
     x = q * q.shape[-1] ** -0.25  # (B, H, N, d)
-    logits = x @ kernel.snapshot(kernel.projection).to(x.dtype).T  # (B, H, N, m)
-    weights = torch.softmax(logits + bias.transpose(-1, -2).to(logits.dtype), dim=-1)
+    w_t = kernel.snapshot(kernel.projection).to(x.dtype).T  # (d, m)
+    weights = torch.softmax(biased_logits(x, w_t, bias), dim=-1)  # (B, H, N, m)
     return (weights @ mean.to(weights.dtype)).to(wide)  # (B, H, N, m) @ (m, e) -> (B, H, N, e)
 
 
