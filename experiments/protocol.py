@@ -36,12 +36,28 @@ def _get(tree: Any, dotted: str) -> Any:
     return tree
 
 
+EXECUTION_KEYS = (
+    "compile",
+    "compile_mode",
+    "task.generate.workers",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.persistent_workers",
+    "data.prefetch_factor",
+    "trainer.max_time",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.profiler",
+    "trainer.log_every_n_steps",
+)
+"""Keys that change how fast a run goes or what it prints, never which steps it takes: they may
+also differ between the segments of one resumed run (:mod:`experiments.resume`)."""
+
 FREE_KEYS = (
+    *EXECUTION_KEYS,
     "name",
     "seed",
     "resume",
-    "compile",
-    "compile_mode",
     "paths",
     "logger",
     "callbacks",
@@ -51,11 +67,6 @@ FREE_KEYS = (
     "debug",
     "task.cache",
     "task.pad_to",
-    "task.generate.workers",
-    "data.num_workers",
-    "data.pin_memory",
-    "data.persistent_workers",
-    "data.prefetch_factor",
     "data.batch_size",
     "trainer.accumulate_grad_batches",
     "trainer.accelerator",
@@ -63,11 +74,6 @@ FREE_KEYS = (
     "trainer.num_nodes",
     "trainer.strategy",
     "trainer.precision",
-    "trainer.max_time",
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "trainer.profiler",
-    "trainer.log_every_n_steps",
     "trainer.deterministic",
     "trainer.benchmark",
 )

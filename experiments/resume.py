@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from experiments.config import ConfigError
 from experiments.portable import portable_config
+from experiments.protocol import EXECUTION_KEYS
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
 
@@ -178,27 +179,13 @@ class ResumeError(ConfigError):
 RESUMABLE = ("running", "incomplete", "interrupted")
 """Statuses that ``resume`` continues (``running``: killed before it could record more)."""
 
-IGNORED_KEYS = (
-    "resume",
-    "paths.run_dir",
-    "trainer.max_time",
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "trainer.log_every_n_steps",
-    "trainer.profiler",
-    "compile",
-    "compile_mode",
-    "task.generate.workers",
-    "data.num_workers",
-    "data.pin_memory",
-    "data.persistent_workers",
-    "data.prefetch_factor",
-)
+IGNORED_KEYS = ("resume", "paths.run_dir", *EXECUTION_KEYS)
 """Config keys that may change between segments of one run.
 
-They say how fast or where a segment runs, not which steps it takes: the training order is a
-function of ``(seed, global_step)`` (:class:`StepAlignedSampler`), whatever the number of
-loader workers, and a compiled step computes the same function as the eager one.
+Besides the resume request and the run folder, the execution keys: they say how fast a
+segment runs, not which steps it takes. The training order is a function of
+``(seed, global_step)`` (:class:`StepAlignedSampler`), whatever the number of loader workers,
+and a compiled step computes the same function as the eager one.
 """
 
 
