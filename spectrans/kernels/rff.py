@@ -239,13 +239,6 @@ class RandomFeatureMap(FeatureMap):
         return {"projection": self.draw_projection(self.projection.device)}
 
     @torch.no_grad()
-    def redraw(self) -> None:
-        """Draw fresh random buffers (in place) and reset the counter."""
-        for name, fresh in self.fresh_buffers().items():
-            getattr(self, name).copy_(fresh)
-        self.calls_since_redraw.zero_()
-
-    @torch.no_grad()
     def maybe_redraw(self) -> bool | Tensor:
         """Count one training call; redraw when ``redraw_interval`` calls have passed.
 
