@@ -33,9 +33,22 @@ from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 
 
-def _complex_linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    """Blockwise ``x @ w + b``: x (..., C, i) complex, w (C, i, o) complex, b (C, o) complex."""
-    return torch.einsum("...ci,cio->...co", x, w) + b
+def _real_form(w: Tensor) -> Tensor:
+    r"""The real matrix of a blockwise complex weight, ``w`` (C, i, o, 2) -> (C, 2i, 2o).
+
+    With :math:`W = W_r + i W_i` and a complex row vector :math:`x = x_r + i x_i` stored as
+    :math:`[x_r, x_i]`, :math:`xW = (x_r W_r - x_i W_i) + i(x_r W_i + x_i W_r)`, which is
+    :math:`[x_r, x_i] \begin{bmatrix} W_r & W_i \\ -W_i & W_r \end{bmatrix}`.
+    """
+    wr, wi = w.unbind(-1)  # (C, i, o) each
+    top = torch.cat([wr, wi], dim=-1)  # (C, i, 2o)
+    bottom = torch.cat([-wi, wr], dim=-1)  # (C, i, 2o)
+    return torch.cat([top, bottom], dim=-2)  # (C, 2i, 2o)
+
+
+def _real_bias(b: Tensor) -> Tensor:
+    """A complex bias ``b`` (C, o, 2) stored as ``[b_r, b_i]``: (C, 2o)."""
+    return b.transpose(-1, -2).flatten(-2)  # (C, 2o)
 
 
 @register_mixer(
@@ -86,25 +99,35 @@ class AFNOMixing(MixingLayer):
         self.w2 = nn.Parameter(0.02 * torch.randn(c, inner, b, 2))
         self.b2 = nn.Parameter(0.02 * torch.randn(c, b, 2))
 
-    def mix_modes(self, spec: Tensor) -> Tensor:
-        """The block MLP and shrinkage on modes ``spec`` (..., K, D) complex; same shape."""
+    def mix_modes(self, spec: Tensor, bins: int | None = None) -> Tensor:
+        """The block MLP and shrinkage on modes ``spec`` (..., K, D) complex.
+
+        Computed in real arithmetic on ``[real, imag]`` halves (:func:`_real_form`), and the
+        result is zero-padded to ``bins`` modes (default K) before it is viewed as complex:
+        complex values exist only at the FFTs' input and output, so a compiled graph has no
+        kernel over complex elements.
+
+        Returns:
+            ``(..., bins, D)`` complex.
+        """
         dtype = spec.real.dtype
-        w1, b1, w2, b2 = (
-            torch.view_as_complex(p.to(dtype).contiguous())
-            for p in (self.w1, self.b1, self.w2, self.b2)
-        )
-        blocks = spec.reshape(*spec.shape[:-1], self.num_blocks, -1)  # (..., K, C, b)
-        o1 = _complex_linear(blocks, w1, b1)  # (..., K, C, b f)
-        o1 = torch.complex(F.relu(o1.real), F.relu(o1.imag))
-        o2 = _complex_linear(o1, w2, b2)  # (..., K, C, b)
-        lam = self.sparsity_threshold
-        z = torch.complex(F.softshrink(o2.real, lam), F.softshrink(o2.imag, lam))
-        return z.reshape(spec.shape)
+        w1, w2 = (_real_form(p.to(dtype)) for p in (self.w1, self.w2))  # (C, 2i, 2o)
+        b1, b2 = (_real_bias(p.to(dtype)) for p in (self.b1, self.b2))  # (C, 2o)
+        parts = torch.view_as_real(spec)  # (..., K, D, 2)
+        parts = parts.reshape(*spec.shape[:-1], self.num_blocks, -1, 2)  # (..., K, C, b, 2)
+        x = parts.transpose(-1, -2).flatten(-2)  # (..., K, C, 2b): [real, imag]
+        o1 = F.relu(torch.einsum("...ci,cio->...co", x, w1) + b1)  # (..., K, C, 2bf)
+        o2 = torch.einsum("...ci,cio->...co", o1, w2) + b2  # (..., K, C, 2b)
+        z = F.softshrink(o2, self.sparsity_threshold)  # on real and imaginary parts alike
+        z = z.unflatten(-1, (2, -1)).transpose(-1, -2).flatten(-3, -2)  # (..., K, D, 2)
+        k = spec.shape[-2]
+        z = F.pad(z, (0, 0, 0, 0, 0, (bins or k) - k))  # (..., bins, D, 2), zero modes >= K
+        return torch.view_as_complex(z.contiguous())  # (..., bins, D)
 
     def mix(self, x: Tensor) -> Tensor:
         """AFNO mixing of ``x`` (B, N, D) over its rFFT modes."""
         n = x.shape[1]
         spec = torch.fft.rfft(x, dim=1, norm="ortho")  # (B, F, D)
         k = spec.shape[1] if self.modes is None else min(self.modes, spec.shape[1])
-        mixed = self.mix_modes(spec[:, :k])  # (B, K, D)
-        return torch.fft.irfft(mixed, n=n, dim=1, norm="ortho")  # (B, N, D), zero modes >= K
+        mixed = self.mix_modes(spec[:, :k], bins=spec.shape[1])  # (B, F, D), zero modes >= K
+        return torch.fft.irfft(mixed, n=n, dim=1, norm="ortho")  # (B, N, D)

@@ -98,3 +98,20 @@ def test_padding_is_exact_and_causal_refused(name: str) -> None:
 def test_afno_blocks_must_divide_width() -> None:
     with pytest.raises(Exception, match="divisible by num_blocks"):
         build_layer({"name": "afno", "hidden_dim": 12, "num_blocks": 5})
+
+
+@pytest.mark.parametrize("modes", [None, 3])
+def test_afno_keeps_complex_values_at_the_ffts_only(modes: int | None) -> None:
+    """Between the rFFT and the inverse rFFT every computed tensor is real (only views are
+    complex), so a compiler never has to generate a kernel over complex elements."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    layer = AFNOMixing(hidden_dim=16, num_blocks=4, modes=modes)
+    graph = make_fx(lambda x: layer.mix(x))(torch.randn(2, 12, 16)).graph
+    complex_ops = {
+        str(node.target)
+        for node in graph.nodes
+        if isinstance(node.meta.get("val"), torch.Tensor) and node.meta["val"].is_complex()
+    }
+    views = {"aten.alias.default", "aten.view.default", "aten.slice.Tensor"}
+    assert complex_ops - views == {"aten._fft_r2c.default", "aten.view_as_complex.default"}
