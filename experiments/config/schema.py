@@ -11,6 +11,7 @@ those objects.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -91,6 +92,16 @@ class ExperimentConfig(StrictModel):
                     f"model.max_sequence_length = {model_length} is shorter than "
                     f"task.max_length = {task_length}; raise model.max_sequence_length to at "
                     f"least {task_length} (or leave it at its default, the task length)"
+                )
+        positional = getattr(self.model, "positional_encoding", None) or getattr(
+            self.model, "positional_encoding_type", None
+        )
+        if positional == "sinusoidal2d" and isinstance(task_length, int):
+            if math.isqrt(task_length) ** 2 != task_length:
+                raise ValueError(
+                    f"model.positional_encoding = 'sinusoidal2d' needs a square image, but "
+                    f"task={self.task.name} has sequences of {task_length} tokens; use it with "
+                    "task=image, pathfinder or pathx, or choose sinusoidal or learned"
                 )
         if self.scheduler.name == "cosine" and self.trainer.max_steps <= 0:
             raise ValueError(

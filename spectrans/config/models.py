@@ -22,9 +22,10 @@ from pydantic import Field, model_validator
 
 from spectrans.config.core import InitWeightsMode, StrictModel, check_divides
 
-PositionalEncodingType = Literal["sinusoidal", "learned", "rotary", "alibi", "none"]
-"""``sinusoidal``/``learned`` are added to the embeddings; ``rotary``/``alibi`` are handed to the
-token mixer (``use_rope=True`` / ``alibi=True``) and refused by mixers that cannot honour them."""
+PositionalEncodingType = Literal["sinusoidal", "sinusoidal2d", "learned", "rotary", "alibi", "none"]
+"""``sinusoidal``/``sinusoidal2d``/``learned`` are added to the embeddings (``sinusoidal2d``: row
+and column of a row-major square image); ``rotary``/``alibi`` are handed to the token mixer
+(``use_rope=True`` / ``alibi=True``) and refused by mixers that cannot honour them."""
 PoolingType = Literal["cls", "mean", "last"]
 RetrievalInteraction = Literal["concat4", "concat2"]
 """``concat4``: ``[u, v, u*v, u-v]``; ``concat2``: ``[u, v]``."""

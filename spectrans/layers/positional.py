@@ -1,7 +1,14 @@
-"""Positional information: additive encodings and the options handed to token mixers.
+r"""Positional information: additive encodings and the options handed to token mixers.
 
 - ``sinusoidal``: ``PE[p, 2i] = sin(p / 10000^(2i/D))``, ``PE[p, 2i+1] = cos(p / 10000^(2i/D))``,
   added to the embeddings; computed for any length.
+- ``sinusoidal2d``: for a row-major square image of side :math:`S = \sqrt{N}` (pixel ``p`` at
+  row :math:`r = \lfloor p / S \rfloor`, column :math:`c = p \bmod S`),
+  ``PE[p] = [PE_{D_r}(r), PE_{D - D_r}(c)]`` with :math:`D_r = \lceil D/2 \rceil` and
+  :math:`PE_k` the sinusoidal table of width ``k``. Both coordinates are then smooth functions
+  of a few features; in the 1-D table the column is not (no period
+  :math:`2\pi \cdot 10000^{2i/D}` divides ``S``, so the features of one column differ from
+  row to row). ``N`` must be a perfect square.
 - ``learned``: a table ``E[p]`` of ``max_sequence_length`` rows added to the embeddings; a
   longer sequence fails with a message naming the limit and ``model.max_sequence_length``.
 - ``rotary``, ``alibi``: never added to hidden states. They are options of the token mixer
@@ -61,6 +68,55 @@ class SinusoidalPositionalEncoding(nn.Module):
         return x + table[None]  # (B, N, D)
 
 
+def image_sinusoidal_table(
+    seq_len: int,
+    hidden_dim: int,
+    *,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Row and column sinusoidal table ``(S * S, hidden_dim)`` of a row-major ``S x S`` image.
+
+    Raises:
+        ValueError: ``seq_len`` is not a perfect square.
+    """
+    side = math.isqrt(seq_len)
+    if side * side != seq_len:
+        raise ValueError(
+            f"positional_encoding='sinusoidal2d' needs a square image, but the sequence has "
+            f"{seq_len} positions, which is not a perfect square; use sinusoidal or learned"
+        )
+    row_dim = (hidden_dim + 1) // 2
+    rows = sinusoidal_table(side, row_dim, device=device, dtype=dtype)  # (S, D_r)
+    cols = sinusoidal_table(side, hidden_dim - row_dim, device=device, dtype=dtype)  # (S, D_c)
+    return torch.cat(
+        [
+            rows[:, None].expand(side, side, row_dim),  # (S, S, D_r): row r of pixel (r, c)
+            cols[None, :].expand(side, side, hidden_dim - row_dim),  # (S, S, D_c): column c
+        ],
+        dim=-1,
+    ).reshape(seq_len, hidden_dim)  # (N, D), row-major
+
+
+class ImageSinusoidalPositionalEncoding(nn.Module):
+    """Add :func:`image_sinusoidal_table`: row and column encodings of a square image.
+
+    Args:
+        hidden_dim: Model width D.
+    """
+
+    def __init__(self, hidden_dim: int) -> None:
+        super().__init__()
+        self.hidden_dim = hidden_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, N, D) with N = S * S -> x + PE2d[:N]."""
+        table = image_sinusoidal_table(
+            x.shape[1], self.hidden_dim, device=x.device, dtype=x.dtype
+        )  # (N, D)
+        return x + table[None]  # (B, N, D)
+
+
 class LearnedPositionalEncoding(nn.Module):
     """Add a learned table ``E`` of ``max_sequence_length`` rows (init normal, std 0.02).
 
@@ -103,13 +159,15 @@ def build_positional_encoding(
     """Additive encoding module for ``kind`` (identity for rotary, alibi and none)."""
     if kind == "sinusoidal":
         return SinusoidalPositionalEncoding(hidden_dim)
+    if kind == "sinusoidal2d":
+        return ImageSinusoidalPositionalEncoding(hidden_dim)
     if kind == "learned":
         return LearnedPositionalEncoding(hidden_dim, max_sequence_length, config_key)
     if kind in ("rotary", "alibi", "none"):
         return nn.Identity()
     raise ValueError(
-        f"unknown positional encoding '{kind}'; choose one of sinusoidal, learned, "
-        f"rotary, alibi, none"
+        f"unknown positional encoding '{kind}'; choose one of sinusoidal, sinusoidal2d, "
+        f"learned, rotary, alibi, none"
     )
 
 
@@ -131,6 +189,6 @@ def apply_positional_to_mixer(kind: str, mixer_config: ConfigT) -> ConfigT:
         raise ValueError(
             f"positional_encoding='{kind}' cannot be used with the "
             f"'{getattr(mixer_config, 'name', type(mixer_config).__name__)}' "
-            f"token mixer: it has no {what}; choose sinusoidal, learned or none"
+            f"token mixer: it has no {what}; choose sinusoidal, sinusoidal2d, learned or none"
         )
     return with_fields(mixer_config, **{option: True})

@@ -137,3 +137,9 @@ def test_max_time_of_zero_is_refused_and_a_valid_one_accepted() -> None:
     assert "zero" in _error(["trainer.max_time=00:00:00:00"])
     config = validate_experiment(_raw(["trainer.max_time=00:00:07:30"]))
     assert config.trainer.max_time == "00:00:07:30"
+
+
+def test_image_positions_need_a_square_sequence() -> None:
+    message = _error(["task=listops", "model.positional_encoding=sinusoidal2d"])
+    assert "sinusoidal2d" in message and "2000 tokens" in message
+    validate_experiment(_raw(["task=pathfinder", "model.positional_encoding=sinusoidal2d"]))

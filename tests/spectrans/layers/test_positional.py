@@ -1,4 +1,4 @@
-"""Positional encodings: sinusoidal oracle, learned limit, rotary/alibi routed to the mixer."""
+"""Positional encodings: sinusoidal and image oracles, learned limit, rotary/alibi to the mixer."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from spectrans.config.layers import FNetMixingConfig, LSTAttentionConfig, SoftmaxAttentionConfig
 from spectrans.layers.positional import (
+    ImageSinusoidalPositionalEncoding,
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
     apply_positional_to_mixer,
@@ -32,6 +33,34 @@ def test_sinusoidal_works_at_any_length_and_odd_width() -> None:
     out = SinusoidalPositionalEncoding(5)(x)
     assert out.shape == x.shape
     assert torch.allclose(out[0, 3], sinusoidal_table(5000, 5)[3])
+
+
+def _sincos(pos: int, i: int, width: int) -> float:
+    """Entry ``i`` of the width-``width`` sinusoidal encoding of ``pos``, written out."""
+    angle = pos / 10000 ** (2 * (i // 2) / width)
+    return math.sin(angle) if i % 2 == 0 else math.cos(angle)
+
+
+@pytest.mark.parametrize(("side", "d"), [(1, 4), (3, 6), (4, 7), (5, 8)])
+def test_image_sinusoidal_encodes_row_then_column(side: int, d: int) -> None:
+    x = torch.zeros(2, side * side, d, dtype=torch.float64)
+    out = ImageSinusoidalPositionalEncoding(d)(x)
+    row_dim = (d + 1) // 2
+    for p in range(side * side):
+        r, c = divmod(p, side)  # row-major pixel p
+        for i in range(d):
+            want = _sincos(r, i, row_dim) if i < row_dim else _sincos(c, i - row_dim, d - row_dim)
+            assert out[1, p, i].item() == pytest.approx(want, abs=1e-12)
+
+
+def test_image_sinusoidal_tells_pixels_apart_and_refuses_a_non_square_length() -> None:
+    table = build_positional_encoding("sinusoidal2d", 8, 0)(torch.zeros(1, 16, 8))[0]  # (16, 8)
+    assert torch.cdist(table, table).add(torch.eye(16)).min() > 0  # every pixel distinct
+    with pytest.raises(ValueError) as info:
+        build_positional_encoding("sinusoidal2d", 8, 0)(torch.zeros(1, 15, 8))
+    message = str(info.value)
+    assert "15 positions" in message and "not a perfect square" in message
+    assert "\n" not in message
 
 
 def test_learned_adds_its_table_and_fails_over_its_limit() -> None:
