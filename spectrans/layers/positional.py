@@ -51,23 +51,6 @@ def sinusoidal_table(
     return table.to(dtype)
 
 
-class SinusoidalPositionalEncoding(nn.Module):
-    """Add the fixed sinusoidal table; works at any length.
-
-    Args:
-        hidden_dim: Model width D.
-    """
-
-    def __init__(self, hidden_dim: int) -> None:
-        super().__init__()
-        self.hidden_dim = hidden_dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (B, N, D) -> x + PE[:N]."""
-        table = sinusoidal_table(x.shape[1], self.hidden_dim, device=x.device, dtype=x.dtype)
-        return x + table[None]  # (B, N, D)
-
-
 def image_sinusoidal_table(
     seq_len: int,
     hidden_dim: int,
@@ -98,22 +81,26 @@ def image_sinusoidal_table(
     ).reshape(seq_len, hidden_dim)  # (N, D), row-major
 
 
-class ImageSinusoidalPositionalEncoding(nn.Module):
-    """Add :func:`image_sinusoidal_table`: row and column encodings of a square image.
+class SinusoidalPositionalEncoding(nn.Module):
+    """Add a fixed sinusoidal table, of the 1-D position or of an image's row and column.
+
+    :func:`sinusoidal_table` works at any length; with ``image=True``,
+    :func:`image_sinusoidal_table` needs a row-major square image.
 
     Args:
         hidden_dim: Model width D.
+        image: Encode the row and the column of a square image instead of the 1-D position.
     """
 
-    def __init__(self, hidden_dim: int) -> None:
+    def __init__(self, hidden_dim: int, image: bool = False) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
+        self.image = image
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (B, N, D) with N = S * S -> x + PE2d[:N]."""
-        table = image_sinusoidal_table(
-            x.shape[1], self.hidden_dim, device=x.device, dtype=x.dtype
-        )  # (N, D)
+        """x: (B, N, D) -> x + PE[:N]."""
+        make = image_sinusoidal_table if self.image else sinusoidal_table
+        table = make(x.shape[1], self.hidden_dim, device=x.device, dtype=x.dtype)  # (N, D)
         return x + table[None]  # (B, N, D)
 
 
@@ -160,7 +147,7 @@ def build_positional_encoding(
     if kind == "sinusoidal":
         return SinusoidalPositionalEncoding(hidden_dim)
     if kind == "sinusoidal2d":
-        return ImageSinusoidalPositionalEncoding(hidden_dim)
+        return SinusoidalPositionalEncoding(hidden_dim, image=True)
     if kind == "learned":
         return LearnedPositionalEncoding(hidden_dim, max_sequence_length, config_key)
     if kind in ("rotary", "alibi", "none"):

@@ -9,7 +9,6 @@ import torch
 
 from spectrans.config.layers import FNetMixingConfig, LSTAttentionConfig, SoftmaxAttentionConfig
 from spectrans.layers.positional import (
-    ImageSinusoidalPositionalEncoding,
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
     apply_positional_to_mixer,
@@ -44,7 +43,7 @@ def _sincos(pos: int, i: int, width: int) -> float:
 @pytest.mark.parametrize(("side", "d"), [(1, 4), (3, 6), (4, 7), (5, 8)])
 def test_image_sinusoidal_encodes_row_then_column(side: int, d: int) -> None:
     x = torch.zeros(2, side * side, d, dtype=torch.float64)
-    out = ImageSinusoidalPositionalEncoding(d)(x)
+    out = SinusoidalPositionalEncoding(d, image=True)(x)
     row_dim = (d + 1) // 2
     for p in range(side * side):
         r, c = divmod(p, side)  # row-major pixel p
