@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     where = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else f"CPU ({torch.get_num_threads()} threads)"
+        else f"CPU ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})"
     )
     emit(
         [
