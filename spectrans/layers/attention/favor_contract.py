@@ -81,17 +81,18 @@ DROPPED_LOGIT = -1e30
 """Bias of a dropped feature: its softmax weight is exactly 0 (and its gradients are finite)."""
 
 
-def log_reach_bias(reach: Tensor) -> tuple[Tensor, Tensor]:
-    """``log R`` (..., 1, m) with dropped features at :data:`DROPPED_LOGIT`, and ``reached``.
+def log_reach_bias(reach: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``log R`` (..., 1, m), dropped features at :data:`DROPPED_LOGIT`; ``reached``; safe sums.
 
-    ``reach`` (..., m, 1) are the key sums (with gradient or not). No key at all (every
-    ``R = 0``): the bias is 0, so a softmax over it stays finite (its values are then 0).
+    The safe key sums are ``where(reached, R, 1)`` (..., m, 1). ``reach`` (..., m, 1) are the
+    key sums (with gradient or not; the safe sums carry it). No key at all (every ``R = 0``):
+    the bias is 0, so a softmax over it stays finite (its values are then 0).
     """
     reached = reached_features(reach.detach())  # (..., m, 1)
     safe = torch.where(reached, reach, 1.0)  # (..., m, 1)
     bias = torch.where(reached, safe.log(), DROPPED_LOGIT)  # (..., m, 1)
     bias = torch.where(reached.any(-2, keepdim=True), bias, 0.0)  # (..., m, 1)
-    return bias.transpose(-1, -2), reached  # (..., 1, m), (..., m, 1)
+    return bias.transpose(-1, -2), reached, safe  # (..., 1, m), (..., m, 1), (..., m, 1)
 
 
 def biased_logits(x: Tensor, w_t: Tensor, bias: Tensor) -> Tensor:
@@ -115,9 +116,9 @@ def query_weights(x: Tensor, w_t: Tensor, kv: Tensor) -> tuple[Tensor, Tensor]:
     No key at all (every ``R = 0``): ``1 / R = 0``, so the output is 0.
     """
     reach = kv[..., -1:].detach().to(torch.promote_types(kv.dtype, torch.float32))  # (.., m, 1)
-    bias, reached = log_reach_bias(reach)  # (..., 1, m), (..., m, 1)
+    bias, reached, safe = log_reach_bias(reach)  # (..., 1, m), (..., m, 1), (..., m, 1)
     weights = torch.softmax(biased_logits(x, w_t, bias), dim=-1)  # (..., N, m)
-    return weights, torch.where(reached, reach, 1.0).reciprocal() * reached  # (..., m, 1)
+    return weights, safe.reciprocal() * reached  # (..., m, 1)
 
 
 def _key_factors(logits: Tensor, k: Tensor, key_mask: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -351,8 +351,7 @@ def favor_bidirectional(
     wide = torch.promote_types(kv.dtype, torch.float32)
     kv = kv.to(wide)
     reach = kv[..., -1:]  # (B, H, m, 1): R_f
-    bias, reached = log_reach_bias(reach)  # (B, H, 1, m), (B, H, m, 1)
-    safe = torch.where(reached, reach, 1.0)  # (B, H, m, 1)
+    bias, reached, safe = log_reach_bias(reach)  # (B, H, 1, m), (B, H, m, 1), (B, H, m, 1)
     inverse = safe.detach().reciprocal()  # (B, H, m, 1)
     mean_value = (kv * inverse).detach()  # (B, H, m, e+1): (KV)_f / R_f
     mean = (kv - mean_value * safe) * inverse + mean_value  # same value, gradient of KV / R
