@@ -64,12 +64,25 @@ def make_cnn(channels: int = 48) -> nn.Module:
     )
 
 
+def split_pixels(datamodule, split: str) -> tuple[np.ndarray, Tensor]:  # noqa: ANN001
+    """``(pixels (M, N) uint8, labels (M,) int64)`` of a split of the Pathfinder data module."""
+    arrays = datamodule.datasets[split].arrays
+    labels = torch.from_numpy(np.array(arrays["labels"], dtype=np.int64))  # (M,)
+    return np.array(arrays["tokens"], dtype=np.uint8).reshape(len(labels), -1), labels
+
+
 def split_images(datamodule, split: str, resolution: int) -> tuple[Tensor, Tensor]:  # noqa: ANN001
     """``(images (M, 1, R, R) uint8, labels (M,))`` of a split of the Pathfinder data module."""
-    arrays = datamodule.datasets[split].arrays
-    tokens = np.array(arrays["tokens"], dtype=np.uint8).reshape(-1, resolution, resolution)
-    labels = np.array(arrays["labels"], dtype=np.int64)  # (M,)
-    return torch.from_numpy(tokens).unsqueeze(1), torch.from_numpy(labels)  # (M, 1, R, R)
+    pixels, labels = split_pixels(datamodule, split)  # (M, R * R), (M,)
+    images = torch.from_numpy(pixels).view(-1, 1, resolution, resolution)  # (M, 1, R, R)
+    return images, labels
+
+
+def pick_device(choice: str) -> torch.device:
+    """``auto`` (CUDA when there is one, else the CPU), ``cpu`` or ``cuda``."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
 
 
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, device: torch.device) -> float:
@@ -118,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     dm = build_datamodule(exp)  # as train.py builds it: same files, same split
     dm.prepare_data()
     dm.setup("fit")
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
+    device = pick_device(args.device)
     x_train, y_train = split_images(dm, "train", args.resolution)
     x_val, y_val = split_images(dm, "val", args.resolution)
     torch.manual_seed(args.seed)

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from experiments.config.compose import compose_experiment
+from experiments.pathfinder_check import pick_device, split_pixels
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.results import git_commit
 
@@ -46,10 +47,8 @@ TARGETS = ("rows", "columns", "labels")
 
 def split_tokens(datamodule, split: str) -> tuple[Tensor, Tensor]:  # noqa: ANN001
     """``(tokens (M, N) int64, labels (M,) int64)`` of a split of the Pathfinder data module."""
-    arrays = datamodule.datasets[split].arrays
-    labels = torch.from_numpy(np.array(arrays["labels"], dtype=np.int64))  # (M,)
-    tokens = np.array(arrays["tokens"], dtype=np.uint8).reshape(len(labels), -1)  # (M, N)
-    return torch.from_numpy(tokens.astype(np.int64)), labels
+    pixels, labels = split_pixels(datamodule, split)  # (M, N) uint8, (M,)
+    return torch.from_numpy(pixels.astype(np.int64)), labels
 
 
 def probe_labels(tokens: Tensor, labels: Tensor, target: str) -> Tensor:
@@ -122,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     y_train = probe_labels(x_train, y_train, args.target)
     y_val = probe_labels(x_val, y_val, args.target)
     majority = max(y_val.float().mean().item(), 1 - y_val.float().mean().item())
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
+    device = pick_device(args.device)
     x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
     torch.manual_seed(args.seed)
     model = build_model(exp, dm).to(device).train()
