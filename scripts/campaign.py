@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -203,6 +203,16 @@ def schedule(queue: list[Run], pool: GpuPool, limit: int | None = None) -> list[
         pool.take(g, share)
         placed.append((run, g))
     return placed
+
+
+def work_queue(runs: list[Run], launched: Container[tuple[str, str, int]] = ()) -> list[Run]:
+    """The runs still to train, resumable ones first, each group in plan order.
+
+    A partial run needs fewer steps than a fresh one to become a record, and each one finished
+    is one checkpoint fewer to keep or carry between machines.
+    """
+    todo = [r for r in runs if r.state in ("left", "partial") and r.key not in launched]
+    return [r for r in todo if r.state == "partial"] + [r for r in todo if r.state == "left"]
 
 
 def max_time(seconds: float) -> str:
@@ -656,11 +666,7 @@ class Campaign:
         self.launched: set[tuple[str, str, int]] = set()
         stop_launching = False
         while True:
-            queue = [
-                r
-                for r in self.runs
-                if r.state in ("left", "partial") and r.key not in self.launched
-            ]
+            queue = work_queue(self.runs, self.launched)
             left = self.deadline_left()
             if left is not None and left - 60 * self.args.margin_min < 60 * self.args.min_run_min:
                 stop_launching = True
@@ -729,7 +735,7 @@ def _restore(archive: str, plan: Plan) -> int:
 def _dry_run(campaign: Campaign, plan: Plan, args: argparse.Namespace, gpus: int) -> int:
     """``--dry-run``: print the ledger and the commands of the first wave."""
     print(campaign.ledger(gpus), end="")
-    queue = [r for r in campaign.runs if r.state in ("left", "partial")]
+    queue = work_queue(campaign.runs)
     pool = GpuPool(max(gpus, 1))
     print(f"first wave on {max(gpus, 1)} GPU(s) (then the next runs as these end):")
     for run, g in schedule(queue, pool, args.max_runs):

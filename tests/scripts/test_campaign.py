@@ -329,6 +329,15 @@ def test_pool_gives_back_capacity() -> None:
     assert len(campaign.schedule(_runs("PPPPP"), pool, limit=2)) == 2
 
 
+def test_work_queue_puts_resumable_runs_first_and_skips_launched_ones() -> None:
+    runs = _runs("LPLPL")
+    states = ["left", "done", "partial", "left", "partial"]
+    for run, state in zip(runs, states, strict=True):
+        run.state = state
+    assert [r.seed for r in campaign.work_queue(runs)] == [2, 4, 0, 3]
+    assert [r.seed for r in campaign.work_queue(runs, {runs[4].key, runs[0].key})] == [2, 3]
+
+
 # ----------------------------------------------------------------------------- commands
 
 
