@@ -105,6 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deadline-min", type=float, default=None, help="stop runs within this")
     p.add_argument("--margin-min", type=float, default=1.5, help="deadline - max_time per run")
     p.add_argument("--min-run-min", type=float, default=2.0, help="shortest segment launched")
+    p.add_argument(
+        "--finish-only",
+        action="store_true",
+        help="with --deadline-min: launch only runs expected to finish before it (for the last "
+        "command on a machine whose checkpoints cannot be carried away)",
+    )
     p.add_argument("--pack-dir", default=None, help="write campaign.tar.gz here")
     p.add_argument("--unpack", default=None, metavar="FILE", help="copy records to results")
     p.add_argument(
@@ -126,6 +132,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--run-workers", type=int, default=None, help="data.num_workers per run")
     args = p.parse_args(argv)
+    if args.finish_only and args.deadline_min is None:
+        p.error("--finish-only needs --deadline-min: without a deadline every run finishes")
     for name in ("gpus", "per_gpu", "slurm_jobs", "max_runs", "run_workers"):
         value = getattr(args, name)
         if value is not None and value < (0 if name in ("gpus", "max_runs", "run_workers") else 1):
@@ -453,6 +461,24 @@ class Campaign:
                     r.gpu_seconds = campaign_plan.gpu_seconds_of(d, wall)
                     r.note = f"resumable from {d.relative_to(self.output_dir)}"
 
+    def finishes(self, run: Run, seconds: float) -> bool:
+        """Whether ``run`` is expected to reach its last step within ``seconds`` of wall time.
+
+        Expected wall time = steps left x GPU-ms per step (the median over the variant's
+        records, which include start-up and compilation, else the plan's figure) x the runs
+        sharing its GPU.
+        """
+        rates, _ = campaign_plan.ms_per_step(self.runs, self.records, self.plan)
+        steps_left = max(0, run.max_steps - run.steps)
+        return steps_left * rates[(run.task, run.variant)] * run.per_gpu / 1000 <= seconds
+
+    def launchable(self, queue: list[Run]) -> list[Run]:
+        """``queue`` less, under ``--finish-only``, the runs that would not finish in time."""
+        left = self.deadline_left()
+        if not self.args.finish_only or left is None:
+            return queue
+        return [r for r in queue if self.finishes(r, left - 60 * self.args.margin_min)]
+
     def deadline_left(self) -> float | None:
         """Seconds left before ``--deadline-min``, or None without one."""
         if self.args.deadline_min is None:
@@ -666,7 +692,7 @@ class Campaign:
         self.launched: set[tuple[str, str, int]] = set()
         stop_launching = False
         while True:
-            queue = work_queue(self.runs, self.launched)
+            queue = self.launchable(work_queue(self.runs, self.launched))
             left = self.deadline_left()
             if left is not None and left - 60 * self.args.margin_min < 60 * self.args.min_run_min:
                 stop_launching = True
@@ -735,7 +761,7 @@ def _restore(archive: str, plan: Plan) -> int:
 def _dry_run(campaign: Campaign, plan: Plan, args: argparse.Namespace, gpus: int) -> int:
     """``--dry-run``: print the ledger and the commands of the first wave."""
     print(campaign.ledger(gpus), end="")
-    queue = work_queue(campaign.runs)
+    queue = campaign.launchable(work_queue(campaign.runs))
     pool = GpuPool(max(gpus, 1))
     print(f"first wave on {max(gpus, 1)} GPU(s) (then the next runs as these end):")
     for run, g in schedule(queue, pool, args.max_runs):

@@ -408,6 +408,26 @@ def test_dry_run_end_to_end(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(("deadline", "expected"), [("9", 2), ("6", 0)])
+def test_finish_only_launches_the_runs_expected_to_end_before_the_deadline(
+    tmp_path: Path, capsys, deadline: str, expected: int
+) -> None:
+    """ListOps: 5,000 steps x 60 ms = 5 min; Pathfinder: 62,400 x 6 ms x 4 per GPU = 25 min."""
+    plan = small_plan(tmp_path)
+    fake_record(tmp_path / "results", "lra-listops-softmax", 0, wall=300.0)
+    argv = ["--plan", str(plan), "--dry-run", "--gpus", "2", "--deadline-min", deadline]
+    assert campaign.main([*argv, "--finish-only"]) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if "train.py" in line]
+    assert len(commands) == expected  # the margin (1.5 min) leaves 7.5 or 4.5 minutes
+    assert all("listops" in c for c in commands)
+
+
+def test_finish_only_without_a_deadline_is_refused(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        campaign.main(["--plan", str(small_plan(tmp_path)), "--dry-run", "--finish-only"])
+    assert "--finish-only needs --deadline-min" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- a real run
 
 
