@@ -451,6 +451,7 @@ class Campaign:
             if r.state in ("done", "failed", "partial", "left"):
                 r.state, r.note, r.gpu_seconds = "left", "", 0.0
         mark_done([r for r in self.runs if r.state != "running"], self.records)
+        self.rates, _ = campaign_plan.ms_per_step(self.runs, self.records, self.plan)
         for r in self.runs:
             if r.state == "left":
                 d = resumable_dir(self.output_dir, r)
@@ -468,9 +469,8 @@ class Campaign:
         records, which include start-up and compilation, else the plan's figure) x the runs
         sharing its GPU.
         """
-        rates, _ = campaign_plan.ms_per_step(self.runs, self.records, self.plan)
         steps_left = max(0, run.max_steps - run.steps)
-        return steps_left * rates[(run.task, run.variant)] * run.per_gpu / 1000 <= seconds
+        return steps_left * self.rates[(run.task, run.variant)] * run.per_gpu / 1000 <= seconds
 
     def launchable(self, queue: list[Run]) -> list[Run]:
         """``queue`` less, under ``--finish-only``, the runs that would not finish in time."""
