@@ -22,6 +22,11 @@ the lengths a mixer completed (and, for reference, on all of them). Crossover: t
 measured N from which the mixer is faster than the softmax (SDPA) layer at every larger
 measured N (softmax running out of memory or time counts as slower).
 
+Anchor: ``sdpa-anchor`` (:class:`~experiments.bench_specs.SDPAAnchor`, first in the default
+list) is plain PyTorch attention, four ``nn.Linear`` projections around one
+``scaled_dot_product_attention`` call, timed in the same run; the report gives the softmax
+layer's time divided by it at each N.
+
 ``scaling.csv`` and ``scaling.md`` are rewritten (atomically) after every finished mixer, so a
 run stopped part-way keeps what it measured; ``scaling.png`` is drawn when the run ends.
 
@@ -70,6 +75,7 @@ from experiments.bench_report import (  # noqa: F401
 from experiments.bench_specs import (  # noqa: F401
     LST_TRANSFORMS,
     MixerSpec,
+    SDPAAnchor,
     build,
     build_mixer,
     build_small_model,

@@ -29,6 +29,9 @@ from typing import Any
 import numpy as np
 
 BASELINE = "softmax"
+ANCHOR = "sdpa-anchor"
+"""Label of the plain-PyTorch attention layer (four projections and one SDPA call) that the
+softmax layer is measured against."""
 STOP_STATUSES = ("oom", "over_budget")  # a mixer stops growing after these (the run loop)
 
 
@@ -252,6 +255,20 @@ def ratio_rows(rows: list[Row], scope: str, dtype: str) -> tuple[list[str], list
     return ["mixer", *[str(n) for n in lengths]], body
 
 
+def anchor_rows(rows: list[Row], scope: str, dtype: str) -> tuple[list[str], list[list[str]]]:
+    """Header and one row of ``time_softmax / time_anchor`` per N (both completed).
+
+    Empty when either series is missing.
+    """
+    times = _series(rows, scope, dtype)
+    base, anchor = times.get(BASELINE, {}), times.get(ANCHOR, {})
+    lengths = sorted(set(base) & set(anchor))
+    if not lengths:
+        return [], []
+    cells = [f"{base[n] / anchor[n]:.2f}" for n in lengths]
+    return ["", *[str(n) for n in lengths]], [[f"{BASELINE} / {ANCHOR}", *cells]]
+
+
 def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
@@ -274,6 +291,9 @@ def _intro_lines(meta: dict[str, Any]) -> list[str]:
         "1.15, O(n^2) at alpha >= 1.8; alpha < 0.8 means fixed overheads still dominate, so the "
         "lengths are too short to show the class. The table shows what was measured, not what "
         "the docstrings claim.",
+        f"`{ANCHOR}` is not a library mixer: it is plain PyTorch attention (four linear "
+        "projections around one `scaled_dot_product_attention` call, no mask, no dropout), "
+        "the floor the softmax layer is measured against.",
         f"Layer scope: the mixer alone. Model scope: {meta['model']}.",
         f"Peak memory: {meta['memory']}.",
         "",
@@ -289,6 +309,16 @@ def _combo_lines(rows: list[Row], scope: str, dtype: str, meta: dict[str, Any]) 
     lines += _md_table(*table_rows(rows, scope, dtype, meta.get("claims"))) + [""]
     lines += [f"Time relative to the softmax layer at each N, {scope}, {dtype}:", ""]
     lines += _md_table(*ratio_rows(rows, scope, dtype)) + [""]
+    header, body = anchor_rows(rows, scope, dtype)
+    if body:
+        lines += [
+            f"The softmax layer against `{ANCHOR}` (plain PyTorch: q, k, v and output "
+            f"projections around one `scaled_dot_product_attention` call, no mask), {scope}, "
+            f"{dtype}:",
+            "",
+            *_md_table(header, body),
+            "",
+        ]
     lines += [f"Peak memory (MiB), {scope}, {dtype}:", ""]
     lengths = sorted({r.N for r in rows if r.scope == scope and r.dtype == dtype})
     mem = _series(rows, scope, dtype, "peak_mem_bytes")

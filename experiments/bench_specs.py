@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from experiments.bench_report import ANCHOR
 from spectrans.layers.blocks import PreNormBlock
 
 LST_TRANSFORMS: tuple[str, ...] = ("dct", "dst", "hadamard", "wavelet", "mixed")
@@ -36,11 +37,54 @@ class MixerSpec:
     claim: str = ""
 
 
+class SDPAAnchor(nn.Module):
+    r"""Plain-PyTorch multi-head attention: four linear projections around one SDPA call.
+
+    .. math::
+
+        y = \big[\mathrm{softmax}(Q_h K_h^\top / \sqrt{d})\, V_h\big]_{h=1..H} W_o,
+        \qquad Q = x W_q,\; K = x W_k,\; V = x W_v,
+
+    with ``d = hidden / heads``, no mask, no dropout, no head-width padding: the floor that the
+    library's softmax layer (same projections, same SDPA call, plus its masking and padding
+    logic) is measured against.
+
+    Args:
+        hidden: Model width D.
+        heads: Number of heads H (divides D).
+    """
+
+    def __init__(self, hidden: int, heads: int) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"heads ({heads}) must divide hidden ({hidden})")
+        self.heads = heads
+        self.q, self.k, self.v, self.out = (nn.Linear(hidden, hidden) for _ in range(4))
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (B, N, D)
+        """Attend over all N tokens; returns (B, N, D)."""
+        b, n, width = x.shape
+        q, k, v = (
+            proj(x).view(b, n, self.heads, width // self.heads).transpose(1, 2)
+            for proj in (self.q, self.k, self.v)
+        )  # (B, H, N, d) each
+        y = nn.functional.scaled_dot_product_attention(q, k, v)  # (B, H, N, d)
+        return self.out(y.transpose(1, 2).reshape(b, n, width))  # (B, N, D)
+
+
+def anchor_spec(hidden: int, heads: int) -> MixerSpec:
+    """The :class:`SDPAAnchor` as a benchmarked mixer (label :data:`ANCHOR`)."""
+    return MixerSpec(ANCHOR, factory=lambda n: SDPAAnchor(hidden, heads), claim="O(n^2)")
+
+
 def default_specs(hidden: int, heads: int) -> list[MixerSpec]:
-    """Every registered mixer, ``lst`` once per transform; heads only where the config has them."""
+    """The SDPA anchor, then every registered mixer (``lst`` once per transform).
+
+    Heads are set only where the mixer's config has them.
+    """
     from spectrans import registry
 
-    specs: list[MixerSpec] = []
+    specs: list[MixerSpec] = [anchor_spec(hidden, heads)]
     for name in registry.names():
         entry = registry.get_entry(name)
         fields = entry.config_class.model_fields

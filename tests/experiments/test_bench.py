@@ -247,6 +247,30 @@ def test_default_specs_cover_the_registry() -> None:
     assert specs["softmax"].claim == "O(n^2)" and specs["lst-dct"].claim == "O(n log n)"
 
 
+def test_sdpa_anchor_is_multi_head_softmax_attention() -> None:
+    torch.manual_seed(0)
+    layer = bench.SDPAAnchor(12, 3).double()
+    x = torch.randn(2, 7, 12, dtype=torch.float64)  # (B, N, D)
+    heads = [
+        proj(x).view(2, 7, 3, 4).transpose(1, 2) for proj in (layer.q, layer.k, layer.v)
+    ]  # (B, H, N, d) each
+    weights = torch.softmax(heads[0] @ heads[1].transpose(-1, -2) / 2.0, dim=-1)  # sqrt(4)
+    expected = layer.out((weights @ heads[2]).transpose(1, 2).reshape(2, 7, 12))  # (B, N, D)
+    torch.testing.assert_close(layer(x), expected)
+    with pytest.raises(ValueError, match="must divide"):
+        bench.SDPAAnchor(10, 3)
+
+
+def test_the_report_compares_softmax_with_the_anchor(tmp_path: Path) -> None:
+    assert bench.default_specs(64, 4)[0].label == "sdpa-anchor"
+    argv = ["--device", "cpu", "--lengths", "64", "128", "--repeats", "1", "--dtypes", "fp32"]
+    argv += ["--scopes", "layer", "--mixers", "sdpa-anchor,softmax", "--out", str(tmp_path)]
+    assert bench.main(argv) == 0
+    text = (tmp_path / "scaling.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| softmax / sdpa-anchor"))
+    assert all(float(cell) > 0 for cell in row.strip("| ").split(" | ")[1:])  # N = 64, 128
+
+
 def test_unknown_mixer_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="--mixers got unknown value"):
         bench.main(["--mixers", "nope", "--device", "cpu"])
