@@ -23,9 +23,9 @@ measured N from which the mixer is faster than the softmax (SDPA) layer at every
 measured N (softmax running out of memory or time counts as slower).
 
 Anchor: ``sdpa-anchor`` (:class:`~experiments.bench_specs.SDPAAnchor`, first in the default
-list) is plain PyTorch attention, four ``nn.Linear`` projections around one
-``scaled_dot_product_attention`` call, timed in the same run; the report gives the softmax
-layer's time divided by it at each N.
+list) is plain PyTorch attention, the q, k, v (one fused ``nn.Linear``) and output
+projections around one ``scaled_dot_product_attention`` call, timed in the same run; the
+report gives the softmax layer's time divided by it at each N.
 
 ``scaling.csv`` and ``scaling.md`` are rewritten (atomically) after every finished mixer, so a
 run stopped part-way keeps what it measured; ``scaling.png`` is drawn when the run ends.

@@ -30,8 +30,8 @@ import numpy as np
 
 BASELINE = "softmax"
 ANCHOR = "sdpa-anchor"
-"""Label of the plain-PyTorch attention layer (four projections and one SDPA call) that the
-softmax layer is measured against."""
+"""Label of the plain-PyTorch attention layer (q, k, v and output projections around one SDPA
+call) that the softmax layer is measured against."""
 STOP_STATUSES = ("oom", "over_budget")  # a mixer stops growing after these (the run loop)
 
 
@@ -291,8 +291,8 @@ def _intro_lines(meta: dict[str, Any]) -> list[str]:
         "1.15, O(n^2) at alpha >= 1.8; alpha < 0.8 means fixed overheads still dominate, so the "
         "lengths are too short to show the class. The table shows what was measured, not what "
         "the docstrings claim.",
-        f"`{ANCHOR}` is not a library mixer: it is plain PyTorch attention (four linear "
-        "projections around one `scaled_dot_product_attention` call, no mask, no dropout), "
+        f"`{ANCHOR}` is not a library mixer: it is plain PyTorch attention (fused q, k, v and "
+        "output projections around one `scaled_dot_product_attention` call, no mask, no dropout), "
         "the floor the softmax layer is measured against.",
         f"Layer scope: the mixer alone. Model scope: {meta['model']}.",
         f"Peak memory: {meta['memory']}.",

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from experiments.bench_specs import SDPAAnchor
 from experiments.config.compose import compose_experiment
 
 BENCH_TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
@@ -157,8 +158,7 @@ class AnchorEncoder(nn.Module):
         head_dim: int,
     ) -> None:
         super().__init__()
-        self.heads, self.head_dim = heads, 8 * math.ceil(head_dim / 8)
-        inner = heads * self.head_dim
+        self.head_dim = 8 * math.ceil(head_dim / 8)
         self.embed = nn.Embedding(vocab_size, hidden)
         self.pos = nn.Parameter(torch.randn(seq_len, hidden) * 0.02)
         self.blocks = nn.ModuleList()
@@ -166,8 +166,7 @@ class AnchorEncoder(nn.Module):
             block = nn.ModuleDict(
                 {
                     "ln1": nn.LayerNorm(hidden),
-                    "qkv": nn.Linear(hidden, 3 * inner),
-                    "out": nn.Linear(inner, hidden),
+                    "attn": SDPAAnchor(hidden, heads, self.head_dim),
                     "ln2": nn.LayerNorm(hidden),
                     "mlp": nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Linear(ffn, hidden)),
                 }
@@ -181,10 +180,7 @@ class AnchorEncoder(nn.Module):
         batch, n = input_ids.shape
         x = self.embed(input_ids) + self.pos[:n]  # (B, N, D)
         for block in self.blocks:
-            qkv = block["qkv"](block["ln1"](x)).view(batch, n, 3, self.heads, self.head_dim)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B, H, N, d) each
-            att = nn.functional.scaled_dot_product_attention(q, k, v)  # (B, H, N, d)
-            x = x + block["out"](att.transpose(1, 2).reshape(batch, n, -1))
+            x = x + block["attn"](block["ln1"](x))  # (B, N, D)
             x = x + block["mlp"](block["ln2"](x))
         return self.head(self.norm(x).mean(dim=1))  # (B, C)
 

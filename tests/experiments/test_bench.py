@@ -251,9 +251,7 @@ def test_sdpa_anchor_is_multi_head_softmax_attention() -> None:
     torch.manual_seed(0)
     layer = bench.SDPAAnchor(12, 3).double()
     x = torch.randn(2, 7, 12, dtype=torch.float64)  # (B, N, D)
-    heads = [
-        proj(x).view(2, 7, 3, 4).transpose(1, 2) for proj in (layer.q, layer.k, layer.v)
-    ]  # (B, H, N, d) each
+    heads = layer.qkv(x).view(2, 7, 3, 3, 4).permute(2, 0, 3, 1, 4)  # (3, B, H, N, d)
     weights = torch.softmax(heads[0] @ heads[1].transpose(-1, -2) / 2.0, dim=-1)  # sqrt(4)
     expected = layer.out((weights @ heads[2]).transpose(1, 2).reshape(2, 7, 12))  # (B, N, D)
     torch.testing.assert_close(layer(x), expected)
