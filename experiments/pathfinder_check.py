@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -85,14 +86,35 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def accuracy(model: nn.Module, images: Tensor, labels: Tensor, device: torch.device) -> float:
-    """Accuracy of ``model`` on uint8 ``images`` in batches of 1024."""
-    model.eval()
+def accuracy(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    batch: int = 1024,
+    prepare: Callable[[Tensor], Tensor] | None = None,
+    dropout: bool = False,
+) -> float:
+    """Accuracy of ``model`` on ``inputs`` in batches, without gradients.
+
+    Args:
+        model: The classifier; left in training mode on return.
+        inputs: ``(M, ...)`` model inputs, or what ``prepare`` turns into them.
+        labels: ``(M,)`` class ids (the predictions are compared on their device).
+        batch: Inputs per forward pass.
+        prepare: Applied to each batch of ``inputs`` first (device, dtype, scaling).
+        dropout: Evaluate in training mode (dropout active, as during the training steps)
+            instead of eval mode. The two differ when dropout's inverted scaling, which keeps
+            each unit's mean, does not keep the mean of what follows it (LayerNorm's variance,
+            GELU): the pooled features then shift between the modes, and a classifier that
+            separates the classes by a small margin can flip its answers.
+    """
+    model.train(dropout)
     correct = 0
     with torch.no_grad():
-        for i in range(0, len(labels), 1024):
-            x = images[i : i + 1024].to(device).float().div_(255.0)  # (b, 1, R, R)
-            correct += (model(x).argmax(1).cpu() == labels[i : i + 1024]).sum().item()
+        for i in range(0, len(labels), batch):
+            x = inputs[i : i + batch] if prepare is None else prepare(inputs[i : i + batch])
+            predicted = model(x).argmax(1).to(labels.device)  # (b,)
+            correct += (predicted == labels[i : i + batch]).sum().item()
     model.train()
     return correct / max(1, len(labels))
 
@@ -155,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() - start >= args.seconds:
                 break
         train_loss = torch.stack(losses).mean().item() if losses else float("nan")
-        val = accuracy(model, x_val, y_val, device)
+        val = accuracy(model, x_val, y_val, prepare=lambda x: x.to(device).float().div_(255.0))
         elapsed = time.monotonic() - start
         rows.append(f"| {epoch} | {steps} | {elapsed:.0f} | {train_loss:.4f} | {100 * val:.2f} |")
         print(rows[-1], file=sys.stderr, flush=True)

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from experiments.config.compose import compose_experiment
-from experiments.pathfinder_check import pick_device, split_pixels
+from experiments.pathfinder_check import accuracy, pick_device, split_pixels
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.results import git_commit
 
@@ -64,36 +64,6 @@ def probe_labels(tokens: Tensor, labels: Tensor, target: str) -> Tensor:
     else:
         raise ValueError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
     return (first.sum((1, 2)) > second.sum((1, 2))).long()  # (M,)
-
-
-def accuracy(
-    model: torch.nn.Module,
-    tokens: Tensor,
-    labels: Tensor,
-    batch: int = 256,
-    dropout: bool = False,
-) -> float:
-    """Accuracy of ``model`` on ``tokens`` (on the model's device), without gradients.
-
-    Args:
-        model: The classifier; left in training mode on return.
-        tokens: ``(M, N)`` token ids.
-        labels: ``(M,)`` class ids.
-        batch: Images per forward pass.
-        dropout: Evaluate in training mode (dropout active, as during the training steps)
-            instead of eval mode. The two differ when dropout's inverted scaling, which keeps
-            each unit's mean, does not keep the mean of what follows it (LayerNorm's variance,
-            GELU): the pooled features then shift between the modes, and a classifier that
-            separates the classes by a small margin can flip its answers.
-    """
-    model.train(dropout)
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(labels), batch):
-            logits = model(tokens[i : i + batch])  # (b, 2)
-            correct += (logits.argmax(1) == labels[i : i + batch]).sum().item()
-    model.train()
-    return correct / max(1, len(labels))
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -152,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         opt.step()
         if step % args.eval_every == 0 or step == args.steps:
-            val = accuracy(model, x_val, y_val)
-            val_dropout = accuracy(model, x_val, y_val, dropout=True)
+            val = accuracy(model, x_val, y_val, batch=256)
+            val_dropout = accuracy(model, x_val, y_val, batch=256, dropout=True)
             elapsed = time.monotonic() - start
             rows.append(
                 f"| {step} | {elapsed:.0f} | {loss.item():.4f} | {100 * val:.1f} "

@@ -36,22 +36,6 @@ def test_ink_in_the_top_left_corner_is_top_and_left() -> None:
         pathfinder_probe.probe_labels(flat, labels, "diagonal")
 
 
-class _ModeReader(torch.nn.Module):
-    """Answers class 1 in training mode and class 0 in eval mode."""
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        answer = torch.tensor([0.0, 1.0]) if self.training else torch.tensor([1.0, 0.0])
-        return answer.expand(tokens.shape[0], 2)  # (b, 2)
-
-
-def test_accuracy_evaluates_in_the_mode_asked_and_leaves_training_mode_on() -> None:
-    model, tokens, ones = _ModeReader(), torch.zeros(10, 4, dtype=torch.long), torch.ones(10)
-    assert pathfinder_probe.accuracy(model, tokens, ones.long(), batch=3) == 0.0
-    assert model.training
-    assert pathfinder_probe.accuracy(model, tokens, ones.long(), batch=3, dropout=True) == 1.0
-    assert model.training
-
-
 def test_trains_a_preset_on_a_generated_folder_and_writes_the_table(tmp_path: Path) -> None:
     folder = tmp_path / "pathfinder32" / "curv_contour_length_14"
     generate_pathfinder(folder, num_images=40, workers=1, progress=False)
