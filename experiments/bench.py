@@ -4,13 +4,23 @@ Usage::
 
     python -m experiments.bench [--device cpu|cuda] [--lengths 256 512 ...] [--dtypes fp32,bf16]
         [--batch 4] [--hidden 256] [--heads 4] [--repeats 3] [--scopes layer,model]
-        [--mixers softmax,lst-dct,...] [--budget 60] [--out results/] [--quick]
+        [--mixers softmax,lst-dct,...] [--budget 60] [--timing eager|graph] [--out results/]
+        [--quick]
 
 For every registered mixer (``lst`` expanded over its transforms), one *layer* and one small
 *model* (two pre-norm blocks) are timed at each sequence length N: one warm-up step, one step
 for memory, then ``repeats`` timed steps (device-synchronised); the reported time is their
 median. A step is ``loss = mean(f(x)^2); loss.backward()`` on ``x ~ N(0, 1)`` of shape
 ``(batch, N, hidden)`` with no padding mask, under ``torch.autocast(bfloat16)`` for ``bf16``.
+
+Timing (``--timing``): ``eager`` (default) launches each step from Python with the device
+synchronised before and after, so at small N on a GPU the figure is mostly the host's dispatch
+and kernel-launch time. ``graph`` (CUDA only) keeps the eager warm-up and memory steps, then
+captures the whole forward+backward step into one CUDA graph
+(:func:`~experiments.timing.capture_graph`, autocast without its weight cache) and times the
+graph's replays, so the figure is the device's time for the operator. A mixer whose step
+cannot be captured (one that synchronises with the host, say) is recorded as ``error`` with
+``CUDA graph capture failed: ...``.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over the memory step (parameters,
 input and activations); on CPU the growth of the process's resident set during that step
@@ -92,6 +102,7 @@ from experiments.bench_write import (  # noqa: F401
 from experiments.portable import portable_argument
 from experiments.run_record import git_commit
 from experiments.timing import (  # noqa: F401
+    GraphCaptureError,
     cpu_rss_growth,
     device_name,
     is_oom,
@@ -103,6 +114,7 @@ from experiments.timing import (  # noqa: F401
 
 CPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 14))  # 256 .. 8192
 GPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 17))  # 256 .. 65536
+TIMINGS: tuple[str, ...] = ("eager", "graph")
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,10 +141,16 @@ def run_config(
     hidden: int,
     repeats: int,
     budget_s: float,
+    graph: bool = False,
 ) -> Row:
-    """Measure one (mixer, scope, dtype, N); never raises."""
+    """Measure one (mixer, scope, dtype, N); never raises.
+
+    With ``graph`` the timed repeats are replays of one CUDA graph of the step
+    (:func:`~experiments.timing.measure`); a failed capture is an ``error`` row whose message
+    starts ``CUDA graph capture failed:`` (``oom`` when the capture ran out of memory).
+    """
     row = Row(spec.label, scope, dtype, device_name(device), n, batch)
-    module = x = None
+    module = x = step = None
     baseline = int(torch.cuda.memory_allocated(device)) if device.type == "cuda" else 0
     try:
         torch.manual_seed(0)
@@ -140,8 +158,9 @@ def run_config(
         module = module.to(device).train()
         row.message = what
         x = torch.randn(batch, n, hidden, device=device, requires_grad=True)  # (B, N, D)
+        step = make_step(module, x, dtype, autocast_cache=False if graph else None)
         time_ms, peak, done, status = measure(
-            make_step(module, x, dtype), device, repeats, budget_s, baseline
+            step, device, repeats, budget_s, baseline, graph=graph
         )
         row.time_ms, row.peak_mem_bytes, row.repeats, row.status = time_ms, peak, done, status
         if status == "over_budget":
@@ -149,10 +168,12 @@ def run_config(
             row.message = "; ".join(filter(None, [row.message, over]))
     except ModuleNotFoundError as err:
         row.status, row.message = "error", f"import failed: {err}"
+    except GraphCaptureError as err:
+        row.status, row.message = ("oom" if is_oom(err) else "error"), str(err)
     except Exception as err:  # noqa: BLE001 -- one mixer's failure must not stop the run
         _failure(row, err)
     finally:
-        del module, x
+        del module, x, step
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return row
@@ -221,16 +242,26 @@ def run_benchmark(
     budget_s: float,
     progress: Callable[[Row], None] | None = None,
     finished: Callable[[list[Row]], None] | None = None,
+    timing: str = "eager",
 ) -> list[Row]:
     """Measure every (scope, dtype, mixer, N); a mixer stops growing after oom/over_budget.
 
     A length is also skipped when the last two completed lengths predict (by their local
     slope, at least linear) a step longer than twice the budget. ``progress`` gets each row,
-    ``finished`` the rows so far after each (scope, dtype, mixer).
+    ``finished`` the rows so far after each (scope, dtype, mixer). ``timing`` is ``eager``
+    (timed steps) or ``graph`` (timed replays of one CUDA graph per configuration).
     """
+    if timing not in TIMINGS:
+        raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
     rows: list[Row] = []
     ordered = sorted(set(lengths))
-    config = {"device": device, "batch": batch, "hidden": hidden, "repeats": repeats}
+    config = {
+        "device": device,
+        "batch": batch,
+        "hidden": hidden,
+        "repeats": repeats,
+        "graph": timing == "graph",
+    }
     for scope in scopes:
         for dtype in dtypes:
             for spec in specs:
@@ -278,6 +309,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="seconds per config (default 60 on CPU, 20 on CUDA)",
     )
+    p.add_argument(
+        "--timing",
+        choices=TIMINGS,
+        default="eager",
+        help="eager: time steps launched from Python (default); graph: time replays of one "
+        "CUDA graph of the forward+backward step (device time, CUDA only)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="results")
     p.add_argument(
@@ -299,11 +337,16 @@ def _check_choices(values: list[str], allowed: Iterable[str], option: str) -> li
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Device, lengths, dtypes, scopes, repeats, budget and specs from the options."""
+    """Device, lengths, dtypes, scopes, repeats, budget, specs and timing from the options."""
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchUsageError(
             "--device cuda was given but torch.cuda.is_available() is False; use --device cpu"
+        )
+    if args.timing == "graph" and device.type != "cuda":
+        raise BenchUsageError(
+            "--timing graph needs --device cuda, since CUDA graphs only replay on a GPU; "
+            "use --timing eager on the CPU"
         )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -327,6 +370,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "repeats": repeats,
         "budget": budget,
         "specs": specs,
+        "timing": args.timing,
     }
 
 
@@ -356,6 +400,7 @@ def _run_meta(
         "heads": args.heads,
         "repeats": s["repeats"],
         "budget": s["budget"],
+        "timing": s["timing"],
         "model": model_description(rows),
         "claims": {sp.label: sp.claim for sp in s["specs"]},
         "memory": (
@@ -407,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         budget_s=s["budget"],
         progress=_progress,
         finished=checkpoint,
+        timing=s["timing"],
     )
     meta = _run_meta(rows, args, s, command, load_before)
     print_tables(rows, meta["claims"])

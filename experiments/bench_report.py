@@ -274,6 +274,22 @@ def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
 
 
+def _timing_sentence(meta: dict[str, Any]) -> str:
+    """The "Time:" sentence for ``meta["timing"]`` (``eager`` when absent)."""
+    if meta.get("timing", "eager") == "graph":
+        return (
+            "Time: median of the timed replays of one CUDA graph (`--timing graph`) that holds "
+            "the whole forward+backward step (captured after warm-up steps), so it is the "
+            "device's time without the host's launch overhead; peak memory is from an eager "
+            "step."
+        )
+    return (
+        "Time: median of the timed repeats after one warm-up step (`--timing eager`), each "
+        "step launched from Python with the device synchronised before and after, so at small N "
+        "it includes the host's launch time."
+    )
+
+
 def _intro_lines(meta: dict[str, Any]) -> list[str]:
     """Title and the definitions of every column."""
     lines = [
@@ -281,7 +297,7 @@ def _intro_lines(meta: dict[str, Any]) -> list[str]:
         "",
         f"Step: `mean(f(x)^2).backward()` on x of shape (batch={meta['batch']}, N, "
         f"hidden={meta['hidden']}), {meta['heads']} heads where the mixer has heads, no "
-        "padding mask. Time: median of the timed repeats after one warm-up step. "
+        f"padding mask. {_timing_sentence(meta)} "
         "**alpha**: least-squares slope of log time against log N on the upper half of the "
         "lengths the mixer completed (and on all of them). **x softmax**: time divided by the "
         "softmax (SDPA) layer's at the largest length both completed. **faster from N**: the "

@@ -6,6 +6,10 @@ one optimizer update). :func:`measure` reports the median of timed repeats after
 (:mod:`experiments.bench_step`). Both synchronise the device around timed regions, so
 ``perf_counter`` differences measure finished device work.
 
+Eager timing launches every kernel from Python, so at small sizes it measures the host's
+dispatch and launch time. ``measure(..., graph=True)`` instead captures the step into one CUDA
+graph (:func:`capture_graph`) and times its replays: the device's time for the step's work.
+
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` after a reset; on CPU the growth of
 the process's resident set (``VmHWM`` after ``/proc/self/clear_refs`` minus ``VmRSS`` before).
 """
@@ -117,10 +121,29 @@ def warm_libraries(device: torch.device) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def make_step(module: nn.Module, x: Tensor, dtype: str) -> Callable[[], None]:
-    """One forward+backward: ``mean(module(x)^2).backward()``, bf16 under autocast."""
+def make_step(
+    module: nn.Module, x: Tensor, dtype: str, *, autocast_cache: bool | None = None
+) -> Callable[[], None]:
+    """One forward+backward: ``mean(module(x)^2).backward()``, bf16 under autocast.
+
+    The step sets the gradients of ``module`` and ``x`` to None first, so each step (and a CUDA
+    graph captured from it) allocates them afresh instead of accumulating.
+
+    Args:
+        module: The layer or model; called on ``x`` of shape (B, N, D).
+        x: Input that requires grad, shape (B, N, D).
+        dtype: ``"fp32"``, or ``"bf16"`` for ``torch.autocast(bfloat16)``.
+        autocast_cache: ``cache_enabled`` of the autocast context; None keeps torch's default.
+            A step to be captured into a CUDA graph needs False (cast weights must not be
+            cached across the capture boundary).
+
+    Returns:
+        The zero-argument step.
+    """
     autocast = (
-        torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
+        torch.autocast(
+            device_type=x.device.type, dtype=torch.bfloat16, cache_enabled=autocast_cache
+        )
         if dtype == "bf16"
         else contextlib.nullcontext()
     )
@@ -182,30 +205,101 @@ def _peak_bytes(step: Callable[[], None], device: torch.device, baseline_bytes: 
     return int(torch.cuda.max_memory_allocated(device)) - baseline_bytes
 
 
+class GraphCaptureError(RuntimeError):
+    """Capturing a step into a CUDA graph failed (e.g. the step synchronises with the host)."""
+
+
+def capture_graph(
+    step: Callable[[], None], device: torch.device, warmup: int = 3
+) -> Callable[[], None]:
+    """Capture ``step`` (forward and backward) into one CUDA graph; return its ``replay``.
+
+    PyTorch's whole-network capture pattern: ``warmup`` eager steps on a side stream (so lazy
+    initialisation and autograd's stream bookkeeping happen outside the capture), then one
+    step under ``torch.cuda.graph``. The step must set gradients to None before its backward
+    (as :func:`make_step` does) and run autocast with ``cache_enabled=False``. Replays reuse
+    the captured input, parameters and gradient tensors in place.
+
+    Args:
+        step: Zero-argument forward+backward on fixed tensors.
+        device: The CUDA device.
+        warmup: Eager steps on the side stream before the capture.
+
+    Returns:
+        ``graph.replay``; the graph (and its memory pool) lives as long as this callable.
+    """
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def _first_line(err: BaseException) -> str:
+    """``Type: first line of the message``."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def measure(
     step: Callable[[], None],
     device: torch.device,
     repeats: int,
     budget_s: float,
     baseline_bytes: int = 0,
+    *,
+    graph: bool = False,
 ) -> tuple[float, int | None, int, str]:
     """Time ``step`` (median of timed repeats after one warm-up) and its peak memory.
 
     On CUDA the peak is ``max_memory_allocated`` during one step minus ``baseline_bytes``
     (what was allocated before the module was built: library workspaces and plan caches left
-    by earlier configurations). The repeats are capped so that warm-up, memory step and
-    repeats fit the budget: ``n = max(1, min(repeats, (budget - 2 t_warm) / t_warm))``.
+    by earlier configurations). The repeats are capped so that warm-up, memory step (and, with
+    ``graph``, the capture) and repeats fit the budget:
+    ``n = max(1, min(repeats, (budget - 2 t_warm - t_capture) / t_warm))``.
+
+    With ``graph`` the warm-up and memory steps are still eager (so the peak means the same in
+    both modes); then the step is captured by :func:`capture_graph` and the timed repeats are
+    replays of that graph, each device-synchronised before and after.
+
+    Args:
+        step: Zero-argument forward+backward (with ``graph``: capturable, see
+            :func:`capture_graph`).
+        device: Where the step runs.
+        repeats: Most timed repeats.
+        budget_s: Seconds for the whole measurement.
+        baseline_bytes: Allocated CUDA bytes not to count as the step's.
+        graph: Time CUDA graph replays instead of eager steps.
 
     Returns:
         ``(time_ms, peak_mem_bytes, repeats_done, status)``; status ``over_budget`` when the
         warm-up alone exceeded ``budget_s`` (its time is returned, nothing else is run).
+
+    Raises:
+        GraphCaptureError: With ``graph``, when the capture fails; its message starts
+            ``CUDA graph capture failed:`` and is one line.
     """
     warm = _timed(step, device)
     if warm > budget_s:
         return 1e3 * warm, None, 0, "over_budget"
     peak = _peak_bytes(step, device, baseline_bytes)
-    n = max(1, min(repeats, int((budget_s - 2 * warm) / max(warm, 1e-9))))
-    times = [_timed(step, device) for _ in range(n)]
+    timed, spent = step, 2 * warm
+    if graph:
+        start = time.perf_counter()
+        try:
+            timed = capture_graph(step, device)
+        except Exception as err:
+            raise GraphCaptureError(f"CUDA graph capture failed: {_first_line(err)}") from err
+        sync(device)
+        spent += time.perf_counter() - start
+    n = max(1, min(repeats, int((budget_s - spent) / max(warm, 1e-9))))
+    times = [_timed(timed, device) for _ in range(n)]
+    del timed  # with graph: frees the CUDA graph and its memory pool
     return 1e3 * statistics.median(times), peak, n, "ok"
 
 

@@ -1,5 +1,8 @@
 import csv
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -7,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from experiments import bench
+from experiments import bench, timing
 from experiments.bench import MixerSpec, Row
 
 LENGTHS = [2**k for k in range(6, 14)]
@@ -300,3 +303,205 @@ def test_main_writes_tables_after_every_finished_mixer(
     assert "Partial: 2 of 3 (scope, dtype, mixer) series finished" in text
     assert "| lst-dct |" in text and "| fnet |" not in text
     assert not (tmp_path / "scaling.png").exists() and not list(tmp_path.glob("*.tmp"))
+
+
+# ------------------------------------------------------------------ CUDA graph timing
+
+
+def test_graph_timing_on_the_cpu_is_a_usage_error() -> None:
+    with pytest.raises(bench.BenchUsageError) as info:
+        bench.main(["--timing", "graph", "--device", "cpu"])
+    text = str(info.value)
+    assert text.startswith("--timing graph needs --device cuda")
+    assert "\n" not in text and text.count(";") <= 1
+
+
+def test_graph_timing_on_the_cpu_exits_2_from_the_command_line() -> None:
+    root = Path(bench.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    argv = [sys.executable, "-m", "experiments.bench", "--timing", "graph", "--device", "cpu"]
+    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --timing graph needs --device cuda")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected", "absent"),
+    [
+        (
+            "eager",
+            "Time: median of the timed repeats after one warm-up step (`--timing eager`)",
+            "CUDA graph",
+        ),
+        (
+            None,
+            "Time: median of the timed repeats after one warm-up step (`--timing eager`)",
+            "CUDA graph",
+        ),
+        (
+            "graph",
+            "Time: median of the timed replays of one CUDA graph (`--timing graph`)",
+            "launched from Python",
+        ),
+    ],
+)
+def test_the_report_names_the_timing(
+    tmp_path: Path, mode: str | None, expected: str, absent: str
+) -> None:
+    rows = _rows({"softmax": {64: 1.0, 128: 3.0}, "fnet": {64: 0.5, 128: 1.0}})
+    meta = {
+        "command": "test",
+        "git_commit": "abc",
+        "device": "gpu",
+        "torch": torch.__version__,
+        "date": "today",
+        "batch": 2,
+        "hidden": 16,
+        "heads": 1,
+        "repeats": 1,
+        "budget": 30.0,
+        "model": "pre-norm stack",
+        "memory": "allocator",
+    }
+    if mode is not None:
+        meta["timing"] = mode
+    bench.write_markdown(rows, tmp_path / "scaling.md", meta)
+    intro = (tmp_path / "scaling.md").read_text().split("## ")[0]
+    assert expected in intro and absent not in intro
+    if mode == "graph":
+        assert "peak memory is from an eager step" in intro
+
+
+def _fake_capture(log: list[str]):
+    """A capture that runs the step once (eagerly) and replays it eagerly."""
+
+    def capture_graph(step, device, warmup=3):
+        log.append(f"capture on {device.type}")
+        step()
+        return step
+
+    return capture_graph
+
+
+class _CacheProbe(nn.Linear):
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim, dim)
+        self.cache: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled("cpu"):
+            self.cache.append(torch.is_autocast_cache_enabled())
+        return super().forward(x)
+
+
+def test_run_config_with_graph_captures_a_cache_free_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    monkeypatch.setattr(timing, "capture_graph", _fake_capture(log))
+    probe = _CacheProbe(8)
+    spec = MixerSpec("probe", factory=lambda n: probe)
+    row = bench.run_config(
+        spec,
+        "layer",
+        "bf16",
+        16,
+        device=torch.device("cpu"),
+        batch=2,
+        hidden=8,
+        repeats=2,
+        budget_s=30.0,
+        graph=True,
+    )
+    assert (row.status, row.repeats) == ("ok", 2) and row.time_ms > 0.0, row
+    assert log == ["capture on cpu"]
+    # warm-up, memory, the capture's step and two replays, all without autocast's weight cache
+    assert probe.cache == [False] * 5
+    eager = bench.run_config(
+        spec,
+        "layer",
+        "bf16",
+        16,
+        device=torch.device("cpu"),
+        batch=2,
+        hidden=8,
+        repeats=2,
+        budget_s=30.0,
+    )
+    assert eager.status == "ok" and probe.cache[5:] == [True] * 4 and len(log) == 1
+
+
+def test_a_failed_capture_is_an_error_row_and_the_run_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    captured: list[str] = []
+
+    def capture_graph(step, device, warmup=3):
+        step()  # the step itself runs; only the capture fails
+        captured.append(device.type)
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+
+    monkeypatch.setattr(timing, "capture_graph", capture_graph)
+    dim = 8
+    specs = [
+        MixerSpec("syncs", factory=lambda n: nn.Linear(dim, dim)),
+        MixerSpec("broken", factory=_broken),
+    ]
+    rows = bench.run_benchmark(
+        specs,
+        lengths=[16, 32],
+        dtypes=["fp32"],
+        scopes=["layer"],
+        device=torch.device("cpu"),
+        batch=1,
+        hidden=dim,
+        repeats=1,
+        budget_s=30.0,
+        timing="graph",
+    )
+    by = {(r.mixer, r.N): r for r in rows}
+    for n in (16, 32):  # an error does not stop growth: each length is tried
+        row = by[("syncs", n)]
+        assert row.status == "error" and row.time_ms is None, row
+        assert row.message == (
+            "CUDA graph capture failed: RuntimeError: CUDA error: operation not permitted when "
+            "stream is capturing"
+        )
+    assert captured == ["cpu", "cpu"]
+    assert by[("broken", 16)].status == "error" and "boom" in by[("broken", 16)].message
+
+
+def test_an_out_of_memory_capture_is_oom(monkeypatch: pytest.MonkeyPatch) -> None:
+    def capture_graph(step, device, warmup=3):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 8 GiB")
+
+    monkeypatch.setattr(timing, "capture_graph", capture_graph)
+    spec = MixerSpec("big", factory=lambda n: nn.Linear(4, 4))
+    row = bench.run_config(
+        spec,
+        "layer",
+        "fp32",
+        8,
+        device=torch.device("cpu"),
+        batch=1,
+        hidden=4,
+        repeats=1,
+        budget_s=30.0,
+        graph=True,
+    )
+    assert row.status == "oom" and row.message.startswith("CUDA graph capture failed:")
+
+
+def test_run_benchmark_rejects_an_unknown_timing() -> None:
+    with pytest.raises(ValueError, match="timing must be one of"):
+        bench.run_benchmark(
+            [],
+            lengths=[8],
+            dtypes=["fp32"],
+            scopes=["layer"],
+            device=torch.device("cpu"),
+            batch=1,
+            hidden=4,
+            repeats=1,
+            budget_s=1.0,
+            timing="compiled",
+        )

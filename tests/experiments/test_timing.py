@@ -1,5 +1,6 @@
 import time
 
+import pytest
 import torch
 
 from experiments import timing
@@ -46,3 +47,87 @@ def test_make_train_step_updates_the_parameters():
     before = model.weight.detach().clone()
     timing.make_train_step(model, lambda: model(x), labels, optimizer, "fp32", CPU)()
     assert not torch.equal(before, model.weight) and model.weight.grad is None
+
+
+def test_measure_with_graph_times_replays_after_eager_warm_up_and_memory_steps(monkeypatch):
+    calls = []
+
+    def capture_graph(step, device, warmup=3):
+        calls.append("capture")
+        return lambda: calls.append("replay")
+
+    monkeypatch.setattr(timing, "capture_graph", capture_graph)
+    time_ms, _, done, status = timing.measure(
+        lambda: calls.append("step"), CPU, 3, budget_s=10.0, graph=True
+    )
+    assert (status, done) == ("ok", 3) and time_ms >= 0.0
+    assert calls == ["step", "step", "capture", "replay", "replay", "replay"]
+
+
+def test_measure_with_graph_reports_a_failed_capture_in_one_line(monkeypatch):
+    def capture_graph(step, device, warmup=3):
+        raise RuntimeError("operation not permitted when stream is capturing\ndetails")
+
+    monkeypatch.setattr(timing, "capture_graph", capture_graph)
+    with pytest.raises(timing.GraphCaptureError) as info:
+        timing.measure(lambda: None, CPU, 3, budget_s=10.0, graph=True)
+    assert str(info.value) == (
+        "CUDA graph capture failed: RuntimeError: operation not permitted when stream is capturing"
+    )
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+class _CacheProbe(torch.nn.Linear):
+    """Records whether autocast's weight cache is on during each forward."""
+
+    def __init__(self) -> None:
+        super().__init__(4, 4)
+        self.cache: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.cache.append(torch.is_autocast_cache_enabled())
+        return super().forward(x)
+
+
+@pytest.mark.parametrize(("autocast_cache", "expected"), [(None, True), (False, False)])
+def test_make_step_autocast_cache_keyword(autocast_cache, expected):
+    probe = _CacheProbe()
+    x = torch.randn(2, 3, 4, requires_grad=True)  # (B, N, D)
+    timing.make_step(probe, x, "bf16", autocast_cache=autocast_cache)()
+    assert probe.cache == [expected] and probe.weight.grad is not None and x.grad is not None
+
+
+class _Attention(torch.nn.Module):
+    """A small softmax-attention layer: q, k, v and output projections."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.qkv, self.out = torch.nn.Linear(dim, 3 * dim), torch.nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (B, N, D)
+        weights = torch.softmax(q @ k.transpose(1, 2) / x.shape[-1] ** 0.5, dim=-1)  # (B, N, N)
+        return self.out(weights @ v)  # (B, N, D)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_the_graphed_step_gives_the_eager_gradients(dtype):
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    layer = _Attention(32).to(device)
+    x = torch.randn(2, 64, 32, device=device, requires_grad=True)  # (B, N, D)
+    step = timing.make_step(layer, x, dtype, autocast_cache=False)
+    step()
+    eager = [p.grad.clone() for p in layer.parameters()] + [x.grad.clone()]
+    replay = timing.capture_graph(step, device)
+    for p in [*layer.parameters(), x]:
+        p.grad.zero_()  # the captured gradient buffers; a replay must fill them again
+    replay()
+    torch.cuda.synchronize(device)
+    graphed = [p.grad for p in layer.parameters()] + [x.grad]
+    for a, b in zip(graphed, eager, strict=True):
+        torch.testing.assert_close(a, b)
+    del replay
+    time_ms, peak, done, status = timing.measure(step, device, 3, budget_s=10.0, graph=True)
+    assert (status, done) == ("ok", 3) and time_ms > 0.0 and peak is not None and peak > 0
