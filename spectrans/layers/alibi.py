@@ -8,6 +8,7 @@ For causal attention only ``j <= i`` survives the causal mask, which gives the p
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -34,4 +35,15 @@ def alibi_bias(num_heads: int, seq_len: int, device: torch.device | None = None)
     """Bias ``-m_h |i - j|``, shape (H, N, N) float32."""
     positions = torch.arange(seq_len, device=device, dtype=torch.float32)
     distance = (positions[None, :] - positions[:, None]).abs()  # (N, N)
-    return -alibi_slopes(num_heads).to(device)[:, None, None] * distance  # (H, N, N)
+    slopes = _slopes_on(num_heads, torch.device(device) if device is not None else None)
+    return -slopes[:, None, None] * distance  # (H, N, N)
+
+
+@functools.lru_cache(maxsize=32)
+def _slopes_on(num_heads: int, device: torch.device | None) -> Tensor:
+    """:func:`alibi_slopes` on ``device``, cached (do not modify in place).
+
+    The host-to-device copy then happens once, not inside every forward, where a CUDA graph
+    could not capture it.
+    """
+    return alibi_slopes(num_heads).to(device)

@@ -161,11 +161,9 @@ def dct_filter(u: Tensor, gains: Tensor) -> Tensor:
 @functools.lru_cache(maxsize=64)
 def _rotation(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """exp(i pi k / n) for k = 0..n//2 (complex, cached)."""
-    phase = torch.arange(n // 2 + 1, dtype=torch.float64) * (math.pi / n)
+    phase = torch.arange(n // 2 + 1, dtype=torch.float64, device=device) * (math.pi / n)
     rot = torch.polar(torch.ones_like(phase), phase)
-    return rot.to(
-        device=device, dtype=torch.complex128 if dtype == torch.float64 else torch.complex64
-    )
+    return rot.to(dtype=torch.complex128 if dtype == torch.float64 else torch.complex64)
 
 
 def dst_filter(u: Tensor, gains: Tensor) -> Tensor:
@@ -208,7 +206,7 @@ def impulse_response(profile: Tensor, kind: str, transform: nn.Module, n: int) -
     impulse = torch.zeros(
         1, profile.shape[0], length, 1, dtype=profile.dtype, device=profile.device
     )
-    impulse[:, :, 0] = 1.0  # e_0 for every head
+    impulse[:, :, 0].fill_(1.0)  # e_0 for every head (fill_: no host-to-device copy)
     return spectral_filter(impulse, gains, transform, kind)[0, :, :n, 0]  # (H, n)
 
 

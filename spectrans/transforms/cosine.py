@@ -188,7 +188,9 @@ def _dct3_raw(y: Tensor, dim: int) -> Tensor:
 def ortho_weights(n: int, first: bool, dtype: torch.dtype, device: torch.device) -> Tensor:
     """sqrt(1/(2n)) everywhere except sqrt(1/(4n)) at index 0 (first) or n-1 (not first)."""
     w = torch.full((n,), math.sqrt(1.0 / (2 * n)), dtype=dtype, device=device)
-    w[0 if first else n - 1] = math.sqrt(1.0 / (4 * n))
+    # fill_ passes the value to the kernel; item assignment would copy a host scalar to the
+    # device, which a CUDA graph cannot capture
+    w.narrow(0, 0 if first else n - 1, 1).fill_(math.sqrt(1.0 / (4 * n)))
     return w
 
 
@@ -203,7 +205,7 @@ def _dct3(x: Tensor, dim: int, ortho: bool) -> Tensor:
     if ortho:  # the transpose of orthonormal DCT-II
         n = x.shape[dim]
         w = torch.full((n,), math.sqrt(1.0 / (2 * n)), dtype=x.dtype, device=x.device)
-        w[0] = math.sqrt(1.0 / n)
+        w.narrow(0, 0, 1).fill_(math.sqrt(1.0 / n))  # no host-to-device copy (see ortho_weights)
         x = x * _bshape(x, dim, w)
     return _dct3_raw(x, dim)
 
