@@ -67,7 +67,7 @@ from spectrans.transforms.factored import (
     fourstep_split,
     hadamard_factored,
 )
-from spectrans.transforms.fft import causal_conv
+from spectrans.transforms.fft import causal_conv, rfft_lean
 from spectrans.transforms.hadamard import next_power_of_two, sequency
 from spectrans.transforms.modules import DCT, DST, FFTTransform, HadamardTransform
 from spectrans.transforms.wavelet import WaveletTransform
@@ -152,7 +152,7 @@ def dct_filter(u: Tensor, gains: Tensor) -> Tensor:
     head = gains[:, :bins]
     a = ((head + rev) * 0.5)[:, :, None]  # (H, bins, 1)
     c = _rotation(n, gains.dtype, u.device) * ((head - rev) * 0.5)  # (H, bins) complex
-    spec = torch.fft.rfft(makhoul_reorder(u, u.dim() - 2), dim=-2)  # (..., H, bins, d)
+    spec = rfft_lean(makhoul_reorder(u, u.dim() - 2), dim=-2)  # (..., H, bins, d)
     spec = a * spec + c[:, :, None] * spec.conj()
     v = torch.fft.irfft(spec, n=n, dim=-2)  # (..., H, N, d)
     return makhoul_unreorder(v, v.dim() - 2)

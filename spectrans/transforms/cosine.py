@@ -54,6 +54,7 @@ import math
 import torch
 from torch import Tensor
 
+from spectrans.transforms.fft import rfft_lean
 from spectrans.transforms.precision import compute_dtype
 
 _NORMS = (None, "backward", "ortho", "forward")
@@ -166,7 +167,7 @@ def _dct2_raw(x: Tensor, dim: int) -> Tensor:
     """Unnormalised DCT-II along ``dim`` (scipy ``norm='backward'``), Makhoul's reduction."""
     n = x.shape[dim]
     v = makhoul_reorder(x, dim)  # (..., n, ...) reordered
-    z = torch.fft.rfft(v, dim=dim) * _bshape(x, dim, _twiddle(n, x.dtype, x.device))  # n//2+1
+    z = rfft_lean(v, dim=dim) * _bshape(x, dim, _twiddle(n, x.dtype, x.device))  # n//2+1
     head = 2.0 * z.real  # y_k, k = 0..n//2
     tail = -2.0 * z.imag.narrow(dim, 1, (n - 1) // 2).flip(dim)  # y_k, k = n//2+1..n-1
     return torch.cat([head, tail], dim=dim)

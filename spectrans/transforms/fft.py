@@ -7,6 +7,14 @@ r"""FFT helpers: FNet's 2-D Fourier mixing and circular / causal convolution via
 - :func:`causal_conv`: :math:`y_i = \sum_{j \le i} h_{i-j}\, x_j` (linear, not circular),
   through rFFTs zero-padded to a length ``L >= 2N`` so that no wrap-around can reach
   :math:`y_i` from :math:`x_{j > i}`; cost ``O(N log N)``.
+- :func:`rfft_lean`: ``torch.fft.rfft`` along one dim whose backward keeps no copy of the
+  input. Autograd's rfft saves its input for the backward (only its length is needed); for
+  ``X_k = s \sum_{n<N} x_n e^{-2\pi i k n / L}``, ``k = 0..\lfloor L/2 \rfloor`` (input
+  zero-padded to ``L >= N``, ``s`` the norm's scale), the gradient under PyTorch's convention
+  for real inputs is :math:`\partial x_n = s\,\mathrm{Re}\sum_k G_k e^{2\pi i k n / L}`,
+  which is ``s L irfft(G')`` with :math:`G'_k = G_k / 2` on the bins that have a mirror image
+  (``0 < k < L/2``) and :math:`G'_k = G_k` on the others (irfft counts a mirrored bin twice),
+  cropped to the first ``N`` samples.
 
 Half and bfloat16 inputs are computed in float32 and cast back.
 """
@@ -17,6 +25,54 @@ import torch
 from torch import Tensor
 
 from spectrans.transforms.precision import compute_dtype
+
+
+class _LeanRFFT(torch.autograd.Function):
+    """``torch.fft.rfft(x, n, dim, norm)`` whose backward needs only the lengths."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, n: int, dim: int, norm: str) -> Tensor:  # noqa: D102
+        ctx.length, ctx.dim, ctx.norm, ctx.in_length = n, dim, norm, x.shape[dim]
+        ctx.in_dtype = x.dtype
+        return torch.fft.rfft(x, n=n, dim=dim, norm=norm)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:  # noqa: D102
+        length, dim = ctx.length, ctx.dim
+        bins = grad.shape[dim]
+        mirrored = (length - 1) // 2  # bins 1..mirrored have a mirror image in the full FFT
+        halve = torch.ones(bins, dtype=grad.real.dtype, device=grad.device)  # (bins,)
+        halve.narrow(0, 1, mirrored).fill_(0.5)
+        shape = [1] * grad.dim()
+        shape[dim] = bins
+        scale = {"backward": 1.0, "ortho": length**-0.5, "forward": 1.0 / length}[ctx.norm]
+        full = torch.fft.irfft(grad * halve.view(shape), n=length, dim=dim, norm="forward")
+        dx = (full * scale).narrow(dim, 0, ctx.in_length)  # drop the zero padding's gradient
+        return dx.to(ctx.in_dtype), None, None, None
+
+
+def rfft_lean(x: Tensor, dim: int = -1, n: int | None = None, norm: str = "backward") -> Tensor:
+    """``torch.fft.rfft(x, n=n, dim=dim, norm=norm)`` that saves nothing for its backward.
+
+    Same values and gradients as ``torch.fft.rfft`` (see the module docstring for the adjoint);
+    ``n`` (default: the input's length along ``dim``) must not be shorter than the input.
+
+    Args:
+        x: Real input (float32 or float64; half precision where ``torch.fft`` allows it).
+        dim: The transformed dim.
+        n: Transform length ``L`` (the input is zero-padded to it).
+        norm: ``backward`` (no scaling), ``ortho`` or ``forward``, as in ``torch.fft``.
+
+    Returns:
+        Complex ``(..., L // 2 + 1, ...)`` along ``dim``.
+    """
+    dim = dim % x.dim()
+    length = x.shape[dim] if n is None else n
+    if length < x.shape[dim]:
+        raise ValueError(f"n = {length} is shorter than the input's {x.shape[dim]} samples")
+    if norm not in ("backward", "ortho", "forward"):
+        raise ValueError(f"norm must be backward, ortho or forward, got {norm!r}")
+    return _LeanRFFT.apply(x, length, dim, norm)
 
 
 def fft_length(n: int) -> int:

@@ -356,10 +356,16 @@ class _LSTFilterAttention(AttentionLayer):
         mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d)
         path = self.chosen_path(x.shape[1], x.device)
-        compute = v.dtype if path != "fast" or v.dtype == torch.float64 else torch.float32
-        u = torch.sigmoid(k.to(compute)) * v.to(compute)  # (B, H, N, d)
+        # The gates run in the projections' dtype (bfloat16 under autocast); only the FFT-based
+        # transforms of the fast path take half-precision input to float32 (cuFFT has no
+        # bfloat16), and their output comes back before the query gate. Fewer and narrower
+        # tensors are then saved for the backward than with float32 gates.
+        u = torch.sigmoid(k) * v  # (B, H, N, d)
         if mask is not None:
-            u = u * mask[:, None, :, None].to(compute)  # padded samples are zeros
+            u = u * mask[:, None, :, None].to(u.dtype)  # padded samples are zeros
+        gated = u.dtype
+        if path == "fast" and gated not in (torch.float32, torch.float64):
+            u = u.float()  # (B, H, N, d)
         mix = {
             "gemm": self.mix_gemm,
             "factored": self.mix_factored,
@@ -367,8 +373,9 @@ class _LSTFilterAttention(AttentionLayer):
             "fast": self.mix,
         }[path]
         mixed = mix(u)  # (B, H, N, d)
-        y = torch.sigmoid(q.to(compute)) * mixed  # (B, H, N, d)
-        y = self.dropout(merge_heads(y.to(x.dtype)))  # (B, N, H*d)
+        gate = torch.sigmoid(q)  # (B, H, N, d)
+        y = gate * mixed.to(gated)  # (B, H, N, d)
+        y = self.dropout(merge_heads(y))  # (B, N, H*d)
         out = zero_masked(self.out_proj(y), mask)  # (B, N, D)
         return (out, None) if return_attention else out
 

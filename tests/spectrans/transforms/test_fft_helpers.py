@@ -1,4 +1,4 @@
-"""FFT helpers vs dense oracles: FNet 2-D mixing, circular and causal convolution."""
+"""FFT helpers vs dense oracles: FNet 2-D mixing, circular and causal convolution, lean rFFT."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectrans.transforms.fft import causal_conv, circular_conv, fourier_mix_2d
+from spectrans.transforms.fft import causal_conv, circular_conv, fourier_mix_2d, rfft_lean
 
 
 def test_fourier_mix_2d_matches_dft_matrices() -> None:
@@ -38,3 +38,52 @@ def test_causal_conv_gradcheck() -> None:
     x = torch.randn(2, 5, 1, dtype=torch.float64, requires_grad=True)
     h = torch.randn(5, 1, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: causal_conv(a, b, dim=-2), (x, h))
+
+
+def dense_rfft(x: torch.Tensor, length: int, norm: str) -> torch.Tensor:
+    """Oracle along dim 1: ``X_k = s sum_n x_n exp(-2 pi i k n / L)`` by DFT matrices (float64)."""
+    n = x.shape[1]
+    k = torch.arange(length // 2 + 1, dtype=torch.float64)[:, None]  # (bins, 1)
+    phase = -2 * np.pi * k * torch.arange(n, dtype=torch.float64)[None, :] / length  # (bins, N)
+    scale = {"backward": 1.0, "ortho": length**-0.5, "forward": 1.0 / length}[norm]
+    real = torch.einsum("kn,bnc->bkc", torch.cos(phase), x)  # (B, bins, C)
+    imag = torch.einsum("kn,bnc->bkc", torch.sin(phase), x)  # (B, bins, C)
+    return torch.complex(real, imag) * scale
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 100])
+@pytest.mark.parametrize("pad", [0, 5])
+@pytest.mark.parametrize("norm", ["backward", "ortho", "forward"])
+def test_rfft_lean_values_and_gradients_match_the_dense_dft(n: int, pad: int, norm: str) -> None:
+    torch.manual_seed(n + pad)
+    x = torch.randn(3, n, 4, dtype=torch.float64, requires_grad=True)  # (B, N, C)
+    length = n + pad
+    out = rfft_lean(x, dim=1, n=length, norm=norm)  # (B, bins, C)
+    ref = dense_rfft(x, length, norm)
+    torch.testing.assert_close(out, ref, atol=1e-10, rtol=0)
+    grad = torch.randn_like(ref)
+    (mine,) = torch.autograd.grad(out, x, grad)
+    (oracle,) = torch.autograd.grad(ref, x, grad)
+    torch.testing.assert_close(mine, oracle, atol=1e-10, rtol=0)
+
+
+def test_rfft_lean_matches_torch_along_any_dim_and_saves_nothing() -> None:
+    x = torch.randn(4, 6, 9, requires_grad=True)  # float32
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = rfft_lean(x, dim=-1)
+    assert saved == []  # autograd's rfft would keep x
+    ref = torch.fft.rfft(x, dim=-1)
+    torch.testing.assert_close(out, ref)
+    grad = torch.randn_like(ref)
+    torch.testing.assert_close(
+        torch.autograd.grad(out, x, grad)[0], torch.autograd.grad(ref, x, grad)[0]
+    )
+
+
+def test_rfft_lean_refuses_a_short_length_and_an_unknown_norm() -> None:
+    x = torch.randn(2, 8)
+    with pytest.raises(ValueError, match="shorter"):
+        rfft_lean(x, n=4)
+    with pytest.raises(ValueError, match="norm"):
+        rfft_lean(x, norm="unitary")

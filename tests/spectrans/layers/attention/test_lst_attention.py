@@ -311,7 +311,7 @@ def test_transform_matrix_is_the_orthonormal_transform_of_the_identity(kind: str
 
 
 @pytest.mark.parametrize("transform", ["dct", "dst", "hadamard", "mixed"])
-@pytest.mark.parametrize("path", ["gemm", "factored"])
+@pytest.mark.parametrize("path", ["gemm", "factored", "fast"])
 def test_matrix_paths_under_bf16_autocast_follow_float32(transform: str, path: str) -> None:
     torch.manual_seed(0)
     layer = LSTAttention(32, 4, transform, max_sequence_length=64)
@@ -385,3 +385,33 @@ def test_factored_path_in_bfloat16_at_a_long_length_follows_float64(transform: s
     assert low.dtype == torch.bfloat16
     error = (low.double() - reference).norm() / reference.norm()
     assert error < 2e-2  # measured 0.9% (dct, dst), 0.6% (hadamard); the gemm path 0.7%
+
+
+@pytest.mark.parametrize("transform", ["dct", "dst", "hadamard", "mixed"])
+def test_fast_path_under_bf16_autocast_saves_one_float32_copy_at_most(transform: str) -> None:
+    """Gates in bfloat16, transforms in float32.
+
+    Of the tensors saved for the backward, those in 4- or 8-byte elements add up to one float32
+    copy of the signal at most: the transform coefficients that the gains' gradient needs.
+    """
+    torch.manual_seed(0)
+    layer = LSTAttention(32, 4, transform, dropout=0.1)
+    layer.mixing_path = "fast"
+    batch, n, width = 2, 64, 32
+    x = torch.randn(batch, n, width, requires_grad=True)  # (B, N, D)
+    saved: list[torch.Tensor] = []
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        with torch.autocast("cpu", torch.bfloat16):
+            out = layer(x)  # (B, N, D)
+    one_head = batch * (n // 2) * (width // 4)  # half a head's signal: every activation is larger
+    activations = {t.untyped_storage().data_ptr(): t for t in saved if t.numel() >= one_head}
+    assert len(activations) >= 5, "the hook saw the layer's saved tensors"
+    wide = sum(t.numel() * t.element_size() for t in activations.values() if t.element_size() >= 4)
+    assert wide <= 1.1 * x.numel() * 4
+    out.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
