@@ -400,33 +400,13 @@ def test_run_config_with_graph_captures_a_cache_free_step(monkeypatch: pytest.Mo
     monkeypatch.setattr(timing, "capture_graph", _fake_capture(log))
     probe = _CacheProbe(8)
     spec = MixerSpec("probe", factory=lambda n: probe)
-    row = bench.run_config(
-        spec,
-        "layer",
-        "bf16",
-        16,
-        device=torch.device("cpu"),
-        batch=2,
-        hidden=8,
-        repeats=2,
-        budget_s=30.0,
-        graph=True,
-    )
+    cpu = {"device": torch.device("cpu"), "batch": 2, "hidden": 8, "repeats": 2, "budget_s": 30.0}
+    row = bench.run_config(spec, "layer", "bf16", 16, graph=True, **cpu)
     assert (row.status, row.repeats) == ("ok", 2) and row.time_ms > 0.0, row
     assert log == ["capture on cpu"]
     # warm-up, memory, the capture's step and two replays, all without autocast's weight cache
     assert probe.cache == [False] * 5
-    eager = bench.run_config(
-        spec,
-        "layer",
-        "bf16",
-        16,
-        device=torch.device("cpu"),
-        batch=2,
-        hidden=8,
-        repeats=2,
-        budget_s=30.0,
-    )
+    eager = bench.run_config(spec, "layer", "bf16", 16, **cpu)
     assert eager.status == "ok" and probe.cache[5:] == [True] * 4 and len(log) == 1
 
 
