@@ -3,7 +3,7 @@ r"""Measure the choices the fast paths make: SDPA backend per mask/dropout, LST 
 Usage::
 
     python -m experiments.probe_paths [--out results/paths_probe.md] [--repeats 10]
-        [--tables sdpa,lst,fnet,performer] [--transforms dct,hadamard]
+        [--tables sdpa,lst,fnet,performer] [--transforms dct,hadamard] [--timing eager|graph]
 
 Four tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
 ``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times):
@@ -31,12 +31,19 @@ Four tables, each row one forward+backward (bf16 autocast, device-synchronised, 
   ``(e + 1)(d + 1) <= m``), through its Triton kernels (``triton``,
   :mod:`spectrans.kernels.favor_fused`, widths up to 16) and through autograd (``autograd``),
   and the ReLU kernel, eager and under ``torch.compile``.
+
+``--timing graph`` times the LST and FNet tables as replays of one CUDA graph of the
+forward+backward step (:func:`experiments.timing.measure` with ``graph=True``): the device's
+time without the host's kernel launches, as training with ``compile_mode=reduce-overhead``
+runs. The default (``eager``) launches each step from Python, which at small N measures the
+launches. A step that cannot be captured shows ``capture failed``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +52,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from experiments.results import git_commit
-from experiments.timing import measure, short_device_name
+from experiments.timing import GraphCaptureError, measure, short_device_name
 from spectrans.kernels import favor_fused
 from spectrans.kernels import small_head_attention as small_head
 from spectrans.layers.attention import favor_contract as favor_contract_module
@@ -78,24 +85,34 @@ MATRIX_PROBE_MAX_LENGTH = 32768
 """Longest N timed on the ``gemm`` and ``dense`` paths (their N x N matrices grow as N^2)."""
 
 
-def median_ms(step: Callable[[], None], repeats: int) -> float:
-    """Median ms of ``step`` over ``repeats`` synchronised calls (:func:`timing.measure`)."""
-    ms, _, _, _ = measure(step, torch.device("cuda"), repeats, budget_s=PROBE_BUDGET_S)
+def median_ms(step: Callable[[], None], repeats: int, graph: bool = False) -> float:
+    """Median ms of ``step`` over ``repeats`` synchronised calls (:func:`timing.measure`).
+
+    With ``graph`` the calls are replays of one CUDA graph of ``step``.
+    """
+    cuda = torch.device("cuda")
+    ms, _, _, _ = measure(step, cuda, repeats, budget_s=PROBE_BUDGET_S, graph=graph)
     return ms
 
 
-def autocast_ms(forward: Callable[[], torch.Tensor], reps: int) -> str:
-    """Median ms of ``forward`` under bf16 autocast plus its backward; ``oom`` if it runs out."""
+def autocast_ms(forward: Callable[[], torch.Tensor], reps: int, graph: bool = False) -> str:
+    """Median ms of ``forward`` under bf16 autocast plus its backward.
+
+    ``oom`` if it runs out of memory, ``capture failed`` if ``graph`` and the step cannot be
+    captured. A captured step runs autocast without its weight cache, as CUDA graphs need.
+    """
 
     def step() -> None:
-        with torch.autocast("cuda", torch.bfloat16):
+        with torch.autocast("cuda", torch.bfloat16, cache_enabled=not graph):
             out = forward()
         out.float().square().mean().backward()
 
     try:
-        return f"{median_ms(step, reps):.2f}"
+        return f"{median_ms(step, reps, graph):.2f}"
     except torch.OutOfMemoryError:
         return "oom"
+    except GraphCaptureError:
+        return "capture failed"
 
 
 def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, reps: int) -> str:
@@ -141,7 +158,14 @@ def small_head_ms(shape: tuple[int, ...], masked: bool, dropout: float, reps: in
 
 
 def lst_ms(
-    b: int, width: int, heads: int, n: int, path: str, reps: int, transform: str = "dct"
+    b: int,
+    width: int,
+    heads: int,
+    n: int,
+    path: str,
+    reps: int,
+    transform: str = "dct",
+    graph: bool = False,
 ) -> str:
     """Forward+backward milliseconds of the ``transform`` LST layer on ``path``."""
     from spectrans.layers.attention.lst import LSTAttention
@@ -151,17 +175,17 @@ def lst_ms(
     layer = LSTAttention(width, heads, transform, max_sequence_length=n).cuda()
     layer.mixing_path = path
     x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
-    return autocast_ms(lambda: layer(x), reps)  # (B, N, D) output
+    return autocast_ms(lambda: layer(x), reps, graph)  # (B, N, D) output
 
 
-def fnet_ms(b: int, width: int, n: int, path: str, reps: int) -> str:
+def fnet_ms(b: int, width: int, n: int, path: str, reps: int, graph: bool = False) -> str:
     """Forward+backward milliseconds of the FNet layer on ``path``."""
     from spectrans.layers.mixing.fourier import FourierMixing
 
     layer = FourierMixing(width).cuda()
     layer.mixing_path = path
     x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
-    return autocast_ms(lambda: layer(x), reps)  # (B, N, D) output
+    return autocast_ms(lambda: layer(x), reps, graph)  # (B, N, D) output
 
 
 def fnet_table(reps: int, measure_ms: Callable[..., str] = fnet_ms) -> list[str]:
@@ -276,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--transforms", default="dct,hadamard", help="comma list of LST kinds (dct, dst, hadamard)"
     )
+    parser.add_argument(
+        "--timing",
+        choices=("eager", "graph"),
+        default="eager",
+        help="graph: time the LST and FNet tables as CUDA-graph replays (device time)",
+    )
     args = parser.parse_args(argv)
     tables = [t for t in args.tables.split(",") if t]
     transforms = [t for t in args.transforms.split(",") if t]
@@ -295,13 +325,20 @@ def main(argv: list[str] | None = None) -> int:
         print("probe_paths needs a CUDA device.", file=sys.stderr)
         return 2
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    graph = args.timing == "graph"
     head = [
         f"# Fast-path probe ({short_device_name(torch.device('cuda'))}, torch "
         f"{torch.__version__.split('+')[0]}, bf16, {stamp})",
         "",
         f"Command: `python -m experiments.probe_paths --repeats {args.repeats} "
-        f"--tables {','.join(tables)} --transforms {','.join(transforms)}`. "
-        f"Forward+backward, median ms. Commit: `{git_commit()}`.",
+        f"--tables {','.join(tables)} --transforms {','.join(transforms)} "
+        f"--timing {args.timing}`. Forward+backward, median ms"
+        + (
+            " (LST and FNet tables: replays of one CUDA graph of the step, the device's time)"
+            if graph
+            else ""
+        )
+        + f". Commit: `{git_commit()}`.",
     ]
     lines = head
     if "sdpa" in tables:
@@ -309,10 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines), flush=True)
     rows: list[str] = []
     if "lst" in tables:
-        rows = ["", "## LST mixing paths", "", *lst_table(args.repeats, transforms)]
+        lst = functools.partial(lst_ms, graph=graph)
+        rows = ["", "## LST mixing paths", "", *lst_table(args.repeats, transforms, lst)]
         print("\n".join(rows), flush=True)
     if "fnet" in tables:
-        fnet_rows = ["", "## FNet mixing paths", "", *fnet_table(args.repeats)]
+        fnet = functools.partial(fnet_ms, graph=graph)
+        fnet_rows = ["", "## FNet mixing paths", "", *fnet_table(args.repeats, fnet)]
         print("\n".join(fnet_rows), flush=True)
         rows += fnet_rows
     if "performer" in tables:

@@ -29,3 +29,38 @@ def test_performer_table_rows() -> None:
     assert len(rows) == 2 + n_rows and len(calls) == 2 * n_rows
     assert rows[0].count("ms") == 2 and all(r.endswith("| 1.00 | 1.00 |") for r in rows[2:])
     assert {c[1] for c in calls} == {"fused", "triton", "autograd", "relu"}
+
+
+def test_a_step_that_cannot_be_captured_is_reported_as_such(monkeypatch) -> None:
+    seen = []
+
+    def fake_median(step, reps, graph=False):
+        seen.append(graph)
+        raise probe_paths.GraphCaptureError("CUDA graph capture failed: RuntimeError: copy")
+
+    monkeypatch.setattr(probe_paths, "median_ms", fake_median)
+    assert probe_paths.autocast_ms(lambda: torch.zeros(1), 2, graph=True) == "capture failed"
+    assert seen == [True]
+
+
+def test_graph_timing_reaches_the_lst_and_fnet_tables(monkeypatch, tmp_path) -> None:
+    lst_calls, fnet_calls = [], []
+
+    def fake_lst(b, width, heads, n, path, reps, transform="dct", graph=False):
+        lst_calls.append(graph)
+        return "1.00"
+
+    def fake_fnet(b, width, n, path, reps, graph=False):
+        fnet_calls.append(graph)
+        return "2.00"
+
+    monkeypatch.setattr(probe_paths, "lst_ms", fake_lst)
+    monkeypatch.setattr(probe_paths, "fnet_ms", fake_fnet)
+    monkeypatch.setattr(probe_paths.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(probe_paths, "short_device_name", lambda device: "GPU")
+    out = tmp_path / "probe.md"
+    argv = ["--tables", "lst,fnet", "--transforms", "dct", "--timing", "graph", "--out", str(out)]
+    assert probe_paths.main(argv) == 0
+    assert lst_calls and fnet_calls and all(lst_calls) and all(fnet_calls)
+    text = out.read_text()
+    assert "--timing graph" in text and "replays of one CUDA graph" in text
