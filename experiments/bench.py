@@ -102,9 +102,11 @@ from experiments.bench_write import (  # noqa: F401
 from experiments.portable import portable_argument
 from experiments.run_record import git_commit
 from experiments.timing import (  # noqa: F401
+    TIMINGS,
     GraphCaptureError,
     cpu_rss_growth,
     device_name,
+    first_line,
     is_oom,
     make_step,
     measure,
@@ -114,7 +116,6 @@ from experiments.timing import (  # noqa: F401
 
 CPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 14))  # 256 .. 8192
 GPU_LENGTHS: tuple[int, ...] = tuple(2**k for k in range(8, 17))  # 256 .. 65536
-TIMINGS: tuple[str, ...] = ("eager", "graph")
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ TIMINGS: tuple[str, ...] = ("eager", "graph")
 def _failure(row: Row, err: Exception) -> None:
     """Record an exception on ``row``: ``oom``, or ``error`` with its first line."""
     row.status = "oom" if is_oom(err) else "error"
-    row.message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    row.message = first_line(err)
     if isinstance(err, ImportError | AttributeError) and "import" in str(err).lower():
         row.message = f"import failed: {row.message}"
 

@@ -52,7 +52,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from experiments.results import git_commit
-from experiments.timing import GraphCaptureError, measure, short_device_name
+from experiments.timing import TIMINGS, GraphCaptureError, is_oom, measure, short_device_name
 from spectrans.kernels import favor_fused
 from spectrans.kernels import small_head_attention as small_head
 from spectrans.layers.attention import favor_contract as favor_contract_module
@@ -98,8 +98,9 @@ def median_ms(step: Callable[[], None], repeats: int, graph: bool = False) -> fl
 def autocast_ms(forward: Callable[[], torch.Tensor], reps: int, graph: bool = False) -> str:
     """Median ms of ``forward`` under bf16 autocast plus its backward.
 
-    ``oom`` if it runs out of memory, ``capture failed`` if ``graph`` and the step cannot be
-    captured. A captured step runs autocast without its weight cache, as CUDA graphs need.
+    ``oom`` if it runs out of memory (also while being captured), ``capture failed`` if
+    ``graph`` and the step cannot be captured otherwise. A captured step runs autocast
+    without its weight cache, as CUDA graphs need.
     """
 
     def step() -> None:
@@ -111,8 +112,8 @@ def autocast_ms(forward: Callable[[], torch.Tensor], reps: int, graph: bool = Fa
         return f"{median_ms(step, reps, graph):.2f}"
     except torch.OutOfMemoryError:
         return "oom"
-    except GraphCaptureError:
-        return "capture failed"
+    except GraphCaptureError as err:  # a capture that ran out of memory is an oom too
+        return "oom" if is_oom(err) else "capture failed"
 
 
 def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, reps: int) -> str:
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--timing",
-        choices=("eager", "graph"),
+        choices=TIMINGS,
         default="eager",
         help="graph: time the LST and FNet tables as CUDA-graph replays (device time)",
     )

@@ -205,6 +205,10 @@ def _peak_bytes(step: Callable[[], None], device: torch.device, baseline_bytes: 
     return int(torch.cuda.max_memory_allocated(device)) - baseline_bytes
 
 
+TIMINGS: tuple[str, ...] = ("eager", "graph")
+"""How a step is timed: launched from Python (``eager``) or replayed as a CUDA graph."""
+
+
 class GraphCaptureError(RuntimeError):
     """Capturing a step into a CUDA graph failed (e.g. the step synchronises with the host)."""
 
@@ -240,8 +244,8 @@ def capture_graph(
     return graph.replay
 
 
-def _first_line(err: BaseException) -> str:
-    """``Type: first line of the message``."""
+def first_line(err: BaseException) -> str:
+    """``Type: first line of the message``: an exception as one line of a table or log."""
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
 
@@ -294,7 +298,7 @@ def measure(
         try:
             timed = capture_graph(step, device)
         except Exception as err:
-            raise GraphCaptureError(f"CUDA graph capture failed: {_first_line(err)}") from err
+            raise GraphCaptureError(f"CUDA graph capture failed: {first_line(err)}") from err
         sync(device)
         spent += time.perf_counter() - start
     n = max(1, min(repeats, int((budget_s - spent) / max(warm, 1e-9))))

@@ -64,3 +64,13 @@ def test_graph_timing_reaches_the_lst_and_fnet_tables(monkeypatch, tmp_path) -> 
     assert lst_calls and fnet_calls and all(lst_calls) and all(fnet_calls)
     text = out.read_text()
     assert "--timing graph" in text and "replays of one CUDA graph" in text
+
+
+def test_a_capture_that_runs_out_of_memory_is_an_oom(monkeypatch) -> None:
+    def fake_median(step, reps, graph=False):
+        raise probe_paths.GraphCaptureError(
+            "CUDA graph capture failed: OutOfMemoryError: CUDA out of memory."
+        )
+
+    monkeypatch.setattr(probe_paths, "median_ms", fake_median)
+    assert probe_paths.autocast_ms(lambda: torch.zeros(1), 2, graph=True) == "oom"
