@@ -1,7 +1,15 @@
 r"""FFT helpers: FNet's 2-D Fourier mixing and circular / causal convolution via the rFFT.
 
 - :func:`fourier_mix_2d`: :math:`y = \mathrm{Re}(\mathrm{FFT}_{seq}(\mathrm{FFT}_{hidden}(x)))`
-  (FNet, Lee-Thorp et al. 2022) for ``x`` of shape ``(..., N, D)``.
+  (FNet, Lee-Thorp et al. 2022) for ``x`` of shape ``(..., N, D)``. With :math:`F = C - iS`
+  the DFT matrices (:math:`C_{jk} = \cos(2\pi jk/n)`, :math:`S_{jk} = \sin(2\pi jk/n)`, both
+  symmetric), :math:`y = C_N x C_D - S_N x S_D`: a real linear map equal to its own adjoint,
+  so the gradient is :math:`\partial x = \mathrm{Re}(\mathrm{FFT2}(\partial y))` and nothing is
+  saved for the backward. The 2-D spectrum of a real signal is Hermitian,
+  :math:`Y_{n,m} = \overline{Y_{-n,-m}}` (indices mod N and D), so only the half spectrum
+  :math:`m \le D/2` is computed (``rfft2``: a real FFT along the hidden dim, then a complex
+  FFT along the sequence over ``D // 2 + 1`` columns instead of ``D``) and the other columns
+  are read off it: :math:`\mathrm{Re}\,Y_{n,m} = \mathrm{Re}\,Y_{(-n) \bmod N,\,D-m}`.
 - :func:`circular_conv`: :math:`y_i = \sum_{j} h_{(i-j) \bmod N}\, x_j` through one rFFT of
   length ``N``.
 - :func:`causal_conv`: :math:`y_i = \sum_{j \le i} h_{i-j}\, x_j` (linear, not circular),
@@ -80,8 +88,39 @@ def fft_length(n: int) -> int:
     return 1 << (2 * n - 1).bit_length()
 
 
+def _real_fft2(x: Tensor) -> Tensor:
+    """``Re FFT2(x)`` over the last two dims from the half spectrum, in ``x``'s dtype."""
+    n, d = x.shape[-2], x.shape[-1]
+    half = torch.fft.rfft2(x.to(compute_dtype(x)), dim=(-2, -1)).real  # (..., N, D//2+1)
+    rows = (-torch.arange(n, device=x.device)) % n  # (N,): row -n mod N
+    cols = torch.arange(d - d // 2 - 1, 0, -1, device=x.device)  # (D - D//2 - 1,): D - m
+    mirror = half.index_select(-1, cols).index_select(-2, rows)  # (..., N, D - D//2 - 1)
+    return torch.cat([half, mirror], dim=-1).to(x.dtype)  # (..., N, D)
+
+
+@torch.library.custom_op("spectrans::fourier_mix_2d", mutates_args=())
+def _fourier_mix_2d_op(x: Tensor) -> Tensor:
+    """FNet mixing as one opaque op (complex intermediates stay inside it)."""
+    return _real_fft2(x)
+
+
+@_fourier_mix_2d_op.register_fake
+def _(x: Tensor) -> Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _fourier_mix_2d_backward(ctx: object, grad: Tensor) -> Tensor:
+    return _fourier_mix_2d_op(grad.contiguous())  # self-adjoint: dx = Re FFT2(dy)
+
+
+_fourier_mix_2d_op.register_autograd(_fourier_mix_2d_backward)
+
+
 def fourier_mix_2d(x: Tensor) -> Tensor:
     """FNet mixing: real part of the 2-D FFT over the last two dims (sequence, hidden).
+
+    Computed from the half spectrum and differentiated as its own adjoint (module doc):
+    saves nothing for the backward. Half-precision inputs are transformed in float32.
 
     Args:
         x: ``(..., N, D)`` real tensor.
@@ -89,8 +128,7 @@ def fourier_mix_2d(x: Tensor) -> Tensor:
     Returns:
         ``(..., N, D)`` tensor, same dtype.
     """
-    y = torch.fft.fft2(x.to(compute_dtype(x)), dim=(-2, -1)).real  # (..., N, D)
-    return y.to(x.dtype)
+    return _fourier_mix_2d_op(x)
 
 
 def circular_conv(x: Tensor, h: Tensor, dim: int = -2) -> Tensor:

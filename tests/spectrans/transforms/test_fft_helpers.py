@@ -9,13 +9,36 @@ import torch
 from spectrans.transforms.fft import causal_conv, circular_conv, fourier_mix_2d, rfft_lean
 
 
-def test_fourier_mix_2d_matches_dft_matrices() -> None:
-    x = torch.randn(2, 7, 5, dtype=torch.float64)
-    fn = np.exp(-2j * np.pi * np.outer(np.arange(7), np.arange(7)) / 7)
-    fd = np.exp(-2j * np.pi * np.outer(np.arange(5), np.arange(5)) / 5)
-    ref = np.real(np.einsum("ij,bjk,lk->bil", fn, x.numpy(), fd))
-    np.testing.assert_allclose(fourier_mix_2d(x).numpy(), ref, atol=1e-10)
+def _dft(n: int) -> np.ndarray:
+    return np.exp(-2j * np.pi * np.outer(np.arange(n), np.arange(n)) / n)
+
+
+@pytest.mark.parametrize(("n", "d"), [(1, 1), (2, 3), (7, 5), (8, 8), (100, 6), (9, 2), (16, 7)])
+def test_fourier_mix_2d_matches_dft_matrices(n: int, d: int) -> None:
+    x = torch.randn(2, n, d, dtype=torch.float64, requires_grad=True)
+    operator = np.real(np.einsum("ij,lk->iljk", _dft(n), _dft(d)))  # y[i,l] = sum op x[j,k]
+    y = fourier_mix_2d(x)
+    ref = np.einsum("iljk,bjk->bil", operator, x.detach().numpy())
+    np.testing.assert_allclose(y.detach().numpy(), ref, atol=1e-10)
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, x, g)
+    np.testing.assert_allclose(
+        grad.numpy(), np.einsum("iljk,bil->bjk", operator, g.numpy()), atol=1e-10
+    )
+
+
+def test_fourier_mix_2d_half_precision_and_nothing_saved() -> None:
+    x = torch.randn(3, 12, 10, requires_grad=True)
     assert fourier_mix_2d(x.bfloat16()).dtype == torch.bfloat16
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = fourier_mix_2d(x)
+    assert saved == []
+    y.pow(2).sum().backward()
+    ref = fourier_mix_2d(x.detach().double()).float()
+    torch.testing.assert_close(
+        x.grad, fourier_mix_2d(2 * ref.double()).float(), atol=1e-3, rtol=1e-4
+    )
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100])
