@@ -8,7 +8,9 @@ with a learned complex filter :math:`W \in \mathbb{C}^{F \times D}`,
 parameter ``weight`` of shape ``(F, D, 2)``. For a length ``N`` the ``N // 2 + 1`` bins get
 :math:`W` linearly interpolated (real and imaginary parts) at normalised frequency
 :math:`k / (N // 2)` of ``[0, 1]`` (DC to Nyquist); at ``N = L`` it is :math:`W` itself. This
-is a circular convolution with a learned kernel per channel, ``O(N D log N)``.
+is a circular convolution with a learned kernel per channel, ``O(N D log N)``, computed by
+:func:`~spectrans.transforms.frequency_filter.frequency_filter` (a hand-written backward
+that saves only the input).
 
 Causal (``causal=True``): the kernel is the impulse response of the same filter at length
 ``2N`` (:math:`h = \mathrm{IRFFT}_{2N}(W^{(2N)})`, first ``N`` taps) and
@@ -30,6 +32,7 @@ from spectrans.layers.mixing.base import MixingLayer
 from spectrans.layers.spectral_filter import resample_profile
 from spectrans.registry import register_mixer
 from spectrans.transforms.fft import causal_conv
+from spectrans.transforms.frequency_filter import frequency_filter
 
 
 @register_mixer(
@@ -71,12 +74,22 @@ class GlobalFilterMixing(MixingLayer):
         bins = max_sequence_length // 2 + 1
         self.weight = nn.Parameter(torch.randn(bins, hidden_dim, 2) * 0.02)  # (F, D, 2)
 
+    def filter_weights(self, n: int) -> Tensor:
+        """Real and imaginary parts of the filter for a length-``n`` sequence, ``(n//2+1, D, 2)``.
+
+        ``weight`` itself at ``n // 2 + 1 == L // 2 + 1`` bins, else both parts linearly
+        interpolated over normalised frequency (module doc).
+        """
+        bins = n // 2 + 1
+        if bins == self.weight.shape[0]:
+            return self.weight  # (F, D, 2)
+        f, d, _ = self.weight.shape
+        rows = self.weight.permute(1, 2, 0).reshape(2 * d, f)  # (2D, F)
+        return resample_profile(rows, bins).view(d, 2, bins).permute(2, 0, 1)  # (bins, D, 2)
+
     def filter_for(self, n: int, dtype: torch.dtype) -> Tensor:
         """Complex filter ``(n // 2 + 1, D)`` for a length-``n`` sequence."""
-        w = self.weight.to(dtype)  # (F, D, 2)
-        re = resample_profile(w[..., 0].T, n // 2 + 1).T  # (n//2+1, D)
-        im = resample_profile(w[..., 1].T, n // 2 + 1).T
-        return torch.complex(re, im)
+        return torch.view_as_complex(self.filter_weights(n).to(dtype).contiguous())
 
     def mix(self, x: Tensor) -> Tensor:
         """Filter ``x`` (B, N, D) along the sequence (causally when ``causal``)."""
@@ -84,5 +97,4 @@ class GlobalFilterMixing(MixingLayer):
         if self.causal:
             taps = torch.fft.irfft(self.filter_for(2 * n, x.dtype), n=2 * n, dim=0)[:n]  # (N, D)
             return causal_conv(x, taps, dim=-2)  # (B, N, D)
-        spec = torch.fft.rfft(x, dim=1) * self.filter_for(n, x.dtype)  # (B, N//2+1, D)
-        return torch.fft.irfft(spec, n=n, dim=1)  # (B, N, D)
+        return frequency_filter(x, self.filter_weights(n))  # (B, N, D)

@@ -34,6 +34,7 @@ def test_fourier_mix_2d_half_precision_and_nothing_saved() -> None:
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         y = fourier_mix_2d(x)
     assert saved == []
+    torch.library.opcheck(torch.ops.spectrans.fourier_mix_2d.default, (x,))
     y.pow(2).sum().backward()
     ref = fourier_mix_2d(x.detach().double()).float()
     torch.testing.assert_close(
