@@ -89,16 +89,19 @@ DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measu
 GEMM_MAX_LENGTH = (
     4096  # auto: transform-matrix GEMMs on CUDA up to this length (results/paths_probe.md)
 )
-FACTORED_MIN_LENGTH: dict[str, int] = {"hadamard": 4096}
+FACTORED_MIN_LENGTH: dict[str, int] = {"hadamard": 1024}
 r"""auto: the factored GEMMs on CUDA from this length on (before ``gemm``), per filter kind.
 
-Measured on an H200 in bf16 (``results/paths_probe.md``, forward+backward of one layer):
-the Hadamard filter as :math:`H_a \otimes H_b` GEMMs beats the transform-matrix GEMMs from
-N = 4096 at the ListOps width and the fast transform at every N >= 8192 (at N = 65536,
-11.8 ms against 23.0 ms). The four-step DCT/DST never beat both ``gemm`` and ``fast`` in
-eager mode there (its reorder, twiddle and gain passes are separate kernels), so those
-kinds have no entry. A layer takes ``factored`` only when every kind it uses has an entry
-and ``n`` reaches the largest of them."""
+Read off the CUDA-graph replays of one layer's forward+backward on an H200 in bf16
+(``python -m experiments.probe_paths --timing graph``, ``results/paths_probe.md``), the
+device's time, which is what compiled training with CUDA graphs pays: the Hadamard filter as
+:math:`H_a \otimes H_b` GEMMs beats the transform-matrix GEMMs from N = 1024 at both widths
+probed (1.96 against 2.32 ms at the ListOps width and N = 1024, 3.72 against 4.63 ms at
+N = 2000; 0.45 against 0.55 ms at the layer-benchmark width) and the fast transform at every
+N probed. Eager timings at N = 1024 are bound by kernel launches and favour ``gemm`` by about
+5 %. The four-step DCT/DST never beat both ``gemm`` and ``fast`` (its reorder, twiddle and
+gain passes are separate kernels), so those kinds have no entry. A layer takes ``factored``
+only when every kind it uses has an entry and ``n`` reaches the largest of them."""
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 _LST_LAYER_ARGS = (
     "hidden_dim",
