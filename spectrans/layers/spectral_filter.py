@@ -265,12 +265,11 @@ def transform_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device
 
 
 def matrix_filter(u: Tensor, gains: Tensor, kind: str) -> Tensor:
-    r"""The filter :math:`M u = A^T (\Lambda \odot A u)` along dim -2 as GEMMs.
+    r"""The filter :math:`M u = A^T (\Lambda \odot A u)` along dim -2 as two GEMMs.
 
     :math:`A` is :func:`transform_matrix` in ``u``'s dtype; all heads and batch items share it,
     so each product is one ``(F, n) x (n, B H d)`` matrix multiply (tensor cores in half
     precision). Exactly the operator of :func:`spectral_filter` for the same kind and gains.
-    The DCT-II and DST-II take :func:`_parity_filter`, which needs half the multiply-adds.
 
     Args:
         u: ``(B, H, N, d)`` real signal.
@@ -281,60 +280,12 @@ def matrix_filter(u: Tensor, gains: Tensor, kind: str) -> Tensor:
         ``(B, H, N, d)``.
     """
     b, h, n, d = u.shape
+    a = transform_matrix(kind, n, u.dtype, u.device)  # (F, N)
+    f = a.shape[0]
     cols = u.permute(2, 0, 1, 3).reshape(n, b * h * d)  # (N, B*H*d)
-    g = gains.t()[:, None, :, None].to(u.dtype)  # (F, 1, H, 1)
-    if kind in ("dct", "dst") and n > 1:
-        out = _parity_filter(cols, g, kind, (b, h, d))  # (N, B*H*d)
-    else:
-        a = transform_matrix(kind, n, u.dtype, u.device)  # (F, N)
-        f = a.shape[0]
-        coef = (a @ cols).view(f, b, h, d) * g  # (F, B, H, d)
-        out = a.t() @ coef.reshape(f, b * h * d)  # (N, B*H*d)
+    coef = (a @ cols).view(f, b, h, d) * gains.t()[:, None, :, None].to(u.dtype)  # (F, B, H, d)
+    out = a.t() @ coef.reshape(f, b * h * d)  # (N, B*H*d)
     return out.view(n, b, h, d).permute(1, 2, 0, 3)  # (B, H, N, d)
-
-
-def _parity_filter(cols: Tensor, g: Tensor, kind: str, bhd: tuple[int, int, int]) -> Tensor:
-    r""":math:`A^T (\Lambda \odot A\, x)` for the DCT-II / DST-II from the parity of the rows.
-
-    Both matrices satisfy :math:`A_{k, N-1-j} = (-1)^k A_{kj}`: even rows see only the
-    symmetric part :math:`s_j = x_j + x_{N-1-j}` and odd rows only the antisymmetric part
-    :math:`t_j = x_j - x_{N-1-j}` (:math:`j < N/2`; for odd N the middle sample is its own
-    mirror, counted once through a halved column, and odd rows vanish there). So
-    :math:`c_{even} = A_e s`, :math:`c_{odd} = A_o t` with the ``(ceil(N/2), ceil(N/2))`` and
-    ``(floor(N/2), floor(N/2))`` blocks of :math:`A`, and back, with
-    :math:`p = A_e^T (\Lambda_{even} c_{even})`, :math:`q = A_o^T (\Lambda_{odd} c_{odd})`:
-    :math:`y_j = p_j + q_j`, :math:`y_{N-1-j} = p_j - q_j` (:math:`y_{mid} = p_{mid}`). Half the
-    multiply-adds of the two full ``N x N`` products.
-
-    Args:
-        cols: ``(N, C)`` signal, ``C = B H d``.
-        g: ``(N, 1, H, 1)`` gains in ``cols``' dtype.
-        kind: ``dct`` or ``dst``.
-        bhd: ``(B, H, d)``, the split of ``C``.
-
-    Returns:
-        ``(N, C)``.
-    """
-    n, c = cols.shape
-    b, h, d = bhd
-    fl, ce = n // 2, (n + 1) // 2  # pairs, and rows of even index
-    a = transform_matrix(kind, n, cols.dtype, cols.device)  # (N, N)
-    a_even = a[0::2, :ce]  # (ce, ce)
-    a_odd = a[1::2, :fl]  # (fl, fl)
-    if n % 2:  # the middle sample enters s twice; its column counts once
-        a_in = torch.cat([a_even[:, :fl], a_even[:, fl:] * 0.5], dim=1)  # (ce, ce)
-    else:
-        a_in = a_even
-    rev = cols.flip(0)  # (N, C): x_{N-1-j}
-    sym = cols[:ce] + rev[:ce]  # (ce, C)
-    anti = cols[:fl] - rev[:fl]  # (fl, C)
-    c_even = (a_in @ sym).view(ce, b, h, d) * g[0::2]  # (ce, B, H, d)
-    c_odd = (a_odd @ anti).view(fl, b, h, d) * g[1::2]  # (fl, B, H, d)
-    p = a_even.t() @ c_even.reshape(ce, c)  # (ce, C)
-    q = a_odd.t() @ c_odd.reshape(fl, c)  # (fl, C)
-    head = p[:fl] + q  # (fl, C): y_j
-    tail = (p[:fl] - q).flip(0)  # (fl, C): y_{N-1-j}, j = fl-1 .. 0
-    return torch.cat([head, p[fl:], tail], dim=0)  # (N, C)
 
 
 def _channels_last(u: Tensor) -> Tensor:

@@ -231,9 +231,8 @@ class _LSTFilterAttention(AttentionLayer):
         ``factored`` take ``fast`` (the factored filter is not causal).
 
         ``auto`` on CUDA: non-causal filters whose kinds all have a closed-form matrix
-        (dct, dst, hadamard) take ``gemm`` (:meth:`mix_gemm`: tensor-core GEMMs with the
-        shared transform matrix, ``2 N F`` multiply-adds per channel forward, half that for
-        dct and dst by the parity of their rows) for
+        (dct, dst, hadamard) take ``gemm`` (:meth:`mix_gemm`: two tensor-core GEMMs with the
+        shared transform matrix, ``4 N F B H d`` multiply-adds forward) for
         ``n <= GEMM_MAX_LENGTH``; others take the dense operator (:meth:`dense_operator`) for
         ``n <= DENSE_MAX_LENGTH``; the transforms (``fast``) otherwise, and always on the CPU.
         Non-causal filters whose kinds all appear in :data:`FACTORED_MIN_LENGTH` take
