@@ -90,7 +90,8 @@ GEMM_MAX_LENGTH = (
     4096  # auto: transform-matrix GEMMs on CUDA up to this length (results/paths_probe.md)
 )
 FACTORED_MIN_LENGTH: dict[str, int] = {"hadamard": 1024}
-r"""auto: the factored GEMMs on CUDA from this length on (before ``gemm``), per filter kind.
+r"""auto: the factored GEMMs on CUDA from this length on (before ``gemm``), per filter kind,
+for layers at least :data:`FACTORED_MIN_WIDTH` wide.
 
 Read off the CUDA-graph replays of one layer's forward+backward on an H200 in bf16
 (``python -m experiments.probe_paths --timing graph``, ``results/paths_probe.md``), the
@@ -102,6 +103,13 @@ N probed. Eager timings at N = 1024 are bound by kernel launches and favour ``ge
 5 %. The four-step DCT/DST never beat both ``gemm`` and ``fast`` (its reorder, twiddle and
 gain passes are separate kernels), so those kinds have no entry. A layer takes ``factored``
 only when every kind it uses has an entry and ``n`` reaches the largest of them."""
+FACTORED_MIN_WIDTH = 256
+"""auto: ``factored`` only for layers whose heads span at least this many channels (H d).
+
+The factored GEMMs act on the ``(B, N, H d)`` signal with ``H d`` as their inner dimension.
+Measured on the H200 (``results/train_step.md``, 2026-11-30 21:01 UTC): the Pathfinder-32
+training step (H d = 32, N = 1024) took 6.85 ms with the factored Hadamard against 5.11 ms with
+``gemm``, while the ListOps step (H d = 512, N = 2000) went from 16.79 to 15.90 ms."""
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 _LST_LAYER_ARGS = (
     "hidden_dim",
@@ -236,7 +244,8 @@ class _LSTFilterAttention(AttentionLayer):
         ``n <= GEMM_MAX_LENGTH``; others take the dense operator (:meth:`dense_operator`) for
         ``n <= DENSE_MAX_LENGTH``; the transforms (``fast``) otherwise, and always on the CPU.
         Non-causal filters whose kinds all appear in :data:`FACTORED_MIN_LENGTH` take
-        ``factored`` (:meth:`mix_factored`) first from the largest of their lengths on.
+        ``factored`` (:meth:`mix_factored`) first from the largest of their lengths on, when
+        the heads span at least :data:`FACTORED_MIN_WIDTH` channels.
         """
         if self.mixing_path == "factored" and self.causal:
             return "fast"
@@ -247,8 +256,10 @@ class _LSTFilterAttention(AttentionLayer):
         # No set or dict-view comparisons: torch.compile traces this method on every forward,
         # and older Dynamo releases (torch 2.11) break the graph on them.
         thresholds = [FACTORED_MIN_LENGTH.get(kind) for kind, _, _, _ in self.groups]
-        if not self.causal and thresholds and None not in thresholds and n >= max(thresholds):
-            return "factored"
+        wide = self.num_heads * self.head_dim >= FACTORED_MIN_WIDTH
+        if not self.causal and wide and thresholds and None not in thresholds:
+            if n >= max(thresholds):
+                return "factored"
         matrix_kinds = all(kind in MATRIX_KINDS for kind, _, _, _ in self.groups)
         if not self.causal and matrix_kinds and n <= GEMM_MAX_LENGTH:
             return "gemm"

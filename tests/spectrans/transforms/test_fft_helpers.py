@@ -13,11 +13,16 @@ def _dft(n: int) -> np.ndarray:
     return np.exp(-2j * np.pi * np.outer(np.arange(n), np.arange(n)) / n)
 
 
+HALF_SPECTRUM = torch.ops.spectrans.fourier_mix_2d.default
+"""The half-spectrum op behind :func:`fourier_mix_2d` from its width threshold on."""
+
+
+@pytest.mark.parametrize("mix", [fourier_mix_2d, HALF_SPECTRUM], ids=["public", "half-spectrum"])
 @pytest.mark.parametrize(("n", "d"), [(1, 1), (2, 3), (7, 5), (8, 8), (100, 6), (9, 2), (16, 7)])
-def test_fourier_mix_2d_matches_dft_matrices(n: int, d: int) -> None:
+def test_fourier_mix_2d_matches_dft_matrices(mix: object, n: int, d: int) -> None:
     x = torch.randn(2, n, d, dtype=torch.float64, requires_grad=True)
     operator = np.real(np.einsum("ij,lk->iljk", _dft(n), _dft(d)))  # y[i,l] = sum op x[j,k]
-    y = fourier_mix_2d(x)
+    y = mix(x)  # type: ignore[operator]
     ref = np.einsum("iljk,bjk->bil", operator, x.detach().numpy())
     np.testing.assert_allclose(y.detach().numpy(), ref, atol=1e-10)
     g = torch.randn_like(y)
@@ -27,18 +32,34 @@ def test_fourier_mix_2d_matches_dft_matrices(n: int, d: int) -> None:
     )
 
 
-def test_fourier_mix_2d_half_precision_and_nothing_saved() -> None:
+def test_fourier_mix_2d_takes_the_half_spectrum_from_its_width_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import spectrans.transforms.fft as fft
+
+    calls: list[int] = []
+    op = fft._fourier_mix_2d_op
+    monkeypatch.setattr(fft, "_fourier_mix_2d_op", lambda t: calls.append(1) or op(t))
+    x = torch.randn(3, 12, 10, dtype=torch.float64)
+    ref = fourier_mix_2d(x)  # default threshold: fft2 at width 10
+    assert calls == []
+    monkeypatch.setattr(fft, "HALF_SPECTRUM_MIN_WIDTH", 10)
+    torch.testing.assert_close(fourier_mix_2d(x), ref, atol=1e-12, rtol=0)
+    assert calls == [1]
+
+
+def test_half_spectrum_op_in_half_precision_saves_nothing() -> None:
     x = torch.randn(3, 12, 10, requires_grad=True)
-    assert fourier_mix_2d(x.bfloat16()).dtype == torch.bfloat16
+    assert HALF_SPECTRUM(x.bfloat16()).dtype == torch.bfloat16
     saved: list[torch.Tensor] = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        y = fourier_mix_2d(x)
+        y = HALF_SPECTRUM(x)
     assert saved == []
-    torch.library.opcheck(torch.ops.spectrans.fourier_mix_2d.default, (x,))
+    torch.library.opcheck(HALF_SPECTRUM, (x,))
     y.pow(2).sum().backward()
-    ref = fourier_mix_2d(x.detach().double()).float()
+    ref = HALF_SPECTRUM(x.detach().double()).float()
     torch.testing.assert_close(
-        x.grad, fourier_mix_2d(2 * ref.double()).float(), atol=1e-3, rtol=1e-4
+        x.grad, HALF_SPECTRUM(2 * ref.double()).float(), atol=1e-3, rtol=1e-4
     )
 
 

@@ -354,11 +354,15 @@ def test_factored_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "dct" not in lst.FACTORED_MIN_LENGTH  # measured: never the fastest for dct
     assert layer.chosen_path(lst.GEMM_MAX_LENGTH, cuda) == "gemm"
     assert layer.chosen_path(65536, cuda) == "fast"
-    hadamard = LSTAttention(16, 4, "hadamard")
+    hadamard = LSTAttention(lst.FACTORED_MIN_WIDTH, 4, "hadamard")
     start = lst.FACTORED_MIN_LENGTH["hadamard"]
     assert hadamard.chosen_path(start - 1, cuda) == "gemm"
     assert hadamard.chosen_path(start, cuda) == "factored"
     assert hadamard.chosen_path(65536, cuda) == "factored"
+    narrow = LSTAttention(lst.FACTORED_MIN_WIDTH // 2, 4, "hadamard")  # measured: gemm wins
+    assert narrow.chosen_path(start, cuda) == "gemm"
+    assert narrow.chosen_path(65536, cuda) == "fast"
+    monkeypatch.setattr(lst, "FACTORED_MIN_WIDTH", 16)
     assert LSTAttention(16, 4, "mixed").chosen_path(65536, cuda) == "fast"  # dct heads too
     monkeypatch.setattr(lst, "FACTORED_MIN_LENGTH", {"dct": 2048})
     assert layer.chosen_path(2047, cuda) == "gemm"
