@@ -34,11 +34,10 @@ bfloat16 transform), and ``y`` is returned in float32 (float64 for float64 input
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
+from spectrans.transforms.custom_ops import register_backward_op
 from spectrans.transforms.precision import compute_dtype
 
 
@@ -80,23 +79,7 @@ def _filter_conv_backward(grad: Tensor, u: Tensor, h: Tensor) -> tuple[Tensor, T
     return grad_u.contiguous(), grad_h.contiguous()
 
 
-@_filter_conv_backward.register_fake
-def _(grad: Tensor, u: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.empty_like(u, memory_format=torch.contiguous_format), torch.empty_like(
-        h, memory_format=torch.contiguous_format
-    )
-
-
-def _setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
-    ctx.save_for_backward(*inputs)
-
-
-def _backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-    u, h = ctx.saved_tensors
-    return _filter_conv_backward(grad, u, h)
-
-
-_filter_conv.register_autograd(_backward, setup_context=_setup_context)
+register_backward_op(_filter_conv, _filter_conv_backward)
 
 
 def filter_conv(u: Tensor, h: Tensor) -> Tensor:

@@ -33,11 +33,10 @@ float64 ``x``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
+from spectrans.transforms.custom_ops import register_backward_op
 from spectrans.transforms.precision import compute_dtype
 
 
@@ -81,23 +80,7 @@ def _frequency_filter_backward(grad: Tensor, x: Tensor, w: Tensor) -> tuple[Tens
     return grad_x.to(x.dtype).contiguous(), grad_w.to(w.dtype).contiguous()
 
 
-@_frequency_filter_backward.register_fake
-def _(grad: Tensor, x: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(
-        w, memory_format=torch.contiguous_format
-    )
-
-
-def _setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
-    ctx.save_for_backward(*inputs)
-
-
-def _backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-    x, w = ctx.saved_tensors
-    return _frequency_filter_backward(grad, x, w)
-
-
-_frequency_filter.register_autograd(_backward, setup_context=_setup_context)
+register_backward_op(_frequency_filter, _frequency_filter_backward)
 
 
 def frequency_filter(x: Tensor, w: Tensor) -> Tensor:
