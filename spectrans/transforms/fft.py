@@ -6,7 +6,8 @@ r"""FFT helpers: FNet's 2-D Fourier mixing and circular / causal convolution via
   symmetric), :math:`y = C_N x C_D - S_N x S_D`: a real linear map equal to its own adjoint,
   so the gradient is :math:`\partial x = \mathrm{Re}(\mathrm{FFT2}(\partial y))` and nothing is
   saved for the backward. The 2-D spectrum of a real signal is Hermitian,
-  :math:`Y_{n,m} = \overline{Y_{-n,-m}}` (indices mod N and D), so only the half spectrum
+  :math:`Y_{n,m} = \overline{Y_{-n,-m}}` (indices mod N and D), so from
+  :data:`HALF_SPECTRUM_MIN_WIDTH` channels on only the half spectrum
   :math:`m \le D/2` is computed (``rfft2``: a real FFT along the hidden dim, then a complex
   FFT along the sequence over ``D // 2 + 1`` columns instead of ``D``) and the other columns
   are read off it: :math:`\mathrm{Re}\,Y_{n,m} = \mathrm{Re}\,Y_{(-n) \bmod N,\,D-m}`.
@@ -122,8 +123,9 @@ HALF_SPECTRUM_MIN_WIDTH = 256
 Measured on an H200 in bf16 (``results/train_step.md``, 2026-11-30 21:01 UTC, compiled
 training steps): the half spectrum took the ListOps step (D = 512) from 16.82 to 16.02 ms and
 the layer benchmark (D = 256) from 7.3 to 5.7 ms at N = 65536 (``results/scaling_graph``), but
-the Pathfinder-32 step (D = 32) from 5.02 to 7.22 ms: at a width of 32 its sequence FFT runs
-over 17 interleaved columns and the mirrored half is a gather of single elements."""
+the Pathfinder-32 step (D = 32) from 5.02 to 7.22 ms. That case was not profiled; at a width of
+32 the sequence FFT runs over 17 interleaved columns and the mirrored half is a gather of
+single elements, the likely costs."""
 
 
 def fourier_mix_2d(x: Tensor) -> Tensor:

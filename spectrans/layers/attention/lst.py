@@ -99,8 +99,9 @@ device's time, which is what compiled training with CUDA graphs pays: the Hadama
 :math:`H_a \otimes H_b` GEMMs beats the transform-matrix GEMMs from N = 1024 at both widths
 probed (1.96 against 2.32 ms at the ListOps width and N = 1024, 3.72 against 4.63 ms at
 N = 2000; 0.45 against 0.55 ms at the layer-benchmark width) and the fast transform at every
-N probed. Eager timings at N = 1024 are bound by kernel launches and favour ``gemm`` by about
-5 %. The four-step DCT/DST never beat both ``gemm`` and ``fast`` (its reorder, twiddle and
+N probed. Eager timings at N = 1024 are bound by kernel launches and favour ``gemm`` by 5-8 %
+(4.39 against 4.62 ms at the ListOps width, 4.45 against 4.82 ms at the layer width). The
+four-step DCT/DST never beat both ``gemm`` and ``fast`` (its reorder, twiddle and
 gain passes are separate kernels), so those kinds have no entry. A layer takes ``factored``
 only when every kind it uses has an entry and ``n`` reaches the largest of them."""
 FACTORED_MIN_WIDTH = 256
