@@ -25,7 +25,9 @@ After every finished run, the records of ``<output_dir>`` (metrics, Hydra config
 metrics; no checkpoints) and the ledger are rewritten into ``<pack-dir>/campaign.tar.gz``, and
 the resumable folders of this command's runs (checkpoints included) into
 ``<pack-dir>/resume.tar`` while it stays under ``--resume-cap-mib``; ``--restore`` puts them
-back on the next machine (``campaign_resume``).
+back on the next machine (``campaign_resume``). With ``--pack-dir`` and a deadline, a run that
+is not expected to finish in time and whose checkpoints are expected to exceed the cap (24 bytes
+per parameter of its preset's records) is not started: stopped part-way, it could not resume.
 """
 
 from __future__ import annotations
@@ -408,6 +410,13 @@ def append_segment(run_dir: Path, run: Run, segment: dict) -> None:
     path.write_text(json.dumps(side, indent=1) + "\n")
 
 
+CHECKPOINT_BYTES_PER_PARAM = 24
+"""Bytes per parameter in a resumable run folder: ``last.ckpt`` and the best checkpoint, each
+with float32 weights and AdamW's two float32 moments (a ListOps wavelet folder: 109.2 MiB for
+4.8M parameters)."""
+HELD = "held until a command can finish it"
+
+
 class Campaign:
     """State of one command: plan, runs, GPUs, ledger, packing."""
 
@@ -472,12 +481,54 @@ class Campaign:
         steps_left = max(0, run.max_steps - run.steps)
         return steps_left * self.rates[(run.task, run.variant)] * run.per_gpu / 1000 <= seconds
 
+    def checkpoint_mib(self, run: Run) -> float | None:
+        """Expected size of ``run``'s resumable checkpoint in MiB, or None when unknown.
+
+        ``CHECKPOINT_BYTES_PER_PARAM`` bytes per parameter (two checkpoints of float32 weights
+        and AdamW's two float32 moments), for the largest ``num_params`` among its preset's
+        records.
+        """
+        params = [
+            int(r.data["num_params"])
+            for r in self.records
+            if r.name == run.preset.name and r.data.get("num_params")
+        ]
+        return CHECKPOINT_BYTES_PER_PARAM * max(params) / 2**20 if params else None
+
+    def stays_resumable(self, run: Run) -> bool:
+        """Whether ``run``, stopped at the deadline, could resume in a later command.
+
+        Without ``--pack-dir`` its checkpoint stays in the output folder; with it, the
+        checkpoint has to travel in ``resume.tar``, so its expected size (unknown counts as
+        fitting) must stay under ``--resume-cap-mib``.
+        """
+        if not self.args.pack_dir:
+            return True
+        size = self.checkpoint_mib(run)
+        return size is None or size <= self.args.resume_cap_mib
+
     def launchable(self, queue: list[Run]) -> list[Run]:
-        """``queue`` less, under ``--finish-only``, the runs that would not finish in time."""
+        """``queue`` less the runs that would not finish before the deadline and may not stop.
+
+        Under ``--finish-only`` no run may stop part-way; otherwise a run may when its
+        checkpoint can resume later (:meth:`stays_resumable`), and one that cannot waits
+        for a command with time to finish it (a note in the ledger says so).
+        """
         left = self.deadline_left()
-        if not self.args.finish_only or left is None:
+        if left is None:
             return queue
-        return [r for r in queue if self.finishes(r, left - 60 * self.args.margin_min)]
+        keep = []
+        for run in queue:
+            if self.finishes(run, left - 60 * self.args.margin_min):
+                keep.append(run)
+            elif not self.args.finish_only:
+                if self.stays_resumable(run):
+                    keep.append(run)
+                elif HELD not in run.note:
+                    size = self.checkpoint_mib(run) or 0.0
+                    note = f"{HELD}: its checkpoint (~{size:.0f} MiB) cannot travel"
+                    run.note = f"{run.note}; {note}" if run.note else note
+        return keep
 
     def deadline_left(self) -> float | None:
         """Seconds left before ``--deadline-min``, or None without one."""
@@ -760,8 +811,8 @@ def _restore(archive: str, plan: Plan) -> int:
 
 def _dry_run(campaign: Campaign, plan: Plan, args: argparse.Namespace, gpus: int) -> int:
     """``--dry-run``: print the ledger and the commands of the first wave."""
+    queue = campaign.launchable(work_queue(campaign.runs))  # notes the runs it holds back
     print(campaign.ledger(gpus), end="")
-    queue = campaign.launchable(work_queue(campaign.runs))
     pool = GpuPool(max(gpus, 1))
     print(f"first wave on {max(gpus, 1)} GPU(s) (then the next runs as these end):")
     for run, g in schedule(queue, pool, args.max_runs):

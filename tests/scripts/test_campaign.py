@@ -422,6 +422,29 @@ def test_finish_only_launches_the_runs_expected_to_end_before_the_deadline(
     assert all("listops" in c for c in commands)
 
 
+@pytest.mark.parametrize(("num_params", "listops_runs"), [(100_000, 2), (10_000_000, 0)])
+def test_runs_whose_checkpoint_cannot_travel_start_only_when_they_can_finish(
+    tmp_path: Path, capsys, num_params: int, listops_runs: int
+) -> None:
+    """6 min leave 4.5 after the margin: a 5-minute ListOps run stops part-way. With 10M
+    parameters its checkpoints (~229 MiB) cannot travel in resume.tar, so it is not started;
+    with 100k parameters (~2 MiB) both seed-1 runs start, one per GPU."""
+    plan = small_plan(tmp_path)
+    fields = {"num_params": num_params}
+    for name in ("lra-listops-softmax", "lra-listops-mixed"):  # seed 0 done: seed 1 left
+        fake_record(tmp_path / "results", name, 0, wall=300.0, fields=fields)
+    argv = ["--plan", str(plan), "--dry-run", "--gpus", "2", "--deadline-min", "6"]
+    argv += ["--tasks", "listops"]
+    assert campaign.main([*argv, "--pack-dir", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    commands = [line for line in out.splitlines() if "train.py" in line]
+    assert len(commands) == listops_runs
+    assert (campaign.HELD in out) == (listops_runs == 0)
+    assert campaign.main(argv) == 0  # no --pack-dir: checkpoints stay, nothing is held
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines() if "train.py" in line]) == 2
+
+
 def test_finish_only_without_a_deadline_is_refused(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         campaign.main(["--plan", str(small_plan(tmp_path)), "--dry-run", "--finish-only"])
