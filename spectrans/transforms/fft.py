@@ -30,6 +30,8 @@ Half and bfloat16 inputs are computed in float32 and cast back.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -89,12 +91,19 @@ def fft_length(n: int) -> int:
     return 1 << (2 * n - 1).bit_length()
 
 
+@functools.lru_cache(maxsize=64)
+def _mirror_index(n: int, d: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Rows ``-n mod N`` and columns ``D - m`` (``m = D//2+1 .. D-1``) of the mirrored half."""
+    rows = (-torch.arange(n, device=device)) % n  # (N,)
+    cols = torch.arange(d - d // 2 - 1, 0, -1, device=device)  # (D - D//2 - 1,)
+    return rows, cols
+
+
 def _real_fft2(x: Tensor) -> Tensor:
     """``Re FFT2(x)`` over the last two dims from the half spectrum, in ``x``'s dtype."""
     n, d = x.shape[-2], x.shape[-1]
     half = torch.fft.rfft2(x.to(compute_dtype(x)), dim=(-2, -1)).real  # (..., N, D//2+1)
-    rows = (-torch.arange(n, device=x.device)) % n  # (N,): row -n mod N
-    cols = torch.arange(d - d // 2 - 1, 0, -1, device=x.device)  # (D - D//2 - 1,): D - m
+    rows, cols = _mirror_index(n, d, x.device)  # cached: read only
     mirror = half.index_select(-1, cols).index_select(-2, rows)  # (..., N, D - D//2 - 1)
     return torch.cat([half, mirror], dim=-1).to(x.dtype)  # (..., N, D)
 
