@@ -13,7 +13,9 @@ Four tables, each row one forward+backward (bf16 autocast, device-synchronised, 
   ``(B, 1, 1, N)`` and attention dropout 0.1, at the LRA ListOps and Pathfinder-32 shapes
   and the layer benchmark's shape, and the small-head Triton kernels
   (:mod:`spectrans.kernels.small_head_attention`, head widths up to 16, no mask) at the same
-  shapes. A backend that refuses the inputs shows ``n/a``.
+  shapes, and, with the mask, flash attention's variable-length kernel on each row cut into
+  its real tokens and its padding (``segments``, :mod:`spectrans.layers.attention.key_padding`,
+  the sort of each row included). A backend that refuses the inputs shows ``n/a``.
 - **LST**: the LST layer of each ``--transforms`` kind with ``mixing_path`` forced to
   ``gemm`` (two GEMMs with the transform matrix), ``factored`` (the transform factored into
   small GEMMs: Hadamard as :math:`H_a \otimes H_b`, DCT/DST by the four-step DFT), ``dense``
@@ -56,6 +58,7 @@ from experiments.timing import TIMINGS, GraphCaptureError, is_oom, measure, shor
 from spectrans.kernels import favor_fused
 from spectrans.kernels import small_head_attention as small_head
 from spectrans.layers.attention import favor_contract as favor_contract_module
+from spectrans.layers.attention import key_padding
 
 BACKENDS = {
     "cudnn": SDPBackend.CUDNN_ATTENTION,
@@ -139,6 +142,27 @@ def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, 
         return f"{median_ms(step, reps):.2f}"
     except RuntimeError:
         return "n/a"
+
+
+def segments_ms(shape: tuple[int, ...], masked: bool, dropout: float, reps: int) -> str:
+    """Forward+backward ms of key-padding attention on row segments (the sort included)."""
+    b, h, n, d = shape
+    if not masked or not key_padding.varlen_available(torch.device("cuda"), torch.bfloat16, d):
+        return "n/a"
+    q, k, v = (
+        torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        for _ in range(3)
+    )  # (B, N, H, d) each
+    lengths = torch.randint(n // 4, n + 1, (b,), device="cuda")
+    mask = torch.arange(n, device="cuda") < lengths[:, None]  # (B, N)
+
+    def step() -> None:
+        order = key_padding.PrefixOrder(mask)
+        qs, ks, vs = (order.sort(t) for t in (q, k, v))  # (B, N, H, d) each
+        out = key_padding.key_padding_attention(qs, ks, vs, order.cu, order.max_len, dropout)
+        order.unsort(out).float().square().mean().backward()
+
+    return f"{median_ms(step, reps):.2f}"
 
 
 def small_head_ms(shape: tuple[int, ...], masked: bool, dropout: float, reps: int) -> str:
@@ -251,14 +275,15 @@ def sdpa_table(reps: int) -> list[str]:
     """Markdown rows of the SDPA table."""
     lines = [
         "| shape (B, H, N, d) | mask | dropout | cudnn ms | flash ms | efficient ms | "
-        "small-head Triton ms |",
-        "|---|---|---|---|---|---|---|",
+        "small-head Triton ms | segments ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, shape in SDPA_SHAPES.items():
         for masked in (False, True):
             for dropout in (0.0, 0.1):
                 cells = [sdpa_ms(shape, be, masked, dropout, reps) for be in BACKENDS]
                 cells.append(small_head_ms(shape, masked, dropout, reps))
+                cells.append(segments_ms(shape, masked, dropout, reps))
                 lines.append(
                     f"| {name} {shape} | {'key padding' if masked else 'none'} | {dropout} | "
                     + " | ".join(cells)

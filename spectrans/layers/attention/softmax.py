@@ -16,7 +16,10 @@ multiple of 8; otherwise SDPA falls back to the math kernel, which materialises 
 and keeping the scale ``1/\sqrt{d}`` of the true width is exact: the padded columns add
 ``0`` to every score :math:`q_i \cdot k_j`, and the padded output columns (weights times zero
 values) are cropped. A key-padding mask without causal masking or ALiBi is passed as a
-broadcast ``(B, 1, 1, N)`` mask, never an ``N x N`` one.
+broadcast ``(B, 1, 1, N)`` mask, never an ``N x N`` one; on GPUs with flash attention such a
+mask instead cuts each row into a segment of real tokens and one of padding for the
+variable-length flash kernel (:mod:`spectrans.layers.attention.key_padding`), which reads no
+mask and skips the scores between real and padded tokens.
 
 Small head widths: without a mask or causal masking, and for ``d <=``
 :data:`SMALL_HEAD_MAX_DIM` on CUDA, attention can run on the Triton kernels of
@@ -35,6 +38,7 @@ from torch import Tensor, nn
 from spectrans.config.layers.attention import SoftmaxAttentionConfig
 from spectrans.kernels import small_head_attention as small_head
 from spectrans.layers.alibi import alibi_bias
+from spectrans.layers.attention import key_padding
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
@@ -136,9 +140,12 @@ class SoftmaxAttention(AttentionLayer):
         slow path; rows of masked queries are zero) and returned with the output.
         """
         mask = check_input(x, mask, self.hidden_dim)
+        dropout = self.dropout if self.training else 0.0
+        if mask is not None and not (self.causal or self.alibi or return_attention):
+            if key_padding.varlen_available(x.device, self._compute_dtype(x), self.head_dim):
+                return self._varlen_forward(x, mask, dropout)
         q, k, v = project_qkv(self, x)  # (B, H, N, d) each
         seq_len = x.shape[1]
-        dropout = self.dropout if self.training else 0.0
         fast_causal = self.causal and mask is None and not self.alibi
         attn_mask = None if fast_causal else self.attention_bias(mask, seq_len, x.device, q.dtype)
         weights = None
@@ -158,6 +165,29 @@ class SoftmaxAttention(AttentionLayer):
             out = fused_sdpa(q, k, v, attn_mask, dropout, fast_causal)  # (B, H, N, d)
         out = zero_masked(self.out_proj(merge_heads(out)), mask)  # (B, N, D)
         return (out, weights) if return_attention else out  # type: ignore[return-value]
+
+    def _compute_dtype(self, x: Tensor) -> torch.dtype:
+        """The dtype of the projections' outputs for ``x`` (the autocast dtype under autocast)."""
+        if torch.is_autocast_enabled(x.device.type):
+            return torch.get_autocast_dtype(x.device.type)
+        return x.dtype
+
+    def _varlen_forward(self, x: Tensor, mask: Tensor, dropout: float) -> Tensor:
+        """Key-padding attention on the variable-length flash kernel; x (B, N, D) -> (B, N, D).
+
+        Tokens are sorted so that each row's real tokens come first, attended within their
+        row's real segment, and sorted back (exact; see :mod:`~.key_padding`). Without RoPE
+        the input rows are sorted before the projections (one gather instead of three).
+        """
+        batch, seq_len, _ = x.shape
+        order = key_padding.PrefixOrder(mask)
+        if self.use_rope:
+            q, k, v = (order.sort(t.transpose(1, 2)) for t in project_qkv(self, x))  # (B, N, H, d)
+        else:
+            q, k, v = (t.transpose(1, 2) for t in project_qkv(self, order.sort(x)))  # (B, N, H, d)
+        out = key_padding.key_padding_attention(q, k, v, order.cu, order.max_len, dropout)
+        out = self.out_proj(out.reshape(batch, seq_len, -1))  # (B, N, D), sorted rows
+        return zero_masked(order.unsort(out), mask)  # (B, N, D)
 
 
 SMALL_HEAD_MAX_DIM: int | None = None

@@ -1,0 +1,147 @@
+r"""Key-padding softmax attention on flash attention's variable-length kernel.
+
+A key-padding mask makes SDPA's fused kernels read a ``(B, 1, 1, N)`` mask for every score
+tile and compute every padded query and key. Flash attention's variable-length kernel takes
+the batch as one sequence of ``T`` tokens cut into segments by cumulative offsets ``cu``;
+each token attends only to the tokens of its own segment, and no mask is read.
+
+Each row of a ``(B, N)`` batch is cut into two segments: its real tokens and its padding.
+When the real tokens come first (a prefix mask), row ``b`` with ``L_b`` real tokens gives
+
+    cu = [0, L_0, N, N + L_1, 2N, ..., (B - 1) N + L_{B-1}, B N],
+
+so a real query attends exactly to the real keys of its row,
+
+    out_i = \sum_{j < L_b} softmax_j(q_i \cdot k_j / \sqrt{d}) v_j,
+
+which is attention with the key mask. Padded queries attend among the padding; their outputs
+are discarded by the caller (the layer zeroes masked positions), as are the outputs of SDPA's
+masked rows. A row with no real tokens is one segment of padding, the rule "a query whose keys
+are all masked sees every key" of :mod:`spectrans.layers.attention.softmax`.
+
+Any mask is brought to prefix form by a stable permutation of each row that moves its real
+tokens to the front. Softmax attention without position terms inside the kernel is
+equivariant under a common permutation of queries, keys and values, so permuting, attending
+and permuting back is exact. The permutation is a row gather whose backward is the gather
+by the inverse permutation (no scatter-add).
+
+The work is ``\sum_b L_b^2 + (N - L_b)^2`` score entries instead of ``B N^2``: for lengths
+drawn uniformly from ``[N/4, N]`` (LRA ListOps) about 0.63 of the dense count.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+VARLEN_KEY_PADDING: bool = True
+"""Take :func:`key_padding_attention` for key-padding masks where the flash kernel exists.
+False: always the masked SDPA call (``python -m experiments.probe_paths --tables sdpa`` times
+both)."""
+
+FLASH_MAX_HEAD_DIM = 256
+"""Widest head (after padding to a multiple of 8) of PyTorch's flash attention kernels."""
+
+
+@functools.lru_cache(maxsize=8)
+def _flash_capable(device_index: int) -> bool:
+    """Flash attention 2 needs compute capability 8.0 (Ampere) or newer."""
+    return torch.cuda.get_device_capability(device_index) >= (8, 0)
+
+
+def varlen_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
+    """Whether q, k, v of this device, dtype and head width can take the variable-length kernel."""
+    if not VARLEN_KEY_PADDING or device.type != "cuda" or torch.version.hip is not None:
+        return False
+    if dtype not in (torch.float16, torch.bfloat16) or not torch.backends.cuda.flash_sdp_enabled():
+        return False
+    width = head_dim + (-head_dim % 8)
+    return width <= FLASH_MAX_HEAD_DIM and _flash_capable(device.index or 0)
+
+
+class RowPermutation(torch.autograd.Function):
+    """``x[index]`` along dim 0 for a permutation ``index``; backward ``grad[inverse]``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, inverse: Tensor) -> Tensor:  # type: ignore[override]
+        """Gather the rows ``index`` of x (M, F)."""
+        ctx.save_for_backward(inverse)
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        """Gather the output gradient's rows by the inverse permutation."""
+        (inverse,) = ctx.saved_tensors
+        return grad.index_select(0, inverse), None, None
+
+
+class PrefixOrder:
+    """The stable permutation that puts each row's real tokens first, and the segment offsets.
+
+    Attributes:
+        index: (B*N,) flat row indices: sorted position -> original position.
+        inverse: (B*N,) original position -> sorted position.
+        cu: (2B + 1,) int32 segment offsets ``[bN, bN + L_b]`` and ``BN``.
+        max_len: N, the longest segment.
+    """
+
+    def __init__(self, mask: Tensor) -> None:
+        batch, seq_len = mask.shape
+        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)  # (B, N)
+        offsets = torch.arange(batch, device=mask.device)[:, None] * seq_len  # (B, 1)
+        self.index = (order + offsets).reshape(-1)  # (B*N,)
+        positions = torch.arange(batch * seq_len, device=mask.device)
+        self.inverse = torch.empty_like(self.index).scatter_(0, self.index, positions)
+        lengths = mask.sum(dim=1, dtype=torch.int32)  # (B,)
+        starts = offsets[:, 0].to(torch.int32)  # (B,)
+        cu = torch.stack([starts, starts + lengths], dim=1).reshape(-1)  # (2B,)
+        self.cu = torch.cat([cu, cu.new_full((1,), batch * seq_len)])  # (2B + 1,)
+        self.max_len = seq_len
+
+    def sort(self, x: Tensor) -> Tensor:
+        """(B, N, ...) in original order -> (B, N, ...) with real tokens first in each row."""
+        flat = x.reshape(x.shape[0] * x.shape[1], -1)  # (B*N, F)
+        return RowPermutation.apply(flat, self.index, self.inverse).view(x.shape)
+
+    def unsort(self, x: Tensor) -> Tensor:
+        """Inverse of :meth:`sort`."""
+        flat = x.reshape(x.shape[0] * x.shape[1], -1)  # (B*N, F)
+        return RowPermutation.apply(flat, self.inverse, self.index).view(x.shape)
+
+
+def segment_attention(
+    q: Tensor, k: Tensor, v: Tensor, cu: Tensor, max_len: int, dropout: float, scale: float
+) -> Tensor:
+    """Softmax attention within the segments ``cu`` of T tokens; q, k, v (T, H, d) -> (T, H, d).
+
+    Flash attention's variable-length kernel, attention dropout included (its draws are the
+    kernel's own). The head width must be a multiple of 8.
+    """
+    out = torch.ops.aten._flash_attention_forward(
+        q, k, v, cu, cu, max_len, max_len, dropout, False, False, scale=scale
+    )[0]  # (T, H, d)
+    return out
+
+
+def key_padding_attention(
+    q: Tensor, k: Tensor, v: Tensor, cu: Tensor, max_len: int, dropout: float
+) -> Tensor:
+    """Attention of prefix-ordered q, k, v (B, N, H, d) within their rows' segments ``cu``.
+
+    The head width is zero-padded to a multiple of 8 with the scale ``1/sqrt(d)`` of the true
+    width (exact) and the output cropped back.
+
+    Returns:
+        (B, N, H, d); rows of padded queries hold attention among the padding.
+    """
+    batch, seq_len, heads, d = q.shape
+    pad = -d % 8
+    flat = [t.reshape(batch * seq_len, heads, d) for t in (q, k, v)]  # (T, H, d) each
+    if pad:
+        flat = [torch.nn.functional.pad(t, (0, pad)) for t in flat]  # (T, H, d')
+    out = segment_attention(*flat, cu, max_len, dropout, d**-0.5)  # (T, H, d')
+    if pad:
+        out = out[..., :d]
+    return out.reshape(batch, seq_len, heads, d)

@@ -1,0 +1,188 @@
+"""Key-padding attention through row segments: the permutation, the offsets and the layer path.
+
+On CPU the variable-length flash kernel is replaced by a dense float64 segment attention, so the
+sorting, the segment offsets and the layer's wiring are checked against the layer's masked SDPA
+path; on CUDA the real kernel is checked against the same path.
+"""
+
+import pytest
+import torch
+
+from spectrans.layers.attention import key_padding
+from spectrans.layers.attention.softmax import SoftmaxAttention
+
+LENGTHS = [1, 2, 7, 16, 33]
+
+
+def _masks(batch: int, seq_len: int, prefix: bool, generator: torch.Generator) -> torch.Tensor:
+    """Masks with a full row, an empty row (when B > 2) and random rows."""
+    if prefix:
+        lengths = torch.randint(0, seq_len + 1, (batch,), generator=generator)
+        mask = torch.arange(seq_len)[None] < lengths[:, None]  # (B, N)
+    else:
+        mask = torch.rand(batch, seq_len, generator=generator) < 0.6  # (B, N)
+    mask[0] = True
+    if batch > 2:
+        mask[1] = False
+    return mask
+
+
+def _segment_reference(q, k, v, cu, max_len, dropout, scale):
+    """Dense float64 attention restricted to the segments of ``cu``; (T, H, d) -> (T, H, d)."""
+    assert dropout == 0.0
+    tokens = q.shape[0]
+    segment = torch.searchsorted(cu[1:].long(), torch.arange(tokens), right=True)  # (T,)
+    assert int((torch.diff(cu.long())).max()) <= max_len
+    allowed = segment[:, None] == segment[None, :]  # (T, T)
+    scores = torch.einsum("thd,shd->hts", q.double(), k.double()) * scale  # (H, T, T)
+    weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+    return torch.einsum("hts,shd->thd", weights, v.double()).to(q.dtype)
+
+
+@pytest.mark.parametrize("seq_len", LENGTHS)
+@pytest.mark.parametrize("prefix", [True, False])
+def test_prefix_order_sorts_real_tokens_first(seq_len: int, prefix: bool) -> None:
+    gen = torch.Generator().manual_seed(seq_len)
+    mask = _masks(4, seq_len, prefix, gen)
+    order = key_padding.PrefixOrder(mask)
+    flat = torch.arange(4 * seq_len)
+    assert torch.equal(flat[order.index][order.inverse], flat)
+    sorted_mask = order.sort(mask[..., None].float())[..., 0].bool()  # (B, N)
+    lengths = mask.sum(1)
+    assert torch.equal(sorted_mask, torch.arange(seq_len)[None] < lengths[:, None])
+    rows = order.index.view(4, seq_len) // seq_len
+    assert torch.equal(rows, torch.arange(4)[:, None].expand(4, seq_len))  # within its row
+    real = order.index.view(4, seq_len)
+    for b in range(4):  # stable: real tokens keep their order
+        kept = real[b, : lengths[b]] % seq_len
+        assert torch.equal(kept, torch.nonzero(mask[b])[:, 0])
+    expected = [v for b in range(4) for v in (b * seq_len, b * seq_len + int(lengths[b]))]
+    assert order.cu.tolist() == expected + [4 * seq_len] and order.cu.dtype == torch.int32
+    x = torch.randn(4, seq_len, 3, requires_grad=True)
+    back = order.unsort(order.sort(x))
+    assert torch.equal(back, x)
+    (grad,) = torch.autograd.grad((order.sort(x) * torch.arange(3.0)).sum(), x)
+    assert torch.equal(grad, torch.arange(3.0).expand_as(x))
+
+
+@pytest.fixture
+def cpu_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Route the layer through the segment path on CPU with the dense reference kernel."""
+    monkeypatch.setattr(key_padding, "varlen_available", lambda *args: True)
+    monkeypatch.setattr(key_padding, "segment_attention", _segment_reference)
+
+
+@pytest.mark.parametrize("seq_len", LENGTHS)
+@pytest.mark.parametrize("prefix", [True, False])
+@pytest.mark.parametrize(
+    "options", [{}, {"use_rope": True}, {"qk_norm": True}, {"head_dim": 3, "bias": False}]
+)
+def test_segment_path_equals_masked_sdpa(
+    cpu_segments: None, seq_len: int, prefix: bool, options: dict
+) -> None:
+    torch.manual_seed(seq_len)
+    layer = SoftmaxAttention(hidden_dim=16, num_heads=2, **options).double()
+    x = torch.randn(4, seq_len, 16, dtype=torch.float64, requires_grad=True)
+    mask = _masks(4, seq_len, prefix, torch.Generator().manual_seed(seq_len + 1))
+    got = layer(x, mask)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(key_padding, "varlen_available", lambda *args: False)
+        want = layer(x, mask)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    cotangent = torch.randn_like(got)
+    grads = torch.autograd.grad(got, [x, *layer.parameters()], cotangent)
+    wants = torch.autograd.grad(want, [x, *layer.parameters()], cotangent)
+    for g, w in zip(grads, wants, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
+
+
+def test_segment_path_ignores_masked_tokens(cpu_segments: None) -> None:
+    torch.manual_seed(0)
+    layer = SoftmaxAttention(hidden_dim=16, num_heads=4).double()
+    x = torch.randn(3, 11, 16, dtype=torch.float64)
+    mask = _masks(3, 11, prefix=False, generator=torch.Generator().manual_seed(3))
+    y = x.clone()
+    y[~mask] = torch.randn(int((~mask).sum()), 16, dtype=torch.float64) * 100
+    torch.testing.assert_close(layer(x, mask), layer(y, mask), rtol=0, atol=1e-12)
+    assert bool((layer(x, mask)[~mask] == 0).all())
+
+
+def test_segment_path_is_skipped_for_causal_alibi_and_weights(cpu_segments: None) -> None:
+    calls = []
+    key_padding_attention = key_padding.key_padding_attention
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return key_padding_attention(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(key_padding, "key_padding_attention", counted)
+        x, mask = torch.randn(2, 5, 8), torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+        SoftmaxAttention(8, 2, causal=True)(x, mask)
+        SoftmaxAttention(8, 2, alibi=True)(x, mask)
+        SoftmaxAttention(8, 2)(x, mask, return_attention=True)
+        SoftmaxAttention(8, 2)(x)
+        assert calls == []
+        SoftmaxAttention(8, 2)(x, mask)
+        assert calls == [1]
+
+
+def test_availability_rules() -> None:
+    cpu = torch.device("cpu")
+    assert not key_padding.varlen_available(cpu, torch.bfloat16, 64)
+    if torch.cuda.is_available():
+        cuda = torch.device("cuda")
+        assert not key_padding.varlen_available(cuda, torch.float32, 64)
+        assert not key_padding.varlen_available(cuda, torch.bfloat16, 257)
+
+
+cuda_flash = pytest.mark.skipif(
+    not (
+        torch.cuda.is_available()
+        and key_padding.varlen_available(torch.device("cuda"), torch.bfloat16, 64)
+    ),
+    reason="needs a CUDA GPU with flash attention (compute capability 8.0+)",
+)
+
+
+@cuda_flash
+@pytest.mark.parametrize("seq_len", [1, 7, 64, 1000, 1023])
+@pytest.mark.parametrize("head_dim", [4, 12, 64])
+@pytest.mark.parametrize("prefix", [True, False])
+def test_flash_segments_match_masked_sdpa_on_gpu(seq_len: int, head_dim: int, prefix: bool) -> None:
+    torch.manual_seed(seq_len)
+    layer = SoftmaxAttention(hidden_dim=2 * head_dim, num_heads=2, head_dim=head_dim).cuda()
+    x = torch.randn(5, seq_len, 2 * head_dim, device="cuda", requires_grad=True)
+    mask = _masks(5, seq_len, prefix, torch.Generator().manual_seed(seq_len)).cuda()
+    with torch.autocast("cuda", torch.bfloat16):
+        got = layer(x, mask)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(key_padding, "VARLEN_KEY_PADDING", False)
+            want = layer(x, mask)
+    torch.testing.assert_close(got.float(), want.float(), rtol=2e-2, atol=2e-2)
+    cotangent = torch.randn_like(got)
+    grads = torch.autograd.grad(got, [x, *layer.parameters()], cotangent)
+    wants = torch.autograd.grad(want, [x, *layer.parameters()], cotangent)
+    for g, w in zip(grads, wants, strict=True):
+        scale = w.abs().max().clamp_min(1e-3)
+        assert float((g - w).abs().max() / scale) < 5e-2
+
+
+@cuda_flash
+def test_flash_segments_with_dropout_ignore_masked_tokens_on_gpu() -> None:
+    torch.manual_seed(0)
+    layer = SoftmaxAttention(hidden_dim=64, num_heads=2, dropout=0.3).cuda().train()
+    x = torch.randn(4, 300, 64, device="cuda")
+    mask = _masks(4, 300, prefix=True, generator=torch.Generator().manual_seed(1)).cuda()
+    y = x.clone()
+    y[~mask] = torch.randn(int((~mask).sum()), 64, device="cuda") * 100
+    outs = []
+    for inputs in (x, y):
+        torch.manual_seed(7)
+        with torch.autocast("cuda", torch.bfloat16):
+            outs.append(layer(inputs, mask).float())
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    torch.manual_seed(8)
+    with torch.autocast("cuda", torch.bfloat16):
+        other = layer(x, mask).float()
+    assert not torch.equal(other, outs[0])  # the draws are the kernel's, seeded per call
