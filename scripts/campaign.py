@@ -415,6 +415,13 @@ CHECKPOINT_BYTES_PER_PARAM = 24
 with float32 weights and AdamW's two float32 moments (a ListOps wavelet folder: 109.2 MiB for
 4.8M parameters)."""
 HELD = "held until a command can finish it"
+FINISH_SAFETY = 1.2
+"""Factor on a run's expected training time when deciding whether it finishes: the per-step
+rates come from records made with other runs beside them and other commits (a ListOps s4d run
+alone took 1.35x its rate's estimate on 2026-11-30)."""
+START_OVERHEAD_S = 45.0
+"""Seconds a run process spends before its first step (data, model, compilation), added to
+every expected finish time."""
 
 
 class Campaign:
@@ -474,12 +481,13 @@ class Campaign:
     def finishes(self, run: Run, seconds: float) -> bool:
         """Whether ``run`` is expected to reach its last step within ``seconds`` of wall time.
 
-        Expected wall time = steps left x GPU-ms per step (the median over the variant's
-        records, which include start-up and compilation, else the plan's figure) x the runs
-        sharing its GPU.
+        Expected wall time = :data:`START_OVERHEAD_S` + :data:`FINISH_SAFETY` x steps left x
+        GPU-ms per step (the median over the variant's records, else the plan's figure) x the
+        runs sharing its GPU.
         """
         steps_left = max(0, run.max_steps - run.steps)
-        return steps_left * self.rates[(run.task, run.variant)] * run.per_gpu / 1000 <= seconds
+        training = steps_left * self.rates[(run.task, run.variant)] * run.per_gpu / 1000
+        return START_OVERHEAD_S + FINISH_SAFETY * training <= seconds
 
     def checkpoint_mib(self, run: Run) -> float | None:
         """Expected size of ``run``'s resumable checkpoint in MiB, or None when unknown.

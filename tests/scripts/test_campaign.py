@@ -408,11 +408,13 @@ def test_dry_run_end_to_end(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize(("deadline", "expected"), [("9", 2), ("6", 0)])
+@pytest.mark.parametrize(("deadline", "expected"), [("9", 2), ("7.5", 0), ("6", 0)])
 def test_finish_only_launches_the_runs_expected_to_end_before_the_deadline(
     tmp_path: Path, capsys, deadline: str, expected: int
 ) -> None:
-    """ListOps: 5,000 steps x 60 ms = 5 min; Pathfinder: 62,400 x 6 ms x 4 per GPU = 25 min."""
+    """ListOps: 5,000 steps x 60 ms = 5 min, expected 45 s + 1.2 x 5 min = 6.75 min with the
+    start-up and the safety factor; Pathfinder: 62,400 x 6 ms x 4 per GPU = 25 min. At 7.5 min
+    the bare 5 min would fit the 6 left after the margin, the expected 6.75 do not."""
     plan = small_plan(tmp_path)
     fake_record(tmp_path / "results", "lra-listops-softmax", 0, wall=300.0)
     argv = ["--plan", str(plan), "--dry-run", "--gpus", "2", "--deadline-min", deadline]
