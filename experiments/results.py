@@ -16,6 +16,9 @@ Reads every ``metrics.json`` below the run folders (default ``runs/``, ``outputs
   variant.
 - ``pareto_<task>.png``: test accuracy against train throughput and against peak memory, one
   point per variant.
+- ``lra_summary.md`` / ``lra_runs.md``: one row per task and variant with each seed's value,
+  commit and throughput (the README's accuracy table), and one row per run
+  (:mod:`experiments.results_summary`).
 
 Averages over tasks are the plain means of the per-task means:
 ``avg5 = (1/5) sum_{t in T5} mean_t`` and ``avg6 = (avg5 * 5 + pathx) / 6`` with
@@ -70,6 +73,7 @@ from experiments.results_render import (
     provenance,
     write_accuracy_csv,
 )
+from experiments.results_summary import runs_markdown, summary_markdown
 from experiments.run_record import RunRecord, git_commit
 
 __all__ = [
@@ -147,6 +151,9 @@ def aggregate(
     files[0].write_text(accuracy_markdown(rows, excluded, plots_and_prov))
     write_accuracy_csv(rows, files[1])
     files[2].write_text(efficiency_markdown(usable, excluded, plots_and_prov))
+    files += [out_dir / "lra_summary.md", out_dir / "lra_runs.md"]
+    files[3].write_text(summary_markdown(usable, prov))
+    files[4].write_text(runs_markdown(usable, prov))
     files += plots
     return {
         "records": len(records),
