@@ -73,7 +73,12 @@ from experiments.results_render import (
     provenance,
     write_accuracy_csv,
 )
-from experiments.results_summary import runs_markdown, summary_markdown
+from experiments.results_summary import (
+    replace_readme_block,
+    runs_markdown,
+    summary_block,
+    summary_markdown,
+)
 from experiments.run_record import RunRecord, git_commit
 
 __all__ = [
@@ -127,7 +132,8 @@ def aggregate(
     :func:`split_records`); the others are listed as excluded with the reason.
 
     Returns:
-        A summary: ``records``, ``usable``, ``excluded`` counts, ``rows`` and written ``files``.
+        A summary: ``records``, ``usable``, ``excluded`` counts, ``rows``, written ``files``
+        and the ``usable_records`` themselves.
     """
     records = [load_record(p) for p in find_metric_files(run_dirs)]
     usable, excluded = split_records(records, protocols)
@@ -158,6 +164,7 @@ def aggregate(
     return {
         "records": len(records),
         "usable": len(usable),
+        "usable_records": usable,
         "excluded": len(excluded),
         "rows": rows,
         "files": files,
@@ -176,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="results", help="output folder")
     parser.add_argument(
+        "--readme",
+        default=None,
+        help="also rewrite the LRA summary block of this file (e.g. README.md) from the runs",
+    )
+    parser.add_argument(
         "--protocols",
         nargs="+",
         choices=PROTOCOLS,
@@ -191,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    readme = Path(args.readme) if args.readme else None
+    if readme is not None:
+        try:
+            replace_readme_block(readme.read_text(), "")
+        except (OSError, ValueError) as err:
+            print(f"error: --readme {args.readme}: {err}", file=sys.stderr)
+            return 2
     argv_used = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m experiments.results", *map(portable_argument, argv_used)])
     run_dirs = [Path(d) for d in (args.runs or DEFAULT_RUN_DIRS)]
@@ -201,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for path in summary["files"]:
         print(f"wrote {path}")
+    if readme is not None:
+        block = summary_block(summary["usable_records"])
+        readme.write_text(replace_readme_block(readme.read_text(), block))
+        print(f"wrote the LRA summary block of {readme}")
     return 0
 
 

@@ -3,12 +3,16 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from experiments import results
 from experiments.results_summary import (
     README_END,
     README_START,
     reference_text,
+    replace_readme_block,
     runs_markdown,
+    summary_block,
     summary_rows,
 )
 
@@ -70,8 +74,9 @@ def test_summary_rows_state_each_seed(tmp_path: Path) -> None:
 
 def test_reference_text() -> None:
     assert reference_text("pathfinder", "fnet") == "FNet 77.80 (FNet paper)"
-    assert reference_text("pathx", "s4d") == "S4 (updated) 96.35 (S4 paper)"
+    assert reference_text("listops", "performer") == "Favor-256 19.56 (xformers)"
     assert reference_text("pathx", "softmax") == ""
+    assert reference_text("listops", "s4d") == ""
     assert reference_text("listops", "wavelet") == ""
 
 
@@ -88,10 +93,37 @@ def test_runs_table_has_one_row_per_run(tmp_path: Path) -> None:
 def test_readme_table_is_the_summary_of_the_committed_records() -> None:
     """The README's accuracy table is generated: it must equal the summary of results/runs."""
     readme = (ROOT / "README.md").read_text()
-    assert README_START in readme and README_END in readme
-    block = readme.split(README_START)[1].split(README_END)[0]
-    table = [line for line in block.splitlines() if line.startswith("|")]
-    assert table == summary_rows(_usable(ROOT / "results" / "runs")), (
-        "README.md's LRA table differs from the records: run `make results` and copy the "
-        "block of results/lra_summary.md into README.md"
+    assert summary_block(_usable(ROOT / "results" / "runs")) in readme, (
+        "README.md's LRA summary block differs from the records: run "
+        "`python -m experiments.results --runs results/runs --readme README.md`"
     )
+
+
+def test_readme_option_rewrites_only_the_block(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _write(runs, "a", _record("listops", "softmax", 0, 0.30))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{README_START}\nold table\n{README_END}\n\nAfter.\n")
+    argv = ["--runs", str(runs), "--out", str(tmp_path / "out"), "--readme", str(readme)]
+    assert results.main(argv) == 0
+    text = readme.read_text()
+    assert text.startswith("# Title\n\n" + README_START) and text.endswith(
+        README_END + "\n\nAfter.\n"
+    )
+    assert "old table" not in text and "| listops | softmax | 0 `0000000` | 30.00 |" in text
+    assert summary_block(_usable(runs)) in (tmp_path / "out" / "lra_summary.md").read_text()
+
+
+def test_readme_without_markers_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    _write(runs, "a", _record("listops", "softmax", 0, 0.30))
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    argv = ["--runs", str(runs), "--out", str(tmp_path / "out"), "--readme", str(readme)]
+    assert results.main(argv) == 2
+    assert "no '<!-- lra-summary:start" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and readme.read_text() == "# no markers\n"
+    with pytest.raises(ValueError, match="marker lines"):
+        replace_readme_block("text", "block")
