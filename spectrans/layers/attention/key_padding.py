@@ -52,8 +52,14 @@ def _flash_capable(device_index: int) -> bool:
 
 
 def varlen_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
-    """Whether q, k, v of this device, dtype and head width can take the variable-length kernel."""
+    """Whether q, k, v of this device, dtype and head width can take the variable-length kernel.
+
+    Not under ``torch.use_deterministic_algorithms``: the kernel's backward accumulates with
+    atomics, and SDPA's own backend choice handles that mode.
+    """
     if not VARLEN_KEY_PADDING or device.type != "cuda" or torch.version.hip is not None:
+        return False
+    if torch.are_deterministic_algorithms_enabled():
         return False
     if dtype not in (torch.float16, torch.bfloat16) or not torch.backends.cuda.flash_sdp_enabled():
         return False

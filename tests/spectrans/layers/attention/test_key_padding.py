@@ -136,6 +136,23 @@ def test_availability_rules() -> None:
         assert not key_padding.varlen_available(cuda, torch.bfloat16, 257)
 
 
+def test_availability_on_a_capable_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rules past the device check, with the GPU's answers stubbed."""
+    monkeypatch.setattr(key_padding, "_flash_capable", lambda index: True)
+    monkeypatch.setattr(torch.backends.cuda, "flash_sdp_enabled", lambda: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    cuda = torch.device("cuda")
+    assert key_padding.varlen_available(cuda, torch.bfloat16, 64)
+    assert key_padding.varlen_available(cuda, torch.float16, 252)  # padded to 256
+    assert not key_padding.varlen_available(cuda, torch.float32, 64)
+    assert not key_padding.varlen_available(cuda, torch.bfloat16, 257)
+    monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: True)
+    assert not key_padding.varlen_available(cuda, torch.bfloat16, 64)
+    monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: False)
+    monkeypatch.setattr(key_padding, "VARLEN_KEY_PADDING", False)
+    assert not key_padding.varlen_available(cuda, torch.bfloat16, 64)
+
+
 cuda_flash = pytest.mark.skipif(
     not (
         torch.cuda.is_available()
