@@ -14,8 +14,9 @@ Four tables, each row one forward+backward (bf16 autocast, device-synchronised, 
   and the layer benchmark's shape, and the small-head Triton kernels
   (:mod:`spectrans.kernels.small_head_attention`, head widths up to 16, no mask) at the same
   shapes, and, with the mask, flash attention's variable-length kernel on each row cut into
-  its real tokens and its padding (``segments``, :mod:`spectrans.layers.attention.key_padding`,
-  the sort of each row included). A backend that refuses the inputs shows ``n/a``.
+  its real tokens and its padding, the padding whole or cut in four (``segments``,
+  :mod:`spectrans.layers.attention.key_padding`, the sort of each row included). A backend
+  that refuses the inputs shows ``n/a``.
 - **LST**: the LST layer of each ``--transforms`` kind with ``mixing_path`` forced to
   ``gemm`` (two GEMMs with the transform matrix), ``factored`` (the transform factored into
   small GEMMs: Hadamard as :math:`H_a \otimes H_b`, DCT/DST by the four-step DFT), ``dense``
@@ -144,8 +145,17 @@ def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, 
         return "n/a"
 
 
-def segments_ms(shape: tuple[int, ...], masked: bool, dropout: float, reps: int) -> str:
-    """Forward+backward ms of key-padding attention on row segments (the sort included)."""
+PAD_SEGMENTS_PROBED = (1, 4)
+"""Values of :data:`spectrans.layers.attention.key_padding.PAD_SEGMENTS` the SDPA table times."""
+
+
+def segments_ms(
+    shape: tuple[int, ...], masked: bool, dropout: float, reps: int, pieces: int = 1
+) -> str:
+    """Forward+backward ms of key-padding attention on row segments, the sort included.
+
+    Each row's padding is cut into ``pieces`` segments.
+    """
     b, h, n, d = shape
     if not masked or not key_padding.varlen_available(torch.device("cuda"), torch.bfloat16, d):
         return "n/a"
@@ -157,7 +167,7 @@ def segments_ms(shape: tuple[int, ...], masked: bool, dropout: float, reps: int)
     mask = torch.arange(n, device="cuda") < lengths[:, None]  # (B, N)
 
     def step() -> None:
-        order = key_padding.PrefixOrder(mask)
+        order = key_padding.PrefixOrder(mask, pad_segments=pieces)
         qs, ks, vs = (order.sort(t) for t in (q, k, v))  # (B, N, H, d) each
         out = key_padding.key_padding_attention(qs, ks, vs, order.cu, order.max_len, dropout)
         order.unsort(out).float().square().mean().backward()
@@ -275,15 +285,17 @@ def sdpa_table(reps: int) -> list[str]:
     """Markdown rows of the SDPA table."""
     lines = [
         "| shape (B, H, N, d) | mask | dropout | cudnn ms | flash ms | efficient ms | "
-        "small-head Triton ms | segments ms |",
-        "|---|---|---|---|---|---|---|---|",
+        "small-head Triton ms | "
+        + " | ".join(f"segments ms (padding in {p})" for p in PAD_SEGMENTS_PROBED)
+        + " |",
+        "|---" * (7 + len(PAD_SEGMENTS_PROBED)) + "|",
     ]
     for name, shape in SDPA_SHAPES.items():
         for masked in (False, True):
             for dropout in (0.0, 0.1):
                 cells = [sdpa_ms(shape, be, masked, dropout, reps) for be in BACKENDS]
                 cells.append(small_head_ms(shape, masked, dropout, reps))
-                cells.append(segments_ms(shape, masked, dropout, reps))
+                cells += [segments_ms(shape, masked, dropout, reps, p) for p in PAD_SEGMENTS_PROBED]
                 lines.append(
                     f"| {name} {shape} | {'key padding' if masked else 'none'} | {dropout} | "
                     + " | ".join(cells)

@@ -26,7 +26,8 @@ and permuting back is exact. The permutation is a row gather whose backward is t
 by the inverse permutation (no scatter-add).
 
 The work is ``\sum_b L_b^2 + (N - L_b)^2`` score entries instead of ``B N^2``: for lengths
-drawn uniformly from ``[N/4, N]`` (LRA ListOps) about 0.63 of the dense count.
+drawn uniformly from ``[N/4, N]`` (LRA ListOps) about 0.63 of the dense count (0.44 for the
+real tokens, 0.19 for the padding, which :data:`PAD_SEGMENTS` can cut into smaller segments).
 """
 
 from __future__ import annotations
@@ -83,17 +84,31 @@ class RowPermutation(torch.autograd.Function):
         return grad.index_select(0, inverse), None, None
 
 
+PAD_SEGMENTS = 1
+"""Segments each row's padding is cut into. The padded queries' outputs are discarded, so any
+cut is exact; ``S`` segments of about ``(N - L) / S`` tokens cost ``(N - L)^2 / S`` scores
+instead of ``(N - L)^2``, for ``S`` more (mostly idle) blocks of the kernel's grid per row.
+1 is the layout timed on the H200 (``results/train_step.md``); ``python -m
+experiments.probe_paths --tables sdpa`` times 1 against 4."""
+
+
 class PrefixOrder:
     """The stable permutation that puts each row's real tokens first, and the segment offsets.
 
     Attributes:
         index: (B*N,) flat row indices: sorted position -> original position.
         inverse: (B*N,) original position -> sorted position.
-        cu: (2B + 1,) int32 segment offsets ``[bN, bN + L_b]`` and ``BN``.
+        cu: (B (1 + S) + 1,) int32 segment offsets: per row ``bN``, then ``bN + L_b`` and the
+            cuts of its padding into ``S`` = ``pad_segments`` near-equal parts (the first
+            ``S - 1`` of ``ceil((N - L_b) / S)`` tokens each, empty ones where the padding is
+            short), and ``BN`` at the end.
         max_len: N, the longest segment.
     """
 
-    def __init__(self, mask: Tensor) -> None:
+    def __init__(self, mask: Tensor, pad_segments: int | None = None) -> None:
+        pieces = PAD_SEGMENTS if pad_segments is None else pad_segments
+        if pieces < 1:
+            raise ValueError(f"pad_segments must be at least 1, got {pieces}")
         batch, seq_len = mask.shape
         order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)  # (B, N)
         offsets = torch.arange(batch, device=mask.device)[:, None] * seq_len  # (B, 1)
@@ -102,8 +117,11 @@ class PrefixOrder:
         self.inverse = torch.empty_like(self.index).scatter_(0, self.index, positions)
         lengths = mask.sum(dim=1, dtype=torch.int32)  # (B,)
         starts = offsets[:, 0].to(torch.int32)  # (B,)
-        cu = torch.stack([starts, starts + lengths], dim=1).reshape(-1)  # (2B,)
-        self.cu = torch.cat([cu, cu.new_full((1,), batch * seq_len)])  # (2B + 1,)
+        pad = seq_len - lengths  # (B,)
+        step = (pad + pieces - 1) // pieces  # (B,) ceil((N - L) / S)
+        cuts = [starts + lengths + torch.minimum(step * j, pad) for j in range(pieces)]
+        cu = torch.stack([starts, *cuts], dim=1).reshape(-1)  # (B (1 + S),)
+        self.cu = torch.cat([cu, cu.new_full((1,), batch * seq_len)])  # (B (1 + S) + 1,)
         self.max_len = seq_len
 
     def sort(self, x: Tensor) -> Tensor:

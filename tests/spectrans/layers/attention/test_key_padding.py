@@ -65,6 +65,21 @@ def test_prefix_order_sorts_real_tokens_first(seq_len: int, prefix: bool) -> Non
     assert torch.equal(grad, torch.arange(3.0).expand_as(x))
 
 
+@pytest.mark.parametrize("pieces", [1, 2, 3, 5])
+def test_padding_cut_into_segments(pieces: int) -> None:
+    mask = torch.arange(9)[None] < torch.tensor([9, 0, 4, 8])[:, None]  # (4, 9)
+    cu = key_padding.PrefixOrder(mask, pad_segments=pieces).cu.tolist()
+    assert len(cu) == 4 * (1 + pieces) + 1 and cu[-1] == 36
+    assert all(a <= b for a, b in zip(cu, cu[1:], strict=False))
+    for b, length in enumerate([9, 0, 4, 8]):
+        row = cu[b * (1 + pieces) : (b + 1) * (1 + pieces) + 1]
+        assert row[0] == 9 * b and row[1] == 9 * b + length and row[-1] == 9 * (b + 1)
+        sizes = [y - x for x, y in zip(row[1:], row[2:], strict=False)]
+        assert sum(sizes) == 9 - length and max(sizes) == -(-(9 - length) // pieces)
+    with pytest.raises(ValueError, match="at least 1"):
+        key_padding.PrefixOrder(mask, pad_segments=0)
+
+
 @pytest.fixture
 def cpu_segments(monkeypatch: pytest.MonkeyPatch) -> None:
     """Route the layer through the segment path on CPU with the dense reference kernel."""
@@ -94,6 +109,24 @@ def test_segment_path_equals_masked_sdpa(
     wants = torch.autograd.grad(want, [x, *layer.parameters()], cotangent)
     for g, w in zip(grads, wants, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("pieces", [2, 3])
+def test_cut_padding_gives_the_same_layer(
+    cpu_segments: None, monkeypatch: pytest.MonkeyPatch, pieces: int
+) -> None:
+    torch.manual_seed(pieces)
+    layer = SoftmaxAttention(hidden_dim=16, num_heads=2).double()
+    x = torch.randn(4, 13, 16, dtype=torch.float64, requires_grad=True)
+    mask = _masks(4, 13, prefix=False, generator=torch.Generator().manual_seed(pieces))
+    want = layer(x, mask)
+    monkeypatch.setattr(key_padding, "PAD_SEGMENTS", pieces)
+    got = layer(x, mask)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    grads = torch.autograd.grad(got.square().sum(), [x, *layer.parameters()])
+    wants = torch.autograd.grad(want.square().sum(), [x, *layer.parameters()])
+    for g, w in zip(grads, wants, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
 
 
 def test_segment_path_ignores_masked_tokens(cpu_segments: None) -> None:
@@ -166,7 +199,11 @@ cuda_flash = pytest.mark.skipif(
 @pytest.mark.parametrize("seq_len", [1, 7, 64, 1000, 1023])
 @pytest.mark.parametrize("head_dim", [4, 12, 64])
 @pytest.mark.parametrize("prefix", [True, False])
-def test_flash_segments_match_masked_sdpa_on_gpu(seq_len: int, head_dim: int, prefix: bool) -> None:
+@pytest.mark.parametrize("pieces", [1, 4])
+def test_flash_segments_match_masked_sdpa_on_gpu(
+    monkeypatch: pytest.MonkeyPatch, seq_len: int, head_dim: int, prefix: bool, pieces: int
+) -> None:
+    monkeypatch.setattr(key_padding, "PAD_SEGMENTS", pieces)
     torch.manual_seed(seq_len)
     layer = SoftmaxAttention(hidden_dim=2 * head_dim, num_heads=2, head_dim=head_dim).cuda()
     x = torch.randn(5, seq_len, 2 * head_dim, device="cuda", requires_grad=True)
