@@ -33,8 +33,10 @@ Anchor: a plain-PyTorch pre-norm encoder of the same shape (embedding + learned 
 MLP; head width rounded up to a multiple of 8), timed eager and under ``torch.compile`` in
 the same run (``anchor_eager_ms``, ``anchor_compiled_ms``).
 
-``path``: the LST mixing path the model takes at this length (``dense`` operator or
-``fast`` transforms; empty for other mixers).
+``path``: the LST mixing path the model takes at this length (``gemm``, ``factored``,
+``dense`` or ``fast``), and for softmax layers given a key mask whether they attend on
+flash's variable-length kernel (``segments``) or SDPA with the mask (``masked sdpa``); empty
+for other mixers.
 
 ``--compile``: ``none`` times every mixer eager; ``all`` times every mixer compiled
 (``torch.compile`` of the whole model); ``auto`` times both and keeps the faster (the
@@ -170,7 +172,7 @@ def _time_mixer(
         try:
             torch.manual_seed(0)
             setup = load_setup(mixer, task, args.batch, args.max_len)
-            path = mixing_path(setup.model, setup.seq_len, device)
+            path = mixing_path(setup.model, setup.seq_len, device, setup.padded, args.dtype)
             data = random_batch(setup, device)
             inputs = {k: v for k, v in data.items() if k != "labels"}
             ms, peak = time_model(

@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-CSV_COLUMNS = (  # ``path`` names the LST mixing path (see mixing_path)
+CSV_COLUMNS = (  # ``path`` names the mixing path (see mixing_path)
     "task",
     "mixer",
     "ms_per_step",

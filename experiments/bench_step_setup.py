@@ -21,6 +21,8 @@ from torch import Tensor, nn
 
 from experiments.bench_specs import SDPAAnchor
 from experiments.config.compose import compose_experiment
+from spectrans.layers.attention import key_padding
+from spectrans.layers.attention.softmax import SoftmaxAttention
 
 BENCH_TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
 """Tasks the step benchmark times (registered task names)."""
@@ -207,9 +209,21 @@ def random_batch(setup: Setup, device: torch.device, seed: int = 0) -> dict[str,
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def mixing_path(model: nn.Module, seq_len: int, device: torch.device) -> str:
-    """The LST mixing paths (gemm, factored, dense, fast) the layers take, or ``""``."""
+def mixing_path(
+    model: nn.Module, seq_len: int, device: torch.device, masked: bool = False, dtype: str = "bf16"
+) -> str:
+    """The mixing paths the layers take, or ``""``.
+
+    LST layers: ``gemm``, ``factored``, ``dense`` or ``fast``. Softmax layers given a key mask:
+    ``segments`` where they attend on flash's variable-length kernel
+    (:mod:`spectrans.layers.attention.key_padding`), else ``masked sdpa``.
+    """
     paths = {m.chosen_path(seq_len, device) for m in model.modules() if hasattr(m, "chosen_path")}
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    for m in model.modules():
+        if masked and isinstance(m, SoftmaxAttention) and not (m.causal or m.alibi):
+            takes = key_padding.varlen_available(device, torch_dtype, m.head_dim)
+            paths.add("segments" if takes else "masked sdpa")
     return "/".join(sorted(paths))
 
 

@@ -16,7 +16,10 @@ from experiments.bench_step import (
     load_setup,
     main,
 )
+from experiments.bench_step_setup import mixing_path
 from spectrans import registry
+from spectrans.layers.attention import key_padding
+from spectrans.layers.attention.softmax import SoftmaxAttention
 
 TINY = ["--device", "cpu", "--batch", "2", "--max-len", "16", "--steps", "1", "--warmup", "1"]
 
@@ -192,3 +195,13 @@ def test_triton_kernels_switch_turns_both_kernel_routes_on(monkeypatch: pytest.M
     assert not bench_step.parse_args([]).triton_kernels
     bench_step.use_triton_kernels()
     assert softmax.SMALL_HEAD_MAX_DIM == 16 and favor_contract.TRITON_KERNELS is True
+
+
+def test_path_names_the_softmax_key_padding_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = torch.nn.Sequential(SoftmaxAttention(8, 2), SoftmaxAttention(8, 2, causal=True))
+    cpu = torch.device("cpu")
+    assert mixing_path(model, 16, cpu) == ""
+    assert mixing_path(model, 16, cpu, masked=True) == "masked sdpa"
+    monkeypatch.setattr(key_padding, "varlen_available", lambda *args: True)
+    assert mixing_path(model, 16, cpu, masked=True, dtype="bf16") == "segments"
+    assert load_setup("softmax", "listops", 2, 16).padded  # ListOps steps pass their key mask
