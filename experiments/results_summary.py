@@ -102,7 +102,7 @@ def summary_rows(runs: list[RunRecord]) -> list[str]:
         peak = f"{max(peaks) / 2**30:.1f} GiB" if peaks else "n/a"
         lines.append(
             f"| {task} | {variant} | {seeds} | {acc} | {tokens} | {peak} "
-            f"| {reference_text(task, variant.split(' [')[0])} |"
+            f"| {'' if ' [' in variant else reference_text(task, variant)} |"
         )
     return lines
 

@@ -127,3 +127,11 @@ def test_readme_without_markers_is_refused_before_anything_is_written(
     assert not (tmp_path / "out").exists() and readme.read_text() == "# no markers\n"
     with pytest.raises(ValueError, match="marker lines"):
         replace_readme_block("text", "block")
+
+
+def test_runs_off_the_protocol_get_no_published_figure(tmp_path: Path) -> None:
+    _write(tmp_path, "a", _record("listops", "softmax", 0, 0.30, protocol="custom"))
+    records = [results.load_record(p) for p in results.find_metric_files([tmp_path])]
+    usable = results.split_records(records, ("custom",))[0]
+    (row,) = summary_rows(usable)[2:]
+    assert "| softmax [custom] |" in row and row.endswith("| 1.0 GiB |  |")
