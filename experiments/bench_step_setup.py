@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from experiments.bench_specs import SDPAAnchor
 from experiments.config.compose import compose_experiment
-from spectrans.layers.attention import key_padding
 from spectrans.layers.attention.softmax import SoftmaxAttention
 
 BENCH_TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
@@ -218,12 +217,13 @@ def mixing_path(
     ``segments`` where they attend on flash's variable-length kernel
     (:mod:`spectrans.layers.attention.key_padding`), else ``masked sdpa``.
     """
-    paths = {m.chosen_path(seq_len, device) for m in model.modules() if hasattr(m, "chosen_path")}
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    paths = set()
     for m in model.modules():
+        if hasattr(m, "chosen_path"):
+            paths.add(m.chosen_path(seq_len, device))
         if masked and isinstance(m, SoftmaxAttention) and not (m.causal or m.alibi):
-            takes = key_padding.varlen_available(device, torch_dtype, m.head_dim)
-            paths.add("segments" if takes else "masked sdpa")
+            paths.add("segments" if m.uses_segments(device, torch_dtype) else "masked sdpa")
     return "/".join(sorted(paths))
 
 

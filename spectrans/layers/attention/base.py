@@ -114,6 +114,27 @@ def check_input(x: Tensor, mask: Tensor | None, hidden_dim: int | None = None) -
     return mask
 
 
+FUSED_HEAD_MULTIPLE = 8
+"""Fused attention kernels (flash, memory-efficient, cuDNN) take head widths that are multiples
+of this."""
+
+
+def fused_head_width(head_dim: int) -> int:
+    """``head_dim`` rounded up to :data:`FUSED_HEAD_MULTIPLE`."""
+    return head_dim + (-head_dim % FUSED_HEAD_MULTIPLE)
+
+
+def pad_head_width(*tensors: Tensor) -> list[Tensor]:
+    """Zero-pad the last (head) dim of each tensor to :func:`fused_head_width`.
+
+    Exact for attention computed with the scale ``1/sqrt(d)`` of the true width ``d``: the
+    zero columns add 0 to every score ``q_i . k_j``, and the output's padded columns (weights
+    times zero values) are cropped off by the caller. No copy when the width already fits.
+    """
+    pad = fused_head_width(tensors[0].shape[-1]) - tensors[0].shape[-1]
+    return [nn.functional.pad(t, (0, pad)) if pad else t for t in tensors]
+
+
 def zero_masked(x: Tensor, mask: Tensor | None) -> Tensor:
     """Zero the positions where ``mask`` is False. x: (B, N, ...), mask: (B, N)."""
     if mask is None:

@@ -37,6 +37,8 @@ import functools
 import torch
 from torch import Tensor
 
+from spectrans.layers.attention.base import fused_head_width, pad_head_width
+
 VARLEN_KEY_PADDING: bool = True
 """Take :func:`key_padding_attention` for key-padding masks where the flash kernel exists.
 False: always the masked SDPA call (``python -m experiments.probe_paths --tables sdpa`` times
@@ -64,8 +66,8 @@ def varlen_available(device: torch.device, dtype: torch.dtype, head_dim: int) ->
         return False
     if dtype not in (torch.float16, torch.bfloat16) or not torch.backends.cuda.flash_sdp_enabled():
         return False
-    width = head_dim + (-head_dim % 8)
-    return width <= FLASH_MAX_HEAD_DIM and _flash_capable(device.index or 0)
+    fits = fused_head_width(head_dim) <= FLASH_MAX_HEAD_DIM
+    return fits and _flash_capable(device.index or 0)
 
 
 class RowPermutation(torch.autograd.Function):
@@ -161,11 +163,6 @@ def key_padding_attention(
         (B, N, H, d); rows of padded queries hold attention among the padding.
     """
     batch, seq_len, heads, d = q.shape
-    pad = -d % 8
-    flat = [t.reshape(batch * seq_len, heads, d) for t in (q, k, v)]  # (T, H, d) each
-    if pad:
-        flat = [torch.nn.functional.pad(t, (0, pad)) for t in flat]  # (T, H, d')
+    flat = pad_head_width(*(t.reshape(batch * seq_len, heads, d) for t in (q, k, v)))  # (T, H, d')
     out = segment_attention(*flat, cu, max_len, dropout, d**-0.5)  # (T, H, d')
-    if pad:
-        out = out[..., :d]
-    return out.reshape(batch, seq_len, heads, d)
+    return out[..., :d].reshape(batch, seq_len, heads, d)

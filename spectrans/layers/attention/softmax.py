@@ -39,7 +39,12 @@ from spectrans.config.layers.attention import SoftmaxAttentionConfig
 from spectrans.kernels import small_head_attention as small_head
 from spectrans.layers.alibi import alibi_bias
 from spectrans.layers.attention import key_padding
-from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.attention.base import (
+    AttentionLayer,
+    check_input,
+    pad_head_width,
+    zero_masked,
+)
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
     merge_heads,
@@ -141,8 +146,8 @@ class SoftmaxAttention(AttentionLayer):
         """
         mask = check_input(x, mask, self.hidden_dim)
         dropout = self.dropout if self.training else 0.0
-        if mask is not None and not (self.causal or self.alibi or return_attention):
-            if key_padding.varlen_available(x.device, self._compute_dtype(x), self.head_dim):
+        if mask is not None and not return_attention:
+            if self.uses_segments(x.device, self._compute_dtype(x)):
                 return self._varlen_forward(x, mask, dropout)
         q, k, v = project_qkv(self, x)  # (B, H, N, d) each
         seq_len = x.shape[1]
@@ -165,6 +170,16 @@ class SoftmaxAttention(AttentionLayer):
             out = fused_sdpa(q, k, v, attn_mask, dropout, fast_causal)  # (B, H, N, d)
         out = zero_masked(self.out_proj(merge_heads(out)), mask)  # (B, N, D)
         return (out, weights) if return_attention else out  # type: ignore[return-value]
+
+    def uses_segments(self, device: torch.device, dtype: torch.dtype) -> bool:
+        """Whether a key-padding mask takes the variable-length flash kernel here.
+
+        Not with causal masking or ALiBi (their scores depend on positions the row sort would
+        move), and only where :func:`~.key_padding.varlen_available` says the kernel runs.
+        """
+        if self.causal or self.alibi:
+            return False
+        return key_padding.varlen_available(device, dtype, self.head_dim)
 
     def _compute_dtype(self, x: Tensor) -> torch.dtype:
         """The dtype of the projections' outputs for ``x`` (the autocast dtype under autocast)."""
@@ -212,10 +227,8 @@ def fused_sdpa(
     if limit is not None and d <= min(limit, small_head.PADDED_HEAD_DIM):
         if q.is_cuda and small_head.HAS_TRITON and attn_mask is None and not is_causal:
             return small_head.small_head_attention(q, k, v, dropout)  # (B, H, N, d)
-    pad = -d % 8
-    if pad:
-        q, k, v = (nn.functional.pad(t, (0, pad)) for t in (q, k, v))  # (B, H, N, d')
+    q, k, v = pad_head_width(q, k, v)  # (B, H, N, d')
     out = nn.functional.scaled_dot_product_attention(
         q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=is_causal, scale=d**-0.5
     )  # (B, H, N, d')
-    return out[..., :d] if pad else out
+    return out[..., :d]
