@@ -133,7 +133,7 @@ def aggregate(
 
     Returns:
         A summary: ``records``, ``usable``, ``excluded`` counts, ``rows``, written ``files``
-        and the ``usable_records`` themselves.
+        and ``readme_block``, the README's summary block (:func:`summary_block`).
     """
     records = [load_record(p) for p in find_metric_files(run_dirs)]
     usable, excluded = split_records(records, protocols)
@@ -158,13 +158,14 @@ def aggregate(
     write_accuracy_csv(rows, files[1])
     files[2].write_text(efficiency_markdown(usable, excluded, plots_and_prov))
     files += [out_dir / "lra_summary.md", out_dir / "lra_runs.md"]
-    files[3].write_text(summary_markdown(usable, prov))
+    block = summary_block(usable)
+    files[3].write_text(summary_markdown(block, prov))
     files[4].write_text(runs_markdown(usable, prov))
     files += plots
     return {
         "records": len(records),
         "usable": len(usable),
-        "usable_records": usable,
+        "readme_block": block,
         "excluded": len(excluded),
         "rows": rows,
         "files": files,
@@ -204,9 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     readme = Path(args.readme) if args.readme else None
+    readme_text = ""
     if readme is not None:
         try:
-            replace_readme_block(readme.read_text(), "")
+            readme_text = readme.read_text()
+            replace_readme_block(readme_text, "")  # the markers exist: checked before any write
         except (OSError, ValueError) as err:
             print(f"error: --readme {args.readme}: {err}", file=sys.stderr)
             return 2
@@ -221,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in summary["files"]:
         print(f"wrote {path}")
     if readme is not None:
-        block = summary_block(summary["usable_records"])
-        readme.write_text(replace_readme_block(readme.read_text(), block))
+        readme.write_text(replace_readme_block(readme_text, summary["readme_block"]))
         print(f"wrote the LRA summary block of {readme}")
     return 0
 

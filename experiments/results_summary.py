@@ -117,9 +117,9 @@ SUMMARY_INTRO = (
 )
 
 
-def summary_markdown(runs: list[RunRecord], prov: str) -> str:
-    """``lra_summary.md``: the README block (markers, introduction, table), then provenance."""
-    return "\n".join(["# LRA protocol runs: summary", "", summary_block(runs), "", prov])
+def summary_markdown(block: str, prov: str) -> str:
+    """``lra_summary.md``: the README block of :func:`summary_block`, then provenance."""
+    return "\n".join(["# LRA protocol runs: summary", "", block, "", prov])
 
 
 def runs_markdown(runs: list[RunRecord], prov: str) -> str:
