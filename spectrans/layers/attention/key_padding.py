@@ -27,7 +27,7 @@ by the inverse permutation (no scatter-add).
 
 The work is ``\sum_b L_b^2 + (N - L_b)^2`` score entries instead of ``B N^2``: for lengths
 drawn uniformly from ``[N/4, N]`` (LRA ListOps) about 0.63 of the dense count (0.44 for the
-real tokens, 0.19 for the padding, which :data:`PAD_SEGMENTS` can cut into smaller segments).
+real tokens, 0.19 for the padding, which :data:`PAD_SEGMENTS` cuts into smaller segments).
 """
 
 from __future__ import annotations
@@ -86,12 +86,14 @@ class RowPermutation(torch.autograd.Function):
         return grad.index_select(0, inverse), None, None
 
 
-PAD_SEGMENTS = 1
+PAD_SEGMENTS = 4
 """Segments each row's padding is cut into. The padded queries' outputs are discarded, so any
 cut is exact; ``S`` segments of about ``(N - L) / S`` tokens cost ``(N - L)^2 / S`` scores
 instead of ``(N - L)^2``, for ``S`` more (mostly idle) blocks of the kernel's grid per row.
-1 is the layout timed on the H200 (``results/train_step.md``); ``python -m
-experiments.probe_paths --tables sdpa`` times 1 against 4."""
+``python -m experiments.probe_paths --tables sdpa`` times 1 against 4 (``results/paths_probe.md``):
+on an H200 in bfloat16, forward and backward, 4 took 0.89-0.92x the time of 1 at the ListOps
+shape and 0.68-0.84x at N = 4096 and 16,384, and tied at the Pathfinder-32 shape (head dim 8).
+A scratch sweep of S = 2, 4, 8, 16 at the ListOps shape found 4 fastest (16 slower than 1)."""
 
 
 class PrefixOrder:

@@ -44,7 +44,7 @@ def _segment_reference(q, k, v, cu, max_len, dropout, scale):
 def test_prefix_order_sorts_real_tokens_first(seq_len: int, prefix: bool) -> None:
     gen = torch.Generator().manual_seed(seq_len)
     mask = _masks(4, seq_len, prefix, gen)
-    order = key_padding.PrefixOrder(mask)
+    order = key_padding.PrefixOrder(mask, pad_segments=1)
     flat = torch.arange(4 * seq_len)
     assert torch.equal(flat[order.index][order.inverse], flat)
     sorted_mask = order.sort(mask[..., None].float())[..., 0].bool()  # (B, N)
@@ -111,7 +111,7 @@ def test_segment_path_equals_masked_sdpa(
         torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("pieces", [2, 3])
+@pytest.mark.parametrize("pieces", [2, 3, 4])
 def test_cut_padding_gives_the_same_layer(
     cpu_segments: None, monkeypatch: pytest.MonkeyPatch, pieces: int
 ) -> None:
@@ -119,6 +119,7 @@ def test_cut_padding_gives_the_same_layer(
     layer = SoftmaxAttention(hidden_dim=16, num_heads=2).double()
     x = torch.randn(4, 13, 16, dtype=torch.float64, requires_grad=True)
     mask = _masks(4, 13, prefix=False, generator=torch.Generator().manual_seed(pieces))
+    monkeypatch.setattr(key_padding, "PAD_SEGMENTS", 1)
     want = layer(x, mask)
     monkeypatch.setattr(key_padding, "PAD_SEGMENTS", pieces)
     got = layer(x, mask)
