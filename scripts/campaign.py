@@ -27,7 +27,9 @@ the resumable folders of this command's runs (checkpoints included) into
 ``<pack-dir>/resume.tar`` while it stays under ``--resume-cap-mib``; ``--restore`` puts them
 back on the next machine (``campaign_resume``). With ``--pack-dir`` and a deadline, a run that
 is not expected to finish in time and whose checkpoints are expected to exceed the cap (24 bytes
-per parameter of its preset's records) is not started: stopped part-way, it could not resume.
+per parameter of its preset's records) is not started: stopped part-way, it could not resume
+elsewhere. ``--checkpoints-stay`` says that this machine keeps ``<output_dir>`` for the next
+command, so such a run starts anyway and resumes there.
 """
 
 from __future__ import annotations
@@ -114,6 +116,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "command on a machine whose checkpoints cannot be carried away)",
     )
     p.add_argument("--pack-dir", default=None, help="write campaign.tar.gz here")
+    p.add_argument(
+        "--checkpoints-stay",
+        action="store_true",
+        help="with --pack-dir: this machine keeps output_dir for the next command, so a run "
+        "whose checkpoint cannot travel may still stop at the deadline and resume here",
+    )
     p.add_argument("--unpack", default=None, metavar="FILE", help="copy records to results")
     p.add_argument(
         "--restore",
@@ -136,6 +144,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.finish_only and args.deadline_min is None:
         p.error("--finish-only needs --deadline-min: without a deadline every run finishes")
+    if args.finish_only and args.checkpoints_stay:
+        p.error("--finish-only and --checkpoints-stay contradict: choose one")
     for name in ("gpus", "per_gpu", "slurm_jobs", "max_runs", "run_workers"):
         value = getattr(args, name)
         if value is not None and value < (0 if name in ("gpus", "max_runs", "run_workers") else 1):
@@ -468,6 +478,9 @@ class Campaign:
                 r.state, r.note, r.gpu_seconds = "left", "", 0.0
         mark_done([r for r in self.runs if r.state != "running"], self.records)
         self.rates, _ = campaign_plan.ms_per_step(self.runs, self.records, self.plan)
+        self.step_rates = campaign_plan.training_ms_per_step(
+            self.runs, self.records, self.plan, START_OVERHEAD_S
+        )
         for r in self.runs:
             if r.state == "left":
                 d = resumable_dir(self.output_dir, r)
@@ -482,11 +495,13 @@ class Campaign:
         """Whether ``run`` is expected to reach its last step within ``seconds`` of wall time.
 
         Expected wall time = :data:`START_OVERHEAD_S` + :data:`FINISH_SAFETY` x steps left x
-        GPU-ms per step (the median over the variant's records, else the plan's figure) x the
-        runs sharing its GPU.
+        GPU-ms per step with each recorded segment's start-up taken out
+        (:func:`campaign_plan.training_ms_per_step`: the median over the variant's records,
+        else the plan's figure) x the runs sharing its GPU.
         """
         steps_left = max(0, run.max_steps - run.steps)
-        training = steps_left * self.rates[(run.task, run.variant)] * run.per_gpu / 1000
+        rate = self.step_rates[(run.task, run.variant)]
+        training = steps_left * rate * run.per_gpu / 1000
         return START_OVERHEAD_S + FINISH_SAFETY * training <= seconds
 
     def checkpoint_mib(self, run: Run) -> float | None:
@@ -506,11 +521,12 @@ class Campaign:
     def stays_resumable(self, run: Run) -> bool:
         """Whether ``run``, stopped at the deadline, could resume in a later command.
 
-        Without ``--pack-dir`` its checkpoint stays in the output folder; with it, the
-        checkpoint has to travel in ``resume.tar``, so its expected size (unknown counts as
-        fitting) must stay under ``--resume-cap-mib``.
+        Without ``--pack-dir`` (or with ``--checkpoints-stay``) its checkpoint stays in the
+        output folder for the next command on this machine; otherwise the checkpoint has to
+        travel in ``resume.tar``, so its expected size (unknown counts as fitting) must stay
+        under ``--resume-cap-mib``.
         """
-        if not self.args.pack_dir:
+        if not self.args.pack_dir or self.args.checkpoints_stay:
             return True
         size = self.checkpoint_mib(run)
         return size is None or size <= self.args.resume_cap_mib

@@ -330,6 +330,46 @@ def mark_done(runs: list[Run], records: list[RecordInfo]) -> None:
             run.note = str(failed.data.get("failure_reason") or "")[:80]
 
 
+def training_seconds_of(run_dir: Path, wall_time_s: float, start_up_s: float) -> float:
+    """GPU-seconds of a run's steps: ``sum(max(0, w_i - start_up_s) / k_i)`` over its segments.
+
+    Like :func:`gpu_seconds_of`, less ``start_up_s`` of every segment (each resumed segment
+    starts the process, builds the model and compiles again), so that a run recorded in two
+    segments does not count its start-up twice per step.
+    """
+    side = read_json(run_dir / SIDE_CAR)
+    segments = side.get("segments") if side else None
+    if not segments:
+        return max(0.0, wall_time_s - start_up_s)
+    return sum(
+        max(0.0, float(s.get("wall_s", 0)) - start_up_s) / max(1, int(s.get("per_gpu", 1)))
+        for s in segments
+    )
+
+
+def training_ms_per_step(
+    runs: list[Run], records: list[RecordInfo], plan: Plan, start_up_s: float
+) -> dict[tuple[str, str], float]:
+    """GPU-ms per training step by (task, variant), start-up excluded (for finish estimates).
+
+    Measured: the median over the variant's records of ``1000 *`` :func:`training_seconds_of`
+    ``/ steps``; else the task's planned ``ms_per_step``. A finish estimate adds the start-up
+    once: ``start_up_s + steps x this rate``.
+    """
+    measured: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        for r in records:
+            if matches(r, run) and r.steps > 0 and r.wall_time_s > 0:
+                train_s = training_seconds_of(r.path.parent, r.wall_time_s, start_up_s)
+                measured.setdefault((run.task, run.variant), []).append(1000 * train_s / r.steps)
+    return {
+        (run.task, run.variant): statistics.median(measured[(run.task, run.variant)])
+        if (run.task, run.variant) in measured
+        else plan.tasks[run.task].ms_per_step
+        for run in runs
+    }
+
+
 def ms_per_step(
     runs: list[Run], records: list[RecordInfo], plan: Plan
 ) -> tuple[dict[tuple[str, str], float], int]:

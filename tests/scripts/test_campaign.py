@@ -412,11 +412,12 @@ def test_dry_run_end_to_end(tmp_path: Path, capsys) -> None:
 def test_finish_only_launches_the_runs_expected_to_end_before_the_deadline(
     tmp_path: Path, capsys, deadline: str, expected: int
 ) -> None:
-    """ListOps: 5,000 steps x 60 ms = 5 min, expected 45 s + 1.2 x 5 min = 6.75 min with the
-    start-up and the safety factor; Pathfinder: 62,400 x 6 ms x 4 per GPU = 25 min. At 7.5 min
-    the bare 5 min would fit the 6 left after the margin, the expected 6.75 do not."""
+    """ListOps: a record of 345 s is 45 s of start-up and 5,000 steps x 60 ms = 5 min, so a
+    run is expected to take 45 s + 1.2 x 5 min = 6.75 min with the start-up and the safety
+    factor; Pathfinder: 62,400 x 6 ms x 4 per GPU = 25 min. At 7.5 min the bare 5 min would fit
+    the 6 left after the margin, the expected 6.75 do not."""
     plan = small_plan(tmp_path)
-    fake_record(tmp_path / "results", "lra-listops-softmax", 0, wall=300.0)
+    fake_record(tmp_path / "results", "lra-listops-softmax", 0, wall=345.0)
     argv = ["--plan", str(plan), "--dry-run", "--gpus", "2", "--deadline-min", deadline]
     assert campaign.main([*argv, "--finish-only"]) == 0
     commands = [line for line in capsys.readouterr().out.splitlines() if "train.py" in line]
@@ -445,12 +446,41 @@ def test_runs_whose_checkpoint_cannot_travel_start_only_when_they_can_finish(
     assert campaign.main(argv) == 0  # no --pack-dir: checkpoints stay, nothing is held
     out = capsys.readouterr().out
     assert len([line for line in out.splitlines() if "train.py" in line]) == 2
+    stay = [*argv, "--pack-dir", str(tmp_path / "out"), "--checkpoints-stay"]
+    assert campaign.main(stay) == 0  # the machine keeps them for its next command
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines() if "train.py" in line]) == 2
+    assert campaign.HELD not in out
+
+
+def test_step_rate_counts_the_start_up_of_every_segment_once(tmp_path: Path) -> None:
+    """A record made in two segments of 200 s (one of them beside another run) started twice:
+    its steps took (200 - 45) + (200 - 45) / 2 GPU-seconds, not its 300 GPU-seconds."""
+    plan = campaign_plan.load_plan(small_plan(tmp_path))
+    run_dir = fake_record(tmp_path / "results", "lra-listops-softmax", 0, wall=400.0)
+    segments = [{"wall_s": 200.0, "per_gpu": 1}, {"wall_s": 200.0, "per_gpu": 2}]
+    (run_dir / campaign_plan.SIDE_CAR).write_text(json.dumps({"segments": segments}))
+    runs = campaign_plan.planned_runs(plan, ROOT / "conf")
+    records = campaign_plan.scan_records([tmp_path / "results"])
+    key = ("listops", "softmax")
+    ledger_rates, _ = campaign_plan.ms_per_step(runs, records, plan)
+    assert ledger_rates[key] == pytest.approx(1000 * (200 + 100) / 5000)  # start-up included
+    rates = campaign_plan.training_ms_per_step(runs, records, plan, start_up_s=45.0)
+    assert rates[key] == pytest.approx(1000 * (155 + 77.5) / 5000)
+    assert rates[("listops", "lst-mixed")] == plan.tasks["listops"].ms_per_step  # planned
 
 
 def test_finish_only_without_a_deadline_is_refused(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         campaign.main(["--plan", str(small_plan(tmp_path)), "--dry-run", "--finish-only"])
     assert "--finish-only needs --deadline-min" in capsys.readouterr().err
+
+
+def test_finish_only_with_checkpoints_staying_is_refused(tmp_path: Path, capsys) -> None:
+    argv = ["--plan", str(small_plan(tmp_path)), "--dry-run", "--deadline-min", "9"]
+    with pytest.raises(SystemExit):
+        campaign.main([*argv, "--finish-only", "--checkpoints-stay"])
+    assert "contradict" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- a real run
