@@ -200,3 +200,19 @@ def build(spec: MixerSpec, scope: str, n: int, hidden: int) -> tuple[nn.Module, 
     if scope == "layer":
         return _MixerOut(build_mixer(spec, n)), ""
     return build_small_model(spec, n, hidden)
+
+
+LST_RECOMPUTE_CHOICES = ("auto", "on", "off")
+"""Values of the benchmarks' ``--lst-recompute`` option."""
+
+
+def set_lst_recompute(choice: str) -> None:
+    """Set ``recompute_mixing`` of every LST layer of this process (``auto``: the layer's rule).
+
+    The LST layers' backward either keeps the gated mixing's intermediates or rebuilds them
+    from q, k and v (:mod:`spectrans.layers.attention.lst_recompute`); the benchmarks time and
+    measure both with ``on`` and ``off``.
+    """
+    from spectrans.layers.attention.lst import _LSTFilterAttention
+
+    _LSTFilterAttention.recompute_mixing = {"auto": None, "on": True, "off": False}[choice]

@@ -30,7 +30,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from experiments.bench_specs import build_mixer, default_specs
+from experiments.bench_specs import (
+    LST_RECOMPUTE_CHOICES,
+    build_mixer,
+    default_specs,
+    set_lst_recompute,
+)
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.run_record import git_commit
 
@@ -71,6 +76,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="mixing path of the LST layers (auto is fast on the CPU)",
     )
+    p.add_argument(
+        "--lst-recompute",
+        choices=LST_RECOMPUTE_CHOICES,
+        default="auto",
+        help="LST backward: auto (the layer's rule, off on the CPU), on (keep q, k, v and "
+        "rebuild the rest) or off (keep the intermediates)",
+    )
     p.add_argument("--out", type=Path, default=None, help="also write the table here")
     return p.parse_args(argv)
 
@@ -78,6 +90,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build each mixer, count what one forward saves, print (and write) the table."""
     args = parse_args(argv)
+    set_lst_recompute(args.lst_recompute)
     specs = default_specs(args.hidden, args.heads)
     if args.mixers:
         wanted = args.mixers.split(",")

@@ -220,10 +220,19 @@ MATRIX_KINDS = ("dct", "dst", "hadamard")
 
 
 def _parity(x: Tensor) -> Tensor:
-    """Parity of the number of set bits of each entry of the int64 tensor ``x`` (0 or 1)."""
-    for shift in (32, 16, 8, 4, 2, 1):
-        x = x ^ (x >> shift)
-    return x & 1
+    """Parity of the number of set bits of each entry of the non-negative integer tensor ``x``.
+
+    Folds the bits in place (``x`` is overwritten) and returns 0 or 1 per entry.
+    """
+    shifts = (32, 16, 8, 4, 2, 1) if x.dtype == torch.int64 else (16, 8, 4, 2, 1)
+    for shift in shifts:
+        x ^= x >> shift
+    return x.bitwise_and_(1)
+
+
+def _phase_dtype(rows: int, n: int) -> torch.dtype:
+    """int32 while every phase product ``k (2j + 1)`` (below ``2 rows n``) fits, else int64."""
+    return torch.int32 if 2 * rows * n < 2**31 else torch.int64
 
 
 def transform_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -246,28 +255,49 @@ def transform_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device
     """
     if kind not in MATRIX_KINDS:
         raise ValueError(f"no closed-form matrix for kind {kind!r}; use one of {MATRIX_KINDS}")
-    j = torch.arange(n, device=device)[None, :]  # (1, n)
     work = torch.float64 if dtype == torch.float64 else torch.float32
+    rows = next_power_of_two(n) if kind == "hadamard" else n
+    index = _phase_dtype(rows, n)  # integer phases; then one float buffer, updated in place
+    j = torch.arange(n, device=device, dtype=index)[None, :]  # (1, n)
+    k = torch.arange(rows, device=device, dtype=index)[:, None]  # (F, 1)
     if kind == "hadamard":
-        p = next_power_of_two(n)
-        k = torch.arange(p, device=device)[:, None]  # (P, 1)
-        sign = (1 - 2 * _parity(k & j)).to(work)  # (P, n)
-        return (sign * p**-0.5).to(dtype)
-    k = torch.arange(n, device=device)[:, None]  # (n, 1)
+        sign = _parity(k & j).to(work)  # (P, n): 0 or 1
+        return sign.mul_(-2.0).add_(1.0).mul_(rows**-0.5).to(dtype)
     if kind == "dct":
-        phase = (k * (2 * j + 1)) % (4 * n)  # (n, n)
-        a = torch.cos(phase.to(work) * (math.pi / (2 * n)))
+        a = ((k * (2 * j + 1)) % (4 * n)).to(work)  # (n, n) phase in units of pi / 2n
+        a.mul_(math.pi / (2 * n)).cos_()
     else:
-        phase = ((k + 1) * (2 * j + 1)) % (4 * n)  # (n, n)
-        a = torch.sin(phase.to(work) * (math.pi / (2 * n)))
-    scale = 2 * ortho_weights(n, kind == "dct", work, device)[:, None]  # (n, 1): s_k
-    return (a * scale).to(dtype)  # (n, n)
+        a = (((k + 1) * (2 * j + 1)) % (4 * n)).to(work)  # (n, n)
+        a.mul_(math.pi / (2 * n)).sin_()
+    a.mul_(2 * ortho_weights(n, kind == "dct", work, device)[:, None])  # row k times s_k
+    return a.to(dtype)  # (n, n)
+
+
+def analysis_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """:func:`transform_matrix`, built once per (kind, n, dtype, device) outside compiled code.
+
+    Eager callers share one cached matrix (no ``(n, n)`` temporaries per call: the phases and
+    the float buffer of :func:`transform_matrix` are about 6x the bfloat16 matrix). Inside a
+    compiled graph the matrix is built in the graph, where the construction fuses into one
+    kernel and nothing is held between calls.
+    """
+    if torch.compiler.is_compiling():
+        return transform_matrix(kind, n, dtype, device)
+    return _cached_matrix(kind, n, dtype, device)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A normal (not inference-mode) tensor, so autograd can save it for the backward."""
+    with torch.inference_mode(False), torch.no_grad():
+        return transform_matrix(kind, n, dtype, device)
 
 
 def matrix_filter(u: Tensor, gains: Tensor, kind: str) -> Tensor:
     r"""The filter :math:`M u = A^T (\Lambda \odot A u)` along dim -2 as two GEMMs.
 
-    :math:`A` is :func:`transform_matrix` in ``u``'s dtype; all heads and batch items share it,
+    :math:`A` is :func:`transform_matrix` in ``u``'s dtype (:func:`analysis_matrix`: cached in
+    eager code); all heads and batch items share it,
     so each product is one ``(F, n) x (n, B H d)`` matrix multiply (tensor cores in half
     precision). Exactly the operator of :func:`spectral_filter` for the same kind and gains.
 
@@ -280,7 +310,7 @@ def matrix_filter(u: Tensor, gains: Tensor, kind: str) -> Tensor:
         ``(B, H, N, d)``.
     """
     b, h, n, d = u.shape
-    a = transform_matrix(kind, n, u.dtype, u.device)  # (F, N)
+    a = analysis_matrix(kind, n, u.dtype, u.device)  # (F, N)
     f = a.shape[0]
     cols = u.permute(2, 0, 1, 3).reshape(n, b * h * d)  # (N, B*H*d)
     coef = (a @ cols).view(f, b, h, d) * gains.t()[:, None, :, None].to(u.dtype)  # (F, B, H, d)

@@ -485,3 +485,14 @@ def test_run_benchmark_rejects_an_unknown_timing() -> None:
             budget_s=1.0,
             timing="compiled",
         )
+
+
+@pytest.mark.parametrize(("choice", "value"), [("on", True), ("off", False), ("auto", None)])
+def test_lst_recompute_option_sets_the_layers_rule(choice: str, value: bool | None) -> None:
+    from spectrans.layers.attention.lst import LSTAttention, _LSTFilterAttention
+
+    try:
+        bench._settings(bench.parse_args(["--device", "cpu", "--lst-recompute", choice]))
+        assert LSTAttention(16, 2, "dct", max_sequence_length=8).recompute_mixing is value
+    finally:
+        _LSTFilterAttention.recompute_mixing = None

@@ -64,6 +64,7 @@ from spectrans.config.layers.attention import (
     MixedTransformAttentionConfig,
 )
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.attention.lst_recompute import masked, recompute_gated_mix
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
     merge_heads,
@@ -111,6 +112,13 @@ The factored GEMMs act on the ``(B, N, H d)`` signal with ``H d`` as their inner
 Measured on the H200 (``results/train_step.md``, 2026-11-30 21:01 UTC): the Pathfinder-32
 training step (H d = 32, N = 1024) took 6.85 ms with the factored Hadamard against 5.11 ms with
 ``gemm``, while the ListOps step (H d = 512, N = 2000) went from 16.79 to 15.90 ms."""
+RECOMPUTED_PATHS = ("fast", "factored")
+"""Paths whose backward rebuilds the gated mixing on CUDA by default (``recompute_mixing``
+None). Measured by ``torch.distributed._tools.mem_tracker.MemTracker`` on one CPU layer
+forward and backward (bf16 autocast, batch 8, width 256, 4 heads, N = 1024-16384), the peak
+memory of the DCT, Hadamard and mixed layers against the softmax layer's went from 1.11-1.17x
+to 1.00x on these paths; on ``gemm`` it went to 1.03-1.11x (DCT), since the cached
+``N x N`` transform matrix stays, so that path keeps autograd's backward and its speed."""
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 _LST_LAYER_ARGS = (
     "hidden_dim",
@@ -355,6 +363,58 @@ class _LSTFilterAttention(AttentionLayer):
             return causal_filter(u, self._taps(profile, u.shape[-2]))  # (B, H, N, d)
         return self._filter_groups(u, profile, matrices=None)
 
+    def mix_path(self, u: Tensor, path: str) -> Tensor:
+        """``M u`` on ``path`` (``gemm``, ``factored``, ``dense`` or ``fast``), ``(B, H, N, d)``.
+
+        The gates run in the projections' dtype (bfloat16 under autocast); only the FFT-based
+        transforms of the fast path take half-precision input to float32 (cuFFT has no
+        bfloat16), and their output comes back before the query gate, so fewer and narrower
+        tensors are kept for the backward than with float32 gates.
+        """
+        if path == "fast" and u.dtype not in (torch.float32, torch.float64):
+            u = u.float()  # (B, H, N, d)
+        mix = {
+            "gemm": self.mix_gemm,
+            "factored": self.mix_factored,
+            "dense": self.mix_dense,
+            "fast": self.mix,
+        }[path]
+        return mix(u)  # (B, H, N, d)
+
+    def gated_mix(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, path: str) -> Tensor:
+        """``sigmoid(q) * M(sigmoid(k) * v * mask)``, ``(B, H, N, d)`` in q's dtype.
+
+        Padded samples enter the filter as zeros.
+        """
+        u = masked(torch.sigmoid(k) * v, mask)  # (B, H, N, d)
+        mixed = self.mix_path(u, path)  # (B, H, N, d)
+        return torch.sigmoid(q) * mixed.to(u.dtype)  # (B, H, N, d)
+
+    recompute_mixing: bool | None = None
+    """Whether the backward rebuilds the gated mixing from q, k and v
+    (:mod:`spectrans.layers.attention.lst_recompute`) instead of keeping its intermediates:
+    True, False, or None for CUDA inputs on the ``fast`` and ``factored`` paths
+    (:data:`RECOMPUTED_PATHS`). It keeps about three ``(B, N, H d)`` tensors fewer per layer
+    for one more filter application in the backward. Never inside compiled code, where the
+    compiler's partitioner chooses what to keep."""
+
+    def recomputes(self, q: Tensor, k: Tensor, v: Tensor, path: str) -> bool:
+        """Whether this forward on ``path`` takes :func:`recompute_gated_mix`.
+
+        See :attr:`recompute_mixing`; besides, autograd must be recording, the transforms
+        must have no trainable parameters, and the code must not be being compiled.
+        """
+        if self.recompute_mixing is False or torch.compiler.is_compiling():
+            return False
+        tracked = q.requires_grad or k.requires_grad or v.requires_grad
+        if not (torch.is_grad_enabled() and tracked):
+            return False
+        if any(p.requires_grad for p in self.transforms.parameters()):
+            return False
+        if self.recompute_mixing is True:
+            return True
+        return q.device.type == "cuda" and path in RECOMPUTED_PATHS
+
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, None]:
@@ -371,25 +431,10 @@ class _LSTFilterAttention(AttentionLayer):
         mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d)
         path = self.chosen_path(x.shape[1], x.device)
-        # The gates run in the projections' dtype (bfloat16 under autocast); only the FFT-based
-        # transforms of the fast path take half-precision input to float32 (cuFFT has no
-        # bfloat16), and their output comes back before the query gate. Fewer and narrower
-        # tensors are then saved for the backward than with float32 gates.
-        u = torch.sigmoid(k) * v  # (B, H, N, d)
-        if mask is not None:
-            u = u * mask[:, None, :, None].to(u.dtype)  # padded samples are zeros
-        gated = u.dtype
-        if path == "fast" and gated not in (torch.float32, torch.float64):
-            u = u.float()  # (B, H, N, d)
-        mix = {
-            "gemm": self.mix_gemm,
-            "factored": self.mix_factored,
-            "dense": self.mix_dense,
-            "fast": self.mix,
-        }[path]
-        mixed = mix(u)  # (B, H, N, d)
-        gate = torch.sigmoid(q)  # (B, H, N, d)
-        y = gate * mixed.to(gated)  # (B, H, N, d)
+        if self.recomputes(q, k, v, path):
+            y = recompute_gated_mix(self, q, k, v, mask, path)  # (B, H, N, d)
+        else:
+            y = self.gated_mix(q, k, v, mask, path)  # (B, H, N, d)
         y = self.dropout(merge_heads(y))  # (B, N, H*d)
         out = zero_masked(self.out_proj(y), mask)  # (B, N, D)
         return (out, None) if return_attention else out

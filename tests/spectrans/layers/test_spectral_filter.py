@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spectrans.layers.spectral_filter import matrix_filter, transform_matrix
+from spectrans.layers import spectral_filter
+from spectrans.layers.spectral_filter import analysis_matrix, matrix_filter, transform_matrix
 
 
 @pytest.mark.parametrize("kind", ["dct", "dst", "hadamard"])
@@ -35,3 +36,28 @@ def test_matrix_filter_in_bfloat16_stays_close(kind: str) -> None:
     ref = torch.einsum("kj,hk,kl,bhld->bhjd", a, gains, a, u)
     low = matrix_filter(u.bfloat16(), gains.bfloat16(), kind).double()
     assert ((low - ref).norm() / ref.norm()).item() < 1e-2  # measured 0.44 %
+
+
+@pytest.mark.parametrize("kind", ["dct", "dst", "hadamard"])
+def test_phases_in_int64_give_the_same_matrix(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    phase_dtype = spectral_filter._phase_dtype
+    assert phase_dtype(32768, 32768) == torch.int64  # 2 n^2 = 2^31
+    assert phase_dtype(32767, 32767) == torch.int32
+    small = transform_matrix(kind, 37, torch.float64, torch.device("cpu"))
+    monkeypatch.setattr(spectral_filter, "_phase_dtype", lambda rows, n: torch.int64)
+    wide = transform_matrix(kind, 37, torch.float64, torch.device("cpu"))
+    torch.testing.assert_close(small, wide, atol=0, rtol=0)
+
+
+def test_analysis_matrix_is_built_once_and_can_be_saved_for_backward() -> None:
+    spectral_filter._cached_matrix.cache_clear()
+    cpu = torch.device("cpu")
+    with torch.inference_mode():  # first use under inference mode, e.g. an evaluation
+        first = analysis_matrix("dct", 12, torch.float32, cpu)
+    assert not first.is_inference()
+    assert analysis_matrix("dct", 12, torch.float32, cpu) is first
+    torch.testing.assert_close(first, transform_matrix("dct", 12, torch.float32, cpu))
+    u = torch.randn(1, 2, 12, 3, requires_grad=True)
+    gains = torch.rand(2, 12, requires_grad=True)
+    matrix_filter(u, gains, "dct").square().sum().backward()  # saves the cached matrix
+    assert u.grad is not None and gains.grad is not None

@@ -1,0 +1,210 @@
+"""The LST backward that rebuilds the gated mixing against autograd through the same forward."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from spectrans.layers.attention.lst import LSTAttention, MixedSpectralAttention
+from spectrans.layers.attention.softmax import SoftmaxAttention
+
+PATHS = ["fast", "dense", "gemm", "factored"]
+TRANSFORMS = ["dct", "dst", "hadamard", "wavelet", "mixed", "mixedfft"]
+
+
+def _layer(transform: str, causal: bool, learnable_scale: bool = True) -> torch.nn.Module:
+    """A float64 layer with a random, non-smooth profile and non-zero biases."""
+    torch.manual_seed(0)
+    if transform == "mixedfft":
+        layer = MixedSpectralAttention(12, 3, causal=causal, max_sequence_length=16)
+    else:
+        layer = LSTAttention(
+            12,
+            3,
+            transform,
+            causal=causal,
+            max_sequence_length=16,
+            learnable_scale=learnable_scale,
+        )
+    with torch.no_grad():
+        if layer.scale is not None:
+            layer.scale.copy_(torch.rand_like(layer.scale) * 2 - 0.5)
+        for lin in (layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj):
+            lin.bias.normal_()
+    return layer.double()
+
+
+def _run(layer: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None, recompute: bool):
+    """Output and the gradients of x and every parameter for a fixed cotangent."""
+    layer.recompute_mixing = recompute
+    x = x.detach().requires_grad_()
+    out = layer(x, mask)
+    cotangent = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    params = [p for p in layer.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(out, [x, *params], cotangent)
+    return out, grads
+
+
+def _masks(batch: int, n: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(n)
+    mask = torch.rand(batch, n, generator=gen) > 0.3
+    mask[:, 0] = True
+    return mask
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("n", [7, 16, 33])
+@pytest.mark.parametrize("masked", [False, True])
+def test_recomputed_backward_equals_autograd(
+    transform: str, causal: bool, path: str, n: int, masked: bool
+) -> None:
+    layer = _layer(transform, causal)
+    layer.mixing_path = path
+    x = torch.randn(2, n, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    mask = _masks(2, n) if masked else None
+    want, want_grads = _run(layer, x, mask, recompute=False)
+    got, got_grads = _run(layer, x, mask, recompute=True)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    assert len(got_grads) == len(want_grads)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-11, rtol=1e-11)
+
+
+def test_recomputed_backward_with_a_fixed_profile() -> None:
+    layer = _layer("dct", causal=False, learnable_scale=False)
+    x = torch.randn(2, 9, 12, dtype=torch.float64)
+    want, want_grads = _run(layer, x, _masks(2, 9), recompute=False)
+    got, got_grads = _run(layer, x, _masks(2, 9), recompute=True)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-11, rtol=1e-11)
+
+
+def test_masked_tokens_move_no_gradient_of_the_real_ones() -> None:
+    layer = _layer("hadamard", causal=False)
+    layer.recompute_mixing = True
+    mask = _masks(2, 11)
+    x = torch.randn(2, 11, 12, dtype=torch.float64)
+    changed = torch.where(mask[..., None], x, torch.randn_like(x) * 5)
+    out_a, grads_a = _run(layer, x, mask, recompute=True)
+    out_b, grads_b = _run(layer, changed, mask, recompute=True)
+    torch.testing.assert_close(out_a, out_b, atol=1e-12, rtol=0)
+    torch.testing.assert_close(grads_a[0] * mask[..., None], grads_b[0] * mask[..., None])
+    for g, w in zip(grads_a[1:], grads_b[1:], strict=True):  # parameters
+        torch.testing.assert_close(g, w, atol=1e-11, rtol=1e-11)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_bf16_autocast_rebuilds_the_same_forward(path: str) -> None:
+    torch.manual_seed(0)
+    layer = LSTAttention(64, 4, "dct", max_sequence_length=64)
+    layer.mixing_path = path
+    x = torch.randn(2, 40, 64)
+    with torch.autocast("cpu", torch.bfloat16):
+        want, want_grads = _run(layer, x, _masks(2, 40), recompute=False)
+        got, got_grads = _run(layer, x, _masks(2, 40), recompute=True)
+    assert got.dtype == want.dtype
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        scale = w.abs().max().clamp_min(1e-6)
+        assert ((g.float() - w.float()).abs().max() / scale).item() < 2e-2
+
+
+def _saved_bytes(layer: torch.nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct storages autograd keeps for the backward of one forward."""
+    sizes: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        sizes[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast("cpu", torch.bfloat16):
+            layer(x)
+    return sum(sizes.values())
+
+
+@pytest.mark.parametrize("path", ["fast", "gemm"])
+def test_recompute_keeps_no_more_than_flash_softmax(path: str) -> None:
+    """x, q, k, v and the output projection's input: at most softmax's (which keeps the
+    attention output and its log-sum-exp besides)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 2048, 64, requires_grad=True)  # the weights' copies: 0.06 units
+    lst = LSTAttention(64, 4, "dct", max_sequence_length=2048)
+    lst.mixing_path = path
+    lst.recompute_mixing = True
+    unit = x.numel() * 2  # one bfloat16 copy of x
+    kept = _saved_bytes(lst, x)
+    assert kept <= 5.1 * unit
+    lst.recompute_mixing = False
+    assert _saved_bytes(lst, x) > 7 * unit
+    assert kept <= _saved_bytes(SoftmaxAttention(64, 4), x)
+
+
+def test_recompute_rule() -> None:
+    layer = LSTAttention(16, 2, "dct", max_sequence_length=8)
+    q = torch.randn(1, 2, 8, 8, requires_grad=True)
+    k, v = torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8)
+    assert layer.recompute_mixing is None
+    assert not layer.recomputes(q, k, v, "fast")  # None: CUDA inputs only
+    layer.recompute_mixing = True
+    assert all(layer.recomputes(q, k, v, path) for path in PATHS)
+    assert not layer.recomputes(q.detach(), k, v, "fast")  # nothing to differentiate
+    with torch.no_grad():
+        assert not layer.recomputes(q, k, v, "fast")
+    layer.recompute_mixing = False
+    assert not layer.recomputes(q, k, v, "fast")
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"), [("fast", True), ("factored", True), ("gemm", False)]
+)
+def test_recompute_on_cuda_by_default_on_the_fft_and_factored_paths(
+    path: str, expected: bool
+) -> None:
+    layer = LSTAttention(16, 2, "dct", max_sequence_length=8)
+    on_cuda = SimpleNamespace(requires_grad=True, device=torch.device("cuda"))
+    on_cpu = SimpleNamespace(requires_grad=True, device=torch.device("cpu"))
+    assert layer.recomputes(on_cuda, on_cuda, on_cuda, path) is expected  # type: ignore[arg-type]
+    assert not layer.recomputes(on_cpu, on_cpu, on_cpu, path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("transform", ["dct", "mixedfft"])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("path", ["fast", "gemm"])
+def test_batch_chunks_give_the_same_gradients(
+    transform: str, causal: bool, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spectrans.layers.attention import lst_recompute
+
+    layer = _layer(transform, causal)
+    layer.mixing_path = path
+    x = torch.randn(3, 10, 12, dtype=torch.float64)
+    mask = _masks(3, 10)
+    want, want_grads = _run(layer, x, mask, recompute=False)
+    monkeypatch.setattr(lst_recompute, "CHUNK_NUMEL", 1)  # one batch row per chunk
+    assert len(lst_recompute.batch_chunks(torch.empty(3, 3, 10, 4))) == 3
+    got, got_grads = _run(layer, x, mask, recompute=True)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-11, rtol=1e-11)
+
+
+def test_batch_chunks_cover_the_batch_once() -> None:
+    from spectrans.layers.attention.lst_recompute import CHUNK_NUMEL, batch_chunks
+
+    assert batch_chunks(torch.empty(8, 4, 1024, 64, device="meta")) == [slice(0, 8)]
+    row = CHUNK_NUMEL // 4  # four rows per chunk
+    chunks = batch_chunks(torch.empty(10, 1, row, 1, device="meta"))
+    assert chunks == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    small = torch.empty(8, 4, 64, 64, device="meta")
+    assert batch_chunks(small, min_chunks=4) == [slice(2 * i, 2 * i + 2) for i in range(4)]
+    assert batch_chunks(small[:3], min_chunks=4) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert batch_chunks(torch.empty(2, 1, 2 * CHUNK_NUMEL, 1, device="meta")) == [
+        slice(0, 1),
+        slice(1, 2),
+    ]
