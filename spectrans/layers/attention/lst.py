@@ -114,11 +114,13 @@ training step (H d = 32, N = 1024) took 6.85 ms with the factored Hadamard again
 ``gemm``, while the ListOps step (H d = 512, N = 2000) went from 16.79 to 15.90 ms."""
 RECOMPUTED_PATHS = ("fast", "factored")
 """Paths whose backward rebuilds the gated mixing on CUDA by default (``recompute_mixing``
-None). Measured by ``torch.distributed._tools.mem_tracker.MemTracker`` on one CPU layer
-forward and backward (bf16 autocast, batch 8, width 256, 4 heads, N = 1024-16384), the peak
-memory of the DCT, Hadamard and mixed layers against the softmax layer's went from 1.11-1.17x
-to 1.00x on these paths; on ``gemm`` it went to 1.03-1.11x (DCT), since the cached
-``N x N`` transform matrix stays, so that path keeps autograd's backward and its speed."""
+None). ``python -m experiments.peak_memory`` (``results/peak_memory_cpu.md``: one layer's
+forward and backward tracked tensor by tensor, bf16 autocast, batch 8, width 256, 4 heads,
+N = 1024-8192) puts the DCT, DST, Hadamard and mixed layers at 1.16x the softmax layer's peak
+on the FFT path with autograd's backward and at 1.00x with the recomputing one; Hadamard on
+``factored`` from 1.11x to 1.00x. On ``gemm`` it goes from 1.13-1.22x to 1.03-1.11x (DCT),
+since the cached ``N x N`` transform matrix stays, so that path keeps autograd's backward and
+its speed."""
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 _LST_LAYER_ARGS = (
     "hidden_dim",

@@ -160,10 +160,10 @@ CHUNK_NUMEL = 2**24
 time (at least one row): the rebuilt filter state of a chunk is a few times its size."""
 FAST_PATH_CHUNKS = 4
 """At least this many chunks (at most one per row) on the ``fast`` path, whose float32 and
-complex temporaries are about six times the chunk's bfloat16 size: measured by
-``torch.distributed._tools.mem_tracker.MemTracker`` on one CPU layer forward and backward
-(bf16 autocast, B = 8, N = 8192, width 256, 4 heads), the peak of the DCT layer was 1.50x the
-softmax layer's in one chunk, 1.22x in two and 1.00x in four."""
+complex temporaries are about six times the chunk's bfloat16 size. With the tracker of
+``experiments.peak_memory`` (a scratch script varying :data:`CHUNK_NUMEL`; one layer forward
+and backward on the CPU, bf16 autocast, B = 8, N = 8192, width 256, 4 heads), the DCT layer's
+peak was 1.50x the softmax layer's in one chunk, 1.22x in two and 1.00x in four."""
 
 
 def batch_chunks(q: Tensor, min_chunks: int = 1) -> list[slice]:

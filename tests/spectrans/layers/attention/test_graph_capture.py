@@ -45,10 +45,12 @@ def host_copies(layer: nn.Module, x: torch.Tensor) -> list[str]:
 @pytest.mark.parametrize("kind", ["dct", "dst", "hadamard", "mixed"])
 @pytest.mark.parametrize("path", ["gemm", "dense", "fast", "factored"])
 @pytest.mark.parametrize("causal", [False, True])
-def test_lst_paths_make_no_host_copies(kind: str, path: str, causal: bool) -> None:
+@pytest.mark.parametrize("recompute", [False, True])
+def test_lst_paths_make_no_host_copies(kind: str, path: str, causal: bool, recompute: bool) -> None:
     torch.manual_seed(0)
     layer = LSTAttention(hidden_dim=32, num_heads=4, transform_type=kind, causal=causal)
     layer.mixing_path = path  # type: ignore[assignment]
+    layer.recompute_mixing = recompute
     x = torch.randn(2, 24, 32, requires_grad=True)  # (B, N, D)
     assert host_copies(layer, x) == []
 
@@ -71,8 +73,9 @@ def test_the_spy_sees_a_scalar_written_into_a_tensor() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("kind", ["dct", "dst", "hadamard", "mixed"])
-@pytest.mark.parametrize("path", ["gemm", "fast"])
+@pytest.mark.parametrize("path", ["gemm", "fast", "factored"])
 def test_lst_layer_step_replays_in_a_cuda_graph(kind: str, path: str) -> None:
+    """On CUDA the fast and factored paths take the recomputing backward by default."""
     torch.manual_seed(0)
     layer = LSTAttention(hidden_dim=64, num_heads=4, transform_type=kind).cuda()
     layer.mixing_path = path  # type: ignore[assignment]

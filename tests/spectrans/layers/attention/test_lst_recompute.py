@@ -208,3 +208,22 @@ def test_batch_chunks_cover_the_batch_once() -> None:
         slice(0, 1),
         slice(1, 2),
     ]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("transform", ["dct", "hadamard", "mixed"])
+@pytest.mark.parametrize("path", ["fast", "factored"])
+def test_cuda_bf16_default_backward_follows_autograd(transform: str, path: str) -> None:
+    torch.manual_seed(0)
+    layer = LSTAttention(256, 4, transform, max_sequence_length=4096).cuda()
+    layer.mixing_path = path
+    x = torch.randn(8, 4096, 256, device="cuda")
+    mask = _masks(8, 4096).cuda()
+    assert layer.recomputes(x.requires_grad_(), x, x, path)
+    with torch.autocast("cuda", torch.bfloat16):
+        want, want_grads = _run(layer, x, mask, recompute=False)
+        got, got_grads = _run(layer, x, mask, recompute=None)  # type: ignore[arg-type]
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        scale = w.abs().max().clamp_min(1e-6)
+        assert ((g.float() - w.float()).abs().max() / scale).item() < 2e-2
