@@ -83,15 +83,15 @@ from experiments.bench_report import (  # noqa: F401
     write_markdown,
 )
 from experiments.bench_specs import (  # noqa: F401
-    LST_RECOMPUTE_CHOICES,
     LST_TRANSFORMS,
+    RECOMPUTE_CHOICES,
     MixerSpec,
     SDPAAnchor,
     build,
     build_mixer,
     build_small_model,
     default_specs,
-    set_lst_recompute,
+    set_recompute,
 )
 from experiments.bench_write import (  # noqa: F401
     CSV_COLUMNS,
@@ -320,11 +320,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "CUDA graph of the forward+backward step (device time, CUDA only)",
     )
     p.add_argument(
+        "--recompute",
         "--lst-recompute",
-        choices=LST_RECOMPUTE_CHOICES,
+        choices=RECOMPUTE_CHOICES,
         default="auto",
-        help="LST layers' recompute_mixing: auto (the layer's rule: on for CUDA inputs), on "
-        "or off, to time and measure the memory of both backwards",
+        help="recompute_mixing of the LST and feature-map layers: auto (each layer's rule), "
+        "on or off, to time and measure the memory of both backwards",
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="results")
@@ -360,7 +361,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.threads:
         torch.set_num_threads(args.threads)
-    set_lst_recompute(args.lst_recompute)
+    set_recompute(args.recompute)
     gpu = device.type == "cuda"
     lengths = args.lengths or list(GPU_LENGTHS if gpu else CPU_LENGTHS)
     dtypes = _check_choices(args.dtypes.split(","), ("fp32", "bf16"), "--dtypes")

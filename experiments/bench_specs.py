@@ -202,17 +202,23 @@ def build(spec: MixerSpec, scope: str, n: int, hidden: int) -> tuple[nn.Module, 
     return build_small_model(spec, n, hidden)
 
 
-LST_RECOMPUTE_CHOICES = ("auto", "on", "off")
-"""Values of the benchmarks' ``--lst-recompute`` option."""
+RECOMPUTE_CHOICES = ("auto", "on", "off")
+"""Values of the benchmarks' ``--recompute`` option (alias ``--lst-recompute``)."""
 
 
-def set_lst_recompute(choice: str) -> None:
-    """Set ``recompute_mixing`` of every LST layer of this process (``auto``: the layer's rule).
+def set_recompute(choice: str) -> None:
+    """Set ``recompute_mixing`` of the LST and feature-map layers of this process.
 
-    The LST layers' backward either keeps the gated mixing's intermediates or rebuilds them
-    from q, k and v (:mod:`spectrans.layers.attention.lst_recompute`); the benchmarks time and
-    measure both with ``on`` and ``off``.
+    ``auto`` is each layer's rule (None). The LST layers' backward either keeps the gated
+    mixing's intermediates or rebuilds them from q, k and v
+    (:mod:`spectrans.layers.attention.lst_recompute`); the feature-map layers (Performer,
+    random features, kernels) either keep their ``(B, H, N, m)`` features or rebuild them
+    (:mod:`spectrans.layers.attention.chunked_recompute`). The benchmarks time and measure
+    both with ``on`` and ``off``.
     """
     from spectrans.layers.attention.lst import _LSTFilterAttention
+    from spectrans.layers.attention.spectral import _FeatureAttention
 
-    _LSTFilterAttention.recompute_mixing = {"auto": None, "on": True, "off": False}[choice]
+    value = {"auto": None, "on": True, "off": False}[choice]
+    _LSTFilterAttention.recompute_mixing = value
+    _FeatureAttention.recompute_mixing = value

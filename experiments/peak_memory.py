@@ -2,7 +2,7 @@
 
     python -m experiments.peak_memory [--lengths 1024 4096 8192] [--batch 8] [--hidden 256]
         [--heads 4] [--mixers softmax,lst-dct,...] [--lst-path auto|gemm|factored|dense|fast]
-        [--lst-recompute auto|on|off] [--out <file.md>]
+        [--recompute auto|on|off] [--out <file.md>]
 
 Each mixer is built as the layer benchmark builds it (``experiments.bench_specs``), run once
 to warm its caches, then once more under
@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from experiments.bench_specs import (
-    LST_RECOMPUTE_CHOICES,
+    RECOMPUTE_CHOICES,
     build_mixer,
     default_specs,
-    set_lst_recompute,
+    set_recompute,
 )
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.run_record import git_commit
@@ -75,7 +75,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="mixing path of the LST layers (auto is fast on the CPU)",
     )
-    p.add_argument("--lst-recompute", choices=LST_RECOMPUTE_CHOICES, default="auto")
+    p.add_argument(
+        "--recompute",
+        "--lst-recompute",
+        choices=RECOMPUTE_CHOICES,
+        default="auto",
+        help="recompute_mixing of the LST and feature-map layers (auto: each layer's rule)",
+    )
     p.add_argument("--out", type=Path, default=None, help="also write the table here")
     return p.parse_args(argv)
 
@@ -83,7 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Measure every mixer at every length; print (and write) one table."""
     args = parse_args(argv)
-    set_lst_recompute(args.lst_recompute)
+    set_recompute(args.recompute)
     specs = {s.label: s for s in default_specs(args.hidden, args.heads)}
     wanted = args.mixers.split(",")
     unknown = sorted(set(wanted) - set(specs))
@@ -96,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `{command_line('experiments.peak_memory', words)}`; CPU, torch "
         f"{torch.__version__}, commit `{git_commit(short=True)}`, {utc_stamp()}. LST path "
-        f"`{args.lst_path}`, LST backward recompute `{args.lst_recompute}`. Unit: one bfloat16 "
+        f"`{args.lst_path}`, backward recompute `{args.recompute}`. Unit: one bfloat16 "
         f"copy of x = (B, N, D={args.hidden}); ratio: against {wanted[0]} at the same N.",
         "",
         "| mixer | N | peak MiB | units | ratio |",

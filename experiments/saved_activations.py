@@ -31,10 +31,10 @@ import torch
 from torch import Tensor, nn
 
 from experiments.bench_specs import (
-    LST_RECOMPUTE_CHOICES,
+    RECOMPUTE_CHOICES,
     build_mixer,
     default_specs,
-    set_lst_recompute,
+    set_recompute,
 )
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.run_record import git_commit
@@ -77,11 +77,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="mixing path of the LST layers (auto is fast on the CPU)",
     )
     p.add_argument(
+        "--recompute",
         "--lst-recompute",
-        choices=LST_RECOMPUTE_CHOICES,
+        choices=RECOMPUTE_CHOICES,
         default="auto",
-        help="LST backward: auto (the layer's rule, off on the CPU), on (keep q, k, v and "
-        "rebuild the rest) or off (keep the intermediates)",
+        help="backward of the LST and feature-map layers: auto (each layer's rule, off on the "
+        "CPU), on (keep q, k, v and rebuild the rest) or off (keep the intermediates)",
     )
     p.add_argument("--out", type=Path, default=None, help="also write the table here")
     return p.parse_args(argv)
@@ -90,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build each mixer, count what one forward saves, print (and write) the table."""
     args = parse_args(argv)
-    set_lst_recompute(args.lst_recompute)
+    set_recompute(args.recompute)
     specs = default_specs(args.hidden, args.heads)
     if args.mixers:
         wanted = args.mixers.split(",")

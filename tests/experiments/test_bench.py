@@ -488,11 +488,14 @@ def test_run_benchmark_rejects_an_unknown_timing() -> None:
 
 
 @pytest.mark.parametrize(("choice", "value"), [("on", True), ("off", False), ("auto", None)])
-def test_lst_recompute_option_sets_the_layers_rule(choice: str, value: bool | None) -> None:
-    from spectrans.layers.attention.lst import LSTAttention, _LSTFilterAttention
+@pytest.mark.parametrize("flag", ["--recompute", "--lst-recompute"])
+def test_recompute_option_sets_the_layers_rule(flag: str, choice: str, value: bool | None) -> None:
+    from spectrans.layers.attention.lst import LSTAttention
+    from spectrans.layers.attention.spectral import PerformerAttention
 
     try:
-        bench._settings(bench.parse_args(["--device", "cpu", "--lst-recompute", choice]))
+        bench._settings(bench.parse_args(["--device", "cpu", flag, choice]))
         assert LSTAttention(16, 2, "dct", max_sequence_length=8).recompute_mixing is value
+        assert PerformerAttention(16, 2).recompute_mixing is value
     finally:
-        _LSTFilterAttention.recompute_mixing = None
+        bench.set_recompute("auto")

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from experiments import peak_memory
-from experiments.bench_specs import set_lst_recompute
+from experiments.bench_specs import set_recompute
 from spectrans.layers.attention.lst import LSTAttention
 from spectrans.layers.attention.softmax import SoftmaxAttention
 
@@ -49,11 +49,11 @@ def test_lst_recompute_brings_the_peak_to_softmax_at_most() -> None:
     softmax = peak_memory.peak_bytes(SoftmaxAttention(64, 2), x)
     layer = LSTAttention(64, 2, "dct", max_sequence_length=512)
     try:
-        set_lst_recompute("off")
+        set_recompute("off")
         keep = peak_memory.peak_bytes(layer, x)
-        set_lst_recompute("on")
+        set_recompute("on")
         rebuild = peak_memory.peak_bytes(layer, x)
     finally:
-        set_lst_recompute("auto")
+        set_recompute("auto")
     assert keep > 1.1 * softmax
     assert rebuild <= softmax

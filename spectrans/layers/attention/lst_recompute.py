@@ -40,6 +40,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from spectrans.layers.attention.chunked_recompute import batch_chunks
+
 
 class GatedMixer(Protocol):
     """What :class:`GatedMixRecompute` needs of a layer."""
@@ -155,27 +157,12 @@ def _chunk_backward(
     return (grad_q, grad_k, grad_v, *grads[1:])
 
 
-CHUNK_NUMEL = 2**24
-"""Elements of ``q`` per chunk of batch rows that the forward and the backward process at a
-time (at least one row): the rebuilt filter state of a chunk is a few times its size."""
 FAST_PATH_CHUNKS = 4
 """At least this many chunks (at most one per row) on the ``fast`` path, whose float32 and
 complex temporaries are about six times the chunk's bfloat16 size. With the tracker of
-``experiments.peak_memory`` (a scratch script varying :data:`CHUNK_NUMEL`; one layer forward
+``experiments.peak_memory`` (a scratch script varying the chunk size; one layer forward
 and backward on the CPU, bf16 autocast, B = 8, N = 8192, width 256, 4 heads), the DCT layer's
 peak was 1.50x the softmax layer's in one chunk, 1.22x in two and 1.00x in four."""
-
-
-def batch_chunks(q: Tensor, min_chunks: int = 1) -> list[slice]:
-    """Slices of the batch dimension of ``q`` (B, H, N, d), :data:`CHUNK_NUMEL` elements each.
-
-    At least one row per slice, so a row larger than the bound is a slice of its own, and at
-    least ``min_chunks`` slices when there are that many rows.
-    """
-    batch = q.shape[0]
-    per_row = max(1, q[:1].numel())
-    rows = max(1, min(CHUNK_NUMEL // per_row, -(-batch // max(1, min_chunks))))
-    return [slice(start, min(start + rows, batch)) for start in range(0, batch, rows)]
 
 
 def chunks_of(q: Tensor, path: str) -> list[slice]:

@@ -25,8 +25,10 @@ its attention dropout rate).
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar, Literal
 
+import torch
 from torch import Tensor, nn
 
 from spectrans.config.layers.attention import (
@@ -44,6 +46,7 @@ from spectrans.kernels import (
     TrigSoftmaxRFF,
 )
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.attention.chunked_recompute import batch_chunks, recompute_in_chunks
 from spectrans.layers.attention.linear import feature_attention
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
@@ -51,6 +54,10 @@ from spectrans.layers.attention.projections import (
     project_qkv,
 )
 from spectrans.registry import register_mixer
+
+RECOMPUTE_MIN_CHUNKS = 4
+"""Chunks of batch rows (at most one per row) the recomputing backward takes at least: the
+rebuilt ``(b, H, N, m)`` features of a chunk are ``m / d`` times its queries' size."""
 
 
 class _FeatureAttention(AttentionLayer):
@@ -88,6 +95,24 @@ class _FeatureAttention(AttentionLayer):
         self.hidden_dim, self.causal = hidden_dim, causal
         self.dropout = nn.Dropout(dropout)
 
+    recompute_mixing: bool | None = None
+    """Whether the backward rebuilds the features and the linear attention from q, k and v in
+    chunks of batch rows (:mod:`spectrans.layers.attention.chunked_recompute`) instead of
+    keeping the ``(B, H, N, m)`` feature tensors: True, False, or None for CUDA inputs. One
+    more forward of the attention per step. Never inside compiled code."""
+
+    def recomputes(self, q: Tensor, k: Tensor, v: Tensor) -> bool:
+        """Whether this forward takes :func:`recompute_in_chunks` (:attr:`recompute_mixing`).
+
+        Besides, autograd must be recording and the code must not be being compiled.
+        """
+        if self.recompute_mixing is False or torch.compiler.is_compiling():
+            return False
+        tracked = q.requires_grad or k.requires_grad or v.requires_grad
+        if not (torch.is_grad_enabled() and tracked):
+            return False
+        return self.recompute_mixing is True or q.device.type == "cuda"
+
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, None]:
@@ -98,7 +123,13 @@ class _FeatureAttention(AttentionLayer):
         mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d) each
         self.kernel.maybe_redraw()
-        out = feature_attention(self.kernel, q, k, v, mask, causal=self.causal)  # (B, H, N, d)
+        attend = functools.partial(feature_attention, self.kernel, causal=self.causal)
+        if self.recomputes(q, k, v):
+            params = [p for p in self.kernel.parameters() if p.requires_grad]
+            chunks = batch_chunks(q, RECOMPUTE_MIN_CHUNKS)
+            out = recompute_in_chunks(attend, (q, k, v, mask), params, chunks)  # (B, H, N, d)
+        else:
+            out = attend(q, k, v, mask)  # (B, H, N, d)
         out = self.out_proj(self.dropout(merge_heads(out).to(v.dtype)))  # (B, N, D)
         out = zero_masked(out, mask)  # (B, N, D)
         return (out, None) if return_attention else out

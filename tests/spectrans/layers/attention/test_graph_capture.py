@@ -103,3 +103,16 @@ def test_lst_layer_step_replays_in_a_cuda_graph(kind: str, path: str) -> None:
     torch.cuda.synchronize()
     torch.testing.assert_close(captured, eager)
     torch.testing.assert_close(x.grad, eager_grad)
+
+
+@pytest.mark.parametrize("generalized", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("recompute", [False, True])
+def test_performer_makes_no_host_copies(generalized: bool, causal: bool, recompute: bool) -> None:
+    from spectrans.layers.attention.spectral import PerformerAttention
+
+    torch.manual_seed(0)
+    layer = PerformerAttention(32, 4, num_features=16, generalized=generalized, causal=causal)
+    layer.recompute_mixing = recompute
+    x = torch.randn(2, 24, 32, requires_grad=True)  # (B, N, D)
+    assert host_copies(layer, x) == []

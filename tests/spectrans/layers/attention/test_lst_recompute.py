@@ -179,35 +179,19 @@ def test_recompute_on_cuda_by_default_on_the_fft_and_factored_paths(
 def test_batch_chunks_give_the_same_gradients(
     transform: str, causal: bool, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from spectrans.layers.attention import lst_recompute
+    from spectrans.layers.attention import chunked_recompute, lst_recompute
 
     layer = _layer(transform, causal)
     layer.mixing_path = path
     x = torch.randn(3, 10, 12, dtype=torch.float64)
     mask = _masks(3, 10)
     want, want_grads = _run(layer, x, mask, recompute=False)
-    monkeypatch.setattr(lst_recompute, "CHUNK_NUMEL", 1)  # one batch row per chunk
-    assert len(lst_recompute.batch_chunks(torch.empty(3, 3, 10, 4))) == 3
+    monkeypatch.setattr(chunked_recompute, "CHUNK_NUMEL", 1)  # one batch row per chunk
+    assert len(lst_recompute.chunks_of(torch.empty(3, 3, 10, 4), "gemm")) == 3
     got, got_grads = _run(layer, x, mask, recompute=True)
     torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
     for g, w in zip(got_grads, want_grads, strict=True):
         torch.testing.assert_close(g, w, atol=1e-11, rtol=1e-11)
-
-
-def test_batch_chunks_cover_the_batch_once() -> None:
-    from spectrans.layers.attention.lst_recompute import CHUNK_NUMEL, batch_chunks
-
-    assert batch_chunks(torch.empty(8, 4, 1024, 64, device="meta")) == [slice(0, 8)]
-    row = CHUNK_NUMEL // 4  # four rows per chunk
-    chunks = batch_chunks(torch.empty(10, 1, row, 1, device="meta"))
-    assert chunks == [slice(0, 4), slice(4, 8), slice(8, 10)]
-    small = torch.empty(8, 4, 64, 64, device="meta")
-    assert batch_chunks(small, min_chunks=4) == [slice(2 * i, 2 * i + 2) for i in range(4)]
-    assert batch_chunks(small[:3], min_chunks=4) == [slice(0, 1), slice(1, 2), slice(2, 3)]
-    assert batch_chunks(torch.empty(2, 1, 2 * CHUNK_NUMEL, 1, device="meta")) == [
-        slice(0, 1),
-        slice(1, 2),
-    ]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -1,0 +1,131 @@
+r"""A token mixer's core computed in chunks of batch rows, rebuilt in the backward.
+
+For a function :math:`y = f(x_1, \dots, x_n; \theta)` whose rows along the batch dimension are
+independent (row :math:`b` of :math:`y` depends on row :math:`b` of every :math:`x_i` and on
+the shared parameters :math:`\theta` only), :func:`recompute_in_chunks` keeps the inputs for
+the backward and none of :math:`f`'s intermediates. The backward runs :math:`f` again on one
+chunk of rows at a time under autograd and takes the chunk's vector-Jacobian product:
+
+.. math::
+
+    \frac{\partial L}{\partial x_i}[c] = \mathrm{vjp}_{x_i}\big(f(x[c]),\, g[c]\big), \qquad
+    \frac{\partial L}{\partial \theta} = \sum_c \mathrm{vjp}_{\theta}\big(f(x[c]),\, g[c]\big),
+
+with :math:`g = \partial L / \partial y` and :math:`c` the chunks, so the intermediates of one
+chunk exist at a time. It is :func:`torch.utils.checkpoint.checkpoint` split over the batch:
+one forward of :math:`f` more per step. :math:`f` must be deterministic (no dropout inside);
+the recomputation runs under the forward's autocast state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+CHUNK_NUMEL = 2**24
+"""Elements of the first input per chunk of batch rows (at least one row)."""
+
+
+def batch_chunks(x: Tensor, min_chunks: int = 1) -> list[slice]:
+    """Slices of the batch dimension of ``x``, :data:`CHUNK_NUMEL` elements each.
+
+    At least one row per slice, so a row larger than the bound is a slice of its own, and at
+    least ``min_chunks`` slices when there are that many rows.
+    """
+    batch = x.shape[0]
+    per_row = max(1, x[:1].numel())
+    rows = max(1, min(CHUNK_NUMEL // per_row, -(-batch // max(1, min_chunks))))
+    return [slice(start, min(start + rows, batch)) for start in range(0, batch, rows)]
+
+
+def _rows(tensors: Sequence[Tensor | None], rows: slice) -> list[Tensor | None]:
+    """Rows ``rows`` of every tensor (None stays None)."""
+    return [None if t is None else t[rows] for t in tensors]
+
+
+class _ChunkedRecompute(torch.autograd.Function):
+    """``fn(*inputs)`` chunk by chunk; the backward rebuilds each chunk (module docstring)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        fn: Callable[..., Tensor],
+        chunks: list[slice],
+        params: list[Tensor],
+        *args: Tensor | None,
+    ) -> Tensor:
+        """``fn`` on every chunk, concatenated along the batch (autograd is off inside)."""
+        num_inputs = len(args) - len(params)
+        inputs = args[:num_inputs]
+        device = next(t for t in inputs if t is not None).device.type
+        ctx.autocast = (
+            device,
+            torch.is_autocast_enabled(device),
+            torch.get_autocast_dtype(device),
+        )
+        ctx.fn, ctx.chunks, ctx.params, ctx.num_inputs = fn, chunks, params, num_inputs
+        ctx.save_for_backward(*inputs)
+        outs = [fn(*_rows(inputs, rows)) for rows in chunks]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        """Per chunk: rebuild ``fn`` under autograd, take its vector-Jacobian product."""
+        inputs = ctx.saved_tensors
+        needs = ctx.needs_input_grad[3:]
+        wants = [t is not None and needs[i] for i, t in enumerate(inputs)]
+        params = [p for j, p in enumerate(ctx.params) if needs[ctx.num_inputs + j]]
+        grad_inputs = [torch.zeros_like(t) if want else None for t, want in zip(inputs, wants)]
+        grad_params = [torch.zeros_like(p) for p in params]
+        device, enabled, dtype = ctx.autocast
+        for rows in ctx.chunks:
+            leaves = [
+                None if t is None else t[rows].detach().requires_grad_(want)
+                for t, want in zip(inputs, wants)
+            ]
+            with torch.enable_grad(), torch.autocast(device, dtype, enabled=enabled):
+                out = ctx.fn(*leaves)
+            wrt = [leaf for leaf, want in zip(leaves, wants) if want] + params
+            if not wrt:
+                continue
+            grads = iter(torch.autograd.grad(out, wrt, grad[rows], allow_unused=True))
+            for i, want in enumerate(wants):
+                chunk_grad = next(grads) if want else None
+                if chunk_grad is not None:
+                    grad_inputs[i][rows] = chunk_grad  # type: ignore[index]
+            for total, chunk_grad in zip(grad_params, grads):
+                if chunk_grad is not None:
+                    total += chunk_grad
+        param_grads = iter(grad_params)
+        grad_all_params = [
+            next(param_grads) if needs[ctx.num_inputs + j] else None for j in range(len(ctx.params))
+        ]
+        return (None, None, None, *grad_inputs, *grad_all_params)
+
+
+def recompute_in_chunks(
+    fn: Callable[..., Tensor],
+    inputs: Sequence[Tensor | None],
+    params: Sequence[Tensor],
+    chunks: list[slice],
+) -> Tensor:
+    """``fn(*inputs)`` keeping only ``inputs`` for the backward (see the module docstring).
+
+    Args:
+        fn: Deterministic, row-independent along dim 0 of every input; returns one tensor
+            whose dim 0 is the batch.
+        inputs: Batch-major tensors (or None), passed to ``fn`` positionally.
+        params: The trainable tensors ``fn`` reads besides ``inputs`` (their gradients are
+            summed over the chunks).
+        chunks: Slices of the batch (:func:`batch_chunks`).
+
+    Returns:
+        ``fn(*inputs)``.
+    """
+    out: Tensor = _ChunkedRecompute.apply(fn, chunks, list(params), *inputs, *params)
+    return out
