@@ -6,6 +6,7 @@ into the module a scope times: the bare mixer (``layer``) or a two-block model (
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,3 +223,27 @@ def set_recompute(choice: str) -> None:
     value = {"auto": None, "on": True, "off": False}[choice]
     _LSTFilterAttention.recompute_mixing = value
     _FeatureAttention.recompute_mixing = value
+
+
+def add_backward_options(parser: argparse.ArgumentParser) -> None:
+    """``--lst-path`` and ``--recompute`` (alias ``--lst-recompute``) of the CPU memory tools."""
+    parser.add_argument(
+        "--lst-path",
+        choices=("auto", "gemm", "factored", "dense", "fast"),
+        default="auto",
+        help="mixing path of the LST layers (auto is fast on the CPU)",
+    )
+    parser.add_argument(
+        "--recompute",
+        "--lst-recompute",
+        choices=RECOMPUTE_CHOICES,
+        default="auto",
+        help="backward of the LST and feature-map layers: auto (each layer's rule, off on the "
+        "CPU), on (keep q, k, v and rebuild the rest) or off (keep the intermediates)",
+    )
+
+
+def set_lst_path(layer: nn.Module, path: str) -> None:
+    """Force ``mixing_path`` of an LST layer (``auto`` and other layers: unchanged)."""
+    if path != "auto" and hasattr(layer, "mixing_path"):
+        layer.mixing_path = path  # type: ignore[assignment]

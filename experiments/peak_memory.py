@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from experiments.bench_specs import (
-    RECOMPUTE_CHOICES,
+    add_backward_options,
     build_mixer,
     default_specs,
+    set_lst_path,
     set_recompute,
 )
 from experiments.report_text import command_line, emit, utc_stamp
@@ -69,19 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="softmax,lst-dct,lst-dst,lst-hadamard,lst-mixed,fnet,global_filter",
         help="comma list of labels; the first is the reference of the ratio column",
     )
-    p.add_argument(
-        "--lst-path",
-        choices=("auto", "gemm", "factored", "dense", "fast"),
-        default="auto",
-        help="mixing path of the LST layers (auto is fast on the CPU)",
-    )
-    p.add_argument(
-        "--recompute",
-        "--lst-recompute",
-        choices=RECOMPUTE_CHOICES,
-        default="auto",
-        help="recompute_mixing of the LST and feature-map layers (auto: each layer's rule)",
-    )
+    add_backward_options(p)
     p.add_argument("--out", type=Path, default=None, help="also write the table here")
     return p.parse_args(argv)
 
@@ -114,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         for label in wanted:
             torch.manual_seed(0)
             layer = build_mixer(specs[label], n).train()
-            if args.lst_path != "auto" and hasattr(layer, "mixing_path"):
-                layer.mixing_path = args.lst_path  # type: ignore[assignment]
+            set_lst_path(layer, args.lst_path)
             x = torch.randn(args.batch, n, args.hidden, requires_grad=True)  # (B, N, D)
             size = peak_bytes(layer, x)
             reference = reference or size

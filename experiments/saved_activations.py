@@ -31,9 +31,10 @@ import torch
 from torch import Tensor, nn
 
 from experiments.bench_specs import (
-    RECOMPUTE_CHOICES,
+    add_backward_options,
     build_mixer,
     default_specs,
+    set_lst_path,
     set_recompute,
 )
 from experiments.report_text import command_line, emit, utc_stamp
@@ -70,20 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
     p.add_argument("--mixers", default=None, help="comma list of labels (default: all)")
-    p.add_argument(
-        "--lst-path",
-        choices=("auto", "gemm", "factored", "dense", "fast"),
-        default="auto",
-        help="mixing path of the LST layers (auto is fast on the CPU)",
-    )
-    p.add_argument(
-        "--recompute",
-        "--lst-recompute",
-        choices=RECOMPUTE_CHOICES,
-        default="auto",
-        help="backward of the LST and feature-map layers: auto (each layer's rule, off on the "
-        "CPU), on (keep q, k, v and rebuild the rest) or off (keep the intermediates)",
-    )
+    add_backward_options(p)
     p.add_argument("--out", type=Path, default=None, help="also write the table here")
     return p.parse_args(argv)
 
@@ -116,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in specs:
         torch.manual_seed(0)
         layer: nn.Module = build_mixer(spec, args.length).train()
-        if args.lst_path != "auto" and hasattr(layer, "mixing_path"):
-            layer.mixing_path = args.lst_path  # type: ignore[assignment]
+        set_lst_path(layer, args.lst_path)
         x = torch.randn(args.batch, args.length, args.hidden, requires_grad=True)  # (B, N, D)
         size = saved_bytes(layer, x, args.dtype)
         lines.append(f"| {spec.label} | {size / 2**20:.1f} | {size / unit:.2f} |")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -85,42 +87,28 @@ def _feature_layers(causal: bool) -> list[torch.nn.Module]:
     return [layer.double() for layer in layers]
 
 
-def _run(layer: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, recompute: bool):
-    layer.recompute_mixing = recompute
-    x = x.detach().requires_grad_()
-    out = layer(x, mask)
-    cotangent = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
-    params = [p for p in layer.parameters() if p.requires_grad]
-    return out, torch.autograd.grad(out, [x, *params], cotangent)
-
-
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("index", range(7))
 def test_feature_layers_recompute_to_autograd(
-    causal: bool, index: int, monkeypatch: pytest.MonkeyPatch
+    causal: bool, index: int, monkeypatch: pytest.MonkeyPatch, backwards_agree: Callable[..., None]
 ) -> None:
     layer = _feature_layers(causal)[index]
     gen = torch.Generator().manual_seed(index)
     x = torch.randn(5, 13, 24, dtype=torch.float64, generator=gen)
     mask = torch.rand(5, 13, generator=gen) > 0.3
     mask[:, 0] = True
-    want, want_grads = _run(layer, x, mask, recompute=False)
     monkeypatch.setattr(chunked_recompute, "CHUNK_NUMEL", 1)  # one batch row per chunk
-    got, got_grads = _run(layer, x, mask, recompute=True)
-    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
-    assert len(got_grads) == len(want_grads)
-    for g, w in zip(got_grads, want_grads, strict=True):
-        torch.testing.assert_close(g, w, atol=1e-11, rtol=1e-11)
+    backwards_agree(layer, x, mask)
 
 
-def test_feature_layers_recompute_under_bf16_autocast() -> None:
+def test_feature_layers_recompute_under_bf16_autocast(run: Callable[..., Any]) -> None:
     torch.manual_seed(0)
     layer = PerformerAttention(64, 4, num_features=32)
     x = torch.randn(4, 40, 64)
     mask = torch.ones(4, 40, dtype=torch.bool)
     with torch.autocast("cpu", torch.bfloat16):
-        want, want_grads = _run(layer, x, mask, recompute=False)
-        got, got_grads = _run(layer, x, mask, recompute=True)
+        want, want_grads = run(layer, x, mask, recompute=False)
+        got, got_grads = run(layer, x, mask, recompute=True)
     torch.testing.assert_close(got, want, atol=0, rtol=0)
     for g, w in zip(got_grads, want_grads, strict=True):
         assert ((g.float() - w.float()).abs().max() / w.abs().max().clamp_min(1e-6)) < 2e-2
@@ -143,14 +131,16 @@ def test_feature_layer_recompute_rule() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("generalized", [False, True])
-def test_cuda_bf16_default_backward_follows_autograd(generalized: bool) -> None:
+def test_cuda_bf16_default_backward_follows_autograd(
+    generalized: bool, run: Callable[..., Any]
+) -> None:
     torch.manual_seed(0)
     layer = PerformerAttention(256, 4, generalized=generalized).cuda()
     x = torch.randn(8, 2048, 256, device="cuda")
     mask = torch.rand(8, 2048, device="cuda") > 0.2
     with torch.autocast("cuda", torch.bfloat16):
-        want, want_grads = _run(layer, x, mask, recompute=False)
-        got, got_grads = _run(layer, x, mask, recompute=None)  # type: ignore[arg-type]
+        want, want_grads = run(layer, x, mask, recompute=False)
+        got, got_grads = run(layer, x, mask, recompute=None)  # type: ignore[arg-type]
     torch.testing.assert_close(got, want, atol=0, rtol=0)
     for g, w in zip(got_grads, want_grads, strict=True):
         assert ((g.float() - w.float()).abs().max() / w.abs().max().clamp_min(1e-6)) < 2e-2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -36,17 +38,6 @@ def _layer(transform: str, causal: bool, learnable_scale: bool = True) -> torch.
     return layer.double()
 
 
-def _run(layer: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None, recompute: bool):
-    """Output and the gradients of x and every parameter for a fixed cotangent."""
-    layer.recompute_mixing = recompute
-    x = x.detach().requires_grad_()
-    out = layer(x, mask)
-    cotangent = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
-    params = [p for p in layer.parameters() if p.requires_grad]
-    grads = torch.autograd.grad(out, [x, *params], cotangent)
-    return out, grads
-
-
 def _masks(batch: int, n: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(n)
     mask = torch.rand(batch, n, generator=gen) > 0.3
@@ -60,38 +51,32 @@ def _masks(batch: int, n: int) -> torch.Tensor:
 @pytest.mark.parametrize("n", [7, 16, 33])
 @pytest.mark.parametrize("masked", [False, True])
 def test_recomputed_backward_equals_autograd(
-    transform: str, causal: bool, path: str, n: int, masked: bool
+    transform: str,
+    causal: bool,
+    path: str,
+    n: int,
+    masked: bool,
+    backwards_agree: Callable[..., None],
 ) -> None:
     layer = _layer(transform, causal)
     layer.mixing_path = path
     x = torch.randn(2, n, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    mask = _masks(2, n) if masked else None
-    want, want_grads = _run(layer, x, mask, recompute=False)
-    got, got_grads = _run(layer, x, mask, recompute=True)
-    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
-    assert len(got_grads) == len(want_grads)
-    for g, w in zip(got_grads, want_grads, strict=True):
-        torch.testing.assert_close(g, w, atol=1e-11, rtol=1e-11)
+    backwards_agree(layer, x, _masks(2, n) if masked else None)
 
 
-def test_recomputed_backward_with_a_fixed_profile() -> None:
+def test_recomputed_backward_with_a_fixed_profile(backwards_agree: Callable[..., None]) -> None:
     layer = _layer("dct", causal=False, learnable_scale=False)
-    x = torch.randn(2, 9, 12, dtype=torch.float64)
-    want, want_grads = _run(layer, x, _masks(2, 9), recompute=False)
-    got, got_grads = _run(layer, x, _masks(2, 9), recompute=True)
-    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
-    for g, w in zip(got_grads, want_grads, strict=True):
-        torch.testing.assert_close(g, w, atol=1e-11, rtol=1e-11)
+    backwards_agree(layer, torch.randn(2, 9, 12, dtype=torch.float64), _masks(2, 9))
 
 
-def test_masked_tokens_move_no_gradient_of_the_real_ones() -> None:
+def test_masked_tokens_move_no_gradient_of_the_real_ones(run: Callable[..., Any]) -> None:
     layer = _layer("hadamard", causal=False)
     layer.recompute_mixing = True
     mask = _masks(2, 11)
     x = torch.randn(2, 11, 12, dtype=torch.float64)
     changed = torch.where(mask[..., None], x, torch.randn_like(x) * 5)
-    out_a, grads_a = _run(layer, x, mask, recompute=True)
-    out_b, grads_b = _run(layer, changed, mask, recompute=True)
+    out_a, grads_a = run(layer, x, mask, recompute=True)
+    out_b, grads_b = run(layer, changed, mask, recompute=True)
     torch.testing.assert_close(out_a, out_b, atol=1e-12, rtol=0)
     torch.testing.assert_close(grads_a[0] * mask[..., None], grads_b[0] * mask[..., None])
     for g, w in zip(grads_a[1:], grads_b[1:], strict=True):  # parameters
@@ -99,14 +84,14 @@ def test_masked_tokens_move_no_gradient_of_the_real_ones() -> None:
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_bf16_autocast_rebuilds_the_same_forward(path: str) -> None:
+def test_bf16_autocast_rebuilds_the_same_forward(path: str, run: Callable[..., Any]) -> None:
     torch.manual_seed(0)
     layer = LSTAttention(64, 4, "dct", max_sequence_length=64)
     layer.mixing_path = path
     x = torch.randn(2, 40, 64)
     with torch.autocast("cpu", torch.bfloat16):
-        want, want_grads = _run(layer, x, _masks(2, 40), recompute=False)
-        got, got_grads = _run(layer, x, _masks(2, 40), recompute=True)
+        want, want_grads = run(layer, x, _masks(2, 40), recompute=False)
+        got, got_grads = run(layer, x, _masks(2, 40), recompute=True)
     assert got.dtype == want.dtype
     torch.testing.assert_close(got, want, atol=0, rtol=0)
     for g, w in zip(got_grads, want_grads, strict=True):
@@ -177,27 +162,27 @@ def test_recompute_on_cuda_by_default_on_the_fft_and_factored_paths(
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("path", ["fast", "gemm"])
 def test_batch_chunks_give_the_same_gradients(
-    transform: str, causal: bool, path: str, monkeypatch: pytest.MonkeyPatch
+    transform: str,
+    causal: bool,
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    backwards_agree: Callable[..., None],
 ) -> None:
     from spectrans.layers.attention import chunked_recompute, lst_recompute
 
     layer = _layer(transform, causal)
     layer.mixing_path = path
-    x = torch.randn(3, 10, 12, dtype=torch.float64)
-    mask = _masks(3, 10)
-    want, want_grads = _run(layer, x, mask, recompute=False)
     monkeypatch.setattr(chunked_recompute, "CHUNK_NUMEL", 1)  # one batch row per chunk
     assert len(lst_recompute.chunks_of(torch.empty(3, 3, 10, 4), "gemm")) == 3
-    got, got_grads = _run(layer, x, mask, recompute=True)
-    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
-    for g, w in zip(got_grads, want_grads, strict=True):
-        torch.testing.assert_close(g, w, atol=1e-11, rtol=1e-11)
+    backwards_agree(layer, torch.randn(3, 10, 12, dtype=torch.float64), _masks(3, 10))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("transform", ["dct", "hadamard", "mixed"])
 @pytest.mark.parametrize("path", ["fast", "factored"])
-def test_cuda_bf16_default_backward_follows_autograd(transform: str, path: str) -> None:
+def test_cuda_bf16_default_backward_follows_autograd(
+    transform: str, path: str, run: Callable[..., Any]
+) -> None:
     torch.manual_seed(0)
     layer = LSTAttention(256, 4, transform, max_sequence_length=4096).cuda()
     layer.mixing_path = path
@@ -205,8 +190,8 @@ def test_cuda_bf16_default_backward_follows_autograd(transform: str, path: str) 
     mask = _masks(8, 4096).cuda()
     assert layer.recomputes(x.requires_grad_(), x, x, path)
     with torch.autocast("cuda", torch.bfloat16):
-        want, want_grads = _run(layer, x, mask, recompute=False)
-        got, got_grads = _run(layer, x, mask, recompute=None)  # type: ignore[arg-type]
+        want, want_grads = run(layer, x, mask, recompute=False)
+        got, got_grads = run(layer, x, mask, recompute=None)  # type: ignore[arg-type]
     torch.testing.assert_close(got, want, atol=0, rtol=0)
     for g, w in zip(got_grads, want_grads, strict=True):
         scale = w.abs().max().clamp_min(1e-6)
