@@ -208,21 +208,23 @@ RECOMPUTE_CHOICES = ("auto", "on", "off")
 
 
 def set_recompute(choice: str) -> None:
-    """Set ``recompute_mixing`` of the LST and feature-map layers of this process.
+    """Set ``recompute_mixing`` of the LST, feature-map and S4D layers of this process.
 
     ``auto`` is each layer's rule (None). The LST layers' backward either keeps the gated
     mixing's intermediates or rebuilds them from q, k and v
     (:mod:`spectrans.layers.attention.lst_recompute`); the feature-map layers (Performer,
     random features, kernels) either keep their ``(B, H, N, m)`` features or rebuild them
-    (:mod:`spectrans.layers.attention.chunked_recompute`). The benchmarks time and measure
-    both with ``on`` and ``off``.
+    (:mod:`spectrans.layers.attention.chunked_recompute`), and S4D keeps its float32
+    convolution's intermediates or rebuilds them. The benchmarks time and measure both with
+    ``on`` and ``off``.
     """
     from spectrans.layers.attention.lst import _LSTFilterAttention
     from spectrans.layers.attention.spectral import _FeatureAttention
+    from spectrans.layers.mixing.s4d import S4DMixing
 
     value = {"auto": None, "on": True, "off": False}[choice]
-    _LSTFilterAttention.recompute_mixing = value
-    _FeatureAttention.recompute_mixing = value
+    for cls in (_LSTFilterAttention, _FeatureAttention, S4DMixing):
+        cls.recompute_mixing = value
 
 
 def add_backward_options(parser: argparse.ArgumentParser) -> None:

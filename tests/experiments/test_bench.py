@@ -492,10 +492,12 @@ def test_run_benchmark_rejects_an_unknown_timing() -> None:
 def test_recompute_option_sets_the_layers_rule(flag: str, choice: str, value: bool | None) -> None:
     from spectrans.layers.attention.lst import LSTAttention
     from spectrans.layers.attention.spectral import PerformerAttention
+    from spectrans.layers.mixing.s4d import S4DMixing
 
     try:
         bench._settings(bench.parse_args(["--device", "cpu", flag, choice]))
         assert LSTAttention(16, 2, "dct", max_sequence_length=8).recompute_mixing is value
         assert PerformerAttention(16, 2).recompute_mixing is value
+        assert S4DMixing(16).recompute_mixing is value
     finally:
         bench.set_recompute("auto")

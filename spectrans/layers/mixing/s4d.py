@@ -38,6 +38,7 @@ to the state, so padding, wherever it is (also after the real tokens under
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -46,11 +47,17 @@ from torch import Tensor, nn
 
 from spectrans.config.layers.mixing import S4DMixingConfig
 from spectrans.layers.attention.base import check_input, init_linear, zero_masked
+from spectrans.layers.attention.chunked_recompute import batch_chunks, recompute_in_chunks
 from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 from spectrans.transforms.fft import fft_length
 from spectrans.transforms.fft_filter import filter_conv
 from spectrans.transforms.precision import compute_dtype
+
+RECOMPUTE_MIN_CHUNKS = 8
+"""Chunks of batch rows (at most one per row) the recomputing backward takes at least: the
+float32 convolution of a chunk (zero-padded signal, its spectrum and the product) is several
+times its bfloat16 input."""
 
 
 def s4d_imaginary(state_dim: int, init: str) -> Tensor:
@@ -197,15 +204,39 @@ class S4DMixing(MixingLayer):
             parts.append(k.new_zeros(k.shape[1], fft_length(length) - length))
         return torch.cat(parts, -1)  # (D, L)
 
-    def ssm(self, u: Tensor) -> Tensor:
+    def ssm(self, u: Tensor, h: Tensor | None = None) -> Tensor:
         """The SSM output ``K * u (+ backward) + D u`` for ``u`` (B, N, D), before GELU.
 
         One rfft and one irfft of the signal along N (on the ``(B, D, N)`` view, so the FFTs
-        run over the contiguous last dim once the zero padding is written).
+        run over the contiguous last dim once the zero padding is written). ``h``: the
+        filter of :meth:`filter` at ``u``'s length, when already formed.
         """
-        h = self.filter(u.shape[1], compute_dtype(u))  # (D, L)
+        if h is None:
+            h = self.filter(u.shape[1], compute_dtype(u))  # (D, L)
         y = filter_conv(u.transpose(1, 2), h)  # (B, D, N)
         return y.transpose(1, 2)  # (B, N, D)
+
+    recompute_mixing: bool | None = None
+    """Whether the backward rebuilds ``gelu(K * u + D u)`` from ``u`` in chunks of batch rows
+    (:func:`~spectrans.layers.attention.chunked_recompute.recompute_in_chunks`; the filter is
+    formed once per step) instead of keeping the float32 convolution's intermediates: True,
+    False, or None for CUDA inputs. One more convolution per step. Never inside compiled
+    code."""
+
+    def recomputes(self, u: Tensor) -> bool:
+        """Whether this forward rebuilds the mixing in the backward (:attr:`recompute_mixing`).
+
+        Besides, autograd must be recording and the code must not be being compiled.
+        """
+        if self.recompute_mixing is False or torch.compiler.is_compiling():
+            return False
+        if not torch.is_grad_enabled():
+            return False
+        return self.recompute_mixing is True or u.device.type == "cuda"
+
+    def _gelu_ssm(self, h: Tensor, u: Tensor) -> Tensor:
+        """``gelu(ssm(u))`` with the filter ``h``, ``(B, N, D)``."""
+        return F.gelu(self.ssm(u, h))
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
@@ -216,7 +247,13 @@ class S4DMixing(MixingLayer):
         """
         mask = check_input(x, mask, self.hidden_dim)
         u = zero_masked(x, mask).to(compute_dtype(x))  # (B, N, D)
-        y = self.dropout(F.gelu(self.ssm(u)))  # (B, N, D)
+        if self.recomputes(u):
+            h = self.filter(u.shape[1], u.dtype)  # (D, L), formed once, rows share it
+            chunks = batch_chunks(u, RECOMPUTE_MIN_CHUNKS)
+            mixed = recompute_in_chunks(functools.partial(self._gelu_ssm, h), (u,), [h], chunks)
+        else:
+            mixed = F.gelu(self.ssm(u))  # (B, N, D)
+        y = self.dropout(mixed)  # (B, N, D)
         out = self.out_proj(y.to(x.dtype))  # (B, N, D)
         out = zero_masked(out, mask)
         return (out, None) if return_attention else out

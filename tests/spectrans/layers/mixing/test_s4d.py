@@ -199,3 +199,61 @@ def test_bf16_autocast_matches_float64() -> None:
     with torch.no_grad():
         ref = layer.double()(x.double())
     assert ((got.double() - ref).norm() / ref.norm()).item() <= 2e-2
+
+
+def _run_s4d(layer: S4DMixing, x: torch.Tensor, mask: torch.Tensor, recompute: bool | None):
+    """Output, and the gradients of x and every parameter for a fixed cotangent."""
+    layer.recompute_mixing = recompute
+    x = x.detach().requires_grad_()
+    out = layer(x, mask)
+    cotangent = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    return out, torch.autograd.grad(out, [x, *layer.parameters()], cotangent)
+
+
+@pytest.mark.parametrize(
+    ("bidirectional", "causal"), [(False, False), (True, False), (False, True)]
+)
+@pytest.mark.parametrize("rows_per_chunk", [1, 3])
+def test_recomputing_backward_equals_autograd(
+    bidirectional: bool, causal: bool, rows_per_chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spectrans.layers.attention import chunked_recompute
+
+    torch.manual_seed(0)
+    layer = S4DMixing(16, bidirectional=bidirectional, causal=causal).double()
+    x = torch.randn(3, 21, 16, dtype=torch.float64)
+    mask = torch.rand(3, 21) > 0.3
+    want, want_grads = _run_s4d(layer, x, mask, recompute=False)
+    monkeypatch.setattr(chunked_recompute, "CHUNK_NUMEL", rows_per_chunk * 21 * 16)
+    got, got_grads = _run_s4d(layer, x, mask, recompute=True)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-12, rtol=1e-12)
+
+
+def test_recomputing_backward_under_bf16_autocast() -> None:
+    torch.manual_seed(0)
+    layer = S4DMixing(32)
+    x, mask = torch.randn(4, 50, 32), torch.ones(4, 50, dtype=torch.bool)
+    with torch.autocast("cpu", torch.bfloat16):
+        want, want_grads = _run_s4d(layer, x, mask, recompute=False)
+        got, got_grads = _run_s4d(layer, x, mask, recompute=True)
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+
+
+def test_recompute_rule() -> None:
+    from types import SimpleNamespace
+
+    layer = S4DMixing(8)
+    on_cuda = SimpleNamespace(device=torch.device("cuda"))
+    on_cpu = SimpleNamespace(device=torch.device("cpu"))
+    assert layer.recompute_mixing is None
+    assert layer.recomputes(on_cuda) and not layer.recomputes(on_cpu)  # type: ignore[arg-type]
+    layer.recompute_mixing = True
+    assert layer.recomputes(on_cpu)  # type: ignore[arg-type]
+    with torch.no_grad():
+        assert not layer.recomputes(on_cpu)  # type: ignore[arg-type]
+    layer.recompute_mixing = False
+    assert not layer.recomputes(on_cuda)  # type: ignore[arg-type]
