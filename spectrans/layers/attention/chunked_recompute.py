@@ -69,8 +69,9 @@ class _ChunkedRecompute(torch.autograd.Function):
         )
         ctx.fn, ctx.chunks, ctx.params, ctx.num_inputs = fn, chunks, params, num_inputs
         ctx.save_for_backward(*inputs)
-        outs = [fn(*_rows(inputs, rows)) for rows in chunks]
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
+        if len(chunks) <= 1:  # one chunk, or an empty batch
+            return fn(*inputs)
+        return torch.cat([fn(*_rows(inputs, rows)) for rows in chunks])
 
     @staticmethod
     @once_differentiable

@@ -62,6 +62,16 @@ def test_gradients_equal_autograd_for_every_chunking(rows_per_chunk: int) -> Non
         torch.testing.assert_close(a, b, atol=1e-13, rtol=1e-13)
 
 
+def test_an_empty_batch_passes_through() -> None:
+    weight = torch.randn(6, 4, requires_grad=True)
+    x = torch.randn(0, 7, 6, requires_grad=True)
+    mask = torch.ones(0, 7, dtype=torch.bool)
+    out = recompute_in_chunks(_toy(weight), (x, mask, None), [weight], batch_chunks(x, 8))
+    assert out.shape == (0, 7, 4)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
 def test_a_frozen_input_and_parameter_get_no_gradient() -> None:
     weight = torch.randn(6, 4, dtype=torch.float64)  # frozen
     x = torch.randn(3, 7, 6, dtype=torch.float64, requires_grad=True)
