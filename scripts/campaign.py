@@ -478,7 +478,7 @@ class Campaign:
                 r.state, r.note, r.gpu_seconds = "left", "", 0.0
         mark_done([r for r in self.runs if r.state != "running"], self.records)
         self.rates, _ = campaign_plan.ms_per_step(self.runs, self.records, self.plan)
-        self.step_rates = campaign_plan.training_ms_per_step(
+        self.step_rates, _ = campaign_plan.ms_per_step(
             self.runs, self.records, self.plan, START_OVERHEAD_S
         )
         for r in self.runs:
@@ -496,8 +496,8 @@ class Campaign:
 
         Expected wall time = :data:`START_OVERHEAD_S` + :data:`FINISH_SAFETY` x steps left x
         GPU-ms per step with each recorded segment's start-up taken out
-        (:func:`campaign_plan.training_ms_per_step`: the median over the variant's records,
-        else the plan's figure) x the runs sharing its GPU.
+        (:func:`campaign_plan.ms_per_step` with ``START_OVERHEAD_S``: the median over the
+        variant's records, else the plan's figure) x the runs sharing its GPU.
         """
         steps_left = max(0, run.max_steps - run.steps)
         rate = self.step_rates[(run.task, run.variant)]

@@ -260,13 +260,22 @@ class RecordInfo:
         return stale_reason(self.data) is not None
 
 
-def gpu_seconds_of(run_dir: Path, wall_time_s: float) -> float:
-    """``sum(w_i / k_i)`` over the side car's segments, else the record's wall time."""
+def gpu_seconds_of(run_dir: Path, wall_time_s: float, start_up_s: float = 0.0) -> float:
+    """GPU-seconds of a run: ``sum(max(0, w_i - start_up_s) / k_i)`` over its segments.
+
+    Without a side car, the record's wall time less ``start_up_s`` (at least 0). With
+    ``start_up_s`` the start-up of every segment (each resumed segment starts the process,
+    builds the model and compiles again) is taken out, so that a run recorded in two segments
+    does not count its start-up twice per step.
+    """
     side = read_json(run_dir / SIDE_CAR)
     segments = side.get("segments") if side else None
     if not segments:
-        return wall_time_s
-    return sum(float(s.get("wall_s", 0)) / max(1, int(s.get("per_gpu", 1))) for s in segments)
+        return max(0.0, wall_time_s - start_up_s)
+    return sum(
+        max(0.0, float(s.get("wall_s", 0)) - start_up_s) / max(1, int(s.get("per_gpu", 1)))
+        for s in segments
+    )
 
 
 def scan_records(roots: Iterable[Path]) -> list[RecordInfo]:
@@ -330,61 +339,26 @@ def mark_done(runs: list[Run], records: list[RecordInfo]) -> None:
             run.note = str(failed.data.get("failure_reason") or "")[:80]
 
 
-def training_seconds_of(run_dir: Path, wall_time_s: float, start_up_s: float) -> float:
-    """GPU-seconds of a run's steps: ``sum(max(0, w_i - start_up_s) / k_i)`` over its segments.
-
-    Like :func:`gpu_seconds_of`, less ``start_up_s`` of every segment (each resumed segment
-    starts the process, builds the model and compiles again), so that a run recorded in two
-    segments does not count its start-up twice per step.
-    """
-    side = read_json(run_dir / SIDE_CAR)
-    segments = side.get("segments") if side else None
-    if not segments:
-        return max(0.0, wall_time_s - start_up_s)
-    return sum(
-        max(0.0, float(s.get("wall_s", 0)) - start_up_s) / max(1, int(s.get("per_gpu", 1)))
-        for s in segments
-    )
-
-
-def training_ms_per_step(
-    runs: list[Run], records: list[RecordInfo], plan: Plan, start_up_s: float
-) -> dict[tuple[str, str], float]:
-    """GPU-ms per training step by (task, variant), start-up excluded (for finish estimates).
-
-    Measured: the median over the variant's records of ``1000 *`` :func:`training_seconds_of`
-    ``/ steps``; else the task's planned ``ms_per_step``. A finish estimate adds the start-up
-    once: ``start_up_s + steps x this rate``.
-    """
-    measured: dict[tuple[str, str], list[float]] = {}
-    for run in runs:
-        for r in records:
-            if matches(r, run) and r.steps > 0 and r.wall_time_s > 0:
-                train_s = training_seconds_of(r.path.parent, r.wall_time_s, start_up_s)
-                measured.setdefault((run.task, run.variant), []).append(1000 * train_s / r.steps)
-    return {
-        (run.task, run.variant): statistics.median(measured[(run.task, run.variant)])
-        if (run.task, run.variant) in measured
-        else plan.tasks[run.task].ms_per_step
-        for run in runs
-    }
-
-
 def ms_per_step(
-    runs: list[Run], records: list[RecordInfo], plan: Plan
+    runs: list[Run], records: list[RecordInfo], plan: Plan, start_up_s: float = 0.0
 ) -> tuple[dict[tuple[str, str], float], int]:
     """GPU-ms per step by (task, variant), and how many of them are measured.
 
-    Measured: the median of ``1000 * gpu_seconds / steps`` over the variant's records; else
-    the task's planned ``ms_per_step``.
+    Measured: the median of ``1000 *`` :func:`gpu_seconds_of` ``/ steps`` over the variant's
+    records; else the task's planned ``ms_per_step``. With ``start_up_s`` each recorded
+    segment's start-up is taken out (for finish estimates, which add it back once); without,
+    the rate holds every cost of a run (for the ledger's GPU-minutes).
     """
     measured: dict[tuple[str, str], list[float]] = {}
     for run in runs:
         for r in records:
             if matches(r, run) and r.steps > 0 and r.gpu_seconds > 0:
-                measured.setdefault((run.task, run.variant), []).append(
-                    1000 * r.gpu_seconds / r.steps
+                seconds = (
+                    gpu_seconds_of(r.path.parent, r.wall_time_s, start_up_s)
+                    if start_up_s
+                    else r.gpu_seconds
                 )
+                measured.setdefault((run.task, run.variant), []).append(1000 * seconds / r.steps)
     out: dict[tuple[str, str], float] = {}
     for run in runs:
         key = (run.task, run.variant)

@@ -465,7 +465,7 @@ def test_step_rate_counts_the_start_up_of_every_segment_once(tmp_path: Path) -> 
     key = ("listops", "softmax")
     ledger_rates, _ = campaign_plan.ms_per_step(runs, records, plan)
     assert ledger_rates[key] == pytest.approx(1000 * (200 + 100) / 5000)  # start-up included
-    rates = campaign_plan.training_ms_per_step(runs, records, plan, start_up_s=45.0)
+    rates, _ = campaign_plan.ms_per_step(runs, records, plan, start_up_s=45.0)
     assert rates[key] == pytest.approx(1000 * (155 + 77.5) / 5000)
     assert rates[("listops", "lst-mixed")] == plan.tasks["listops"].ms_per_step  # planned
 
