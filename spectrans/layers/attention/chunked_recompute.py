@@ -42,9 +42,38 @@ def batch_chunks(x: Tensor, min_chunks: int = 1) -> list[slice]:
     return [slice(start, min(start + rows, batch)) for start in range(0, batch, rows)]
 
 
-def _rows(tensors: Sequence[Tensor | None], rows: slice) -> list[Tensor | None]:
-    """Rows ``rows`` of every tensor (None stays None)."""
-    return [None if t is None else t[rows] for t in tensors]
+def rows_of(tensor: Tensor | None, rows: slice) -> Tensor | None:
+    """Rows ``rows`` of ``tensor`` along the batch (None stays None)."""
+    return None if tensor is None else tensor[rows]
+
+
+AutocastState = tuple[str, torch.dtype, bool]
+"""Device type, dtype and whether autocast is on: what a recomputation runs under."""
+
+
+def autocast_state(tensor: Tensor) -> AutocastState:
+    """The autocast state of ``tensor``'s device type now (read in a forward)."""
+    device = tensor.device.type
+    return device, torch.get_autocast_dtype(device), torch.is_autocast_enabled(device)
+
+
+def replay_autocast(state: AutocastState) -> torch.autocast:
+    """The context that restores ``state`` (entered in a backward)."""
+    device, dtype, enabled = state
+    return torch.autocast(device, dtype, enabled=enabled)
+
+
+def wants_recompute(setting: bool | None, tracked: bool, default: bool) -> bool:
+    """The rule of the layers' ``recompute_mixing`` (True, False, or None for ``default``).
+
+    Never inside compiled code (the compiler's partitioner chooses what to keep), and only
+    when autograd records the forward (``tracked``: an input that requires grad).
+    """
+    if setting is False or torch.compiler.is_compiling():
+        return False
+    if not (torch.is_grad_enabled() and tracked):
+        return False
+    return True if setting else default
 
 
 class _ChunkedRecompute(torch.autograd.Function):
@@ -61,17 +90,12 @@ class _ChunkedRecompute(torch.autograd.Function):
         """``fn`` on every chunk, concatenated along the batch (autograd is off inside)."""
         num_inputs = len(args) - len(params)
         inputs = args[:num_inputs]
-        device = next(t for t in inputs if t is not None).device.type
-        ctx.autocast = (
-            device,
-            torch.is_autocast_enabled(device),
-            torch.get_autocast_dtype(device),
-        )
+        ctx.autocast = autocast_state(next(t for t in inputs if t is not None))
         ctx.fn, ctx.chunks, ctx.params, ctx.num_inputs = fn, chunks, params, num_inputs
         ctx.save_for_backward(*inputs)
         if len(chunks) <= 1:  # one chunk, or an empty batch
             return fn(*inputs)
-        return torch.cat([fn(*_rows(inputs, rows)) for rows in chunks])
+        return torch.cat([fn(*(rows_of(t, rows) for t in inputs)) for rows in chunks])
 
     @staticmethod
     @once_differentiable
@@ -83,13 +107,12 @@ class _ChunkedRecompute(torch.autograd.Function):
         params = [p for j, p in enumerate(ctx.params) if needs[ctx.num_inputs + j]]
         grad_inputs = [torch.zeros_like(t) if want else None for t, want in zip(inputs, wants)]
         grad_params = [torch.zeros_like(p) for p in params]
-        device, enabled, dtype = ctx.autocast
         for rows in ctx.chunks:
             leaves = [
                 None if t is None else t[rows].detach().requires_grad_(want)
                 for t, want in zip(inputs, wants)
             ]
-            with torch.enable_grad(), torch.autocast(device, dtype, enabled=enabled):
+            with torch.enable_grad(), replay_autocast(ctx.autocast):
                 out = ctx.fn(*leaves)
             wrt = [leaf for leaf, want in zip(leaves, wants) if want] + params
             if not wrt:

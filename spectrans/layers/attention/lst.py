@@ -64,6 +64,7 @@ from spectrans.config.layers.attention import (
     MixedTransformAttentionConfig,
 )
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.attention.chunked_recompute import wants_recompute
 from spectrans.layers.attention.lst_recompute import masked, recompute_gated_mix
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
@@ -406,16 +407,11 @@ class _LSTFilterAttention(AttentionLayer):
         See :attr:`recompute_mixing`; besides, autograd must be recording, the transforms
         must have no trainable parameters, and the code must not be being compiled.
         """
-        if self.recompute_mixing is False or torch.compiler.is_compiling():
-            return False
         tracked = q.requires_grad or k.requires_grad or v.requires_grad
-        if not (torch.is_grad_enabled() and tracked):
+        default = q.device.type == "cuda" and path in RECOMPUTED_PATHS
+        if not wants_recompute(self.recompute_mixing, tracked, default):
             return False
-        if any(p.requires_grad for p in self.transforms.parameters()):
-            return False
-        if self.recompute_mixing is True:
-            return True
-        return q.device.type == "cuda" and path in RECOMPUTED_PATHS
+        return not any(p.requires_grad for p in self.transforms.parameters())
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False

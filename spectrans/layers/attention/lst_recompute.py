@@ -40,7 +40,12 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from spectrans.layers.attention.chunked_recompute import batch_chunks
+from spectrans.layers.attention.chunked_recompute import (
+    autocast_state,
+    batch_chunks,
+    replay_autocast,
+    rows_of,
+)
 
 
 class GatedMixer(Protocol):
@@ -77,12 +82,7 @@ class GatedMixRecompute(torch.autograd.Function):
         path: str,
     ) -> Tensor:
         """The layer's gated mixing (autograd is off inside), ``(B, H, N, d)``."""
-        device = q.device.type
-        ctx.autocast = (
-            device,
-            torch.is_autocast_enabled(device),
-            torch.get_autocast_dtype(device),
-        )
+        ctx.autocast = autocast_state(q)
         ctx.layer, ctx.path = layer, path
         ctx.save_for_backward(q, k, v, mask)
         chunks = chunks_of(q, path)
@@ -90,7 +90,7 @@ class GatedMixRecompute(torch.autograd.Function):
             return layer.gated_mix(q, k, v, mask, path)
         out = torch.empty_like(q)  # (B, H, N, d)
         for rows in chunks:
-            out[rows] = layer.gated_mix(q[rows], k[rows], v[rows], _rows(mask, rows), path)
+            out[rows] = layer.gated_mix(q[rows], k[rows], v[rows], rows_of(mask, rows), path)
         return out
 
     @staticmethod
@@ -108,17 +108,12 @@ class GatedMixRecompute(torch.autograd.Function):
         grad_scale = None if scale is None else torch.zeros_like(scale)
         for rows in chunks:
             parts = _chunk_backward(
-                ctx, grad[rows], q[rows], k[rows], v[rows], _rows(mask, rows), scale
+                ctx, grad[rows], q[rows], k[rows], v[rows], rows_of(mask, rows), scale
             )
             grad_q[rows], grad_k[rows], grad_v[rows] = parts[:3]
             if grad_scale is not None:
                 grad_scale += parts[3]
         return grad_q, grad_k, grad_v, None, grad_scale, None, None
-
-
-def _rows(mask: Tensor | None, rows: slice) -> Tensor | None:
-    """The mask of a chunk of batch rows (None stays None)."""
-    return None if mask is None else mask[rows]
 
 
 def _chunk_backward(
@@ -136,8 +131,7 @@ def _chunk_backward(
     rebuilt filter state once.
     """
     layer: GatedMixer = ctx.layer
-    device, enabled, dtype = ctx.autocast
-    with torch.autocast(device, dtype, enabled=enabled):
+    with replay_autocast(ctx.autocast):
         gate_k = torch.sigmoid(k)  # (b, H, N, d)
         u = masked(gate_k * v, mask).requires_grad_()  # (b, H, N, d), a leaf
         with torch.enable_grad():

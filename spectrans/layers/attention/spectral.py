@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 from typing import ClassVar, Literal
 
-import torch
 from torch import Tensor, nn
 
 from spectrans.config.layers.attention import (
@@ -46,7 +45,11 @@ from spectrans.kernels import (
     TrigSoftmaxRFF,
 )
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
-from spectrans.layers.attention.chunked_recompute import batch_chunks, recompute_in_chunks
+from spectrans.layers.attention.chunked_recompute import (
+    batch_chunks,
+    recompute_in_chunks,
+    wants_recompute,
+)
 from spectrans.layers.attention.linear import feature_attention
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
@@ -121,12 +124,8 @@ class _FeatureAttention(AttentionLayer):
 
         Besides, autograd must be recording and the code must not be being compiled.
         """
-        if self.recompute_mixing is False or torch.compiler.is_compiling():
-            return False
         tracked = q.requires_grad or k.requires_grad or v.requires_grad
-        if not (torch.is_grad_enabled() and tracked):
-            return False
-        return self.recompute_mixing is True or q.device.type == "cuda"
+        return wants_recompute(self.recompute_mixing, tracked, q.device.type == "cuda")
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False

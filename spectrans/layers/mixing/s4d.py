@@ -47,7 +47,11 @@ from torch import Tensor, nn
 
 from spectrans.config.layers.mixing import S4DMixingConfig
 from spectrans.layers.attention.base import check_input, init_linear, zero_masked
-from spectrans.layers.attention.chunked_recompute import batch_chunks, recompute_in_chunks
+from spectrans.layers.attention.chunked_recompute import (
+    batch_chunks,
+    recompute_in_chunks,
+    wants_recompute,
+)
 from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 from spectrans.transforms.fft import fft_length
@@ -228,11 +232,8 @@ class S4DMixing(MixingLayer):
 
         Besides, autograd must be recording and the code must not be being compiled.
         """
-        if self.recompute_mixing is False or torch.compiler.is_compiling():
-            return False
-        if not torch.is_grad_enabled():
-            return False
-        return self.recompute_mixing is True or u.device.type == "cuda"
+        # tracked=True: under grad mode S4D recomputes whatever u is (its own parameters train)
+        return wants_recompute(self.recompute_mixing, True, u.device.type == "cuda")
 
     def _gelu_ssm(self, h: Tensor, u: Tensor) -> Tensor:
         """``gelu(ssm(u))`` with the filter ``h``, ``(B, N, D)``."""
