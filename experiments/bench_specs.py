@@ -249,3 +249,10 @@ def set_lst_path(layer: nn.Module, path: str) -> None:
     """Force ``mixing_path`` of an LST layer (``auto`` and other layers: unchanged)."""
     if path != "auto" and hasattr(layer, "mixing_path"):
         layer.mixing_path = path  # type: ignore[assignment]
+
+
+def unknown_mixers(wanted: list[str], specs: list[MixerSpec]) -> str | None:
+    """The error sentence for labels in ``wanted`` that no spec has, or None."""
+    labels = [spec.label for spec in specs]
+    unknown = sorted(set(wanted) - set(labels))
+    return f"error: unknown mixers {unknown}; choose from {labels}" if unknown else None

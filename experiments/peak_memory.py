@@ -31,6 +31,7 @@ from experiments.bench_specs import (
     default_specs,
     set_lst_path,
     set_recompute,
+    unknown_mixers,
 )
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.run_record import git_commit
@@ -79,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     """Measure every mixer at every length; print (and write) one table."""
     args = parse_args(argv)
     set_recompute(args.recompute)
-    specs = {s.label: s for s in default_specs(args.hidden, args.heads)}
+    all_specs = default_specs(args.hidden, args.heads)
     wanted = args.mixers.split(",")
-    unknown = sorted(set(wanted) - set(specs))
-    if unknown:
-        print(f"error: unknown mixers {unknown}; choose from {sorted(specs)}")
+    error = unknown_mixers(wanted, all_specs)
+    if error:
+        print(error)
         return 2
+    specs = {s.label: s for s in all_specs}
     words = sys.argv[1:] if argv is None else argv
     lines = [
         f"# Peak memory of one layer step, CPU, bf16 autocast, batch {args.batch}",

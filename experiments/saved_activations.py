@@ -36,6 +36,7 @@ from experiments.bench_specs import (
     default_specs,
     set_lst_path,
     set_recompute,
+    unknown_mixers,
 )
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.run_record import git_commit
@@ -83,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     specs = default_specs(args.hidden, args.heads)
     if args.mixers:
         wanted = args.mixers.split(",")
-        unknown = sorted(set(wanted) - {s.label for s in specs})
-        if unknown:
-            print(f"error: unknown mixers {unknown}; choose from {[s.label for s in specs]}")
+        error = unknown_mixers(wanted, specs)
+        if error:
+            print(error)
             return 2
         specs = [s for s in specs if s.label in wanted]
     unit = args.batch * args.length * args.hidden * 2  # one bfloat16 copy of x
