@@ -68,7 +68,7 @@ from spectrans.transforms.factored import (
     hadamard_factored,
 )
 from spectrans.transforms.fft import causal_conv, rfft_lean
-from spectrans.transforms.hadamard import next_power_of_two, sequency
+from spectrans.transforms.hadamard import bit_parity, next_power_of_two, sequency
 from spectrans.transforms.modules import DCT, DST, FFTTransform, HadamardTransform
 from spectrans.transforms.wavelet import WaveletTransform
 
@@ -219,17 +219,6 @@ MATRIX_KINDS = ("dct", "dst", "hadamard")
 """Kinds whose analysis matrix has a closed form (:func:`transform_matrix`)."""
 
 
-def _parity(x: Tensor) -> Tensor:
-    """Parity of the number of set bits of each entry of the non-negative integer tensor ``x``.
-
-    Folds the bits in place (``x`` is overwritten) and returns 0 or 1 per entry.
-    """
-    shifts = (32, 16, 8, 4, 2, 1) if x.dtype == torch.int64 else (16, 8, 4, 2, 1)
-    for shift in shifts:
-        x ^= x >> shift
-    return x.bitwise_and_(1)
-
-
 def _phase_dtype(rows: int, n: int) -> torch.dtype:
     """int32 while every phase product ``k (2j + 1)`` (below ``2 rows n``) fits, else int64."""
     return torch.int32 if 2 * rows * n < 2**31 else torch.int64
@@ -261,7 +250,7 @@ def transform_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device
     j = torch.arange(n, device=device, dtype=index)[None, :]  # (1, n)
     k = torch.arange(rows, device=device, dtype=index)[:, None]  # (F, 1)
     if kind == "hadamard":
-        sign = _parity(k & j).to(work)  # (P, n): 0 or 1
+        sign = bit_parity(k & j).to(work)  # (P, n): 0 or 1
         return sign.mul_(-2.0).add_(1.0).mul_(rows**-0.5).to(dtype)
     if kind == "dct":
         a = ((k * (2 * j + 1)) % (4 * n)).to(work)  # (n, n) phase in units of pi / 2n

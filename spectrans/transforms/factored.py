@@ -70,6 +70,7 @@ import torch
 from torch import Tensor
 
 from spectrans.transforms.cosine import makhoul_reorder, makhoul_unreorder
+from spectrans.transforms.hadamard import sylvester_matrix
 
 
 def hadamard_split(p: int) -> tuple[int, int]:
@@ -94,18 +95,6 @@ def fourstep_split(n: int) -> tuple[int, int]:
     if small == 1:
         return 1, n
     return (big, small) if small % 2 and not big % 2 else (small, big)
-
-
-@functools.lru_cache(maxsize=32)
-def sylvester_matrix(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Sylvester Hadamard matrix ``H_c`` (entries +-1): sign of ``popcount(k & j)``."""
-    k = torch.arange(c, device=device)
-    bits = k[:, None] & k[None, :]  # (c, c)
-    parity = torch.zeros_like(bits)
-    for _ in range(c.bit_length()):
-        parity ^= bits & 1
-        bits = bits >> 1
-    return (1 - 2 * parity).to(dtype)  # (c, c)
 
 
 def hadamard_factored(x: Tensor) -> Tensor:

@@ -43,13 +43,27 @@ def next_power_of_two(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
+def bit_parity(x: Tensor) -> Tensor:
+    """Parity of the number of set bits of each entry of the non-negative integer tensor ``x``.
+
+    Folds the bits in place (``x`` is overwritten) and returns 0 or 1 per entry.
+    """
+    shifts = (32, 16, 8, 4, 2, 1) if x.dtype == torch.int64 else (16, 8, 4, 2, 1)
+    for shift in shifts:
+        x ^= x >> shift
+    return x.bitwise_and_(1)
+
+
 @functools.lru_cache(maxsize=32)
-def _sylvester(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Dense Sylvester Hadamard matrix H_c (entries +-1), c a power of two."""
-    h = torch.ones(1, 1, dtype=torch.float64)
-    while h.shape[0] < c:
-        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
-    return h.to(device=device, dtype=dtype)
+def sylvester_matrix(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Sylvester Hadamard matrix ``H_c`` (entries +-1, ``c`` a power of two), cached.
+
+    Entry ``(k, j)`` is ``(-1)^popcount(k & j)``, built elementwise on ``device``; do not
+    modify the returned tensor.
+    """
+    k = torch.arange(c, device=device)
+    parity = bit_parity(k[:, None] & k[None, :])  # (c, c): 0 or 1
+    return (1 - 2 * parity).to(dtype)  # (c, c)
 
 
 def sequency(p: int, device: torch.device | None = None) -> Tensor:
@@ -110,7 +124,7 @@ def fwht(x: Tensor, dim: int = -1, normalized: bool = True) -> Tensor:
     for i in range(passes):  # balanced blocks, e.g. 13 bits -> 4, 3, 3, 3
         c = 1 << (bits // passes + (1 if i < bits % passes else 0))
         inner = p // (done * c)
-        h = _sylvester(c, y.dtype, y.device)  # (c, c)
+        h = sylvester_matrix(c, y.dtype, y.device)  # (c, c)
         y = torch.matmul(h, y.reshape(pre * done, c, inner * post))  # (pre*done, c, inner*post)
         done *= c
     if normalized:
