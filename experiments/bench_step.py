@@ -5,7 +5,7 @@ Usage::
     python -m experiments.bench_step [--tasks listops,text,image,pathfinder]
         [--mixers softmax,lst-dct,...] [--device auto|cpu|cuda] [--dtype bf16|fp32]
         [--steps 20] [--warmup 5] [--compile none|auto|all] [--batch B] [--max-len N]
-        [--time-budget SECONDS] [--out results]
+        [--time-budget SECONDS] [--recompute auto|on|off] [--out results]
 
 Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
 ``VARIANTS`` (``lst-dct``, ``lra-performer``, ...) and every other registered mixer
@@ -48,6 +48,11 @@ compile time (it falls in warm-up).
 ``note``: the mode timed (``eager``, ``compiled``; ``auto: eager 3.10 ms, compiled 2.50 ms``
 with both times), and why a task outside ``--compile-tasks`` ran eager.
 
+``--recompute``: the backward of the LST, feature-map and S4D layers (``recompute_mixing``,
+:func:`experiments.bench_specs.set_recompute`): ``auto`` is each layer's rule (rebuild the
+mixing from q, k and v on CUDA in eager code, never in compiled code), ``on`` / ``off``
+force it in eager rows. Compiled rows never rebuild.
+
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.
 
@@ -72,6 +77,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from experiments.bench_specs import RECOMPUTE_CHOICES, set_recompute
 from experiments.bench_step_report import (  # noqa: F401
     CSV_COLUMNS,
     NOT_RUN,
@@ -302,6 +308,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="route softmax of head width <= 16 and the FAVOR+ contraction to the Triton kernels",
     )
+    p.add_argument(
+        "--recompute",
+        choices=RECOMPUTE_CHOICES,
+        default="auto",
+        help="backward of the LST, feature-map and S4D layers in eager rows: auto (each "
+        "layer's rule), on (rebuild the mixing from q, k, v) or off (keep its intermediates)",
+    )
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
     args.tasks = _csv_list(args.tasks, BENCH_TASKS, "--tasks")
@@ -342,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     if args.triton_kernels:
         use_triton_kernels()
+    set_recompute(args.recompute)
     args.dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True

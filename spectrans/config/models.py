@@ -56,6 +56,11 @@ class _ModelCommon(StrictModel):
         retrieval_head: Depth of the pair head, see :data:`RetrievalHead`.
         retrieval_encoding: How the dual encoder sees the two documents.
         gradient_checkpointing: Recompute each block in the backward pass.
+        recompute_mixing: Backward of the token mixers that can rebuild their mixing from
+            q, k and v (LST, Performer and other feature-map attention, S4D): True rebuilds
+            it in chunks of batch rows (less memory, one more forward of the mixing), False
+            keeps autograd's intermediates, None is each layer's rule (rebuild on CUDA in
+            eager code; never under ``torch.compile``).
         init_weights: Initialisation of embeddings, feed-forward and head.
     """
 
@@ -71,6 +76,7 @@ class _ModelCommon(StrictModel):
     retrieval_head: RetrievalHead = "mlp"
     retrieval_encoding: RetrievalEncoding = "independent"
     gradient_checkpointing: bool = False
+    recompute_mixing: bool | None = None
     init_weights: InitWeightsMode = "truncnormal002"
 
     @property

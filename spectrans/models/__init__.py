@@ -18,6 +18,7 @@ from spectrans.config.models import (
     ModelConfigUnion,
 )
 from spectrans.config.patterns import joint_patterns
+from spectrans.layers.attention.chunked_recompute import set_recompute_mixing
 from spectrans.models.base import LENGTH_KEY, BaseModel
 from spectrans.models.encoder import Encoder, resolve_mixer_config
 from spectrans.models.heads import (
@@ -53,7 +54,9 @@ def build_classifier(
     """Build the classifier (or dual-encoder, ``pair=True``) the harness trains.
 
     ``mixer_cfg.hidden_dim`` (and ``max_sequence_length`` where the mixer has it) are taken
-    from the model config. ``model_cfg.name == "lst"`` builds an LST model (``mixer_cfg`` is
+    from the model config. ``model_cfg.recompute_mixing`` (True/False) is set on every mixer
+    that reads it (:func:`~spectrans.layers.attention.chunked_recompute.set_recompute_mixing`);
+    None leaves each layer's rule. ``model_cfg.name == "lst"`` builds an LST model (``mixer_cfg`` is
     ignored and may be None).
 
     Args:
@@ -76,6 +79,22 @@ def build_classifier(
     """
     if isinstance(model_cfg, dict):
         model_cfg = _MODEL_ADAPTER.validate_python(model_cfg)
+    model = _build(model_cfg, mixer_cfg, vocab_size, num_classes, max_length, pair, input_type)
+    if model_cfg.recompute_mixing is not None:
+        set_recompute_mixing(model, model_cfg.recompute_mixing)
+    return model
+
+
+def _build(
+    model_cfg: EncoderModelConfig | HybridModelConfig | LSTModelConfig,
+    mixer_cfg: TokenMixerConfig | dict[str, Any] | None,
+    vocab_size: int,
+    num_classes: int,
+    max_length: int,
+    pair: bool,
+    input_type: str,
+) -> nn.Module:
+    """The model of :func:`build_classifier` from a validated config."""
     if model_cfg.name == "lst":
         if model_cfg.use_positional_encoding and model_cfg.positional_encoding_type == "learned":
             _check_max_length(

@@ -205,3 +205,33 @@ def test_path_names_the_softmax_key_padding_path(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(key_padding, "varlen_available", lambda *args: True)
     assert mixing_path(model, 16, cpu, masked=True, dtype="bf16") == "segments"
     assert load_setup("softmax", "listops", 2, 16).padded  # ListOps steps pass their key mask
+
+
+@pytest.mark.parametrize(("choice", "recomputes"), [("on", True), ("off", False)])
+def test_recompute_option_chooses_the_backward_of_the_timed_step(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, choice: str, recomputes: bool
+) -> None:
+    from spectrans.layers.attention import chunked_recompute, lst_recompute
+    from spectrans.layers.attention.lst import _LSTFilterAttention
+    from spectrans.layers.attention.spectral import _FeatureAttention
+    from spectrans.layers.mixing.s4d import S4DMixing
+
+    for cls in (_LSTFilterAttention, _FeatureAttention, S4DMixing):
+        monkeypatch.setattr(cls, "recompute_mixing", cls.recompute_mixing)  # restored after
+    calls: list[str] = []
+    spied = ((lst_recompute, "GatedMixRecompute"), (chunked_recompute, "_ChunkedRecompute"))
+    for module, name in spied:
+        function = getattr(module, name)
+        original = function.apply
+
+        def spy(*args, _original=original, _name=name):  # noqa: ANN002, ANN202
+            calls.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(function, "apply", spy)
+    argv = [*TINY, "--tasks", "pathfinder", "--mixers", "lst-dct,performer,s4d"]
+    assert main([*argv, "--recompute", choice, "--out", str(tmp_path)]) == 0
+    rows = _csv_rows(tmp_path / "train_step.csv")
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    assert set(calls) == ({"GatedMixRecompute", "_ChunkedRecompute"} if recomputes else set())
+    assert f"--recompute {choice}" in (tmp_path / "train_step.md").read_text()

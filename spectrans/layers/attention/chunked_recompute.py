@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 CHUNK_NUMEL = 2**24
@@ -74,6 +74,28 @@ def wants_recompute(setting: bool | None, tracked: bool, default: bool) -> bool:
     if not (torch.is_grad_enabled() and tracked):
         return False
     return True if setting else default
+
+
+def set_recompute_mixing(module: nn.Module, setting: bool | None) -> int:
+    """Set ``recompute_mixing`` on every submodule of ``module`` that has the attribute.
+
+    The LST layers, the feature-map attention layers and S4D read it through
+    :func:`wants_recompute`: True rebuilds the mixing in the backward, False keeps autograd's
+    intermediates, None is each layer's own rule. Other modules are left alone.
+
+    Args:
+        module: A model or a layer.
+        setting: True, False or None.
+
+    Returns:
+        The number of submodules set.
+    """
+    count = 0
+    for sub in module.modules():
+        if hasattr(sub, "recompute_mixing"):
+            sub.recompute_mixing = setting
+            count += 1
+    return count
 
 
 class _ChunkedRecompute(torch.autograd.Function):
