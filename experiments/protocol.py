@@ -39,6 +39,7 @@ def _get(tree: Any, dotted: str) -> Any:
 EXECUTION_KEYS = (
     "compile",
     "compile_mode",
+    "model.recompute_mixing",
     "task.generate.workers",
     "data.num_workers",
     "data.pin_memory",
@@ -51,7 +52,9 @@ EXECUTION_KEYS = (
     "trainer.log_every_n_steps",
 )
 """Keys that change how fast a run goes or what it prints, never which steps it takes: they may
-also differ between the segments of one resumed run (:mod:`experiments.resume`)."""
+also differ between the segments of one resumed run (:mod:`experiments.resume`).
+``model.recompute_mixing`` chooses how the mixers' backward gets its intermediates (kept, or
+rebuilt from q, k and v), the same gradients up to rounding, as ``compile`` does."""
 
 FREE_KEYS = (
     *EXECUTION_KEYS,

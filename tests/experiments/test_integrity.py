@@ -103,6 +103,8 @@ def test_loader_workers_and_compile_may_change_between_segments(tmp_path: Path) 
     _fake_run(tmp_path, "a", "incomplete", {**old, "compile": "auto"}, 1000)
     faster = {"model": {"hidden_dim": 16}, "data": {"num_workers": 15, "batch_size": 8}}
     assert find_resume_dir("auto", tmp_path, "exp", {**faster, "compile": "false"}) is not None
+    rebuilt = {**faster, "model": {"hidden_dim": 16, "recompute_mixing": True}}
+    assert find_resume_dir("auto", tmp_path, "exp", rebuilt) is not None
     larger = {"model": {"hidden_dim": 16}, "data": {"num_workers": 1, "batch_size": 16}}
     with pytest.raises(ResumeError, match=r"\(data.batch_size differ\)"):
         find_resume_dir("auto", tmp_path, "exp", {**larger, "compile": "auto"})
@@ -177,6 +179,8 @@ def test_protocol_is_derived_from_the_config() -> None:
     assert kind == "custom" and "model.num_layers" in why
     where = _compose("experiment=lra/softmax-listops", "trainer=gpu", "seed=3", "logger=csv")
     assert classify(where)[0] == "lra"  # device, seed and logging do not change the protocol
+    rebuilt = _compose("experiment=lra/lst-dct-pathfinder", "model.recompute_mixing=true")
+    assert classify(rebuilt)[0] == "lra"  # the backward's memory plan, not its maths
     old = json.loads(H100_SOFTMAX.read_text())  # trained under the earlier presets
     kind, why = classify(old["config"])
     assert "protocol" not in old and kind == "custom"
