@@ -40,6 +40,7 @@ EXECUTION_KEYS = (
     "compile",
     "compile_mode",
     "model.recompute_mixing",
+    "model.gradient_checkpointing",
     "task.generate.workers",
     "data.num_workers",
     "data.pin_memory",
@@ -54,7 +55,9 @@ EXECUTION_KEYS = (
 """Keys that change how fast a run goes or what it prints, never which steps it takes: they may
 also differ between the segments of one resumed run (:mod:`experiments.resume`).
 ``model.recompute_mixing`` chooses how the mixers' backward gets its intermediates (kept, or
-rebuilt from q, k and v), the same gradients up to rounding, as ``compile`` does."""
+rebuilt from q, k and v) and ``model.gradient_checkpointing`` whether each block is run again in
+the backward (its random state replayed, so the same dropout): the same gradients up to
+rounding, as with ``compile``."""
 
 FREE_KEYS = (
     *EXECUTION_KEYS,

@@ -179,8 +179,9 @@ def test_protocol_is_derived_from_the_config() -> None:
     assert kind == "custom" and "model.num_layers" in why
     where = _compose("experiment=lra/softmax-listops", "trainer=gpu", "seed=3", "logger=csv")
     assert classify(where)[0] == "lra"  # device, seed and logging do not change the protocol
-    rebuilt = _compose("experiment=lra/lst-dct-pathfinder", "model.recompute_mixing=true")
-    assert classify(rebuilt)[0] == "lra"  # the backward's memory plan, not its maths
+    for memory_plan in ("model.recompute_mixing=true", "model.gradient_checkpointing=true"):
+        rebuilt = _compose("experiment=lra/lst-dct-pathfinder", memory_plan)
+        assert classify(rebuilt)[0] == "lra"  # how the backward gets its tensors, not its maths
     old = json.loads(H100_SOFTMAX.read_text())  # trained under the earlier presets
     kind, why = classify(old["config"])
     assert "protocol" not in old and kind == "custom"
