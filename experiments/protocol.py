@@ -101,16 +101,59 @@ def _is_free(key: str) -> bool:
     return any(key == free or key.startswith(free + ".") for free in FREE_KEYS)
 
 
+def data_parallel_replicas(config: dict[str, Any]) -> int | None:
+    """How many processes each train on their own batch per step: devices times nodes.
+
+    ``trainer.devices`` as Lightning reads it: a count (``2``, ``"2"``), a list of device ids
+    (``[0, 1]``, ``"0,1"``); ``auto`` and ``-1`` depend on the machine, so None. A config
+    without the key (an older record) ran on one device.
+    """
+    devices = _get(config, "trainer.devices")
+    nodes = _get(config, "trainer.num_nodes") or 1
+    count: int | None
+    if devices is None:
+        count = 1
+    elif isinstance(devices, bool):
+        count = None
+    elif isinstance(devices, int):
+        count = devices if devices > 0 else None
+    elif isinstance(devices, list | tuple):
+        count = len(devices) or None
+    elif isinstance(devices, str) and "," in devices:
+        count = len([part for part in devices.split(",") if part.strip()]) or None
+    elif isinstance(devices, str) and devices.strip().isdigit():
+        count = int(devices) or None
+    else:
+        count = None
+    return count * nodes if count is not None and isinstance(nodes, int) else None
+
+
+def effective_batch(config: dict[str, Any]) -> int | str | None:
+    """Examples per optimiser step: ``data.batch_size`` (per device) times
+    ``trainer.accumulate_grad_batches`` times :func:`data_parallel_replicas`.
+
+    A text when the device count is not in the config (it then matches no preset's number).
+    """
+    batch = _get(config, "data.batch_size")
+    accumulate = _get(config, "trainer.accumulate_grad_batches") or 1
+    if not isinstance(batch, int):
+        return batch
+    replicas = data_parallel_replicas(config)
+    if replicas is None:
+        devices = _get(config, "trainer.devices")
+        return f"{batch * accumulate} per device on trainer.devices={devices}"
+    return batch * accumulate * replicas
+
+
 def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
     """The values that decide whether a run follows its preset's protocol.
 
     Everything that defines the data, the model, the optimisation and the evaluation; the
-    batch as the effective batch ``data.batch_size * trainer.accumulate_grad_batches``.
+    batch as the effective batch (:func:`effective_batch`: per-device batch, accumulation and
+    data-parallel devices together).
     """
     flat = {key.rstrip("."): value for key, value in _flatten(config).items() if not _is_free(key)}
-    batch = _get(config, "data.batch_size")
-    accumulate = _get(config, "trainer.accumulate_grad_batches") or 1
-    flat["effective batch"] = batch * accumulate if isinstance(batch, int) else batch
+    flat["effective batch"] = effective_batch(config)
     return flat
 
 

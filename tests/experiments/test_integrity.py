@@ -26,7 +26,7 @@ from experiments.callbacks import StepProgressBar
 from experiments.cli import precheck_overrides
 from experiments.config import ConfigError, validate_experiment
 from experiments.portable import portable_path, recorded_path
-from experiments.protocol import classify
+from experiments.protocol import classify, data_parallel_replicas
 from experiments.resume import ResumeError, find_resume_dir, merge_csv_history
 from experiments.run_record import RecordExistsError, RunRecord
 from tests.run_endings import CtrlCAt
@@ -182,6 +182,14 @@ def test_protocol_is_derived_from_the_config() -> None:
     for memory_plan in ("model.recompute_mixing=true", "model.gradient_checkpointing=true"):
         rebuilt = _compose("experiment=lra/lst-dct-pathfinder", memory_plan)
         assert classify(rebuilt)[0] == "lra"  # how the backward gets its tensors, not its maths
+    ddp = _compose("experiment=lra/softmax-listops", "trainer=ddp", "trainer.devices=2")
+    kind, why = classify(ddp)  # two ranks of the preset's 32 are a global batch of 64
+    assert kind == "custom" and "effective batch 64 (preset: 32)" in why
+    halved = _compose("experiment=lra/softmax-listops", "trainer=ddp", "trainer.devices=2")
+    halved["data"]["batch_size"] = 16
+    assert classify(halved)[0] == "lra"
+    unknown = _compose("experiment=lra/softmax-listops", "trainer.devices=auto")
+    assert classify(unknown)[0] == "custom"  # the device count depends on the machine
     old = json.loads(H100_SOFTMAX.read_text())  # trained under the earlier presets
     kind, why = classify(old["config"])
     assert "protocol" not in old and kind == "custom"
@@ -677,3 +685,25 @@ def test_segment_timer_starts_at_the_given_time() -> None:
     timer.on_train_start(trainer, None)  # type: ignore[arg-type]
     assert timer.time_elapsed("train") >= 40
     assert timer.time_remaining("train") <= 0
+
+
+@pytest.mark.parametrize(
+    ("devices", "nodes", "replicas"),
+    [
+        (1, 1, 1),
+        (2, 1, 2),
+        ("2", 1, 2),
+        ([0, 1, 2], 1, 3),
+        ("0,1", 1, 2),
+        ("1,", 1, 1),
+        (2, 2, 4),
+        ("auto", 1, None),
+        (-1, 1, None),
+        (None, None, 1),
+    ],
+)
+def test_data_parallel_replicas_reads_the_device_count_as_lightning_does(
+    devices: object, nodes: object, replicas: int | None
+) -> None:
+    trainer = {} if devices is None else {"devices": devices, "num_nodes": nodes}
+    assert data_parallel_replicas({"trainer": trainer}) == replicas
