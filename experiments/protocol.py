@@ -129,10 +129,11 @@ def data_parallel_replicas(config: dict[str, Any]) -> int | None:
 
 
 def effective_batch(config: dict[str, Any]) -> int | str | None:
-    """Examples per optimiser step: ``data.batch_size`` (per device) times
-    ``trainer.accumulate_grad_batches`` times :func:`data_parallel_replicas`.
+    """Examples per optimiser step: batch per device x accumulation x data-parallel devices.
 
-    A text when the device count is not in the config (it then matches no preset's number).
+    ``data.batch_size`` times ``trainer.accumulate_grad_batches`` times
+    :func:`data_parallel_replicas`. A text when the device count is not in the config (it
+    then matches no preset's number).
     """
     batch = _get(config, "data.batch_size")
     accumulate = _get(config, "trainer.accumulate_grad_batches") or 1
