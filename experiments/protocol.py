@@ -72,7 +72,6 @@ FREE_KEYS = (
     "hparams_search",
     "debug",
     "task.cache",
-    "task.pad_to",
     "data.batch_size",
     "trainer.accumulate_grad_batches",
     "trainer.accelerator",
@@ -83,7 +82,11 @@ FREE_KEYS = (
     "trainer.deterministic",
     "trainer.benchmark",
 )
-"""Keys that say where and how a run executes, not what it trains and evaluates."""
+"""Keys that say where and how a run executes, not what it trains and evaluates.
+
+``task.pad_to`` is not one of them: FNet, the global filter and the LST layers filter over
+the padded length, so the outputs at real tokens change with it (LRA pads every batch to the
+task's maximum length, as the presets do); softmax and S4D give the same outputs either way."""
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

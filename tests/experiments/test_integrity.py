@@ -188,6 +188,9 @@ def test_protocol_is_derived_from_the_config() -> None:
     halved = _compose("experiment=lra/softmax-listops", "trainer=ddp", "trainer.devices=2")
     halved["data"]["batch_size"] = 16
     assert classify(halved)[0] == "lra"
+    shorter = _compose("experiment=lra/fnet-listops", "task.pad_to=longest")
+    kind, why = classify(shorter)  # FNet mixes over the padded length
+    assert kind == "custom" and "task.pad_to" in why
     unknown = _compose("experiment=lra/softmax-listops", "trainer.devices=auto")
     assert classify(unknown)[0] == "custom"  # the device count depends on the machine
     old = json.loads(H100_SOFTMAX.read_text())  # trained under the earlier presets
