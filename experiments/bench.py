@@ -84,9 +84,9 @@ from experiments.bench_report import (  # noqa: F401
 )
 from experiments.bench_specs import (  # noqa: F401
     LST_TRANSFORMS,
-    RECOMPUTE_CHOICES,
     MixerSpec,
     SDPAAnchor,
+    add_recompute_option,
     build,
     build_mixer,
     build_small_model,
@@ -319,14 +319,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="eager: time steps launched from Python (default); graph: time replays of one "
         "CUDA graph of the forward+backward step (device time, CUDA only)",
     )
-    p.add_argument(
-        "--recompute",
-        "--lst-recompute",
-        choices=RECOMPUTE_CHOICES,
-        default="auto",
-        help="recompute_mixing of the LST and feature-map layers: auto (each layer's rule), "
-        "on or off, to time and measure the memory of both backwards",
-    )
+    add_recompute_option(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="results")
     p.add_argument(

@@ -227,6 +227,19 @@ def set_recompute(choice: str) -> None:
         cls.recompute_mixing = value
 
 
+def add_recompute_option(parser: argparse.ArgumentParser) -> None:
+    """``--recompute`` (alias ``--lst-recompute``) of the benchmarks: see :func:`set_recompute`."""
+    parser.add_argument(
+        "--recompute",
+        "--lst-recompute",
+        choices=RECOMPUTE_CHOICES,
+        default="auto",
+        help="backward of the LST, feature-map and S4D layers: auto (each layer's rule: rebuild "
+        "on CUDA in eager code, never in compiled code), on (keep q, k, v and rebuild the "
+        "mixing) or off (keep its intermediates)",
+    )
+
+
 def add_backward_options(parser: argparse.ArgumentParser) -> None:
     """``--lst-path`` and ``--recompute`` (alias ``--lst-recompute``) of the CPU memory tools."""
     parser.add_argument(
@@ -235,14 +248,7 @@ def add_backward_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="mixing path of the LST layers (auto is fast on the CPU)",
     )
-    parser.add_argument(
-        "--recompute",
-        "--lst-recompute",
-        choices=RECOMPUTE_CHOICES,
-        default="auto",
-        help="backward of the LST and feature-map layers: auto (each layer's rule, off on the "
-        "CPU), on (keep q, k, v and rebuild the rest) or off (keep the intermediates)",
-    )
+    add_recompute_option(parser)
 
 
 def set_lst_path(layer: nn.Module, path: str) -> None:

@@ -77,7 +77,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from experiments.bench_specs import RECOMPUTE_CHOICES, set_recompute
+from experiments.bench_specs import add_recompute_option, set_recompute
 from experiments.bench_step_report import (  # noqa: F401
     CSV_COLUMNS,
     NOT_RUN,
@@ -308,13 +308,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="route softmax of head width <= 16 and the FAVOR+ contraction to the Triton kernels",
     )
-    p.add_argument(
-        "--recompute",
-        choices=RECOMPUTE_CHOICES,
-        default="auto",
-        help="backward of the LST, feature-map and S4D layers in eager rows: auto (each "
-        "layer's rule), on (rebuild the mixing from q, k, v) or off (keep its intermediates)",
-    )
+    add_recompute_option(p)
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
     args.tasks = _csv_list(args.tasks, BENCH_TASKS, "--tasks")
