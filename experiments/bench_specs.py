@@ -210,8 +210,8 @@ RECOMPUTE_CHOICES = ("auto", "on", "off")
 def set_recompute(choice: str) -> None:
     """Set ``recompute_mixing`` of the LST, feature-map and S4D layers of this process.
 
-    ``auto`` is each layer's rule (None). The LST layers' backward either keeps the gated
-    mixing's intermediates or rebuilds them from q, k and v
+    ``auto`` is the layers' default (None: keep the intermediates). The LST layers' backward
+    either keeps the gated mixing's intermediates or rebuilds them from q, k and v
     (:mod:`spectrans.layers.attention.lst_recompute`); the feature-map layers (Performer,
     random features, kernels) either keep their ``(B, H, N, m)`` features or rebuild them
     (:mod:`spectrans.layers.attention.chunked_recompute`), and S4D keeps its float32
@@ -234,9 +234,9 @@ def add_recompute_option(parser: argparse.ArgumentParser) -> None:
         "--lst-recompute",
         choices=RECOMPUTE_CHOICES,
         default="auto",
-        help="backward of the LST, feature-map and S4D layers: auto (each layer's rule: rebuild "
-        "on CUDA in eager code, never in compiled code), on (keep q, k, v and rebuild the "
-        "mixing) or off (keep its intermediates)",
+        help="backward of the LST, feature-map and S4D layers: auto (the layers' default: keep "
+        "the intermediates), on (keep q, k, v and rebuild the mixing, in eager code only) or "
+        "off (keep the intermediates)",
     )
 
 

@@ -49,9 +49,9 @@ compile time (it falls in warm-up).
 with both times), and why a task outside ``--compile-tasks`` ran eager.
 
 ``--recompute``: the backward of the LST, feature-map and S4D layers (``recompute_mixing``,
-:func:`experiments.bench_specs.set_recompute`): ``auto`` is each layer's rule (rebuild the
-mixing from q, k and v on CUDA in eager code, never in compiled code), ``on`` / ``off``
-force it in eager rows. Compiled rows never rebuild.
+:func:`experiments.bench_specs.set_recompute`): ``auto`` is the layers' default (keep the
+intermediates), ``on`` rebuilds the mixing from q, k and v in eager rows, ``off`` keeps.
+Compiled rows never rebuild.
 
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.

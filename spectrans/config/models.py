@@ -59,8 +59,8 @@ class _ModelCommon(StrictModel):
         recompute_mixing: Backward of the token mixers that can rebuild their mixing from
             q, k and v (LST, Performer and other feature-map attention, S4D): True rebuilds
             it in chunks of batch rows (less memory, one more forward of the mixing), False
-            keeps autograd's intermediates, None is each layer's rule (rebuild on CUDA in
-            eager code; never under ``torch.compile``).
+            keeps autograd's intermediates, None leaves the layers' default (keep). Never
+            under ``torch.compile``.
         init_weights: Initialisation of embeddings, feed-forward and head.
     """
 

@@ -56,8 +56,8 @@ def build_classifier(
     ``mixer_cfg.hidden_dim`` (and ``max_sequence_length`` where the mixer has it) are taken
     from the model config. ``model_cfg.recompute_mixing`` (True/False) is set on every mixer
     that reads it (:func:`~spectrans.layers.attention.chunked_recompute.set_recompute_mixing`);
-    None leaves each layer's rule. ``model_cfg.name == "lst"`` builds an LST model (``mixer_cfg`` is
-    ignored and may be None).
+    None leaves the layers' default (keep the intermediates). ``model_cfg.name == "lst"``
+    builds an LST model (``mixer_cfg`` is ignored and may be None).
 
     Args:
         model_cfg: :data:`ModelConfigUnion` config (or a dict with ``name``).

@@ -63,17 +63,28 @@ def replay_autocast(state: AutocastState) -> torch.autocast:
     return torch.autocast(device, dtype, enabled=enabled)
 
 
-def wants_recompute(setting: bool | None, tracked: bool, default: bool) -> bool:
-    """The rule of the layers' ``recompute_mixing`` (True, False, or None for ``default``).
+RECOMPUTE_DEFAULT = False
+"""What ``recompute_mixing = None`` (a layer's default) means: keep autograd's intermediates.
 
-    Never inside compiled code (the compiler's partitioner chooses what to keep), and only
-    when autograd records the forward (``tracked``: an input that requires grad).
+Measured on an H200 (``results/recompute_gpu.md``: one layer of width 256, batch 8, bf16,
+forward and backward as CUDA-graph replays, N = 1K / 16K / 64K), rebuilding brings the LST
+layers' and the Performer's peak memory to the softmax layer's (lst-dct at 64K 6.18 -> 5.37 GB,
+Performer 8.36 -> 5.37 GB, softmax 5.38 GB) but costs time: lst-dct 1.0 / 1.39 / 1.37x,
+lst-hadamard 1.13 / 1.24 / 1.38x, Performer 4.7 / 2.4 / 2.3x. It is a memory plan to opt into
+(``recompute_mixing = True``, ``model.recompute_mixing=true``), not a default."""
+
+
+def wants_recompute(setting: bool | None, tracked: bool) -> bool:
+    """Whether a layer rebuilds its mixing: ``setting`` True, False or None (the default).
+
+    None means :data:`RECOMPUTE_DEFAULT`. Never inside compiled code (the compiler's
+    partitioner chooses what to keep), and only when autograd records the forward
+    (``tracked``: an input that requires grad).
     """
-    if setting is False or torch.compiler.is_compiling():
+    wanted = RECOMPUTE_DEFAULT if setting is None else setting
+    if not wanted or torch.compiler.is_compiling():
         return False
-    if not (torch.is_grad_enabled() and tracked):
-        return False
-    return True if setting else default
+    return torch.is_grad_enabled() and tracked
 
 
 def set_recompute_mixing(module: nn.Module, setting: bool | None) -> int:
@@ -81,7 +92,8 @@ def set_recompute_mixing(module: nn.Module, setting: bool | None) -> int:
 
     The LST layers, the feature-map attention layers and S4D read it through
     :func:`wants_recompute`: True rebuilds the mixing in the backward, False keeps autograd's
-    intermediates, None is each layer's own rule. Other modules are left alone.
+    intermediates, None is the default (:data:`RECOMPUTE_DEFAULT`: keep). Other modules are
+    left alone.
 
     Args:
         module: A model or a layer.

@@ -113,15 +113,6 @@ The factored GEMMs act on the ``(B, N, H d)`` signal with ``H d`` as their inner
 Measured on the H200 (``results/train_step.md``, 2026-11-30 21:01 UTC): the Pathfinder-32
 training step (H d = 32, N = 1024) took 6.85 ms with the factored Hadamard against 5.11 ms with
 ``gemm``, while the ListOps step (H d = 512, N = 2000) went from 16.79 to 15.90 ms."""
-RECOMPUTED_PATHS = ("fast", "factored")
-"""Paths whose backward rebuilds the gated mixing on CUDA by default (``recompute_mixing``
-None). ``python -m experiments.peak_memory`` (``results/peak_memory_cpu.md``: one layer's
-forward and backward tracked tensor by tensor, bf16 autocast, batch 8, width 256, 4 heads,
-N = 1024-8192) puts the DCT, DST, Hadamard and mixed layers at 1.16x the softmax layer's peak
-on the FFT path with autograd's backward and at 1.00x with the recomputing one; Hadamard on
-``factored`` from 1.11x to 1.00x. On ``gemm`` it goes from 1.13-1.22x to 1.03-1.11x (DCT),
-since the cached ``N x N`` transform matrix stays, so that path keeps autograd's backward and
-its speed."""
 _MIXED_LST_KINDS = ("dct", "dst", "hadamard")
 _LST_LAYER_ARGS = (
     "hidden_dim",
@@ -396,10 +387,16 @@ class _LSTFilterAttention(AttentionLayer):
     recompute_mixing: bool | None = None
     """Whether the backward rebuilds the gated mixing from q, k and v
     (:mod:`spectrans.layers.attention.lst_recompute`) instead of keeping its intermediates:
-    True, False, or None for CUDA inputs on the ``fast`` and ``factored`` paths
-    (:data:`RECOMPUTED_PATHS`). It keeps about three ``(B, N, H d)`` tensors fewer per layer
-    for one more filter application in the backward. Never inside compiled code, where the
-    compiler's partitioner chooses what to keep."""
+    True, False, or None for the default (keep:
+    :data:`~spectrans.layers.attention.chunked_recompute.RECOMPUTE_DEFAULT`). It keeps about
+    three ``(B, N, H d)`` tensors fewer per layer for one more filter application in the
+    backward. ``python -m experiments.peak_memory`` (``results/peak_memory_cpu.md``: one
+    layer's forward and backward tracked tensor by tensor, bf16 autocast, batch 8, width 256,
+    4 heads, N = 1024-8192) puts the DCT, DST, Hadamard and mixed layers at 1.16x the softmax
+    layer's peak on the FFT path with autograd's backward and at 1.00x with the recomputing
+    one; Hadamard on ``factored`` from 1.11x to 1.00x; on ``gemm`` the cached ``N x N``
+    transform matrix stays (DCT 1.13-1.22x -> 1.03-1.11x). Never inside compiled code, where
+    the compiler's partitioner chooses what to keep."""
 
     def recomputes(self, q: Tensor, k: Tensor, v: Tensor, path: str) -> bool:
         """Whether this forward on ``path`` takes :func:`recompute_gated_mix`.
@@ -408,8 +405,7 @@ class _LSTFilterAttention(AttentionLayer):
         must have no trainable parameters, and the code must not be being compiled.
         """
         tracked = q.requires_grad or k.requires_grad or v.requires_grad
-        default = q.device.type == "cuda" and path in RECOMPUTED_PATHS
-        if not wants_recompute(self.recompute_mixing, tracked, default):
+        if not wants_recompute(self.recompute_mixing, tracked):
             return False
         return not any(p.requires_grad for p in self.transforms.parameters())
 

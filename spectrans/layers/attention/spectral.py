@@ -116,8 +116,9 @@ class _FeatureAttention(AttentionLayer):
     recompute_mixing: bool | None = None
     """Whether the backward rebuilds the features and the linear attention from q, k and v in
     chunks of batch rows (:mod:`spectrans.layers.attention.chunked_recompute`) instead of
-    keeping the ``(B, H, N, m)`` feature tensors: True, False, or None for CUDA inputs. One
-    more forward of the attention per step. Never inside compiled code."""
+    keeping the ``(B, H, N, m)`` feature tensors: True, False, or None for the default (keep:
+    :data:`~spectrans.layers.attention.chunked_recompute.RECOMPUTE_DEFAULT`). One more forward
+    of the attention per step. Never inside compiled code."""
 
     def recomputes(self, q: Tensor, k: Tensor, v: Tensor) -> bool:
         """Whether this forward takes :func:`recompute_in_chunks` (:attr:`recompute_mixing`).
@@ -125,7 +126,7 @@ class _FeatureAttention(AttentionLayer):
         Besides, autograd must be recording and the code must not be being compiled.
         """
         tracked = q.requires_grad or k.requires_grad or v.requires_grad
-        return wants_recompute(self.recompute_mixing, tracked, q.device.type == "cuda")
+        return wants_recompute(self.recompute_mixing, tracked)
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False

@@ -224,8 +224,9 @@ class S4DMixing(MixingLayer):
     """Whether the backward rebuilds ``gelu(K * u + D u)`` from ``u`` in chunks of batch rows
     (:func:`~spectrans.layers.attention.chunked_recompute.recompute_in_chunks`; the filter is
     formed once per step) instead of keeping the float32 convolution's intermediates: True,
-    False, or None for CUDA inputs. One more convolution per step. Never inside compiled
-    code."""
+    False, or None for the default (keep:
+    :data:`~spectrans.layers.attention.chunked_recompute.RECOMPUTE_DEFAULT`). One more
+    convolution per step. Never inside compiled code."""
 
     def recomputes(self, u: Tensor) -> bool:
         """Whether this forward rebuilds the mixing in the backward (:attr:`recompute_mixing`).
@@ -233,7 +234,7 @@ class S4DMixing(MixingLayer):
         Besides, autograd must be recording and the code must not be being compiled.
         """
         # tracked=True: under grad mode S4D recomputes whatever u is (its own parameters train)
-        return wants_recompute(self.recompute_mixing, True, u.device.type == "cuda")
+        return wants_recompute(self.recompute_mixing, True)
 
     def _gelu_ssm(self, h: Tensor, u: Tensor) -> Tensor:
         """``gelu(ssm(u))`` with the filter ``h``, ``(B, N, D)``."""

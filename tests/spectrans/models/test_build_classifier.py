@@ -76,13 +76,13 @@ def test_recompute_mixing_true_rebuilds_the_mixing_with_the_same_gradients(case:
         torch.testing.assert_close(rebuilt_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_recompute_mixing_none_leaves_each_layer_its_rule() -> None:
+def test_recompute_mixing_none_leaves_the_layers_default() -> None:
     model = _model("performer", None)
     assert [m.recompute_mixing for m in model.modules() if hasattr(m, "recompute_mixing")] == [
         None,
         None,
     ]
-    names, _ = _loss_and_grads(model)  # on the CPU the rule keeps autograd's backward
+    names, _ = _loss_and_grads(model)  # the default keeps autograd's backward
     assert not names & set(RECOMPUTE_NODES)
 
 

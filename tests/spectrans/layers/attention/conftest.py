@@ -16,7 +16,8 @@ def run_layer(
     layer.recompute_mixing = recompute
     x = x.detach().requires_grad_()
     out = layer(x, mask)
-    cotangent = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    cotangent = torch.linspace(-1, 1, out.numel(), dtype=out.dtype, device=out.device)
+    cotangent = cotangent.view_as(out)
     params = [p for p in layer.parameters() if p.requires_grad]
     return out, torch.autograd.grad(out, [x, *params], cotangent)
 

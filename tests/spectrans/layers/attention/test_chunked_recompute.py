@@ -128,10 +128,11 @@ def test_feature_layer_recompute_rule() -> None:
     layer = PerformerAttention(16, 2)
     on_cuda = SimpleNamespace(requires_grad=True, device=torch.device("cuda"))
     on_cpu = SimpleNamespace(requires_grad=True, device=torch.device("cpu"))
-    assert layer.recompute_mixing is None
-    assert layer.recomputes(on_cuda, on_cuda, on_cuda)  # type: ignore[arg-type]
+    assert layer.recompute_mixing is None  # the default: keep, on every device
+    assert not layer.recomputes(on_cuda, on_cuda, on_cuda)  # type: ignore[arg-type]
     assert not layer.recomputes(on_cpu, on_cpu, on_cpu)  # type: ignore[arg-type]
     layer.recompute_mixing = True
+    assert layer.recomputes(on_cuda, on_cuda, on_cuda)  # type: ignore[arg-type]
     assert layer.recomputes(on_cpu, on_cpu, on_cpu)  # type: ignore[arg-type]
     with torch.no_grad():
         assert not layer.recomputes(on_cpu, on_cpu, on_cpu)  # type: ignore[arg-type]
@@ -141,7 +142,7 @@ def test_feature_layer_recompute_rule() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("generalized", [False, True])
-def test_cuda_bf16_default_backward_follows_autograd(
+def test_cuda_bf16_recomputed_backward_follows_autograd(
     generalized: bool, run: Callable[..., Any]
 ) -> None:
     torch.manual_seed(0)
@@ -150,7 +151,7 @@ def test_cuda_bf16_default_backward_follows_autograd(
     mask = torch.rand(8, 2048, device="cuda") > 0.2
     with torch.autocast("cuda", torch.bfloat16):
         want, want_grads = run(layer, x, mask, recompute=False)
-        got, got_grads = run(layer, x, mask, recompute=None)  # type: ignore[arg-type]
+        got, got_grads = run(layer, x, mask, recompute=True)
     torch.testing.assert_close(got, want, atol=0, rtol=0)
     for g, w in zip(got_grads, want_grads, strict=True):
         assert ((g.float() - w.float()).abs().max() / w.abs().max().clamp_min(1e-6)) < 2e-2

@@ -74,11 +74,13 @@ def test_the_spy_sees_a_scalar_written_into_a_tensor() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("kind", ["dct", "dst", "hadamard", "mixed"])
 @pytest.mark.parametrize("path", ["gemm", "fast", "factored"])
-def test_lst_layer_step_replays_in_a_cuda_graph(kind: str, path: str) -> None:
-    """On CUDA the fast and factored paths take the recomputing backward by default."""
+@pytest.mark.parametrize("recompute", [False, True])
+def test_lst_layer_step_replays_in_a_cuda_graph(kind: str, path: str, recompute: bool) -> None:
+    """With autograd's backward and with the recomputing one."""
     torch.manual_seed(0)
     layer = LSTAttention(hidden_dim=64, num_heads=4, transform_type=kind).cuda()
     layer.mixing_path = path  # type: ignore[assignment]
+    layer.recompute_mixing = recompute
     x = torch.randn(2, 40, 64, device="cuda", requires_grad=True)  # (B, N, D)
 
     def step() -> torch.Tensor:

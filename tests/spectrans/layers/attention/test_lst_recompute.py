@@ -135,7 +135,7 @@ def test_recompute_rule() -> None:
     q = torch.randn(1, 2, 8, 8, requires_grad=True)
     k, v = torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8)
     assert layer.recompute_mixing is None
-    assert not layer.recomputes(q, k, v, "fast")  # None: CUDA inputs only
+    assert not layer.recomputes(q, k, v, "fast")  # None: the default, keep
     layer.recompute_mixing = True
     assert all(layer.recomputes(q, k, v, path) for path in PATHS)
     assert not layer.recomputes(q.detach(), k, v, "fast")  # nothing to differentiate
@@ -145,17 +145,15 @@ def test_recompute_rule() -> None:
     assert not layer.recomputes(q, k, v, "fast")
 
 
-@pytest.mark.parametrize(
-    ("path", "expected"), [("fast", True), ("factored", True), ("gemm", False)]
-)
-def test_recompute_on_cuda_by_default_on_the_fft_and_factored_paths(
-    path: str, expected: bool
-) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_default_keeps_the_intermediates_on_every_device_and_path(path: str) -> None:
     layer = LSTAttention(16, 2, "dct", max_sequence_length=8)
     on_cuda = SimpleNamespace(requires_grad=True, device=torch.device("cuda"))
     on_cpu = SimpleNamespace(requires_grad=True, device=torch.device("cpu"))
-    assert layer.recomputes(on_cuda, on_cuda, on_cuda, path) is expected  # type: ignore[arg-type]
+    assert not layer.recomputes(on_cuda, on_cuda, on_cuda, path)  # type: ignore[arg-type]
     assert not layer.recomputes(on_cpu, on_cpu, on_cpu, path)  # type: ignore[arg-type]
+    layer.recompute_mixing = True
+    assert layer.recomputes(on_cuda, on_cuda, on_cuda, path)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("transform", ["dct", "mixedfft"])
@@ -180,7 +178,7 @@ def test_batch_chunks_give_the_same_gradients(
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("transform", ["dct", "hadamard", "mixed"])
 @pytest.mark.parametrize("path", ["fast", "factored"])
-def test_cuda_bf16_default_backward_follows_autograd(
+def test_cuda_bf16_recomputed_backward_follows_autograd(
     transform: str, path: str, run: Callable[..., Any]
 ) -> None:
     torch.manual_seed(0)
@@ -188,10 +186,9 @@ def test_cuda_bf16_default_backward_follows_autograd(
     layer.mixing_path = path
     x = torch.randn(8, 4096, 256, device="cuda")
     mask = _masks(8, 4096).cuda()
-    assert layer.recomputes(x.requires_grad_(), x, x, path)
     with torch.autocast("cuda", torch.bfloat16):
         want, want_grads = run(layer, x, mask, recompute=False)
-        got, got_grads = run(layer, x, mask, recompute=None)  # type: ignore[arg-type]
+        got, got_grads = run(layer, x, mask, recompute=True)
     torch.testing.assert_close(got, want, atol=0, rtol=0)
     for g, w in zip(got_grads, want_grads, strict=True):
         scale = w.abs().max().clamp_min(1e-6)

@@ -124,7 +124,10 @@ def test_favor_plus_approximates_softmax_attention() -> None:
 
 
 def test_performer_layer_approximates_softmax_layer_with_same_weights() -> None:
-    performer = PerformerAttention(64, 1, num_features=256, init_weights="truncnormal").eval()
+    # 1024 features: the estimator's error falls as m^-1/2; over seeds 0-9 it measured
+    # 0.058-0.097 at m = 256 (one draw on another torch build gave 0.104) and 0.026-0.068 at
+    # m = 1024, so one draw stays inside the bound whatever the generator gives
+    performer = PerformerAttention(64, 1, num_features=1024, init_weights="truncnormal").eval()
     exact = SoftmaxAttention(64, 1).eval()
     exact.load_state_dict(performer.state_dict(), strict=False)
     x = 0.25 * torch.randn(2, 256, 64)

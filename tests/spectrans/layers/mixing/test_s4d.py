@@ -249,10 +249,10 @@ def test_recompute_rule() -> None:
     layer = S4DMixing(8)
     on_cuda = SimpleNamespace(device=torch.device("cuda"))
     on_cpu = SimpleNamespace(device=torch.device("cpu"))
-    assert layer.recompute_mixing is None
-    assert layer.recomputes(on_cuda) and not layer.recomputes(on_cpu)  # type: ignore[arg-type]
+    assert layer.recompute_mixing is None  # the default: keep, on every device
+    assert not layer.recomputes(on_cuda) and not layer.recomputes(on_cpu)  # type: ignore[arg-type]
     layer.recompute_mixing = True
-    assert layer.recomputes(on_cpu)  # type: ignore[arg-type]
+    assert layer.recomputes(on_cpu) and layer.recomputes(on_cuda)  # type: ignore[arg-type]
     with torch.no_grad():
         assert not layer.recomputes(on_cpu)  # type: ignore[arg-type]
     layer.recompute_mixing = False
