@@ -8,8 +8,9 @@ Usage::
         [--quick]
 
 For every registered mixer (``lst`` expanded over its transforms), one *layer* and one small
-*model* (two pre-norm blocks) are timed at each sequence length N: one warm-up step, one step
-for memory, then ``repeats`` timed steps (device-synchronised); the reported time is their
+*model* (two pre-norm blocks) are timed at each sequence length N: one warm-up step (two when
+the first, which may compile kernels or plan FFTs, is over the budget but within twice it), one
+step for memory, then ``repeats`` timed steps (device-synchronised); the reported time is their
 median. A step is ``loss = mean(f(x)^2); loss.backward()`` on ``x ~ N(0, 1)`` of shape
 ``(batch, N, hidden)`` with no padding mask, under ``torch.autocast(bfloat16)`` for ``bf16``.
 

@@ -280,6 +280,10 @@ def measure(
         baseline_bytes: Allocated CUDA bytes not to count as the step's.
         graph: Time CUDA graph replays instead of eager steps.
 
+    The first call may carry one-time costs (kernels compiled at run time, FFT plans), so a
+    first warm-up over the budget but within twice it is followed by a second, and the second
+    decides; its time is ``t_warm``.
+
     Returns:
         ``(time_ms, peak_mem_bytes, repeats_done, status)``; status ``over_budget`` when the
         warm-up alone exceeded ``budget_s`` (its time is returned, nothing else is run).
@@ -289,6 +293,8 @@ def measure(
             ``CUDA graph capture failed:`` and is one line.
     """
     warm = _timed(step, device)
+    if budget_s < warm <= 2 * budget_s:
+        warm = _timed(step, device)  # the first call's one-time costs are not the step's
     if warm > budget_s:
         return 1e3 * warm, None, 0, "over_budget"
     peak = _peak_bytes(step, device, baseline_bytes)

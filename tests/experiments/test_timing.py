@@ -20,6 +20,31 @@ def test_measure_reports_over_budget_after_the_warm_up_only():
     assert time_ms >= 20.0
 
 
+def test_a_slow_first_call_within_twice_the_budget_gets_a_second_warm_up():
+    calls = []
+
+    def first_slow() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.03)  # one-time cost, as a kernel compiled on first use
+
+    time_ms, _, done, status = timing.measure(first_slow, CPU, repeats=3, budget_s=0.02)
+    assert (status, done, len(calls)) == ("ok", 3, 2 + 1 + 3)
+    assert time_ms < 20.0
+
+
+def test_a_second_warm_up_over_the_budget_is_over_budget():
+    calls = []
+
+    def slow() -> None:
+        calls.append(1)
+        time.sleep(0.03)
+
+    time_ms, peak, done, status = timing.measure(slow, CPU, repeats=3, budget_s=0.02)
+    assert (status, peak, done, len(calls)) == ("over_budget", None, 0, 2)
+    assert time_ms >= 30.0
+
+
 def test_measure_runs_warm_up_memory_step_and_the_repeats():
     calls = []
     time_ms, _, done, status = timing.measure(lambda: calls.append(1), CPU, 3, budget_s=10.0)
