@@ -69,8 +69,8 @@ RECOMPUTE_DEFAULT = False
 Measured on an H200 (``results/recompute_gpu.md``: one layer of width 256, batch 8, bf16,
 forward and backward as CUDA-graph replays, N = 1K / 16K / 64K), rebuilding brings the LST
 layers' and the Performer's peak memory to the softmax layer's (lst-dct at 64K 6.18 -> 5.37 GB,
-Performer 8.36 -> 5.37 GB, softmax 5.38 GB) but costs time: lst-dct 1.0 / 1.39 / 1.37x,
-lst-hadamard 1.13 / 1.24 / 1.38x, Performer 4.7 / 2.4 / 2.3x. It is a memory plan to opt into
+Performer 8.36 -> 5.37 GB, softmax 5.38 GB) but costs time: lst-dct 1.39 / 1.37x at 16K /
+64K, lst-hadamard 1.13 / 1.24 / 1.38x, Performer 4.7 / 2.4 / 2.3x. It is a memory plan to opt into
 (``recompute_mixing = True``, ``model.recompute_mixing=true``), not a default."""
 
 

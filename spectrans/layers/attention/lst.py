@@ -398,8 +398,8 @@ class _LSTFilterAttention(AttentionLayer):
     transform matrix stays (DCT 1.13-1.22x -> 1.03-1.11x). Never inside compiled code, where
     the compiler's partitioner chooses what to keep."""
 
-    def recomputes(self, q: Tensor, k: Tensor, v: Tensor, path: str) -> bool:
-        """Whether this forward on ``path`` takes :func:`recompute_gated_mix`.
+    def recomputes(self, q: Tensor, k: Tensor, v: Tensor) -> bool:
+        """Whether this forward takes :func:`recompute_gated_mix` (on any mixing path).
 
         See :attr:`recompute_mixing`; besides, autograd must be recording, the transforms
         must have no trainable parameters, and the code must not be being compiled.
@@ -425,7 +425,7 @@ class _LSTFilterAttention(AttentionLayer):
         mask = check_input(x, mask, self.hidden_dim)
         q, k, v = project_qkv(self, x)  # (B, H, N, d)
         path = self.chosen_path(x.shape[1], x.device)
-        if self.recomputes(q, k, v, path):
+        if self.recomputes(q, k, v):
             y = recompute_gated_mix(self, q, k, v, mask, path)  # (B, H, N, d)
         else:
             y = self.gated_mix(q, k, v, mask, path)  # (B, H, N, d)

@@ -204,12 +204,13 @@ def test_gradients_match_finite_differences(kernel, causal, seq_len) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "kernel", [PositiveRandomFeatures(8, 64), PositiveRandomFeatures(8, 96), ReLUFeatures(8)]
-)
+@pytest.mark.parametrize("features", [64, 96, None], ids=["favor64", "favor96", "relu"])
 @pytest.mark.parametrize("causal", [False, True])
-def test_bf16_autocast_path_is_close_to_float64_oracle(kernel, causal) -> None:
+def test_bf16_autocast_path_is_close_to_float64_oracle(features, causal) -> None:
     torch.manual_seed(4)
+    # drawn here, after the seed: a kernel built at collection would take its projection from
+    # whatever state the global generator was left in by the modules collected before
+    kernel = ReLUFeatures(8) if features is None else PositiveRandomFeatures(8, features)
     q, k, v = _inputs(100, dtype=torch.float32)
     mask = _padding_mask(2, 100)
     visible = _visible(mask, 2, 100, causal)

@@ -135,25 +135,24 @@ def test_recompute_rule() -> None:
     q = torch.randn(1, 2, 8, 8, requires_grad=True)
     k, v = torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8)
     assert layer.recompute_mixing is None
-    assert not layer.recomputes(q, k, v, "fast")  # None: the default, keep
+    assert not layer.recomputes(q, k, v)  # None: the default, keep
     layer.recompute_mixing = True
-    assert all(layer.recomputes(q, k, v, path) for path in PATHS)
-    assert not layer.recomputes(q.detach(), k, v, "fast")  # nothing to differentiate
+    assert layer.recomputes(q, k, v)
+    assert not layer.recomputes(q.detach(), k, v)  # nothing to differentiate
     with torch.no_grad():
-        assert not layer.recomputes(q, k, v, "fast")
+        assert not layer.recomputes(q, k, v)
     layer.recompute_mixing = False
-    assert not layer.recomputes(q, k, v, "fast")
+    assert not layer.recomputes(q, k, v)
 
 
-@pytest.mark.parametrize("path", PATHS)
-def test_default_keeps_the_intermediates_on_every_device_and_path(path: str) -> None:
+def test_default_keeps_the_intermediates_on_every_device() -> None:
     layer = LSTAttention(16, 2, "dct", max_sequence_length=8)
     on_cuda = SimpleNamespace(requires_grad=True, device=torch.device("cuda"))
     on_cpu = SimpleNamespace(requires_grad=True, device=torch.device("cpu"))
-    assert not layer.recomputes(on_cuda, on_cuda, on_cuda, path)  # type: ignore[arg-type]
-    assert not layer.recomputes(on_cpu, on_cpu, on_cpu, path)  # type: ignore[arg-type]
+    assert not layer.recomputes(on_cuda, on_cuda, on_cuda)  # type: ignore[arg-type]
+    assert not layer.recomputes(on_cpu, on_cpu, on_cpu)  # type: ignore[arg-type]
     layer.recompute_mixing = True
-    assert layer.recomputes(on_cuda, on_cuda, on_cuda, path)  # type: ignore[arg-type]
+    assert layer.recomputes(on_cuda, on_cuda, on_cuda)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("transform", ["dct", "mixedfft"])
