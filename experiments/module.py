@@ -197,6 +197,13 @@ class LRAModule(pl.LightningModule):
             checkpoints have the same keys either way.
         compile_mode: ``torch.compile`` mode: ``default`` or ``reduce-overhead`` (CUDA graphs;
             every step then marks a new graph iteration before the forward).
+        batch_size: The loaders' batch size. When set, the compiled model runs only batches of
+            this many rows and a shorter one (the last batch of an epoch or of an evaluation
+            split) runs on the eager model, which computes the same function. A compiled
+            graph is specialised to the batch size it first saw; a second size would make
+            Dynamo recompile with a symbolic batch dimension and then run every later full
+            batch on that dynamic graph (slower kernels, a second compilation mid-run). None:
+            every batch runs compiled.
     """
 
     def __init__(
@@ -210,9 +217,11 @@ class LRAModule(pl.LightningModule):
         max_steps: int,
         compile: bool | str = False,
         compile_mode: str = "default",
+        batch_size: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        self.batch_size = batch_size
         self.compile_mode = compile
         self.torch_compile_mode = compile_mode
         self.__dict__["_compiled"] = None  # not a submodule: state-dict keys stay the same
@@ -243,9 +252,20 @@ class LRAModule(pl.LightningModule):
             torch.compiler.cudagraph_mark_step_begin()  # outputs of earlier replays are done
         return self.__dict__["_compiled"]
 
+    def runner_for(self, rows: int) -> nn.Module:
+        """The callable for a batch of ``rows`` rows.
+
+        :attr:`runner`, or the eager model when the model is compiled and ``rows`` differs
+        from ``batch_size`` (see the class).
+        """
+        if self.use_compiled and self.batch_size is not None and rows != self.batch_size:
+            return self.model
+        return self.runner
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``(B, C)`` of one batch dict."""
-        model = self.runner
+        rows = next(v.shape[0] for v in batch.values() if isinstance(v, torch.Tensor))
+        model = self.runner_for(rows)
         if self.is_pair:
             return model(
                 batch["input_ids_a"],

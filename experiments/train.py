@@ -491,6 +491,7 @@ def _make_module(exp: ExperimentConfig, model: torch.nn.Module, datamodule: Any)
         max_steps=exp.trainer.max_steps,
         compile=exp.compile,
         compile_mode=exp.compile_mode,
+        batch_size=exp.data.batch_size,
     )
 
 

@@ -169,6 +169,51 @@ def test_compiled_model_shares_parameters_and_checkpoint_keys(monkeypatch) -> No
     assert eager.state_dict().keys() == compiled.state_dict().keys()
 
 
+def _batch(rows: int, length: int = 5) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(rows)
+    return {
+        "input_ids": torch.randint(0, 7, (rows, length), generator=gen),
+        "attention_mask": torch.ones(rows, length, dtype=torch.bool),
+        "labels": torch.randint(0, 3, (rows,), generator=gen),
+    }
+
+
+@pytest.mark.parametrize(("batch_size", "compiled_rows"), [(4, [4, 4, 4]), (None, [4, 4, 3, 4])])
+def test_short_batches_run_eager_when_the_batch_size_is_known(
+    monkeypatch, batch_size, compiled_rows
+) -> None:
+    seen: list[int] = []
+
+    def fake_compile(model, mode=None):  # noqa: ANN001
+        def compiled(**inputs):  # noqa: ANN003
+            seen.append(inputs["input_ids"].shape[0])
+            return model(**inputs)
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    module = _module(True, batch_size=batch_size)
+    for rows in (4, 4, 3, 4):
+        logits = module(_batch(rows))
+        assert logits.shape == (rows, 3)
+    assert seen == compiled_rows
+
+
+def test_short_last_batch_keeps_one_compiled_graph(monkeypatch) -> None:
+    from torch._dynamo.utils import counters
+
+    real_compile = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda model, mode=None: real_compile(model, backend="eager")
+    )
+    torch._dynamo.reset()
+    module = _module(True, batch_size=4)
+    for rows in (4, 4, 3, 4, 3, 4):
+        module(_batch(rows)).sum().backward()
+    assert counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()
+
+
 def test_reduce_overhead_compiles_with_cuda_graphs_and_marks_each_step(monkeypatch) -> None:
     modes, marks = [], []
 
