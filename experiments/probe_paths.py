@@ -3,9 +3,10 @@ r"""Measure the choices the fast paths make: SDPA backend per mask/dropout, LST 
 Usage::
 
     python -m experiments.probe_paths [--out results/paths_probe.md] [--repeats 10]
-        [--tables sdpa,lst,fnet,performer] [--transforms dct,hadamard] [--timing eager|graph]
+        [--tables sdpa,lst,fnet,wavelet,performer] [--transforms dct,hadamard]
+        [--timing eager|graph]
 
-Four tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
+Five tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
 ``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times):
 
 - **SDPA**: ``scaled_dot_product_attention`` on q, k, v ``(B, H, N, d)`` restricted to one
@@ -28,6 +29,11 @@ Four tables, each row one forward+backward (bf16 autocast, device-synchronised, 
 - **FNet**: the FNet layer on ``fft`` (cuFFT in float32) and ``factored`` (GEMMs in bf16)
   at the same shapes; ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.mixing.fourier` is
   read off it.
+- **Wavelet**: the wavelet mixing layer (db4, 3 levels, symmetric: the presets') on ``fast``
+  (the strided-convolution transforms) and ``gemm`` (the analysis and synthesis matrices, two
+  GEMMs in bf16) at the Pathfinder-32, ListOps and layer-benchmark shapes
+  (:data:`WAVELET_SHAPES`); ``GEMM_MAX_LENGTH`` of :mod:`spectrans.layers.mixing.wavelet` is
+  read off it.
 - **Performer**: :func:`spectrans.layers.attention.linear.feature_attention` on q, k, v
   ``(B, H, N, d)`` at the LRA Pathfinder-32 and ListOps shapes (256 features) with and without
   a key-padding mask: FAVOR+ through the fused contraction (``fused``, where
@@ -35,7 +41,7 @@ Four tables, each row one forward+backward (bf16 autocast, device-synchronised, 
   :mod:`spectrans.kernels.favor_fused`, widths up to 16) and through autograd (``autograd``),
   and the ReLU kernel, eager and under ``torch.compile``.
 
-``--timing graph`` times the LST and FNet tables as replays of one CUDA graph of the
+``--timing graph`` times the LST, FNet and wavelet tables as replays of one CUDA graph of the
 forward+backward step (:func:`experiments.timing.measure` with ``graph=True``): the device's
 time without the host's kernel launches, as training with ``compile_mode=reduce-overhead``
 runs. The default (``eager``) launches each step from Python, which at small N measures the
@@ -79,12 +85,17 @@ LST_SHAPES = {  # name: (B, D, H, lengths)
     "layer width": (8, 256, 4, (1024, 2048, 4096, 8192, 16384, 32768, 65536)),
 }
 LST_PATHS = ("gemm", "factored", "dense", "fast")
+WAVELET_SHAPES = {  # name: (B, D, lengths)
+    "pathfinder-32": (512, 32, (1024,)),
+    "listops": (32, 512, (2000,)),
+    "layer width": (8, 256, (1024, 2048, 4096, 8192, 16384)),
+}
 PERFORMER_SHAPES = {  # name: (B, H, N, d)
     "pathfinder-32": (512, 4, 1024, 8),
     "listops": (32, 8, 2000, 64),
 }
 PERFORMER_PATHS = ("fused", "triton", "autograd", "relu")
-TABLES = ("sdpa", "lst", "fnet", "performer")
+TABLES = ("sdpa", "lst", "fnet", "wavelet", "performer")
 MATRIX_PROBE_MAX_LENGTH = 32768
 """Longest N timed on the ``gemm`` and ``dense`` paths (their N x N matrices grow as N^2)."""
 
@@ -235,6 +246,30 @@ def fnet_table(reps: int, measure_ms: Callable[..., str] = fnet_ms) -> list[str]
     return lines
 
 
+def wavelet_ms(b: int, width: int, n: int, path: str, reps: int, graph: bool = False) -> str:
+    """Forward+backward milliseconds of the wavelet mixing layer (its preset: db4, 3 levels)."""
+    from spectrans.layers.mixing.wavelet import WaveletMixing
+
+    if path == "gemm" and n > MATRIX_PROBE_MAX_LENGTH:
+        return "-"
+    layer = WaveletMixing(width).cuda()
+    layer.mixing_path = path
+    x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
+    return autocast_ms(lambda: layer(x), reps, graph)  # (B, N, D) output
+
+
+def wavelet_table(reps: int, measure_ms: Callable[..., str] = wavelet_ms) -> list[str]:
+    """Markdown rows of the wavelet path table."""
+    lines = ["| config (B, D) | N | fast ms | gemm ms |", "|---|---|---|---|"]
+    for name, (b, width, lengths) in WAVELET_SHAPES.items():
+        for n in lengths:
+            cells = [measure_ms(b, width, n, path, reps) for path in ("fast", "gemm")]
+            lines.append(f"| {name} ({b}, {width}) | {n} | {' | '.join(cells)} |")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    return lines
+
+
 def performer_ms(shape: tuple[int, ...], path: str, masked: bool, compiled: bool, reps: int) -> str:
     """Forward+backward milliseconds of ``feature_attention`` on ``path`` (``n/a``: not taken)."""
     from unittest import mock
@@ -342,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         "--timing",
         choices=TIMINGS,
         default="eager",
-        help="graph: time the LST and FNet tables as CUDA-graph replays (device time)",
+        help="graph: time the LST, FNet and wavelet tables as CUDA-graph replays (device time)",
     )
     args = parser.parse_args(argv)
     tables = [t for t in args.tables.split(",") if t]
@@ -372,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         f"--tables {','.join(tables)} --transforms {','.join(transforms)} "
         f"--timing {args.timing}`. Forward+backward, median ms"
         + (
-            " (LST and FNet tables: replays of one CUDA graph of the step, the device's time)"
+            " (LST, FNet and wavelet tables: replays of one CUDA graph of the step, the "
+            "device's time)"
             if graph
             else ""
         )
@@ -392,6 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         fnet_rows = ["", "## FNet mixing paths", "", *fnet_table(args.repeats, fnet)]
         print("\n".join(fnet_rows), flush=True)
         rows += fnet_rows
+    if "wavelet" in tables:
+        wavelet = functools.partial(wavelet_ms, graph=graph)
+        wavelet_rows = ["", "## Wavelet mixing paths", "", *wavelet_table(args.repeats, wavelet)]
+        print("\n".join(wavelet_rows), flush=True)
+        rows += wavelet_rows
     if "performer" in tables:
         performer_rows = ["", "## Performer feature attention", "", *performer_table(args.repeats)]
         print("\n".join(performer_rows), flush=True)

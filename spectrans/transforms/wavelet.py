@@ -241,6 +241,60 @@ def waverec(
     return _from_last(a, lead, dim).to(coeffs[0].dtype)
 
 
+def band_lengths(n: int, wavelet: str, levels: int, mode: BoundaryMode) -> list[int]:
+    """Coefficients per band of :func:`wavedec` of ``n`` samples: ``[a_J, d_J, ..., d_1]``."""
+    taps, details = filter_length(wavelet), []
+    for _ in range(levels):
+        n = (n + taps - 1) // 2 if mode == "symmetric" else (n + 1) // 2
+        details.append(n)
+    return [n, *reversed(details)] if levels else [n]
+
+
+def wavelet_matrices(
+    n: int, wavelet: str, levels: int, mode: BoundaryMode, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    r"""The ``levels``-level DWT of ``n`` samples and its inverse as matrices.
+
+    ``A`` ``(C, n)`` maps a signal to its concatenated coefficients ``[a_J, d_J, ..., d_1]``
+    (:func:`wavedec`, :func:`band_lengths` rows per band, ``C`` their sum) and ``R`` ``(n, C)``
+    maps coefficients back (:func:`waverec` with ``length=n``), so ``R A = I`` and
+    :math:`R\,\mathrm{diag}(g)\,A` is the filter that scales each coefficient by ``g``. Both
+    are formed in float64 by applying the transforms to the columns of the identity (so they
+    are the operators of the fast transforms, boundary handling included), then cast to
+    ``dtype``. :func:`wavelet_operator` caches them.
+    """
+    _check(wavelet, mode)
+    eye = torch.eye(n, dtype=torch.float64, device=device)  # (n, n): row j is e_j
+    analysis = torch.cat(wavedec(eye, wavelet, levels, mode), dim=-1).t()  # (C, n)
+    sizes = band_lengths(n, wavelet, levels, mode)
+    unit = torch.eye(sum(sizes), dtype=torch.float64, device=device)  # (C, C)
+    bands = list(torch.split(unit, sizes, dim=-1))  # row c: the unit coefficient c
+    synthesis = waverec(bands, wavelet, mode, n).t()  # (n, C): column c is R e_c
+    return analysis.to(dtype), synthesis.to(dtype)
+
+
+@torch.compiler.assume_constant_result
+def wavelet_operator(
+    n: int, wavelet: str, levels: int, mode: BoundaryMode, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """:func:`wavelet_matrices`, built once per argument set and reused.
+
+    Marked a constant result for ``torch.compile``: a compiled graph takes the cached
+    matrices as constants (built when the graph is traced) instead of forming them again on
+    every call.
+    """
+    return _cached_operator(n, wavelet, levels, mode, dtype, device)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_operator(
+    n: int, wavelet: str, levels: int, mode: BoundaryMode, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Normal (not inference-mode) tensors, so autograd can save them for the backward."""
+    with torch.inference_mode(False), torch.no_grad():
+        return wavelet_matrices(n, wavelet, levels, mode, dtype, device)
+
+
 class DWT1D(nn.Module):
     """Multi-level DWT along ``dim`` as a parameter-free module.
 

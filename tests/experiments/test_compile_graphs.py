@@ -22,13 +22,14 @@ from experiments import train as harness
 from experiments.config import validate_experiment
 from spectrans.layers.attention.lst import _LSTFilterAttention
 from spectrans.layers.mixing.fourier import FourierMixing
+from spectrans.layers.mixing.wavelet import WaveletMixing
 
 ROOT = Path(__file__).resolve().parents[2]
 PATHFINDER_PRESETS = sorted(
     p.stem for p in (ROOT / "conf/experiment/lra").glob("*-pathfinder.yaml")
 )
 LISTOPS_PRESETS = sorted(p.stem for p in (ROOT / "conf/experiment/lra").glob("*-listops.yaml"))
-PATH_CHOOSERS = (_LSTFilterAttention, FourierMixing)
+PATH_CHOOSERS = (_LSTFilterAttention, FourierMixing, WaveletMixing)
 
 
 def _model(preset: str, num_classes: int = 2, max_length: int = 1024) -> torch.nn.Module:

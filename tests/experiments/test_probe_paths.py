@@ -7,7 +7,7 @@ from experiments import probe_paths
 def test_unknown_table_is_one_sentence_and_exit_2(capsys) -> None:
     assert probe_paths.main(["--tables", "performer,bogus"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "bogus" in err and "sdpa, lst, fnet, performer" in err and "\n" not in err
+    assert "bogus" in err and "sdpa, lst, fnet, wavelet, performer" in err and "\n" not in err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
@@ -43,8 +43,8 @@ def test_a_step_that_cannot_be_captured_is_reported_as_such(monkeypatch) -> None
     assert seen == [True]
 
 
-def test_graph_timing_reaches_the_lst_and_fnet_tables(monkeypatch, tmp_path) -> None:
-    lst_calls, fnet_calls = [], []
+def test_graph_timing_reaches_the_lst_fnet_and_wavelet_tables(monkeypatch, tmp_path) -> None:
+    lst_calls, fnet_calls, wavelet_calls = [], [], []
 
     def fake_lst(b, width, heads, n, path, reps, transform="dct", graph=False):
         lst_calls.append(graph)
@@ -56,13 +56,25 @@ def test_graph_timing_reaches_the_lst_and_fnet_tables(monkeypatch, tmp_path) -> 
 
     monkeypatch.setattr(probe_paths, "lst_ms", fake_lst)
     monkeypatch.setattr(probe_paths, "fnet_ms", fake_fnet)
+
+    def fake_wavelet(b, width, n, path, reps, graph=False):
+        wavelet_calls.append((width, n, path, graph))
+        return "3.00"
+
+    monkeypatch.setattr(probe_paths, "wavelet_ms", fake_wavelet)
     monkeypatch.setattr(probe_paths.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(probe_paths, "short_device_name", lambda device: "GPU")
     out = tmp_path / "probe.md"
-    argv = ["--tables", "lst,fnet", "--transforms", "dct", "--timing", "graph", "--out", str(out)]
+    tables = "lst,fnet,wavelet"
+    argv = ["--tables", tables, "--transforms", "dct", "--timing", "graph", "--out", str(out)]
     assert probe_paths.main(argv) == 0
     assert lst_calls and fnet_calls and all(lst_calls) and all(fnet_calls)
+    assert (32, 1024, "gemm", True) in wavelet_calls and all(c[3] for c in wavelet_calls)
     text = out.read_text()
+    assert (
+        "## Wavelet mixing paths" in text
+        and "| pathfinder-32 (512, 32) | 1024 | 3.00 | 3.00 |" in text
+    )
     assert "--timing graph" in text and "replays of one CUDA graph" in text
 
 

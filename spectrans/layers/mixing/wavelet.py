@@ -15,9 +15,21 @@ approximation always takes gain ``W_0`` and detail level ``j`` (1 = finest) gain
 Cost ``O(N D L)`` (``L`` filter taps) for ``pointwise``. Not causal (the filters and the
 boundary extension look ahead). Masking: padded positions are zeroed before the DWT and the
 outputs there after.
+
+Paths (``mixing_path``): ``fast`` runs the transforms (strided convolutions of ``L`` taps per
+level, ``O(N D L)``); ``gemm`` applies the same linear operators as two matrix products along
+the sequence, :math:`y = R\,(G \odot A x)` with the analysis matrix ``A`` ``(C, N)`` and the
+synthesis matrix ``R`` ``(N, C)`` of :func:`~spectrans.transforms.wavelet.wavelet_matrices`
+(``C`` coefficients, about ``N``) and ``G`` the gain of each coefficient's band and channel:
+``4 C N B D`` multiply-adds forward instead of ``O(N D L)``, on tensor cores in bfloat16 under
+autocast, and two launches instead of a convolution, a gather and a crop per level and
+direction. ``auto`` takes ``gemm`` on CUDA up to :data:`GEMM_MAX_LENGTH` and ``fast``
+otherwise and on the CPU.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +37,17 @@ from torch import Tensor, nn
 from spectrans.config.layers.mixing import WaveletMixingConfig
 from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
-from spectrans.transforms.wavelet import max_level, wavedec, waverec
+from spectrans.transforms.wavelet import (
+    band_lengths,
+    max_level,
+    wavedec,
+    wavelet_operator,
+    waverec,
+)
+
+GEMM_MAX_LENGTH = 4096
+"""auto: the ``gemm`` path on CUDA up to this length (the matrices are ``C x N``, about 2N²
+entries; at N = 4096 their GEMMs take about 4·4100·4096 multiply-adds per row of ``B D``)."""
 
 
 @register_mixer(
@@ -82,8 +104,46 @@ class WaveletMixing(MixingLayer):
             return band * w[None, :, None]  # (B, D, K)
         return torch.einsum("bdk,de->bek", band, w)  # (B, D, K)
 
+    mixing_path: Literal["auto", "fast", "gemm"] = "auto"
+
+    def chosen_path(self, n: int, device: torch.device) -> str:
+        """``fast`` or ``gemm`` for length ``n`` on ``device`` (module doc)."""
+        if self.mixing_path != "auto":
+            return self.mixing_path
+        return "gemm" if device.type == "cuda" and n <= GEMM_MAX_LENGTH else "fast"
+
     def mix(self, x: Tensor) -> Tensor:
         """Per-subband gains of the DWT of ``x`` (B, N, D) along the sequence."""
+        if self.chosen_path(x.shape[1], x.device) == "gemm":
+            return self.mix_gemm(x)
+        return self.mix_fast(x)
+
+    def mix_gemm(self, x: Tensor) -> Tensor:
+        r""":math:`R\,(G \odot A x)` along the sequence of ``x`` (B, N, D), as two GEMMs."""
+        b, n, d = x.shape
+        levels = min(self.levels, max_level(n, self.wavelet))
+        analysis, synthesis = wavelet_operator(
+            n, self.wavelet, levels, self.mode, x.dtype, x.device
+        )  # (C, N), (N, C)
+        sizes = band_lengths(n, self.wavelet, levels, self.mode)  # [a_J, d_J, ..., d_1]
+        cols = x.transpose(0, 1).reshape(n, b * d)  # (N, B*D)
+        coef = (analysis @ cols).view(-1, b, d)  # (C, B, D)
+        gains = [0, *range(levels, 0, -1)]
+        if self.mixing_mode == "pointwise":
+            per_coef = torch.cat(
+                [self.weight[g].expand(k, d) for k, g in zip(sizes, gains, strict=True)]
+            )  # (C, D): the gains of each coefficient's band
+            mixed = coef * per_coef.to(coef.dtype)[:, None, :]  # (C, B, D)
+        else:
+            parts = torch.split(coef, sizes, dim=0)  # each (K_s, B, D)
+            mixed = torch.cat(
+                [p @ self.weight[g].to(p.dtype) for p, g in zip(parts, gains, strict=True)]
+            )  # (C, B, D)
+        out = synthesis @ mixed.reshape(-1, b * d)  # (N, B*D)
+        return out.view(n, b, d).transpose(0, 1)  # (B, N, D)
+
+    def mix_fast(self, x: Tensor) -> Tensor:
+        """Per-subband gains of the DWT of ``x`` (B, N, D), by the transforms."""
         n = x.shape[1]
         signal = x.transpose(1, 2)  # (B, D, N)
         levels = min(self.levels, max_level(n, self.wavelet))

@@ -64,3 +64,21 @@ def test_bad_names_fail_with_one_sentence() -> None:
         W.dwt(torch.zeros(4), "db9")
     with pytest.raises(ValueError, match="unknown boundary mode"):
         W.dwt(torch.zeros(4), "db2", "zero")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["symmetric", "periodic"])
+@pytest.mark.parametrize("n", [7, 16, 33, 128])
+def test_matrices_are_the_transforms(mode: str, n: int) -> None:
+    torch.manual_seed(n)
+    levels = min(3, W.max_level(n, "db3"))
+    a, r = W.wavelet_matrices(n, "db3", levels, mode, torch.float64, torch.device("cpu"))
+    sizes = W.band_lengths(n, "db3", levels, mode)
+    assert a.shape == (sum(sizes), n) and r.shape == (n, sum(sizes))
+    x = torch.randn(4, n, dtype=torch.float64)
+    coeffs = W.wavedec(x, "db3", levels, mode)
+    assert [c.shape[-1] for c in coeffs] == sizes
+    assert (x @ a.t() - torch.cat(coeffs, dim=-1)).abs().max() <= 1e-12
+    c = torch.randn(4, sum(sizes), dtype=torch.float64)
+    ref = W.waverec(list(torch.split(c, sizes, dim=-1)), "db3", mode, n)
+    assert (c @ r.t() - ref).abs().max() <= 1e-12
+    assert (r @ a - torch.eye(n, dtype=torch.float64)).abs().max() <= 1e-12
