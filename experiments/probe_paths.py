@@ -224,26 +224,21 @@ def lst_ms(
     return autocast_ms(lambda: layer(x), reps, graph)  # (B, N, D) output
 
 
-def fnet_ms(b: int, width: int, n: int, path: str, reps: int, graph: bool = False) -> str:
-    """Forward+backward milliseconds of the FNet layer on ``path``."""
-    from spectrans.layers.mixing.fourier import FourierMixing
-
-    layer = FourierMixing(width).cuda()
+def _mixing_layer_ms(
+    layer: torch.nn.Module, b: int, width: int, n: int, path: str, reps: int, graph: bool
+) -> str:
+    """Forward+backward milliseconds of a mixing layer with ``mixing_path`` forced to ``path``."""
+    layer = layer.cuda()
     layer.mixing_path = path
     x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
     return autocast_ms(lambda: layer(x), reps, graph)  # (B, N, D) output
 
 
-def fnet_table(reps: int, measure_ms: Callable[..., str] = fnet_ms) -> list[str]:
-    """Markdown rows of the FNet path table."""
-    lines = ["| config (B, D) | N | fft ms | factored ms |", "|---|---|---|---|"]
-    for name, (b, width, _, lengths) in LST_SHAPES.items():
-        for n in lengths:
-            cells = [measure_ms(b, width, n, path, reps) for path in ("fft", "factored")]
-            lines.append(f"| {name} ({b}, {width}) | {n} | {' | '.join(cells)} |")
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-    return lines
+def fnet_ms(b: int, width: int, n: int, path: str, reps: int, graph: bool = False) -> str:
+    """Forward+backward milliseconds of the FNet layer on ``path``."""
+    from spectrans.layers.mixing.fourier import FourierMixing
+
+    return _mixing_layer_ms(FourierMixing(width), b, width, n, path, reps, graph)
 
 
 def wavelet_ms(b: int, width: int, n: int, path: str, reps: int, graph: bool = False) -> str:
@@ -252,22 +247,38 @@ def wavelet_ms(b: int, width: int, n: int, path: str, reps: int, graph: bool = F
 
     if path == "gemm" and n > MATRIX_PROBE_MAX_LENGTH:
         return "-"
-    layer = WaveletMixing(width).cuda()
-    layer.mixing_path = path
-    x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
-    return autocast_ms(lambda: layer(x), reps, graph)  # (B, N, D) output
+    return _mixing_layer_ms(WaveletMixing(width), b, width, n, path, reps, graph)
 
 
-def wavelet_table(reps: int, measure_ms: Callable[..., str] = wavelet_ms) -> list[str]:
-    """Markdown rows of the wavelet path table."""
-    lines = ["| config (B, D) | N | fast ms | gemm ms |", "|---|---|---|---|"]
-    for name, (b, width, lengths) in WAVELET_SHAPES.items():
+def path_table(
+    shapes: dict[str, tuple[int, int, tuple[int, ...]]],
+    paths: tuple[str, ...],
+    measure_ms: Callable[..., str],
+    reps: int,
+) -> list[str]:
+    """Markdown rows of a mixing layer's paths: one row per (B, D, N) of ``shapes``."""
+    lines = [
+        "| config (B, D) | N | " + " | ".join(f"{path} ms" for path in paths) + " |",
+        "|---|---|" + "---|" * len(paths),
+    ]
+    for name, (b, width, lengths) in shapes.items():
         for n in lengths:
-            cells = [measure_ms(b, width, n, path, reps) for path in ("fast", "gemm")]
+            cells = [measure_ms(b, width, n, path, reps) for path in paths]
             lines.append(f"| {name} ({b}, {width}) | {n} | {' | '.join(cells)} |")
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
     return lines
+
+
+def fnet_table(reps: int, measure_ms: Callable[..., str] = fnet_ms) -> list[str]:
+    """Markdown rows of the FNet path table (the LST shapes)."""
+    shapes = {name: (b, width, lengths) for name, (b, width, _, lengths) in LST_SHAPES.items()}
+    return path_table(shapes, ("fft", "factored"), measure_ms, reps)
+
+
+def wavelet_table(reps: int, measure_ms: Callable[..., str] = wavelet_ms) -> list[str]:
+    """Markdown rows of the wavelet path table."""
+    return path_table(WAVELET_SHAPES, ("fast", "gemm"), measure_ms, reps)
 
 
 def performer_ms(shape: tuple[int, ...], path: str, masked: bool, compiled: bool, reps: int) -> str:
