@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import sys
@@ -41,16 +42,26 @@ def _batch_tokens(batch: Any) -> int:
 class NonFiniteGuard(pl.Callback):
     """Stop at the first NaN/inf training loss; ``failure`` holds the reason (else None).
 
-    On CUDA the check stays on the device: the first non-finite step and its loss are kept
-    in device tensors and read back every ``trainer.log_every_n_steps`` steps (and when
-    training ends), so training stops at most that many steps after the bad one and the
-    steps in between never wait for the host. On the CPU every step is checked.
+    Each step's loss is copied into a device buffer (one copy, no host read) and the buffer is
+    read back every ``check_every`` steps and when training ends; the first non-finite loss
+    in it names its step. So training stops at most ``check_every`` steps after the bad one
+    and the steps in between never wait for the host.
+
+    Args:
+        check_every: Steps between reads. None: ``trainer.log_every_n_steps`` on CUDA (the
+            logging steps read the device anyway), every step on the CPU.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, check_every: int | None = None) -> None:
+        self.check_every = check_every
         self.failure: str | None = None
-        self._bad_step: torch.Tensor | None = None  # () long, -1 while every loss is finite
-        self._bad_value: torch.Tensor | None = None  # () float, the first non-finite loss
+        self._losses: torch.Tensor | None = None  # (k,) float32, the losses since the last read
+        self._steps: list[int] = []  # the global steps of those losses
+
+    def _interval(self, trainer: pl.Trainer, loss: torch.Tensor) -> int:
+        if self.check_every is not None:
+            return max(1, self.check_every)
+        return max(1, int(trainer.log_every_n_steps or 1)) if loss.is_cuda else 1
 
     def on_train_batch_end(
         self,
@@ -64,15 +75,16 @@ class NonFiniteGuard(pl.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None or self.failure is not None:
             return
-        loss = loss.detach().float()
-        if self._bad_step is None or self._bad_step.device != loss.device:
-            self._bad_step = torch.full((), -1, dtype=torch.long, device=loss.device)
-            self._bad_value = torch.zeros((), device=loss.device)
-        new_bad = ~torch.isfinite(loss) & (self._bad_step < 0)  # ()
-        self._bad_step = torch.where(new_bad, trainer.global_step, self._bad_step)
-        self._bad_value = torch.where(new_bad, loss, self._bad_value)
-        every = max(1, int(trainer.log_every_n_steps or 1)) if loss.is_cuda else 1
-        if trainer.global_step % every == 0:
+        every = self._interval(trainer, loss)
+        buffer = self._losses
+        if buffer is None or buffer.device != loss.device or buffer.numel() < every:
+            self._check(trainer)  # what an older buffer holds, before it is replaced
+            if self.failure is not None:
+                return
+            buffer = self._losses = torch.empty(every, device=loss.device)  # (every,)
+        buffer[len(self._steps)].copy_(loss.detach())
+        self._steps.append(trainer.global_step)
+        if trainer.global_step % every == 0 or len(self._steps) == buffer.numel():
             self._check(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -80,12 +92,16 @@ class NonFiniteGuard(pl.Callback):
         self._check(trainer)
 
     def _check(self, trainer: pl.Trainer) -> None:
-        if self._bad_step is None or self.failure is not None:
+        steps, self._steps = self._steps, []
+        if not steps or self._losses is None or self.failure is not None:
             return
-        step = int(self._bad_step)
-        if step < 0:
+        values = self._losses[: len(steps)].tolist()  # one read of the device
+        bad = next(
+            ((s, v) for s, v in zip(steps, values, strict=True) if not math.isfinite(v)), None
+        )
+        if bad is None:
             return
-        value = float(self._bad_value)  # type: ignore[arg-type]
+        step, value = bad
         self.failure = (
             f"train/loss became {value} at step {step}; lower optimizer.lr, "
             "set trainer.gradient_clip_val, or use trainer.precision=32-true"

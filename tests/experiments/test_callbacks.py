@@ -109,3 +109,38 @@ def test_throughput_leaves_out_the_compile_trial(monkeypatch) -> None:
     # batches 6..9 timed, each in its own window of one clock tick
     assert monitor.train_tokens == 4 * 32 and monitor.train_seconds == 4.0
     assert logged == [32.0] * 4
+
+
+def _guard_steps(guard, losses, every_log: int = 50):  # noqa: ANN001, ANN202
+    """Feed ``losses`` to ``guard`` as steps 1, 2, ...; the steps after which it stopped."""
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=every_log, should_stop=False)
+    stopped = []
+    for step, value in enumerate(losses, start=1):
+        trainer.global_step = step
+        guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(value)}, None, step)
+        if trainer.should_stop:
+            stopped.append(step)
+            break
+    else:
+        guard.on_train_end(trainer, None)
+        if trainer.should_stop:
+            stopped.append("end")
+    return stopped
+
+
+@pytest.mark.parametrize(
+    ("check_every", "losses", "stopped", "reason"),
+    [
+        (None, [1.0, float("nan"), 2.0], [2], "became nan at step 2"),  # CPU: every step
+        (3, [1.0, float("inf"), 2.0, float("nan"), 1.0], [3], "became inf at step 2"),
+        (4, [1.0, 2.0, float("nan")], ["end"], "became nan at step 3"),  # read when training ends
+        (3, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], [], None),
+    ],
+)
+def test_nan_guard_names_the_first_non_finite_step(check_every, losses, stopped, reason) -> None:
+    guard = cb.NonFiniteGuard(check_every)
+    assert _guard_steps(guard, losses) == stopped
+    if reason is None:
+        assert guard.failure is None
+    else:
+        assert reason in guard.failure
