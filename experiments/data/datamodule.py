@@ -107,9 +107,12 @@ class RaggedDataset(Dataset):
         if self.pair:
             return [self[i] for i in indices]
         ids, lengths = self.dense()
-        index = torch.as_tensor(indices, dtype=torch.long)  # (B,)
-        labels = torch.as_tensor(np.asarray(self.labels)[indices], dtype=torch.long)  # (B,)
-        return DenseBatch(ids[index], lengths[index], labels)
+        index = np.asarray(indices, dtype=np.int64)  # (B,)
+        # numpy's row gather: torch's CPU indexing of a uint8/int16 matrix takes about 10x
+        # longer (1.4 against 0.16 ms for 512 rows of 1024 on one thread)
+        rows = torch.from_numpy(np.take(ids.numpy(), index, axis=0))  # (B, W)
+        labels = torch.from_numpy(np.asarray(self.labels)[index].astype(np.int64))  # (B,)
+        return DenseBatch(rows, torch.from_numpy(lengths.numpy()[index]), labels)
 
 
 class DenseBatch(NamedTuple):
