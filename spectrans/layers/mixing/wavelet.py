@@ -21,10 +21,10 @@ level, ``O(N D L)``); ``gemm`` applies the same linear operators as two matrix p
 the sequence, :math:`y = R\,(G \odot A x)` with the analysis matrix ``A`` ``(C, N)`` and the
 synthesis matrix ``R`` ``(N, C)`` of :func:`~spectrans.transforms.wavelet.wavelet_matrices`
 (``C`` coefficients, about ``N``) and ``G`` the gain of each coefficient's band and channel:
-``4 C N B D`` multiply-adds forward instead of ``O(N D L)``, on tensor cores in bfloat16 under
-autocast, and two launches instead of a convolution, a gather and a crop per level and
-direction. ``auto`` takes ``gemm`` on CUDA up to :data:`GEMM_MAX_LENGTH` and ``fast``
-otherwise and on the CPU.
+``2 C N B D`` multiply-adds forward (as many again for the input's gradient) instead of
+``O(N D L)``, on tensor cores in bfloat16 under autocast, and two GEMM launches instead of a
+convolution, a gather and a crop per level and direction. ``auto`` takes ``gemm`` on CUDA
+up to :data:`GEMM_MAX_LENGTH` and ``fast`` otherwise and on the CPU.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ from spectrans.transforms.wavelet import (
 )
 
 GEMM_MAX_LENGTH = 4096
-"""auto: the ``gemm`` path on CUDA up to this length (the matrices are ``C x N``, about 2N²
-entries; at N = 4096 their GEMMs take about 4·4100·4096 multiply-adds per row of ``B D``)."""
+"""auto: the ``gemm`` path on CUDA up to this length (the same bound as the LST layers'
+transform-matrix GEMMs). The two matrices hold about ``2 N^2`` entries, and the forward GEMMs
+take ``2 C N`` multiply-adds per column of ``B D`` (C about N): 34M at N = 4096."""
 
 
 @register_mixer(
