@@ -243,11 +243,8 @@ def waverec(
 
 def band_lengths(n: int, wavelet: str, levels: int, mode: BoundaryMode) -> list[int]:
     """Coefficients per band of :func:`wavedec` of ``n`` samples: ``[a_J, d_J, ..., d_1]``."""
-    taps, details = filter_length(wavelet), []
-    for _ in range(levels):
-        n = (n + taps - 1) // 2 if mode == "symmetric" else (n + 1) // 2
-        details.append(n)
-    return [n, *reversed(details)] if levels else [n]
+    lengths = level_lengths(n, wavelet, levels + 1, mode)  # [n, n_1, ..., n_J]
+    return [lengths[-1], *reversed(lengths[1:])]  # level j's outputs are n_j long
 
 
 def wavelet_matrices(

@@ -105,6 +105,14 @@ class WaveletMixing(MixingLayer):
             return band * w[None, :, None]  # (B, D, K)
         return torch.einsum("bdk,de->bek", band, w)  # (B, D, K)
 
+    def _band_gains(self, n: int) -> tuple[int, list[int]]:
+        """Levels used for ``n`` samples and the gain row of each band ``[a_J, d_J, ..., d_1]``.
+
+        ``a_J`` takes gain 0 and ``d_j`` (j = J .. 1) gain j.
+        """
+        levels = min(self.levels, max_level(n, self.wavelet))
+        return levels, [0, *range(levels, 0, -1)]
+
     mixing_path: Literal["auto", "fast", "gemm"] = "auto"
 
     def chosen_path(self, n: int, device: torch.device) -> str:
@@ -122,14 +130,13 @@ class WaveletMixing(MixingLayer):
     def mix_gemm(self, x: Tensor) -> Tensor:
         r""":math:`R\,(G \odot A x)` along the sequence of ``x`` (B, N, D), as two GEMMs."""
         b, n, d = x.shape
-        levels = min(self.levels, max_level(n, self.wavelet))
+        levels, gains = self._band_gains(n)
         analysis, synthesis = wavelet_operator(
             n, self.wavelet, levels, self.mode, x.dtype, x.device
         )  # (C, N), (N, C)
         sizes = band_lengths(n, self.wavelet, levels, self.mode)  # [a_J, d_J, ..., d_1]
         cols = x.transpose(0, 1).reshape(n, b * d)  # (N, B*D)
         coef = (analysis @ cols).view(-1, b, d)  # (C, B, D)
-        gains = [0, *range(levels, 0, -1)]
         if self.mixing_mode == "pointwise":
             per_coef = torch.cat(
                 [self.weight[g].expand(k, d) for k, g in zip(sizes, gains, strict=True)]
@@ -147,9 +154,7 @@ class WaveletMixing(MixingLayer):
         """Per-subband gains of the DWT of ``x`` (B, N, D), by the transforms."""
         n = x.shape[1]
         signal = x.transpose(1, 2)  # (B, D, N)
-        levels = min(self.levels, max_level(n, self.wavelet))
+        levels, gains = self._band_gains(n)
         coeffs = wavedec(signal, self.wavelet, levels, self.mode)  # [a_J, d_J, ..., d_1]
-        # a_J takes gain 0; d_j (j = levels .. 1) takes gain j
-        gains = [0, *range(levels, 0, -1)]
         mixed = [self._gain(c, g) for c, g in zip(coeffs, gains, strict=True)]
         return waverec(mixed, self.wavelet, self.mode, n).transpose(1, 2)  # (B, N, D)
