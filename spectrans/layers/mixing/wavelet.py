@@ -45,10 +45,15 @@ from spectrans.transforms.wavelet import (
     waverec,
 )
 
-GEMM_MAX_LENGTH = 4096
-"""auto: the ``gemm`` path on CUDA up to this length (the same bound as the LST layers'
-transform-matrix GEMMs). The two matrices hold about ``2 N^2`` entries, and the forward GEMMs
-take ``2 C N`` multiply-adds per column of ``B D`` (C about N): 34M at N = 4096."""
+GEMM_MAX_LENGTH = 8192
+"""auto: the ``gemm`` path on CUDA up to this length. The two matrices hold about ``2 N^2``
+entries (256 MiB in bfloat16 at N = 8192, cached per length, dtype and device), and the forward
+GEMMs take ``2 C N`` multiply-adds per column of ``B D`` (C about N). Measured on an H200
+(bf16, batch 8, width 256, forward and backward, CUDA-graph replays,
+``python -m experiments.probe_paths --tables wavelet --timing graph``, 2026-12-01): gemm
+0.27 / 1.17 / 3.58 / 12.87 ms against the transforms' 1.52 / 5.56 / 11.01 / 22.25 ms at
+N = 1024 / 4096 / 8192 / 16384. The bound stops at 8192 for the matrices' memory (1 GiB at
+16384), not for speed."""
 
 
 @register_mixer(

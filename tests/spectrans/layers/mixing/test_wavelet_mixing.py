@@ -106,11 +106,14 @@ def test_gemm_path_in_bfloat16_autocast_follows_float64() -> None:
 
 
 def test_path_choice() -> None:
+    from spectrans.layers.mixing.wavelet import GEMM_MAX_LENGTH
+
     layer = WaveletMixing(hidden_dim=4)
     cuda = torch.device("cuda")
     assert layer.chosen_path(1024, torch.device("cpu")) == "fast"
     assert layer.chosen_path(1024, cuda) == "gemm"
-    assert layer.chosen_path(4097, cuda) == "fast"
+    assert layer.chosen_path(GEMM_MAX_LENGTH, cuda) == "gemm"
+    assert layer.chosen_path(GEMM_MAX_LENGTH + 1, cuda) == "fast"
     layer.mixing_path = "gemm"
     assert layer.chosen_path(65536, torch.device("cpu")) == "gemm"
 
