@@ -5,7 +5,8 @@ CUDA graphs. A graph break splits the model into pieces with Python between them
 is then recorded and replayed on its own and the step runs near eager speed. The mixers choose
 their computation path by device (``chosen_path``), so the CUDA branch is traced here by
 handing ``chosen_path`` a CUDA device while the tensors stay on the CPU. Pathfinder batches
-are full length (no mask); ListOps batches carry a key mask.
+are full length (no mask); ListOps batches carry a key mask. The models are cut to their first
+two blocks, which every preset's blocks repeat (:func:`_model` checks it).
 """
 
 from __future__ import annotations
@@ -30,9 +31,27 @@ PATHFINDER_PRESETS = sorted(
 )
 LISTOPS_PRESETS = sorted(p.stem for p in (ROOT / "conf/experiment/lra").glob("*-listops.yaml"))
 PATH_CHOOSERS = (_LSTFilterAttention, FourierMixing, WaveletMixing)
+TRACED_LAYERS = 2
+
+
+def _block_kinds(model: torch.nn.Module) -> list[str]:
+    """The class of each encoder block and of its token mixer, in order."""
+    return [f"{type(b).__name__}:{type(b.mixer).__name__}" for b in _blocks(model)]
+
+
+def _blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The model's one list of encoder blocks."""
+    lists = [m for name, m in model.named_modules() if name.split(".")[-1] == "blocks"]
+    assert len(lists) == 1, "the model has one ModuleList of blocks"
+    return lists[0]
 
 
 def _model(preset: str, num_classes: int = 2, max_length: int = 1024) -> torch.nn.Module:
+    """The preset's model as ``train.py`` builds it, cut to its first two blocks.
+
+    The blocks of every preset repeat their first two (checked here), so the two trace every
+    kind of block the model has at half the cost of four.
+    """
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         raw = compose("config", overrides=[f"experiment=lra/{preset}"])
     exp = validate_experiment(OmegaConf.to_container(raw, resolve=True))
@@ -43,7 +62,13 @@ def _model(preset: str, num_classes: int = 2, max_length: int = 1024) -> torch.n
         is_pair=False,
         input_type="tokens",
     )
-    return harness.build_model(exp, task).train()
+    model = harness.build_model(exp, task).train()
+    kinds = _block_kinds(model)
+    period = kinds[:TRACED_LAYERS]
+    assert kinds == [period[i % TRACED_LAYERS] for i in range(len(kinds))], (preset, kinds)
+    blocks = _blocks(model)
+    del blocks[TRACED_LAYERS:]
+    return model
 
 
 def _choose_as_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
