@@ -51,6 +51,7 @@ from spectrans.layers.attention.projections import (
     project_qkv,
 )
 from spectrans.registry import register_mixer
+from spectrans.transforms.precision import matmul_dtype
 
 
 @register_mixer(
@@ -147,7 +148,7 @@ class SoftmaxAttention(AttentionLayer):
         mask = check_input(x, mask, self.hidden_dim)
         dropout = self.dropout if self.training else 0.0
         if mask is not None and not return_attention:
-            if self.uses_segments(x.device, self._compute_dtype(x)):
+            if self.uses_segments(x.device, matmul_dtype(x)):
                 return self._varlen_forward(x, mask, dropout)
         q, k, v = project_qkv(self, x)  # (B, H, N, d) each
         seq_len = x.shape[1]
@@ -180,12 +181,6 @@ class SoftmaxAttention(AttentionLayer):
         if self.causal or self.alibi:
             return False
         return key_padding.varlen_available(device, dtype, self.head_dim)
-
-    def _compute_dtype(self, x: Tensor) -> torch.dtype:
-        """The dtype of the projections' outputs for ``x`` (the autocast dtype under autocast)."""
-        if torch.is_autocast_enabled(x.device.type):
-            return torch.get_autocast_dtype(x.device.type)
-        return x.dtype
 
     def _varlen_forward(self, x: Tensor, mask: Tensor, dropout: float) -> Tensor:
         """Key-padding attention on the variable-length flash kernel; x (B, N, D) -> (B, N, D).

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from spectrans.config.layers.mixing import WaveletMixingConfig
 from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
+from spectrans.transforms.precision import matmul_dtype
 from spectrans.transforms.wavelet import (
     band_lengths,
     max_level,
@@ -47,7 +48,8 @@ from spectrans.transforms.wavelet import (
 
 GEMM_MAX_LENGTH = 8192
 """auto: the ``gemm`` path on CUDA up to this length. The two matrices hold about ``2 N^2``
-entries (256 MiB in bfloat16 at N = 8192, cached per length, dtype and device), and the forward
+entries (256 MiB at N = 8192, built in the autocast dtype, bfloat16, under autocast and cached
+per length, dtype and device), and the forward
 GEMMs take ``2 C N`` multiply-adds per column of ``B D`` (C about N). Measured on an H200
 (bf16, batch 8, width 256, forward and backward, CUDA-graph replays,
 ``python -m experiments.probe_paths --tables wavelet --timing graph``, 2026-12-01): gemm
@@ -137,8 +139,8 @@ class WaveletMixing(MixingLayer):
         b, n, d = x.shape
         levels, gains = self._band_gains(n)
         analysis, synthesis = wavelet_operator(
-            n, self.wavelet, levels, self.mode, x.dtype, x.device
-        )  # (C, N), (N, C)
+            n, self.wavelet, levels, self.mode, matmul_dtype(x), x.device
+        )  # (C, N), (N, C), in the autocast dtype under autocast
         sizes = band_lengths(n, self.wavelet, levels, self.mode)  # [a_J, d_J, ..., d_1]
         cols = x.transpose(0, 1).reshape(n, b * d)  # (N, B*D)
         coef = (analysis @ cols).view(-1, b, d)  # (C, B, D)

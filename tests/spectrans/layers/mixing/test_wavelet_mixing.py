@@ -105,6 +105,28 @@ def test_gemm_path_in_bfloat16_autocast_follows_float64() -> None:
     assert err <= 2**-6, err
 
 
+def test_gemm_path_under_autocast_builds_its_matrices_in_the_autocast_dtype(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import spectrans.layers.mixing.wavelet as wavelet_module
+
+    built: list[torch.dtype] = []
+    original = wavelet_module.wavelet_operator
+
+    def spy(*args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        analysis, synthesis = original(*args)  # type: ignore[arg-type]
+        built.extend([analysis.dtype, synthesis.dtype])
+        return analysis, synthesis
+
+    monkeypatch.setattr(wavelet_module, "wavelet_operator", spy)
+    layer = _random_layer("symmetric", "pointwise", width=8).float()
+    layer.mixing_path = "gemm"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layer(torch.randn(2, 64, 8))  # float32 input, as after a LayerNorm under autocast
+    layer(torch.randn(2, 64, 8))
+    assert built == [torch.bfloat16, torch.bfloat16, torch.float32, torch.float32]
+
+
 def test_path_choice() -> None:
     from spectrans.layers.mixing.wavelet import GEMM_MAX_LENGTH
 
