@@ -32,9 +32,13 @@ def usable_cpus() -> int:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: one worker per usable CPU (xdist's default counts the host's physical cores
-    through psutil where it is installed, which ignores affinity and container quotas)."""
-    return usable_cpus()
+    """``-n auto``: one worker per usable CPU, or ``PYTEST_XDIST_AUTO_NUM_WORKERS`` where set.
+
+    xdist's own count is the host's physical cores through psutil where psutil is installed,
+    which ignores the affinity set and container quotas.
+    """
+    requested = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    return int(requested) if requested else usable_cpus()
 
 
 @pytest.fixture(autouse=True)
