@@ -4,6 +4,7 @@
                                [--pack-dir $OUT] [--per-gpu N] [--dry-run]
     python scripts/campaign.py --unpack $OUT/campaign.tar.gz     # completed records -> results/runs
     python scripts/campaign.py --restore $OUT/resume.tar         # unfinished runs -> output_dir
+    python scripts/campaign.py --pack-resume runs/resume.tar     # output_dir's unfinished runs
 
 Each run is a subprocess ``python train.py experiment=lra/<preset>-<task> seed=<s>
 trainer=gpu hydra.run.dir=<run folder> ...`` with ``CUDA_VISIBLE_DEVICES`` set to its GPU.
@@ -70,6 +71,7 @@ from campaign_plan import (  # noqa: E402
 from campaign_resume import (  # noqa: E402
     RESUME_ARCHIVE,
     RestoreError,
+    ResumePack,
     continuable,
     mib,
     pack_resume,
@@ -128,6 +130,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         metavar="FILE",
         help="put the runs of a resume.tar into output_dir, then exit",
+    )
+    p.add_argument(
+        "--pack-resume",
+        default=None,
+        metavar="FILE",
+        help="write the resumable run folders of output_dir (--tasks/--variants) into FILE, "
+        "then exit",
     )
     p.add_argument(
         "--resume-cap-mib", type=float, default=15.0, help="size cap of <pack-dir>/resume.tar"
@@ -590,8 +599,8 @@ class Campaign:
         if size > 15 * 2**20:
             print(f"warning: {archive} is {size / 2**20:.1f} MiB (limit 16)", file=sys.stderr)
 
-    def pack_resume(self) -> None:
-        """Write ``<pack-dir>/resume.tar``; note the runs too large for it in the ledger."""
+    def pack_resume(self, archive: Path | None = None) -> ResumePack:
+        """Write ``<pack-dir>/resume.tar`` (or ``archive``); note the runs too large for it."""
         dirs: dict[Path, Run] = {}
         for run in self.runs:
             run.note = run.note.split(TOO_LARGE)[0].rstrip("; ")
@@ -600,14 +609,15 @@ class Campaign:
                 if d is not None:
                     dirs[d] = run
         cap = int(self.args.resume_cap_mib * 2**20)
-        out = pack_resume(
-            self.output_dir, list(dirs), Path(self.args.pack_dir) / RESUME_ARCHIVE, cap
-        )
+        if archive is None:
+            archive = Path(self.args.pack_dir) / RESUME_ARCHIVE
+        out = pack_resume(self.output_dir, list(dirs), archive, cap)
         for d, run in dirs.items():
             size = out.too_large.get(d.relative_to(self.output_dir).as_posix())
             if size is not None:
                 note = f"{TOO_LARGE} ({mib(size)})"
                 run.note = f"{run.note}; {note}" if run.note else note
+        return out
 
     def ensure_data(self) -> None:
         """Build every task's data that the runs left need; log how long it took."""
@@ -833,6 +843,21 @@ def _restore(archive: str, plan: Plan) -> int:
     return 0
 
 
+def _pack_resume(campaign: Campaign, archive: str) -> int:
+    """``--pack-resume``: the resumable run folders of ``output_dir`` into one archive.
+
+    The archive is what ``--restore`` reads, so unfinished runs gathered here from several
+    machines' archives travel to the next machine as one file.
+    """
+    out = campaign.pack_resume(Path(archive))
+    for name in out.packed:
+        print(f"packed {name}")
+    for name, size in out.too_large.items():
+        print(f"left out {name}: {mib(size)}, over --resume-cap-mib")
+    print(f"{len(out.packed)} run folder(s) in {archive} ({mib(out.size)})")
+    return 0
+
+
 def _dry_run(campaign: Campaign, plan: Plan, args: argparse.Namespace, gpus: int) -> int:
     """``--dry-run``: print the ledger and the commands of the first wave."""
     queue = campaign.launchable(work_queue(campaign.runs))  # notes the runs it holds back
@@ -901,6 +926,8 @@ def main(argv: list[str] | None = None) -> int:
     gpus = args.gpus if args.gpus is not None else gpu_count()
     if args.launcher == "slurm":
         gpus = args.slurm_jobs
+    if args.pack_resume:
+        return _pack_resume(campaign, args.pack_resume)
     if args.dry_run:
         return _dry_run(campaign, plan, args, gpus)
     return _run(campaign, args, gpus)

@@ -215,6 +215,31 @@ def test_restore_then_the_ledger_shows_partial_and_the_next_command_resumes(
     assert rc == 0 and "already at step 123 (archive: step 123)" in text
 
 
+def test_pack_resume_gathers_every_unfinished_run_here_for_one_restore(
+    tmp_path: Path, capsys
+) -> None:
+    """Runs restored from two machines' archives leave here as one archive and come back."""
+    plan_file(tmp_path)
+    out = tmp_path / "runs"
+    softmax = partial_run(out, step=321)
+    performer = partial_run(out, "lra-listops-performer", "s0_b", step=42)
+    archive = tmp_path / "resume.tar"
+    rc = campaign.main(["--plan", str(tmp_path / "plan.yaml"), "--pack-resume", str(archive)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "2 run folder(s)" in text
+    assert f"runs/{NAME}/s0_a/checkpoints/last.ckpt" in names(archive)
+    assert "runs/lra-listops-performer/s0_b/checkpoints/last.ckpt" in names(archive)
+    only = tmp_path / "softmax.tar"
+    plan_args = ["--plan", str(tmp_path / "plan.yaml"), "--variants", "softmax"]
+    assert campaign.main([*plan_args, "--pack-resume", str(only)]) == 0
+    assert not any("performer" in n for n in names(only))
+    shutil.rmtree(out)  # the next machine starts bare
+    rc, text, _ = restore_cli(tmp_path, archive, capsys)
+    assert rc == 0 and "2 run folder(s) restored" in text
+    assert campaign_resume.checkpoint_step(softmax) == 321
+    assert campaign_resume.checkpoint_step(performer) == 42
+
+
 def test_restore_never_goes_back_or_over_a_final_record(tmp_path: Path, capsys) -> None:
     plan_file(tmp_path)
     src, out = tmp_path / "src", tmp_path / "runs"
