@@ -34,18 +34,6 @@ PATH_CHOOSERS = (_LSTFilterAttention, FourierMixing, WaveletMixing)
 TRACED_LAYERS = 2
 
 
-def _block_kinds(model: torch.nn.Module) -> list[str]:
-    """The class of each encoder block and of its token mixer, in order."""
-    return [f"{type(b).__name__}:{type(b.mixer).__name__}" for b in _blocks(model)]
-
-
-def _blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The model's one list of encoder blocks."""
-    lists = [m for name, m in model.named_modules() if name.split(".")[-1] == "blocks"]
-    assert len(lists) == 1, "the model has one ModuleList of blocks"
-    return lists[0]
-
-
 def _model(preset: str, num_classes: int = 2, max_length: int = 1024) -> torch.nn.Module:
     """The preset's model as ``train.py`` builds it, cut to its first two blocks.
 
@@ -63,10 +51,12 @@ def _model(preset: str, num_classes: int = 2, max_length: int = 1024) -> torch.n
         input_type="tokens",
     )
     model = harness.build_model(exp, task).train()
-    kinds = _block_kinds(model)
+    lists = [m for name, m in model.named_modules() if name.split(".")[-1] == "blocks"]
+    assert len(lists) == 1, "the model has one ModuleList of blocks"
+    blocks = lists[0]
+    kinds = [f"{type(b).__name__}:{type(b.mixer).__name__}" for b in blocks]  # block:mixer
     period = kinds[:TRACED_LAYERS]
     assert kinds == [period[i % TRACED_LAYERS] for i in range(len(kinds))], (preset, kinds)
-    blocks = _blocks(model)
     del blocks[TRACED_LAYERS:]
     return model
 
