@@ -49,8 +49,8 @@ from spectrans.transforms.wavelet import (
 GEMM_MAX_LENGTH = 8192
 """auto: the ``gemm`` path on CUDA up to this length. The two matrices hold about ``2 N^2``
 entries (256 MiB at N = 8192, built in the autocast dtype, bfloat16, under autocast and cached
-per length, dtype and device), and the forward
-GEMMs take ``2 C N`` multiply-adds per column of ``B D`` (C about N). Measured on an H200
+per length, dtype and device), and the forward GEMMs take ``2 C N`` multiply-adds per column of
+``B D`` (C about N). Measured on an H200
 (bf16, batch 8, width 256, forward and backward, CUDA-graph replays,
 ``python -m experiments.probe_paths --tables wavelet --timing graph``, 2026-12-01): gemm
 0.27 / 1.17 / 3.58 / 12.87 ms against the transforms' 1.52 / 5.56 / 11.01 / 22.25 ms at
