@@ -411,6 +411,40 @@ class Active:
     resumed: bool
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One finished segment of a run: where, when (monotonic seconds) and how many steps."""
+
+    gpu: int
+    start: float
+    end: float
+    steps: int
+
+
+def busy_seconds(spans: list[tuple[float, float]]) -> float:
+    """Length of the union of ``[start, end]`` intervals (time with at least one run going)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def shared_throughput(segments: list[Segment]) -> float:
+    """Training steps per second of busy GPU time, summed over the runs sharing a GPU.
+
+    ``sum(steps) / sum_g busy_g`` where ``busy_g`` is the time GPU ``g`` had at least one of
+    the segments running. Summing each segment's own rate would count a GPU twice when one run
+    follows another on it inside one command.
+    """
+    busy = sum(
+        busy_seconds([(s.start, s.end) for s in segments if s.gpu == g])
+        for g in {s.gpu for s in segments}
+    )
+    return sum(s.steps for s in segments) / busy if busy > 0 else 0.0
+
+
 def append_segment(run_dir: Path, run: Run, segment: dict) -> None:
     """Add or update the last segment in ``run_dir/campaign.json``."""
     path = run_dir / SIDE_CAR
@@ -739,7 +773,9 @@ class Campaign:
             },
         )
         rate = (steps - a.steps_before) / wall if wall > 0 else 0.0
-        self.throughput.setdefault(a.run.task, []).append(rate)
+        self.throughput.setdefault(a.run.task, []).append(
+            Segment(a.gpu, a.started, a.started + wall, steps - a.steps_before)
+        )
         a.run.state = "left"
         self.event(
             f"end {a.run.label}: {status}{' (terminated at the deadline)' if killed else ''}, "
@@ -773,7 +809,7 @@ class Campaign:
         pool = GpuPool(gpus)
         active: list[Active] = []
         launched = 0
-        self.throughput: dict[str, list[float]] = {}
+        self.throughput: dict[str, list[Segment]] = {}
         self.launched: set[tuple[str, str, int]] = set()
         stop_launching = False
         while True:
@@ -807,9 +843,12 @@ class Campaign:
                 self.finish(a, killed)
                 self.refresh()
                 self.pack(gpus)
-        for task, rates in sorted(self.throughput.items()):
+        for task, segments in sorted(self.throughput.items()):
+            gpus_used = len({s.gpu for s in segments})
             self.event(
-                f"throughput {task}: {sum(rates):.1f} steps/s summed over {len(rates)} segment(s)"
+                f"throughput {task}: {shared_throughput(segments):.1f} steps/s per busy GPU "
+                f"({sum(s.steps for s in segments)} steps in {len(segments)} segment(s) on "
+                f"{gpus_used} GPU(s))"
             )
         return 0
 
