@@ -5,7 +5,8 @@ Usage::
     python -m experiments.bench_step [--tasks listops,text,image,pathfinder]
         [--mixers softmax,lst-dct,...] [--device auto|cpu|cuda] [--dtype bf16|fp32]
         [--steps 20] [--warmup 5] [--compile none|auto|all] [--batch B] [--max-len N]
-        [--time-budget SECONDS] [--recompute auto|on|off] [--out results]
+        [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH]
+        [--out results]
 
 Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
 ``VARIANTS`` (``lst-dct``, ``lra-performer``, ...) and every other registered mixer
@@ -53,6 +54,11 @@ with both times), and why a task outside ``--compile-tasks`` ran eager.
 intermediates), ``on`` rebuilds the mixing from q, k and v in eager rows, ``off`` keeps.
 Compiled rows never rebuild.
 
+``--mixing-path``: ``auto`` (default) lets each layer choose its path (the ``path`` column
+says which it took); a path name (``gemm``, ``fft``, ``fast``, ``factored``, ``dense``) is
+forced on every layer that offers it (:func:`experiments.bench_step_setup.force_mixing_path`),
+so two runs time the same step on two paths; a mixer with no such path is an error row.
+
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.
 
@@ -96,6 +102,7 @@ from experiments.bench_step_setup import (  # noqa: F401
     anchor_for,
     anchor_ids,
     default_mixers,
+    force_mixing_path,
     load_setup,
     mixing_path,
     preset_overrides,
@@ -178,6 +185,8 @@ def _time_mixer(
         try:
             torch.manual_seed(0)
             setup = load_setup(mixer, task, args.batch, args.max_len)
+            if args.mixing_path != "auto":
+                force_mixing_path(setup.model, args.mixing_path)
             path = mixing_path(setup.model, setup.seq_len, device, setup.padded, args.dtype)
             data = random_batch(setup, device)
             inputs = {k: v for k, v in data.items() if k != "labels"}
@@ -309,6 +318,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="route softmax of head width <= 16 and the FAVOR+ contraction to the Triton kernels",
     )
     add_recompute_option(p)
+    p.add_argument(
+        "--mixing-path",
+        default="auto",
+        help="force this mixing path (e.g. gemm, fft, fast) on every layer that has it; a "
+        "mixer without it is recorded as an error row (auto: each layer's own choice)",
+    )
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
     args.tasks = _csv_list(args.tasks, BENCH_TASKS, "--tasks")

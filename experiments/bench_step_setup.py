@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,30 @@ def random_batch(setup: Setup, device: torch.device, seed: int = 0) -> dict[str,
     else:
         batch["input_ids"] = ids
     return {k: v.to(device) for k, v in batch.items()}
+
+
+def path_choices(layer: nn.Module) -> tuple[str, ...]:
+    """The values the ``mixing_path`` annotation of ``layer``'s class allows (empty: none)."""
+    hint = typing.get_type_hints(type(layer)).get("mixing_path")
+    return tuple(typing.get_args(hint)) if hint is not None else ()
+
+
+def force_mixing_path(model: nn.Module, path: str) -> int:
+    """Set ``mixing_path = path`` on every layer whose paths include it; returns how many.
+
+    Raises:
+        ValueError: No layer of ``model`` has a path of that name.
+    """
+    layers = [m for m in model.modules() if path in path_choices(m)]
+    if not layers:
+        offered = sorted({c for m in model.modules() for c in path_choices(m)})
+        raise ValueError(
+            f"no mixing layer of this model has the path {path!r}"
+            + (f" (its paths: {', '.join(offered)})" if offered else " (it has no paths)")
+        )
+    for layer in layers:
+        layer.mixing_path = path  # type: ignore[assignment]
+    return len(layers)
 
 
 def mixing_path(

@@ -26,9 +26,10 @@ Five tables, each row one forward+backward (bf16 autocast, device-synchronised, 
   are skipped (``-``) above ``MATRIX_PROBE_MAX_LENGTH``. ``GEMM_MAX_LENGTH``,
   ``DENSE_MAX_LENGTH`` and ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.attention.lst`
   are read off it.
-- **FNet**: the FNet layer on ``fft`` (cuFFT in float32) and ``factored`` (GEMMs in bf16)
-  at the same shapes; ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.mixing.fourier` is
-  read off it.
+- **FNet**: the FNet layer on ``fft`` (cuFFT in float32), ``factored`` (four-step GEMMs in
+  bf16) and ``gemm`` (two dense GEMMs with the DFT matrices in bf16; skipped above
+  :data:`FNET_GEMM_PROBE_MAX_LENGTH`) at the same shapes; ``GEMM_MAX_LENGTH`` and
+  ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.mixing.fourier` are read off it.
 - **Wavelet**: the wavelet mixing layer (db4, 3 levels, symmetric: the presets') on ``fast``
   (the strided-convolution transforms) and ``gemm`` (the analysis and synthesis matrices, two
   GEMMs in bf16) at the Pathfinder-32, ListOps and layer-benchmark shapes
@@ -104,6 +105,9 @@ PERFORMER_PATHS = ("fused", "triton", "autograd", "relu")
 TABLES = ("sdpa", "lst", "fnet", "wavelet", "performer")
 MATRIX_PROBE_MAX_LENGTH = 32768
 """Longest N timed on the ``gemm`` and ``dense`` paths (their N x N matrices grow as N^2)."""
+FNET_GEMM_PROBE_MAX_LENGTH = 8192
+"""Longest N timed on FNet's ``gemm`` path: its ``(N, 2N)`` matrix, 256 MiB in bf16 at 8192,
+and ``4 N^2 (D/2 + 1)`` flops per batch item grow as N^2."""
 
 
 def median_ms(step: Callable[[], None], repeats: int, graph: bool = False) -> float:
@@ -244,6 +248,8 @@ def fnet_ms(b: int, width: int, n: int, path: str, reps: int, graph: bool = Fals
     """Forward+backward milliseconds of the FNet layer on ``path``."""
     from spectrans.layers.mixing.fourier import FourierMixing
 
+    if path == "gemm" and n > FNET_GEMM_PROBE_MAX_LENGTH:
+        return "-"
     return _mixing_layer_ms(FourierMixing(width), b, width, n, path, reps, graph)
 
 
@@ -279,7 +285,7 @@ def path_table(
 def fnet_table(reps: int, measure_ms: Callable[..., str] = fnet_ms) -> list[str]:
     """Markdown rows of the FNet path table (the LST shapes)."""
     shapes = {name: (b, width, lengths) for name, (b, width, _, lengths) in LST_SHAPES.items()}
-    return path_table(shapes, ("fft", "factored"), measure_ms, reps)
+    return path_table(shapes, ("fft", "factored", "gemm"), measure_ms, reps)
 
 
 def wavelet_table(reps: int, measure_ms: Callable[..., str] = wavelet_ms) -> list[str]:

@@ -92,7 +92,7 @@ def fft_length(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _mirror_index(n: int, d: int, device: torch.device) -> tuple[Tensor, Tensor]:
+def mirror_index(n: int, d: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Rows ``-n mod N`` and columns ``D - m`` (``m = D//2+1 .. D-1``) of the mirrored half."""
     rows = (-torch.arange(n, device=device)) % n  # (N,)
     cols = torch.arange(d - d // 2 - 1, 0, -1, device=device)  # (D - D//2 - 1,)
@@ -103,7 +103,7 @@ def _real_fft2(x: Tensor) -> Tensor:
     """``Re FFT2(x)`` over the last two dims from the half spectrum, in ``x``'s dtype."""
     n, d = x.shape[-2], x.shape[-1]
     half = torch.fft.rfft2(x.to(compute_dtype(x)), dim=(-2, -1)).real  # (..., N, D//2+1)
-    rows, cols = _mirror_index(n, d, x.device)  # cached: read only
+    rows, cols = mirror_index(n, d, x.device)  # cached: read only
     mirror = half.index_select(-1, cols).index_select(-2, rows)  # (..., N, D - D//2 - 1)
     return torch.cat([half, mirror], dim=-1).to(x.dtype)  # (..., N, D)
 

@@ -235,3 +235,23 @@ def test_recompute_option_chooses_the_backward_of_the_timed_step(
     assert [r["status"] for r in rows] == ["ok"] * 3
     assert set(calls) == ({"GatedMixRecompute", "_ChunkedRecompute"} if recomputes else set())
     assert f"--recompute {choice}" in (tmp_path / "train_step.md").read_text()
+
+
+def test_mixing_path_option_forces_the_path_and_records_it(tmp_path) -> None:
+    argv = [*TINY, "--tasks", "listops", "--mixers", "fnet,lst-dct,softmax"]
+    assert main([*argv, "--mixing-path", "gemm", "--out", str(tmp_path)]) == 0
+    rows = {r["mixer"]: r for r in _csv_rows(tmp_path / "train_step.csv")}
+    assert rows["fnet"]["status"] == "ok" and rows["fnet"]["path"] == "gemm"
+    assert rows["lst-dct"]["status"] == "ok" and rows["lst-dct"]["path"] == "gemm"
+    assert rows["softmax"]["status"].startswith("error: ValueError: no mixing layer")
+    assert "--mixing-path gemm" in (tmp_path / "train_step.md").read_text()
+
+
+def test_force_mixing_path_names_the_paths_there_are() -> None:
+    from spectrans.layers.mixing.fourier import FourierMixing
+
+    model = torch.nn.Sequential(FourierMixing(8), SoftmaxAttention(8, 2))
+    assert bench_step.force_mixing_path(model, "factored") == 1
+    assert model[0].mixing_path == "factored"
+    with pytest.raises(ValueError, match="its paths: auto, factored, fft, gemm"):
+        bench_step.force_mixing_path(model, "dense")

@@ -9,10 +9,13 @@ parameters; ``O(N D log(N D))``. Every output depends on every input, so ``causa
 refused.
 
 Paths (``mixing_path``): ``fft`` (:func:`~spectrans.transforms.fft.fourier_mix_2d`, in
-float32) or ``factored`` (:func:`~spectrans.transforms.factored.fnet_fourstep`: the hidden DFT
-as one GEMM and the sequence DFT by the four-step method as small GEMMs, in bfloat16 under
-autocast, ``O(N D (D + sqrt N))``; a prime ``N`` takes ``fft``). ``auto`` is ``fft`` unless
-:data:`FACTORED_MIN_LENGTH` is set and a CUDA input is at least that long.
+float32), ``gemm`` (:func:`~spectrans.transforms.dft_gemm.fnet_gemm`: the half spectrum by two
+dense GEMMs with the ``(D, D + 2)`` and ``(N, 2N)`` DFT matrices, in bfloat16 under autocast,
+``O(N D (D + N))``) or ``factored`` (:func:`~spectrans.transforms.factored.fnet_fourstep`: the
+hidden DFT as one GEMM and the sequence DFT by the four-step method as small GEMMs,
+``O(N D (D + sqrt N))``; a prime ``N`` takes ``fft``). ``auto`` on a CUDA input takes ``gemm``
+up to :data:`GEMM_MAX_LENGTH`, else ``factored`` from :data:`FACTORED_MIN_LENGTH`, else
+``fft``; on other devices ``fft``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,16 @@ from torch import Tensor
 from spectrans.config.layers.mixing import FNetMixingConfig
 from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
+from spectrans.transforms.dft_gemm import fnet_gemm
 from spectrans.transforms.factored import fnet_fourstep, fourstep_split
 from spectrans.transforms.fft import fourier_mix_2d
+
+GEMM_MAX_LENGTH: int | None = None
+"""auto: the ``gemm`` path on CUDA up to this length; None: never.
+
+None until the path is timed against cuFFT on a GPU (``python -m experiments.probe_paths
+--tables fnet`` has a ``gemm`` column). Its ``(N, 2N)`` matrix holds ``2 N^2`` entries (16 MB
+in bfloat16 at N = 2001, 512 MB at N = 16384)."""
 
 FACTORED_MIN_LENGTH: int | None = None
 """auto: the factored path on CUDA from this length on; None: never (``fft`` always).
@@ -63,19 +74,27 @@ class FourierMixing(MixingLayer):
     ) -> None:
         super().__init__(hidden_dim, dropout, causal, init_weights)
 
-    mixing_path: Literal["auto", "fft", "factored"] = "auto"
+    mixing_path: Literal["auto", "fft", "gemm", "factored"] = "auto"
 
     def chosen_path(self, n: int, device: torch.device) -> str:
-        """``fft`` or ``factored`` for length ``n`` on ``device`` (module doc)."""
-        if fourstep_split(n)[0] == 1:
-            return "fft"
-        if self.mixing_path != "auto":
-            return self.mixing_path
-        long = FACTORED_MIN_LENGTH is not None and n >= FACTORED_MIN_LENGTH
-        return "factored" if device.type == "cuda" and long else "fft"
+        """``fft``, ``gemm`` or ``factored`` for length ``n`` on ``device`` (module doc)."""
+        path = self.mixing_path
+        if path == "auto":
+            short = GEMM_MAX_LENGTH is not None and n <= GEMM_MAX_LENGTH
+            long = FACTORED_MIN_LENGTH is not None and n >= FACTORED_MIN_LENGTH
+            if device.type != "cuda":
+                path = "fft"
+            else:
+                path = "gemm" if short else "factored" if long else "fft"
+        if path == "factored" and fourstep_split(n)[0] == 1:
+            return "fft"  # a prime length has no four-step split
+        return path
 
     def mix(self, x: Tensor) -> Tensor:
         """``Re FFT2(x)`` over (sequence, hidden): (B, N, D) -> (B, N, D)."""
-        if self.chosen_path(x.shape[1], x.device) == "factored":
+        path = self.chosen_path(x.shape[1], x.device)
+        if path == "gemm":
+            return fnet_gemm(x)
+        if path == "factored":
             return fnet_fourstep(x)
         return fourier_mix_2d(x)

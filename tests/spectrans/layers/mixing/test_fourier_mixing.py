@@ -89,3 +89,61 @@ def test_factored_path_bf16_autocast_and_auto_choice(monkeypatch: pytest.MonkeyP
         low = layer(x)
     error = (low.double() - reference).norm() / reference.norm()
     assert error < 2e-2
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 12, 64, 100, 2001])
+@pytest.mark.parametrize("d", [1, 5, 6, 32])
+def test_gemm_path_matches_dense_dft_with_mask_and_gradients(n: int, d: int) -> None:
+    layer = FourierMixing(d)
+    layer.mixing_path = "gemm"
+    assert layer.chosen_path(n, torch.device("cpu")) == "gemm"
+    x = torch.randn(2, n, d, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(2, n) > 0.3
+    mask[:, 0] = True
+    m = mask.numpy()[:, :, None].astype(float)
+    out = layer(x, mask)
+    xm = x.detach().numpy() * m
+    ref = np.real(np.einsum("ij,bjk,lk->bil", _dft(n), xm, _dft(d))) * m
+    np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-9 * max(n, 10))
+    x2 = x.detach().clone()
+    x2[~mask] = 1e3  # masked tokens reach no output
+    torch.testing.assert_close(layer(x2, mask), out.detach(), atol=1e-9 * max(n, 10), rtol=0)
+    w = torch.randn_like(out)
+    (g,) = torch.autograd.grad((out * w).sum(), x)
+    # the oracle's gradient: mask * Re(F_N (mask * w) F_D), the adjoint of the masked map
+    wm = w.numpy() * m
+    ref_g = np.real(np.einsum("ij,bjk,lk->bil", _dft(n), wm, _dft(d))) * m
+    np.testing.assert_allclose(g.numpy(), ref_g, atol=1e-9 * max(n, 10))
+
+
+def test_gemm_path_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import spectrans.layers.mixing.fourier as fourier
+
+    layer = FourierMixing(32)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert layer.chosen_path(2001, cuda) == "fft"  # unset: never gemm
+    monkeypatch.setattr(fourier, "GEMM_MAX_LENGTH", 4096)
+    assert layer.chosen_path(2001, cuda) == "gemm"
+    assert layer.chosen_path(2003, cuda) == "gemm"  # a prime length is no obstacle
+    assert layer.chosen_path(8192, cuda) == "fft"
+    assert layer.chosen_path(2001, cpu) == "fft"
+    monkeypatch.setattr(fourier, "FACTORED_MIN_LENGTH", 8192)
+    assert layer.chosen_path(8192, cuda) == "factored"
+    assert layer.chosen_path(2000, cuda) == "gemm"  # gemm comes first up to its length
+
+
+def test_gemm_path_compiles_into_one_graph() -> None:
+    import torch._dynamo
+
+    layer = FourierMixing(6)
+    layer.mixing_path = "gemm"
+    x = torch.randn(2, 30, 6, requires_grad=True)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(layer)(x)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    out = compiled(x)
+    torch.testing.assert_close(out, layer(x), atol=1e-5, rtol=1e-5)
+    (g,) = torch.autograd.grad(out.pow(2).sum(), x)
+    (ref,) = torch.autograd.grad(layer(x).pow(2).sum(), x)
+    torch.testing.assert_close(g, ref, atol=1e-4, rtol=1e-4)

@@ -1,0 +1,123 @@
+r"""FNet's mixing :math:`y = \mathrm{Re}(F_N\, x\, F_D)` as two dense GEMMs on the half spectrum.
+
+With :math:`F_m = C_m - i S_m` (:math:`C_{jk} = \cos(2\pi jk/m)`, :math:`S_{jk} =
+\sin(2\pi jk/m)`, both symmetric) and ``x`` real of shape ``(B, N, D)``:
+
+1. Hidden DFT of the half spectrum, :math:`k < H = \lfloor D/2 \rfloor + 1`, one GEMM:
+   :math:`P = x\,[C_{D,h} \mid S_{D,h}]` ``(B, N, 2H)``, so :math:`x F_D = P_c - i P_s`
+   on those columns.
+2. Real part of the sequence DFT, one GEMM with the stacked halves:
+   :math:`Y_h = \mathrm{Re}\big(F_N (P_c - i P_s)\big) = C_N P_c - S_N P_s
+   = [C_N \mid -S_N] \begin{bmatrix} P_c \\ P_s \end{bmatrix}` ``(B, N, H)``.
+3. The other columns from the Hermitian symmetry of a real signal's 2-D spectrum:
+   :math:`y_{n, D-k} = y_{(-n) \bmod N,\, k}` for :math:`0 < k < D - H + 1`.
+
+Cost :math:`2 N D \cdot 2H + 2 N \cdot 2N \cdot H \approx 2 N D (D + 2N)` flops per batch
+item, all in tensor-core GEMMs (the ``(N, 2N)`` and ``(D, 2H)`` matrices are shared by every
+batch item), against ``O(N D log(N D))`` for the FFT; the GEMMs win where the FFT's length is
+awkward for cuFFT (ListOps' 2001 = 3 * 23 * 29) and the matrices stay small. The map is real,
+linear and its own adjoint (:math:`C, S` symmetric), so the backward is the same two GEMMs on
+the output gradient and nothing but the dtype is saved.
+
+Precision: the products run in :func:`~spectrans.transforms.precision.matmul_dtype` (the
+autocast dtype under autocast, else the input's dtype), with the matrices built in that dtype
+from phases reduced exactly in integers (:math:`jk \bmod m`) and evaluated in float32
+(float64 for float64 inputs). In bfloat16 the result carries bfloat16 rounding of ``P`` and of
+the matrix entries (relative error about :math:`2^{-8}`), like the other GEMM paths.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import Tensor
+
+from spectrans.transforms.fft import mirror_index
+from spectrans.transforms.precision import matmul_dtype
+
+
+def _cos_sin(
+    rows: int, cols: int, period: int, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    r""":math:`\cos, \sin(2\pi jk/\mathrm{period})` for ``j < rows``, ``k < cols``."""
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    j = torch.arange(rows, device=device, dtype=torch.int64)[:, None]  # (rows, 1)
+    k = torch.arange(cols, device=device, dtype=torch.int64)[None, :]  # (1, cols)
+    phase = ((j * k) % period).to(work) * (2 * math.pi / period)  # (rows, cols), exact reduction
+    return phase.cos(), phase.sin()
+
+
+def dft_gemm_matrices(
+    n: int, d: int, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    r"""The module doc's matrices in ``dtype``.
+
+    Returns:
+        ``hidden (D, 2H)`` :math:`= [C_{D,h} \mid S_{D,h}]` (the first ``H`` columns of each)
+        and ``seq (N, 2N)`` :math:`= [C_N \mid -S_N]`.
+    """
+    h = d // 2 + 1
+    c_d, s_d = _cos_sin(d, h, d, dtype, device)  # (D, H) each
+    c_n, s_n = _cos_sin(n, n, n, dtype, device)  # (N, N) each
+    hidden = torch.cat([c_d, s_d], dim=1).to(dtype)  # (D, 2H)
+    seq = torch.cat([c_n, -s_n], dim=1).to(dtype)  # (N, 2N)
+    return hidden, seq
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_matrices(
+    n: int, d: int, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Normal (not inference-mode) tensors, built once per shape, dtype and device."""
+    with torch.inference_mode(False), torch.no_grad():
+        return dft_gemm_matrices(n, d, dtype, device)
+
+
+def _matrices(n: int, d: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Cached in eager code; built inside a compiled graph (one fused kernel, nothing held)."""
+    if torch.compiler.is_compiling():
+        return dft_gemm_matrices(n, d, dtype, device)
+    return _cached_matrices(n, d, dtype, device)
+
+
+def _real_dft2_gemm(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``Re FFT2(x)`` of ``x (B, N, D)`` by the GEMMs of the module doc, in ``dtype``."""
+    b, n, d = x.shape
+    h = d // 2 + 1
+    hidden, seq = _matrices(n, d, dtype, x.device)  # (D, 2H), (N, 2N)
+    p = torch.matmul(x.to(dtype), hidden)  # (B, N, 2H): P_c | P_s
+    stacked = p.view(b, n, 2, h).transpose(1, 2).reshape(b, 2 * n, h)  # (B, 2N, H)
+    half = torch.matmul(seq, stacked)  # (B, N, H): columns k < H
+    index = mirror_index.__wrapped__ if torch.compiler.is_compiling() else mirror_index
+    rows, cols = index(n, d, x.device)  # (N,), (D - H,); built in the graph when compiling
+    mirror = half.index_select(-1, cols).index_select(-2, rows)  # (B, N, D - H)
+    return torch.cat([half, mirror], dim=-1)  # (B, N, D)
+
+
+class _FNetGemm(torch.autograd.Function):
+    """The self-adjoint map: backward = the same GEMMs on the output gradient."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dtype: torch.dtype) -> Tensor:  # noqa: D102
+        ctx.dtype, ctx.in_dtype = dtype, x.dtype
+        return _real_dft2_gemm(x, dtype).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: D102
+        return _real_dft2_gemm(grad, ctx.dtype).to(ctx.in_dtype), None
+
+
+def fnet_gemm(x: Tensor) -> Tensor:
+    r""":math:`\mathrm{Re}(F_N\, x\, F_D)` of a real ``x (B, N, D)`` as two GEMMs (module doc).
+
+    Args:
+        x: ``(B, N, D)`` real tensor.
+
+    Returns:
+        ``(B, N, D)`` in ``x``'s dtype; the products run in :func:`matmul_dtype` of ``x``.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"fnet_gemm takes (B, N, D), got shape {tuple(x.shape)}")
+    return _FNetGemm.apply(x, matmul_dtype(x))
