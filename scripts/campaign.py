@@ -235,13 +235,18 @@ def schedule(queue: list[Run], pool: GpuPool, limit: int | None = None) -> list[
 
 
 def work_queue(runs: list[Run], launched: Container[tuple[str, str, int]] = ()) -> list[Run]:
-    """The runs still to train, resumable ones first, each group in plan order.
+    """The runs still to train: resumable ones first, the nearest to done first, then fresh ones.
 
     A partial run needs fewer steps than a fresh one to become a record, and each one finished
-    is one checkpoint fewer to keep or carry between machines.
+    is one checkpoint fewer to keep or carry between machines. Partial runs go by the share of
+    their steps still to train (ties and fresh runs in plan order).
     """
     todo = [r for r in runs if r.state in ("left", "partial") and r.key not in launched]
-    return [r for r in todo if r.state == "partial"] + [r for r in todo if r.state == "left"]
+    partial = sorted(
+        (r for r in todo if r.state == "partial"),
+        key=lambda r: (r.max_steps - r.steps) / max(1, r.max_steps),
+    )
+    return partial + [r for r in todo if r.state == "left"]
 
 
 def max_time(seconds: float) -> str:

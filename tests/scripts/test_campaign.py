@@ -338,6 +338,15 @@ def test_work_queue_puts_resumable_runs_first_and_skips_launched_ones() -> None:
     assert [r.seed for r in campaign.work_queue(runs, {runs[4].key, runs[0].key})] == [2, 3]
 
 
+def test_work_queue_takes_the_partial_runs_nearest_to_done_first() -> None:
+    runs = _runs("PPPL")  # max_steps 10 each
+    for run, (state, steps) in zip(
+        runs, [("partial", 2), ("partial", 9), ("left", 0), ("partial", 5)], strict=True
+    ):
+        run.state, run.steps = state, steps
+    assert [r.seed for r in campaign.work_queue(runs)] == [1, 3, 0, 2]
+
+
 # ----------------------------------------------------------------------------- commands
 
 
