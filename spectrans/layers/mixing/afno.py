@@ -19,9 +19,18 @@ parts of the DC and Nyquist bins are dropped, as for any real inverse FFT). Cost
 
 Masking: padded positions are zeroed before the FFT and the outputs there after. Init:
 weights and biases ``0.02 * N(0, 1)`` (AFNO's scale).
+
+Paths (``mixing_path``), the same function computed two ways in real arithmetic: ``blocks``
+(one small real matrix per block, :func:`_real_form`, applied by batched products) and
+``dense`` (:func:`_dense_form`: the block-diagonal ``(2D, 2Df)`` and ``(2Df, 2D)`` real
+matrices applied to the spectrum's interleaved ``[re, im]`` channels as two plain GEMMs; no
+copy to a per-block layout, ``num_blocks`` times the multiply-adds). ``auto`` takes ``dense``
+on CUDA for widths up to :data:`DENSE_MAX_WIDTH`, else ``blocks``.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +40,14 @@ from spectrans.config.core import check_divides
 from spectrans.config.layers.mixing import AFNOMixingConfig
 from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
+
+DENSE_MAX_WIDTH: int | None = None
+"""auto: the ``dense`` path on CUDA for widths D up to this; None: never (``blocks`` always).
+
+None until the two paths are timed on a GPU (``python -m experiments.bench_step --mixers afno
+--mixing-path dense`` against ``--mixing-path blocks``). A GEMM with a ``(2D, 2D)`` matrix
+moves ``4D`` floats per row for ``8 D^2`` flops, memory-bound for small D whatever the
+block structure."""
 
 
 def _real_form(w: Tensor) -> Tensor:
@@ -44,6 +61,20 @@ def _real_form(w: Tensor) -> Tensor:
     top = torch.cat([wr, wi], dim=-1)  # (C, i, 2o)
     bottom = torch.cat([-wi, wr], dim=-1)  # (C, i, 2o)
     return torch.cat([top, bottom], dim=-2)  # (C, 2i, 2o)
+
+
+def _dense_form(w: Tensor) -> Tensor:
+    r"""The block-diagonal real matrix of ``w`` (C, i, o, 2) on interleaved channels: (2Ci, 2Co).
+
+    Rows index the input as ``2 (c i + l) + p`` and columns the output as ``2 (c o + q) + p'``
+    (``p, p'`` = 0 real, 1 imaginary): the layout of ``torch.view_as_real`` flattened, so the
+    spectrum's channels go in and come out without a copy. Block ``c`` is :func:`_real_form`
+    of ``w[c]`` with its rows and columns reordered from ``[re..., im...]`` to interleaved.
+    """
+    c, i, o, _ = w.shape
+    real = _real_form(w)  # (C, 2i, 2o): rows p*i + l, columns p'*o + q
+    real = real.view(c, 2, i, 2, o).permute(0, 2, 1, 4, 3).reshape(c, 2 * i, 2 * o)  # interleaved
+    return torch.block_diag(*real.unbind(0))  # (2Ci, 2Co)
 
 
 def _real_bias(b: Tensor) -> Tensor:
@@ -99,6 +130,31 @@ class AFNOMixing(MixingLayer):
         self.w2 = nn.Parameter(0.02 * torch.randn(c, inner, b, 2))
         self.b2 = nn.Parameter(0.02 * torch.randn(c, b, 2))
 
+    mixing_path: Literal["auto", "blocks", "dense"] = "auto"
+
+    def chosen_path(self, n: int, device: torch.device) -> str:
+        """``blocks`` or ``dense`` on ``device`` (module doc; the length does not matter)."""
+        if self.mixing_path != "auto":
+            return self.mixing_path
+        small = DENSE_MAX_WIDTH is not None and self.hidden_dim <= DENSE_MAX_WIDTH
+        return "dense" if device.type == "cuda" and small else "blocks"
+
+    def mix_modes_dense(self, spec: Tensor, bins: int | None = None) -> Tensor:
+        """:meth:`mix_modes` as two GEMMs with the block-diagonal matrices (:func:`_dense_form`).
+
+        Returns:
+            ``(..., bins, D)`` complex.
+        """
+        dtype = spec.real.dtype
+        w1, w2 = (_dense_form(p.to(dtype)) for p in (self.w1, self.w2))  # (2D, 2Df), (2Df, 2D)
+        b1, b2 = (p.to(dtype).flatten() for p in (self.b1, self.b2))  # interleaved (2Df,), (2D,)
+        x = torch.view_as_real(spec).flatten(-2)  # (..., K, 2D): [re, im] per channel
+        o1 = F.relu(torch.matmul(x, w1) + b1)  # (..., K, 2Df)
+        z = F.softshrink(torch.matmul(o1, w2) + b2, self.sparsity_threshold)  # (..., K, 2D)
+        k = spec.shape[-2]
+        z = F.pad(z, (0, 0, 0, (bins or k) - k))  # (..., bins, 2D), zero modes >= K
+        return torch.view_as_complex(z.unflatten(-1, (-1, 2)).contiguous())  # (..., bins, D)
+
     def mix_modes(self, spec: Tensor, bins: int | None = None) -> Tensor:
         """The block MLP and shrinkage on modes ``spec`` (..., K, D) complex.
 
@@ -129,5 +185,7 @@ class AFNOMixing(MixingLayer):
         n = x.shape[1]
         spec = torch.fft.rfft(x, dim=1, norm="ortho")  # (B, F, D)
         k = spec.shape[1] if self.modes is None else min(self.modes, spec.shape[1])
-        mixed = self.mix_modes(spec[:, :k], bins=spec.shape[1])  # (B, F, D), zero modes >= K
+        dense = self.chosen_path(n, x.device) == "dense"
+        modes = self.mix_modes_dense if dense else self.mix_modes
+        mixed = modes(spec[:, :k], bins=spec.shape[1])  # (B, F, D), zero modes >= K
         return torch.fft.irfft(mixed, n=n, dim=1, norm="ortho")  # (B, N, D)

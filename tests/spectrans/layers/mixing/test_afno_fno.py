@@ -54,9 +54,11 @@ def _afno_oracle(layer: AFNOMixing, x: np.ndarray, modes: int | None) -> np.ndar
 
 @pytest.mark.parametrize("n", [1, 8, 15, 16, 33])
 @pytest.mark.parametrize("modes", [None, 3])
-def test_afno_matches_dense_dft_reference(n: int, modes: int | None) -> None:
+@pytest.mark.parametrize("path", ["blocks", "dense"])
+def test_afno_matches_dense_dft_reference(n: int, modes: int | None, path: str) -> None:
     torch.manual_seed(n)
     layer = AFNOMixing(hidden_dim=8, num_blocks=2, hidden_size_factor=2, modes=modes).double()
+    layer.mixing_path = path
     with torch.no_grad():  # larger weights so the ReLU and the shrinkage both act
         for p in layer.parameters():
             p.mul_(25.0)
@@ -101,12 +103,14 @@ def test_afno_blocks_must_divide_width() -> None:
 
 
 @pytest.mark.parametrize("modes", [None, 3])
-def test_afno_keeps_complex_values_at_the_ffts_only(modes: int | None) -> None:
+@pytest.mark.parametrize("path", ["blocks", "dense"])
+def test_afno_keeps_complex_values_at_the_ffts_only(modes: int | None, path: str) -> None:
     """Between the rFFT and the inverse rFFT every computed tensor is real (only views are
     complex), so a compiler never has to generate a kernel over complex elements."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     layer = AFNOMixing(hidden_dim=16, num_blocks=4, modes=modes)
+    layer.mixing_path = path
     graph = make_fx(lambda x: layer.mix(x))(torch.randn(2, 12, 16)).graph
     complex_ops = {
         str(node.target)
@@ -115,3 +119,40 @@ def test_afno_keeps_complex_values_at_the_ffts_only(modes: int | None) -> None:
     }
     views = {"aten.alias.default", "aten.view.default", "aten.slice.Tensor"}
     assert complex_ops - views == {"aten._fft_r2c.default", "aten.view_as_complex.default"}
+
+
+@pytest.mark.parametrize("modes", [None, 5])
+@pytest.mark.parametrize(("width", "blocks", "factor"), [(8, 2, 2), (12, 3, 1), (32, 8, 1)])
+def test_afno_dense_path_equals_blocks_with_gradients(
+    modes: int | None, width: int, blocks: int, factor: int
+) -> None:
+    """Same outputs and the same gradients for the input and every weight, with a mask."""
+    torch.manual_seed(width)
+    layer = AFNOMixing(width, num_blocks=blocks, hidden_size_factor=factor, modes=modes).double()
+    with torch.no_grad():  # larger weights so the ReLU and the shrinkage both act
+        for p in layer.parameters():
+            p.mul_(25.0)
+    x = torch.randn(3, 21, width, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(3, 21) > 0.2
+    w = torch.randn(3, 21, width, dtype=torch.float64)
+    results = {}
+    for path in ("blocks", "dense"):
+        layer.mixing_path = path
+        out = layer(x, mask)
+        grads = torch.autograd.grad((out * w).sum(), [x, *layer.parameters()])
+        results[path] = (out, grads)
+    torch.testing.assert_close(results["dense"][0], results["blocks"][0], atol=1e-12, rtol=0)
+    for got, ref in zip(results["dense"][1], results["blocks"][1], strict=True):
+        torch.testing.assert_close(got, ref, atol=1e-11, rtol=1e-10)
+
+
+def test_afno_auto_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import spectrans.layers.mixing.afno as afno
+
+    narrow, wide = AFNOMixing(32, num_blocks=8), AFNOMixing(512, num_blocks=8)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert narrow.chosen_path(1024, cuda) == "blocks"  # unset: never dense
+    monkeypatch.setattr(afno, "DENSE_MAX_WIDTH", 128)
+    assert narrow.chosen_path(1024, cuda) == "dense"
+    assert wide.chosen_path(1024, cuda) == "blocks"
+    assert narrow.chosen_path(1024, cpu) == "blocks"
