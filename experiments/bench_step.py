@@ -5,7 +5,7 @@ Usage::
     python -m experiments.bench_step [--tasks listops,text,image,pathfinder]
         [--mixers softmax,lst-dct,...] [--device auto|cpu|cuda] [--dtype bf16|fp32]
         [--steps 20] [--warmup 5] [--compile none|auto|all] [--batch B] [--max-len N]
-        [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH]
+        [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH,...]
         [--out results]
 
 Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
@@ -55,9 +55,11 @@ intermediates), ``on`` rebuilds the mixing from q, k and v in eager rows, ``off`
 Compiled rows never rebuild.
 
 ``--mixing-path``: ``auto`` (default) lets each layer choose its path (the ``path`` column
-says which it took); a path name (``gemm``, ``fft``, ``fast``, ``factored``, ``dense``) is
-forced on every layer that offers it (:func:`experiments.bench_step_setup.force_mixing_path`),
-so two runs time the same step on two paths; a mixer with no such path is an error row.
+says which it took); a comma list of path names (``gemm``, ``fft``, ``fast``, ``factored``,
+``dense``, ``blocks``, ``auto``) times each mixer once per name, the name forced on every
+layer that offers it (:func:`experiments.bench_step_setup.force_mixing_path`), so one run
+times the same step on several paths beside one anchor; a mixer with no such path is an
+error row.
 
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.
@@ -174,9 +176,18 @@ def _time_anchor(
 
 
 def _time_mixer(
-    task: str, mixer: str, modes: list[str], args: argparse.Namespace, device: torch.device
+    task: str,
+    mixer: str,
+    modes: list[str],
+    args: argparse.Namespace,
+    device: torch.device,
+    forced_path: str = "auto",
 ) -> tuple[tuple[float, int | None, str] | None, str, str, list[str]]:
-    """Time ``mixer`` in each mode: fastest ``(ms, peak, mode)`` or None, status, path, notes."""
+    """Time ``mixer`` in each mode: fastest ``(ms, peak, mode)`` or None, status, path, notes.
+
+    ``forced_path`` other than ``auto`` is set on every layer that has it
+    (:func:`force_mixing_path`).
+    """
     best: tuple[float, int | None, str] | None = None
     status, path, notes = "ok", "", []
     peaks: dict[str, int | None] = {}
@@ -185,8 +196,8 @@ def _time_mixer(
         try:
             torch.manual_seed(0)
             setup = load_setup(mixer, task, args.batch, args.max_len)
-            if args.mixing_path != "auto":
-                force_mixing_path(setup.model, args.mixing_path)
+            if forced_path != "auto":
+                force_mixing_path(setup.model, forced_path)
             path = mixing_path(setup.model, setup.seq_len, device, setup.padded, args.dtype)
             data = random_batch(setup, device)
             inputs = {k: v for k, v in data.items() if k != "labels"}
@@ -250,11 +261,11 @@ def bench_task(
         "anchor_eager_ms": _round(anchor["eager"]),
         "anchor_compiled_ms": _round(anchor["compiled"]),
     }
-    for mixer in args.mixers:
+    for mixer, forced in [(m, p) for m in args.mixers for p in args.mixing_paths]:
         if _spent(deadline):
             emit(_not_run(task, mixer, meta, **shared))
             continue
-        best, status, path, notes = _time_mixer(task, mixer, modes, args, device)
+        best, status, path, notes = _time_mixer(task, mixer, modes, args, device, forced)
         note = f"auto: {', '.join(notes)}" if len(modes) > 1 else modes[0]
         emit(
             StepRow(
@@ -321,8 +332,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--mixing-path",
         default="auto",
-        help="force this mixing path (e.g. gemm, fft, fast) on every layer that has it; a "
-        "mixer without it is recorded as an error row (auto: each layer's own choice)",
+        help="comma list; one row per mixer and path, the path forced on every layer that has "
+        "it (e.g. fft,gemm); a mixer without it is an error row (auto: each layer's choice)",
     )
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
@@ -330,6 +341,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mixers = default_mixers()
     args.mixers = _csv_list(args.mixers or ",".join(mixers), mixers, "--mixers")
     args.compile_tasks = _csv_list(args.compile_tasks, BENCH_TASKS, "--compile-tasks")
+    args.mixing_paths = [v.strip() for v in args.mixing_path.split(",") if v.strip()]
+    if not args.mixing_paths:
+        raise SystemExit("--mixing-path: give auto or a comma list of path names")
     if args.steps < 1 or args.warmup < 0:
         raise SystemExit("--steps must be >= 1 and --warmup >= 0")
     if args.time_budget is not None and not args.time_budget >= 0:

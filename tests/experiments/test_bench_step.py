@@ -247,6 +247,22 @@ def test_mixing_path_option_forces_the_path_and_records_it(tmp_path) -> None:
     assert "--mixing-path gemm" in (tmp_path / "train_step.md").read_text()
 
 
+def test_mixing_path_list_times_each_path_beside_one_anchor(tmp_path) -> None:
+    argv = [*TINY, "--tasks", "pathfinder", "--mixers", "afno,fnet"]
+    assert main([*argv, "--mixing-path", "blocks,dense,auto", "--out", str(tmp_path)]) == 0
+    rows = _csv_rows(tmp_path / "train_step.csv")
+    got = [(r["mixer"], r["path"], r["status"][:5]) for r in rows]
+    assert got == [
+        ("afno", "blocks", "ok"),
+        ("afno", "dense", "ok"),
+        ("afno", "blocks", "ok"),  # auto on CPU
+        ("fnet", "", "error"),
+        ("fnet", "", "error"),
+        ("fnet", "fft", "ok"),
+    ]
+    assert len({(r["anchor_eager_ms"], r["anchor_compiled_ms"]) for r in rows}) == 1
+
+
 def test_force_mixing_path_names_the_paths_there_are() -> None:
     from spectrans.layers.mixing.fourier import FourierMixing
 
