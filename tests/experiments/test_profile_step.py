@@ -65,7 +65,7 @@ def test_lst_table_has_every_path_per_transform_and_skips_big_matrices() -> None
     assert probe_paths.lst_ms(1, 8, 2, 65536, "dense", 1) == "-"
 
 
-def test_fnet_table_times_both_paths_at_every_length() -> None:
+def test_fnet_table_times_every_path_at_every_length() -> None:
     calls = []
 
     def fake(b, width, n, path, reps):  # noqa: ANN001, ANN202
@@ -74,5 +74,5 @@ def test_fnet_table_times_both_paths_at_every_length() -> None:
 
     rows = probe_paths.fnet_table(3, measure_ms=fake)
     lengths = sum(len(shape[3]) for shape in probe_paths.LST_SHAPES.values())
-    assert len(rows) == 2 + lengths and "factored ms" in rows[0]
-    assert {p for _, p in calls} == {"fft", "factored"} and len(calls) == 2 * lengths
+    assert len(rows) == 2 + lengths and "factored ms" in rows[0] and "gemm ms" in rows[0]
+    assert {p for _, p in calls} == {"fft", "factored", "gemm"} and len(calls) == 3 * lengths

@@ -45,9 +45,9 @@ DENSE_MAX_WIDTH: int | None = None
 """auto: the ``dense`` path on CUDA for widths D up to this; None: never (``blocks`` always).
 
 None until the two paths are timed on a GPU (``python -m experiments.bench_step --mixers afno
---mixing-path dense`` against ``--mixing-path blocks``). A GEMM with a ``(2D, 2D)`` matrix
-moves ``4D`` floats per row for ``8 D^2`` flops, memory-bound for small D whatever the
-block structure."""
+--mixing-path blocks,dense``). The estimate behind the path: a GEMM with a ``(2D, 2D)``
+matrix reads and writes ``4D`` values per row for ``8 D^2`` flops, so at small D it is bound
+by memory traffic and the block structure's saving in multiply-adds buys little."""
 
 
 def _real_form(w: Tensor) -> Tensor:
