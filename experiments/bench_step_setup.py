@@ -211,6 +211,8 @@ def random_batch(setup: Setup, device: torch.device, seed: int = 0) -> dict[str,
 
 def path_choices(layer: nn.Module) -> tuple[str, ...]:
     """The values the ``mixing_path`` annotation of ``layer``'s class allows (empty: none)."""
+    if not hasattr(layer, "mixing_path"):
+        return ()
     hint = typing.get_type_hints(type(layer)).get("mixing_path")
     return tuple(typing.get_args(hint)) if hint is not None else ()
 

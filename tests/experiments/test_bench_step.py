@@ -271,3 +271,18 @@ def test_force_mixing_path_names_the_paths_there_are() -> None:
     assert model[0].mixing_path == "factored"
     with pytest.raises(ValueError, match="its paths: auto, factored, fft, gemm"):
         bench_step.force_mixing_path(model, "dense")
+
+
+def test_every_mixer_class_with_paths_names_them_in_its_annotation() -> None:
+    """``--mixing-path`` reads each layer's choices off its ``mixing_path`` annotation."""
+    from experiments.bench_step_setup import path_choices
+
+    with_paths = {}
+    for entry in registry.entries():
+        cls = entry.cls
+        if hasattr(cls, "mixing_path"):
+            layer = cls.__new__(cls)  # the class's annotation is all that is read
+            with_paths[entry.name] = path_choices(layer)
+    assert with_paths["fnet"] == ("auto", "fft", "gemm", "factored")
+    assert with_paths["afno"] == ("auto", "blocks", "dense")
+    assert all(choices and choices[0] == "auto" for choices in with_paths.values())
