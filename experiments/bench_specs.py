@@ -244,7 +244,7 @@ def add_backward_options(parser: argparse.ArgumentParser) -> None:
     """``--lst-path`` and ``--recompute`` (alias ``--lst-recompute``) of the CPU memory tools."""
     parser.add_argument(
         "--lst-path",
-        choices=("auto", "gemm", "factored", "dense", "fast"),
+        choices=("auto", "gemm", "folded", "factored", "dense", "fast"),
         default="auto",
         help="mixing path of the LST layers (auto is fast on the CPU)",
     )

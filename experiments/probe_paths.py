@@ -19,13 +19,14 @@ Five tables, each row one forward+backward (bf16 autocast, device-synchronised, 
   :mod:`spectrans.layers.attention.key_padding`, the sort of each row included). A backend
   that refuses the inputs shows ``n/a``.
 - **LST**: the LST layer of each ``--transforms`` kind with ``mixing_path`` forced to
-  ``gemm`` (two GEMMs with the transform matrix), ``factored`` (the transform factored into
-  small GEMMs: Hadamard as :math:`H_a \otimes H_b`, DCT/DST by the four-step DFT), ``dense``
-  (the ``N x N`` operator built, then one GEMM per head) and ``fast`` (the transforms) at
-  several N, at the ListOps width and the layer benchmark's width; ``gemm`` and ``dense``
-  are skipped (``-``) above ``MATRIX_PROBE_MAX_LENGTH``. ``GEMM_MAX_LENGTH``,
-  ``DENSE_MAX_LENGTH`` and ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.attention.lst`
-  are read off it.
+  ``gemm`` (two GEMMs with the transform matrix), ``folded`` (the DCT/DST matrix split by
+  its mirror symmetry into four half-size GEMMs; Hadamard as ``gemm``), ``factored`` (the
+  transform factored into small GEMMs: Hadamard as :math:`H_a \otimes H_b`, DCT/DST by the
+  four-step DFT), ``dense`` (the ``N x N`` operator built, then one GEMM per head) and
+  ``fast`` (the transforms) at several N, at the ListOps width and the layer benchmark's
+  width; ``gemm``, ``folded`` and ``dense`` are skipped (``-``) above
+  ``MATRIX_PROBE_MAX_LENGTH``. ``GEMM_MAX_LENGTH``, ``GEMM_FOLD``, ``DENSE_MAX_LENGTH`` and
+  ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.attention.lst` are read off it.
 - **FNet**: the FNet layer on ``fft`` (cuFFT in float32), ``factored`` (four-step GEMMs in
   bf16) and ``gemm`` (two dense GEMMs with the DFT matrices in bf16; skipped above
   :data:`FNET_GEMM_PROBE_MAX_LENGTH`) at the same shapes; ``GEMM_MAX_LENGTH`` and
@@ -91,7 +92,7 @@ LST_SHAPES = {  # name: (B, D, H, lengths)
     "listops width": (32, 512, 8, (1024, 2000, LISTOPS_TOKENS, 3000, 4096, 8192)),
     "layer width": (8, 256, 4, (1024, 2048, 4096, 8192, 16384, 32768, 65536)),
 }
-LST_PATHS = ("gemm", "factored", "dense", "fast")
+LST_PATHS = ("gemm", "folded", "factored", "dense", "fast")
 WAVELET_SHAPES = {  # name: (B, D, lengths)
     "pathfinder-32": (512, 32, (1024,)),
     "listops": (32, 512, (LISTOPS_TOKENS,)),
@@ -226,7 +227,7 @@ def lst_ms(
     """Forward+backward milliseconds of the ``transform`` LST layer on ``path``."""
     from spectrans.layers.attention.lst import LSTAttention
 
-    if path in ("gemm", "dense") and n > MATRIX_PROBE_MAX_LENGTH:
+    if path in ("gemm", "folded", "dense") and n > MATRIX_PROBE_MAX_LENGTH:
         return "-"
     layer = LSTAttention(width, heads, transform, max_sequence_length=n).cuda()
     layer.mixing_path = path

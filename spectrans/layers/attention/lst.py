@@ -71,6 +71,7 @@ from spectrans.layers.attention.projections import (
     merge_heads,
     project_qkv,
 )
+from spectrans.layers.folded_filter import FOLD_KINDS, folded_filter
 from spectrans.layers.spectral_filter import (
     MATRIX_KINDS,
     causal_filter,
@@ -86,11 +87,17 @@ from spectrans.registry import register_mixer
 from spectrans.transforms.precision import compute_dtype
 
 TransformType = Literal["dct", "dst", "hadamard", "wavelet", "mixed"]
-MixingPath = Literal["auto", "gemm", "factored", "dense", "fast"]
+MixingPath = Literal["auto", "gemm", "folded", "factored", "dense", "fast"]
 DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measured on H200)
 GEMM_MAX_LENGTH = (
     4096  # auto: transform-matrix GEMMs on CUDA up to this length (results/paths_probe.md)
 )
+GEMM_FOLD = False
+"""auto: where it would take ``gemm``, take ``folded`` instead (:meth:`mix_folded`: the DCT
+and DST matrices by their mirror symmetry as four half-size GEMMs, half the multiply-adds).
+
+False until the two paths are timed on a GPU (``python -m experiments.bench_step --mixers
+lst-dct --mixing-path gemm,folded``, ``python -m experiments.probe_paths --tables lst``)."""
 FACTORED_MIN_LENGTH: dict[str, int] = {"hadamard": 1024}
 r"""auto: the factored GEMMs on CUDA from this length on (before ``gemm``), per filter kind,
 for layers at least :data:`FACTORED_MIN_WIDTH` wide.
@@ -236,7 +243,7 @@ class _LSTFilterAttention(AttentionLayer):
     mixing_path: MixingPath = "auto"
 
     def chosen_path(self, n: int, device: torch.device) -> str:
-        """``gemm``, ``factored``, ``dense`` or ``fast`` for length ``n`` on ``device``.
+        """``gemm``, ``folded``, ``factored``, ``dense`` or ``fast`` for ``n`` on ``device``.
 
         An explicit ``mixing_path`` is taken as set, except that causal layers given
         ``factored`` take ``fast`` (the factored filter is not causal).
@@ -244,7 +251,8 @@ class _LSTFilterAttention(AttentionLayer):
         ``auto`` on CUDA: non-causal filters whose kinds all have a closed-form matrix
         (dct, dst, hadamard) take ``gemm`` (:meth:`mix_gemm`: two tensor-core GEMMs with the
         shared transform matrix, ``4 N F B H d`` multiply-adds forward) for
-        ``n <= GEMM_MAX_LENGTH``; others take the dense operator (:meth:`dense_operator`) for
+        ``n <= GEMM_MAX_LENGTH`` (``folded`` instead when :data:`GEMM_FOLD`); others take the
+        dense operator (:meth:`dense_operator`) for
         ``n <= DENSE_MAX_LENGTH``; the transforms (``fast``) otherwise, and always on the CPU.
         Non-causal filters whose kinds all appear in :data:`FACTORED_MIN_LENGTH` take
         ``factored`` (:meth:`mix_factored`) first from the largest of their lengths on, when
@@ -265,7 +273,7 @@ class _LSTFilterAttention(AttentionLayer):
                 return "factored"
         matrix_kinds = all(kind in MATRIX_KINDS for kind, _, _, _ in self.groups)
         if not self.causal and matrix_kinds and n <= GEMM_MAX_LENGTH:
-            return "gemm"
+            return "folded" if GEMM_FOLD else "gemm"
         return "dense" if n <= DENSE_MAX_LENGTH else "fast"
 
     def dense_operator(self, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -312,14 +320,17 @@ class _LSTFilterAttention(AttentionLayer):
     def _filter_groups(self, u: Tensor, profile: Tensor, matrices: str | None) -> Tensor:
         """``M u`` per head group; closed-form kinds use ``matrices`` when given.
 
-        ``matrices``: ``"gemm"`` (:func:`matrix_filter`), ``"factored"``
+        ``matrices``: ``"gemm"`` (:func:`matrix_filter`), ``"folded"`` (:func:`folded_filter`
+        for dct and dst, :func:`matrix_filter` for hadamard), ``"factored"``
         (:func:`factored_filter`) or None (the transforms for every kind).
         """
         n = u.shape[-2]
         outs = []
         for kind, s, e, t in self.groups:
             gains = coefficient_gains(profile[s:e], kind, n)  # (H_g, F)
-            if matrices == "gemm" and kind in MATRIX_KINDS:
+            if matrices == "folded" and kind in FOLD_KINDS:
+                outs.append(folded_filter(u[:, s:e], gains, kind))  # (B, H_g, N, d)
+            elif matrices in ("gemm", "folded") and kind in MATRIX_KINDS:
                 outs.append(matrix_filter(u[:, s:e], gains, kind))  # (B, H_g, N, d)
             elif matrices == "factored" and kind in MATRIX_KINDS:
                 outs.append(factored_filter(u[:, s:e], gains, kind))  # (B, H_g, N, d)
@@ -337,6 +348,17 @@ class _LSTFilterAttention(AttentionLayer):
         if self.causal:
             return self.mix_dense(u)
         return self._filter_groups(u, self.profile.to(u.dtype), matrices="gemm")
+
+    def mix_folded(self, u: Tensor) -> Tensor:
+        r"""``M u`` as :meth:`mix_gemm`, the DCT and DST groups by :func:`folded_filter`.
+
+        :math:`A_{k, N-1-j} = (-1)^k A_{kj}` splits each of the two GEMMs into two of half the
+        size on the folded signal :math:`u_j \pm u_{N-1-j}`; Hadamard groups keep the full
+        matrix, causal layers are computed as on the ``dense`` path.
+        """
+        if self.causal:
+            return self.mix_dense(u)
+        return self._filter_groups(u, self.profile.to(u.dtype), matrices="folded")
 
     def mix_factored(self, u: Tensor) -> Tensor:
         r"""``M u`` with the transforms factored into small GEMMs (:func:`factored_filter`).
@@ -358,7 +380,7 @@ class _LSTFilterAttention(AttentionLayer):
         return self._filter_groups(u, profile, matrices=None)
 
     def mix_path(self, u: Tensor, path: str) -> Tensor:
-        """``M u`` on ``path`` (``gemm``, ``factored``, ``dense`` or ``fast``), ``(B, H, N, d)``.
+        """``M u`` on ``path`` (``gemm``, ``folded``, ``factored``, ``dense`` or ``fast``).
 
         The gates run in the projections' dtype (bfloat16 under autocast); only the FFT-based
         transforms of the fast path take half-precision input to float32 (cuFFT has no
@@ -369,6 +391,7 @@ class _LSTFilterAttention(AttentionLayer):
             u = u.float()  # (B, H, N, d)
         mix = {
             "gemm": self.mix_gemm,
+            "folded": self.mix_folded,
             "factored": self.mix_factored,
             "dense": self.mix_dense,
             "fast": self.mix,

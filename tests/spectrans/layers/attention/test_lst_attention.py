@@ -110,7 +110,7 @@ def _layer(transform: str, causal: bool = False, heads: int = 3):
 TRANSFORMS = ["dct", "dst", "hadamard", "wavelet", "mixed", "dct3", "mixedfft"]
 
 
-PATHS = ["fast", "dense", "gemm", "factored"]
+PATHS = ["fast", "dense", "gemm", "folded", "factored"]
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
@@ -207,6 +207,18 @@ def test_auto_path_is_fast_on_cpu_and_a_matrix_form_on_cuda_up_to_the_crossover(
     assert causal.chosen_path(DENSE_MAX_LENGTH + 1, cuda) == "fast"
     wavelet = LSTAttention(16, 4, "wavelet")  # no closed-form matrix
     assert wavelet.chosen_path(DENSE_MAX_LENGTH, cuda) == "dense"
+
+
+def test_gemm_fold_switches_auto_from_gemm_to_folded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spectrans.layers.attention import lst
+
+    cuda = torch.device("cuda")
+    layer = LSTAttention(16, 4, "dct")
+    assert not lst.GEMM_FOLD and layer.chosen_path(2001, cuda) == "gemm"  # off until timed
+    monkeypatch.setattr(lst, "GEMM_FOLD", True)
+    assert layer.chosen_path(2001, cuda) == "folded"
+    assert layer.chosen_path(lst.GEMM_MAX_LENGTH + 1, cuda) == "fast"
+    assert layer.chosen_path(2001, torch.device("cpu")) == "fast"
 
 
 def test_mixes_tokens_at_init() -> None:

@@ -12,7 +12,7 @@ import torch
 from spectrans.layers.attention.lst import LSTAttention, MixedSpectralAttention
 from spectrans.layers.attention.softmax import SoftmaxAttention
 
-PATHS = ["fast", "dense", "gemm", "factored"]
+PATHS = ["fast", "dense", "gemm", "folded", "factored"]
 TRANSFORMS = ["dct", "dst", "hadamard", "wavelet", "mixed", "mixedfft"]
 
 
@@ -113,7 +113,7 @@ def _saved_bytes(layer: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(sizes.values())
 
 
-@pytest.mark.parametrize("path", ["fast", "gemm"])
+@pytest.mark.parametrize("path", ["fast", "gemm", "folded"])
 def test_recompute_keeps_no_more_than_flash_softmax(path: str) -> None:
     """x, q, k, v and the output projection's input: at most softmax's (which keeps the
     attention output and its log-sum-exp besides)."""
