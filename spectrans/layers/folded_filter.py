@@ -29,12 +29,11 @@ copies around them. The operator is exactly the same.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
 
 from spectrans.layers.spectral_filter import transform_matrix
+from spectrans.transforms.constants import eager_cached
 
 FOLD_KINDS = ("dct", "dst")
 
@@ -44,28 +43,19 @@ def folded_matrices(
 ) -> tuple[Tensor, Tensor]:
     """``A_e`` (even rows, first ``h_e`` columns) and ``A_o`` (odd rows, first ``h_o``).
 
-    Cached per (kind, n, dtype, device) in eager code; built in the graph when compiling.
+    Cached per (kind, n, dtype, device) in eager code; built in the graph when compiling
+    (:func:`~spectrans.transforms.constants.eager_cached`).
     """
     if kind not in FOLD_KINDS:
         raise ValueError(f"no mirror-symmetric matrix for kind {kind!r}; use one of {FOLD_KINDS}")
-    if torch.compiler.is_compiling():
-        return _folded(kind, n, dtype, device)
-    return _cached_folded(kind, n, dtype, device)
+    return _folded(kind, n, dtype, device)
 
 
+@eager_cached(maxsize=8)
 def _folded(kind: str, n: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
     a = transform_matrix(kind, n, dtype, device)  # (N, N)
     h_o, h_e = n // 2, (n + 1) // 2
     return a[0::2, :h_e].contiguous(), a[1::2, :h_o].contiguous()  # (h_e, h_e), (h_o, h_o)
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_folded(
-    kind: str, n: int, dtype: torch.dtype, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """Normal (not inference-mode) tensors, so autograd can save them for the backward."""
-    with torch.inference_mode(False), torch.no_grad():
-        return _folded(kind, n, dtype, device)
 
 
 def folded_filter(u: Tensor, gains: Tensor, kind: str) -> Tensor:

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spectrans.transforms.constants import eager_cached
 from spectrans.transforms.cosine import (
     alternating_signs,
     makhoul_reorder,
@@ -262,24 +263,15 @@ def transform_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device
     return a.to(dtype)  # (n, n)
 
 
+@eager_cached(maxsize=8)
 def analysis_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """:func:`transform_matrix`, built once per (kind, n, dtype, device) outside compiled code.
 
     Eager callers share one cached matrix (no ``(n, n)`` temporaries per call: the phases and
     the float buffer of :func:`transform_matrix` are about 6x the bfloat16 matrix). Inside a
-    compiled graph the matrix is built in the graph, where the construction fuses into one
-    kernel and nothing is held between calls.
+    compiled graph the matrix is built in the graph (:func:`eager_cached`).
     """
-    if torch.compiler.is_compiling():
-        return transform_matrix(kind, n, dtype, device)
-    return _cached_matrix(kind, n, dtype, device)
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_matrix(kind: str, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A normal (not inference-mode) tensor, so autograd can save it for the backward."""
-    with torch.inference_mode(False), torch.no_grad():
-        return transform_matrix(kind, n, dtype, device)
+    return transform_matrix(kind, n, dtype, device)
 
 
 def matrix_filter(u: Tensor, gains: Tensor, kind: str) -> Tensor:

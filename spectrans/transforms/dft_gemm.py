@@ -30,12 +30,12 @@ the matrix entries (relative error about :math:`2^{-8}`), like the other GEMM pa
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import Tensor
 
+from spectrans.transforms.constants import eager_cached
 from spectrans.transforms.fft import mirror_index
 from spectrans.transforms.precision import matmul_dtype
 
@@ -68,20 +68,7 @@ def dft_gemm_matrices(
     return hidden, seq
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_matrices(
-    n: int, d: int, dtype: torch.dtype, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """Normal (not inference-mode) tensors, built once per shape, dtype and device."""
-    with torch.inference_mode(False), torch.no_grad():
-        return dft_gemm_matrices(n, d, dtype, device)
-
-
-def _matrices(n: int, d: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Cached in eager code; built inside a compiled graph (one fused kernel, nothing held)."""
-    if torch.compiler.is_compiling():
-        return dft_gemm_matrices(n, d, dtype, device)
-    return _cached_matrices(n, d, dtype, device)
+_matrices = eager_cached(maxsize=8)(dft_gemm_matrices)  # cached eagerly, built in graphs
 
 
 def _real_dft2_gemm(x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -92,8 +79,7 @@ def _real_dft2_gemm(x: Tensor, dtype: torch.dtype) -> Tensor:
     p = torch.matmul(x.to(dtype), hidden)  # (B, N, 2H): P_c | P_s
     stacked = p.view(b, n, 2, h).transpose(1, 2).reshape(b, 2 * n, h)  # (B, 2N, H)
     half = torch.matmul(seq, stacked)  # (B, N, H): columns k < H
-    index = mirror_index.__wrapped__ if torch.compiler.is_compiling() else mirror_index
-    rows, cols = index(n, d, x.device)  # (N,), (D - H,); built in the graph when compiling
+    rows, cols = mirror_index(n, d, x.device)  # (N,), (D - H,)
     mirror = half.index_select(-1, cols).index_select(-2, rows)  # (B, N, D - H)
     return torch.cat([half, mirror], dim=-1)  # (B, N, D)
 

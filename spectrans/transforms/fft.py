@@ -30,11 +30,10 @@ Half and bfloat16 inputs are computed in float32 and cast back.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
 
+from spectrans.transforms.constants import eager_cached
 from spectrans.transforms.precision import compute_dtype
 
 
@@ -91,7 +90,7 @@ def fft_length(n: int) -> int:
     return 1 << (2 * n - 1).bit_length()
 
 
-@functools.lru_cache(maxsize=64)
+@eager_cached(maxsize=64)
 def mirror_index(n: int, d: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Rows ``-n mod N`` and columns ``D - m`` (``m = D//2+1 .. D-1``) of the mirrored half."""
     rows = (-torch.arange(n, device=device)) % n  # (N,)

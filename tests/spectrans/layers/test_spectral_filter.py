@@ -50,7 +50,7 @@ def test_phases_in_int64_give_the_same_matrix(kind: str, monkeypatch: pytest.Mon
 
 
 def test_analysis_matrix_is_built_once_and_can_be_saved_for_backward() -> None:
-    spectral_filter._cached_matrix.cache_clear()
+    spectral_filter.analysis_matrix.cache_clear()
     cpu = torch.device("cpu")
     with torch.inference_mode():  # first use under inference mode, e.g. an evaluation
         first = analysis_matrix("dct", 12, torch.float32, cpu)

@@ -1,0 +1,44 @@
+"""Constant tensors (transform matrices, index maps): cached in eager code, built in graphs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import torch
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a builder of constant tensors so eager callers share one result per arguments.
+
+    Eager code gets the result built once per argument tuple (``functools.lru_cache``), built
+    outside inference mode and without autograd, so autograd can save it for a backward even
+    when the first call came from an evaluation under ``torch.inference_mode``. Inside a
+    ``torch.compile`` trace the builder is called as it is: the construction becomes part of
+    the graph (elementwise, fused into one kernel) and nothing is held between calls. The
+    decorated function has ``cache_clear``.
+
+    Args:
+        maxsize: Results kept (least recently used dropped).
+    """
+
+    def decorate(build: Callable[P, R]) -> Callable[P, R]:
+        @functools.lru_cache(maxsize=maxsize)
+        def cached(*args: P.args, **kwargs: P.kwargs) -> R:
+            with torch.inference_mode(False), torch.no_grad():
+                return build(*args, **kwargs)
+
+        @functools.wraps(build)
+        def get(*args: P.args, **kwargs: P.kwargs) -> R:
+            if torch.compiler.is_compiling():
+                return build(*args, **kwargs)
+            return cached(*args, **kwargs)
+
+        get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return get
+
+    return decorate

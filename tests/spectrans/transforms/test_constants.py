@@ -1,0 +1,45 @@
+"""Constant tensors: one cached build in eager code, a fresh build inside a compiled graph."""
+
+from __future__ import annotations
+
+import torch
+
+from spectrans.transforms.constants import eager_cached
+
+
+def test_eager_callers_share_one_build_made_outside_inference_mode() -> None:
+    builds = []
+
+    @eager_cached(maxsize=2)
+    def ramp(n: int) -> torch.Tensor:
+        builds.append(n)
+        return torch.arange(float(n))
+
+    with torch.inference_mode():
+        first = ramp(3)
+    assert not first.is_inference() and not first.requires_grad
+    assert ramp(3) is first and builds == [3]
+    w = torch.ones(3, requires_grad=True)
+    (w * ramp(3)).sum().backward()  # autograd may save it
+    assert w.grad is not None
+    ramp.cache_clear()
+    assert ramp(3) is not first and builds == [3, 3]
+
+
+def test_a_compiled_graph_builds_the_constant_itself() -> None:
+    builds = []
+
+    @eager_cached()
+    def ramp(n: int) -> torch.Tensor:
+        builds.append(n)
+        return torch.arange(float(n))
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return x * ramp(x.shape[0])
+
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(f)(torch.ones(4))
+    assert explained.graph_break_count == 0
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(torch.ones(5)), torch.arange(5.0))
+    assert 5 in builds  # traced through the builder, not through the cache
