@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from spectrans.transforms.constants import eager_cached
-from spectrans.transforms.fft import mirror_index
+from spectrans.transforms.fft import real_from_half_spectrum
 from spectrans.transforms.precision import matmul_dtype
 
 
@@ -79,9 +79,7 @@ def _real_dft2_gemm(x: Tensor, dtype: torch.dtype) -> Tensor:
     p = torch.matmul(x.to(dtype), hidden)  # (B, N, 2H): P_c | P_s
     stacked = p.view(b, n, 2, h).transpose(1, 2).reshape(b, 2 * n, h)  # (B, 2N, H)
     half = torch.matmul(seq, stacked)  # (B, N, H): columns k < H
-    rows, cols = mirror_index(n, d, x.device)  # (N,), (D - H,)
-    mirror = half.index_select(-1, cols).index_select(-2, rows)  # (B, N, D - H)
-    return torch.cat([half, mirror], dim=-1)  # (B, N, D)
+    return real_from_half_spectrum(half, d)  # (B, N, D)
 
 
 class _FNetGemm(torch.autograd.Function):

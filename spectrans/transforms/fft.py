@@ -91,20 +91,35 @@ def fft_length(n: int) -> int:
 
 
 @eager_cached(maxsize=64)
-def mirror_index(n: int, d: int, device: torch.device) -> tuple[Tensor, Tensor]:
+def _mirror_index(n: int, d: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Rows ``-n mod N`` and columns ``D - m`` (``m = D//2+1 .. D-1``) of the mirrored half."""
     rows = (-torch.arange(n, device=device)) % n  # (N,)
     cols = torch.arange(d - d // 2 - 1, 0, -1, device=device)  # (D - D//2 - 1,)
     return rows, cols
 
 
+def real_from_half_spectrum(half: Tensor, d: int) -> Tensor:
+    r"""The real part of a real signal's 2-D spectrum from its columns :math:`m \le D/2`.
+
+    :math:`\mathrm{Re}\,Y_{n,m} = \mathrm{Re}\,Y_{(-n) \bmod N,\,D-m}` gives the other
+    columns (module doc).
+
+    Args:
+        half: ``(..., N, D//2+1)``, the real part of the columns :math:`m \le D/2`.
+        d: The signal's width D.
+
+    Returns:
+        ``(..., N, D)``.
+    """
+    rows, cols = _mirror_index(half.shape[-2], d, half.device)  # cached: read only
+    mirror = half.index_select(-1, cols).index_select(-2, rows)  # (..., N, D - D//2 - 1)
+    return torch.cat([half, mirror], dim=-1)  # (..., N, D)
+
+
 def _real_fft2(x: Tensor) -> Tensor:
     """``Re FFT2(x)`` over the last two dims from the half spectrum, in ``x``'s dtype."""
-    n, d = x.shape[-2], x.shape[-1]
     half = torch.fft.rfft2(x.to(compute_dtype(x)), dim=(-2, -1)).real  # (..., N, D//2+1)
-    rows, cols = mirror_index(n, d, x.device)  # cached: read only
-    mirror = half.index_select(-1, cols).index_select(-2, rows)  # (..., N, D - D//2 - 1)
-    return torch.cat([half, mirror], dim=-1).to(x.dtype)  # (..., N, D)
+    return real_from_half_spectrum(half, x.shape[-1]).to(x.dtype)  # (..., N, D)
 
 
 @torch.library.custom_op("spectrans::fourier_mix_2d", mutates_args=())
