@@ -22,6 +22,12 @@ def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]
     the graph (elementwise, fused into one kernel) and nothing is held between calls. The
     decorated function has ``cache_clear``.
 
+    Not for code inside a custom op (``torch.library.custom_op``): a compiled graph runs the
+    op's implementation eagerly during CUDA-graph warm-up, so the first result would be
+    allocated from the graph's private memory pool and stay alive there, which the next
+    recording rejects. Such ops build their constants per call or avoid them (flips instead
+    of index maps).
+
     Args:
         maxsize: Results kept (least recently used dropped).
     """

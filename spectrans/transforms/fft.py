@@ -33,7 +33,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from spectrans.transforms.constants import eager_cached
 from spectrans.transforms.precision import compute_dtype
 
 
@@ -90,19 +89,17 @@ def fft_length(n: int) -> int:
     return 1 << (2 * n - 1).bit_length()
 
 
-@eager_cached(maxsize=64)
-def _mirror_index(n: int, d: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Rows ``-n mod N`` and columns ``D - m`` (``m = D//2+1 .. D-1``) of the mirrored half."""
-    rows = (-torch.arange(n, device=device)) % n  # (N,)
-    cols = torch.arange(d - d // 2 - 1, 0, -1, device=device)  # (D - D//2 - 1,)
-    return rows, cols
-
-
 def real_from_half_spectrum(half: Tensor, d: int) -> Tensor:
     r"""The real part of a real signal's 2-D spectrum from its columns :math:`m \le D/2`.
 
     :math:`\mathrm{Re}\,Y_{n,m} = \mathrm{Re}\,Y_{(-n) \bmod N,\,D-m}` gives the other
-    columns (module doc).
+    columns (module doc). For :math:`m = D/2+1, \dots, D-1` the source columns
+    :math:`D-m` run from :math:`D - D/2 - 1` down to 1 (a flip of columns
+    :math:`1 .. D-D/2-1`), and the source rows :math:`(-n) \bmod N` are
+    :math:`0, N-1, \dots, 1` (a flip of the rows rolled by one). Flips need no index
+    tensors, so the function holds nothing between calls: it runs inside custom ops that
+    CUDA graphs record, where a cached index built on first use would live in the graph's
+    private memory pool.
 
     Args:
         half: ``(..., N, D//2+1)``, the real part of the columns :math:`m \le D/2`.
@@ -111,8 +108,9 @@ def real_from_half_spectrum(half: Tensor, d: int) -> Tensor:
     Returns:
         ``(..., N, D)``.
     """
-    rows, cols = _mirror_index(half.shape[-2], d, half.device)  # cached: read only
-    mirror = half.index_select(-1, cols).index_select(-2, rows)  # (..., N, D - D//2 - 1)
+    h = d // 2 + 1
+    flipped = half[..., 1 : d - h + 1].flip(-2, -1)  # (..., N, D-H): rows N-1..0, cols D-H..1
+    mirror = flipped.roll(1, dims=-2)  # (..., N, D-H): rows 0, N-1, ..., 1
     return torch.cat([half, mirror], dim=-1)  # (..., N, D)
 
 

@@ -33,8 +33,6 @@ float64 ``x``).
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
 
@@ -47,9 +45,12 @@ def _complex(w: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.view_as_complex(w.to(dtype).contiguous())  # (K, C)
 
 
-@functools.lru_cache(maxsize=64)
 def _bin_weights(n: int, bins: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``c_k / N`` for the ``bins`` rFFT bins of a length-``n`` signal, ``(K, 1)``; read only."""
+    """``c_k / N`` for the ``bins`` rFFT bins of a length-``n`` signal, ``(K, 1)``.
+
+    Built on every call, not cached: it runs inside a custom op, which CUDA graphs record, and
+    a tensor cached on first use there would stay in the graph's private memory pool.
+    """
     weights = torch.full((bins, 1), 2.0 / n, dtype=dtype, device=device)  # (K, 1)
     weights[0].fill_(1.0 / n)
     if n % 2 == 0 and bins > 1:

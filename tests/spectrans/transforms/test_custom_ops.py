@@ -1,0 +1,77 @@
+"""The library's custom ops keep no tensors alive between calls.
+
+A compiled step under ``mode="reduce-overhead"`` runs each custom op inside a CUDA graph's
+warm-up and recording, where every allocation comes from the graph's private memory pool. A
+tensor an op caches on its first call (an index map, a weight vector) outlives the call in
+that pool, and the next recording fails with "tensor(s) in the cudagraph pool not tracked as
+outputs". Here each op runs forward and backward at a shape it has not seen, and the tensors
+alive afterwards are counted against those alive before.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import importlib.util
+import pkgutil
+from collections.abc import Callable
+
+import pytest
+import torch
+
+import spectrans
+from spectrans.transforms.fft import HALF_SPECTRUM_MIN_WIDTH, fourier_mix_2d
+from spectrans.transforms.fft_filter import filter_conv
+from spectrans.transforms.frequency_filter import frequency_filter
+
+
+def _live_tensors() -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, torch.Tensor))
+
+
+def _fnet(n: int) -> None:
+    x = torch.randn(2, n, HALF_SPECTRUM_MIN_WIDTH, requires_grad=True)  # half-spectrum op
+    fourier_mix_2d(x).sum().backward()
+
+
+def _frequency_filter(n: int) -> None:
+    x = torch.randn(2, n, 3, requires_grad=True)
+    w = torch.randn(n // 2 + 1, 3, 2, requires_grad=True)
+    frequency_filter(x, w).sum().backward()
+
+
+def _filter_conv(n: int) -> None:
+    u = torch.randn(2, 3, n, requires_grad=True)
+    h = torch.randn(3, 2 * n, requires_grad=True)
+    filter_conv(u, h).sum().backward()
+
+
+OPS: dict[str, Callable[[int], None]] = {
+    "fourier_mix_2d": _fnet,
+    "frequency_filter": _frequency_filter,
+    "filter_conv": _filter_conv,
+}
+
+
+def test_every_custom_op_of_the_library_is_covered() -> None:
+    for module in pkgutil.walk_packages(spectrans.__path__, "spectrans."):
+        if "triton" not in module.name or importlib.util.find_spec("triton"):
+            importlib.import_module(module.name)  # every module, so every op is registered
+    registered = {
+        name
+        for name in dir(torch.ops.spectrans)
+        if not name.startswith("_") and name != "name" and not name.endswith("_backward")
+    }
+    kernels = {"small_head_attention", "favor_contract"}  # Triton launches, no tensor caches
+    assert registered - kernels == set(OPS)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_a_custom_op_keeps_no_tensor_after_it_returns(name: str) -> None:
+    run = OPS[name]
+    run(6)  # first use of the op at all: imports, registrations
+    before = _live_tensors()
+    for n in (9, 10, 11):  # shapes it has not seen: a per-shape cache would grow
+        run(n)
+    assert _live_tensors() == before
