@@ -25,7 +25,7 @@ Five tables, each row one forward+backward (bf16 autocast, device-synchronised, 
   four-step DFT), ``dense`` (the ``N x N`` operator built, then one GEMM per head) and
   ``fast`` (the transforms) at several N, at the ListOps width and the layer benchmark's
   width; ``gemm``, ``folded`` and ``dense`` are skipped (``-``) above
-  ``MATRIX_PROBE_MAX_LENGTH``. ``GEMM_MAX_LENGTH``, ``GEMM_FOLD``, ``DENSE_MAX_LENGTH`` and
+  ``MATRIX_PROBE_MAX_LENGTH``. ``GEMM_MAX_LENGTH``, ``FOLD_ODD_LENGTHS``, ``DENSE_MAX_LENGTH`` and
   ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.attention.lst` are read off it.
 - **FNet**: the FNet layer on ``fft`` (cuFFT in float32), ``factored`` (four-step GEMMs in
   bf16) and ``gemm`` (two dense GEMMs with the DFT matrices in bf16; skipped above

@@ -92,12 +92,22 @@ DENSE_MAX_LENGTH = 1024  # auto: dense operator on CUDA up to this length (measu
 GEMM_MAX_LENGTH = (
     4096  # auto: transform-matrix GEMMs on CUDA up to this length (results/paths_probe.md)
 )
-GEMM_FOLD = False
-"""auto: where it would take ``gemm``, take ``folded`` instead (:meth:`mix_folded`: the DCT
-and DST matrices by their mirror symmetry as four half-size GEMMs, half the multiply-adds).
+FOLD_ODD_LENGTHS = True
+"""auto: where it would take ``gemm`` at an odd length, take ``folded`` instead
+(:meth:`mix_folded`: the DCT and DST matrices by their mirror symmetry as four half-size
+GEMMs, half the multiply-adds; groups of other kinds keep their GEMMs).
 
-False until the two paths are timed on a GPU (``python -m experiments.bench_step --mixers
-lst-dct --mixing-path gemm,folded``, ``python -m experiments.probe_paths --tables lst``)."""
+Read off the CUDA-graph replays of one layer's forward+backward on an H200 in bf16 at the
+ListOps width (B, D, H) = (32, 512, 8), DCT (``python -m experiments.probe_paths --tables lst
+--transforms dct --timing graph --repeats 5``, ``results/paths_probe.md``, 2026-12-01
+17:19 UTC): at N = 2001 (the ListOps presets' length with the class token) ``folded`` takes
+5.54 ms against 7.31 ms for ``gemm``; at the even lengths 1024, 2000, 3000 and 4096 ``gemm``
+is as fast or faster (2.25, 4.29, 6.70, 9.69 ms against 2.56, 4.74, 8.78, 9.76 ms), and so
+is the Pathfinder-32 training step at N = 1024 (5.14 against 5.31 ms compiled with CUDA
+graphs, ``results/train_step.md``). Going from N = 2000 to 2001 costs ``gemm`` 70 % and
+``folded`` 17 %: an odd ``(N, N)`` matrix leaves every GEMM's inner dimension unaligned,
+while the folded halves are ``(N+1)/2`` and ``(N-1)/2`` wide (the likely cause; not
+profiled)."""
 FACTORED_MIN_LENGTH: dict[str, int] = {"hadamard": 1024}
 r"""auto: the factored GEMMs on CUDA from this length on (before ``gemm``), per filter kind,
 for layers at least :data:`FACTORED_MIN_WIDTH` wide.
@@ -251,7 +261,8 @@ class _LSTFilterAttention(AttentionLayer):
         ``auto`` on CUDA: non-causal filters whose kinds all have a closed-form matrix
         (dct, dst, hadamard) take ``gemm`` (:meth:`mix_gemm`: two tensor-core GEMMs with the
         shared transform matrix, ``4 N F B H d`` multiply-adds forward) for
-        ``n <= GEMM_MAX_LENGTH`` (``folded`` instead when :data:`GEMM_FOLD`); others take the
+        ``n <= GEMM_MAX_LENGTH`` (``folded`` at odd ``n`` when a group is DCT or DST,
+        :data:`FOLD_ODD_LENGTHS`); others take the
         dense operator (:meth:`dense_operator`) for
         ``n <= DENSE_MAX_LENGTH``; the transforms (``fast``) otherwise, and always on the CPU.
         Non-causal filters whose kinds all appear in :data:`FACTORED_MIN_LENGTH` take
@@ -273,7 +284,8 @@ class _LSTFilterAttention(AttentionLayer):
                 return "factored"
         matrix_kinds = all(kind in MATRIX_KINDS for kind, _, _, _ in self.groups)
         if not self.causal and matrix_kinds and n <= GEMM_MAX_LENGTH:
-            return "folded" if GEMM_FOLD else "gemm"
+            foldable = any(kind in FOLD_KINDS for kind, _, _, _ in self.groups)
+            return "folded" if FOLD_ODD_LENGTHS and foldable and n % 2 == 1 else "gemm"
         return "dense" if n <= DENSE_MAX_LENGTH else "fast"
 
     def dense_operator(self, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:

@@ -209,14 +209,16 @@ def test_auto_path_is_fast_on_cpu_and_a_matrix_form_on_cuda_up_to_the_crossover(
     assert wavelet.chosen_path(DENSE_MAX_LENGTH, cuda) == "dense"
 
 
-def test_gemm_fold_switches_auto_from_gemm_to_folded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_folds_odd_lengths_only(monkeypatch: pytest.MonkeyPatch) -> None:
     from spectrans.layers.attention import lst
 
     cuda = torch.device("cuda")
     layer = LSTAttention(16, 4, "dct")
-    assert not lst.GEMM_FOLD and layer.chosen_path(2001, cuda) == "gemm"  # off until timed
-    monkeypatch.setattr(lst, "GEMM_FOLD", True)
     assert layer.chosen_path(2001, cuda) == "folded"
+    assert layer.chosen_path(2000, cuda) == "gemm"
+    assert LSTAttention(16, 4, "hadamard").chosen_path(2001, cuda) == "gemm"  # nothing to fold
+    monkeypatch.setattr(lst, "FOLD_ODD_LENGTHS", False)
+    assert layer.chosen_path(2001, cuda) == "gemm"
     assert layer.chosen_path(lst.GEMM_MAX_LENGTH + 1, cuda) == "fast"
     assert layer.chosen_path(2001, torch.device("cpu")) == "fast"
 
@@ -376,7 +378,7 @@ def test_factored_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lst, "FACTORED_MIN_WIDTH", 16)
     assert LSTAttention(16, 4, "mixed").chosen_path(65536, cuda) == "fast"  # dct heads too
     monkeypatch.setattr(lst, "FACTORED_MIN_LENGTH", {"dct": 2048})
-    assert layer.chosen_path(2047, cuda) == "gemm"
+    assert layer.chosen_path(2046, cuda) == "gemm"
     assert layer.chosen_path(2048, cuda) == "factored"
     assert layer.chosen_path(65536, cuda) == "factored"
     assert layer.chosen_path(2048, cpu) == "fast"

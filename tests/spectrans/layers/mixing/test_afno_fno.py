@@ -151,8 +151,9 @@ def test_afno_auto_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
     narrow, wide = AFNOMixing(32, num_blocks=8), AFNOMixing(512, num_blocks=8)
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert narrow.chosen_path(1024, cuda) == "blocks"  # unset: never dense
-    monkeypatch.setattr(afno, "DENSE_MAX_WIDTH", 128)
+    assert afno.DENSE_MAX_WIDTH == 32  # the Pathfinder-32 width, the one timed
     assert narrow.chosen_path(1024, cuda) == "dense"
     assert wide.chosen_path(1024, cuda) == "blocks"
     assert narrow.chosen_path(1024, cpu) == "blocks"
+    monkeypatch.setattr(afno, "DENSE_MAX_WIDTH", None)
+    assert narrow.chosen_path(1024, cuda) == "blocks"
