@@ -111,6 +111,7 @@ from experiments.bench_step_setup import (  # noqa: F401
     random_batch,
     train_step,
 )
+from experiments.fresh_compile import fail_on_recompile_limit
 from experiments.portable import portable_argument
 from experiments.timing import is_oom, make_train_step, time_steps  # noqa: F401
 from experiments.timing import short_device_name as device_name
@@ -367,6 +368,11 @@ def use_triton_kernels() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write ``train_step.csv`` / ``train_step.md``."""
+    with fail_on_recompile_limit():  # a row past Dynamo's limit fails instead of timing eager
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     from experiments.results import git_commit
 
     args = parse_args(argv)

@@ -284,6 +284,7 @@ def train_step(
     (``default`` or ``reduce-overhead``; with CUDA graphs each step first marks a new graph
     iteration, as the training module does).
     """
+    from experiments.fresh_compile import compile_fresh
     from experiments.module import make_optimizer, parameter_groups
     from experiments.timing import make_train_step
 
@@ -294,8 +295,8 @@ def train_step(
         optimizer_cfg,
     )
     run = model
-    if compile_mode is not None:
-        run = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
+    if compile_mode is not None:  # each model compiled from a reset Dynamo (fresh_compile doc)
+        run = compile_fresh(model, None if compile_mode == "default" else compile_mode)
 
     def forward_once() -> Tensor:
         if compile_mode == "reduce-overhead":

@@ -62,6 +62,7 @@ from pathlib import Path
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from experiments.fresh_compile import compile_fresh, fail_on_recompile_limit
 from experiments.results import git_commit
 from experiments.timing import TIMINGS, GraphCaptureError, is_oom, measure, short_device_name
 from spectrans.kernels import favor_fused
@@ -314,7 +315,7 @@ def performer_ms(shape: tuple[int, ...], path: str, masked: bool, compiled: bool
     def forward() -> torch.Tensor:
         return linear.feature_attention(kernel, q, k, v, mask, causal=False)
 
-    run = torch.compile(forward) if compiled else forward
+    run = compile_fresh(forward) if compiled else forward  # a fresh Dynamo per cell
     fused = path in ("fused", "triton")
     with (
         mock.patch.object(linear, "_use_fused", lambda *a, **k: fused),
@@ -388,6 +389,11 @@ def lst_table(
 
 def main(argv: list[str] | None = None) -> int:
     """Write the tables to ``--out`` (and print them); exit 2 without CUDA or on bad options."""
+    with fail_on_recompile_limit():  # a row past Dynamo's limit fails instead of timing eager
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/paths_probe.md"))
     parser.add_argument("--repeats", type=int, default=10)
