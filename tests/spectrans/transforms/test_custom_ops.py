@@ -13,8 +13,12 @@ from __future__ import annotations
 import gc
 import importlib
 import importlib.util
+import os
 import pkgutil
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,3 +81,44 @@ def test_a_custom_op_keeps_no_tensor_after_it_returns(name: str) -> None:
         run(n)
     kept = [tuple(t.shape) for t in _live_tensors() if id(t) not in known]
     assert kept == []
+
+
+GRAPHED_STEPS = """
+import torch
+from spectrans.transforms.fft import HALF_SPECTRUM_MIN_WIDTH, fourier_mix_2d
+from spectrans.transforms.fft_filter import filter_conv
+from spectrans.transforms.frequency_filter import frequency_filter
+
+n, dev = 33, "cuda"
+x = torch.randn(2, n, HALF_SPECTRUM_MIN_WIDTH, device=dev, requires_grad=True)
+w = torch.randn(n // 2 + 1, HALF_SPECTRUM_MIN_WIDTH, 2, device=dev, requires_grad=True)
+h = torch.randn(2, HALF_SPECTRUM_MIN_WIDTH, 2 * n, device=dev, requires_grad=True)
+
+
+def step():
+    y = fourier_mix_2d(x) + frequency_filter(x, w)  # (2, N, D)
+    return y.sum() + filter_conv(x.transpose(1, 2), h).sum()
+
+
+run = torch.compile(step, mode="reduce-overhead")
+for _ in range(4):  # warm-up, recording, replays
+    torch.compiler.cudagraph_mark_step_begin()
+    run().backward()
+torch.cuda.synchronize()
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_first_use_inside_a_cuda_graph_warm_up_leaves_the_pool_clean() -> None:
+    """Each op's first call in the process comes from the compiled step's warm-up."""
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", GRAPHED_STEPS],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
