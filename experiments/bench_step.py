@@ -44,7 +44,10 @@ for other mixers.
 ``compile`` column says which). It applies to the tasks of ``--compile-tasks`` (default
 ``pathfinder``, the task with the most protocol steps); other tasks run eager (compiling
 every mixer of every task takes longer than the rest of the run). Compiled figures exclude
-compile time (it falls in warm-up).
+compile time (it falls in warm-up). Each model is compiled from a reset Dynamo
+(:func:`experiments.fresh_compile.compile_fresh`: the models share the encoder's code, which
+Dynamo otherwise stops compiling after eight of them), and a row that reaches Dynamo's
+recompile limit fails instead of being timed eager.
 
 ``note``: the mode timed (``eager``, ``compiled``; ``auto: eager 3.10 ms, compiled 2.50 ms``
 with both times), and why a task outside ``--compile-tasks`` ran eager.
