@@ -138,6 +138,52 @@ def _fourier_mix_2d_backward(ctx: object, grad: Tensor) -> Tensor:
 _fourier_mix_2d_op.register_autograd(_fourier_mix_2d_backward)
 
 
+@torch.library.custom_op("spectrans::half_spectrum_2d", mutates_args=())
+def _half_spectrum_2d(x: Tensor) -> Tensor:
+    """``RFFT2(x)`` over the last two dims as real pairs: ``(..., N, D//2+1, 2)``."""
+    return torch.view_as_real(torch.fft.rfft2(x.to(compute_dtype(x)), dim=(-2, -1)))
+
+
+@_half_spectrum_2d.register_fake
+def _(x: Tensor) -> Tensor:
+    return x.new_empty((*x.shape[:-1], x.shape[-1] // 2 + 1, 2), dtype=compute_dtype(x))
+
+
+class _FourierMixTraced(torch.autograd.Function):
+    """:func:`fourier_mix_2d_traced`: the same self-adjoint map, forward and backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # noqa: D102
+        ctx.in_dtype = x.dtype
+        half = _half_spectrum_2d(x)[..., 0]  # (..., N, D//2+1): real parts, a strided view
+        return real_from_half_spectrum(half, x.shape[-1]).to(x.dtype)  # (..., N, D)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: D102
+        half = _half_spectrum_2d(grad.contiguous())[..., 0]  # (..., N, D//2+1)
+        return real_from_half_spectrum(half, grad.shape[-1]).to(ctx.in_dtype)  # (..., N, D)
+
+
+def fourier_mix_2d_traced(x: Tensor) -> Tensor:
+    r"""FNet mixing :math:`\mathrm{Re}\,\mathrm{FFT2}(x)` with only the transform opaque.
+
+    The same map as the half-spectrum op of :func:`fourier_mix_2d`, split differently: cuFFT's
+    half spectrum is one custom op returning the complex bins as real pairs, and the rest (the
+    real parts, the mirrored columns :func:`real_from_half_spectrum` completes, the cast) is
+    plain tensor code, which ``torch.compile`` can fuse into the neighbouring kernels (residual
+    add, dropout, layer norm) instead of running a gather and a concatenation of its own. The
+    backward is the same map on the output gradient (:math:`\mathrm{Re}\,\mathrm{FFT2}` is
+    self-adjoint, module doc); nothing is saved.
+
+    Args:
+        x: ``(..., N, D)`` real tensor.
+
+    Returns:
+        ``(..., N, D)`` tensor, same dtype; the transform runs in float32 for half precision.
+    """
+    return _FourierMixTraced.apply(x)
+
+
 HALF_SPECTRUM_MIN_WIDTH = 256
 """:func:`fourier_mix_2d` computes from the half spectrum for inputs at least this wide (D).
 

@@ -9,12 +9,15 @@ parameters; ``O(N D log(N D))``. Every output depends on every input, so ``causa
 refused.
 
 Paths (``mixing_path``): ``fft`` (:func:`~spectrans.transforms.fft.fourier_mix_2d`, in
-float32), ``gemm`` (:func:`~spectrans.transforms.dft_gemm.fnet_gemm`: the half spectrum by two
-dense GEMMs with the ``(D, D + 2)`` and ``(N, 2N)`` DFT matrices, in bfloat16 under autocast,
-``O(N D (D + N))``) or ``factored`` (:func:`~spectrans.transforms.factored.fnet_fourstep`: the
-hidden DFT as one GEMM and the sequence DFT by the four-step method as small GEMMs,
-``O(N D (D + sqrt N))``; a prime ``N`` takes ``fft``). ``auto`` on a CUDA input takes ``gemm``
-up to :data:`GEMM_MAX_LENGTH`, else ``factored`` from :data:`FACTORED_MIN_LENGTH`, else
+float32), ``fft_traced`` (:func:`~spectrans.transforms.fft.fourier_mix_2d_traced`: the same
+cuFFT half spectrum with the completion left to the compiler; ``auto`` does not take it until
+it is timed in a compiled step), ``gemm`` (:func:`~spectrans.transforms.dft_gemm.fnet_gemm`:
+the half spectrum by two dense GEMMs with the ``(D, D + 2)`` and ``(N, 2N)`` DFT matrices, in
+bfloat16 under autocast, ``O(N D (D + N))``) or ``factored``
+(:func:`~spectrans.transforms.factored.fnet_fourstep`: the hidden DFT as one GEMM and the
+sequence DFT by the four-step method as small GEMMs, ``O(N D (D + sqrt N))``; a prime ``N``
+takes ``fft``). ``auto`` on a CUDA input takes ``gemm`` up to :data:`GEMM_MAX_LENGTH`, else
+``factored`` from :data:`FACTORED_MIN_LENGTH`, else
 ``fft``; on other devices ``fft``.
 """
 
@@ -30,7 +33,7 @@ from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 from spectrans.transforms.dft_gemm import fnet_gemm
 from spectrans.transforms.factored import fnet_fourstep, fourstep_split
-from spectrans.transforms.fft import fourier_mix_2d
+from spectrans.transforms.fft import fourier_mix_2d, fourier_mix_2d_traced
 
 GEMM_MAX_LENGTH: int | None = None
 """auto: the ``gemm`` path on CUDA up to this length; None: never.
@@ -77,10 +80,10 @@ class FourierMixing(MixingLayer):
     ) -> None:
         super().__init__(hidden_dim, dropout, causal, init_weights)
 
-    mixing_path: Literal["auto", "fft", "gemm", "factored"] = "auto"
+    mixing_path: Literal["auto", "fft", "fft_traced", "gemm", "factored"] = "auto"
 
     def chosen_path(self, n: int, device: torch.device) -> str:
-        """``fft``, ``gemm`` or ``factored`` for length ``n`` on ``device`` (module doc)."""
+        """``fft``, ``fft_traced``, ``gemm`` or ``factored`` for ``n`` on ``device``."""
         path = self.mixing_path
         if path == "auto":
             short = GEMM_MAX_LENGTH is not None and n <= GEMM_MAX_LENGTH
@@ -98,6 +101,8 @@ class FourierMixing(MixingLayer):
         path = self.chosen_path(x.shape[1], x.device)
         if path == "gemm":
             return fnet_gemm(x)
+        if path == "fft_traced":
+            return fourier_mix_2d_traced(x)
         if path == "factored":
             return fnet_fourstep(x)
         return fourier_mix_2d(x)

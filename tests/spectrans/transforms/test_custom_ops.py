@@ -24,7 +24,11 @@ import pytest
 import torch
 
 import spectrans
-from spectrans.transforms.fft import HALF_SPECTRUM_MIN_WIDTH, fourier_mix_2d
+from spectrans.transforms.fft import (
+    HALF_SPECTRUM_MIN_WIDTH,
+    fourier_mix_2d,
+    fourier_mix_2d_traced,
+)
 from spectrans.transforms.fft_filter import filter_conv
 from spectrans.transforms.frequency_filter import frequency_filter
 
@@ -37,6 +41,11 @@ def _live_tensors() -> list[torch.Tensor]:
 def _fnet(n: int) -> None:
     x = torch.randn(2, n, HALF_SPECTRUM_MIN_WIDTH, requires_grad=True)  # half-spectrum op
     fourier_mix_2d(x).sum().backward()
+
+
+def _fnet_traced(n: int) -> None:
+    x = torch.randn(2, n, 8, requires_grad=True)
+    fourier_mix_2d_traced(x).sum().backward()
 
 
 def _frequency_filter(n: int) -> None:
@@ -53,6 +62,7 @@ def _filter_conv(n: int) -> None:
 
 OPS: dict[str, Callable[[int], None]] = {
     "fourier_mix_2d": _fnet,
+    "half_spectrum_2d": _fnet_traced,
     "frequency_filter": _frequency_filter,
     "filter_conv": _filter_conv,
 }
@@ -86,6 +96,7 @@ def test_a_custom_op_keeps_no_tensor_after_it_returns(name: str) -> None:
 GRAPHED_STEPS = """
 import torch
 from spectrans.transforms.fft import HALF_SPECTRUM_MIN_WIDTH, fourier_mix_2d
+from spectrans.transforms.fft import fourier_mix_2d_traced
 from spectrans.transforms.fft_filter import filter_conv
 from spectrans.transforms.frequency_filter import frequency_filter
 
@@ -96,7 +107,7 @@ h = torch.randn(2, HALF_SPECTRUM_MIN_WIDTH, 2 * n, device=dev, requires_grad=Tru
 
 
 def step():
-    y = fourier_mix_2d(x) + frequency_filter(x, w)  # (2, N, D)
+    y = fourier_mix_2d(x) + fourier_mix_2d_traced(x) + frequency_filter(x, w)  # (2, N, D)
     return y.sum() + filter_conv(x.transpose(1, 2), h).sum()
 
 

@@ -91,12 +91,13 @@ def test_factored_path_bf16_autocast_and_auto_choice(monkeypatch: pytest.MonkeyP
     assert error < 2e-2
 
 
+@pytest.mark.parametrize("path", ["gemm", "fft_traced"])
 @pytest.mark.parametrize("n", [1, 2, 7, 12, 64, 100, 2001])
 @pytest.mark.parametrize("d", [1, 5, 6, 32])
-def test_gemm_path_matches_dense_dft_with_mask_and_gradients(n: int, d: int) -> None:
+def test_path_matches_dense_dft_with_mask_and_gradients(n: int, d: int, path: str) -> None:
     layer = FourierMixing(d)
-    layer.mixing_path = "gemm"
-    assert layer.chosen_path(n, torch.device("cpu")) == "gemm"
+    layer.mixing_path = path
+    assert layer.chosen_path(n, torch.device("cpu")) == path
     x = torch.randn(2, n, d, dtype=torch.float64, requires_grad=True)
     mask = torch.rand(2, n) > 0.3
     mask[:, 0] = True
@@ -122,6 +123,7 @@ def test_gemm_path_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     layer = FourierMixing(32)
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert layer.chosen_path(2001, cuda) == "fft"  # measured slower than cuFFT: never gemm
+    assert "fft_traced" not in {layer.chosen_path(n, cuda) for n in (1024, 2001, 65536)}
     monkeypatch.setattr(fourier, "GEMM_MAX_LENGTH", 4096)
     assert layer.chosen_path(2001, cuda) == "gemm"
     assert layer.chosen_path(2003, cuda) == "gemm"  # a prime length is no obstacle
@@ -132,11 +134,12 @@ def test_gemm_path_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert layer.chosen_path(2000, cuda) == "gemm"  # gemm comes first up to its length
 
 
-def test_gemm_path_compiles_into_one_graph() -> None:
+@pytest.mark.parametrize("path", ["gemm", "fft_traced"])
+def test_path_compiles_into_one_graph(path: str) -> None:
     import torch._dynamo
 
     layer = FourierMixing(6)
-    layer.mixing_path = "gemm"
+    layer.mixing_path = path
     x = torch.randn(2, 30, 6, requires_grad=True)
     torch._dynamo.reset()
     explained = torch._dynamo.explain(layer)(x)
