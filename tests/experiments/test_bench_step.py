@@ -269,7 +269,7 @@ def test_force_mixing_path_names_the_paths_there_are() -> None:
     model = torch.nn.Sequential(FourierMixing(8), SoftmaxAttention(8, 2))
     assert bench_step.force_mixing_path(model, "factored") == 1
     assert model[0].mixing_path == "factored"
-    with pytest.raises(ValueError, match="its paths: auto, factored, fft, gemm"):
+    with pytest.raises(ValueError, match="its paths: auto, factored, fft, fft_traced, gemm"):
         bench_step.force_mixing_path(model, "dense")
 
 
@@ -283,6 +283,6 @@ def test_every_mixer_class_with_paths_names_them_in_its_annotation() -> None:
         if hasattr(cls, "mixing_path"):
             layer = cls.__new__(cls)  # the class's annotation is all that is read
             with_paths[entry.name] = path_choices(layer)
-    assert with_paths["fnet"] == ("auto", "fft", "gemm", "factored")
+    assert with_paths["fnet"] == ("auto", "fft", "fft_traced", "gemm", "factored")
     assert with_paths["afno"] == ("auto", "blocks", "dense")
     assert all(choices and choices[0] == "auto" for choices in with_paths.values())
