@@ -58,11 +58,11 @@ intermediates), ``on`` rebuilds the mixing from q, k and v in eager rows, ``off`
 Compiled rows never rebuild.
 
 ``--mixing-path``: ``auto`` (default) lets each layer choose its path (the ``path`` column
-says which it took); a comma list of path names (``gemm``, ``fft``, ``fast``, ``factored``,
-``dense``, ``blocks``, ``auto``) times each mixer once per name, the name forced on every
-layer that offers it (:func:`experiments.bench_step_setup.force_mixing_path`), so one run
-times the same step on several paths beside one anchor; a mixer with no such path is an
-error row.
+says which it took); a comma list of path names (``auto`` and the values of each layer's
+``mixing_path`` annotation: ``fft``, ``gemm``, ``folded``, ``blocks``, ...) times each mixer
+once per name, the name forced on every layer that offers it
+(:func:`experiments.bench_step_setup.force_mixing_path`), so one run times the same step on
+several paths beside one anchor; a mixer with no such path is an error row.
 
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.

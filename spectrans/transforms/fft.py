@@ -149,19 +149,23 @@ def _(x: Tensor) -> Tensor:
     return x.new_empty((*x.shape[:-1], x.shape[-1] // 2 + 1, 2), dtype=compute_dtype(x))
 
 
+def _real_fft2_traced(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``Re FFT2(x)`` from the opaque half spectrum and the traced completion, in ``dtype``."""
+    half = _half_spectrum_2d(x.contiguous())[..., 0]  # (..., N, D//2+1): real parts, a view
+    return real_from_half_spectrum(half, x.shape[-1]).to(dtype)  # (..., N, D)
+
+
 class _FourierMixTraced(torch.autograd.Function):
     """:func:`fourier_mix_2d_traced`: the same self-adjoint map, forward and backward."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:  # noqa: D102
         ctx.in_dtype = x.dtype
-        half = _half_spectrum_2d(x)[..., 0]  # (..., N, D//2+1): real parts, a strided view
-        return real_from_half_spectrum(half, x.shape[-1]).to(x.dtype)  # (..., N, D)
+        return _real_fft2_traced(x, x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:  # noqa: D102
-        half = _half_spectrum_2d(grad.contiguous())[..., 0]  # (..., N, D//2+1)
-        return real_from_half_spectrum(half, grad.shape[-1]).to(ctx.in_dtype)  # (..., N, D)
+        return _real_fft2_traced(grad, ctx.in_dtype)
 
 
 def fourier_mix_2d_traced(x: Tensor) -> Tensor:
