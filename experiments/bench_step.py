@@ -189,12 +189,16 @@ def _time_mixer(
 ) -> tuple[tuple[float, int | None, str] | None, str, str, list[str]]:
     """Time ``mixer`` in each mode: fastest ``(ms, peak, mode)`` or None, status, path, notes.
 
+    The path is the one the fastest mode's layers take (FNet's differs between eager and
+    compiled steps).
+
     ``forced_path`` other than ``auto`` is set on every layer that has it
     (:func:`force_mixing_path`).
     """
     best: tuple[float, int | None, str] | None = None
     status, path, notes = "ok", "", []
     peaks: dict[str, int | None] = {}
+    paths: dict[str, str] = {}
     setup = None
     for mode in modes:
         try:
@@ -202,7 +206,9 @@ def _time_mixer(
             setup = load_setup(mixer, task, args.batch, args.max_len)
             if forced_path != "auto":
                 force_mixing_path(setup.model, forced_path)
-            path = mixing_path(setup.model, setup.seq_len, device, setup.padded, args.dtype)
+            path = paths[mode] = mixing_path(
+                setup.model, setup.seq_len, device, setup.padded, args.dtype, mode == "compiled"
+            )
             data = random_batch(setup, device)
             inputs = {k: v for k, v in data.items() if k != "labels"}
             ms, peak = time_model(
@@ -230,7 +236,7 @@ def _time_mixer(
     if best is not None and best[2] == "compiled" and graphs:
         # CUDA-graph pools are reserved while recording, before the peak window opens
         best = (best[0], peaks.get("eager"), best[2])
-    return best, status, path, notes
+    return best, status, paths[best[2]] if best is not None else path, notes
 
 
 def _modes(task: str, args: argparse.Namespace) -> tuple[list[str], str]:

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from experiments.bench_specs import SDPAAnchor
 from experiments.config.compose import compose_experiment
 from spectrans.layers.attention.softmax import SoftmaxAttention
+from spectrans.layers.mixing.fourier import FourierMixing
 
 BENCH_TASKS: tuple[str, ...] = ("listops", "text", "image", "pathfinder")
 """Tasks the step benchmark times (registered task names)."""
@@ -235,20 +236,36 @@ def force_mixing_path(model: nn.Module, path: str) -> int:
     return len(layers)
 
 
-def mixing_path(
-    model: nn.Module, seq_len: int, device: torch.device, masked: bool = False, dtype: str = "bf16"
-) -> str:
-    """The mixing paths the layers take, or ``""``.
+def mixer_length(model: nn.Module, seq_len: int) -> int:
+    """The sequence length the mixers of ``model`` see: ``seq_len`` and the CLS token if any."""
+    cls = any(getattr(m, "cls_token", None) is not None for m in model.modules())
+    return seq_len + int(cls)
 
-    LST layers: ``gemm``, ``factored``, ``dense`` or ``fast``. Softmax layers given a key mask:
+
+def mixing_path(
+    model: nn.Module,
+    seq_len: int,
+    device: torch.device,
+    masked: bool = False,
+    dtype: str = "bf16",
+    compiled: bool = False,
+) -> str:
+    """The mixing paths the layers take on inputs of ``seq_len`` tokens, or ``""``.
+
+    Each layer with a ``chosen_path`` is asked at the length it sees (:func:`mixer_length`);
+    FNet layers are told whether ``torch.compile`` traces them (``compiled``). LST layers:
+    ``gemm``, ``folded``, ``factored``, ``dense`` or ``fast``. Softmax layers given a key mask:
     ``segments`` where they attend on flash's variable-length kernel
     (:mod:`spectrans.layers.attention.key_padding`), else ``masked sdpa``.
     """
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    n = mixer_length(model, seq_len)
     paths = set()
     for m in model.modules():
-        if hasattr(m, "chosen_path"):
-            paths.add(m.chosen_path(seq_len, device))
+        if isinstance(m, FourierMixing):
+            paths.add(m.chosen_path(n, device, compiled=compiled))
+        elif hasattr(m, "chosen_path"):
+            paths.add(m.chosen_path(n, device))
         if masked and isinstance(m, SoftmaxAttention) and not (m.causal or m.alibi):
             paths.add("segments" if m.uses_segments(device, torch_dtype) else "masked sdpa")
     return "/".join(sorted(paths))

@@ -16,9 +16,10 @@ from experiments.bench_step import (
     load_setup,
     main,
 )
-from experiments.bench_step_setup import mixing_path
+from experiments.bench_step_setup import mixer_length, mixing_path
 from spectrans import registry
 from spectrans.layers.attention import key_padding
+from spectrans.layers.attention.lst import LSTAttention
 from spectrans.layers.attention.softmax import SoftmaxAttention
 
 TINY = ["--device", "cpu", "--batch", "2", "--max-len", "16", "--steps", "1", "--warmup", "1"]
@@ -205,6 +206,19 @@ def test_path_names_the_softmax_key_padding_path(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(key_padding, "varlen_available", lambda *args: True)
     assert mixing_path(model, 16, cpu, masked=True, dtype="bf16") == "segments"
     assert load_setup("softmax", "listops", 2, 16).padded  # ListOps steps pass their key mask
+
+
+def test_path_is_asked_at_the_length_the_mixers_see() -> None:
+    cuda = torch.device("cuda")
+    lst = load_setup("lst-dct", "listops", 2, 16).model  # CLS token: the layers see N + 1
+    assert mixer_length(lst, 2000) == 2001
+    assert mixing_path(lst, 2000, cuda) == "folded"  # odd length: the folded DCT
+    assert mixing_path(lst, 2001, cuda) == "gemm"
+    fnet = load_setup("fnet", "listops", 2, 16).model
+    assert mixing_path(fnet, 2000, cuda) == "fft"
+    assert mixing_path(fnet, 2000, cuda, compiled=True) == "fft_traced"
+    plain = torch.nn.Sequential(LSTAttention(16, 4, "dct"))
+    assert mixer_length(plain, 2000) == 2000
 
 
 @pytest.mark.parametrize(("choice", "recomputes"), [("on", True), ("off", False)])

@@ -10,15 +10,16 @@ refused.
 
 Paths (``mixing_path``): ``fft`` (:func:`~spectrans.transforms.fft.fourier_mix_2d`, in
 float32), ``fft_traced`` (:func:`~spectrans.transforms.fft.fourier_mix_2d_traced`: the same
-cuFFT half spectrum with the completion left to the compiler; ``auto`` does not take it until
-it is timed in a compiled step), ``gemm`` (:func:`~spectrans.transforms.dft_gemm.fnet_gemm`:
+cuFFT half spectrum with the completion left to the compiler), ``gemm``
+(:func:`~spectrans.transforms.dft_gemm.fnet_gemm`:
 the half spectrum by two dense GEMMs with the ``(D, D + 2)`` and ``(N, 2N)`` DFT matrices, in
 bfloat16 under autocast, ``O(N D (D + N))``) or ``factored``
 (:func:`~spectrans.transforms.factored.fnet_fourstep`: the hidden DFT as one GEMM and the
 sequence DFT by the four-step method as small GEMMs, ``O(N D (D + sqrt N))``; a prime ``N``
 takes ``fft``). ``auto`` on a CUDA input takes ``gemm`` up to :data:`GEMM_MAX_LENGTH`, else
-``factored`` from :data:`FACTORED_MIN_LENGTH`, else
-``fft``; on other devices ``fft``.
+``factored`` from :data:`FACTORED_MIN_LENGTH`, else ``fft_traced`` when ``torch.compile``
+traces a layer at least :data:`~spectrans.transforms.fft.HALF_SPECTRUM_MIN_WIDTH` wide
+(:data:`TRACED_WHEN_COMPILED`) and ``fft`` otherwise; on other devices ``fft``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ from spectrans.layers.mixing.base import MixingLayer
 from spectrans.registry import register_mixer
 from spectrans.transforms.dft_gemm import fnet_gemm
 from spectrans.transforms.factored import fnet_fourstep, fourstep_split
-from spectrans.transforms.fft import fourier_mix_2d, fourier_mix_2d_traced
+from spectrans.transforms.fft import (
+    HALF_SPECTRUM_MIN_WIDTH,
+    fourier_mix_2d,
+    fourier_mix_2d_traced,
+)
 
 GEMM_MAX_LENGTH: int | None = None
 """auto: the ``gemm`` path on CUDA up to this length; None: never.
@@ -44,6 +49,20 @@ layer): cuFFT beats the two dense GEMMs at every length probed, 1024 to 8192, at
 (2.07 against 4.45 ms at the ListOps shape (32, 2001, 512), 0.74 against 1.72 ms at N = 1024).
 The path stays for explicit use; its ``(N, 2N)`` matrix holds ``2 N^2`` entries (16 MB in
 bfloat16 at N = 2001, 512 MB at N = 16384)."""
+
+TRACED_WHEN_COMPILED: bool = True
+"""auto on CUDA under ``torch.compile``: ``fft_traced`` (True) or ``fft`` (False).
+
+True as measured on an H200 in bf16 (``python -m experiments.bench_step --tasks listops
+--mixers fnet --compile all --compile-tasks listops --mixing-path auto,gemm,fft_traced``,
+``results/train_step.md``, 2026-12-01 19:55 UTC): the ListOps FNet training step compiled with
+CUDA graphs takes 12.82 ms with ``fft_traced`` against 16.12 with ``fft`` (the compiler fuses
+the spectrum's completion and the casts around it; the custom op of ``fft`` keeps them apart)
+and 13.42 with ``gemm``. Eager steps keep ``fft``: without a compiler the traced completion is
+the same work as the op's, run as separate kernels, and it has not been timed. Layers narrower
+than :data:`~spectrans.transforms.fft.HALF_SPECTRUM_MIN_WIDTH` keep ``fft`` too: there it is
+``torch.fft.fft2`` with nothing opaque to the compiler, and the half spectrum was measured
+slower at the Pathfinder-32 width of 32."""
 
 FACTORED_MIN_LENGTH: int | None = None
 """auto: the factored path on CUDA from this length on; None: never (``fft`` always).
@@ -82,16 +101,27 @@ class FourierMixing(MixingLayer):
 
     mixing_path: Literal["auto", "fft", "fft_traced", "gemm", "factored"] = "auto"
 
-    def chosen_path(self, n: int, device: torch.device) -> str:
-        """``fft``, ``fft_traced``, ``gemm`` or ``factored`` for ``n`` on ``device``."""
+    def chosen_path(self, n: int, device: torch.device, compiled: bool | None = None) -> str:
+        """``fft``, ``fft_traced``, ``gemm`` or ``factored`` for ``n`` on ``device``.
+
+        Args:
+            n: Sequence length the layer sees.
+            device: Device of the input.
+            compiled: Whether ``torch.compile`` traces the call; None asks
+                ``torch.compiler.is_compiling()`` (what :meth:`mix` does).
+        """
         path = self.mixing_path
         if path == "auto":
             short = GEMM_MAX_LENGTH is not None and n <= GEMM_MAX_LENGTH
             long = FACTORED_MIN_LENGTH is not None and n >= FACTORED_MIN_LENGTH
+            traced = torch.compiler.is_compiling() if compiled is None else compiled
             if device.type != "cuda":
                 path = "fft"
+            elif short or long:
+                path = "gemm" if short else "factored"
             else:
-                path = "gemm" if short else "factored" if long else "fft"
+                wide = self.hidden_dim >= HALF_SPECTRUM_MIN_WIDTH
+                path = "fft_traced" if TRACED_WHEN_COMPILED and traced and wide else "fft"
         if path == "factored" and fourstep_split(n)[0] == 1:
             return "fft"  # a prime length has no four-step split
         return path

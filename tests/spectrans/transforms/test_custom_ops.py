@@ -113,6 +113,9 @@ def step():
 
 run = torch.compile(step, mode="reduce-overhead")
 for _ in range(4):  # warm-up, recording, replays
+    # gradients of a graphed backward live in its pool and a replay overwrites them: drop
+    # them before each step (an optimizer's zero_grad(set_to_none=True)), never accumulate
+    x.grad = w.grad = h.grad = None
     torch.compiler.cudagraph_mark_step_begin()
     run().backward()
 torch.cuda.synchronize()

@@ -123,7 +123,18 @@ def test_gemm_path_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     layer = FourierMixing(32)
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert layer.chosen_path(2001, cuda) == "fft"  # measured slower than cuFFT: never gemm
-    assert "fft_traced" not in {layer.chosen_path(n, cuda) for n in (1024, 2001, 65536)}
+    assert {layer.chosen_path(n, cuda) for n in (1024, 2001, 65536)} == {"fft"}  # eager
+    assert layer.chosen_path(2001, cuda, compiled=True) == "fft"  # narrow: fft2, no opaque op
+    wide = FourierMixing(fourier.HALF_SPECTRUM_MIN_WIDTH)
+    assert {wide.chosen_path(n, cuda, compiled=True) for n in (1024, 2001)} == {"fft_traced"}
+    assert wide.chosen_path(2001, cuda) == "fft"  # eager
+    assert wide.chosen_path(2001, cpu, compiled=True) == "fft"
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert wide.chosen_path(2001, cuda) == "fft_traced"  # asks the compiler when not told
+    assert wide.chosen_path(2001, cuda, compiled=False) == "fft"
+    monkeypatch.setattr(fourier, "TRACED_WHEN_COMPILED", False)
+    assert wide.chosen_path(2001, cuda) == "fft"
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: False)
     monkeypatch.setattr(fourier, "GEMM_MAX_LENGTH", 4096)
     assert layer.chosen_path(2001, cuda) == "gemm"
     assert layer.chosen_path(2003, cuda) == "gemm"  # a prime length is no obstacle
