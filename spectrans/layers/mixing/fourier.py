@@ -54,7 +54,7 @@ TRACED_WHEN_COMPILED: bool = True
 """auto on CUDA under ``torch.compile``: ``fft_traced`` (True) or ``fft`` (False).
 
 True as measured on an H200 in bf16 (``python -m experiments.bench_step --tasks listops
---mixers fnet --compile all --compile-tasks listops --mixing-path auto,gemm,fft_traced``,
+--mixers fnet,lst-dct --compile all --compile-tasks listops --mixing-path auto,gemm,fft_traced``,
 ``results/train_step.md``, 2026-12-01 19:55 UTC): the ListOps FNet training step compiled with
 CUDA graphs takes 12.82 ms with ``fft_traced`` against 16.12 with ``fft`` (the compiler fuses
 the spectrum's completion and the casts around it; the custom op of ``fft`` keeps them apart)
