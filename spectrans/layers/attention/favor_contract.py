@@ -146,6 +146,21 @@ def _forward_saving(
     return weights @ kv_mean, saved
 
 
+def contract_columns(row: Tensor, blocks: Tensor) -> Tensor:
+    """``sum_c row_nc blocks_nca``: (..., N, d) from ``row`` (..., N, c), ``blocks`` (..., N, c, d).
+
+    On CUDA a product and a sum over the ``c = e + 1`` columns (one fused kernel when
+    compiled). As a batched matrix product with a one-row matrix per token (what ``einsum``
+    lowers to) cuBLAS runs matrix-vector kernels of at most 65,535 tokens a launch: 32
+    launches per call and 10.7 of 31.4 ms of device time in the compiled Pathfinder-32 step
+    (2M tokens, ``c = 5``, ``d = 4``; H200, bf16). On CPU the batched product is the faster
+    form (1.4 against 2.5 ms at 32K tokens, 2 cores).
+    """
+    if row.is_cuda:
+        return (row[..., :, None] * blocks).sum(-2)  # (..., N, c, 1) * (..., N, c, d) -> (.., N, d)
+    return (row[..., None, :] @ blocks)[..., 0, :]  # (..., N, 1, c) @ (..., N, c, d) -> (..., N, d)
+
+
 class FavorContraction(torch.autograd.Function):
     """``out = phi_q (phi_k^T (s V))`` with the backward of the module docstring."""
 
@@ -176,12 +191,12 @@ class FavorContraction(torch.autograd.Function):
         grad_kv = ((weights.transpose(-1, -2) @ grad) * inverse).to(dtype)  # (B, H, m, e+1)
         kv_w = (kv_mean[..., :, :, None] * w[:, None, :]).flatten(-2)  # (B, H, m, (e+1) d)
         reach_q = (weights @ kv_w).unflatten(-1, (e1, d))  # (B, H, N, e+1, d)
-        grad_q = torch.einsum("bhnc,bhnca->bhna", grad.to(wide), reach_q.to(wide))
+        grad_q = contract_columns(grad.to(wide), reach_q.to(wide))  # (B, H, N, d)
         dkv_w = (grad_kv[..., :, :, None] * w[:, None, :]).flatten(-2)  # (B, H, m, (e+1) d)
         both = phi_k @ torch.cat((grad_kv, dkv_w), dim=-1)  # (B, H, N, (e+1)(d+1))
         grad_v_scaled = both[..., :e1].to(wide)  # (B, H, N, e+1)
         reach_k = both[..., e1:].unflatten(-1, (e1, d)).to(wide)  # (B, H, N, e+1, d)
-        grad_k = torch.einsum("bhnc,bhnca->bhna", v_scaled.to(wide), reach_k)  # (B, H, N, d)
+        grad_k = contract_columns(v_scaled.to(wide), reach_k)  # (B, H, N, d)
         grad_scale = (grad_v_scaled * v_aug.to(wide)).sum(-1, keepdim=True)  # (B, H, N, 1)
         grad_k = grad_k - k.to(wide) * (scale * grad_scale)  # d s_j / d k'_j = -k'_j s_j
         grad_v = grad_v_scaled * scale  # (B, H, N, e+1)

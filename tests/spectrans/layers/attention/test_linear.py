@@ -297,3 +297,25 @@ def test_layer_output_is_unchanged_by_the_factored_path() -> None:
     expected = layer.out_proj(merge_heads(out)) * mask[..., None]
     torch.testing.assert_close(layer(x, mask), expected, atol=1e-12, rtol=1e-10)
     assert math.isfinite(layer(x, mask).sum().item())
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+        ),
+    ],
+)
+@pytest.mark.parametrize(("columns", "width"), [(5, 4), (9, 8), (1, 3)])
+def test_contract_columns_equals_the_einsum(columns, width, device) -> None:
+    """``sum_c row_nc blocks_nca`` (a batched product on CPU, product and sum on CUDA)."""
+    from spectrans.layers.attention.favor_contract import contract_columns
+
+    gen = torch.Generator().manual_seed(columns)
+    row = torch.randn(2, 3, 7, columns, generator=gen, dtype=torch.float64)
+    blocks = torch.randn(2, 3, 7, columns, width, generator=gen, dtype=torch.float64)
+    expected = torch.einsum("bhnc,bhnca->bhna", row, blocks)
+    got = contract_columns(row.to(device), blocks.to(device)).cpu()
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
