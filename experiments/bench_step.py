@@ -338,6 +338,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="route softmax of head width <= 16 and the FAVOR+ contraction to the Triton kernels",
     )
+    p.add_argument(
+        "--favor-logit-sums",
+        action="store_true",
+        help="in compiled steps, form the FAVOR+ feature logits as sums over the head width "
+        "(favor_contract.LOGITS_AS_SUMS_WHEN_COMPILED)",
+    )
     add_recompute_option(p)
     p.add_argument(
         "--mixing-path",
@@ -393,6 +399,10 @@ def _main(argv: list[str] | None) -> int:
     device = torch.device(args.device)
     if args.triton_kernels:
         use_triton_kernels()
+    if args.favor_logit_sums:
+        from spectrans.layers.attention import favor_contract
+
+        favor_contract.LOGITS_AS_SUMS_WHEN_COMPILED = True
     set_recompute(args.recompute)
     args.dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cuda":
