@@ -4,8 +4,8 @@ Usage::
 
     python -m experiments.bench [--device cpu|cuda] [--lengths 256 512 ...] [--dtypes fp32,bf16]
         [--batch 4] [--hidden 256] [--heads 4] [--repeats 3] [--scopes layer,model]
-        [--mixers softmax,lst-dct,...] [--budget 60] [--timing eager|graph] [--out results/]
-        [--quick]
+        [--mixers softmax,lst-dct,...] [--budget 60] [--timing eager|graph|compiled]
+        [--out results/] [--quick]
 
 For every registered mixer (``lst`` expanded over its transforms), one *layer* and one small
 *model* (two pre-norm blocks) are timed at each sequence length N: one warm-up step (two when
@@ -21,7 +21,12 @@ captures the whole forward+backward step into one CUDA graph
 (:func:`~experiments.timing.capture_graph`, autocast without its weight cache) and times the
 graph's replays, so the figure is the device's time for the operator. A mixer whose step
 cannot be captured (one that synchronises with the host, say) is recorded as ``error`` with
-``CUDA graph capture failed: ...``.
+``CUDA graph capture failed: ...``. ``compiled`` (CUDA only) does the same with the module
+compiled by ``torch.compile`` (default mode, a fresh Dynamo per configuration,
+:func:`~experiments.fresh_compile.compile_fresh`): two untimed steps compile it first, so the
+figure excludes compilation, and Inductor's fusions of the elementwise work around the
+mixer's matrix products and FFTs count, as they do in a compiled training step. The memory
+step then runs the compiled module too.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over the memory step (parameters,
 input and activations); on CPU the growth of the process's resident set during that step
@@ -102,6 +107,7 @@ from experiments.bench_write import (  # noqa: F401
     write_outputs,
     write_tables,
 )
+from experiments.fresh_compile import compile_fresh
 from experiments.portable import portable_argument
 from experiments.run_record import git_commit
 from experiments.timing import (  # noqa: F401
@@ -146,12 +152,14 @@ def run_config(
     repeats: int,
     budget_s: float,
     graph: bool = False,
+    compiled: bool = False,
 ) -> Row:
     """Measure one (mixer, scope, dtype, N); never raises.
 
     With ``graph`` the timed repeats are replays of one CUDA graph of the step
     (:func:`~experiments.timing.measure`); a failed capture is an ``error`` row whose message
-    starts ``CUDA graph capture failed:`` (``oom`` when the capture ran out of memory).
+    starts ``CUDA graph capture failed:`` (``oom`` when the capture ran out of memory). With
+    ``compiled`` the module is compiled first and two untimed steps compile it.
     """
     row = Row(spec.label, scope, dtype, device_name(device), n, batch)
     module = x = step = None
@@ -162,7 +170,12 @@ def run_config(
         module = module.to(device).train()
         row.message = what
         x = torch.randn(batch, n, hidden, device=device, requires_grad=True)  # (B, N, D)
+        if compiled:
+            module = compile_fresh(module)
         step = make_step(module, x, dtype, autocast_cache=False if graph else None)
+        if compiled:
+            for _ in range(2):  # compilation, then the first compiled step's one-time costs
+                step()
         time_ms, peak, done, status = measure(
             step, device, repeats, budget_s, baseline, graph=graph
         )
@@ -253,7 +266,8 @@ def run_benchmark(
     A length is also skipped when the last two completed lengths predict (by their local
     slope, at least linear) a step longer than twice the budget. ``progress`` gets each row,
     ``finished`` the rows so far after each (scope, dtype, mixer). ``timing`` is ``eager``
-    (timed steps) or ``graph`` (timed replays of one CUDA graph per configuration).
+    (timed steps), ``graph`` (timed replays of one CUDA graph per configuration) or
+    ``compiled`` (the same of the module compiled by ``torch.compile``).
     """
     if timing not in TIMINGS:
         raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
@@ -264,7 +278,8 @@ def run_benchmark(
         "batch": batch,
         "hidden": hidden,
         "repeats": repeats,
-        "graph": timing == "graph",
+        "graph": timing in ("graph", "compiled"),
+        "compiled": timing == "compiled",
     }
     for scope in scopes:
         for dtype in dtypes:
@@ -318,7 +333,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=TIMINGS,
         default="eager",
         help="eager: time steps launched from Python (default); graph: time replays of one "
-        "CUDA graph of the forward+backward step (device time, CUDA only)",
+        "CUDA graph of the forward+backward step (device time, CUDA only); compiled: the same "
+        "of the module compiled by torch.compile (compilation excluded, CUDA only)",
     )
     add_recompute_option(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -348,10 +364,10 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchUsageError(
             "--device cuda was given but torch.cuda.is_available() is False; use --device cpu"
         )
-    if args.timing == "graph" and device.type != "cuda":
+    if args.timing in ("graph", "compiled") and device.type != "cuda":
         raise BenchUsageError(
-            "--timing graph needs --device cuda, since CUDA graphs only replay on a GPU; "
-            "use --timing eager on the CPU"
+            f"--timing {args.timing} needs --device cuda, since CUDA graphs only replay on a "
+            "GPU; use --timing eager on the CPU"
         )
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -276,6 +276,14 @@ def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
 
 def _timing_sentence(meta: dict[str, Any]) -> str:
     """The "Time:" sentence for ``meta["timing"]`` (``eager`` when absent)."""
+    if meta.get("timing", "eager") == "compiled":
+        return (
+            "Time: median of the timed replays of one CUDA graph (`--timing compiled`) that "
+            "holds the whole forward+backward step of the module compiled by `torch.compile` "
+            "(default mode; captured after two untimed steps that compile it), so it is the "
+            "device's time of the compiled step, compilation excluded; peak memory is from a "
+            "step of the compiled module launched from Python."
+        )
     if meta.get("timing", "eager") == "graph":
         return (
             "Time: median of the timed replays of one CUDA graph (`--timing graph`) that holds "

@@ -205,8 +205,9 @@ def _peak_bytes(step: Callable[[], None], device: torch.device, baseline_bytes: 
     return int(torch.cuda.max_memory_allocated(device)) - baseline_bytes
 
 
-TIMINGS: tuple[str, ...] = ("eager", "graph")
-"""How a step is timed: launched from Python (``eager``) or replayed as a CUDA graph."""
+TIMINGS: tuple[str, ...] = ("eager", "graph", "compiled")
+"""How a step is timed: launched from Python (``eager``), replayed as a CUDA graph (``graph``),
+or replayed as a CUDA graph of the module compiled by ``torch.compile`` (``compiled``)."""
 
 
 class GraphCaptureError(RuntimeError):

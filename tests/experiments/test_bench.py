@@ -316,6 +316,38 @@ def test_graph_timing_on_the_cpu_is_a_usage_error() -> None:
     assert "\n" not in text and text.count(";") <= 1
 
 
+def test_compiled_timing_on_the_cpu_is_a_usage_error() -> None:
+    with pytest.raises(bench.BenchUsageError) as info:
+        bench.main(["--timing", "compiled", "--device", "cpu"])
+    assert str(info.value).startswith("--timing compiled needs --device cuda")
+
+
+def test_run_config_compiled_compiles_the_module_before_timing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The module is compiled, stepped twice untimed, then captured; eager rows are not."""
+    log: list[str] = []
+    monkeypatch.setattr(timing, "capture_graph", _fake_capture(log))
+    probe = _CacheProbe(8)
+    compiled: list[nn.Module] = []
+
+    def compile_fresh(module):
+        compiled.append(module)
+        log.append("compile")
+        return module
+
+    monkeypatch.setattr(bench, "compile_fresh", compile_fresh)
+    spec = MixerSpec("probe", factory=lambda n: probe)
+    cpu = {"device": torch.device("cpu"), "batch": 2, "hidden": 8, "repeats": 2, "budget_s": 30.0}
+    row = bench.run_config(spec, "layer", "bf16", 16, graph=True, compiled=True, **cpu)
+    assert (row.status, row.repeats) == ("ok", 2)
+    assert len(compiled) == 1 and probe in compiled[0].modules()  # the layer as built
+    # two compiling steps, warm-up, memory, the capture's step and two replays
+    assert log == ["compile", "capture on cpu"] and len(probe.cache) == 7
+    assert bench.run_config(spec, "layer", "bf16", 16, graph=True, **cpu).status == "ok"
+    assert len(compiled) == 1
+
+
 def test_graph_timing_on_the_cpu_exits_2_from_the_command_line() -> None:
     root = Path(bench.__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -343,6 +375,11 @@ def test_graph_timing_on_the_cpu_exits_2_from_the_command_line() -> None:
             "graph",
             "Time: median of the timed replays of one CUDA graph (`--timing graph`)",
             "launched from Python",
+        ),
+        (
+            "compiled",
+            "Time: median of the timed replays of one CUDA graph (`--timing compiled`)",
+            "(`--timing graph`)",
         ),
     ],
 )
@@ -483,7 +520,7 @@ def test_run_benchmark_rejects_an_unknown_timing() -> None:
             hidden=4,
             repeats=1,
             budget_s=1.0,
-            timing="compiled",
+            timing="jit",
         )
 
 
