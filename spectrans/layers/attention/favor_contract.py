@@ -118,8 +118,9 @@ def _sums_taken(width: int) -> bool:
 def feature_logits(x: Tensor, w_t: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ w_t + bias``: (..., N, m) logits of the random features.
 
-    As a matrix product, or (:data:`LOGITS_AS_SUMS_WHEN_COMPILED`) as
-    ``sum_a x_na (w_t)_af + bias_f``, the same value with one rounding of the float32 sum.
+    As a matrix product, or (:data:`LOGITS_AS_SUMS_WHEN_COMPILED`, only while ``torch.compile``
+    traces) as ``sum_a x_na (w_t)_af + bias_f``: the same value up to rounding, since Inductor
+    forms the products and the sum in float32 and rounds once, as the matrix product does.
 
     Args:
         x: ``(..., N, d)``.
