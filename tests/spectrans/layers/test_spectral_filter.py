@@ -44,3 +44,22 @@ def test_analysis_matrix_is_built_once_and_can_be_saved_for_backward() -> None:
     gains = torch.rand(2, 12, requires_grad=True)
     matrix_filter(u, gains, "dct").square().sum().backward()  # saves the cached matrix
     assert u.grad is not None and gains.grad is not None
+
+
+def _fast_filter(u: torch.Tensor, gains: torch.Tensor, kind: str) -> torch.Tensor:
+    return (
+        spectral_filter.dct_filter(u, gains)
+        if kind == "dct"
+        else spectral_filter.dst_filter(u, gains)
+    )
+
+
+@pytest.mark.parametrize("compiling", [False, True])
+@pytest.mark.parametrize("kind", ["dct", "dst"])
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 64, 101])
+def test_fft_filters_match_the_dense_operator_in_both_arithmetics(
+    kind: str, n: int, compiling: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rFFT filters in complex (eager) and in real arithmetic (as traced by the compiler)."""
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
+    assert_matches_dense_operator(_fast_filter, kind, n, atol=1e-12, grad_atol=1e-12)
