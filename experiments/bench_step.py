@@ -161,7 +161,7 @@ def _time_anchor(
 ) -> tuple[dict[str, float | None], int, int]:
     """The anchor's ms/step eager and compiled (None where it failed), batch size and N."""
     anchor: dict[str, float | None] = {"eager": None, "compiled": None}
-    first = load_setup("softmax", task, args.batch, args.max_len)
+    first = load_setup("softmax", task, args.batch, args.max_len, args.override)
     batch = random_batch(first, device)
     ids = anchor_ids(first, batch)
     for mode in ("eager", "compiled"):
@@ -203,7 +203,7 @@ def _time_mixer(
     for mode in modes:
         try:
             torch.manual_seed(0)
-            setup = load_setup(mixer, task, args.batch, args.max_len)
+            setup = load_setup(mixer, task, args.batch, args.max_len, args.override)
             if forced_path != "auto":
                 force_mixing_path(setup.model, forced_path)
             path = paths[mode] = mixing_path(
@@ -343,6 +343,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="in compiled steps, form the FAVOR+ feature logits as sums over the head width "
         "(favor_contract.LOGITS_AS_SUMS_WHEN_COMPILED)",
+    )
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Hydra override added to every preset, e.g. model.dropout=0 (repeat it); the "
+        "anchor takes its shape from the softmax preset with them (it has no dropout)",
     )
     add_recompute_option(p)
     p.add_argument(

@@ -11,7 +11,7 @@ import functools
 import importlib.util
 import math
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -89,7 +89,13 @@ def preset_overrides(mixer: str, task: str) -> list[str]:
     return [f"experiment=lra/{base}-{task}", f"attention={mixer}", *keys]
 
 
-def load_setup(mixer: str, task: str, batch: int | None, max_len: int | None) -> Setup:
+def load_setup(
+    mixer: str,
+    task: str,
+    batch: int | None,
+    max_len: int | None,
+    overrides: Sequence[str] = (),
+) -> Setup:
     """Compose and validate the preset, then build its model as ``train.py`` does.
 
     Args:
@@ -97,11 +103,12 @@ def load_setup(mixer: str, task: str, batch: int | None, max_len: int | None) ->
         task: LRA task (see :data:`BENCH_TASKS`).
         batch: Batch size override (default: the preset's).
         max_len: Cap on the sequence length (default: the task's).
+        overrides: Hydra overrides applied after the preset's (``model.dropout=0``, ...).
     """
     from experiments.data import build_datamodule
     from spectrans.models import build_classifier
 
-    exp = compose_experiment(preset_overrides(mixer, task))
+    exp = compose_experiment([*preset_overrides(mixer, task), *overrides])
     dm = build_datamodule(exp.task, data_dir="unused", batch_size=exp.data.batch_size)
     seq_len = min(dm.max_length, max_len) if max_len else dm.max_length
     model = build_classifier(

@@ -300,3 +300,23 @@ def test_every_mixer_class_with_paths_names_them_in_its_annotation() -> None:
     assert with_paths["fnet"] == ("auto", "fft", "fft_traced", "gemm", "factored")
     assert with_paths["afno"] == ("auto", "blocks", "dense")
     assert all(choices and choices[0] == "auto" for choices in with_paths.values())
+
+
+def test_overrides_reach_the_preset_model() -> None:
+    """``--override model.dropout=0 ...`` builds the preset without any active dropout."""
+    args = bench_step.parse_args(
+        ["--override", "model.dropout=0", "--override", "model.attention_dropout=0"]
+    )
+    assert args.override == ["model.dropout=0", "model.attention_dropout=0"]
+
+    def active(model: torch.nn.Module) -> list[float]:
+        """Dropout rates above 0: of nn.Dropout modules and of layers' float ``dropout``."""
+        rates = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+        rates += [
+            m.dropout for m in model.modules() if isinstance(getattr(m, "dropout", None), float)
+        ]
+        return [r for r in rates if r > 0]
+
+    preset = load_setup("softmax", "pathfinder", batch=2, max_len=8)
+    plain = load_setup("softmax", "pathfinder", batch=2, max_len=8, overrides=args.override)
+    assert sorted(set(active(preset.model))) == [0.1, 0.2] and not active(plain.model)
