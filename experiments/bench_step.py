@@ -6,7 +6,7 @@ Usage::
         [--mixers softmax,lst-dct,...] [--device auto|cpu|cuda] [--dtype bf16|fp32]
         [--steps 20] [--warmup 5] [--compile none|auto|all] [--batch B] [--max-len N]
         [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH,...]
-        [--out results]
+        [--override KEY=VALUE ...] [--triton-kernels] [--favor-logit-sums] [--out results]
 
 Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
 ``VARIANTS`` (``lst-dct``, ``lra-performer``, ...) and every other registered mixer
@@ -63,6 +63,13 @@ says which it took); a comma list of path names (``auto`` and the values of each
 once per name, the name forced on every layer that offers it
 (:func:`experiments.bench_step_setup.force_mixing_path`), so one run times the same step on
 several paths beside one anchor; a mixer with no such path is an error row.
+
+``--override``: a Hydra override added to every preset and to the softmax preset the anchor
+takes its shape from (repeatable), e.g. ``model.dropout=0`` and ``model.attention_dropout=0`` to
+time the presets without the dropout the anchor lacks. ``--triton-kernels`` and
+``--favor-logit-sums`` switch on, for the whole run, code paths that are off by default
+(:func:`use_triton_kernels`;
+:data:`spectrans.layers.attention.favor_contract.LOGITS_AS_SUMS_WHEN_COMPILED`).
 
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.
