@@ -12,8 +12,9 @@ Paths (``mixing_path``): ``fft`` (:func:`~spectrans.transforms.fft.fourier_mix_2
 float32), ``fft_traced`` (:func:`~spectrans.transforms.fft.fourier_mix_2d_traced`: the same
 cuFFT half spectrum with the completion left to the compiler), ``gemm``
 (:func:`~spectrans.transforms.dft_gemm.fnet_gemm`:
-the half spectrum by two dense GEMMs with the ``(D, D + 2)`` and ``(N, 2N)`` DFT matrices, in
-bfloat16 under autocast, ``O(N D (D + N))``) or ``factored``
+the half spectrum by dense GEMMs with the ``(D, D + 2)`` DFT matrix and the first
+``N/2 + 1`` rows of the sequence DFT's cosines and sines (the others mirror them), in bfloat16
+under autocast, ``O(N D (D + N))``) or ``factored``
 (:func:`~spectrans.transforms.factored.fnet_fourstep`: the hidden DFT as one GEMM and the
 sequence DFT by the four-step method as small GEMMs, ``O(N D (D + sqrt N))``; a prime ``N``
 takes ``fft``). ``auto`` on a CUDA input takes ``gemm`` up to :data:`GEMM_MAX_LENGTH`, else
@@ -47,8 +48,9 @@ None as measured on an H200 in bf16 (``python -m experiments.probe_paths --table
 --timing graph``, ``results/paths_probe.md``, 2026-12-01 17:19 UTC, forward+backward of one
 layer): cuFFT beats the two dense GEMMs at every length probed, 1024 to 8192, at both widths
 (2.07 against 4.45 ms at the ListOps shape (32, 2001, 512), 0.74 against 1.72 ms at N = 1024).
-The path stays for explicit use; its ``(N, 2N)`` matrix holds ``2 N^2`` entries (16 MB in
-bfloat16 at N = 2001, 512 MB at N = 16384)."""
+Those GEMMs were unfolded; the folded sequence product (half the multiply-adds) is not yet
+timed on a GPU. The path stays for explicit use; its ``(2, N/2 + 1, N)`` matrix holds about
+``N^2`` entries (8 MB in bfloat16 at N = 2001, 256 MB at N = 16384)."""
 
 TRACED_WHEN_COMPILED: bool = True
 """auto on CUDA under ``torch.compile``: ``fft_traced`` (True) or ``fft`` (False).
