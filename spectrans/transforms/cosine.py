@@ -94,7 +94,9 @@ def _slice(x: Tensor, dim: int, sl: slice) -> Tensor:
 @functools.lru_cache(maxsize=64)
 def _makhoul_perm(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """(forward, inverse) index permutations of Makhoul's even/odd reordering."""
-    forward = torch.cat([torch.arange(0, n, 2), torch.arange(1, n, 2).flip(0)]).to(device)
+    evens = torch.arange(0, n, 2, device=device)
+    odds_reversed = torch.arange(1, n, 2, device=device).flip(0)
+    forward = torch.cat([evens, odds_reversed])  # (n,)
     return forward, torch.argsort(forward)
 
 
@@ -151,16 +153,15 @@ def _unreorder_slices(v: Tensor, dim: int) -> Tensor:
 @functools.lru_cache(maxsize=64)
 def _twiddle(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """exp(-i pi k / (2n)) for k = 0..n//2 (complex)."""
-    k = torch.arange(n // 2 + 1, dtype=torch.float64)
+    k = torch.arange(n // 2 + 1, dtype=torch.float64, device=device)
     w = torch.polar(torch.ones_like(k), -math.pi * k / (2 * n))
-    cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-    return w.to(device=device, dtype=cdtype)
+    return w.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
 
 
 @functools.lru_cache(maxsize=64)
 def alternating_signs(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """(+1, -1, +1, ...) of length n (cached: do not modify in place)."""
-    return (1.0 - 2.0 * (torch.arange(n) % 2)).to(device=device, dtype=dtype)
+    return (1.0 - 2.0 * (torch.arange(n, device=device) % 2)).to(dtype)
 
 
 def _dct2_raw(x: Tensor, dim: int) -> Tensor:

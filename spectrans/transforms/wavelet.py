@@ -58,9 +58,27 @@ def _check(wavelet: str, mode: str) -> None:
         raise ValueError(f"unknown boundary mode {mode!r}; choose one of: {', '.join(MODES)}")
 
 
-@functools.lru_cache(maxsize=64)
+@torch.compiler.assume_constant_result
 def _bank(wavelet: str, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Analysis weights ``(2, 1, L)`` (for conv1d) and synthesis weights ``(2, 1, L)``."""
+    """Analysis weights ``(2, 1, L)`` (for conv1d) and synthesis weights ``(2, 1, L)``.
+
+    Built once per argument set on the host and copied to ``device``. Marked a constant
+    result for ``torch.compile``: a compiled graph holds the weights as constants on
+    ``device`` (built when the graph is traced) instead of recording their construction,
+    whose host-to-device copy a CUDA graph cannot capture.
+    """
+    return _cached_bank(wavelet, dtype, device)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_bank(wavelet: str, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Normal (not inference-mode) tensors, so autograd can save them for the backward."""
+    with torch.inference_mode(False), torch.no_grad():
+        return _build_bank(wavelet, dtype, device)
+
+
+def _build_bank(wavelet: str, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The weights of :func:`_bank`, built on the host and copied to ``device``."""
     h = torch.tensor(SCALING[wavelet], dtype=torch.float64)
     length = h.numel()
     dec_lo = h.flip(0)
