@@ -6,7 +6,7 @@ Usage::
         [--mixers softmax,lst-dct,...] [--device auto|cpu|cuda] [--dtype bf16|fp32]
         [--steps 20] [--warmup 5] [--compile none|auto|all] [--batch B] [--max-len N]
         [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH,...]
-        [--override KEY=VALUE ...] [--triton-kernels] [--favor-logit-sums] [--out results]
+        [--override KEY=VALUE ...] [--triton-kernels] [--out results]
 
 Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
 ``VARIANTS`` (``lst-dct``, ``lra-performer``, ...) and every other registered mixer
@@ -66,10 +66,8 @@ several paths beside one anchor; a mixer with no such path is an error row.
 
 ``--override``: a Hydra override added to every preset and to the softmax preset the anchor
 takes its shape from (repeatable), e.g. ``model.dropout=0`` and ``model.attention_dropout=0`` to
-time the presets without the dropout the anchor lacks. ``--triton-kernels`` and
-``--favor-logit-sums`` switch on, for the whole run, code paths that are off by default
-(:func:`use_triton_kernels`;
-:data:`spectrans.layers.attention.favor_contract.LOGITS_AS_SUMS_WHEN_COMPILED`).
+time the presets without the dropout the anchor lacks. ``--triton-kernels`` switches on, for
+the whole run, the Triton kernels that are off by default (:func:`use_triton_kernels`).
 
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.
@@ -346,12 +344,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="route softmax of head width <= 16 and the FAVOR+ contraction to the Triton kernels",
     )
     p.add_argument(
-        "--favor-logit-sums",
-        action="store_true",
-        help="in compiled steps, form the FAVOR+ feature logits as sums over the head width "
-        "(favor_contract.LOGITS_AS_SUMS_WHEN_COMPILED)",
-    )
-    p.add_argument(
         "--override",
         action="append",
         default=[],
@@ -414,10 +406,6 @@ def _main(argv: list[str] | None) -> int:
     device = torch.device(args.device)
     if args.triton_kernels:
         use_triton_kernels()
-    if args.favor_logit_sums:
-        from spectrans.layers.attention import favor_contract
-
-        favor_contract.LOGITS_AS_SUMS_WHEN_COMPILED = True
     set_recompute(args.recompute)
     args.dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cuda":

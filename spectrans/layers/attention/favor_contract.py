@@ -95,46 +95,6 @@ def log_reach_bias(reach: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return bias.transpose(-1, -2), reached, safe  # (..., 1, m), (..., m, 1), (..., m, 1)
 
 
-LOGITS_AS_SUMS_WHEN_COMPILED = False
-"""Under ``torch.compile``, form the feature logits ``x W^T`` of head widths up to
-:data:`SUMS_MAX_WIDTH` as products and a sum over the head width (:func:`feature_logits`), which
-Inductor unrolls into the kernels that read them (the feature softmaxes), so the ``(N, m)``
-logits are neither written nor read back. Off until it is timed on a GPU
-(``python -m experiments.bench_step --tasks pathfinder --mixers performer --compile all
---favor-logit-sums``)."""
-
-SUMS_MAX_WIDTH = 8
-"""Widest head (with the bias column) formed by sums: Inductor's
-``unroll_reductions_threshold``, below which a reduction becomes pointwise code."""
-
-
-def _sums_taken(width: int) -> bool:
-    """Whether :func:`feature_logits` forms logits of this width by sums here."""
-    return (
-        LOGITS_AS_SUMS_WHEN_COMPILED and width <= SUMS_MAX_WIDTH and torch.compiler.is_compiling()
-    )
-
-
-def feature_logits(x: Tensor, w_t: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``x @ w_t + bias``: (..., N, m) logits of the random features.
-
-    As a matrix product, or (:data:`LOGITS_AS_SUMS_WHEN_COMPILED`, only while ``torch.compile``
-    traces) as ``sum_a x_na (w_t)_af + bias_f``: the same value up to rounding, since Inductor
-    forms the products and the sum in float32 and rounds once, as the matrix product does.
-
-    Args:
-        x: ``(..., N, d)``.
-        w_t: ``(d, m)``.
-        bias: ``(..., 1, m)`` or None.
-    """
-    if _sums_taken(x.shape[-1] + (bias is not None)):
-        logits = (x[..., :, None] * w_t).sum(-2)  # (..., N, d, 1) * (d, m) -> (..., N, m)
-        return logits if bias is None else logits + bias.to(logits.dtype)
-    if bias is None:
-        return x @ w_t  # (..., N, d) @ (d, m) -> (..., N, m)
-    return biased_logits(x, w_t, bias)
-
-
 def biased_logits(x: Tensor, w_t: Tensor, bias: Tensor) -> Tensor:
     """``x @ w_t + bias`` (..., N, m) as one matmul: ``x`` gets a ones column, ``w_t`` a row.
 
@@ -157,7 +117,7 @@ def query_weights(x: Tensor, w_t: Tensor, kv: Tensor) -> tuple[Tensor, Tensor]:
     """
     reach = kv[..., -1:].detach().to(torch.promote_types(kv.dtype, torch.float32))  # (.., m, 1)
     bias, reached, safe = log_reach_bias(reach)  # (..., 1, m), (..., m, 1), (..., m, 1)
-    weights = torch.softmax(feature_logits(x, w_t, bias), dim=-1)  # (..., N, m)
+    weights = torch.softmax(biased_logits(x, w_t, bias), dim=-1)  # (..., N, m)
     return weights, safe.reciprocal() * reached  # (..., m, 1)
 
 
@@ -177,7 +137,7 @@ def _forward_saving(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The forward of :class:`FavorContraction` and the tensors its backward needs."""
     w_t = projection.to(q.dtype).T  # (d, m)
-    phi_k, scale = _key_factors(feature_logits(k, w_t), k, key_mask)  # (B, H, N, m), (.., 1)
+    phi_k, scale = _key_factors(k @ w_t, k, key_mask)  # (B, H, N, m), (B, H, N, 1)
     v_scaled = v_aug * scale.to(v_aug.dtype)  # (B, H, N, e+1)
     kv = (v_scaled.transpose(-1, -2) @ phi_k).transpose(-1, -2)  # (B, H, m, e+1)
     weights, inverse = query_weights(q, w_t, kv)  # (B, H, N, m), (B, H, m, 1)

@@ -319,30 +319,3 @@ def test_contract_columns_equals_the_einsum(columns, width, device) -> None:
     expected = torch.einsum("bhnc,bhnca->bhna", row, blocks)
     got = contract_columns(row.to(device), blocks.to(device)).cpu()
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("dim", [4, 7, 8])  # queries: sums at d + 1 <= 8; keys: at d <= 8
-@pytest.mark.parametrize("masked", [False, True])
-def test_favor_logits_as_sums_match_oracle_and_matmul_gradients(dim, masked, monkeypatch) -> None:
-    """The summed feature logits (as under torch.compile) give the oracle and the same grads."""
-    from spectrans.layers.attention import favor_contract
-
-    torch.manual_seed(dim)
-    kernel = PositiveRandomFeatures(dim, 96)
-    q, k, v = (t.requires_grad_() for t in _inputs(37, dim=dim))
-    mask = _padding_mask(2, 37) if masked else None
-    assert _use_fused(kernel, v, causal=False)
-    plain = feature_attention(kernel, q, k, v, mask, causal=False)
-    plain_grads = torch.autograd.grad(plain.square().sum(), (q, k, v))
-    monkeypatch.setattr(favor_contract, "LOGITS_AS_SUMS_WHEN_COMPILED", True)
-    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-    taken = []
-    real = favor_contract._sums_taken
-    monkeypatch.setattr(favor_contract, "_sums_taken", lambda w: taken.append(real(w)) or real(w))
-    summed = feature_attention(kernel, q, k, v, mask, causal=False)
-    summed_grads = torch.autograd.grad(summed.square().sum(), (q, k, v))
-    assert taken == [True, dim + 1 <= favor_contract.SUMS_MAX_WIDTH]  # keys, then queries
-    expected = _favor_oracle(q, k, v, kernel.projection, _visible(mask, 2, 37, False))
-    torch.testing.assert_close(summed, expected, atol=1e-10, rtol=1e-10)
-    for got, want in zip(summed_grads, plain_grads, strict=True):
-        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
