@@ -50,7 +50,9 @@ Dynamo otherwise stops compiling after eight of them), and a row that reaches Dy
 recompile limit fails instead of being timed eager.
 
 ``note``: the mode timed (``eager``, ``compiled``; ``auto: eager 3.10 ms, compiled 2.50 ms``
-with both times), and why a task outside ``--compile-tasks`` ran eager.
+with both times), why a task outside ``--compile-tasks`` ran eager, and the options that made
+the step differ from the preset's (:func:`step_options`: overrides, Triton kernels, recompute),
+so such a row is never read as the preset's own.
 
 ``--recompute``: the backward of the LST, feature-map and S4D layers (``recompute_mixing``,
 :func:`experiments.bench_specs.set_recompute`): ``auto`` is the layers' default (keep the
@@ -292,7 +294,7 @@ def bench_task(
                 compile=best[2] if best else modes[0],
                 status="ok" if best else status,
                 path=path,
-                note=note + reason,
+                note=note + reason + step_options(args),
                 **shared,
                 **meta,
             )
@@ -372,6 +374,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.time_budget is not None and not args.time_budget >= 0:
         raise SystemExit("--time-budget must be a number of seconds >= 0")
     return args
+
+
+def step_options(args: argparse.Namespace) -> str:
+    """``; overrides: ...; triton kernels; recompute on`` for what changed the presets' step."""
+    options = []
+    if args.override:
+        options.append(f"overrides: {' '.join(args.override)}")
+    if args.triton_kernels:
+        options.append("triton kernels")
+    if args.recompute != "auto":
+        options.append(f"recompute {args.recompute}")
+    return "".join(f"; {o}" for o in options)
 
 
 def use_triton_kernels() -> None:

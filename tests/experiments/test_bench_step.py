@@ -320,3 +320,13 @@ def test_overrides_reach_the_preset_model() -> None:
     preset = load_setup("softmax", "pathfinder", batch=2, max_len=8)
     plain = load_setup("softmax", "pathfinder", batch=2, max_len=8, overrides=args.override)
     assert sorted(set(active(preset.model))) == [0.1, 0.2] and not active(plain.model)
+
+
+def test_rows_name_the_options_that_changed_the_presets_step(tmp_path) -> None:
+    argv = [*TINY, "--tasks", "pathfinder", "--mixers", "lst-dct", "--out", str(tmp_path)]
+    assert main([*argv, "--override", "model.dropout=0", "--recompute", "on"]) == 0
+    (row,) = _csv_rows(tmp_path / "train_step.csv")
+    assert row["note"] == "eager; overrides: model.dropout=0; recompute on"
+    assert main(argv) == 0  # the presets as they are: the note names the mode only
+    (row,) = _csv_rows(tmp_path / "train_step.csv")
+    assert row["note"] == "eager"
