@@ -6,7 +6,7 @@ Usage::
         [--mixers softmax,lst-dct,...] [--device auto|cpu|cuda] [--dtype bf16|fp32]
         [--steps 20] [--warmup 5] [--compile none|auto|all] [--batch B] [--max-len N]
         [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH,...]
-        [--override KEY=VALUE ...] [--triton-kernels] [--out results]
+        [--override KEY=VALUE ...] [--triton-kernels] [--hashed-dropout] [--out results]
 
 Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
 ``VARIANTS`` (``lst-dct``, ``lra-performer``, ...) and every other registered mixer
@@ -51,8 +51,8 @@ recompile limit fails instead of being timed eager.
 
 ``note``: the mode timed (``eager``, ``compiled``; ``auto: eager 3.10 ms, compiled 2.50 ms``
 with both times), why a task outside ``--compile-tasks`` ran eager, and the options that made
-the step differ from the preset's (:func:`step_options`: overrides, Triton kernels, recompute),
-so such a row is never read as the preset's own.
+the step differ from the preset's (:func:`step_options`: overrides, Triton kernels, hashed
+dropout, recompute), so such a row is never read as the preset's own.
 
 ``--recompute``: the backward of the LST, feature-map and S4D layers (``recompute_mixing``,
 :func:`experiments.bench_specs.set_recompute`): ``auto`` is the layers' default (keep the
@@ -68,8 +68,10 @@ several paths beside one anchor; a mixer with no such path is an error row.
 
 ``--override``: a Hydra override added to every preset and to the softmax preset the anchor
 takes its shape from (repeatable), e.g. ``model.dropout=0`` and ``model.attention_dropout=0`` to
-time the presets without the dropout the anchor lacks. ``--triton-kernels`` switches on, for
-the whole run, the Triton kernels that are off by default (:func:`use_triton_kernels`).
+time the presets without the dropout the anchor lacks. ``--triton-kernels`` and
+``--hashed-dropout`` switch on, for the whole run, code paths that are off by default
+(:func:`use_triton_kernels`; :data:`spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED`:
+dropout masks of compiled steps from an integer hash instead of Philox).
 
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.
@@ -346,6 +348,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="route softmax of head width <= 16 and the FAVOR+ contraction to the Triton kernels",
     )
     p.add_argument(
+        "--hashed-dropout",
+        action="store_true",
+        help="in compiled steps, draw dropout masks from an integer hash instead of Philox "
+        "(spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED)",
+    )
+    p.add_argument(
         "--override",
         action="append",
         default=[],
@@ -377,12 +385,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def step_options(args: argparse.Namespace) -> str:
-    """``; overrides: ...; triton kernels; recompute on`` for what changed the presets' step."""
+    """``; overrides: ...; triton kernels; hashed dropout; recompute on``: what changed the step."""
     options = []
     if args.override:
         options.append(f"overrides: {' '.join(args.override)}")
     if args.triton_kernels:
         options.append("triton kernels")
+    if args.hashed_dropout:
+        options.append("hashed dropout")
     if args.recompute != "auto":
         options.append(f"recompute {args.recompute}")
     return "".join(f"; {o}" for o in options)
@@ -420,6 +430,10 @@ def _main(argv: list[str] | None) -> int:
     device = torch.device(args.device)
     if args.triton_kernels:
         use_triton_kernels()
+    if args.hashed_dropout:
+        from spectrans.layers import dropout
+
+        dropout.HASHED_MASKS_WHEN_COMPILED = True
     set_recompute(args.recompute)
     args.dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cuda":

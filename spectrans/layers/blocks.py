@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from spectrans.layers.dropout import Dropout
 from spectrans.layers.feedforward import FeedForward
 
 
@@ -52,7 +53,7 @@ class PreNormBlock(nn.Module):
         self.mixer = mixer
         self.norm2 = nn.LayerNorm(hidden_dim)
         self.ffn = FeedForward(hidden_dim, ffn_hidden_dim, dropout, activation, init_weights)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.gradient_checkpointing = gradient_checkpointing
 
     def _forward(self, x: Tensor, mask: Tensor | None, mixer_kwargs: dict[str, Any]) -> Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from spectrans.layers.attention.base import init_linear
+from spectrans.layers.dropout import Dropout
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
 
@@ -36,7 +37,7 @@ class FeedForward(nn.Module):
             raise ValueError(f"unknown ffn activation '{activation}'; choose gelu or relu")
         self.fc1 = nn.Linear(hidden_dim, ffn_hidden_dim)
         self.act = _ACTIVATIONS[activation]()
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.fc2 = nn.Linear(ffn_hidden_dim, hidden_dim)
         init_linear(self.fc1, init_weights)
         init_linear(self.fc2, init_weights, zero=init_weights == "truncnormal002-identity")

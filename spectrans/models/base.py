@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from spectrans.layers.attention.base import init_linear
+from spectrans.layers.dropout import Dropout
 from spectrans.layers.positional import build_positional_encoding
 
 LENGTH_KEY = "model.max_sequence_length"
@@ -71,7 +72,7 @@ class BaseModel(nn.Module):
         self.positional = build_positional_encoding(
             positional_encoding_type, hidden_dim, max_sequence_length + num_cls, LENGTH_KEY
         )
-        self.embed_drop = nn.Dropout(dropout)
+        self.embed_drop = Dropout(dropout)
         self.final_norm = nn.LayerNorm(hidden_dim)
         self.blocks = nn.ModuleList()
 

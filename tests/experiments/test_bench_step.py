@@ -18,6 +18,7 @@ from experiments.bench_step import (
 )
 from experiments.bench_step_setup import mixer_length, mixing_path
 from spectrans import registry
+from spectrans.layers import dropout
 from spectrans.layers.attention import key_padding
 from spectrans.layers.attention.lst import LSTAttention
 from spectrans.layers.attention.softmax import SoftmaxAttention
@@ -322,11 +323,17 @@ def test_overrides_reach_the_preset_model() -> None:
     assert sorted(set(active(preset.model))) == [0.1, 0.2] and not active(plain.model)
 
 
-def test_rows_name_the_options_that_changed_the_presets_step(tmp_path) -> None:
+def test_rows_name_the_options_that_changed_the_presets_step(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dropout, "HASHED_MASKS_WHEN_COMPILED", False)  # restored afterwards
     argv = [*TINY, "--tasks", "pathfinder", "--mixers", "lst-dct", "--out", str(tmp_path)]
-    assert main([*argv, "--override", "model.dropout=0", "--recompute", "on"]) == 0
+    assert (
+        main([*argv, "--override", "model.dropout=0", "--recompute", "on", "--hashed-dropout"]) == 0
+    )
     (row,) = _csv_rows(tmp_path / "train_step.csv")
-    assert row["note"] == "eager; overrides: model.dropout=0; recompute on"
+    assert row["note"] == "eager; overrides: model.dropout=0; hashed dropout; recompute on"
+    assert dropout.HASHED_MASKS_WHEN_COMPILED
     assert main(argv) == 0  # the presets as they are: the note names the mode only
     (row,) = _csv_rows(tmp_path / "train_step.csv")
     assert row["note"] == "eager"

@@ -71,6 +71,7 @@ from spectrans.layers.attention.projections import (
     merge_heads,
     project_qkv,
 )
+from spectrans.layers.dropout import Dropout
 from spectrans.layers.folded_filter import FOLD_KINDS, folded_filter
 from spectrans.layers.spectral_filter import (
     MATRIX_KINDS,
@@ -233,7 +234,7 @@ class _LSTFilterAttention(AttentionLayer):
         else:
             self.scale = None
             self.register_buffer("fixed_scale", profile)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _groups(self, per_head: bool) -> list[tuple[str, int, int, int]]:
         """Contiguous head blocks of one kind."""

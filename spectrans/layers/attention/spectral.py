@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 from typing import ClassVar, Literal
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from spectrans.config.layers.attention import (
     PerformerAttentionConfig,
@@ -56,6 +56,7 @@ from spectrans.layers.attention.projections import (
     merge_heads,
     project_qkv,
 )
+from spectrans.layers.dropout import Dropout
 from spectrans.registry import register_mixer
 
 RECOMPUTE_MIN_CHUNKS = 8
@@ -111,7 +112,7 @@ class _FeatureAttention(AttentionLayer):
             init_weights=init_weights,
         )
         self.hidden_dim, self.causal = hidden_dim, causal
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     recompute_mixing: bool | None = None
     """Whether the backward rebuilds the features and the linear attention from q, k and v in

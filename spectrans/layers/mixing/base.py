@@ -13,9 +13,10 @@ for float64 inputs); its result is cast back to the input dtype before the dropo
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
+from spectrans.layers.dropout import Dropout
 from spectrans.transforms.precision import compute_dtype
 
 
@@ -33,7 +34,7 @@ class MixingLayer(AttentionLayer):
         super().__init__()
         self.check_options(causal=causal, dropout=dropout)
         self.hidden_dim, self.causal, self.init_weights = hidden_dim, causal, init_weights
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def mix(self, x: Tensor) -> Tensor:
         """The token mixing of ``x`` (B, N, D), zero at masked positions, in its compute dtype."""
