@@ -3,8 +3,8 @@
 Usage::
 
     python -m experiments.profile_step --task listops --mixers softmax,lst-dct
-        [--variants preset,no-dropout,no-mask] [--compile] [--steps 10] [--rows 25]
-        [--out profile.md]
+        [--variants preset,no-dropout,no-mask] [--compile] [--hashed-dropout] [--steps 10]
+        [--rows 25] [--out profile.md]
 
 For each mixer the model of its LRA preset is built as :mod:`experiments.bench_step` builds
 it, and its training step (forward under bf16 autocast, cross-entropy, backward, fused
@@ -14,6 +14,9 @@ AdamW) is timed on random tokens of the task's shape. Variants isolate costs of 
 - ``no-dropout``: every dropout probability set to 0.
 - ``no-mask``: the key mask is not passed (None), so fused kernels need no mask.
 - ``bare``: both.
+
+``--hashed-dropout``: compiled steps draw their dropout masks from an integer hash
+(:data:`spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED`) instead of Philox.
 
 The anchor (a plain pre-norm SDPA encoder of the same shape, no dropout, no mask) is timed
 first. For each row ``torch.profiler`` records three steps and the table of the kernels with
@@ -44,6 +47,7 @@ from experiments.bench_step_setup import (
 from experiments.portable import portable_argument
 from experiments.results import git_commit
 from experiments.timing import short_device_name, time_steps
+from spectrans.layers import dropout
 
 VARIANTS: tuple[str, ...] = ("preset", "no-dropout", "no-mask", "bare")
 
@@ -129,6 +133,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
         help="torch.compile mode (reduce-overhead replays CUDA graphs)",
     )
+    parser.add_argument(
+        "--hashed-dropout",
+        action="store_true",
+        help="compiled steps draw dropout masks from an integer hash instead of Philox",
+    )
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rows", type=int, default=25)
@@ -153,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("profile_step needs a CUDA device (it reads device kernel times).", file=sys.stderr)
         return 2
+    if args.hashed_dropout:
+        dropout.HASHED_MASKS_WHEN_COMPILED = True
     out = open(args.out, "a") if args.out else None  # noqa: SIM115 - appended row by row
     device = torch.device("cuda")
 
