@@ -8,11 +8,12 @@ For causal attention only ``j <= i`` survives the causal mask, which gives the p
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import Tensor
+
+from spectrans.transforms.constants import graph_constant
 
 
 def alibi_slopes(num_heads: int) -> Tensor:
@@ -39,20 +40,12 @@ def alibi_bias(num_heads: int, seq_len: int, device: torch.device | None = None)
     return -slopes[:, None, None] * distance  # (H, N, N)
 
 
-@torch.compiler.assume_constant_result
+@graph_constant(maxsize=32)
 def _slopes_on(num_heads: int, device: torch.device | None) -> Tensor:
     """:func:`alibi_slopes` on ``device``, cached (do not modify in place).
 
     The host-to-device copy then happens once, not inside every forward, where a CUDA graph
-    could not capture it. Marked a constant result for ``torch.compile``, which ignores the
-    cache: a compiled graph holds the slopes as a constant on ``device`` (made when the graph
-    is traced) instead of recording their construction and copy.
+    could not capture it; a compiled graph holds the slopes as a constant
+    (:func:`~spectrans.transforms.constants.graph_constant`).
     """
-    return _cached_slopes(num_heads, device)
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_slopes(num_heads: int, device: torch.device | None) -> Tensor:
-    """Normal (not inference-mode) tensors, so autograd can save them for the backward."""
-    with torch.inference_mode(False), torch.no_grad():
-        return alibi_slopes(num_heads).to(device)
+    return alibi_slopes(num_heads).to(device)

@@ -1,4 +1,8 @@
-"""Constant tensors (transform matrices, index maps): cached in eager code, built in graphs."""
+"""Constant tensors (transform matrices, index maps, filter taps): cached in eager code.
+
+Inside compiled graphs they are built again (:func:`eager_cached`) or held as constants
+(:func:`graph_constant`).
+"""
 
 from __future__ import annotations
 
@@ -46,5 +50,38 @@ def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]
 
         get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
         return get
+
+    return decorate
+
+
+def graph_constant(maxsize: int = 16) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a builder of constant tensors whose compiled graphs hold the result as constants.
+
+    Every caller, eager or compiled, gets the result built once per argument tuple
+    (``functools.lru_cache``), outside inference mode and without autograd (as
+    :func:`eager_cached`). The decorated function is marked
+    ``torch.compiler.assume_constant_result``: a ``torch.compile`` trace calls it once and
+    keeps the tensors it returns as constants of the graph, on their device, instead of
+    recording their construction. For builders that start on the host (Python lists, a
+    pywt-style construction) and copy to the device: a recorded host-to-device copy is refused
+    by CUDA-graph capture. The arguments must be hashable and fixed per graph (Dynamo guards on
+    them). The decorated function has ``cache_clear``.
+
+    Args:
+        maxsize: Results kept (least recently used dropped).
+    """
+
+    def decorate(build: Callable[P, R]) -> Callable[P, R]:
+        @functools.lru_cache(maxsize=maxsize)
+        def cached(*args: P.args, **kwargs: P.kwargs) -> R:
+            with torch.inference_mode(False), torch.no_grad():
+                return build(*args, **kwargs)
+
+        @functools.wraps(build)
+        def get(*args: P.args, **kwargs: P.kwargs) -> R:
+            return cached(*args, **kwargs)
+
+        get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return torch.compiler.assume_constant_result(get)
 
     return decorate

@@ -36,13 +36,13 @@ Cost: ``O(N L)`` per level, ``O(N L)`` in all (the levels halve).
 
 from __future__ import annotations
 
-import functools
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spectrans.transforms.constants import graph_constant
 from spectrans.transforms.precision import compute_dtype
 from spectrans.transforms.wavelet_filters import SCALING
 
@@ -58,27 +58,13 @@ def _check(wavelet: str, mode: str) -> None:
         raise ValueError(f"unknown boundary mode {mode!r}; choose one of: {', '.join(MODES)}")
 
 
-@torch.compiler.assume_constant_result
+@graph_constant(maxsize=64)
 def _bank(wavelet: str, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
     """Analysis weights ``(2, 1, L)`` (for conv1d) and synthesis weights ``(2, 1, L)``.
 
-    Built once per argument set on the host and copied to ``device``. Marked a constant
-    result for ``torch.compile``: a compiled graph holds the weights as constants on
-    ``device`` (built when the graph is traced) instead of recording their construction,
-    whose host-to-device copy a CUDA graph cannot capture.
+    Built on the host and copied to ``device``, once per argument set; a compiled graph holds
+    them as constants (:func:`~spectrans.transforms.constants.graph_constant`).
     """
-    return _cached_bank(wavelet, dtype, device)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_bank(wavelet: str, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Normal (not inference-mode) tensors, so autograd can save them for the backward."""
-    with torch.inference_mode(False), torch.no_grad():
-        return _build_bank(wavelet, dtype, device)
-
-
-def _build_bank(wavelet: str, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    """The weights of :func:`_bank`, built on the host and copied to ``device``."""
     h = torch.tensor(SCALING[wavelet], dtype=torch.float64)
     length = h.numel()
     dec_lo = h.flip(0)
@@ -288,26 +274,17 @@ def wavelet_matrices(
     return analysis.to(dtype), synthesis.to(dtype)
 
 
-@torch.compiler.assume_constant_result
+@graph_constant(maxsize=16)
 def wavelet_operator(
     n: int, wavelet: str, levels: int, mode: BoundaryMode, dtype: torch.dtype, device: torch.device
 ) -> tuple[Tensor, Tensor]:
     """:func:`wavelet_matrices`, built once per argument set and reused.
 
-    Marked a constant result for ``torch.compile``: a compiled graph takes the cached
-    matrices as constants (built when the graph is traced) instead of forming them again on
-    every call.
+    A compiled graph takes the cached matrices as constants (built when the graph is traced)
+    instead of forming them again on every call
+    (:func:`~spectrans.transforms.constants.graph_constant`).
     """
-    return _cached_operator(n, wavelet, levels, mode, dtype, device)
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_operator(
-    n: int, wavelet: str, levels: int, mode: BoundaryMode, dtype: torch.dtype, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """Normal (not inference-mode) tensors, so autograd can save them for the backward."""
-    with torch.inference_mode(False), torch.no_grad():
-        return wavelet_matrices(n, wavelet, levels, mode, dtype, device)
+    return wavelet_matrices(n, wavelet, levels, mode, dtype, device)
 
 
 class DWT1D(nn.Module):

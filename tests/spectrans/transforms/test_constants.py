@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from spectrans.transforms.constants import eager_cached
+from spectrans.transforms.constants import eager_cached, graph_constant
 
 
 def test_eager_callers_share_one_build_made_outside_inference_mode() -> None:
@@ -43,3 +43,36 @@ def test_a_compiled_graph_builds_the_constant_itself() -> None:
     compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(torch.ones(5)), torch.arange(5.0))
     assert 5 in builds  # traced through the builder, not through the cache
+
+
+def test_graph_constant_is_built_once_outside_inference_mode_and_held_by_graphs() -> None:
+    builds = []
+
+    @graph_constant(maxsize=2)
+    def taps(n: int) -> torch.Tensor:
+        builds.append(n)
+        return torch.tensor([float(i) for i in range(n)])  # from a host list
+
+    with torch.inference_mode():
+        first = taps(3)
+    assert not first.is_inference() and taps(3) is first and builds == [3]
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return x * taps(x.shape[0])
+
+    graphs: list[torch.fx.GraphModule] = []
+
+    def keep_graph(gm: torch.fx.GraphModule, _inputs: object) -> torch.fx.GraphModule:
+        graphs.append(gm)
+        return gm
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, backend=keep_graph, fullgraph=True)
+    for _ in range(2):
+        torch.testing.assert_close(compiled(torch.ones(5)), torch.arange(5.0))
+    assert builds == [3, 5]  # the trace called it once
+    (graph,) = graphs
+    ops = [node.op for node in graph.graph.nodes]
+    assert ops.count("call_function") == 1 and "get_attr" in ops  # x * constant, nothing built
+    taps.cache_clear()
+    assert taps(3) is not first and builds == [3, 5, 3]
