@@ -48,7 +48,6 @@ construction.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -184,7 +183,7 @@ def _filter_bins(spec: Tensor, a: Tensor, c: Tensor) -> Tensor:
     return torch.view_as_complex(out)  # (..., H, bins, d)
 
 
-@functools.lru_cache(maxsize=64)
+@eager_cached(maxsize=64)
 def _rotation(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """exp(i pi k / n) for k = 0..n//2 (complex, cached)."""
     phase = torch.arange(n // 2 + 1, dtype=torch.float64, device=device) * (math.pi / n)

@@ -15,6 +15,15 @@ import torch
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_CACHES: list[functools._lru_cache_wrapper] = []
+"""The caches of every decorated builder (:func:`clear_caches`)."""
+
+
+def clear_caches() -> None:
+    """Drop the results held by every :func:`eager_cached` and :func:`graph_constant` builder."""
+    for cache in _CACHES:
+        cache.cache_clear()
+
 
 def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a builder of constant tensors so eager callers share one result per arguments.
@@ -49,6 +58,7 @@ def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]
             return cached(*args, **kwargs)
 
         get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        _CACHES.append(cached)
         return get
 
     return decorate
@@ -82,6 +92,7 @@ def graph_constant(maxsize: int = 16) -> Callable[[Callable[P, R]], Callable[P, 
             return cached(*args, **kwargs)
 
         get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        _CACHES.append(cached)
         return torch.compiler.assume_constant_result(get)
 
     return decorate

@@ -48,12 +48,12 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import Tensor
 
+from spectrans.transforms.constants import eager_cached
 from spectrans.transforms.fft import rfft_lean
 from spectrans.transforms.precision import compute_dtype
 
@@ -91,7 +91,7 @@ def _slice(x: Tensor, dim: int, sl: slice) -> Tensor:
     return x[(slice(None),) * dim + (sl,)]
 
 
-@functools.lru_cache(maxsize=64)
+@eager_cached(maxsize=64)
 def _makhoul_perm(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """(forward, inverse) index permutations of Makhoul's even/odd reordering."""
     evens = torch.arange(0, n, 2, device=device)
@@ -150,7 +150,7 @@ def _unreorder_slices(v: Tensor, dim: int) -> Tensor:
     return out.narrow(dim, 0, n) if n % 2 else out
 
 
-@functools.lru_cache(maxsize=64)
+@eager_cached(maxsize=64)
 def _twiddle(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """exp(-i pi k / (2n)) for k = 0..n//2 (complex)."""
     k = torch.arange(n // 2 + 1, dtype=torch.float64, device=device)
@@ -158,7 +158,7 @@ def _twiddle(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     return w.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
 
 
-@functools.lru_cache(maxsize=64)
+@eager_cached(maxsize=64)
 def alternating_signs(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """(+1, -1, +1, ...) of length n (cached: do not modify in place)."""
     return (1.0 - 2.0 * (torch.arange(n, device=device) % 2)).to(dtype)

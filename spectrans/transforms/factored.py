@@ -69,6 +69,7 @@ import math
 import torch
 from torch import Tensor
 
+from spectrans.transforms.constants import eager_cached
 from spectrans.transforms.cosine import makhoul_reorder, makhoul_unreorder
 from spectrans.transforms.hadamard import sylvester_matrix
 
@@ -131,7 +132,7 @@ def _angle(num: Tensor, den: int) -> Tensor:
     return (num % (2 * den)).to(torch.float64) * (math.pi / den)
 
 
-@functools.lru_cache(maxsize=32)
+@eager_cached(maxsize=32)
 def _dct_matrices(
     n: int, sine: bool, dtype: torch.dtype, device: torch.device
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
@@ -212,7 +213,7 @@ def dct2_fourstep_adjoint(coeffs: Tensor, sine: bool = False) -> Tensor:
     return makhoul_unreorder(v, 1)  # (B, N, C)
 
 
-@functools.lru_cache(maxsize=32)
+@eager_cached(maxsize=32)
 def _fnet_matrices(
     n: int, dim: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

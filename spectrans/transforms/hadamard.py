@@ -24,13 +24,13 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spectrans.transforms.constants import eager_cached
 from spectrans.transforms.precision import compute_dtype
 
 _MAX_BLOCK_LOG2 = 5  # dense H_c blocks of at most 32 x 32 (balanced; fastest measured on CPU)
@@ -54,7 +54,7 @@ def bit_parity(x: Tensor) -> Tensor:
     return x.bitwise_and_(1)
 
 
-@functools.lru_cache(maxsize=32)
+@eager_cached(maxsize=32)
 def sylvester_matrix(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """Sylvester Hadamard matrix ``H_c`` (entries +-1, ``c`` a power of two), cached.
 
@@ -77,7 +77,7 @@ def sequency(p: int, device: torch.device | None = None) -> Tensor:
     return _sequency(p, torch.device(device) if device is not None else torch.device("cpu"))
 
 
-@functools.lru_cache(maxsize=32)
+@eager_cached(maxsize=32)
 def _sequency(p: int, device: torch.device) -> Tensor:
     bits = p.bit_length() - 1
     i = torch.arange(p, device=device)

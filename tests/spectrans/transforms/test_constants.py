@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from spectrans.transforms.constants import eager_cached, graph_constant
+from spectrans.transforms.constants import clear_caches, eager_cached, graph_constant
 
 
 def test_eager_callers_share_one_build_made_outside_inference_mode() -> None:
@@ -76,3 +76,17 @@ def test_graph_constant_is_built_once_outside_inference_mode_and_held_by_graphs(
     assert ops.count("call_function") == 1 and "get_attr" in ops  # x * constant, nothing built
     taps.cache_clear()
     assert taps(3) is not first and builds == [3, 5, 3]
+
+
+def test_clear_caches_empties_every_decorated_builder() -> None:
+    @eager_cached()
+    def ones(n: int) -> torch.Tensor:
+        return torch.ones(n)
+
+    @graph_constant()
+    def zeros(n: int) -> torch.Tensor:
+        return torch.zeros(n)
+
+    first = ones(2), zeros(2)
+    clear_caches()
+    assert ones(2) is not first[0] and zeros(2) is not first[1]
