@@ -10,7 +10,6 @@ tensor in the forward and backward graphs, and every constant they hold, must be
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,11 +17,9 @@ from torch import nn
 from torch._dynamo.backends.common import aot_autograd
 
 from experiments.bench_specs import build_mixer, default_specs
+from tests.mixer_cases import mixer_path_cases
 
 HIDDEN, HEADS, LENGTH = 64, 4, 63
-LST_PATHS = ("fast", "gemm", "folded", "factored", "dense")
-"""Every ``mixing_path`` of the LST layers."""
-FNET_PATHS = ("fft", "fft_traced", "gemm")
 DEFAULT_CASES = {
     ("lst-dct", "fast"),
     ("lst-dst", "dense"),
@@ -49,18 +46,11 @@ def _refused_by_autocast(err: BaseException | None) -> bool:
     return False
 
 
-def _cases() -> Iterator[object]:
-    for spec in default_specs(HIDDEN, HEADS):
-        name = spec.config.get("name")
-        if name is None:  # the plain-PyTorch anchor
-            continue
-        paths = {"lst": LST_PATHS, "fnet": FNET_PATHS}.get(name, (None,))
-        for path in paths:
-            marks = () if (spec.label, path) in DEFAULT_CASES else (pytest.mark.slow,)
-            yield pytest.param(spec, path, id=f"{spec.label}-{path}", marks=marks)
-    alibi = next(s for s in default_specs(HIDDEN, HEADS) if s.label == "softmax")
-    alibi = type(alibi)(label="softmax-alibi", config={**alibi.config, "alibi": True})
-    yield pytest.param(alibi, None, id="softmax-alibi")
+def _cases() -> list[object]:
+    cases = mixer_path_cases(HIDDEN, HEADS, LENGTH, default=DEFAULT_CASES)
+    softmax = next(s for s in default_specs(HIDDEN, HEADS) if s.label == "softmax")
+    alibi = type(softmax)(label="softmax-alibi", config={**softmax.config, "alibi": True})
+    return [*cases, pytest.param(alibi, None, id="softmax-alibi")]
 
 
 def _off_device(gm: torch.fx.GraphModule, device: torch.device) -> list[str]:
@@ -74,7 +64,7 @@ def _off_device(gm: torch.fx.GraphModule, device: torch.device) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize(("spec", "path"), list(_cases()))
+@pytest.mark.parametrize(("spec", "path"), _cases())
 def test_compiled_forward_and_backward_stay_on_the_input_device(
     spec: object, path: str | None
 ) -> None:

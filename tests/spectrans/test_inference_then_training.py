@@ -12,25 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.bench_specs import build_mixer, default_specs
+from experiments.bench_specs import build_mixer
 from spectrans.transforms import constants
+from tests.mixer_cases import mixer_path_cases
 
 HIDDEN, HEADS, LENGTH = 32, 4, 37
-LST_PATHS = ("fast", "gemm", "folded", "factored", "dense")
 
 
-def _cases() -> list[object]:
-    cases = []
-    for spec in default_specs(HIDDEN, HEADS):
-        name = spec.config.get("name")
-        if name is None:  # the plain-PyTorch anchor
-            continue
-        for path in LST_PATHS if name == "lst" else (None,):
-            cases.append(pytest.param(spec, path, id=f"{spec.label}-{path}"))
-    return cases
-
-
-@pytest.mark.parametrize(("spec", "path"), _cases())
+@pytest.mark.parametrize(("spec", "path"), mixer_path_cases(HIDDEN, HEADS, LENGTH))
 def test_training_step_after_an_inference_mode_evaluation(spec: object, path: str | None) -> None:
     torch.manual_seed(0)
     mixer: nn.Module = build_mixer(spec, LENGTH)  # type: ignore[arg-type]
