@@ -7,8 +7,12 @@ import math
 import pytest
 import torch
 
+from experiments.bench_specs import default_specs
+from spectrans.config.layers import parse_layer_config
+from spectrans.config.models import EncoderModelConfig
 from spectrans.layers import dropout as dropout_module
 from spectrans.layers.dropout import Dropout, hashed_dropout, hashed_keep
+from spectrans.models import build_classifier
 
 N = 1 << 20
 
@@ -104,3 +108,23 @@ def test_compiled_module_draws_hashed_masks_that_equal_the_eager_hash(
     torch.testing.assert_close(y, torch.where(keep, x / 0.9, torch.zeros_like(x)))
     y.backward(torch.ones_like(y))
     torch.testing.assert_close(x.grad, keep.float() / 0.9)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [s for s in default_specs(32, 4) if s.config.get("name") is not None],
+    ids=lambda s: s.label,
+)
+def test_every_dropout_of_a_model_is_the_library_dropout(spec: object) -> None:
+    """So the hashed masks, when switched on, reach every dropout site of every model."""
+    mixer = parse_layer_config({**spec.config, "dropout": 0.1})  # type: ignore[attr-defined]
+    model = build_classifier(
+        EncoderModelConfig(hidden_dim=32, num_layers=1, dropout=0.1, max_sequence_length=16),
+        mixer,
+        vocab_size=8,
+        num_classes=2,
+        max_length=16,
+        pair=False,
+    )
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(isinstance(m, Dropout) for m in dropouts)
