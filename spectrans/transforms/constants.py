@@ -25,6 +25,22 @@ def clear_caches() -> None:
         cache.cache_clear()
 
 
+def _cache_outside_inference(build: Callable[P, R], maxsize: int) -> Callable[P, R]:
+    """``build`` behind an LRU cache listed for :func:`clear_caches`.
+
+    Calls run outside inference mode and without autograd, so autograd can save the results
+    for a backward.
+    """
+
+    @functools.lru_cache(maxsize=maxsize)
+    def cached(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch.inference_mode(False), torch.no_grad():
+            return build(*args, **kwargs)
+
+    _CACHES.append(cached)
+    return cached
+
+
 def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a builder of constant tensors so eager callers share one result per arguments.
 
@@ -46,10 +62,7 @@ def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]
     """
 
     def decorate(build: Callable[P, R]) -> Callable[P, R]:
-        @functools.lru_cache(maxsize=maxsize)
-        def cached(*args: P.args, **kwargs: P.kwargs) -> R:
-            with torch.inference_mode(False), torch.no_grad():
-                return build(*args, **kwargs)
+        cached = _cache_outside_inference(build, maxsize)
 
         @functools.wraps(build)
         def get(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -58,7 +71,6 @@ def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]
             return cached(*args, **kwargs)
 
         get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
-        _CACHES.append(cached)
         return get
 
     return decorate
@@ -82,17 +94,15 @@ def graph_constant(maxsize: int = 16) -> Callable[[Callable[P, R]], Callable[P, 
     """
 
     def decorate(build: Callable[P, R]) -> Callable[P, R]:
-        @functools.lru_cache(maxsize=maxsize)
-        def cached(*args: P.args, **kwargs: P.kwargs) -> R:
-            with torch.inference_mode(False), torch.no_grad():
-                return build(*args, **kwargs)
+        cached = _cache_outside_inference(build, maxsize)
 
+        # A plain function around the cache: Dynamo traces through an lru_cache wrapper even
+        # when it is marked a constant result.
         @functools.wraps(build)
         def get(*args: P.args, **kwargs: P.kwargs) -> R:
             return cached(*args, **kwargs)
 
         get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
-        _CACHES.append(cached)
         return torch.compiler.assume_constant_result(get)
 
     return decorate
