@@ -111,6 +111,7 @@ from experiments.fresh_compile import compile_fresh
 from experiments.portable import portable_argument
 from experiments.run_record import git_commit
 from experiments.timing import (  # noqa: F401
+    GRAPH_TIMINGS,
     TIMINGS,
     GraphCaptureError,
     cpu_rss_growth,
@@ -151,16 +152,16 @@ def run_config(
     hidden: int,
     repeats: int,
     budget_s: float,
-    graph: bool = False,
-    compiled: bool = False,
+    timing: str = "eager",
 ) -> Row:
     """Measure one (mixer, scope, dtype, N); never raises.
 
-    With ``graph`` the timed repeats are replays of one CUDA graph of the step
-    (:func:`~experiments.timing.measure`); a failed capture is an ``error`` row whose message
-    starts ``CUDA graph capture failed:`` (``oom`` when the capture ran out of memory). With
-    ``compiled`` the module is compiled first and two untimed steps compile it.
+    With ``timing`` ``graph`` or ``compiled`` the timed repeats are replays of one CUDA graph
+    of the step (:func:`~experiments.timing.measure`); a failed capture is an ``error`` row
+    whose message starts ``CUDA graph capture failed:`` (``oom`` when the capture ran out of
+    memory). With ``compiled`` the module is compiled first and two untimed steps compile it.
     """
+    graph, compiled = timing in GRAPH_TIMINGS, timing == "compiled"
     row = Row(spec.label, scope, dtype, device_name(device), n, batch)
     module = x = step = None
     baseline = int(torch.cuda.memory_allocated(device)) if device.type == "cuda" else 0
@@ -278,8 +279,7 @@ def run_benchmark(
         "batch": batch,
         "hidden": hidden,
         "repeats": repeats,
-        "graph": timing in ("graph", "compiled"),
-        "compiled": timing == "compiled",
+        "timing": timing,
     }
     for scope in scopes:
         for dtype in dtypes:
@@ -364,7 +364,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchUsageError(
             "--device cuda was given but torch.cuda.is_available() is False; use --device cpu"
         )
-    if args.timing in ("graph", "compiled") and device.type != "cuda":
+    if args.timing in GRAPH_TIMINGS and device.type != "cuda":
         raise BenchUsageError(
             f"--timing {args.timing} needs --device cuda, since CUDA graphs only replay on a "
             "GPU; use --timing eager on the CPU"

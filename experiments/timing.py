@@ -209,6 +209,9 @@ TIMINGS: tuple[str, ...] = ("eager", "graph", "compiled")
 """How a step is timed: launched from Python (``eager``), replayed as a CUDA graph (``graph``),
 or replayed as a CUDA graph of the module compiled by ``torch.compile`` (``compiled``)."""
 
+GRAPH_TIMINGS: tuple[str, ...] = ("graph", "compiled")
+"""The timings whose timed steps are replays of a CUDA graph (CUDA only)."""
+
 
 class GraphCaptureError(RuntimeError):
     """Capturing a step into a CUDA graph failed (e.g. the step synchronises with the host)."""

@@ -339,12 +339,12 @@ def test_run_config_compiled_compiles_the_module_before_timing_it(
     monkeypatch.setattr(bench, "compile_fresh", compile_fresh)
     spec = MixerSpec("probe", factory=lambda n: probe)
     cpu = {"device": torch.device("cpu"), "batch": 2, "hidden": 8, "repeats": 2, "budget_s": 30.0}
-    row = bench.run_config(spec, "layer", "bf16", 16, graph=True, compiled=True, **cpu)
+    row = bench.run_config(spec, "layer", "bf16", 16, timing="compiled", **cpu)
     assert (row.status, row.repeats) == ("ok", 2)
     assert len(compiled) == 1 and probe in compiled[0].modules()  # the layer as built
     # two compiling steps, warm-up, memory, the capture's step and two replays
     assert log == ["compile", "capture on cpu"] and len(probe.cache) == 7
-    assert bench.run_config(spec, "layer", "bf16", 16, graph=True, **cpu).status == "ok"
+    assert bench.run_config(spec, "layer", "bf16", 16, timing="graph", **cpu).status == "ok"
     assert len(compiled) == 1
 
 
@@ -438,7 +438,7 @@ def test_run_config_with_graph_captures_a_cache_free_step(monkeypatch: pytest.Mo
     probe = _CacheProbe(8)
     spec = MixerSpec("probe", factory=lambda n: probe)
     cpu = {"device": torch.device("cpu"), "batch": 2, "hidden": 8, "repeats": 2, "budget_s": 30.0}
-    row = bench.run_config(spec, "layer", "bf16", 16, graph=True, **cpu)
+    row = bench.run_config(spec, "layer", "bf16", 16, timing="graph", **cpu)
     assert (row.status, row.repeats) == ("ok", 2) and row.time_ms > 0.0, row
     assert log == ["capture on cpu"]
     # warm-up, memory, the capture's step and two replays, all without autocast's weight cache
@@ -503,7 +503,7 @@ def test_an_out_of_memory_capture_is_oom(monkeypatch: pytest.MonkeyPatch) -> Non
         hidden=4,
         repeats=1,
         budget_s=30.0,
-        graph=True,
+        timing="graph",
     )
     assert row.status == "oom" and row.message.startswith("CUDA graph capture failed:")
 
