@@ -25,11 +25,13 @@ def clear_caches() -> None:
         cache.cache_clear()
 
 
-def _cache_outside_inference(build: Callable[P, R], maxsize: int) -> Callable[P, R]:
-    """``build`` behind an LRU cache listed for :func:`clear_caches`.
+def _cached_builder(build: Callable[P, R], maxsize: int, *, traced: bool) -> Callable[P, R]:
+    """``build`` behind an LRU cache listed for :func:`clear_caches`, with ``cache_clear``.
 
-    Calls run outside inference mode and without autograd, so autograd can save the results
-    for a backward.
+    Cached calls run outside inference mode and without autograd, so autograd can save the
+    results for a backward. With ``traced``, calls inside a ``torch.compile`` trace bypass the
+    cache and call ``build``. The cache sits inside a plain function: Dynamo traces through an
+    ``lru_cache`` wrapper even when it is marked a constant result.
     """
 
     @functools.lru_cache(maxsize=maxsize)
@@ -37,8 +39,15 @@ def _cache_outside_inference(build: Callable[P, R], maxsize: int) -> Callable[P,
         with torch.inference_mode(False), torch.no_grad():
             return build(*args, **kwargs)
 
+    @functools.wraps(build)
+    def get(*args: P.args, **kwargs: P.kwargs) -> R:
+        if traced and torch.compiler.is_compiling():
+            return build(*args, **kwargs)
+        return cached(*args, **kwargs)
+
+    get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
     _CACHES.append(cached)
-    return cached
+    return get
 
 
 def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -62,16 +71,7 @@ def eager_cached(maxsize: int = 8) -> Callable[[Callable[P, R]], Callable[P, R]]
     """
 
     def decorate(build: Callable[P, R]) -> Callable[P, R]:
-        cached = _cache_outside_inference(build, maxsize)
-
-        @functools.wraps(build)
-        def get(*args: P.args, **kwargs: P.kwargs) -> R:
-            if torch.compiler.is_compiling():
-                return build(*args, **kwargs)
-            return cached(*args, **kwargs)
-
-        get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
-        return get
+        return _cached_builder(build, maxsize, traced=True)
 
     return decorate
 
@@ -94,15 +94,6 @@ def graph_constant(maxsize: int = 16) -> Callable[[Callable[P, R]], Callable[P, 
     """
 
     def decorate(build: Callable[P, R]) -> Callable[P, R]:
-        cached = _cache_outside_inference(build, maxsize)
-
-        # A plain function around the cache: Dynamo traces through an lru_cache wrapper even
-        # when it is marked a constant result.
-        @functools.wraps(build)
-        def get(*args: P.args, **kwargs: P.kwargs) -> R:
-            return cached(*args, **kwargs)
-
-        get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
-        return torch.compiler.assume_constant_result(get)
+        return torch.compiler.assume_constant_result(_cached_builder(build, maxsize, traced=False))
 
     return decorate
