@@ -227,6 +227,23 @@ def set_recompute(choice: str) -> None:
         cls.recompute_mixing = value
 
 
+def add_hashed_dropout_option(parser: argparse.ArgumentParser) -> None:
+    """``--hashed-dropout`` of the step benchmarks: see :func:`use_hashed_dropout`."""
+    parser.add_argument(
+        "--hashed-dropout",
+        action="store_true",
+        help="in compiled steps, draw dropout masks from an integer hash instead of Philox "
+        "(spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED)",
+    )
+
+
+def use_hashed_dropout() -> None:
+    """Switch :data:`spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED` on for this process."""
+    from spectrans.layers import dropout
+
+    dropout.HASHED_MASKS_WHEN_COMPILED = True
+
+
 def add_recompute_option(parser: argparse.ArgumentParser) -> None:
     """``--recompute`` (alias ``--lst-recompute``) of the benchmarks: see :func:`set_recompute`."""
     parser.add_argument(

@@ -97,7 +97,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from experiments.bench_specs import add_recompute_option, set_recompute
+from experiments.bench_specs import (
+    add_hashed_dropout_option,
+    add_recompute_option,
+    set_recompute,
+    use_hashed_dropout,
+)
 from experiments.bench_step_report import (  # noqa: F401
     CSV_COLUMNS,
     NOT_RUN,
@@ -347,12 +352,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="route softmax of head width <= 16 and the FAVOR+ contraction to the Triton kernels",
     )
-    p.add_argument(
-        "--hashed-dropout",
-        action="store_true",
-        help="in compiled steps, draw dropout masks from an integer hash instead of Philox "
-        "(spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED)",
-    )
+    add_hashed_dropout_option(p)
     p.add_argument(
         "--override",
         action="append",
@@ -431,9 +431,7 @@ def _main(argv: list[str] | None) -> int:
     if args.triton_kernels:
         use_triton_kernels()
     if args.hashed_dropout:
-        from spectrans.layers import dropout
-
-        dropout.HASHED_MASKS_WHEN_COMPILED = True
+        use_hashed_dropout()
     set_recompute(args.recompute)
     args.dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cuda":

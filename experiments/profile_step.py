@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from experiments.bench_specs import add_hashed_dropout_option, use_hashed_dropout
 from experiments.bench_step_setup import (
     BENCH_TASKS,
     anchor_for,
@@ -47,7 +48,6 @@ from experiments.bench_step_setup import (
 from experiments.portable import portable_argument
 from experiments.results import git_commit
 from experiments.timing import short_device_name, time_steps
-from spectrans.layers import dropout
 
 VARIANTS: tuple[str, ...] = ("preset", "no-dropout", "no-mask", "bare")
 
@@ -133,11 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
         help="torch.compile mode (reduce-overhead replays CUDA graphs)",
     )
-    parser.add_argument(
-        "--hashed-dropout",
-        action="store_true",
-        help="compiled steps draw dropout masks from an integer hash instead of Philox",
-    )
+    add_hashed_dropout_option(parser)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rows", type=int, default=25)
@@ -163,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print("profile_step needs a CUDA device (it reads device kernel times).", file=sys.stderr)
         return 2
     if args.hashed_dropout:
-        dropout.HASHED_MASKS_WHEN_COMPILED = True
+        use_hashed_dropout()
     out = open(args.out, "a") if args.out else None  # noqa: SIM115 - appended row by row
     device = torch.device("cuda")
 
