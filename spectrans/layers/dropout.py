@@ -31,6 +31,8 @@ bits) the layer is :func:`torch.nn.functional.dropout`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -63,9 +65,7 @@ def hashed_keep(shape: torch.Size | tuple[int, ...], p: float, seeds: Tensor) ->
         p: Drop probability.
         seeds: Two int32 seeds on the mask's device.
     """
-    numel = 1
-    for size in shape:
-        numel *= size
+    numel = math.prod(shape)
     index = torch.arange(numel, dtype=torch.int32, device=seeds.device).view(shape)  # flat i
     h = _lowbias32(_lowbias32(index ^ seeds[0]) + seeds[1])  # shape, int32
     threshold = round(p * (1 << MASK_BITS))
@@ -93,6 +93,6 @@ class Dropout(nn.Dropout):
         if not self.training or self.p == 0.0:
             return x
         hashed = HASHED_MASKS_WHEN_COMPILED and torch.compiler.is_compiling()
-        if hashed and 0.0 < self.p < 1.0 and x.numel() < (1 << 31) and not self.inplace:
+        if hashed and self.p < 1.0 and x.numel() < (1 << 31) and not self.inplace:
             return hashed_dropout(x, self.p)
         return F.dropout(x, self.p, self.training, self.inplace)
