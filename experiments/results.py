@@ -142,7 +142,11 @@ def aggregate(
     rows = accuracy_rows(accuracy_cells(usable), failed_counts(excluded))
     files = [out_dir / "lra_accuracy.md", out_dir / "lra_accuracy.csv", out_dir / "efficiency.md"]
     plots = [out_dir / f"pareto_{task}.png" for task in tasks()]
-    plots = [png for task, png in zip(tasks(), plots) if pareto_plot(task, usable, png)]
+    drawn = [pareto_plot(task, usable, png) for task, png in zip(tasks(), plots)]
+    for png, ok in zip(plots, drawn):
+        if not ok:
+            png.unlink(missing_ok=True)  # an earlier plot of runs that no longer enter the tables
+    plots = [png for png, ok in zip(plots, drawn) if ok]
     plot_lines = (
         ["## Plots", ""]
         + [

@@ -166,6 +166,17 @@ def test_raw_records_unchanged_and_outputs_written(runs: Path) -> None:
     assert "| listops | softmax | 2 |" in eff and "1,500" in eff and "2.0 MiB" in eff
 
 
+def test_plot_of_a_task_without_completed_runs_is_removed(runs: Path) -> None:
+    out = runs / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    earlier = out / "pareto_pathx.png"
+    earlier.write_bytes(b"an earlier plot")  # of runs that no longer enter the tables
+    summary = _aggregate(runs)
+    assert not earlier.exists()
+    assert "pareto_pathx.png" not in {p.name for p in summary["files"]}
+    assert (out / "pareto_listops.png").exists()
+
+
 def _usable(root: Path) -> list:
     from experiments.results_load import find_metric_files, load_record, split_records
 
