@@ -14,9 +14,10 @@ Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.
 ``conf/experiment/lra/<mixer>-<task>.yaml`` is built exactly as ``train.py`` builds it (a
 registered mixer without a preset: a preset with no attention keys, ``attention=<mixer>`` and
 the keys ``make_presets.attention_node`` gives it), and one training step is timed: forward
-on random tokens of the task's shape (padded as training pads them: images carry no mask,
-variable-length tasks get lengths drawn from ``[N/4, N]`` and their key mask), cross-entropy
-on random labels,
+on random tokens of the task's shape (padded and masked as training does: variable-length
+tasks get lengths drawn from ``[N/4, N]`` and their key mask; Pathfinder and Path-X, whose
+presets mask black pixels (``task.mask=lra_nonzero``), zero tokens at the images' share of
+black pixels and their mask; other images carry no mask), cross-entropy on random labels,
 backward, and the preset's optimizer (fused AdamW on CUDA) stepping. ``bf16`` runs the model under
 ``torch.autocast(bfloat16)`` (what ``trainer.precision=bf16-mixed`` does). After ``warmup``
 untimed steps (compilation included), ``steps`` steps are timed back to back with one device

@@ -43,6 +43,13 @@ class Setup:
     input_type: str
     shape: dict[str, Any]
     padded: bool = False
+    ink_fraction: float | None = None
+
+
+INK_FRACTION = {"pathfinder": 0.341, "pathx": 0.137}
+"""Share of non-zero pixels in generated Pathfinder-32 and Path-X images
+(``curv_contour_length_14``, ``results/pathfinder_fidelity.md``): the tokens that
+``task.mask=lra_nonzero`` leaves unmasked."""
 
 
 @functools.cache
@@ -139,6 +146,7 @@ def load_setup(
         input_type=dm.input_type,
         shape=shape,
         padded=not dm.fixed_length,
+        ink_fraction=INK_FRACTION.get(exp.task.name) if exp.task.mask == "lra_nonzero" else None,
     )
 
 
@@ -201,15 +209,25 @@ def random_batch(setup: Setup, device: torch.device, seed: int = 0) -> dict[str,
     Fixed-length tasks (images) get no mask, as their collated batches carry none. Tasks of
     variable length are padded to ``N`` in training, so their batch gets lengths drawn
     uniformly from ``[N/4, N]`` (the first item full) and the key mask of those lengths.
+    Under ``task.mask=lra_nonzero`` on Pathfinder and Path-X (``setup.ink_fraction``), each
+    pixel is non-zero with the images' ink share and the mask also drops every zero token,
+    as the collated batches of those presets do.
     """
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, setup.vocab_size, (setup.batch, setup.seq_len), generator=gen)
     batch = {"labels": torch.randint(0, setup.num_classes, (setup.batch,), generator=gen)}
+    mask = torch.ones(setup.batch, setup.seq_len, dtype=torch.bool)  # (B, N)
     if setup.padded:
         n = setup.seq_len
         lengths = torch.randint(max(1, n // 4), n + 1, (setup.batch,), generator=gen)
         lengths[0] = n
-        batch["attention_mask"] = torch.arange(n)[None, :] < lengths[:, None]  # (B, N)
+        mask = torch.arange(n)[None, :] < lengths[:, None]  # (B, N)
+    if setup.ink_fraction is not None:
+        ink = torch.rand(ids.shape, generator=gen) < setup.ink_fraction  # (B, N)
+        ids = torch.where(ink, ids.clamp(min=1), 0)  # (B, N)
+        mask = mask & ink
+    if not bool(mask.all()):
+        batch["attention_mask"] = mask
     if setup.input_type == "values":
         batch["input_values"] = ids.float() / max(1, setup.vocab_size - 1)
     else:

@@ -7,7 +7,7 @@ import csv
 import pytest
 import torch
 
-from experiments import bench_step
+from experiments import bench_step, bench_step_setup
 from experiments.bench_step import (
     CSV_COLUMNS,
     NOT_RUN,
@@ -77,6 +77,19 @@ def test_preset_model_shape_and_optimizer_step_changes_weights() -> None:
     )
     step()
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+def test_pathfinder_batch_masks_black_pixels_as_its_preset_does() -> None:
+    setup = load_setup("lst-dct", "pathfinder", batch=64, max_len=None)
+    data = bench_step.random_batch(setup, torch.device("cpu"))
+    ids, mask = data["input_ids"], data["attention_mask"]  # (B, N) each
+    assert torch.equal(mask, ids > 0)
+    ink = mask.float().mean().item()
+    assert abs(ink - bench_step_setup.INK_FRACTION["pathfinder"]) < 0.01
+    plain = load_setup(
+        "lst-dct", "pathfinder", batch=4, max_len=None, overrides=["task.mask=lengths"]
+    )
+    assert "attention_mask" not in bench_step.random_batch(plain, torch.device("cpu"))
 
 
 def test_anchor_rounds_head_width_up_to_eight() -> None:
