@@ -30,7 +30,9 @@ back on the next machine (``campaign_resume``). With ``--pack-dir`` and a deadli
 is not expected to finish in time and whose checkpoints are expected to exceed the cap (24 bytes
 per parameter of its preset's records) is not started: stopped part-way, it could not resume
 elsewhere. ``--checkpoints-stay`` says that this machine keeps ``<output_dir>`` for the next
-command, so such a run starts anyway and resumes there.
+command, so such a run starts anyway and resumes there. ``--finish-within-min W`` starts only
+the runs expected to end within ``W`` minutes of the command's start (a machine that keeps
+``<output_dir>`` that long and no longer); the others wait in the ledger.
 """
 
 from __future__ import annotations
@@ -117,6 +119,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --deadline-min: launch only runs expected to finish before it (for the last "
         "command on a machine whose checkpoints cannot be carried away)",
     )
+    p.add_argument(
+        "--finish-within-min",
+        type=float,
+        default=None,
+        help="launch only runs expected to finish within this many minutes of this command's "
+        "start (a machine that keeps its checkpoints for that long, over several commands)",
+    )
     p.add_argument("--pack-dir", default=None, help="write campaign.tar.gz here")
     p.add_argument(
         "--checkpoints-stay",
@@ -155,6 +164,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--finish-only needs --deadline-min: without a deadline every run finishes")
     if args.finish_only and args.checkpoints_stay:
         p.error("--finish-only and --checkpoints-stay contradict: choose one")
+    if args.finish_within_min is not None and args.finish_only:
+        p.error("--finish-within-min and --finish-only both say when runs must end: choose one")
+    if args.finish_within_min is not None and args.finish_within_min <= 0:
+        p.error(f"--finish-within-min = {args.finish_within_min} must be positive")
     for name in ("gpus", "per_gpu", "slurm_jobs", "max_runs", "run_workers"):
         value = getattr(args, name)
         if value is not None and value < (0 if name in ("gpus", "max_runs", "run_workers") else 1):
@@ -473,6 +486,7 @@ CHECKPOINT_BYTES_PER_PARAM = 24
 with float32 weights and AdamW's two float32 moments (a ListOps wavelet folder: 109.2 MiB for
 4.8M parameters)."""
 HELD = "held until a command can finish it"
+HELD_BEYOND_WINDOW = "held: not expected to finish within --finish-within-min"
 FINISH_SAFETY = 1.2
 """Factor on a run's expected training time when deciding whether it finishes: the per-step
 rates come from records made with other runs beside them and other commits (a ListOps s4d run
@@ -584,14 +598,23 @@ class Campaign:
 
         Under ``--finish-only`` no run may stop part-way; otherwise a run may when its
         checkpoint can resume later (:meth:`stays_resumable`), and one that cannot waits
-        for a command with time to finish it (a note in the ledger says so).
+        for a command with time to finish it (a note in the ledger says so). Under
+        ``--finish-within-min`` a run starts only when it is expected to end within that
+        window (less the margin), whatever this command's deadline.
         """
         left = self.deadline_left()
-        if left is None:
+        window = self.window_left()
+        if left is None and window is None:
             return queue
         keep = []
+        margin = 60 * self.args.margin_min
         for run in queue:
-            if self.finishes(run, left - 60 * self.args.margin_min):
+            if window is not None and not self.finishes(run, window - margin):
+                if HELD_BEYOND_WINDOW not in run.note:
+                    note = HELD_BEYOND_WINDOW
+                    run.note = f"{run.note}; {note}" if run.note else note
+                continue
+            if left is None or self.finishes(run, left - margin):
                 keep.append(run)
             elif not self.args.finish_only:
                 if self.stays_resumable(run):
@@ -601,6 +624,12 @@ class Campaign:
                     note = f"{HELD}: its checkpoint (~{size:.0f} MiB) cannot travel"
                     run.note = f"{run.note}; {note}" if run.note else note
         return keep
+
+    def window_left(self) -> float | None:
+        """Seconds left of ``--finish-within-min``, or None without it."""
+        if self.args.finish_within_min is None:
+            return None
+        return 60 * self.args.finish_within_min - (time.monotonic() - self.start)
 
     def deadline_left(self) -> float | None:
         """Seconds left before ``--deadline-min``, or None without one."""

@@ -434,6 +434,39 @@ def test_finish_only_launches_the_runs_expected_to_end_before_the_deadline(
     assert all("listops" in c for c in commands)
 
 
+@pytest.mark.parametrize(
+    ("window", "listops", "held"), [("9", 2, True), ("6", 0, True), ("40", 1, False)]
+)
+def test_finish_within_launches_only_runs_expected_to_end_in_the_window(
+    tmp_path: Path, capsys, window: str, listops: int, held: bool
+) -> None:
+    """Expected: ListOps 6.75 min, Pathfinder 45 s + 1.2 x 25 min = 30.75 min (see above);
+    the window less the 1.5-minute margin must hold them. The command's own deadline (5 min)
+    cuts the launched runs, whose checkpoints stay for the next command. With 40 minutes the
+    Pathfinder runs fit too and share GPU 1, as in the first wave of the dry run above."""
+    plan = small_plan(tmp_path)
+    fake_record(tmp_path / "results", "lra-listops-softmax", 0, wall=345.0)
+    argv = ["--plan", str(plan), "--dry-run", "--gpus", "2", "--deadline-min", "5"]
+    argv += ["--pack-dir", str(tmp_path / "out"), "--checkpoints-stay"]
+    assert campaign.main([*argv, "--finish-within-min", window]) == 0
+    out = capsys.readouterr().out
+    commands = [line for line in out.splitlines() if "train.py" in line]
+    assert len([c for c in commands if "listops" in c]) == listops
+    assert all("trainer.max_time=00:00:03:" in c for c in commands)  # this command's deadline
+    assert (campaign.HELD_BEYOND_WINDOW in out) == held
+    assert held == (not any("pathfinder" in c for c in commands))
+
+
+def test_finish_within_and_finish_only_together_are_refused(tmp_path: Path, capsys) -> None:
+    argv = ["--plan", str(small_plan(tmp_path)), "--dry-run", "--deadline-min", "9"]
+    with pytest.raises(SystemExit):
+        campaign.main([*argv, "--finish-only", "--finish-within-min", "20"])
+    assert "choose one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        campaign.main([*argv, "--finish-within-min", "0"])
+    assert "must be positive" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("num_params", "listops_runs"), [(100_000, 2), (10_000_000, 0)])
 def test_runs_whose_checkpoint_cannot_travel_start_only_when_they_can_finish(
     tmp_path: Path, capsys, num_params: int, listops_runs: int
