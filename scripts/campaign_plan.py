@@ -345,28 +345,36 @@ def ms_per_step(
     """GPU-ms per step by (task, variant), and how many of them are measured.
 
     Measured: the median of ``1000 *`` :func:`gpu_seconds_of` ``/ steps`` over the variant's
-    records; else the task's planned ``ms_per_step``. With ``start_up_s`` each recorded
-    segment's start-up is taken out (for finish estimates, which add it back once); without,
-    the rate holds every cost of a run (for the ledger's GPU-minutes).
+    records; without one, over the records its preset made before it last changed (stale:
+    another revision of the same preset, the best estimate there is until one of the current
+    revision exists); else the task's planned ``ms_per_step``. With ``start_up_s`` each
+    recorded segment's start-up is taken out (for finish estimates, which add it back once);
+    without, the rate holds every cost of a run (for the ledger's GPU-minutes).
     """
     measured: dict[tuple[str, str], list[float]] = {}
+    earlier: dict[tuple[str, str], list[float]] = {}
     for run in runs:
         for r in records:
-            if matches(r, run) and r.steps > 0 and r.gpu_seconds > 0:
-                seconds = (
-                    gpu_seconds_of(r.path.parent, r.wall_time_s, start_up_s)
-                    if start_up_s
-                    else r.gpu_seconds
-                )
-                measured.setdefault((run.task, run.variant), []).append(1000 * seconds / r.steps)
+            if r.steps <= 0 or r.gpu_seconds <= 0:
+                continue
+            if matches(r, run):
+                found = measured
+            elif r.stale and r.name == run.preset.name and r.max_steps == run.preset.max_steps:
+                found = earlier
+            else:
+                continue
+            seconds = (
+                gpu_seconds_of(r.path.parent, r.wall_time_s, start_up_s)
+                if start_up_s
+                else r.gpu_seconds
+            )
+            found.setdefault((run.task, run.variant), []).append(1000 * seconds / r.steps)
     out: dict[tuple[str, str], float] = {}
     for run in runs:
         key = (run.task, run.variant)
-        if key in measured:
-            out[key] = statistics.median(measured[key])
-        else:
-            out[key] = plan.tasks[run.task].ms_per_step
-    return out, len(measured)
+        rates = measured.get(key) or earlier.get(key)
+        out[key] = statistics.median(rates) if rates else plan.tasks[run.task].ms_per_step
+    return out, len(measured) + len(set(earlier) - set(measured))
 
 
 def ledger_lines(
@@ -395,6 +403,6 @@ def ledger_lines(
         f"running {counts.get('running', 0)}, partial {counts.get('partial', 0)}, "
         f"left {counts.get('left', 0)}, failed {counts.get('failed', 0)}, "
         f"skipped {counts.get('skipped', 0)} (no preset); GPU-min used {used:.1f}, "
-        f"estimated left {left_min:.1f} ({n_measured} task/variant rates measured, "
-        "the rest planned)"
+        f"estimated left {left_min:.1f} ({n_measured} task/variant rates measured, on "
+        "the current or an earlier revision of their presets; the rest planned)"
     )

@@ -218,6 +218,24 @@ def test_a_run_of_an_earlier_preset_revision_does_not_count_as_done(tmp_path: Pa
     assert [Path(c).name for c in copied] == ["s0_new"] and not messages
 
 
+def test_step_rate_falls_back_on_records_of_an_earlier_preset_revision(tmp_path: Path) -> None:
+    """Until the preset as it is now has a record, its earlier revision's rate (here 60 ms per
+    step) estimates the run better than the plan's flat figure; a current record wins."""
+    plan = campaign_plan.load_plan(small_plan(tmp_path))
+    runs = campaign_plan.planned_runs(plan, ROOT / "conf")
+    res = tmp_path / "results"
+    _preset_record(res, 0, "s0_old", **{"model.init_weights": "torch"})  # 300 s, 5000 steps
+    key = ("listops", "softmax")
+    rates, measured = campaign_plan.ms_per_step(runs, campaign_plan.scan_records([res]), plan)
+    assert rates[key] == pytest.approx(60.0) and measured == 1
+    assert rates[("listops", "lst-mixed")] == plan.tasks["listops"].ms_per_step
+    now = _preset_record(res, 1, "s1_now")
+    data = json.loads((now / "metrics.json").read_text())
+    (now / "metrics.json").write_text(json.dumps({**data, "wall_time_s": 500.0}))
+    rates, measured = campaign_plan.ms_per_step(runs, campaign_plan.scan_records([res]), plan)
+    assert rates[key] == pytest.approx(100.0) and measured == 1
+
+
 def test_ledger_counts_and_estimates(tmp_path: Path) -> None:
     plan = campaign_plan.load_plan(small_plan(tmp_path))
     runs = campaign_plan.planned_runs(plan, ROOT / "conf")
