@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -165,10 +166,33 @@ class CompileChooser:
         if graphs > 1:
             print(
                 f"compile=auto: the model compiled into {graphs} graphs, not one: graph breaks "
-                "split the step into pieces run in between by Python (see them with "
-                "TORCH_LOGS=graph_breaks)",
+                "split the step into pieces run in between by Python, or changed guards "
+                "compiled it again (all of them: TORCH_LOGS=graph_breaks,recompiles)",
                 file=sys.stderr,
             )
+            for line in compile_diagnosis():
+                print(f"compile=auto:   {line}", file=sys.stderr)
+
+
+def compile_diagnosis(limit: int = 4) -> list[str]:
+    """Why TorchDynamo made more than one graph in this process.
+
+    Up to ``limit`` distinct graph-break reasons and up to ``limit`` distinct recompilation
+    reasons (the first line of each failed guard), each prefixed by its kind.
+    """
+    from torch._dynamo.utils import counters, guard_failures
+
+    def distinct_first_lines(reasons: Iterable[object]) -> list[str]:
+        out: list[str] = []
+        for reason in reasons:
+            first = " ".join(str(reason).splitlines()[0].split()) if str(reason) else ""
+            if first and first not in out:
+                out.append(first)
+        return out[:limit]
+
+    breaks = distinct_first_lines(counters["graph_break"])
+    guards = distinct_first_lines(r for rs in guard_failures.values() for r in rs)
+    return [f"graph break: {b}" for b in breaks] + [f"recompiled: {g}" for g in guards]
 
 
 def compiled_graph_count() -> int:

@@ -335,3 +335,22 @@ def test_compiled_graph_count_counts_the_pieces_of_a_broken_graph() -> None:
     torch.compile(piecewise, backend="eager")(torch.ones(3))
     assert compiled_graph_count() - before == 2
     torch._dynamo.reset()
+
+
+def test_compile_diagnosis_names_graph_breaks_and_recompilations() -> None:
+    from experiments.module import compile_diagnosis
+
+    def piecewise(x: torch.Tensor, scale: int) -> torch.Tensor:
+        y = x * scale
+        torch._dynamo.graph_break()
+        return y * 2
+
+    torch._dynamo.reset()
+    compiled = torch.compile(piecewise, backend="eager", dynamic=False)
+    compiled(torch.ones(3), 2)
+    compiled(torch.ones(3), 3)  # the guard on scale fails: compiled again
+    lines = compile_diagnosis()
+    assert any(line.startswith("graph break: ") for line in lines)
+    assert any(line.startswith("recompiled: ") and "scale" in line for line in lines)
+    assert len(lines) == len(set(lines)) and all("\n" not in line for line in lines)
+    torch._dynamo.reset()
