@@ -5,7 +5,8 @@ CUDA graphs. A graph break splits the model into pieces with Python between them
 is then recorded and replayed on its own and the step runs near eager speed. The mixers choose
 their computation path by device (``chosen_path``), so the CUDA branch is traced here by
 handing ``chosen_path`` a CUDA device while the tensors stay on the CPU. Pathfinder batches
-are full length (no mask); ListOps batches carry a key mask. The models are cut to their first
+carry the presets' mask of black pixels (``task.mask=lra_nonzero``); ListOps batches a key
+mask of their lengths. The models are cut to their first
 two blocks, which every preset's blocks repeat (:func:`_model` checks it).
 """
 
@@ -21,6 +22,7 @@ from omegaconf import OmegaConf
 
 from experiments import train as harness
 from experiments.config import validate_experiment
+from spectrans.layers.attention import key_padding
 from spectrans.layers.attention.lst import _LSTFilterAttention
 from spectrans.layers.mixing.fourier import FourierMixing
 from spectrans.layers.mixing.wavelet import WaveletMixing
@@ -71,6 +73,17 @@ def _choose_as_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(cls, "chosen_path", on_cuda)
 
 
+def _segments_as_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Key-padding softmax takes its CUDA path (row sort, segments, sort back); the flash
+    kernel, which has no CPU implementation, is stood in for by an op of the same shapes."""
+
+    def stand_in(q, k, v, cu, max_len, dropout, scale):  # noqa: ANN001, ANN202
+        return q * scale + k + v  # (T, H, d)
+
+    monkeypatch.setattr(key_padding, "varlen_available", lambda device, dtype, head_dim: True)
+    monkeypatch.setattr(key_padding, "segment_attention", stand_in)
+
+
 def test_the_path_choosers_are_the_mixers_with_a_chosen_path() -> None:
     assert all(callable(getattr(cls, "chosen_path", None)) for cls in PATH_CHOOSERS)
 
@@ -82,12 +95,15 @@ def test_the_pathfinder_model_compiles_into_one_graph(
 ) -> None:
     if paths == "cuda":
         _choose_as_on_cuda(monkeypatch)
+        _segments_as_on_cuda(monkeypatch)
     model = _model(preset)
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True, backend="eager")  # raises at a graph break
-    ids = torch.randint(1, 256, (2, 1024))  # (B, N)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 256, (2, 1024), generator=gen)  # (B, N)
+    ids[torch.rand(ids.shape, generator=gen) < 0.66] = 0  # black pixels, about 2/3 of them
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        logits = compiled(input_ids=ids)  # (B, 2)
+        logits = compiled(input_ids=ids, attention_mask=ids > 0)  # (B, 2): LRA's mask
     logits.float().sum().backward()
     assert logits.shape == (2, 2) and bool(torch.isfinite(logits).all())
     torch._dynamo.reset()
@@ -98,6 +114,7 @@ def test_the_listops_model_compiles_into_one_graph_with_a_key_mask(
     preset: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _choose_as_on_cuda(monkeypatch)
+    _segments_as_on_cuda(monkeypatch)
     model = _model(preset, num_classes=10, max_length=2000)
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True, backend="eager")
