@@ -113,7 +113,9 @@ def _run(variant: str, task: str, tmp: Path, data_dir: Path) -> None:
     on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk["status"] == "completed", on_disk["failure_reason"]
     assert (on_disk["steps"], on_disk["variant"], on_disk["task"]) == (2, variant, task)
-    assert 0.0 <= on_disk["test_acc"] <= 1.0 and on_disk["mask"] == presets.LRA[task]["mask"]
+    assert 0.0 <= on_disk["test_acc"] <= 1.0 and on_disk["mask"] == presets.VARIANT_MASK.get(
+        variant, presets.LRA[task]["mask"]
+    )
 
 
 @pytest.mark.parametrize(("variant", "task"), DEFAULT)
