@@ -67,6 +67,8 @@ VARIANT_MASK = {"lra-performer": "lengths"}
 (``performer_attention.py``, ``FastAttentionviaLowRankDecomposition``) ignores the mask it
 is given: every key counts, black pixels included, so on the pixel tasks (no padding) the
 mask from lengths, which masks nothing there, reproduces it."""
+VARIANT_MASK_NOTE = {"lra-performer": "LRA's Performer ignores the mask: every pixel counts"}
+"""Why a variant of :data:`VARIANT_MASK` masks as it does, for the headers of its presets."""
 FEATURE_MAP = {
     "performer": "FAVOR+, 256 orthogonal positive random features",
     "lra-performer": "LRA's Performer: FAVOR+ 2 features on ListOps, ReLU kernel elsewhere",
@@ -79,7 +81,7 @@ FEATURE_MAP = {
 # mask: the LRA models' attention mask is `inputs > 0` on every task. On the text tasks token
 # 0 is padding, so that is the mask from lengths; on the pixel tasks it also masks every black
 # pixel (task.mask=lra_nonzero), which decides whether Pathfinder-32 is learnt at all
-# (results/pathfinder_mask.md: the softmax preset at chance for 62,400 steps with the mask
+# (results/ablations/pathfinder-mask.md: the softmax preset at chance for 62,400 steps with the mask
 # from lengths, 68.8% test accuracy after 11,107 steps with lra_nonzero).
 LRA: dict[str, dict[str, Any]] = {
     "listops": dict(
@@ -241,8 +243,8 @@ MASK_NOTE = {
 def mask_note(variant: str, task: str) -> str:
     """How the preset of ``variant`` on ``task`` masks attention, for its header."""
     mask = VARIANT_MASK.get(variant, LRA[task]["mask"])
-    if variant in VARIANT_MASK and LRA[task]["mask"] != mask:
-        return "from lengths (LRA's Performer ignores the mask: every pixel counts)"
+    if mask != LRA[task]["mask"]:
+        return f"{MASK_NOTE[mask].split(' (')[0]} ({VARIANT_MASK_NOTE[variant]})"
     return MASK_NOTE[mask]
 
 
