@@ -603,7 +603,7 @@ class Campaign:
         window (less the margin), whatever this command's deadline.
         """
         left = self.deadline_left()
-        window = self.window_left()
+        window = self.seconds_left(self.args.finish_within_min)
         if left is None and window is None:
             return queue
         keep = []
@@ -611,8 +611,7 @@ class Campaign:
         for run in queue:
             if window is not None and not self.finishes(run, window - margin):
                 if HELD_BEYOND_WINDOW not in run.note:
-                    note = HELD_BEYOND_WINDOW
-                    run.note = f"{run.note}; {note}" if run.note else note
+                    run.add_note(HELD_BEYOND_WINDOW)
                 continue
             if left is None or self.finishes(run, left - margin):
                 keep.append(run)
@@ -621,21 +620,18 @@ class Campaign:
                     keep.append(run)
                 elif HELD not in run.note:
                     size = self.checkpoint_mib(run) or 0.0
-                    note = f"{HELD}: its checkpoint (~{size:.0f} MiB) cannot travel"
-                    run.note = f"{run.note}; {note}" if run.note else note
+                    run.add_note(f"{HELD}: its checkpoint (~{size:.0f} MiB) cannot travel")
         return keep
 
-    def window_left(self) -> float | None:
-        """Seconds left of ``--finish-within-min``, or None without it."""
-        if self.args.finish_within_min is None:
+    def seconds_left(self, minutes: float | None) -> float | None:
+        """Seconds left of ``minutes`` counted from this command's start (None: no limit)."""
+        if minutes is None:
             return None
-        return 60 * self.args.finish_within_min - (time.monotonic() - self.start)
+        return 60 * minutes - (time.monotonic() - self.start)
 
     def deadline_left(self) -> float | None:
         """Seconds left before ``--deadline-min``, or None without one."""
-        if self.args.deadline_min is None:
-            return None
-        return 60 * self.args.deadline_min - (time.monotonic() - self.start)
+        return self.seconds_left(self.args.deadline_min)
 
     def header(self, gpus: int) -> str:
         """First ledger line: time, GPUs, sharing, deadline."""
@@ -683,8 +679,7 @@ class Campaign:
         for d, run in dirs.items():
             size = out.too_large.get(d.relative_to(self.output_dir).as_posix())
             if size is not None:
-                note = f"{TOO_LARGE} ({mib(size)})"
-                run.note = f"{run.note}; {note}" if run.note else note
+                run.add_note(f"{TOO_LARGE} ({mib(size)})")
         return out
 
     def ensure_data(self) -> None:

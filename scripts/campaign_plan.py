@@ -210,6 +210,10 @@ class Run:
         """The preset's ``trainer.max_steps`` (0 when unknown)."""
         return int(self.preset.max_steps or 0)
 
+    def add_note(self, note: str) -> None:
+        """Append ``note`` to the ledger note, after a ``; `` when there is one already."""
+        self.note = f"{self.note}; {note}" if self.note else note
+
 
 def planned_runs(plan: Plan, conf_dir: Path) -> list[Run]:
     """Every run of the plan in priority order (rounds, then variants in plan order)."""
