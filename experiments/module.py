@@ -185,7 +185,8 @@ def compile_diagnosis(limit: int = 4) -> list[str]:
     def distinct_first_lines(reasons: Iterable[object]) -> list[str]:
         out: list[str] = []
         for reason in reasons:
-            first = " ".join(str(reason).splitlines()[0].split()) if str(reason) else ""
+            lines = str(reason).splitlines()
+            first = " ".join(lines[0].split()) if lines else ""
             if first and first not in out:
                 out.append(first)
         return out[:limit]

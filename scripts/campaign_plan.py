@@ -317,12 +317,12 @@ def matches(record: RecordInfo, run: Run) -> bool:
     A preset's run made before the preset changed a value (``experiments.protocol``'s
     ``stale_reason``) is a record of an earlier plan, not of this one.
     """
-    return (
-        record.name == run.preset.name
-        and record.seed == run.seed
-        and record.max_steps == run.preset.max_steps
-        and not record.stale
-    )
+    return same_preset(record, run) and record.seed == run.seed and not record.stale
+
+
+def same_preset(record: RecordInfo, run: Run) -> bool:
+    """Whether ``record`` was made by ``run``'s preset (this or an earlier revision), any seed."""
+    return record.name == run.preset.name and record.max_steps == run.preset.max_steps
 
 
 def mark_done(runs: list[Run], records: list[RecordInfo]) -> None:
@@ -363,7 +363,7 @@ def ms_per_step(
                 continue
             if matches(r, run):
                 found = measured
-            elif r.stale and r.name == run.preset.name and r.max_steps == run.preset.max_steps:
+            elif r.stale and same_preset(r, run):
                 found = earlier
             else:
                 continue
