@@ -74,13 +74,23 @@ def _choose_as_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _segments_as_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Key-padding softmax takes its CUDA path (row sort, segments, sort back); the flash
-    kernel, which has no CPU implementation, is stood in for by an op of the same shapes."""
+    """Key-padding softmax takes its CUDA path (row sort, segments, sort back).
+
+    The availability check runs as on a GPU (a CUDA device, the GPU's compute capability
+    stubbed), so that what it calls is traced too; the flash kernel, which has no CPU
+    implementation, is stood in for by an op of the same shapes.
+    """
+    available = key_padding.varlen_available
+
+    def on_cuda(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
+        return available(torch.device("cuda"), torch.bfloat16, head_dim)
 
     def stand_in(q, k, v, cu, max_len, dropout, scale):  # noqa: ANN001, ANN202
         return q * scale + k + v  # (T, H, d)
 
-    monkeypatch.setattr(key_padding, "varlen_available", lambda device, dtype, head_dim: True)
+    monkeypatch.setattr(key_padding, "_flash_capable", lambda index: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(key_padding, "varlen_available", on_cuda)
     monkeypatch.setattr(key_padding, "segment_attention", stand_in)
 
 

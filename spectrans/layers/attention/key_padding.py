@@ -54,6 +54,19 @@ def _flash_capable(device_index: int) -> bool:
     return torch.cuda.get_device_capability(device_index) >= (8, 0)
 
 
+@torch.compiler.assume_constant_result
+def _flash_backend_on(device_index: int) -> bool:
+    """Whether SDPA's flash backend is enabled and GPU ``device_index`` can run it.
+
+    ``torch.compile`` calls this once while it traces a caller and keeps the answer as a
+    constant of the graph: ``torch.backends.cuda.flash_sdp_enabled()`` returns a Python bool
+    that TorchDynamo cannot otherwise place in a graph (it would break the graph there, once
+    per attention layer). Switching the flash backend off after a model is compiled takes
+    effect when it is compiled again.
+    """
+    return torch.backends.cuda.flash_sdp_enabled() and _flash_capable(device_index)
+
+
 def varlen_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
     """Whether q, k, v of this device, dtype and head width can take the variable-length kernel.
 
@@ -64,10 +77,10 @@ def varlen_available(device: torch.device, dtype: torch.dtype, head_dim: int) ->
         return False
     if torch.are_deterministic_algorithms_enabled():
         return False
-    if dtype not in (torch.float16, torch.bfloat16) or not torch.backends.cuda.flash_sdp_enabled():
+    if dtype not in (torch.float16, torch.bfloat16):
         return False
     fits = fused_head_width(head_dim) <= FLASH_MAX_HEAD_DIM
-    return fits and _flash_capable(device.index or 0)
+    return fits and _flash_backend_on(device.index or 0)
 
 
 class RowPermutation(torch.autograd.Function):

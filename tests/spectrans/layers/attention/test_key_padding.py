@@ -187,6 +187,24 @@ def test_availability_on_a_capable_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not key_padding.varlen_available(cuda, torch.bfloat16, 64)
 
 
+def test_the_availability_check_compiles_into_the_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Traced by torch.compile, the check is a constant of one graph (no break), read again
+    when the model is compiled again."""
+    monkeypatch.setattr(key_padding, "_flash_capable", lambda index: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    cuda = torch.device("cuda")
+
+    def uses_flash(x: torch.Tensor) -> torch.Tensor:
+        return x + int(key_padding.varlen_available(cuda, torch.bfloat16, 4))
+
+    torch._dynamo.reset()
+    assert torch.compile(uses_flash, fullgraph=True, backend="eager")(torch.zeros(1)).item() == 1
+    monkeypatch.setattr(torch.backends.cuda, "flash_sdp_enabled", lambda: False)
+    torch._dynamo.reset()
+    assert torch.compile(uses_flash, fullgraph=True, backend="eager")(torch.zeros(1)).item() == 0
+    torch._dynamo.reset()
+
+
 cuda_flash = pytest.mark.skipif(
     not (
         torch.cuda.is_available()
