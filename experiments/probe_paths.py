@@ -168,7 +168,7 @@ def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, 
         return "n/a"
 
 
-PAD_SEGMENTS_PROBED = (1, 4)
+PAD_SEGMENTS_PROBED = (0, 1, 4)
 """Values of :data:`spectrans.layers.attention.key_padding.PAD_SEGMENTS` the SDPA table times."""
 
 
@@ -177,7 +177,7 @@ def segments_ms(
 ) -> str:
     """Forward+backward ms of key-padding attention on row segments, the sort included.
 
-    Each row's padding is cut into ``pieces`` segments.
+    Each row's padding is cut into ``pieces`` segments (0: one segment attending to no key).
     """
     b, h, n, d = shape
     if not masked or not key_padding.varlen_available(torch.device("cuda"), torch.bfloat16, d):
@@ -192,7 +192,9 @@ def segments_ms(
     def step() -> None:
         order = key_padding.PrefixOrder(mask, pad_segments=pieces)
         qs, ks, vs = (order.sort(t) for t in (q, k, v))  # (B, N, H, d) each
-        out = key_padding.key_padding_attention(qs, ks, vs, order.cu, order.max_len, dropout)
+        out = key_padding.key_padding_attention(
+            qs, ks, vs, order.cu, order.max_len, dropout, order.seqused_k
+        )  # (B, N, H, d)
         order.unsort(out).float().square().mean().backward()
 
     return f"{median_ms(step, reps):.2f}"

@@ -85,7 +85,7 @@ def _segments_as_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     def on_cuda(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
         return available(torch.device("cuda"), torch.bfloat16, head_dim)
 
-    def stand_in(q, k, v, cu, max_len, dropout, scale):  # noqa: ANN001, ANN202
+    def stand_in(q, k, v, cu, max_len, dropout, scale, seqused_k=None):  # noqa: ANN001, ANN202
         return q * scale + k + v  # (T, H, d)
 
     monkeypatch.setattr(key_padding, "_flash_capable", lambda index: True)

@@ -106,7 +106,14 @@ instead of ``(N - L)^2``, for ``S`` more (mostly idle) blocks of the kernel's gr
 ``python -m experiments.probe_paths --tables sdpa`` times 1 against 4 (``results/paths_probe.md``):
 on an H200 in bfloat16, forward and backward, 4 took 0.89-0.92x the time of 1 at the ListOps
 shape and 0.68-0.84x at N = 4096 and 16,384, and tied at the Pathfinder-32 shape (head dim 8).
-A scratch sweep of S = 2, 4, 8, 16 at the ListOps shape found 4 fastest (16 slower than 1)."""
+A scratch sweep of S = 2, 4, 8, 16 at the ListOps shape found 4 fastest (16 slower than 1).
+
+``S = 0``: the padding is one segment whose queries attend to no key (the kernel's
+``seqused_k`` is 0 for it), so it costs no score work at all. The kernel writes 0 to such a
+query's output and ``+inf`` to its log-sum-exp, so the backward (which has no ``seqused_k``
+and runs over the segment's keys) forms ``P = exp(s - inf) = 0`` there and adds nothing to any
+gradient: exact whatever the output gradient at padded queries. Not yet timed on a GPU, so
+not the default."""
 
 
 class PrefixOrder:
@@ -115,17 +122,19 @@ class PrefixOrder:
     Attributes:
         index: (B*N,) flat row indices: sorted position -> original position.
         inverse: (B*N,) original position -> sorted position.
-        cu: (B (1 + S) + 1,) int32 segment offsets: per row ``bN``, then ``bN + L_b`` and the
+        cu: (B (1 + S') + 1,) int32 segment offsets: per row ``bN``, then ``bN + L_b`` and the
             cuts of its padding into ``S`` = ``pad_segments`` near-equal parts (the first
             ``S - 1`` of ``ceil((N - L_b) / S)`` tokens each, empty ones where the padding is
-            short), and ``BN`` at the end.
+            short), and ``BN`` at the end; ``S' = max(S, 1)``.
+        seqused_k: None, or with ``S = 0`` the (2B,) int32 count of keys each segment's
+            queries attend to: ``L_b`` for the real tokens, 0 for the padding.
         max_len: N, the longest segment.
     """
 
     def __init__(self, mask: Tensor, pad_segments: int | None = None) -> None:
         pieces = PAD_SEGMENTS if pad_segments is None else pad_segments
-        if pieces < 1:
-            raise ValueError(f"pad_segments must be at least 1, got {pieces}")
+        if pieces < 0:
+            raise ValueError(f"pad_segments must be at least 0, got {pieces}")
         batch, seq_len = mask.shape
         order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)  # (B, N)
         offsets = torch.arange(batch, device=mask.device)[:, None] * seq_len  # (B, 1)
@@ -135,10 +144,14 @@ class PrefixOrder:
         lengths = mask.sum(dim=1, dtype=torch.int32)  # (B,)
         starts = offsets[:, 0].to(torch.int32)  # (B,)
         pad = seq_len - lengths  # (B,)
-        step = (pad + pieces - 1) // pieces  # (B,) ceil((N - L) / S)
-        cuts = [starts + lengths + torch.minimum(step * j, pad) for j in range(pieces)]
-        cu = torch.stack([starts, *cuts], dim=1).reshape(-1)  # (B (1 + S),)
-        self.cu = torch.cat([cu, cu.new_full((1,), batch * seq_len)])  # (B (1 + S) + 1,)
+        step = (pad + pieces - 1) // max(pieces, 1)  # (B,) ceil((N - L) / S)
+        cuts = [starts + lengths + torch.minimum(step * j, pad) for j in range(max(pieces, 1))]
+        cu = torch.stack([starts, *cuts], dim=1).reshape(-1)  # (B (1 + S'),)
+        self.cu = torch.cat([cu, cu.new_full((1,), batch * seq_len)])  # (B (1 + S') + 1,)
+        self.seqused_k: Tensor | None = None
+        if pieces == 0:
+            used = torch.stack([lengths, torch.zeros_like(lengths)], dim=1)  # (B, 2)
+            self.seqused_k = used.reshape(-1)  # (2B,)
         self.max_len = seq_len
 
     def sort(self, x: Tensor) -> Tensor:
@@ -153,31 +166,46 @@ class PrefixOrder:
 
 
 def segment_attention(
-    q: Tensor, k: Tensor, v: Tensor, cu: Tensor, max_len: int, dropout: float, scale: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    cu: Tensor,
+    max_len: int,
+    dropout: float,
+    scale: float,
+    seqused_k: Tensor | None = None,
 ) -> Tensor:
     """Softmax attention within the segments ``cu`` of T tokens; q, k, v (T, H, d) -> (T, H, d).
 
     Flash attention's variable-length kernel, attention dropout included (its draws are the
-    kernel's own). The head width must be a multiple of 8.
+    kernel's own). With ``seqused_k`` the queries of segment ``s`` attend to its first
+    ``seqused_k[s]`` keys only (none: output 0). The head width must be a multiple of 8.
     """
     out = torch.ops.aten._flash_attention_forward(
-        q, k, v, cu, cu, max_len, max_len, dropout, False, False, scale=scale
+        q, k, v, cu, cu, max_len, max_len, dropout, False, False, scale=scale, seqused_k=seqused_k
     )[0]  # (T, H, d)
     return out
 
 
 def key_padding_attention(
-    q: Tensor, k: Tensor, v: Tensor, cu: Tensor, max_len: int, dropout: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    cu: Tensor,
+    max_len: int,
+    dropout: float,
+    seqused_k: Tensor | None = None,
 ) -> Tensor:
     """Attention of prefix-ordered q, k, v (B, N, H, d) within their rows' segments ``cu``.
 
     The head width is zero-padded to a multiple of 8 with the scale ``1/sqrt(d)`` of the true
-    width (exact) and the output cropped back.
+    width (exact) and the output cropped back. ``seqused_k``: :attr:`PrefixOrder.seqused_k`.
 
     Returns:
-        (B, N, H, d); rows of padded queries hold attention among the padding.
+        (B, N, H, d); rows of padded queries hold attention among the padding (0 where their
+        segment's ``seqused_k`` is 0).
     """
     batch, seq_len, heads, d = q.shape
     flat = pad_head_width(*(t.reshape(batch * seq_len, heads, d) for t in (q, k, v)))  # (T, H, d')
-    out = segment_attention(*flat, cu, max_len, dropout, d**-0.5)  # (T, H, d')
+    out = segment_attention(*flat, cu, max_len, dropout, d**-0.5, seqused_k)  # (T, H, d')
     return out[..., :d].reshape(batch, seq_len, heads, d)

@@ -195,7 +195,9 @@ class SoftmaxAttention(AttentionLayer):
             q, k, v = (order.sort(t.transpose(1, 2)) for t in project_qkv(self, x))  # (B, N, H, d)
         else:
             q, k, v = (t.transpose(1, 2) for t in project_qkv(self, order.sort(x)))  # (B, N, H, d)
-        out = key_padding.key_padding_attention(q, k, v, order.cu, order.max_len, dropout)
+        out = key_padding.key_padding_attention(
+            q, k, v, order.cu, order.max_len, dropout, order.seqused_k
+        )  # (B, N, H, d)
         out = self.out_proj(out.reshape(batch, seq_len, -1))  # (B, N, D), sorted rows
         return zero_masked(order.unsort(out), mask)  # (B, N, D)
 

@@ -27,15 +27,23 @@ def _masks(batch: int, seq_len: int, prefix: bool, generator: torch.Generator) -
     return mask
 
 
-def _segment_reference(q, k, v, cu, max_len, dropout, scale):
-    """Dense float64 attention restricted to the segments of ``cu``; (T, H, d) -> (T, H, d)."""
+def _segment_reference(q, k, v, cu, max_len, dropout, scale, seqused_k=None):
+    """Dense float64 attention restricted to the segments of ``cu``; (T, H, d) -> (T, H, d).
+
+    With ``seqused_k`` a query sees the first ``seqused_k[s]`` keys of its segment ``s`` only;
+    a query that sees no key outputs 0.
+    """
     assert dropout == 0.0
     tokens = q.shape[0]
-    segment = torch.searchsorted(cu[1:].long(), torch.arange(tokens), right=True)  # (T,)
+    positions = torch.arange(tokens)
+    segment = torch.searchsorted(cu[1:].long(), positions, right=True)  # (T,)
     assert int((torch.diff(cu.long())).max()) <= max_len
     allowed = segment[:, None] == segment[None, :]  # (T, T)
+    if seqused_k is not None:
+        within = positions - cu.long()[segment]  # (T,) key's place in its segment
+        allowed &= within[None, :] < seqused_k.long()[segment][:, None]
     scores = torch.einsum("thd,shd->hts", q.double(), k.double()) * scale  # (H, T, T)
-    weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+    weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1).nan_to_num(0.0)
     return torch.einsum("hts,shd->thd", weights, v.double()).to(q.dtype)
 
 
@@ -76,8 +84,18 @@ def test_padding_cut_into_segments(pieces: int) -> None:
         assert row[0] == 9 * b and row[1] == 9 * b + length and row[-1] == 9 * (b + 1)
         sizes = [y - x for x, y in zip(row[1:], row[2:], strict=False)]
         assert sum(sizes) == 9 - length and max(sizes) == -(-(9 - length) // pieces)
-    with pytest.raises(ValueError, match="at least 1"):
-        key_padding.PrefixOrder(mask, pad_segments=0)
+    assert key_padding.PrefixOrder(mask, pad_segments=pieces).seqused_k is None
+    with pytest.raises(ValueError, match="at least 0"):
+        key_padding.PrefixOrder(mask, pad_segments=-1)
+
+
+def test_padding_attending_to_no_key() -> None:
+    """``pad_segments=0``: one padding segment per row, whose queries use no key."""
+    mask = torch.arange(9)[None] < torch.tensor([9, 0, 4, 8])[:, None]  # (4, 9)
+    order = key_padding.PrefixOrder(mask, pad_segments=0)
+    assert order.cu.tolist() == [0, 9, 9, 9, 18, 22, 27, 35, 36]
+    assert order.seqused_k is not None and order.seqused_k.dtype == torch.int32
+    assert order.seqused_k.tolist() == [9, 0, 0, 0, 4, 0, 8, 0]
 
 
 @pytest.fixture
@@ -92,9 +110,16 @@ def cpu_segments(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     "options", [{}, {"use_rope": True}, {"qk_norm": True}, {"head_dim": 3, "bias": False}]
 )
+@pytest.mark.parametrize("pieces", [0, 4])
 def test_segment_path_equals_masked_sdpa(
-    cpu_segments: None, seq_len: int, prefix: bool, options: dict
+    cpu_segments: None,
+    seq_len: int,
+    prefix: bool,
+    options: dict,
+    pieces: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(key_padding, "PAD_SEGMENTS", pieces)
     torch.manual_seed(seq_len)
     layer = SoftmaxAttention(hidden_dim=16, num_heads=2, **options).double()
     x = torch.randn(4, seq_len, 16, dtype=torch.float64, requires_grad=True)
@@ -218,7 +243,7 @@ cuda_flash = pytest.mark.skipif(
 @pytest.mark.parametrize("seq_len", [1, 7, 64, 1000, 1023])
 @pytest.mark.parametrize("head_dim", [4, 12, 64])
 @pytest.mark.parametrize("prefix", [True, False])
-@pytest.mark.parametrize("pieces", [1, 4])
+@pytest.mark.parametrize("pieces", [0, 1, 4])
 def test_flash_segments_match_masked_sdpa_on_gpu(
     monkeypatch: pytest.MonkeyPatch, seq_len: int, head_dim: int, prefix: bool, pieces: int
 ) -> None:
