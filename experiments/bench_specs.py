@@ -244,6 +244,29 @@ def use_hashed_dropout() -> None:
     dropout.HASHED_MASKS_WHEN_COMPILED = True
 
 
+def add_pad_segments_option(parser: argparse.ArgumentParser) -> None:
+    """``--pad-segments`` of the step benchmarks: see :func:`set_pad_segments`."""
+    parser.add_argument(
+        "--pad-segments",
+        type=int,
+        default=None,
+        help="segments of each row's padding on the key-padding softmax path "
+        "(spectrans.layers.attention.key_padding.PAD_SEGMENTS; 0: padded queries attend to no "
+        "key; default: the library's)",
+    )
+
+
+def set_pad_segments(pieces: int | None) -> None:
+    """Set :data:`spectrans.layers.attention.key_padding.PAD_SEGMENTS` for this process."""
+    if pieces is None:
+        return
+    if pieces < 0:
+        raise SystemExit(f"--pad-segments must be at least 0, got {pieces}")
+    from spectrans.layers.attention import key_padding
+
+    key_padding.PAD_SEGMENTS = pieces
+
+
 def add_recompute_option(parser: argparse.ArgumentParser) -> None:
     """``--recompute`` (alias ``--lst-recompute``) of the benchmarks: see :func:`set_recompute`."""
     parser.add_argument(

@@ -6,7 +6,8 @@ Usage::
         [--mixers softmax,lst-dct,...] [--device auto|cpu|cuda] [--dtype bf16|fp32]
         [--steps 20] [--warmup 5] [--compile none|auto|all] [--batch B] [--max-len N]
         [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH,...]
-        [--override KEY=VALUE ...] [--triton-kernels] [--hashed-dropout] [--out results]
+        [--override KEY=VALUE ...] [--triton-kernels] [--hashed-dropout] [--pad-segments S]
+        [--out results]
 
 Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
 ``VARIANTS`` (``lst-dct``, ``lra-performer``, ...) and every other registered mixer
@@ -72,7 +73,9 @@ takes its shape from (repeatable), e.g. ``model.dropout=0`` and ``model.attentio
 time the presets without the dropout the anchor lacks. ``--triton-kernels`` and
 ``--hashed-dropout`` switch on, for the whole run, code paths that are off by default
 (:func:`use_triton_kernels`; :data:`spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED`:
-dropout masks of compiled steps from an integer hash instead of Philox).
+dropout masks of compiled steps from an integer hash instead of Philox). ``--pad-segments S``
+sets :data:`spectrans.layers.attention.key_padding.PAD_SEGMENTS` for the run (0: padded
+queries of the key-padding softmax path attend to no key).
 
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.
@@ -100,7 +103,9 @@ from torch import Tensor, nn
 
 from experiments.bench_specs import (
     add_hashed_dropout_option,
+    add_pad_segments_option,
     add_recompute_option,
+    set_pad_segments,
     set_recompute,
     use_hashed_dropout,
 )
@@ -354,6 +359,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="route softmax of head width <= 16 and the FAVOR+ contraction to the Triton kernels",
     )
     add_hashed_dropout_option(p)
+    add_pad_segments_option(p)
     p.add_argument(
         "--override",
         action="append",
@@ -386,7 +392,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def step_options(args: argparse.Namespace) -> str:
-    """``; overrides: ...; triton kernels; hashed dropout; recompute on``: what changed the step."""
+    """What changed the step from the preset's, as a note suffix.
+
+    ``; overrides: ...; triton kernels; hashed dropout; pad segments S; recompute on``.
+    """
     options = []
     if args.override:
         options.append(f"overrides: {' '.join(args.override)}")
@@ -394,6 +403,8 @@ def step_options(args: argparse.Namespace) -> str:
         options.append("triton kernels")
     if args.hashed_dropout:
         options.append("hashed dropout")
+    if args.pad_segments is not None:
+        options.append(f"pad segments {args.pad_segments}")
     if args.recompute != "auto":
         options.append(f"recompute {args.recompute}")
     return "".join(f"; {o}" for o in options)
@@ -433,6 +444,7 @@ def _main(argv: list[str] | None) -> int:
         use_triton_kernels()
     if args.hashed_dropout:
         use_hashed_dropout()
+    set_pad_segments(args.pad_segments)
     set_recompute(args.recompute)
     args.dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cuda":

@@ -340,13 +340,15 @@ def test_rows_name_the_options_that_changed_the_presets_step(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(dropout, "HASHED_MASKS_WHEN_COMPILED", False)  # restored afterwards
+    monkeypatch.setattr(key_padding, "PAD_SEGMENTS", key_padding.PAD_SEGMENTS)
     argv = [*TINY, "--tasks", "pathfinder", "--mixers", "lst-dct", "--out", str(tmp_path)]
-    assert (
-        main([*argv, "--override", "model.dropout=0", "--recompute", "on", "--hashed-dropout"]) == 0
-    )
+    options = ["--override", "model.dropout=0", "--recompute", "on", "--hashed-dropout"]
+    assert main([*argv, *options, "--pad-segments", "0"]) == 0
     (row,) = _csv_rows(tmp_path / "train_step.csv")
-    assert row["note"] == "eager; overrides: model.dropout=0; hashed dropout; recompute on"
-    assert dropout.HASHED_MASKS_WHEN_COMPILED
+    assert row["note"] == (
+        "eager; overrides: model.dropout=0; hashed dropout; pad segments 0; recompute on"
+    )
+    assert dropout.HASHED_MASKS_WHEN_COMPILED and key_padding.PAD_SEGMENTS == 0
     assert main(argv) == 0  # the presets as they are: the note names the mode only
     (row,) = _csv_rows(tmp_path / "train_step.csv")
     assert row["note"] == "eager"
