@@ -26,7 +26,8 @@ PositionalEncodingType = Literal["sinusoidal", "sinusoidal2d", "learned", "rotar
 """``sinusoidal``/``sinusoidal2d``/``learned`` are added to the embeddings (``sinusoidal2d``: row
 and column of a row-major square image); ``rotary``/``alibi`` are handed to the token mixer
 (``use_rope=True`` / ``alibi=True``) and refused by mixers that cannot honour them."""
-PoolingType = Literal["cls", "mean", "last"]
+PoolingType = Literal["cls", "mean", "mean_all", "last"]
+"""``mean``: over the unmasked positions; ``mean_all``: over every position (the LRA code's)."""
 RetrievalInteraction = Literal["concat4", "concat2"]
 """``concat4``: ``[u, v, u*v, u-v]``; ``concat2``: ``[u, v]``."""
 RetrievalHead = Literal["mlp", "lra"]

@@ -4,6 +4,8 @@ Pooling of hidden states h (B, N, D) with mask m (B, N) (True = real):
 
 - ``cls``:  ``h[:, 0]`` (the model prepended a CLS token).
 - ``mean``: ``sum_i m_i h_i / max(1, sum_i m_i)``.
+- ``mean_all``: ``(1/N) sum_i h_i``, every position, masked ones included (the LRA code's
+  ``MEAN`` pooling, ``jnp.mean`` over the sequence).
 - ``last``: ``h[b, t_b]`` with ``t_b`` the index of the last real token of row b.
 
 Head: ``Dense(D -> H_h) -> ReLU -> Dense(H_h -> C)`` (LRA's ``classifier_head``); the pair head
@@ -36,13 +38,15 @@ def pool(h: Tensor, mask: Tensor | None, pooling: str) -> Tensor:
             return h.mean(1)
         weights = mask.to(h.dtype).unsqueeze(-1)  # (B, N, 1)
         return (h * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, D)
+    if pooling == "mean_all":
+        return h.mean(1)  # (B, D)
     if pooling == "last":
         if mask is None:
             return h[:, -1]
         positions = torch.arange(h.shape[1], device=h.device)  # (N,)
         last = (positions * mask.long()).argmax(-1)  # (B,)
         return h[torch.arange(h.shape[0], device=h.device), last]  # (B, D)
-    raise ValueError(f"unknown pooling '{pooling}'; choose cls, mean or last")
+    raise ValueError(f"unknown pooling '{pooling}'; choose cls, mean, mean_all or last")
 
 
 def head_init(mode: str, output: bool = False) -> str:

@@ -47,10 +47,14 @@ class SoftmaxAttentionConfig(AttentionLayerConfig):
 
     Attributes:
         alibi: Add ALiBi linear distance biases to the scores.
+        masked_queries: What a query at a masked position outputs: ``zero`` (0, as every
+            mixer) or ``all_keys`` (the mean of all values: the LRA code's ``-1e10`` bias on
+            every score of a masked query's row, uniform in float32).
     """
 
     name: Literal["softmax"] = "softmax"
     alibi: bool = False
+    masked_queries: Literal["zero", "all_keys"] = "zero"
 
 
 class SpectralAttentionConfig(_UseBiasMixin):

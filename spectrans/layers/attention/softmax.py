@@ -10,6 +10,19 @@ A query row whose keys are all masked would be ``softmax`` of all ``-inf`` (NaN)
 belongs to a masked query (an unmasked query always sees itself), so its keys are unmasked
 for the softmax and its output is zeroed afterwards.
 
+Masked queries (``masked_queries``): ``zero`` (default) gives every masked position the output
+0, as every mixer of the library does. ``all_keys`` is the LRA code's rule: it masks
+attention with ``make_attention_mask(q_mask, k_mask)`` turned into an additive ``-1e10`` on
+every masked score, so a masked query's row is ``s_j - 10^{10}`` for every key ``j``. In
+float32 (the LRA models' attention dtype) ``10^{10}`` is exact and its spacing is 1024, so
+every ``s_j`` with ``|s_j| < 512`` rounds away and the row's weights are uniform: the query
+outputs the mean of all ``N`` values, masked tokens' included,
+
+    out_i = W_o (1/N) \sum_{j=1}^{N} v_j        (i masked),
+
+while unmasked queries still attend to unmasked keys only. Attention dropout is not applied to
+these uniform rows (the mean is exact).
+
 Fused kernels: PyTorch's flash and memory-efficient SDPA kernels need a head width that is a
 multiple of 8; otherwise SDPA falls back to the math kernel, which materialises every
 ``N x N`` matrix. Zero-padding q, k and v from ``d`` to ``d' = 8 \lceil d/8 \rceil`` columns
@@ -30,7 +43,7 @@ which compute with ``d`` padded to 16 instead of the fused kernels' 64-wide tile
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -76,6 +89,9 @@ class SoftmaxAttention(AttentionLayer):
         use_rope: Rotary position embeddings on queries and keys.
         qk_norm: LayerNorm on each head's queries and keys.
         alibi: Add ALiBi distance biases to the scores.
+        masked_queries: ``zero``: masked positions output 0; ``all_keys``: a masked query
+            attends to every key with equal weight (the LRA code's rule, see the module
+            docstring); not with ``causal``.
     """
 
     has_queries_keys: ClassVar[bool] = True
@@ -94,9 +110,21 @@ class SoftmaxAttention(AttentionLayer):
         use_rope: bool = False,
         qk_norm: bool = False,
         alibi: bool = False,
+        masked_queries: Literal["zero", "all_keys"] = "zero",
     ) -> None:
         super().__init__()
         self.check_options(causal=causal, use_rope=use_rope, qk_norm=qk_norm, dropout=dropout)
+        if masked_queries not in MASKED_QUERY_RULES:
+            raise ValueError(
+                f"masked_queries must be one of {', '.join(MASKED_QUERY_RULES)}, "
+                f"got {masked_queries!r}"
+            )
+        if masked_queries == "all_keys" and causal:
+            raise ValueError(
+                "masked_queries='all_keys' lets a masked query see every key, future ones "
+                "included; it cannot be combined with causal=True"
+            )
+        self.masked_queries = masked_queries
         add_qkv_projections(
             self,
             hidden_dim,
@@ -166,10 +194,17 @@ class SoftmaxAttention(AttentionLayer):
             weights = scores.softmax(dim=-1)  # (B, H, N, N)
             out = nn.functional.dropout(weights, dropout, self.training) @ v  # (B, H, N, d)
             if mask is not None:
-                weights = weights * mask[:, None, :, None].to(weights.dtype)
+                fill = 1.0 / seq_len if self.masked_queries == "all_keys" else 0.0
+                weights = weights.masked_fill(~mask[:, None, :, None], fill)  # (B, H, N, N)
         else:
             out = fused_sdpa(q, k, v, attn_mask, dropout, fast_causal)  # (B, H, N, d)
-        out = zero_masked(self.out_proj(merge_heads(out)), mask)  # (B, N, D)
+        merged = merge_heads(out)  # (B, N, H*d)
+        if mask is not None and self.masked_queries == "all_keys":
+            mean_v = merge_heads(v.mean(dim=2, keepdim=True))  # (B, 1, H*d)
+            merged = torch.where(mask[..., None], merged, mean_v.to(merged.dtype))
+            out = self.out_proj(merged)  # (B, N, D)
+        else:
+            out = zero_masked(self.out_proj(merged), mask)  # (B, N, D)
         return (out, weights) if return_attention else out  # type: ignore[return-value]
 
     def uses_segments(self, device: torch.device, dtype: torch.dtype) -> bool:
@@ -198,9 +233,16 @@ class SoftmaxAttention(AttentionLayer):
         out = key_padding.key_padding_attention(
             q, k, v, order.cu, order.max_len, dropout, order.seqused_k
         )  # (B, N, H, d)
+        if self.masked_queries == "all_keys":
+            merged = order.unsort(out.reshape(batch, seq_len, -1))  # (B, N, H*d)
+            mean_v = v.mean(dim=1).reshape(batch, 1, -1)  # (B, 1, H*d), order-free
+            return self.out_proj(torch.where(mask[..., None], merged, mean_v.to(merged.dtype)))
         out = self.out_proj(out.reshape(batch, seq_len, -1))  # (B, N, D), sorted rows
         return zero_masked(order.unsort(out), mask)  # (B, N, D)
 
+
+MASKED_QUERY_RULES = ("zero", "all_keys")
+"""Values of ``masked_queries``: what a query at a masked position outputs."""
 
 SMALL_HEAD_MAX_DIM: int | None = None
 """Head widths up to this take :func:`~spectrans.kernels.small_head_attention.small_head_attention`

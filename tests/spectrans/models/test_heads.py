@@ -49,6 +49,10 @@ def test_pooling_matches_slow_loops() -> None:
         assert torch.equal(last[b], h[b, real[-1]])
         assert torch.equal(cls[b], h[b, 0])
     assert torch.allclose(pool(h, None, "mean"), h.mean(1))
+    every = pool(h, mask, "mean_all")  # the LRA code's MEAN: masked positions count
+    for b in range(3):
+        assert torch.allclose(every[b], sum(h[b, i] for i in range(6)) / 6, atol=1e-6)
+    assert torch.equal(pool(h, None, "mean_all"), every)
     assert torch.equal(pool(h, None, "last"), h[:, -1])
     with pytest.raises(ValueError, match="unknown pooling 'max'"):
         pool(h, mask, "max")

@@ -111,17 +111,21 @@ def cpu_segments(monkeypatch: pytest.MonkeyPatch) -> None:
     "options", [{}, {"use_rope": True}, {"qk_norm": True}, {"head_dim": 3, "bias": False}]
 )
 @pytest.mark.parametrize("pieces", [0, 4])
+@pytest.mark.parametrize("masked_queries", ["zero", "all_keys"])
 def test_segment_path_equals_masked_sdpa(
     cpu_segments: None,
     seq_len: int,
     prefix: bool,
     options: dict,
     pieces: int,
+    masked_queries: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(key_padding, "PAD_SEGMENTS", pieces)
     torch.manual_seed(seq_len)
-    layer = SoftmaxAttention(hidden_dim=16, num_heads=2, **options).double()
+    layer = SoftmaxAttention(
+        hidden_dim=16, num_heads=2, masked_queries=masked_queries, **options
+    ).double()
     x = torch.randn(4, seq_len, 16, dtype=torch.float64, requires_grad=True)
     mask = _masks(4, seq_len, prefix, torch.Generator().manual_seed(seq_len + 1))
     got = layer(x, mask)

@@ -231,3 +231,82 @@ def test_head_dim_padding_is_exact(
     (g_out,) = torch.autograd.grad(out, x, grad)
     (g_ref,) = torch.autograd.grad(ref, x, grad)
     assert torch.allclose(g_out, g_ref, atol=1e-10)
+
+
+def _lra_masked_oracle(layer: SoftmaxAttention, x: torch.Tensor, mask: torch.Tensor):
+    """The LRA code's masked attention in float32, from the layer's weights.
+
+    Scores get ``-1e10`` wherever the query or the key is masked (``make_attention_mask`` of
+    the two masks as an additive bias); softmax in float32; nothing is zeroed afterwards.
+    """
+    batch, seq_len, _ = x.shape
+    heads, d = layer.num_heads, layer.head_dim
+
+    def proj(linear: torch.nn.Linear) -> torch.Tensor:
+        out = x @ linear.weight.T + (linear.bias if linear.bias is not None else 0.0)
+        return out.view(batch, seq_len, heads, d).transpose(1, 2)  # (B, H, N, d)
+
+    q, k, v = proj(layer.q_proj), proj(layer.k_proj), proj(layer.v_proj)
+    pair = mask[:, None, :, None] & mask[:, None, None, :]  # (B, 1, N, N) query and key real
+    bias = torch.where(pair, 0.0, -1e10)
+    weights = (q @ k.transpose(-1, -2) / math.sqrt(d) + bias).softmax(-1)  # (B, H, N, N)
+    out = (weights @ v).transpose(1, 2).reshape(batch, seq_len, heads * d)
+    return layer.out_proj(out), weights
+
+
+@pytest.mark.parametrize("seq_len", [1, 7, 100, 128])
+@pytest.mark.parametrize("options", [{}, {"alibi": True}, {"use_rope": True, "qk_norm": True}])
+def test_all_keys_rule_matches_the_lra_code(seq_len: int, options: dict) -> None:
+    """``masked_queries='all_keys'``: unmasked rows as before, masked rows the mean of V."""
+    torch.manual_seed(seq_len)
+    layer = SoftmaxAttention(
+        32, 4, init_weights="truncnormal", masked_queries="all_keys", **options
+    ).eval()
+    x = torch.randn(3, seq_len, 32)
+    mask = torch.rand(3, seq_len) < 0.4
+    mask[0] = True
+    zero_rule = SoftmaxAttention(32, 4, init_weights="truncnormal", **options).eval()
+    zero_rule.load_state_dict(layer.state_dict())
+    got, got_weights = layer(x, mask, return_attention=True)
+    torch.testing.assert_close(layer(x, mask), got, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(got[mask], zero_rule(x, mask)[mask], atol=2e-5, rtol=1e-4)
+    mean_v = layer.v_proj(x).mean(1, keepdim=True)  # (B, 1, H*d): every token's value
+    want_masked = layer.out_proj(mean_v).expand_as(got)[~mask]
+    torch.testing.assert_close(got[~mask], want_masked, atol=2e-5, rtol=1e-4)
+    assert torch.equal(
+        got_weights[~mask[:, None, :].expand(-1, 4, -1)],
+        torch.full_like(got_weights[~mask[:, None, :].expand(-1, 4, -1)], 1.0 / seq_len),
+    )
+    if not options:  # the LRA code's own computation, float32 bias of -1e10
+        want, want_weights = _lra_masked_oracle(layer, x, mask)
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(got_weights, want_weights, atol=2e-6, rtol=1e-4)
+
+
+def test_float32_bias_of_minus_1e10_makes_masked_rows_uniform() -> None:
+    """Why the LRA rule is a uniform row: 1e10 is exact in float32 and its spacing is 1024."""
+    scores = torch.randn(5, 64) * 100.0  # logits far larger than any trained model's
+    weights = (scores + torch.tensor(-1e10)).softmax(-1)  # float32
+    assert torch.equal(weights, torch.full_like(weights, 1.0 / 64))
+    assert not torch.allclose((scores.double() - 1e10).softmax(-1), weights.double())
+
+
+def test_all_keys_rule_reads_masked_tokens_only_at_masked_positions() -> None:
+    layer = SoftmaxAttention(32, 4, init_weights="truncnormal", masked_queries="all_keys").eval()
+    x = torch.randn(4, 50, 32)
+    mask = torch.rand(4, 50) < 0.5
+    mask[:, 0] = True
+    moved = torch.where(mask[..., None], x, x + torch.randn_like(x))
+    out, out_moved = layer(x, mask), layer(moved, mask)
+    assert (out[mask] - out_moved[mask]).abs().max() <= 1e-6  # real queries see real keys
+    assert (out[~mask] - out_moved[~mask]).abs().min() > 0  # masked ones see every value
+
+
+def test_all_keys_rule_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="cannot be combined with causal=True"):
+        SoftmaxAttention(16, 2, causal=True, masked_queries="all_keys")
+    with pytest.raises(ValueError, match="masked_queries must be one of zero, all_keys"):
+        SoftmaxAttention(16, 2, masked_queries="uniform")  # type: ignore[arg-type]
+    cfg = SoftmaxAttentionConfig(hidden_dim=16, num_heads=2, masked_queries="all_keys")
+    assert SoftmaxAttention.from_config(cfg).masked_queries == "all_keys"
+    assert SoftmaxAttention(16, 2).masked_queries == "zero"
