@@ -17,6 +17,7 @@ import math
 import statistics
 import sys
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import Any
 
 import lightning.pytorch as pl
@@ -27,6 +28,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from experiments.config import OptimizerConfig, SchedulerConfig
 from experiments.metrics import RunningAccuracy
+from spectrans.models.heads import ClassifierHead
 
 _NO_DECAY_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.RMSNorm)
 
@@ -264,6 +266,7 @@ class LRAModule(pl.LightningModule):
         self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume through the checkpoint
+        self.last_head_live_units: int | None = None  # at the latest validation
 
     @property
     def runner(self) -> nn.Module:
@@ -290,19 +293,39 @@ class LRAModule(pl.LightningModule):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``(B, C)`` of one batch dict."""
         rows = next(v.shape[0] for v in batch.values() if isinstance(v, torch.Tensor))
-        model = self.runner_for(rows)
+        return self._call(self.runner_for(rows), batch)  # (B, C)
+
+    def _call(self, fn: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``fn`` (the model, or its ``features``) on one batch dict, single or pair."""
         if self.is_pair:
-            return model(
+            return fn(
                 batch["input_ids_a"],
                 batch["attention_mask_a"],
                 batch["input_ids_b"],
                 batch["attention_mask_b"],
-            )  # (B, C)
-        return model(
+            )
+        return fn(
             input_ids=batch.get("input_ids"),
             input_values=batch.get("input_values"),
             attention_mask=batch.get("attention_mask"),
-        )  # (B, C)
+        )
+
+    def head_live_units(self, batch: dict[str, torch.Tensor]) -> int | None:
+        """Units of the classifier head's first hidden layer positive for some row of ``batch``.
+
+        Computed on the eager model (the compiled one is left as it is), under the trainer's
+        precision. 0 means that no gradient reaches any weight but the output layer's bias,
+        and the run is stuck on constant logits (:meth:`ClassifierHead.live_units`). None for
+        models without a :class:`ClassifierHead` and a ``features`` method.
+        """
+        head, features = getattr(self.model, "head", None), getattr(self.model, "features", None)
+        if not isinstance(head, ClassifierHead) or features is None:
+            return None
+        context = (
+            self.trainer.precision_plugin.forward_context() if self._trainer else nullcontext()
+        )
+        with torch.no_grad(), context:
+            return int(head.live_units(self._call(features, batch)))
 
     def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch).float()  # (B, C)
@@ -352,7 +375,9 @@ class LRAModule(pl.LightningModule):
         return (trainer.global_step + 1) % every == 0 or trainer.global_step == 0
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate validation loss and accuracy."""
+        """Accumulate validation loss and accuracy; keep the first batch for the head probe."""
+        if batch_idx == 0:
+            self.__dict__["_probe_batch"] = batch
         loss, preds = self._step(batch)
         self.val_loss(loss, weight=batch["labels"].numel())
         self.val_acc(preds, batch["labels"])
@@ -360,11 +385,16 @@ class LRAModule(pl.LightningModule):
         self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
-        """Track the best validation accuracy so far."""
+        """Track the best validation accuracy so far and the head's live units."""
         if self.trainer.sanity_checking:
             return
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+        batch = self.__dict__.pop("_probe_batch", None)
+        live = self.head_live_units(batch) if batch is not None else None
+        if live is not None:
+            self.last_head_live_units = live
+            self.log("val/head_live_units", float(live), sync_dist=True)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Accumulate test loss and accuracy."""

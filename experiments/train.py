@@ -535,7 +535,7 @@ def _result_fields(
     test_accs: tuple[float | None, float | None],
     elapsed: Callable[[], float],
 ) -> dict[str, Any]:
-    """Record fields of a finished fit: accuracies, steps, epochs, device, wall time, chance.
+    """Record fields of a finished fit: accuracies, steps, epochs, time, chance, head units.
 
     ``epochs = global_step * accumulate_grad_batches / batches_per_epoch``; ``elapsed()`` is
     the wall time of every segment of the run so far.
@@ -551,6 +551,7 @@ def _result_fields(
         device=_device_name(trainer),
         wall_time_s=elapsed(),
         chance_acc=majority_fraction(datamodule),
+        head_live_units=module.last_head_live_units,
     )
 
 
@@ -635,9 +636,17 @@ def _print_summary(data: dict[str, Any], run_dir: Path, best_path: str) -> None:
         f"  checkpoints: {run_dir / 'checkpoints'} (best: {Path(best_path).name or 'none'}, "
         f"last: last.ckpt)\n"
         f"  metrics:     {run_dir / 'metrics.json'}\n"
-        + (f"  reason:      {_runnable(reason, run_dir)}\n" if reason else ""),
+        + (f"  reason:      {_runnable(reason, run_dir)}\n" if reason else "")
+        + (DEAD_HEAD_NOTE if data.get("head_live_units") == 0 else ""),
         file=sys.stderr,
     )
+
+
+DEAD_HEAD_NOTE = (
+    "  head:        no ReLU unit of the classifier head's first layer is positive for any "
+    "validation example: only the output bias still learns, and every input gets the same "
+    "logits (head_live_units = 0 in metrics.json)\n"
+)
 
 
 FAILED_JOBS: list[str] = []

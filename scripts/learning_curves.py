@@ -6,9 +6,10 @@ Usage::
 
 Each ``RUN_DIR`` holds ``csv/metrics.csv`` (Lightning's CSV logger) and ``metrics.json`` (the
 run record). One row per run and bin of ``--bin`` training steps: the mean logged training loss
-and accuracy over the bin and the highest validation accuracy evaluated in it; then, per run,
-its record's status, steps, final test accuracy and command. A bin with no logged value
-shows an empty cell.
+and accuracy over the bin, the highest validation accuracy evaluated in it and the classifier
+head's live units at the bin's last validation (``val/head_live_units``; 0: the head passes no
+gradient); then, per run, its record's status, steps, final test accuracy and command. A bin
+with no logged value shows an empty cell.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def bins(rows: list[dict[str, str]], width: int) -> list[tuple[int, str, str, str]]:
-    """``(first step, train loss, train acc, best val acc)`` per bin of ``width`` steps."""
+LOGGED = ("train/loss", "train/acc", "val/acc", "val/head_live_units")
+"""The CSV columns a bin summarises."""
+
+
+def bins(rows: list[dict[str, str]], width: int) -> list[tuple[int, str, str, str, str]]:
+    """``(first step, train loss, train acc, best val acc, live head units)`` per bin."""
     out: dict[int, dict[str, list[float]]] = {}
     for row in rows:
         start = int(row["step"]) // width * width
-        cell = out.setdefault(start, {"train/loss": [], "train/acc": [], "val/acc": []})
+        cell = out.setdefault(start, {key: [] for key in LOGGED})
         for key, values in cell.items():
             if row.get(key):
                 values.append(float(row[key]))
@@ -46,6 +51,7 @@ def bins(rows: list[dict[str, str]], width: int) -> list[tuple[int, str, str, st
             mean(cell["train/loss"]),
             mean(cell["train/acc"]),
             f"{100 * max(cell['val/acc']):.2f}" if cell["val/acc"] else "",
+            f"{cell['val/head_live_units'][-1]:.0f}" if cell["val/head_live_units"] else "",
         )
         for start, cell in sorted(out.items())
     ]
@@ -54,13 +60,14 @@ def bins(rows: list[dict[str, str]], width: int) -> list[tuple[int, str, str, st
 def run_table(run_dirs: list[Path], width: int) -> str:
     """The Markdown text: one curve table and one record table."""
     lines = [
-        "| run | steps from | train loss (mean) | train acc (mean) | best val acc % |",
-        "|---|---:|---:|---:|---:|",
+        "| run | steps from | train loss (mean) | train acc (mean) | best val acc % "
+        "| live head units |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     records = ["| run | status | steps | test acc % | command |", "|---|---|---:|---:|---|"]
     for run in run_dirs:
-        for start, loss, acc, val in bins(read_rows(run / "csv" / "metrics.csv"), width):
-            lines.append(f"| {run.name} | {start:,} | {loss} | {acc} | {val} |")
+        for start, loss, acc, val, live in bins(read_rows(run / "csv" / "metrics.csv"), width):
+            lines.append(f"| {run.name} | {start:,} | {loss} | {acc} | {val} | {live} |")
         record = json.loads((run / "metrics.json").read_text())
         test = record.get("test_acc")
         test_text = f"{100 * test:.2f}" if isinstance(test, float) and math.isfinite(test) else ""

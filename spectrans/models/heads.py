@@ -94,6 +94,15 @@ class ClassifierHead(nn.Module):
             init_linear(self.dense2, head_init(init_weights))
         init_linear(self.out, head_init(init_weights, output=True))
 
+    def live_units(self, features: Tensor) -> Tensor:
+        """How many units of the first hidden layer are positive for at least one row; () int.
+
+        A unit that is 0 (ReLU of a non-positive input) for every input passes no gradient to
+        its weights or to anything before it; with none left, only the output layer's bias
+        learns, and the logits are the same for every input.
+        """
+        return (self.dense(features) > 0).any(dim=0).sum()  # ()
+
     def forward(self, features: Tensor) -> Tensor:
         """(B, F) -> (B, C)."""
         h = self.act(self.dense(features))  # (B, H)
@@ -128,6 +137,19 @@ class SequenceClassifier(nn.Module):
         self.pooling = pooling
         self.head = ClassifierHead(encoder.hidden_dim, head_hidden_dim, num_classes, init_weights)
 
+    def features(
+        self,
+        input_ids: Tensor | None = None,
+        input_values: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+    ) -> Tensor:
+        """The pooled features the head reads, (B, D)."""
+        h, mask = self.encoder.hidden_states(
+            input_ids, inputs_embeds, attention_mask, input_values
+        )  # (B, N', D)
+        return pool(h, mask, self.pooling)  # (B, D)
+
     def forward(
         self,
         input_ids: Tensor | None = None,
@@ -136,10 +158,8 @@ class SequenceClassifier(nn.Module):
         inputs_embeds: Tensor | None = None,
     ) -> Tensor:
         """Logits (B, C)."""
-        h, mask = self.encoder.hidden_states(
-            input_ids, inputs_embeds, attention_mask, input_values
-        )  # (B, N', D)
-        return self.head(pool(h, mask, self.pooling))  # (B, C)
+        features = self.features(input_ids, input_values, attention_mask, inputs_embeds)
+        return self.head(features)  # (B, C)
 
 
 class DualEncoderClassifier(nn.Module):
@@ -224,6 +244,19 @@ class DualEncoderClassifier(nn.Module):
         h = self.encoder.encode(torch.cat([e_a, e_b], 1), mask, token_specs=specs)
         return pool(h[:, :n_a], m_a, self.pooling), pool(h[:, n_a:], m_b, self.pooling)
 
+    def features(
+        self,
+        input_ids_a: Tensor,
+        attention_mask_a: Tensor | None,
+        input_ids_b: Tensor,
+        attention_mask_b: Tensor | None,
+    ) -> Tensor:
+        """The pair features the head reads: (B, 4D) ``concat4`` or (B, 2D) ``concat2``."""
+        u, v = self.encode_pair(input_ids_a, attention_mask_a, input_ids_b, attention_mask_b)
+        if self.interaction == "concat4":
+            return torch.cat([u, v, u * v, u - v], -1)  # (B, 4D)
+        return torch.cat([u, v], -1)  # (B, 2D)
+
     def forward(
         self,
         input_ids_a: Tensor,
@@ -232,9 +265,5 @@ class DualEncoderClassifier(nn.Module):
         attention_mask_b: Tensor | None,
     ) -> Tensor:
         """Logits (B, C)."""
-        u, v = self.encode_pair(input_ids_a, attention_mask_a, input_ids_b, attention_mask_b)
-        if self.interaction == "concat4":
-            features = torch.cat([u, v, u * v, u - v], -1)  # (B, 4D)
-        else:
-            features = torch.cat([u, v], -1)  # (B, 2D)
+        features = self.features(input_ids_a, attention_mask_a, input_ids_b, attention_mask_b)
         return self.head(features)  # (B, C)

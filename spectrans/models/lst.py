@@ -199,10 +199,21 @@ class LSTTransformer(LSTEncoder):
         input_values: Tensor | None = None,
     ) -> Tensor:
         """Hidden states (B, N, D), or logits (B, C) when built with ``num_classes``."""
-        h, mask = self.hidden_states(input_ids, inputs_embeds, attention_mask, input_values)
         if self.head is None:
-            return h  # (B, N, D)
-        return self.head(pool(h, mask, self.pooling))  # (B, C)
+            return self.hidden_states(input_ids, inputs_embeds, attention_mask, input_values)[0]
+        features = self.features(input_ids, inputs_embeds, attention_mask, input_values)
+        return self.head(features)  # (B, C)
+
+    def features(
+        self,
+        input_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        input_values: Tensor | None = None,
+    ) -> Tensor:
+        """The pooled features the head reads, (B, D)."""
+        h, mask = self.hidden_states(input_ids, inputs_embeds, attention_mask, input_values)
+        return pool(h, mask, self.pooling)  # (B, D)
 
 
 class LSTDecoder(LSTEncoder):

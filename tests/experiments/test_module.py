@@ -10,6 +10,8 @@ from torch import nn
 
 from experiments.config import OptimizerConfig, SchedulerConfig
 from experiments.module import LRAModule, lr_multiplier, parameter_groups
+from spectrans.config.models import EncoderModelConfig
+from spectrans.models import build_classifier
 
 
 def test_rsqrt_is_the_lra_schedule() -> None:
@@ -354,3 +356,51 @@ def test_compile_diagnosis_names_graph_breaks_and_recompilations() -> None:
     assert any(line.startswith("recompiled: ") and "scale" in line for line in lines)
     assert len(lines) == len(set(lines)) and all("\n" not in line for line in lines)
     torch._dynamo.reset()
+
+
+def test_head_live_units_counts_units_positive_for_some_row() -> None:
+    """All units dead (every pre-activation negative): 0, and the logits ignore the input."""
+    torch.manual_seed(0)
+    model = build_classifier(
+        EncoderModelConfig(
+            hidden_dim=16,
+            num_layers=1,
+            ffn_hidden_dim=32,
+            head_hidden_dim=8,
+            pooling="mean",
+            init_weights="truncnormal",
+        ),
+        {"name": "softmax", "num_heads": 2},
+        vocab_size=11,
+        num_classes=2,
+        max_length=12,
+        pair=False,
+    ).eval()
+    module = LRAModule(
+        model,
+        num_classes=2,
+        is_pair=False,
+        optimizer=OptimizerConfig(),
+        scheduler=SchedulerConfig(),
+        max_steps=1,
+    )
+    ids = torch.randint(1, 11, (6, 12))  # (B, N)
+    batch = {"input_ids": ids, "attention_mask": ids > 2, "labels": torch.zeros(6).long()}
+    pre = model.head.dense(model.features(input_ids=ids, attention_mask=ids > 2))  # (B, 8)
+    assert module.head_live_units(batch) == int((pre > 0).any(0).sum()) > 0
+    with torch.no_grad():
+        model.head.dense.bias.fill_(-100.0)
+    assert module.head_live_units(batch) == 0
+    logits = module(batch)
+    assert torch.equal(logits, logits[:1].expand_as(logits))  # the same for every input
+    assert (
+        LRAModule(
+            _Tiny(),
+            num_classes=3,
+            is_pair=False,
+            optimizer=OptimizerConfig(),
+            scheduler=SchedulerConfig(),
+            max_steps=1,
+        ).head_live_units(batch)
+        is None
+    )  # no ClassifierHead

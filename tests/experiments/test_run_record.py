@@ -27,6 +27,7 @@ INTERFACE_FIELDS = [
     "test_acc",
     "test_acc_best_val",
     "chance_acc",
+    "head_live_units",
     "steps",
     "epochs",
     "train_tokens_per_s",

@@ -124,6 +124,9 @@ def test_debug_preset_runs_end_to_end(
     assert (run_dir / "csv" / "metrics.csv").is_file()
     header = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train/loss", "train/acc", "val/acc", "val/acc_best", "test/acc"} <= set(header)
+    assert "val/head_live_units" in header
+    width = on_disk["config"]["model"]["head_hidden_dim"]
+    assert isinstance(on_disk["head_live_units"], int) and 0 <= on_disk["head_live_units"] <= width
 
 
 @pytest.mark.parametrize("task", ["listops", "text", "retrieval", "image", "pathfinder"])

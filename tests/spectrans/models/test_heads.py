@@ -189,3 +189,32 @@ def test_head_init_by_model_mode(mode: str, hidden_std: float, out_std: float) -
     head = ClassifierHead(64, 128, 256, init_weights=mode)
     assert head.dense.weight.std().item() == pytest.approx(hidden_std, rel=0.05)
     assert head.out.weight.std().item() == pytest.approx(out_std, rel=0.05)
+
+
+def test_features_are_what_the_head_reads() -> None:
+    torch.manual_seed(2)
+    mixer = {**softmax_or_skip(), "init_weights": "truncnormal"}
+    single = build_classifier(
+        config(pooling="mean"), mixer, vocab_size=VOCAB, num_classes=3, max_length=10, pair=False
+    ).eval()
+    ids = torch.randint(1, VOCAB, (2, 10))
+    mask = torch.arange(10)[None] < torch.tensor([[10], [6]])
+    features = single.features(input_ids=ids, attention_mask=mask)  # (B, D)
+    h, m = single.encoder.hidden_states(ids, None, mask, None)
+    torch.testing.assert_close(features, pool(h, m, "mean"))
+    torch.testing.assert_close(single(input_ids=ids, attention_mask=mask), single.head(features))
+    pair = build_classifier(
+        config(), mixer, vocab_size=VOCAB, num_classes=2, max_length=10, pair=True
+    ).eval()
+    batch = pair_batch()
+    torch.testing.assert_close(pair(*batch), pair.head(pair.features(*batch)))
+    assert pair.features(*batch).shape == (2, 4 * D)
+
+
+def test_live_units_count_rows_with_a_positive_pre_activation() -> None:
+    head = ClassifierHead(3, 4, 2)
+    with torch.no_grad():
+        head.dense.weight.copy_(torch.eye(4, 3))
+        head.dense.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -1.0]))
+    features = torch.tensor([[1.0, -1.0, 0.0], [-1.0, -1.0, 0.0]])  # unit 0 live, 1-3 not
+    assert int(head.live_units(features)) == 1
