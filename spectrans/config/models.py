@@ -63,6 +63,9 @@ class _ModelCommon(StrictModel):
             keeps autograd's intermediates, None leaves the layers' default (keep). Never
             under ``torch.compile``.
         init_weights: Initialisation of embeddings, feed-forward and head.
+        head_init_weights: Initialisation of the classifier head alone (None: ``init_weights``);
+            ``xavier`` gives the LRA code's head, flax's ``Dense`` default (LeCun normal
+            kernels, zero biases).
     """
 
     hidden_dim: int = Field(512, gt=0)
@@ -79,6 +82,12 @@ class _ModelCommon(StrictModel):
     gradient_checkpointing: bool = False
     recompute_mixing: bool | None = None
     init_weights: InitWeightsMode = "truncnormal002"
+    head_init_weights: InitWeightsMode | None = None
+
+    @property
+    def head_init_mode(self) -> str:
+        """The classifier head's init mode: ``head_init_weights``, else ``init_weights``."""
+        return self.head_init_weights or self.init_weights
 
     @property
     def resolved_ffn_hidden_dim(self) -> int:

@@ -108,6 +108,7 @@ def _build(
                 pooling=model_cfg.pooling,
                 head_hidden_dim=model_cfg.head_hidden_dim,
                 input_type=input_type,
+                head_init_weights=model_cfg.head_init_mode,
                 **lst_kwargs(model_cfg),
             )
         if model_cfg.retrieval_encoding == "joint":
@@ -143,7 +144,7 @@ def _build(
                 model_cfg.pooling,
                 num_classes,
                 model_cfg.head_hidden_dim,
-                model_cfg.init_weights,
+                model_cfg.head_init_mode,
             )
     return DualEncoderClassifier(
         encoder,
@@ -152,7 +153,7 @@ def _build(
         model_cfg.head_hidden_dim,
         model_cfg.retrieval_interaction,
         model_cfg.retrieval_encoding,
-        model_cfg.init_weights,
+        model_cfg.head_init_mode,
         model_cfg.retrieval_head,
     )
 

@@ -143,6 +143,7 @@ class LSTTransformer(LSTEncoder):
         head_hidden_dim: Head width (None: ``hidden_dim``).
         input_type: ``tokens`` | ``values``.
         init_weights: Init mode of the model-owned layers.
+        head_init_weights: Init mode of the classifier head (None: ``init_weights``).
     """
 
     def __init__(
@@ -165,6 +166,7 @@ class LSTTransformer(LSTEncoder):
         head_hidden_dim: int | None = None,
         input_type: str = "tokens",
         init_weights: str = "truncnormal002",
+        head_init_weights: str | None = None,
     ) -> None:
         super().__init__(
             vocab_size,
@@ -174,8 +176,9 @@ class LSTTransformer(LSTEncoder):
         )
         self.num_classes = num_classes
         self.pooling = pooling
+        head_mode = head_init_weights or init_weights
         self.head = (
-            ClassifierHead(hidden_dim, head_hidden_dim or hidden_dim, num_classes, init_weights)
+            ClassifierHead(hidden_dim, head_hidden_dim or hidden_dim, num_classes, head_mode)
             if num_classes is not None
             else None
         )
@@ -188,6 +191,7 @@ class LSTTransformer(LSTEncoder):
             num_classes=config.num_classes,
             pooling=config.pooling,
             head_hidden_dim=config.head_hidden_dim,
+            head_init_weights=config.head_init_mode,
             **lst_kwargs(config),
         )  # type: ignore[arg-type]
 

@@ -218,3 +218,36 @@ def test_live_units_count_rows_with_a_positive_pre_activation() -> None:
         head.dense.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -1.0]))
     features = torch.tensor([[1.0, -1.0, 0.0], [-1.0, -1.0, 0.0]])  # unit 0 live, 1-3 not
     assert int(head.live_units(features)) == 1
+
+
+@pytest.mark.parametrize("name", ["encoder", "lst"])
+def test_head_init_weights_sets_the_head_alone(name: str) -> None:
+    from spectrans.config.models import LSTModelConfig
+
+    def build(head_mode: str | None) -> torch.nn.Module:
+        torch.manual_seed(0)
+        if name == "lst":
+            cfg = LSTModelConfig(
+                hidden_dim=32, num_layers=1, num_heads=4, head_hidden_dim=32, pooling="mean",
+                head_init_weights=head_mode,
+            )  # fmt: skip
+            return build_classifier(
+                cfg, None, vocab_size=VOCAB, num_classes=2, max_length=16, pair=False
+            )
+        cfg = config(
+            hidden_dim=32,
+            head_hidden_dim=32,
+            init_weights="truncnormal002",
+            head_init_weights=head_mode,
+        )
+        return build_classifier(
+            cfg, softmax_or_skip(), vocab_size=VOCAB, num_classes=2, max_length=16, pair=False
+        )
+
+    preset, lra_head = build(None), build("xavier")
+    assert float(preset.head.dense.weight.detach().std()) < 0.03  # truncnormal002
+    assert 0.12 < float(lra_head.head.dense.weight.detach().std()) < 0.2  # LeCun, 1/sqrt(32)
+    assert torch.count_nonzero(lra_head.head.dense.bias) == 0
+    body = [k for k in preset.state_dict() if not k.startswith("head.")]
+    for key in body:  # everything else as it was
+        torch.testing.assert_close(preset.state_dict()[key], lra_head.state_dict()[key])
