@@ -97,6 +97,17 @@ def at_chance(data: dict[str, Any]) -> bool:
     return float(data["test_acc"]) <= float(chance) + CHANCE_MARGIN
 
 
+def chance_text(data: dict[str, Any]) -> str:
+    """How a record's accuracy is qualified in the tables: ``""`` or ``"at chance"``.
+
+    ``"at chance, dead head"`` when the record also says that no unit of its classifier head
+    was live at its last validation (``head_live_units == 0``).
+    """
+    if not at_chance(data):
+        return ""
+    return "at chance, dead head" if data.get("head_live_units") == 0 else "at chance"
+
+
 def task_averages(means: dict[str, float]) -> tuple[float | None, float | None]:
     """(5-task average, 6-task average) of per-task mean accuracies in percent.
 

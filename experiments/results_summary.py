@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from experiments.results_aggregate import REFERENCES, CellStats, at_chance
+from experiments.results_aggregate import REFERENCES, CellStats, chance_text
 from experiments.results_load import shown_path, table_label, tasks
 from experiments.run_record import RunRecord
 
@@ -88,7 +88,7 @@ def summary_rows(runs: list[RunRecord]) -> list[str]:
     for task, variant, recs in _groups(runs):
         stats = CellStats(values=[_accuracy(r) for r in recs])
         seeds = ", ".join(f"{r.seed} {_commit(r)}" for r in recs)
-        each = [f"{_accuracy(r):.2f}" + (" at chance" if at_chance(r.data) else "") for r in recs]
+        each = [f"{_accuracy(r):.2f} {chance_text(r.data)}".rstrip() for r in recs]
         if len(recs) == 1:
             acc = each[0]
         else:
@@ -139,7 +139,7 @@ def runs_markdown(runs: list[RunRecord], prov: str) -> str:
                 task,
                 variant,
                 str(r.seed),
-                f"{_accuracy(r):.2f}" + (" (at chance)" if at_chance(d) else ""),
+                f"{_accuracy(r):.2f}" + (f" ({chance_text(d)})" if chance_text(d) else ""),
                 str(d.get("steps", "?")),
                 f"{float(wall) / 60:.1f}" if isinstance(wall, int | float) else "n/a",
                 _millions(d.get("train_tokens_per_s")),

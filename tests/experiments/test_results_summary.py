@@ -60,7 +60,11 @@ def test_summary_rows_state_each_seed(tmp_path: Path) -> None:
     _write(tmp_path, "a", _record("listops", "softmax", 0, 0.30))
     _write(tmp_path, "b", _record("listops", "softmax", 1, 0.40))
     _write(tmp_path, "c", _record("listops", "softmax", 2, 0.17, chance_acc=0.17))
-    _write(tmp_path, "d", _record("pathfinder", "wavelet", 0, 0.4936, chance_acc=0.5064))
+    _write(
+        tmp_path,
+        "d",
+        _record("pathfinder", "wavelet", 0, 0.4936, chance_acc=0.5064, head_live_units=0),
+    )
     rows = summary_rows(_usable(tmp_path))
     assert rows[0].startswith("| task | variant |") and len(rows) == 4
     softmax = rows[2]
@@ -68,7 +72,7 @@ def test_summary_rows_state_each_seed(tmp_path: Path) -> None:
     assert "29.00 ± 11.53 (30.00, 40.00, 17.00 at chance)" in softmax
     assert "| 1.50M, 3.00M, 4.50M | 3.0 GiB | Transformer 36.37 (LRA paper) |" in softmax
     assert rows[3] == (
-        "| pathfinder | wavelet | 0 `0000000` | 49.36 at chance | 1.50M | 1.0 GiB |  |"
+        "| pathfinder | wavelet | 0 `0000000` | 49.36 at chance, dead head | 1.50M | 1.0 GiB |  |"
     )
 
 
