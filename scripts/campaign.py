@@ -486,6 +486,9 @@ CHECKPOINT_BYTES_PER_PARAM = 24
 with float32 weights and AdamW's two float32 moments (a ListOps wavelet folder: 109.2 MiB for
 4.8M parameters)."""
 HELD = "held until a command can finish it"
+DEAD_HEAD = "head dead at its last validation (head_live_units 0): only its output bias learns"
+"""Ledger note of a part-way run whose record says no unit of its classifier head is live."""
+
 HELD_BEYOND_WINDOW = "held: not expected to finish within --finish-within-min"
 FINISH_SAFETY = 1.2
 """Factor on a run's expected training time when deciding whether it finishes: the per-step
@@ -552,6 +555,8 @@ class Campaign:
                     wall = float(data.get("wall_time_s") or 0.0)
                     r.gpu_seconds = campaign_plan.gpu_seconds_of(d, wall)
                     r.note = f"resumable from {d.relative_to(self.output_dir)}"
+                    if data.get("head_live_units") == 0:
+                        r.add_note(DEAD_HEAD)
 
     def finishes(self, run: Run, seconds: float) -> bool:
         """Whether ``run`` is expected to reach its last step within ``seconds`` of wall time.

@@ -435,6 +435,27 @@ def test_dry_run_end_to_end(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_ledger_says_when_a_part_way_run_has_a_dead_head(tmp_path: Path, capsys) -> None:
+    plan = small_plan(tmp_path)
+    for seed, live in ((0, 0), (1, 12)):
+        part = fake_record(
+            tmp_path / "runs",
+            "lra-listops-softmax",
+            seed,
+            status="incomplete",
+            steps=1000,
+            fields={"head_live_units": live},
+        )
+        (part / "checkpoints").mkdir()
+        (part / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert campaign.main(["--plan", str(plan), "--dry-run"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "  partial  " in line]
+    dead = [line.split() for line in lines if campaign.DEAD_HEAD in line]
+    assert (
+        len(lines) == 2 and len(dead) == 1 and dead[0][:4] == ["listops", "softmax", "0", "partial"]
+    )
+
+
 @pytest.mark.parametrize(("deadline", "expected"), [("9", 2), ("7.5", 0), ("6", 0)])
 def test_finish_only_launches_the_runs_expected_to_end_before_the_deadline(
     tmp_path: Path, capsys, deadline: str, expected: int
