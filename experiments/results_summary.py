@@ -139,7 +139,7 @@ def runs_markdown(runs: list[RunRecord], prov: str) -> str:
                 task,
                 variant,
                 str(r.seed),
-                f"{_accuracy(r):.2f}" + (f" ({chance_text(d)})" if chance_text(d) else ""),
+                f"{_accuracy(r):.2f}" + (f" ({chance})" if (chance := chance_text(d)) else ""),
                 str(d.get("steps", "?")),
                 f"{float(wall) / 60:.1f}" if isinstance(wall, int | float) else "n/a",
                 _millions(d.get("train_tokens_per_s")),

@@ -144,8 +144,9 @@ class PrefixOrder:
         lengths = mask.sum(dim=1, dtype=torch.int32)  # (B,)
         starts = offsets[:, 0].to(torch.int32)  # (B,)
         pad = seq_len - lengths  # (B,)
-        step = (pad + pieces - 1) // max(pieces, 1)  # (B,) ceil((N - L) / S)
-        cuts = [starts + lengths + torch.minimum(step * j, pad) for j in range(max(pieces, 1))]
+        cut = max(pieces, 1)  # S' (S = 0 keeps the padding whole)
+        step = (pad + cut - 1) // cut  # (B,) ceil((N - L) / S')
+        cuts = [starts + lengths + torch.minimum(step * j, pad) for j in range(cut)]
         cu = torch.stack([starts, *cuts], dim=1).reshape(-1)  # (B (1 + S'),)
         self.cu = torch.cat([cu, cu.new_full((1,), batch * seq_len)])  # (B (1 + S') + 1,)
         self.seqused_k: Tensor | None = None

@@ -198,14 +198,29 @@ class SoftmaxAttention(AttentionLayer):
                 weights = weights.masked_fill(~mask[:, None, :, None], fill)  # (B, H, N, N)
         else:
             out = fused_sdpa(q, k, v, attn_mask, dropout, fast_causal)  # (B, H, N, d)
-        merged = merge_heads(out)  # (B, N, H*d)
-        if mask is not None and self.masked_queries == "all_keys":
-            mean_v = merge_heads(v.mean(dim=2, keepdim=True))  # (B, 1, H*d)
-            merged = torch.where(mask[..., None], merged, mean_v.to(merged.dtype))
-            out = self.out_proj(merged)  # (B, N, D)
-        else:
-            out = zero_masked(self.out_proj(merged), mask)  # (B, N, D)
+        out = self._project_out(merge_heads(out), mask, v, token_dim=2)  # (B, N, D)
         return (out, weights) if return_attention else out  # type: ignore[return-value]
+
+    def _project_out(
+        self, merged: Tensor, mask: Tensor | None, v: Tensor, token_dim: int
+    ) -> Tensor:
+        """Output projection of the merged heads, masked positions set by ``masked_queries``.
+
+        Args:
+            merged: (B, N, H*d) attention outputs in token order.
+            mask: (B, N) True on real tokens, or None.
+            v: the values, (B, H, N, d) (``token_dim=2``) or (B, N, H, d) (``token_dim=1``);
+                read only under ``all_keys``.
+            token_dim: Their token dimension.
+
+        Returns:
+            (B, N, D): 0 at masked positions (``zero``), or ``W_o`` of the mean of all N values
+            (``all_keys``).
+        """
+        if mask is None or self.masked_queries == "zero":
+            return zero_masked(self.out_proj(merged), mask)
+        mean_v = v.mean(dim=token_dim).reshape(v.shape[0], 1, -1)  # (B, 1, H*d)
+        return self.out_proj(torch.where(mask[..., None], merged, mean_v.to(merged.dtype)))
 
     def uses_segments(self, device: torch.device, dtype: torch.dtype) -> bool:
         """Whether a key-padding mask takes the variable-length flash kernel here.
@@ -233,12 +248,8 @@ class SoftmaxAttention(AttentionLayer):
         out = key_padding.key_padding_attention(
             q, k, v, order.cu, order.max_len, dropout, order.seqused_k
         )  # (B, N, H, d)
-        if self.masked_queries == "all_keys":
-            merged = order.unsort(out.reshape(batch, seq_len, -1))  # (B, N, H*d)
-            mean_v = v.mean(dim=1).reshape(batch, 1, -1)  # (B, 1, H*d), order-free
-            return self.out_proj(torch.where(mask[..., None], merged, mean_v.to(merged.dtype)))
-        out = self.out_proj(out.reshape(batch, seq_len, -1))  # (B, N, D), sorted rows
-        return zero_masked(order.unsort(out), mask)  # (B, N, D)
+        merged = order.unsort(out.reshape(batch, seq_len, -1))  # (B, N, H*d)
+        return self._project_out(merged, mask, v, token_dim=1)  # (B, N, D); means are order-free
 
 
 MASKED_QUERY_RULES = ("zero", "all_keys")
