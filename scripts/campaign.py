@@ -14,7 +14,8 @@ stay there). A folder with ``checkpoints/last.ckpt`` and no final record is cont
 preset share a name).
 
 Sharing: GPU ``g`` has capacity 1; a run of a task with ``per_gpu = k`` takes ``1/k`` of it.
-Runs are taken in plan order; a run that does not fit reserves the GPU with the most room and
+Runs are taken in plan order (resumable ones first, those with a dead classifier head after the
+fresh ones: :func:`work_queue`); a run that does not fit reserves the GPU with the most room and
 later (smaller) runs fill the other GPUs. With ``--deadline-min D`` every run gets
 ``trainer.max_time = D - elapsed - margin`` so it stops cleanly (status ``incomplete``,
 resumable) before the command's limit; ``max_time`` counts from the run's start, data loading
@@ -248,18 +249,24 @@ def schedule(queue: list[Run], pool: GpuPool, limit: int | None = None) -> list[
 
 
 def work_queue(runs: list[Run], launched: Container[tuple[str, str, int]] = ()) -> list[Run]:
-    """The runs still to train: resumable ones first, the nearest to done first, then fresh ones.
+    """The runs still to train: resumable, fresh, then resumable with a dead classifier head.
 
     A partial run needs fewer steps than a fresh one to become a record, and each one finished
     is one checkpoint fewer to keep or carry between machines. Partial runs go by the share of
-    their steps still to train (ties and fresh runs in plan order).
+    their steps still to train, the nearest to done first (ties and fresh runs in plan order).
+    A partial run whose record says no unit of its head's hidden layer is live
+    (``head_live_units`` 0) passes no gradient past that layer while it stays so: its steps
+    move its output bias only, so it is finished (and counted) after the runs whose steps can
+    still change a result.
     """
     todo = [r for r in runs if r.state in ("left", "partial") and r.key not in launched]
     partial = sorted(
         (r for r in todo if r.state == "partial"),
         key=lambda r: (r.max_steps - r.steps) / max(1, r.max_steps),
     )
-    return partial + [r for r in todo if r.state == "left"]
+    live = [r for r in partial if not r.dead_head]
+    dead = [r for r in partial if r.dead_head]
+    return live + [r for r in todo if r.state == "left"] + dead
 
 
 def max_time(seconds: float) -> str:
@@ -540,7 +547,7 @@ class Campaign:
         self.records = scan_records([ROOT / self.plan.results_dir, self.output_dir])
         for r in self.runs:
             if r.state in ("done", "failed", "partial", "left"):
-                r.state, r.note, r.gpu_seconds = "left", "", 0.0
+                r.state, r.note, r.gpu_seconds, r.dead_head = "left", "", 0.0, False
         mark_done([r for r in self.runs if r.state != "running"], self.records)
         self.rates, _ = campaign_plan.ms_per_step(self.runs, self.records, self.plan)
         self.step_rates, _ = campaign_plan.ms_per_step(
@@ -556,6 +563,7 @@ class Campaign:
                     r.gpu_seconds = campaign_plan.gpu_seconds_of(d, wall)
                     r.note = f"resumable from {d.relative_to(self.output_dir)}"
                     if data.get("head_live_units") == 0:
+                        r.dead_head = True
                         r.add_note(DEAD_HEAD)
 
     def finishes(self, run: Run, seconds: float) -> bool:

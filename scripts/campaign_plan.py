@@ -194,6 +194,7 @@ class Run:
     record: Path | None = None
     note: str = ""
     gpu_seconds: float = 0.0
+    dead_head: bool = False  # a partial run whose record says no head unit is live
 
     @property
     def key(self) -> tuple[str, str, int]:

@@ -365,6 +365,16 @@ def test_work_queue_takes_the_partial_runs_nearest_to_done_first() -> None:
     assert [r.seed for r in campaign.work_queue(runs)] == [1, 3, 0, 2]
 
 
+def test_work_queue_finishes_partial_runs_with_a_dead_head_after_fresh_ones() -> None:
+    runs = _runs("PPPL")  # max_steps 10 each
+    for run, (state, steps) in zip(
+        runs, [("partial", 2), ("partial", 9), ("left", 0), ("partial", 5)], strict=True
+    ):
+        run.state, run.steps = state, steps
+    runs[1].dead_head = True
+    assert [r.seed for r in campaign.work_queue(runs)] == [3, 0, 2, 1]
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -454,6 +464,11 @@ def test_ledger_says_when_a_part_way_run_has_a_dead_head(tmp_path: Path, capsys)
     assert (
         len(lines) == 2 and len(dead) == 1 and dead[0][:4] == ["listops", "softmax", "0", "partial"]
     )
+    state = campaign.Campaign(
+        campaign_plan.load_plan(plan), campaign.parse_args(["--plan", str(plan), "--dry-run"])
+    )
+    queue = [(r.seed, r.state, r.dead_head) for r in campaign.work_queue(state.runs)]
+    assert queue[0] == (1, "partial", False) and queue[-1] == (0, "partial", True)
 
 
 @pytest.mark.parametrize(("deadline", "expected"), [("9", 2), ("7.5", 0), ("6", 0)])
