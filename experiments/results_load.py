@@ -91,6 +91,24 @@ def load_record(path: Path) -> RunRecord:
     return RunRecord.from_data(path, data, _check(data))
 
 
+def campaign_sharing(rec: RunRecord) -> list[int]:
+    """Runs per GPU that the campaign planned for each segment of ``rec``'s run.
+
+    Read from ``campaign.json`` beside the record (``segments[*].per_gpu``, written by
+    ``scripts/campaign.py``); empty for a run the campaign did not start, or without that file.
+    Runs started beside it by other commands are not counted.
+    """
+    try:
+        side = json.loads((rec.path.parent / "campaign.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    segments = side.get("segments") if isinstance(side, dict) else None
+    if not isinstance(segments, list):
+        return []
+    shares = [seg.get("per_gpu") for seg in segments if isinstance(seg, dict)]
+    return [k for k in shares if isinstance(k, int) and k > 0]
+
+
 def table_label(rec: RunRecord) -> str:
     """The row name: the variant, with ``[custom]``/``[debug]`` for runs off the protocol."""
     protocol = record_protocol(rec.data)[0]

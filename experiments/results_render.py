@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.results_aggregate import efficiency_groups, fmt_percent, mean_of
-from experiments.results_load import shown_path, tasks
+from experiments.results_load import campaign_sharing, shown_path, tasks
 from experiments.run_record import RunRecord, git_commit
 
 
@@ -123,9 +123,16 @@ def efficiency_markdown(runs: list[RunRecord], excluded: list[RunRecord], prov: 
         "seeds and its kind says what was measured (`cuda_max_allocated` = "
         "torch.cuda.max_memory_allocated, `cpu_max_rss` = peak resident set size of the process).",
         "",
-        "| task | variant | n | params | train tokens/s | eval tokens/s | peak memory "
-        "| memory kind | precision | device |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "A run's tokens per second depend on what shared its GPU: `scripts/campaign.py` runs "
+        "several per GPU where that raises the summed throughput. `runs per GPU` gives the "
+        "sharing the campaign planned for the runs' segments (from each run's `campaign.json`; "
+        "`—` for runs it did not start; runs started beside it by other commands are not "
+        "counted), so rows with different sharing do not compare mixers. Each mixer's training "
+        "step alone, next to a plain-PyTorch anchor: `results/train_step.md`.",
+        "",
+        "| task | variant | n | params | train tokens/s | eval tokens/s | runs per GPU "
+        "| peak memory | memory kind | precision | device |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups = efficiency_groups(runs)
     order = {t: i for i, t in enumerate(tasks())}
@@ -143,11 +150,13 @@ def efficiency_markdown(runs: list[RunRecord], excluded: list[RunRecord], prov: 
         kinds = sorted({str(r.data.get("peak_memory_kind", "?")) for r in group})
         precisions = sorted({str(r.data.get("precision", "?")) for r in group})
         devices = sorted({str(r.data.get("device", "?")) for r in group})
+        shares = sorted({k for r in group for k in campaign_sharing(r)})
         lines.append(
             f"| {task} | {variant} | {len(group)} | "
             f"{'—' if params is None else f'{params:,.0f}'} | "
             f"{'—' if train_tps is None else f'{train_tps:,.0f}'} | "
             f"{'—' if eval_tps is None else f'{eval_tps:,.0f}'} | "
+            f"{', '.join(map(str, shares)) or '—'} | "
             f"{_human_bytes(max(mems) if mems else None)} | {', '.join(kinds)} | "
             f"{', '.join(precisions)} | {', '.join(devices)} |"
         )

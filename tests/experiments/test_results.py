@@ -166,6 +166,19 @@ def test_raw_records_unchanged_and_outputs_written(runs: Path) -> None:
     assert "| listops | softmax | 2 |" in eff and "1,500" in eff and "2.0 MiB" in eff
 
 
+def test_efficiency_rows_say_how_many_runs_shared_a_gpu(runs: Path) -> None:
+    root = runs / "outputs"
+    side = {"segments": [{"per_gpu": 3}, {"per_gpu": 2}, {"per_gpu": "?"}]}
+    (root / "softmax_listops_0" / "campaign.json").write_text(json.dumps(side))
+    (root / "softmax_listops_1" / "campaign.json").write_text("{not json")
+    _aggregate(runs)
+    rows = (runs / "out" / "efficiency.md").read_text().splitlines()
+    listops = next(r for r in rows if r.startswith("| listops | softmax |"))
+    image = next(r for r in rows if r.startswith("| image | softmax |"))
+    assert listops.split(" | ")[6] == "2, 3"
+    assert image.split(" | ")[6] == "—"
+
+
 def test_plot_of_a_task_without_completed_runs_is_removed(runs: Path) -> None:
     out = runs / "out"
     out.mkdir(parents=True, exist_ok=True)
