@@ -92,11 +92,12 @@ def load_record(path: Path) -> RunRecord:
 
 
 def campaign_sharing(rec: RunRecord) -> list[int]:
-    """Runs per GPU that the campaign planned for each segment of ``rec``'s run.
+    """Runs on the GPU of each segment of ``rec``'s run, as ``scripts/campaign.py`` saw them.
 
-    Read from ``campaign.json`` beside the record (``segments[*].per_gpu``, written by
-    ``scripts/campaign.py``); empty for a run the campaign did not start, or without that file.
-    Runs started beside it by other commands are not counted.
+    Read from ``campaign.json`` beside the record: a segment's ``runs_on_gpu`` (the most runs
+    of the campaign's command on that GPU at once while the segment ran), or its planned
+    ``per_gpu`` where it has none (segments recorded before that field). Empty for a run the
+    campaign did not start. Runs started beside it by other commands are not counted.
     """
     try:
         side = json.loads((rec.path.parent / "campaign.json").read_text())
@@ -105,7 +106,9 @@ def campaign_sharing(rec: RunRecord) -> list[int]:
     segments = side.get("segments") if isinstance(side, dict) else None
     if not isinstance(segments, list):
         return []
-    shares = [seg.get("per_gpu") for seg in segments if isinstance(seg, dict)]
+    shares = [
+        seg.get("runs_on_gpu", seg.get("per_gpu")) for seg in segments if isinstance(seg, dict)
+    ]
     return [k for k in shares if isinstance(k, int) and k > 0]
 
 

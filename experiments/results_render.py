@@ -124,10 +124,11 @@ def efficiency_markdown(runs: list[RunRecord], excluded: list[RunRecord], prov: 
         "torch.cuda.max_memory_allocated, `cpu_max_rss` = peak resident set size of the process).",
         "",
         "A run's tokens per second depend on what shared its GPU: `scripts/campaign.py` runs "
-        "several per GPU where that raises the summed throughput. `runs per GPU` gives the "
-        "sharing the campaign planned for the runs' segments (from each run's `campaign.json`; "
-        "`—` for runs it did not start; runs started beside it by other commands are not "
-        "counted), so rows with different sharing do not compare mixers. Each mixer's training "
+        "several per GPU where that raises the summed throughput. `runs per GPU` gives, for the "
+        "runs' segments, the most runs the campaign had on the GPU at once (from each run's "
+        "`campaign.json`; the planned sharing for segments recorded before that count; `—` for "
+        "runs it did not start; runs started beside it by other commands are not counted), so "
+        "rows with different sharing do not compare mixers. Each mixer's training "
         "step alone, next to a plain-PyTorch anchor: `results/train_step.md`.",
         "",
         "| task | variant | n | params | train tokens/s | eval tokens/s | runs per GPU "

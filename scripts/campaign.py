@@ -434,6 +434,13 @@ class Active:
     started: float
     steps_before: int
     resumed: bool
+    peers: int = 1  # the most segments of this command on ``gpu`` at once while it ran
+
+
+def count_peers(active: list[Active]) -> None:
+    """Raise each segment's ``peers`` to the number of segments now on its GPU (itself included)."""
+    for a in active:
+        a.peers = max(a.peers, sum(1 for b in active if b.gpu == a.gpu))
 
 
 @dataclass(frozen=True)
@@ -812,6 +819,7 @@ class Campaign:
                 "killed": killed,
                 "status": status,
                 "steps_after": steps,
+                "runs_on_gpu": a.peers,
             },
         )
         rate = (steps - a.steps_before) / wall if wall > 0 else 0.0
@@ -865,6 +873,7 @@ class Campaign:
                     active.append(self.launch(run, g, gpus))
                     self.launched.add(run.key)
                     launched += 1
+                count_peers(active)
             if not active:
                 break
             time.sleep(1.0)

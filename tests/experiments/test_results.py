@@ -168,7 +168,7 @@ def test_raw_records_unchanged_and_outputs_written(runs: Path) -> None:
 
 def test_efficiency_rows_say_how_many_runs_shared_a_gpu(runs: Path) -> None:
     root = runs / "outputs"
-    side = {"segments": [{"per_gpu": 3}, {"per_gpu": 2}, {"per_gpu": "?"}]}
+    side = {"segments": [{"per_gpu": 3}, {"per_gpu": 3, "runs_on_gpu": 2}, {"per_gpu": "?"}]}
     (root / "softmax_listops_0" / "campaign.json").write_text(json.dumps(side))
     (root / "softmax_listops_1" / "campaign.json").write_text("{not json")
     _aggregate(runs)

@@ -339,6 +339,20 @@ def test_schedule_on_fake_gpu_counts(gpus: int, spec: str, placed: list) -> None
     assert all(room >= 0 for room in pool.free)
 
 
+def test_count_peers_keeps_the_most_segments_seen_on_each_gpu() -> None:
+    def active(gpu: int) -> campaign.Active:
+        return campaign.Active(None, gpu, Fraction(1, 3), None, Path("."), 0.0, 0, False)
+
+    first, other = active(0), active(1)
+    campaign.count_peers([first, other])
+    assert (first.peers, other.peers) == (1, 1)
+    second, third = active(0), active(0)
+    campaign.count_peers([first, other, second, third])
+    assert (first.peers, other.peers, second.peers) == (3, 1, 3)
+    campaign.count_peers([first])  # the others ended: the most seen stays
+    assert first.peers == 3
+
+
 def test_pool_gives_back_capacity() -> None:
     pool = campaign.GpuPool(1)
     assert campaign.schedule(_runs("L"), pool)
@@ -617,6 +631,7 @@ def test_real_tiny_run_through_the_script(tmp_path: Path, capsys) -> None:
     assert record["status"] == "completed" and record["seed"] == 0
     side = json.loads((run_dir / "campaign.json").read_text())
     assert side["segments"][0]["steps_after"] == 4 and side["segments"][0]["rc"] == 0
+    assert side["segments"][0]["runs_on_gpu"] == 1
     # each segment names the commit it ran (a resumed run may span several)
     assert side["segments"][0]["git_commit"] == record["git_commit"]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
