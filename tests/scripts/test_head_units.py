@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,15 +11,9 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "head_units.py"
+sys.path.insert(0, str(ROOT / "scripts"))
 
-
-@pytest.fixture(scope="module")
-def head_units():
-    spec = importlib.util.spec_from_file_location("head_units", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import head_units  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +28,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "run"
 
 
-def test_counts_the_units_of_the_checkpoint(head_units, run_dir: Path, capsys) -> None:
+def test_counts_the_units_of_the_checkpoint(run_dir: Path, capsys) -> None:
     assert head_units.main([str(run_dir)]) == 0
     out = capsys.readouterr().out
     record = json.loads((run_dir / "metrics.json").read_text())
@@ -44,7 +37,7 @@ def test_counts_the_units_of_the_checkpoint(head_units, run_dir: Path, capsys) -
 
 
 def test_a_dead_head_is_zero_units_and_constant_logits(
-    head_units, run_dir: Path, capsys, tmp_path: Path
+    run_dir: Path, capsys, tmp_path: Path
 ) -> None:
     dead = tmp_path / "dead"
     (dead / "checkpoints").mkdir(parents=True)
@@ -60,6 +53,6 @@ def test_a_dead_head_is_zero_units_and_constant_logits(
     assert "head live units 0 of" in out and "logits std over them [0.0, 0.0" in out
 
 
-def test_a_folder_without_a_checkpoint_is_one_sentence(head_units, tmp_path: Path, capsys) -> None:
+def test_a_folder_without_a_checkpoint_is_one_sentence(tmp_path: Path, capsys) -> None:
     assert head_units.main([str(tmp_path)]) == 2
     assert "does not exist: give a run folder" in capsys.readouterr().err

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 from pathlib import Path
 
-import pytest
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "learning_curves.py"
-
-
-@pytest.fixture(scope="module")
-def curves():
-    spec = importlib.util.spec_from_file_location("learning_curves", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import learning_curves as curves  # noqa: E402
 
 
 def _run(root: Path, name: str) -> Path:
@@ -36,7 +29,7 @@ def _run(root: Path, name: str) -> Path:
     return run
 
 
-def test_bins_average_training_and_take_the_best_validation(curves, tmp_path: Path) -> None:
+def test_bins_average_training_and_take_the_best_validation(tmp_path: Path) -> None:
     rows = curves.read_rows(_run(tmp_path, "a") / "csv" / "metrics.csv")
     assert curves.bins(rows, 1000) == [
         (0, "0.6000", "0.6000", "61.00", "12"),
@@ -45,7 +38,7 @@ def test_bins_average_training_and_take_the_best_validation(curves, tmp_path: Pa
     assert curves.bins(rows, 100)[1] == (300, "", "", "61.00", "12")  # no training row
 
 
-def test_table_names_each_run_and_its_record(curves, tmp_path: Path) -> None:
+def test_table_names_each_run_and_its_record(tmp_path: Path) -> None:
     out = tmp_path / "t.md"
     assert curves.main([str(_run(tmp_path, "a")), "--out", str(out)]) == 0
     text = out.read_text()
@@ -53,7 +46,7 @@ def test_table_names_each_run_and_its_record(curves, tmp_path: Path) -> None:
     assert "| a | incomplete | 1,260 | 73.45 | `python x` |" in text
 
 
-def test_a_folder_without_logs_is_one_sentence(curves, tmp_path: Path, capsys) -> None:
+def test_a_folder_without_logs_is_one_sentence(tmp_path: Path, capsys) -> None:
     assert curves.main([str(tmp_path), "--bin", "10"]) == 2
     assert "not a run folder with its logs" in capsys.readouterr().err
     assert curves.main([str(_run(tmp_path, "b")), "--bin", "0"]) == 2
