@@ -204,7 +204,7 @@ class LSTTransformer(LSTEncoder):
     ) -> Tensor:
         """Hidden states (B, N, D), or logits (B, C) when built with ``num_classes``."""
         if self.head is None:
-            return self.hidden_states(input_ids, inputs_embeds, attention_mask, input_values)[0]
+            return super().forward(input_ids, inputs_embeds, attention_mask, input_values)
         features = self.features(input_ids, inputs_embeds, attention_mask, input_values)
         return self.head(features)  # (B, C)
 
