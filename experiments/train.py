@@ -180,6 +180,11 @@ def _make_callbacks(exp: ExperimentConfig, ckpt_dir: Path) -> dict[str, pl.Callb
         callbacks["early_stopping"] = EarlyStopping(
             monitor=cb.monitor, mode=cb.mode, patience=cb.early_stopping_patience
         )
+    if cb.step_profile is not None:
+        from experiments.step_profile import REPORT_NAME, StepProfiler, parse_window
+
+        start, steps = parse_window(cb.step_profile)
+        callbacks["step_profile"] = StepProfiler(start, steps, ckpt_dir.parent / REPORT_NAME)
     if exp.trainer.enable_progress_bar and exp.trainer.max_steps > 0:
         callbacks["progress"] = StepProgressBar()
     elif cb.rich_progress and exp.trainer.enable_progress_bar:

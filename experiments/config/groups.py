@@ -166,6 +166,10 @@ class CallbacksConfig(StrictModel):
         lr_monitor: Log the learning rate.
         rich_progress: Use the rich progress bar (else Lightning's tqdm bar).
         early_stopping_patience: Stop after this many validations without improvement.
+        step_profile: ``START:STEPS``: a ``torch.profiler`` record of the ``STEPS`` training
+            steps from global step ``START`` (after any ``compile=auto`` trial), with the wall
+            time and the device's busy time per step and the kernel tables, in
+            ``<run dir>/step-profile.txt`` (:mod:`experiments.step_profile`). None: off.
     """
 
     monitor: str = "val/acc"
@@ -176,6 +180,18 @@ class CallbacksConfig(StrictModel):
     lr_monitor: bool = True
     rich_progress: bool = True
     early_stopping_patience: int | None = Field(None, gt=0)
+    step_profile: str | None = None
+
+    @field_validator("step_profile")
+    @classmethod
+    def _step_window(cls, value: str | None) -> str | None:
+        """``START:STEPS`` with ``STEPS >= 1``."""
+        if value is None:
+            return value
+        from experiments.step_profile import parse_window
+
+        start, steps = parse_window(value)
+        return f"{start}:{steps}"
 
 
 class LoggerConfig(StrictModel):

@@ -1,0 +1,164 @@
+"""A ``torch.profiler`` record of a window of training steps inside the real training loop.
+
+``callbacks.step_profile=START:STEPS`` profiles the ``STEPS`` training steps that begin at
+global step ``START`` (later if a ``compile=auto`` trial is still timing then: the window opens
+at the first step after it), with the host and device activities, and writes
+``<run dir>/step-profile.txt``:
+
+- ``wall``: milliseconds per step between two device synchronisations around the window;
+- ``device busy``: the self device time of every kernel, copy and fill in the window, per step;
+- ``device idle``: ``wall - device busy``, the share of the step the device waited for the host
+  (data, Python, launches) when the step is host-bound;
+- two kernel tables from ``key_averages()``: by self device time and by self host time.
+
+A validation that falls inside the window is included (the report says so): pick ``START``
+between two validations.
+
+The step benchmark (``python -m experiments.bench_step``) times a bare training step; this says
+what the run's loop adds around it (Lightning, callbacks, data, logging).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+ROW_LIMIT = 25
+"""Rows of each kernel table."""
+REPORT_NAME = "step-profile.txt"
+"""The report's file name in the run folder."""
+
+
+def parse_window(text: str) -> tuple[int, int]:
+    """``(start, steps)`` of ``START:STEPS``; ValueError with one sentence otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(text))
+    if match is None or int(match.group(2)) < 1:
+        raise ValueError(
+            f"step_profile '{text}' is not START:STEPS with STEPS >= 1 (e.g. 1500:20: the 20 "
+            "training steps from global step 1500)"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+class StepProfiler(pl.Callback):
+    """Profile ``steps`` training steps from global step ``start``; report in ``path``.
+
+    Args:
+        start: The global step at which the window opens (or the first step after a
+            ``compile=auto`` trial that is still under way then).
+        steps: Steps in the window.
+        path: The report file.
+    """
+
+    def __init__(self, start: int, steps: int, path: Path) -> None:
+        self.start, self.steps, self.path = start, steps, path
+        self._profile: torch.profiler.profile | None = None
+        self._first = 0
+        self._count = 0
+        self._validations = 0
+        self._t0 = 0.0
+        self.written = False
+
+    @staticmethod
+    def _sync(pl_module: pl.LightningModule) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Open the window at its first step."""
+        if self.written or self._profile is not None or trainer.global_step < self.start:
+            return
+        if getattr(pl_module, "chooser", None) is not None:
+            return  # a compile trial switches modes: not the run's steady state
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if pl_module.device.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        self._first, self._count, self._validations = trainer.global_step, 0, 0
+        self._t0 = self._sync(pl_module)
+        self._profile = torch.profiler.profile(activities=activities)
+        self._profile.__enter__()
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Close the window after its last step."""
+        if self._profile is None:
+            return
+        self._count += 1
+        if self._count >= self.steps:
+            self._finish(trainer, pl_module)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Note a validation that runs inside the window (the report says so)."""
+        if self._profile is not None:
+            self._validations += 1
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Report a window that training ended inside."""
+        if self._profile is not None and self._count > 0:
+            self._finish(trainer, pl_module)
+
+    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        wall_s = self._sync(pl_module) - self._t0
+        profile, self._profile = self._profile, None
+        assert profile is not None
+        profile.__exit__(None, None, None)
+        self.path.write_text(self.report(profile, wall_s, pl_module))
+        self.written = True
+
+    def report(
+        self, profile: torch.profiler.profile, wall_s: float, pl_module: pl.LightningModule
+    ) -> str:
+        """The text of ``step-profile.txt`` (module docstring)."""
+        events = profile.key_averages()
+        n = self._count
+        wall_ms = 1e3 * wall_s / n
+        on_device = pl_module.device.type == "cuda"
+        busy_ms = sum(e.self_device_time_total for e in events) / 1e3 / n if on_device else None
+        device = torch.cuda.get_device_name(pl_module.device) if on_device else "CPU"
+        lines = [
+            f"Training steps {self._first}-{self._first + n - 1} ({n} steps) profiled with "
+            f"torch.profiler on {device}, torch {torch.__version__}, "
+            f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.",
+            "",
+            f"wall: {wall_ms:.3f} ms/step (device synchronised at both ends of the window; "
+            "the profiler's own host work is included)",
+        ]
+        if self._validations:
+            lines.append(
+                f"{self._validations} validation(s) ran inside the window and are included: "
+                "choose a window between two validations for the training step alone"
+            )
+        if busy_ms is not None:
+            idle = max(0.0, wall_ms - busy_ms)
+            lines += [
+                f"device busy: {busy_ms:.3f} ms/step (self device time of every kernel, copy "
+                "and fill)",
+                f"device idle: {idle:.3f} ms/step ({100 * idle / wall_ms:.0f} % of the step: "
+                "the device waits for the host)",
+                "",
+                "## By self device time",
+                "",
+                events.table(sort_by="self_device_time_total", row_limit=ROW_LIMIT),
+            ]
+        lines += [
+            "",
+            "## By self host time",
+            "",
+            events.table(sort_by="self_cpu_time_total", row_limit=ROW_LIMIT),
+        ]
+        return "\n".join(lines) + "\n"
