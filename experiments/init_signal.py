@@ -15,7 +15,14 @@ is spent. Per arm, over the ``M`` examples:
 - ``feature spread``: ``mean_j std_i f_ij / mean_j |mean_i f_ij|``, for the pooled features
   ``f`` (the head's input): how much the examples differ, relative to what they share;
 - ``logit spread``: ``mean_c std_i z_ic``, the logits' standard deviation across examples;
-- ``logit margin spread``: ``std_i (z_i1 - z_i0)`` for two classes, else ``std_i max_c z_ic``.
+- ``logit margin spread``: ``std_i (z_i1 - z_i0)`` for two classes, else ``std_i max_c z_ic``;
+- ``head spread``: ``median_j std_i h_ij`` for the pre-activations ``h = W f + b`` of the
+  head's hidden ReLU layer (``Dense -> ReLU -> Dense``), with ``head offset``
+  ``median_j |mean_i h_ij|`` beside it, and ``live head units``: the units with ``h_ij > 0``
+  for some example. A unit whose ``h_ij`` stays below zero for every example passes no gradient
+  again; Adam moves its bias by about the learning rate per step whatever the gradient's size,
+  so a head spread small against ``lr`` times the warm-up steps lets the biases' drift kill
+  units while the encoder has nothing to tell the head yet.
 
 Writes a Markdown table to stdout (and ``--out``) with the command, commit and date.
 """
@@ -59,7 +66,22 @@ def spreads(features: Tensor, logits: Tensor) -> tuple[float, float, float]:
     return feature, z.std(0).mean().item(), margin.std().item()
 
 
-def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
+def head_spread(head: torch.nn.Module, features: Tensor) -> tuple[float, float, int] | None:
+    """``(head spread, head offset, live head units)`` of ``head`` on (M, F) pooled features.
+
+    None when ``head`` has no hidden ``dense`` layer (see the module docstring).
+    """
+    dense = getattr(head, "dense", None)
+    if not isinstance(dense, torch.nn.Linear):
+        return None
+    with torch.no_grad():
+        h = dense(features.to(dense.weight.dtype)).double()  # (M, H)
+    return h.std(0).median().item(), h.mean(0).abs().median().item(), int((h > 0).any(0).sum())
+
+
+def measure(
+    overrides: list[str], batches: int
+) -> tuple[float, float, float, tuple[float, float, int] | None]:
     """Build the arm's model and datamodule; the spreads over ``batches`` validation batches."""
     from experiments.train import build_datamodule, build_model
 
@@ -81,7 +103,8 @@ def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
             inputs = {k: v for k, v in batch.items() if k != "labels"}
             logits.append(model(**inputs).float())  # (B, C)
     hook.remove()
-    return spreads(torch.cat(pooled).float(), torch.cat(logits))
+    features = torch.cat(pooled).float()  # (M, F)
+    return (*spreads(features, torch.cat(logits)), head_spread(model.head, features))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     arms = args.arm if args.arm is not None else [""]
     rows = []
     for arm in arms:
-        feature, logit, margin = measure([*args.overrides, *shlex.split(arm)], args.batches)
-        rows.append(f"| {arm or '(as composed)'} | {feature:.3g} | {logit:.3g} | {margin:.3g} |")
+        feature, logit, margin, head = measure([*args.overrides, *shlex.split(arm)], args.batches)
+        spread, offset, live = (
+            (f"{head[0]:.3g}", f"{head[1]:.3g}", str(head[2])) if head else ("-", "-", "-")
+        )
+        rows.append(
+            f"| {arm or '(as composed)'} | {feature:.3g} | {logit:.3g} | {margin:.3g} "
+            f"| {spread} | {offset} | {live} |"
+        )
         print(rows[-1], file=sys.stderr, flush=True)
     command = command_line("experiments.init_signal", argv)
     emit(
@@ -102,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             f"Command: `{command}`; commit `{git_commit()}`, {utc_stamp()}, "
             f"torch {torch.__version__}, CPU, eval mode (no dropout).",
             "",
-            "| arm | feature spread | logit spread | logit margin spread |",
-            "|---|---:|---:|---:|",
+            "| arm | feature spread | logit spread | logit margin spread | head spread "
+            "| head offset | live head units |",
+            "|---|---:|---:|---:|---:|---:|---:|",
             *rows,
         ],
         args.out,
