@@ -204,6 +204,34 @@ def preset_config(preset: str) -> dict[str, Any] | None:
     """The resolved config of ``experiment=<preset>`` with no other override (None: no such)."""
     if not (PRESET_DIR.parent / f"{preset}.yaml").is_file():
         return None
+    return _compose([f"experiment={preset}"])
+
+
+@functools.cache
+def preset_base_config(preset: str) -> dict[str, Any] | None:
+    """The config the preset's group choices give without the preset's own values.
+
+    ``conf/experiment/<preset>.yaml`` picks config groups (``override /task: pathfinder``) and
+    then sets values; this is the composition of those group choices alone: what a key the
+    preset sets is worth where the preset does not set it (None: no such preset).
+    """
+    path = PRESET_DIR.parent / f"{preset}.yaml"
+    if not path.is_file():
+        return None
+    import yaml
+
+    defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") or []
+    overrides = [
+        f"{group.removeprefix('override ').lstrip('/')}={choice}"
+        for entry in defaults
+        if isinstance(entry, dict)
+        for group, choice in entry.items()
+    ]
+    return _compose(overrides)
+
+
+def _compose(overrides: list[str]) -> dict[str, Any]:
+    """The resolved ``conf/config.yaml`` under ``overrides``."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
@@ -218,7 +246,7 @@ def preset_config(preset: str) -> dict[str, Any] | None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(PRESET_DIR.parents[1]), version_base="1.3"):
-            cfg = compose("config", overrides=[f"experiment={preset}"])
+            cfg = compose("config", overrides=overrides)
     finally:
         restore_gh_from_backup(backup)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
@@ -246,16 +274,26 @@ def classify(
     reference = preset_config(preset) if preset is not None else None
     if reference is None:
         return "custom", "not an experiment=lra/* preset"
-    changed = _changed(config, reference)
+    changed = _changed(config, reference, preset_base_config(preset))
     if changed:
         return "custom", f"experiment={preset} with {changed} changed"
     return "lra", f"experiment={preset}"
 
 
-def _changed(config: dict[str, Any], reference: dict[str, Any]) -> str:
-    """The protocol values of ``config`` that differ from ``reference``'s, or ``""``."""
+def _changed(
+    config: dict[str, Any], reference: dict[str, Any], base: dict[str, Any] | None = None
+) -> str:
+    """The protocol values of ``config`` that differ from ``reference``'s, or ``""``.
+
+    A key ``config`` does not have did not exist when its run was made, so the behaviour that
+    key's default now names held: it is compared as the value ``base`` (the preset's group
+    choices without the preset's own values) gives it. A key missing from both is skipped.
+    """
     ours, theirs = protocol_fields(config), protocol_fields(reference)
-    # A key the record does not have did not exist when it was written: its default held.
+    defaults = protocol_fields(base) if base is not None else {}
+    for key in theirs.keys() - ours.keys():
+        if key in defaults:
+            ours[key] = defaults[key]
     changed = [key for key in ours if key in theirs and ours[key] != theirs[key]]
     return ", ".join(f"{key} {ours[key]!r} (preset: {theirs[key]!r})" for key in changed)
 
@@ -274,7 +312,7 @@ def stale_reason(data: dict[str, Any]) -> str | None:
     reference = preset_config(preset) if preset is not None else None
     if reference is None:
         return None
-    changed = _changed(config, reference)
+    changed = _changed(config, reference, preset_base_config(preset))
     return f"made under an earlier revision of experiment={preset}: {changed}" if changed else None
 
 

@@ -276,6 +276,30 @@ def test_a_preset_run_made_before_the_preset_changed_leaves_the_tables(tmp_path:
     assert f"model.init_weights 'torch' (preset: {now!r})" in excluded
 
 
+def test_a_record_without_a_key_the_preset_now_sets_compares_that_keys_default() -> None:
+    """A record written before a config key existed ran with the key's default: it stays a run
+    of its preset where the preset leaves the key at that default, and is stale where the
+    preset now sets it to something else."""
+    from experiments.protocol import preset_base_config, preset_config, stale_reason
+
+    def record_without(preset: str, key: str) -> dict:
+        config = json.loads(json.dumps(preset_config(preset)))
+        del config["model"][key]
+        return {"protocol": "lra", "config": config}
+
+    base = preset_base_config("lra/softmax-pathfinder")["model"]["head_init_weights"]
+    assert base is None
+    assert preset_config("lra/softmax-pathfinder")["model"]["head_init_weights"] == "xavier"
+    stale = stale_reason(record_without("lra/softmax-pathfinder", "head_init_weights"))
+    assert stale is not None and "model.head_init_weights None (preset: 'xavier')" in stale
+    assert preset_config("lra/softmax-listops")["model"]["head_init_weights"] is None
+    assert stale_reason(record_without("lra/softmax-listops", "head_init_weights")) is None
+    # A key the preset sets away from its group's default (embedding std 1.0, not 0.02).
+    assert preset_base_config("lra/softmax-listops")["model"]["embedding_init_std"] != 1.0
+    stale = stale_reason(record_without("lra/softmax-listops", "embedding_init_std"))
+    assert stale is not None and "model.embedding_init_std" in stale
+
+
 def test_cells_count_the_seeds_that_tested_at_chance(tmp_path: Path) -> None:
     """A seed within one point of the majority-class rate is counted as at chance, kept in
     the mean; a record without chance_acc is not judged."""
