@@ -124,6 +124,13 @@ def peak_memory() -> tuple[int, str]:
     return int(rss_kib * scale), "cpu_max_rss"
 
 
+def synced_clock(pl_module: pl.LightningModule) -> float:
+    """``time.perf_counter()`` after the module's device has finished its queued work."""
+    if pl_module.device.type == "cuda":
+        torch.cuda.synchronize(pl_module.device)
+    return time.perf_counter()
+
+
 class ThroughputMonitor(pl.Callback):
     """Tokens per second of training and evaluation batches, and the peak memory.
 
@@ -148,9 +155,7 @@ class ThroughputMonitor(pl.Callback):
 
     @staticmethod
     def _now(pl_module: pl.LightningModule) -> float:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-        return time.perf_counter()
+        return synced_clock(pl_module)
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+
+from experiments.callbacks import synced_clock
 
 ROW_LIMIT = 25
 """Rows of each kernel table."""
@@ -65,12 +66,6 @@ class StepProfiler(pl.Callback):
         self._t0 = 0.0
         self.written = False
 
-    @staticmethod
-    def _sync(pl_module: pl.LightningModule) -> float:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-        return time.perf_counter()
-
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -83,7 +78,7 @@ class StepProfiler(pl.Callback):
         if pl_module.device.type == "cuda":
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         self._first, self._count, self._validations = trainer.global_step, 0, 0
-        self._t0 = self._sync(pl_module)
+        self._t0 = synced_clock(pl_module)
         self._profile = torch.profiler.profile(activities=activities)
         self._profile.__enter__()
 
@@ -113,7 +108,7 @@ class StepProfiler(pl.Callback):
             self._finish(trainer, pl_module)
 
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        wall_s = self._sync(pl_module) - self._t0
+        wall_s = synced_clock(pl_module) - self._t0
         profile, self._profile = self._profile, None
         assert profile is not None
         profile.__exit__(None, None, None)

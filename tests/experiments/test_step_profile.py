@@ -35,16 +35,21 @@ def test_a_bad_window_is_one_config_sentence() -> None:
     assert "\n" not in str(info.value)
 
 
-def test_a_run_writes_the_profile_of_its_window(tmp_path: Path) -> None:
-    """Steps 1-2 of a four-step CPU run: the report names them and has the host table."""
+def _train(tmp_path: Path, window: str) -> Path:
+    """A four-step CPU debug run with ``callbacks.step_profile=window``; its run folder."""
     command = [
         sys.executable, "train.py", "debug=default", "task=listops",
         f"paths.output_dir={tmp_path}/runs", f"paths.data_dir={tmp_path}/data",
         f"hydra.run.dir={tmp_path}/run", "trainer.enable_progress_bar=false",
-        "callbacks.step_profile=1:2",
+        f"callbacks.step_profile={window}",
     ]  # fmt: skip
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-    text = (tmp_path / "run" / REPORT_NAME).read_text()
+    return tmp_path / "run"
+
+
+def test_a_run_writes_the_profile_of_its_window(tmp_path: Path) -> None:
+    """Steps 1-2 of a four-step CPU run: the report names them and has the host table."""
+    text = (_train(tmp_path, "1:2") / REPORT_NAME).read_text()
     assert text.startswith("Training steps 1-2 (2 steps) profiled with torch.profiler on CPU")
     assert "wall: " in text and "ms/step" in text
     assert "## By self host time" in text and "aten::" in text
@@ -53,11 +58,4 @@ def test_a_run_writes_the_profile_of_its_window(tmp_path: Path) -> None:
 
 
 def test_a_window_past_the_end_writes_nothing(tmp_path: Path) -> None:
-    command = [
-        sys.executable, "train.py", "debug=default", "task=listops",
-        f"paths.output_dir={tmp_path}/runs", f"paths.data_dir={tmp_path}/data",
-        f"hydra.run.dir={tmp_path}/run", "trainer.enable_progress_bar=false",
-        "callbacks.step_profile=100:2",
-    ]  # fmt: skip
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-    assert not (tmp_path / "run" / REPORT_NAME).exists()
+    assert not (_train(tmp_path, "100:2") / REPORT_NAME).exists()
