@@ -108,6 +108,7 @@ from experiments.bench_write import (  # noqa: F401
     write_tables,
 )
 from experiments.fresh_compile import compile_fresh
+from experiments.kernel_table import kernel_table
 from experiments.portable import portable_argument
 from experiments.run_record import git_commit
 from experiments.timing import (  # noqa: F401
@@ -153,8 +154,13 @@ def run_config(
     repeats: int,
     budget_s: float,
     timing: str = "eager",
+    kernels: int = 0,
 ) -> Row:
     """Measure one (mixer, scope, dtype, N); never raises.
+
+    With ``kernels`` > 0 a measured step is then profiled (three more steps, launched from
+    Python: the kernels a graph replay runs, without the replay) and the ``kernels`` costliest
+    kernels go to ``row.kernels`` (:func:`experiments.kernel_table.kernel_table`).
 
     With ``timing`` ``graph`` or ``compiled`` the timed repeats are replays of one CUDA graph
     of the step (:func:`~experiments.timing.measure`); a failed capture is an ``error`` row
@@ -181,6 +187,8 @@ def run_config(
             step, device, repeats, budget_s, baseline, graph=graph
         )
         row.time_ms, row.peak_mem_bytes, row.repeats, row.status = time_ms, peak, done, status
+        if kernels > 0 and status == "ok":
+            row.kernels = kernel_table(step, kernels, device=device)
         if status == "over_budget":
             over = f"warm-up step took {time_ms / 1e3:.1f} s > budget {budget_s:g} s"
             row.message = "; ".join(filter(None, [row.message, over]))
@@ -261,6 +269,7 @@ def run_benchmark(
     progress: Callable[[Row], None] | None = None,
     finished: Callable[[list[Row]], None] | None = None,
     timing: str = "eager",
+    kernels: int = 0,
 ) -> list[Row]:
     """Measure every (scope, dtype, mixer, N); a mixer stops growing after oom/over_budget.
 
@@ -268,7 +277,8 @@ def run_benchmark(
     slope, at least linear) a step longer than twice the budget. ``progress`` gets each row,
     ``finished`` the rows so far after each (scope, dtype, mixer). ``timing`` is ``eager``
     (timed steps), ``graph`` (timed replays of one CUDA graph per configuration) or
-    ``compiled`` (the same of the module compiled by ``torch.compile``).
+    ``compiled`` (the same of the module compiled by ``torch.compile``); ``kernels`` > 0 adds
+    each measured step's kernel table of that many rows (:func:`run_config`).
     """
     if timing not in TIMINGS:
         raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
@@ -280,6 +290,7 @@ def run_benchmark(
         "hidden": hidden,
         "repeats": repeats,
         "timing": timing,
+        "kernels": kernels,
     }
     for scope in scopes:
         for dtype in dtypes:
@@ -336,6 +347,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "CUDA graph of the forward+backward step (device time, CUDA only); compiled: the same "
         "of the module compiled by torch.compile (compilation excluded, CUDA only)",
     )
+    p.add_argument(
+        "--kernels",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="after each measured configuration, profile three steps and write the ROWS "
+        "costliest kernels (device time on CUDA, operators' host time on the CPU) to "
+        "kernels.md (default 0: off)",
+    )
     add_recompute_option(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="results")
@@ -369,6 +389,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             f"--timing {args.timing} needs --device cuda, since CUDA graphs only replay on a "
             "GPU; use --timing eager on the CPU"
         )
+    if args.kernels < 0:
+        raise BenchUsageError(f"--kernels must be 0 (off) or a number of rows, got {args.kernels}")
     if args.threads:
         torch.set_num_threads(args.threads)
     set_recompute(args.recompute)
@@ -393,6 +415,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "budget": budget,
         "specs": specs,
         "timing": args.timing,
+        "kernels": args.kernels,
     }
 
 
@@ -475,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=_progress,
         finished=checkpoint,
         timing=s["timing"],
+        kernels=s["kernels"],
     )
     meta = _run_meta(rows, args, s, command, load_before)
     print_tables(rows, meta["claims"])

@@ -50,6 +50,8 @@ class Row:
     status: str = "ok"
     repeats: int = 0
     message: str = ""
+    kernels: str = ""
+    """With ``--kernels``: the step's kernel table (in ``kernels.md``, not in ``scaling.csv``)."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -72,8 +72,34 @@ def write_tables(rows: list[Row], out: Path, meta: dict[str, Any]) -> list[Path]
     return paths
 
 
+def write_kernels(rows: list[Row], path: Path, meta: dict[str, Any]) -> None:
+    """``kernels.md``: the kernel table of every row that has one, after the provenance."""
+    on_cpu = str(meta["device"]).startswith("cpu")
+    where = "host time of the ATen operators" if on_cpu else "device time"
+    lines = [
+        "# Kernel tables of the scaling benchmark's steps",
+        "",
+        f"Command: `{meta['command']}`; commit `{meta['git_commit']}`, {meta['device']}, "
+        f"torch {meta['torch']}, {meta['date']}. Each table: `torch.profiler` over three "
+        f"forward+backward steps launched from Python after the timed ones ({where}; with "
+        "`--timing graph` or `compiled` the same kernels the timed graph replays ran), batch "
+        f"{meta['batch']}, hidden {meta['hidden']}.",
+    ]
+    for r in rows:
+        if r.kernels:
+            time = "" if r.time_ms is None else f": {r.time_ms:.3f} ms timed"
+            lines += ["", f"## {r.mixer}, {r.scope}, {r.dtype}, N = {r.N}{time}", "", r.kernels]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def write_outputs(rows: list[Row], out: Path, meta: dict[str, Any]) -> list[Path]:
-    """Write ``scaling.csv``, ``scaling.md`` and ``scaling.png`` into ``out``."""
+    """Write ``scaling.csv``, ``scaling.md``, ``scaling.png`` (and ``kernels.md``) into ``out``.
+
+    ``kernels.md`` only when some row has a kernel table (``--kernels``).
+    """
     paths = [*write_tables(rows, out, meta), out / "scaling.png"]
     plot(rows, paths[2], f"{meta['device']}, batch {meta['batch']}, hidden {meta['hidden']}")
+    if any(r.kernels for r in rows):
+        paths.append(out / "kernels.md")
+        write_kernels(rows, paths[-1], meta)
     return paths

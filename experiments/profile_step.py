@@ -33,7 +33,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 
 from experiments.bench_specs import add_hashed_dropout_option, use_hashed_dropout
 from experiments.bench_step_setup import (
@@ -45,6 +44,7 @@ from experiments.bench_step_setup import (
     random_batch,
     train_step,
 )
+from experiments.kernel_table import kernel_table
 from experiments.portable import portable_argument
 from experiments.results import git_commit
 from experiments.timing import short_device_name, time_steps
@@ -60,29 +60,6 @@ def _zero_dropout(model: nn.Module) -> None:
         for name in ("dropout", "attention_dropout", "dropout_p"):
             if isinstance(getattr(module, name, None), float):
                 setattr(module, name, 0.0)
-
-
-def kernel_table(step: Callable[[], None], rows: int, steps: int = 3) -> str:
-    """Markdown table of the kernels with the most self device time over ``steps`` steps."""
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize()
-    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
-    if not events:
-        events = [e for e in prof.key_averages() if e.self_device_time_total > 0]
-    events.sort(key=lambda e: e.self_device_time_total, reverse=True)
-    total = sum(e.self_device_time_total for e in events) or 1.0
-    lines = ["| kernel | ms/step | calls/step | share |", "|---|---|---|---|"]
-    for event in events[:rows]:
-        name = event.key.replace("|", "/")[:90]
-        ms = event.self_device_time_total / 1e3 / steps
-        lines.append(
-            f"| `{name}` | {ms:.3f} | {event.count / steps:.0f} | "
-            f"{100 * event.self_device_time_total / total:.1f}% |"
-        )
-    lines.append(f"| total device time | {total / 1e3 / steps:.3f} | | |")
-    return "\n".join(lines)
 
 
 def profile_rows(args: argparse.Namespace, write: Callable[[str], None]) -> None:

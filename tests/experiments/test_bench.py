@@ -538,3 +538,33 @@ def test_recompute_option_sets_the_layers_rule(flag: str, choice: str, value: bo
         assert S4DMixing(16).recompute_mixing is value
     finally:
         bench.set_recompute("auto")
+
+
+def test_kernels_option_writes_a_table_per_measured_row(tmp_path: Path) -> None:
+    """On the CPU the tables rank ATen operators by host time; no row, no file."""
+    argv = [
+        "--device", "cpu", "--lengths", "64", "--repeats", "1", "--dtypes", "fp32",
+        "--scopes", "layer", "--mixers", "softmax,lst-dct", "--out", str(tmp_path),
+    ]  # fmt: skip
+    assert bench.main([*argv, "--kernels", "4"]) == 0
+    text = (tmp_path / "kernels.md").read_text()
+    assert "python -m experiments.bench --device cpu" in text and "--kernels 4" in text
+    sections = text.split("\n## ")[1:]
+    assert [s.split(":")[0] for s in sections] == [
+        "softmax, layer, fp32, N = 64",
+        "lst-dct, layer, fp32, N = 64",
+    ]
+    for section in sections:
+        rows = [line for line in section.splitlines() if line.startswith("| `aten::")]
+        assert 1 <= len(rows) <= 4
+        assert "| total host time in ATen operators |" in section
+    with (tmp_path / "scaling.csv").open() as fh:
+        assert "kernels" not in next(csv.reader(fh))
+    (tmp_path / "kernels.md").unlink()
+    assert bench.main(argv) == 0
+    assert not (tmp_path / "kernels.md").exists()
+
+
+def test_negative_kernels_is_a_usage_error() -> None:
+    with pytest.raises(bench.BenchUsageError, match="--kernels must be 0"):
+        bench.main(["--device", "cpu", "--kernels", "-1"])

@@ -1,0 +1,66 @@
+"""Where a step's time goes: a Markdown table of its kernels from ``torch.profiler``.
+
+On CUDA the rows are the device kernels, copies and fills by self device time; on the CPU
+(no device activity) the ATen operators by self host time. Used by
+:mod:`experiments.profile_step` (training steps) and ``python -m experiments.bench --kernels``
+(one layer's forward and backward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+
+def kernel_table(
+    step: Callable[[], None], rows: int, steps: int = 3, device: torch.device | None = None
+) -> str:
+    """Markdown table of the ``rows`` costliest kernels over ``steps`` calls of ``step``.
+
+    Args:
+        step: One step (e.g. forward and backward); warm it up before (plans, compilation).
+        rows: Rows of the table (the total row comes after them).
+        steps: Profiled calls; the table gives milliseconds and calls per call.
+        device: Where ``step`` runs; None means CUDA (the device is synchronised before the
+            profile ends). On the CPU the table ranks operators by self host time.
+
+    Returns:
+        ``| kernel | ms/step | calls/step | share |`` rows and ``| total ... |``.
+    """
+    on_cuda = device is None or device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if on_cuda:
+            torch.cuda.synchronize(device)
+    averages = prof.key_averages()
+    if on_cuda:
+        events = [e for e in averages if e.device_type.name == "CUDA"]
+        if not events:
+            events = [e for e in averages if e.self_device_time_total > 0]
+
+        def cost(e: object) -> float:
+            return float(e.self_device_time_total)  # type: ignore[attr-defined]
+
+        what = "total device time"
+    else:
+        events = [e for e in averages if e.key.startswith("aten::")]
+
+        def cost(e: object) -> float:
+            return float(e.self_cpu_time_total)  # type: ignore[attr-defined]
+
+        what = "total host time in ATen operators"
+    events.sort(key=cost, reverse=True)
+    total = sum(cost(e) for e in events) or 1.0
+    lines = ["| kernel | ms/step | calls/step | share |", "|---|---|---|---|"]
+    for event in events[:rows]:
+        name = event.key.replace("|", "/")[:90]
+        lines.append(
+            f"| `{name}` | {cost(event) / 1e3 / steps:.3f} | {event.count / steps:.0f} | "
+            f"{100 * cost(event) / total:.1f}% |"
+        )
+    lines.append(f"| {what} | {total / 1e3 / steps:.3f} | | |")
+    return "\n".join(lines)
