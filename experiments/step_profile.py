@@ -78,9 +78,9 @@ class StepProfiler(pl.Callback):
         if pl_module.device.type == "cuda":
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         self._first, self._count, self._validations = trainer.global_step, 0, 0
-        self._t0 = synced_clock(pl_module)
         self._profile = torch.profiler.profile(activities=activities)
-        self._profile.__enter__()
+        self._profile.__enter__()  # the profiler's start-up (CUPTI) falls before the clock
+        self._t0 = synced_clock(pl_module)
 
     def on_train_batch_end(
         self,
