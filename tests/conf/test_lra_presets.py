@@ -11,6 +11,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -117,3 +118,34 @@ def test_only_path_x_clips_and_image_and_path_x_learn_positions() -> None:
     clip = {t for t, row in presets.LRA.items() if row["clip"] is not None}
     learned = {t for t, row in presets.LRA.items() if row["positions"] == "learned"}
     assert (clip, learned) == ({"pathx"}, {"image", "pathx"})
+
+
+@pytest.mark.parametrize("task", ["listops", "pathfinder"])
+def test_the_pixel_path_presets_build_a_lecun_head_and_the_others_a_std_002_head(
+    task: str,
+) -> None:
+    """Pathfinder-32 and Path-X give the classifier head the LRA code's init (LeCun normal,
+    std about 1/sqrt(fan_in)); every other layer, and every layer of the other tasks' presets,
+    starts at std 0.02."""
+    from spectrans.models import build_classifier
+
+    exp = _load("softmax", task)
+    assert exp.model.head_init_mode == presets.HEAD_INIT_WEIGHTS.get(task, presets.INIT_WEIGHTS)
+    torch.manual_seed(0)
+    model = build_classifier(
+        exp.model,
+        exp.attention,
+        vocab_size=20 if task == "listops" else 256,
+        num_classes=10 if task == "listops" else 2,
+        max_length=64,
+        pair=False,
+        input_type="tokens",
+    )
+    head = model.head.dense.weight
+    lecun = 1 / head.shape[1] ** 0.5
+    if task in presets.HEAD_INIT_WEIGHTS:
+        assert 0.75 * lecun < head.std().item() < 1.05 * lecun  # truncated at 2 std: ~0.88
+    else:
+        assert head.std().item() < 0.025
+    blocks = [p for n, p in model.named_parameters() if ".blocks." in n and p.ndim == 2]
+    assert blocks and all(p.std().item() < 0.025 for p in blocks)
