@@ -130,7 +130,7 @@ def test_the_pixel_path_presets_build_a_lecun_head_and_the_others_a_std_002_head
     from spectrans.models import build_classifier
 
     exp = _load("softmax", task)
-    assert exp.model.head_init_mode == presets.HEAD_INIT_WEIGHTS.get(task, presets.INIT_WEIGHTS)
+    assert exp.model.head_init_mode == ("xavier" if task == "pathfinder" else "truncnormal002")
     torch.manual_seed(0)
     model = build_classifier(
         exp.model,
@@ -143,7 +143,7 @@ def test_the_pixel_path_presets_build_a_lecun_head_and_the_others_a_std_002_head
     )
     head = model.head.dense.weight
     lecun = 1 / head.shape[1] ** 0.5
-    if task in presets.HEAD_INIT_WEIGHTS:
+    if task == "pathfinder":
         assert 0.75 * lecun < head.std().item() < 1.05 * lecun  # truncated at 2 std: ~0.88
     else:
         assert head.std().item() < 0.025
