@@ -41,18 +41,14 @@ def kernel_table(
         events = [e for e in averages if e.device_type.name == "CUDA"]
         if not events:
             events = [e for e in averages if e.self_device_time_total > 0]
-
-        def cost(e: object) -> float:
-            return float(e.self_device_time_total)  # type: ignore[attr-defined]
-
-        what = "total device time"
+        field, what = "self_device_time_total", "total device time"
     else:
         events = [e for e in averages if e.key.startswith("aten::")]
+        field, what = "self_cpu_time_total", "total host time in ATen operators"
 
-        def cost(e: object) -> float:
-            return float(e.self_cpu_time_total)  # type: ignore[attr-defined]
+    def cost(event: object) -> float:
+        return float(getattr(event, field))
 
-        what = "total host time in ATen operators"
     events.sort(key=cost, reverse=True)
     total = sum(cost(e) for e in events) or 1.0
     lines = ["| kernel | ms/step | calls/step | share |", "|---|---|---|---|"]

@@ -274,26 +274,26 @@ def classify(
     reference = preset_config(preset) if preset is not None else None
     if reference is None:
         return "custom", "not an experiment=lra/* preset"
-    changed = _changed(config, reference, preset_base_config(preset))
+    changed = _changed(config, reference, preset)
     if changed:
         return "custom", f"experiment={preset} with {changed} changed"
     return "lra", f"experiment={preset}"
 
 
-def _changed(
-    config: dict[str, Any], reference: dict[str, Any], base: dict[str, Any] | None = None
-) -> str:
+def _changed(config: dict[str, Any], reference: dict[str, Any], preset: str) -> str:
     """The protocol values of ``config`` that differ from ``reference``'s, or ``""``.
 
     A key ``config`` does not have did not exist when its run was made, so the behaviour that
-    key's default now names held: it is compared as the value ``base`` (the preset's group
-    choices without the preset's own values) gives it. A key missing from both is skipped.
+    key's default now names held: it is compared as the value :func:`preset_base_config` (the
+    preset's group choices without its own values) gives it, composed only when such a key
+    exists. A key missing from both is skipped.
     """
     ours, theirs = protocol_fields(config), protocol_fields(reference)
+    missing = theirs.keys() - ours.keys()
+    base = preset_base_config(preset) if missing else None
     defaults = protocol_fields(base) if base is not None else {}
-    for key in theirs.keys() - ours.keys():
-        if key in defaults:
-            ours[key] = defaults[key]
+    for key in missing & defaults.keys():
+        ours[key] = defaults[key]
     changed = [key for key in ours if key in theirs and ours[key] != theirs[key]]
     return ", ".join(f"{key} {ours[key]!r} (preset: {theirs[key]!r})" for key in changed)
 
@@ -312,7 +312,7 @@ def stale_reason(data: dict[str, Any]) -> str | None:
     reference = preset_config(preset) if preset is not None else None
     if reference is None:
         return None
-    changed = _changed(config, reference, preset_base_config(preset))
+    changed = _changed(config, reference, preset)
     return f"made under an earlier revision of experiment={preset}: {changed}" if changed else None
 
 

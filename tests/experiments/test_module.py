@@ -393,14 +393,4 @@ def test_head_live_units_counts_units_positive_for_some_row() -> None:
     assert module.head_live_units(batch) == 0
     logits = module(batch)
     assert torch.equal(logits, logits[:1].expand_as(logits))  # the same for every input
-    assert (
-        LRAModule(
-            _Tiny(),
-            num_classes=3,
-            is_pair=False,
-            optimizer=OptimizerConfig(),
-            scheduler=SchedulerConfig(),
-            max_steps=1,
-        ).head_live_units(batch)
-        is None
-    )  # no ClassifierHead
+    assert _module(False, max_steps=1).head_live_units(batch) is None  # no ClassifierHead
