@@ -11,8 +11,10 @@ For every registered mixer (``lst`` expanded over its transforms), one *layer* a
 *model* (two pre-norm blocks) are timed at each sequence length N: one warm-up step (two when
 the first, which may compile kernels or plan FFTs, is over the budget but within twice it), one
 step for memory, then ``repeats`` timed steps (device-synchronised); the reported time is their
-median. A step is ``loss = mean(f(x)^2); loss.backward()`` on ``x ~ N(0, 1)`` of shape
-``(batch, N, hidden)`` with no padding mask, under ``torch.autocast(bfloat16)`` for ``bf16``.
+median. A step is ``f(x).backward(g)`` on ``x ~ N(0, 1)`` of shape ``(batch, N, hidden)``
+with no padding mask and a fixed ``g ~ N(0, 1)`` of the output's shape and dtype
+(:class:`~experiments.timing.UpstreamGradient`: no loss kernels in the step), under
+``torch.autocast(bfloat16)`` for ``bf16``.
 
 Timing (``--timing``): ``eager`` (default) launches each step from Python with the device
 synchronised before and after, so at small N on a GPU the figure is mostly the host's dispatch

@@ -305,9 +305,10 @@ def _intro_lines(meta: dict[str, Any]) -> list[str]:
     lines = [
         "# Scaling: forward+backward time and peak memory against sequence length N",
         "",
-        f"Step: `mean(f(x)^2).backward()` on x of shape (batch={meta['batch']}, N, "
+        f"Step: `f(x).backward(g)` on x of shape (batch={meta['batch']}, N, "
         f"hidden={meta['hidden']}), {meta['heads']} heads where the mixer has heads, no "
-        f"padding mask. {_timing_sentence(meta)} "
+        "padding mask, g a fixed N(0, 1) gradient of the output (no loss kernels in the "
+        f"step). {_timing_sentence(meta)} "
         "**alpha**: least-squares slope of log time against log N on the upper half of the "
         "lengths the mixer completed (and on all of them). **x softmax**: time divided by the "
         "softmax (SDPA) layer's at the largest length both completed. **faster from N**: the "

@@ -8,7 +8,8 @@ On CUDA the rows are the device kernels, copies and fills by self device time; o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -36,11 +37,43 @@ def kernel_table(
             step()
         if on_cuda:
             torch.cuda.synchronize(device)
-    averages = prof.key_averages()
+    return averages_table(prof.key_averages(), rows, steps, on_cuda)
+
+
+def device_work(averages: Sequence[Any]) -> list[Any]:
+    """The kernels, copies and fills among ``key_averages()`` rows, without annotations.
+
+    ``record_function`` ranges (``## Call CompiledFxGraph ...``, ``Optimizer.step#...``) also
+    get device time: the span of the kernels launched inside them. Counting them with the
+    kernels would count that time twice or more, so rows marked as user annotations are left
+    out (older profilers without the mark: rows whose key starts with ``## `` or holds ``#``).
+    """
+    events = [e for e in averages if e.device_type.name == "CUDA"]
+    if not events:
+        events = [e for e in averages if e.self_device_time_total > 0]
+    return [e for e in events if not is_annotation(e)]
+
+
+def is_annotation(event: Any) -> bool:
+    """Whether a profiler row is a ``record_function`` range rather than device work."""
+    flag = getattr(event, "is_user_annotation", None)
+    if flag is not None:
+        return bool(flag)
+    return event.key.startswith("## ") or "#" in event.key
+
+
+def averages_table(averages: Sequence[Any], rows: int, steps: int, on_cuda: bool) -> str:
+    """The Markdown table of :func:`kernel_table` from ``key_averages()`` rows.
+
+    Args:
+        averages: ``profile.key_averages()`` of ``steps`` steps.
+        rows: Rows of the table (the total row comes after them).
+        steps: Steps the profile covers; the table gives milliseconds and calls per step.
+        on_cuda: Device work by self device time (:func:`device_work`), else the ATen
+            operators by self host time.
+    """
     if on_cuda:
-        events = [e for e in averages if e.device_type.name == "CUDA"]
-        if not events:
-            events = [e for e in averages if e.self_device_time_total > 0]
+        events = device_work(averages)
         field, what = "self_device_time_total", "total device time"
     else:
         events = [e for e in averages if e.key.startswith("aten::")]

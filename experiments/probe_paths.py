@@ -7,7 +7,8 @@ Usage::
         [--timing eager|graph]
 
 Five tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
-``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times):
+``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times;
+the backward from a fixed gradient of the output, :class:`experiments.timing.UpstreamGradient`):
 
 - **SDPA**: ``scaled_dot_product_attention`` on q, k, v ``(B, H, N, d)`` restricted to one
   backend (cuDNN, flash, memory-efficient) with and without a key-padding mask
@@ -64,7 +65,14 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from experiments.fresh_compile import compile_fresh, fail_on_recompile_limit
 from experiments.results import git_commit
-from experiments.timing import TIMINGS, GraphCaptureError, is_oom, measure, short_device_name
+from experiments.timing import (
+    TIMINGS,
+    GraphCaptureError,
+    UpstreamGradient,
+    is_oom,
+    measure,
+    short_device_name,
+)
 from spectrans.kernels import favor_fused
 from spectrans.kernels import small_head_attention as small_head
 from spectrans.layers.attention import favor_contract as favor_contract_module
@@ -123,17 +131,18 @@ def median_ms(step: Callable[[], None], repeats: int, graph: bool = False) -> fl
 
 
 def autocast_ms(forward: Callable[[], torch.Tensor], reps: int, graph: bool = False) -> str:
-    """Median ms of ``forward`` under bf16 autocast plus its backward.
+    """Median ms of ``forward`` under bf16 autocast plus its backward from a fixed gradient.
 
     ``oom`` if it runs out of memory (also while being captured), ``capture failed`` if
     ``graph`` and the step cannot be captured otherwise. A captured step runs autocast
     without its weight cache, as CUDA graphs need.
     """
+    upstream = UpstreamGradient()
 
     def step() -> None:
         with torch.autocast("cuda", torch.bfloat16, cache_enabled=not graph):
             out = forward()
-        out.float().square().mean().backward()
+        upstream(out)
 
     try:
         return f"{median_ms(step, reps, graph):.2f}"
@@ -155,12 +164,14 @@ def sdpa_ms(shape: tuple[int, ...], backend: str, masked: bool, dropout: float, 
         lengths = torch.randint(n // 4, n + 1, (b,), device="cuda")
         mask = (torch.arange(n, device="cuda") < lengths[:, None])[:, None, None, :]  # (B,1,1,N)
 
+    upstream = UpstreamGradient()
+
     def step() -> None:
         with sdpa_kernel([BACKENDS[backend]]):
             out = torch.nn.functional.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=dropout
             )  # (B, H, N, d)
-        out.float().square().mean().backward()
+        upstream(out)
 
     try:
         return f"{median_ms(step, reps):.2f}"
@@ -189,13 +200,15 @@ def segments_ms(
     lengths = torch.randint(n // 4, n + 1, (b,), device="cuda")
     mask = torch.arange(n, device="cuda") < lengths[:, None]  # (B, N)
 
+    upstream = UpstreamGradient()
+
     def step() -> None:
         order = key_padding.PrefixOrder(mask, pad_segments=pieces)
         qs, ks, vs = (order.sort(t) for t in (q, k, v))  # (B, N, H, d) each
         out = key_padding.key_padding_attention(
             qs, ks, vs, order.cu, order.max_len, dropout, order.seqused_k
         )  # (B, N, H, d)
-        order.unsort(out).float().square().mean().backward()
+        upstream(order.unsort(out))
 
     return f"{median_ms(step, reps):.2f}"
 
@@ -210,9 +223,11 @@ def small_head_ms(shape: tuple[int, ...], masked: bool, dropout: float, reps: in
         for _ in range(3)
     )  # (B, H, N, d) each
 
+    upstream = UpstreamGradient()
+
     def step() -> None:
         out = small_head.small_head_attention(q, k, v, dropout)  # (B, H, N, d)
-        out.float().square().mean().backward()
+        upstream(out)
 
     return f"{median_ms(step, reps):.2f}"
 

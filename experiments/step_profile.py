@@ -9,7 +9,13 @@ at the first step after it), with the host and device activities, and writes
 - ``device busy``: the self device time of every kernel, copy and fill in the window, per step;
 - ``device idle``: ``wall - device busy``, the share of the step the device waited for the host
   (data, Python, launches) when the step is host-bound;
-- two kernel tables from ``key_averages()``: by self device time and by self host time.
+- the host synchronisations inside the window (CUDA only: ``torch.cuda.set_sync_debug_mode``
+  in ``warn`` mode while it is open), counted by the Python lines that caused them: every one
+  stops the host until the device has drained its queue, so the device idles while the host
+  then prepares the next work;
+- two kernel tables: the device's kernels, copies and fills by self device time
+  (``record_function`` ranges left out, :func:`experiments.kernel_table.device_work`), and
+  the operators by self host time.
 
 A validation that falls inside the window is included (the report says so): pick ``START``
 between two validations.
@@ -22,18 +28,94 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import traceback
+import warnings
+from collections import Counter
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
 from experiments.callbacks import synced_clock
+from experiments.kernel_table import averages_table, device_work
 
 ROW_LIMIT = 25
 """Rows of each kernel table."""
 REPORT_NAME = "step-profile.txt"
 """The report's file name in the run folder."""
+SYNC_WARNING = "called a synchronizing CUDA operation"
+"""The text of the warning torch gives in ``warn`` sync-debug mode."""
+SYNC_FRAMES = 4
+"""Python frames (outside torch and Lightning) that name a synchronisation's origin."""
+SYNC_ROWS = 10
+"""Origins listed in the report."""
+
+
+class SyncRecorder:
+    """Count host synchronisations by their Python origin while open (a context manager).
+
+    Inside, ``torch.cuda.set_sync_debug_mode("warn")`` (CUDA only) makes every synchronising
+    operation warn; the recorder catches those warnings as they are raised, keeps the last
+    :data:`SYNC_FRAMES` frames of the stack outside ``torch`` and ``lightning`` (the code
+    that asked), and lets every other warning through. On exit the previous debug mode and
+    warning hook come back.
+
+    Args:
+        cuda: Whether to switch the debug mode (False: records only what is warned anyway).
+    """
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.origins: Counter[str] = Counter()
+        self._filters: Any = None
+        self._show: Any = None
+        self._mode = 0
+
+    def __enter__(self) -> SyncRecorder:
+        self._show, self._filters = warnings.showwarning, warnings.filters[:]
+        warnings.filterwarnings("always", message=f".*{SYNC_WARNING}")
+        warnings.showwarning = self._on_warning
+        if self.cuda:
+            self._mode = torch.cuda.get_sync_debug_mode()
+            torch.cuda.set_sync_debug_mode("warn")
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self.cuda:
+            torch.cuda.set_sync_debug_mode(self._mode)
+        warnings.showwarning = self._show
+        warnings.filters[:] = self._filters
+
+    def _on_warning(
+        self, message: Any, category: Any, filename: str, lineno: int, *rest: Any
+    ) -> None:
+        if SYNC_WARNING not in str(message):
+            self._show(message, category, filename, lineno, *rest)
+            return
+        self.origins[origin(traceback.extract_stack()[:-1])] += 1
+
+
+def origin(stack: list[traceback.FrameSummary]) -> str:
+    """The innermost :data:`SYNC_FRAMES` frames outside torch, Lightning and warnings.
+
+    Frames are ``path:line (function)``, innermost last, joined by `` <- `` innermost first;
+    paths are cut to what follows the last ``site-packages/`` or the repository root.
+    """
+    skip = ("/torch/", "/lightning/", "/warnings.py", "/step_profile.py")
+    frames = [f for f in stack if not any(part in f.filename for part in skip)]
+    root = str(Path(__file__).resolve().parents[1]) + "/"
+    shown = []
+    for frame in reversed(frames[-SYNC_FRAMES:]):
+        name = frame.filename.split("site-packages/")[-1].replace(root, "")
+        shown.append(f"{name}:{frame.lineno} ({frame.name})")
+    return " <- ".join(shown) or "(no frame outside torch and Lightning)"
 
 
 def parse_window(text: str) -> tuple[int, int]:
@@ -64,6 +146,7 @@ class StepProfiler(pl.Callback):
         self._count = 0
         self._validations = 0
         self._t0 = 0.0
+        self._syncs: SyncRecorder | None = None
         self.written = False
 
     def on_train_batch_start(
@@ -81,6 +164,7 @@ class StepProfiler(pl.Callback):
         self._profile = torch.profiler.profile(activities=activities)
         self._profile.__enter__()  # the profiler's start-up (CUPTI) falls before the clock
         self._t0 = synced_clock(pl_module)
+        self._syncs = SyncRecorder(cuda=pl_module.device.type == "cuda").__enter__()
 
     def on_train_batch_end(
         self,
@@ -108,12 +192,28 @@ class StepProfiler(pl.Callback):
             self._finish(trainer, pl_module)
 
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._syncs is not None:
+            self._syncs.__exit__(None, None, None)  # before the clock's own synchronisation
         wall_s = synced_clock(pl_module) - self._t0
         profile, self._profile = self._profile, None
         assert profile is not None
         profile.__exit__(None, None, None)
         self.path.write_text(self.report(profile, wall_s, pl_module))
         self.written = True
+
+    def sync_lines(self, steps: int) -> list[str]:
+        """The report's lines on host synchronisations (none on the CPU)."""
+        if self._syncs is None or not self._syncs.cuda:
+            return []
+        origins = self._syncs.origins
+        lines = [
+            "",
+            f"host synchronisations: {sum(origins.values()) / steps:.2f} per step "
+            f"({sum(origins.values())} in the window), by origin:",
+        ]
+        for where, count in origins.most_common(SYNC_ROWS):
+            lines.append(f"  {count / steps:6.2f} per step: {where}")
+        return lines
 
     def report(
         self, profile: torch.profiler.profile, wall_s: float, pl_module: pl.LightningModule
@@ -123,7 +223,8 @@ class StepProfiler(pl.Callback):
         n = self._count
         wall_ms = 1e3 * wall_s / n
         on_device = pl_module.device.type == "cuda"
-        busy_ms = sum(e.self_device_time_total for e in events) / 1e3 / n if on_device else None
+        work = device_work(events) if on_device else []
+        busy_ms = sum(e.self_device_time_total for e in work) / 1e3 / n if on_device else None
         device = torch.cuda.get_device_name(pl_module.device) if on_device else "CPU"
         lines = [
             f"Training steps {self._first}-{self._first + n - 1} ({n} steps) profiled with "
@@ -145,10 +246,14 @@ class StepProfiler(pl.Callback):
                 "and fill)",
                 f"device idle: {idle:.3f} ms/step ({100 * idle / wall_ms:.0f} % of the step: "
                 "the device waits for the host)",
+            ]
+        lines += self.sync_lines(n)
+        if busy_ms is not None:
+            lines += [
                 "",
                 "## By self device time",
                 "",
-                events.table(sort_by="self_device_time_total", row_limit=ROW_LIMIT),
+                averages_table(events, ROW_LIMIT, n, on_cuda=True),
             ]
         lines += [
             "",

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from spectrans.layers.attention.base import init_linear
 from spectrans.layers.dropout import Dropout
 from spectrans.layers.positional import build_positional_encoding
+from spectrans.layers.token_embedding import TokenEmbedding
 
 LENGTH_KEY = "model.max_sequence_length"
 
@@ -35,8 +36,9 @@ class BaseModel(nn.Module):
             ``none`` (rotary/alibi are mixer options, see :mod:`spectrans.layers.positional`).
         use_cls_token: Prepend a learned CLS token (position 0, always unmasked).
         dropout: Dropout on the embeddings.
-        input_type: ``tokens`` (``nn.Embedding``) or ``values`` (``(B, N)`` floats through
-            ``Linear(1, D)``).
+        input_type: ``tokens`` (a
+            :class:`~spectrans.layers.token_embedding.TokenEmbedding`) or ``values``
+            (``(B, N)`` floats through ``Linear(1, D)``).
         init_weights: ``InitWeightsMode`` of embeddings and linears owned by the model.
         embedding_init_std: Std of the normal init of the token embedding.
         cls_init_std: Std of the normal init of the CLS token (0 gives zeros).
@@ -65,7 +67,7 @@ class BaseModel(nn.Module):
         self.init_mode = init_weights
         self.embedding_init_std, self.cls_init_std = embedding_init_std, cls_init_std
         self.length_limit: int | None = None  # set by subclasses that have a limit
-        self.embedding = nn.Embedding(vocab_size, hidden_dim) if vocab_size else None
+        self.embedding = TokenEmbedding(vocab_size, hidden_dim) if vocab_size else None
         self.value_proj = nn.Linear(1, hidden_dim) if input_type == "values" else None
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_dim)) if use_cls_token else None
         num_cls = 1 if use_cls_token else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from experiments.config import ConfigError, validate_experiment
-from experiments.step_profile import REPORT_NAME, parse_window
+from experiments.step_profile import REPORT_NAME, SYNC_WARNING, SyncRecorder, parse_window
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,3 +60,26 @@ def test_a_run_writes_the_profile_of_its_window(tmp_path: Path) -> None:
 
 def test_a_window_past_the_end_writes_nothing(tmp_path: Path) -> None:
     assert not (_train(tmp_path, "100:2") / REPORT_NAME).exists()
+
+
+def _synchronising_call() -> None:
+    warnings.warn(f"the test {SYNC_WARNING} here", UserWarning, stacklevel=1)
+
+
+def test_synchronisations_are_counted_by_the_code_that_asked() -> None:
+    """Sync warnings are counted by their origin; other warnings pass through unchanged."""
+    with warnings.catch_warnings(record=True) as passed:
+        warnings.simplefilter("always")
+        with SyncRecorder(cuda=False) as recorder:
+            for _ in range(3):
+                _synchronising_call()
+            warnings.warn("something else", UserWarning, stacklevel=1)
+        _synchronising_call()  # after the window: not counted
+    [(where, count)] = recorder.origins.items()
+    assert count == 3
+    assert where.startswith("tests/experiments/test_step_profile.py:")
+    assert "(_synchronising_call)" in where and "<- " in where
+    assert [str(w.message) for w in passed] == [
+        "something else",
+        f"the test {SYNC_WARNING} here",
+    ]

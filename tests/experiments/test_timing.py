@@ -151,3 +151,22 @@ def test_the_graphed_step_gives_the_eager_gradients(dtype):
     del replay
     time_ms, peak, done, status = timing.measure(step, device, 3, budget_s=10.0, graph=True)
     assert (status, done) == ("ok", 3) and time_ms > 0.0 and peak is not None and peak > 0
+
+
+def test_the_step_backpropagates_one_fixed_output_gradient():
+    """x.grad is W^T g for a linear layer, with the same g on every call (no loss term)."""
+    layer = torch.nn.Linear(4, 3, bias=False)
+    x = torch.randn(2, 5, 4, requires_grad=True)  # (B, N, D)
+    step = timing.make_step(layer, x, "fp32")
+    step()
+    first = x.grad.clone()
+    step()
+    torch.testing.assert_close(x.grad, first)  # the same g, not accumulated
+    upstream = timing.UpstreamGradient()
+    out = layer(x.detach())
+    upstream(out.requires_grad_())
+    g = upstream.grad
+    assert g is not None and g.shape == (2, 5, 3) and g.dtype == out.dtype
+    torch.testing.assert_close(first, g @ layer.weight)  # d(g . W x)/dx
+    upstream(torch.zeros(1, 3, requires_grad=True))
+    assert upstream.grad.shape == (1, 3)  # a new output shape draws a new g
