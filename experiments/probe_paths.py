@@ -23,9 +23,10 @@ the backward from a fixed gradient of the output, :class:`experiments.timing.Ups
   ``gemm`` (two GEMMs with the transform matrix), ``folded`` (the DCT/DST matrix split by
   its mirror symmetry into four half-size GEMMs; Hadamard as ``gemm``), ``factored`` (the
   transform factored into small GEMMs: Hadamard as :math:`H_a \otimes H_b`, DCT/DST by the
-  four-step DFT), ``dense`` (the ``N x N`` operator built, then one GEMM per head) and
-  ``fast`` (the transforms) at several N, at the ListOps width and the layer benchmark's
-  width; ``gemm``, ``folded`` and ``dense`` are skipped (``-``) above
+  four-step DFT), ``dense`` (the ``N x N`` operator built, then one GEMM per head),
+  ``fast`` (the transforms) and ``fast-strided`` (``fast`` with the DCT/DST FFTs along the
+  strided sequence axis, :data:`LST_PATHS`) at several N, at the ListOps width and the layer
+  benchmark's width; ``gemm``, ``folded`` and ``dense`` are skipped (``-``) above
   ``MATRIX_PROBE_MAX_LENGTH``. ``GEMM_MAX_LENGTH``, ``FOLD_ODD_LENGTHS``, ``DENSE_MAX_LENGTH`` and
   ``FACTORED_MIN_LENGTH`` of :mod:`spectrans.layers.attention.lst` are read off it.
 - **FNet**: the FNet layer on ``fft`` (cuFFT in float32), ``factored`` (four-step GEMMs in
@@ -75,6 +76,7 @@ from experiments.timing import (
 )
 from spectrans.kernels import favor_fused
 from spectrans.kernels import small_head_attention as small_head
+from spectrans.layers import spectral_filter
 from spectrans.layers.attention import favor_contract as favor_contract_module
 from spectrans.layers.attention import key_padding
 
@@ -101,7 +103,10 @@ LST_SHAPES = {  # name: (B, D, H, lengths)
     "listops width": (32, 512, 8, (1024, 2000, LISTOPS_TOKENS, 3000, 4096, 8192)),
     "layer width": (8, 256, 4, (1024, 2048, 4096, 8192, 16384, 32768, 65536)),
 }
-LST_PATHS = ("gemm", "folded", "factored", "dense", "fast")
+LST_PATHS = ("gemm", "folded", "factored", "dense", "fast", "fast-strided")
+"""The LST table's columns: the layer's mixing paths, and ``fast-strided``, the ``fast`` path
+with :data:`spectrans.layers.spectral_filter.FFT_ALONG_LAST_DIM` off (DCT and DST FFTs along
+the strided sequence axis; other kinds are unaffected)."""
 WAVELET_SHAPES = {  # name: (B, D, lengths)
     "pathfinder-32": (512, 32, (1024,)),
     "listops": (32, 512, (LISTOPS_TOKENS,)),
@@ -247,6 +252,15 @@ def lst_ms(
 
     if path in ("gemm", "folded", "dense") and n > MATRIX_PROBE_MAX_LENGTH:
         return "-"
+    if path == "fast-strided":
+        if transform not in ("dct", "dst", "mixed"):
+            return "-"
+        saved = spectral_filter.FFT_ALONG_LAST_DIM
+        spectral_filter.FFT_ALONG_LAST_DIM = False
+        try:
+            return lst_ms(b, width, heads, n, "fast", reps, transform, graph)
+        finally:
+            spectral_filter.FFT_ALONG_LAST_DIM = saved
     layer = LSTAttention(width, heads, transform, max_sequence_length=n).cuda()
     layer.mixing_path = path
     x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)

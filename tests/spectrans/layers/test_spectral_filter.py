@@ -54,12 +54,32 @@ def _fast_filter(u: torch.Tensor, gains: torch.Tensor, kind: str) -> torch.Tenso
     )
 
 
+@pytest.mark.parametrize("last_dim", [False, True])
 @pytest.mark.parametrize("compiling", [False, True])
 @pytest.mark.parametrize("kind", ["dct", "dst"])
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 64, 101])
 def test_fft_filters_match_the_dense_operator_in_both_arithmetics(
-    kind: str, n: int, compiling: bool, monkeypatch: pytest.MonkeyPatch
+    kind: str, n: int, compiling: bool, last_dim: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The rFFT filters in complex (eager) and in real arithmetic (as traced by the compiler)."""
+    """The rFFT filters in complex (eager) and in real arithmetic (as traced by the compiler),
+    with the FFTs along the signal's own sequence axis and along the transposed last axis."""
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
+    monkeypatch.setattr(spectral_filter, "FFT_ALONG_LAST_DIM", last_dim)
     assert_matches_dense_operator(_fast_filter, kind, n, atol=1e-12, grad_atol=1e-12)
+
+
+def test_the_transposed_layout_compiles_to_the_same_filter() -> None:
+    """Through torch.compile (Inductor on the CPU): values and gradients of both layouts."""
+    torch.manual_seed(0)
+    u = torch.randn(2, 3, 37, 4, requires_grad=True)  # (B, H, N, d)
+    gains = torch.rand(3, 37, requires_grad=True)  # (H, N)
+    g = torch.randn(2, 3, 37, 4)
+
+    def run(fn):
+        out = fn(u, gains)
+        return (out, *torch.autograd.grad((out * g).sum(), (u, gains)))
+
+    reference = run(lambda x, w: spectral_filter._dct_filter_along(x, w, dim=-2))
+    compiled = run(torch.compile(spectral_filter.dct_filter, fullgraph=True))
+    for a, b in zip(compiled, reference, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
