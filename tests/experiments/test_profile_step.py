@@ -58,11 +58,13 @@ def test_lst_table_has_every_path_per_transform_and_skips_big_matrices() -> None
     rows = probe_paths.lst_table(3, ["dct", "hadamard"], measure_ms=fake)
     lengths = sum(len(shape[3]) for shape in probe_paths.LST_SHAPES.values())
     assert len(rows) == 2 + 2 * lengths
-    assert rows[0].count("ms") == len(probe_paths.LST_PATHS) == 5 and "folded" in rows[0]
-    assert {p for _, _, p in calls} == {"gemm", "folded", "factored", "dense", "fast"}
+    assert rows[0].count("ms") == len(probe_paths.LST_PATHS) == 6 and "folded" in rows[0]
+    paths = {"gemm", "folded", "factored", "dense", "fast", "fast-strided"}
+    assert {p for _, _, p in calls} == paths
     assert {n for _, n, _ in calls} >= {1024, 2048, 4096, 8192, 16384, 65536}
     assert probe_paths.lst_ms(1, 8, 2, 65536, "gemm", 1) == "-"  # N^2 matrix: not timed
     assert probe_paths.lst_ms(1, 8, 2, 65536, "dense", 1) == "-"
+    assert probe_paths.lst_ms(1, 8, 2, 1024, "fast-strided", 1, "hadamard") == "-"  # no DCT
 
 
 def test_fnet_table_times_every_path_at_every_length() -> None:
