@@ -48,7 +48,7 @@ REPORT_NAME = "step-profile.txt"
 SYNC_WARNING = "called a synchronizing CUDA operation"
 """The text of the warning torch gives in ``warn`` sync-debug mode."""
 SYNC_FRAMES = 4
-"""Python frames (outside torch and Lightning) that name a synchronisation's origin."""
+"""Python frames (outside torch) that name a synchronisation's origin."""
 SYNC_ROWS = 10
 """Origins listed in the report."""
 
@@ -58,8 +58,8 @@ class SyncRecorder:
 
     Inside, ``torch.cuda.set_sync_debug_mode("warn")`` (CUDA only) makes every synchronising
     operation warn; the recorder catches those warnings as they are raised, keeps the last
-    :data:`SYNC_FRAMES` frames of the stack outside ``torch`` and ``lightning`` (the code
-    that asked), and lets every other warning through. On exit the previous debug mode and
+    :data:`SYNC_FRAMES` frames of the stack outside ``torch`` (the code that asked: ours or
+    Lightning's), and lets every other warning through. On exit the previous debug mode and
     warning hook come back.
 
     Args:
@@ -103,19 +103,19 @@ class SyncRecorder:
 
 
 def origin(stack: list[traceback.FrameSummary]) -> str:
-    """The innermost :data:`SYNC_FRAMES` frames outside torch, Lightning and warnings.
+    """The innermost :data:`SYNC_FRAMES` frames outside torch and the warning machinery.
 
     Frames are ``path:line (function)``, innermost last, joined by `` <- `` innermost first;
     paths are cut to what follows the last ``site-packages/`` or the repository root.
     """
-    skip = ("/torch/", "/lightning/", "/warnings.py", "/step_profile.py")
+    skip = ("/torch/", "/warnings.py", "/step_profile.py")
     frames = [f for f in stack if not any(part in f.filename for part in skip)]
     root = str(Path(__file__).resolve().parents[1]) + "/"
     shown = []
     for frame in reversed(frames[-SYNC_FRAMES:]):
         name = frame.filename.split("site-packages/")[-1].replace(root, "")
         shown.append(f"{name}:{frame.lineno} ({frame.name})")
-    return " <- ".join(shown) or "(no frame outside torch and Lightning)"
+    return " <- ".join(shown) or "(no frame outside torch)"
 
 
 def parse_window(text: str) -> tuple[int, int]:
