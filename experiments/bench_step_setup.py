@@ -210,7 +210,10 @@ def random_batch(setup: Setup, device: torch.device, seed: int = 0) -> dict[str,
 
     Fixed-length tasks (images) get no mask, as their collated batches carry none. Tasks of
     variable length are padded to ``N`` in training, so their batch gets lengths drawn
-    uniformly from ``[N/4, N]`` (the first item full) and the key mask of those lengths.
+    uniformly from ``[N/4, N]`` (the first item full), the key mask of those lengths, and
+    token 0 at every padded position as the collator writes there (a compiled embedding's
+    backward adds the gradients of every position of a token to one row, so how often a
+    token repeats shows in its time).
     Under ``task.mask=lra_nonzero`` on Pathfinder and Path-X (``setup.ink_fraction``), each
     pixel is non-zero with the images' ink share and the mask also drops every zero token,
     as the collated batches of those presets do.
@@ -224,6 +227,7 @@ def random_batch(setup: Setup, device: torch.device, seed: int = 0) -> dict[str,
         lengths = torch.randint(max(1, n // 4), n + 1, (setup.batch,), generator=gen)
         lengths[0] = n
         mask = torch.arange(n)[None, :] < lengths[:, None]  # (B, N)
+        ids = torch.where(mask, ids.clamp(min=1), 0)  # (B, N): padded with id 0, as collated
     if setup.ink_fraction is not None:
         ink = torch.rand(ids.shape, generator=gen) < setup.ink_fraction  # (B, N)
         ids = torch.where(ink, ids.clamp(min=1), 0)  # (B, N)

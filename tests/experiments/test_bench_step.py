@@ -352,3 +352,11 @@ def test_rows_name_the_options_that_changed_the_presets_step(
     assert main(argv) == 0  # the presets as they are: the note names the mode only
     (row,) = _csv_rows(tmp_path / "train_step.csv")
     assert row["note"] == "eager"
+
+
+def test_padded_batches_hold_token_zero_at_padded_positions() -> None:
+    """As the collator pads: id 0 exactly where the mask is False."""
+    setup = load_setup("lst-dct", "listops", batch=16, max_len=64)
+    data = bench_step.random_batch(setup, torch.device("cpu"))
+    ids, mask = data["input_ids"], data["attention_mask"]  # (B, N) each
+    assert torch.equal(ids == 0, ~mask) and not bool(mask.all())
