@@ -34,6 +34,10 @@ class TokenEmbedding(nn.Embedding):
 
     Only ``num_embeddings`` and ``embedding_dim`` are taken: no padding index, norm clipping
     or sparse gradients, whose semantics the two-stage sum does not reproduce.
+
+    Args:
+        num_embeddings: Vocabulary size ``V``.
+        embedding_dim: Width ``D``.
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
