@@ -140,6 +140,9 @@ class ThroughputMonitor(pl.Callback):
     (``trainer.log_every_n_steps``), before validation and when training ends; the device is
     synchronised only when a window opens or closes, never inside one.
     ``train_tokens_per_s = sum(B*N) / sum(window seconds)`` over the timed batches.
+    Evaluation (validation and test) is timed per evaluation loop, from its start to its end,
+    so it includes fetching its batches and the device is synchronised twice per loop, not
+    around every batch: ``eval_tokens_per_s = sum(B*N) / sum(loop seconds)``.
     """
 
     def __init__(self, skip_batches: int = 2) -> None:
@@ -202,19 +205,11 @@ class ThroughputMonitor(pl.Callback):
     def _eval_start(self, pl_module: pl.LightningModule) -> None:
         self._start = self._now(pl_module)
 
-    def _eval_end(self, pl_module: pl.LightningModule, batch: Any) -> None:
+    def _eval_end(self, pl_module: pl.LightningModule) -> None:
         self.eval_seconds += self._now(pl_module) - self._start
-        self.eval_tokens += _batch_tokens(batch)
 
-    def on_validation_batch_start(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        """Start the batch clock."""
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the evaluation clock (one synchronisation per evaluation, not per batch)."""
         self._eval_start(pl_module)
 
     def on_validation_batch_end(
@@ -226,18 +221,15 @@ class ThroughputMonitor(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Add this batch's tokens and seconds."""
-        self._eval_end(pl_module, batch)
+        """Count this batch's tokens."""
+        self.eval_tokens += _batch_tokens(batch)
 
-    def on_test_batch_start(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        """Start the batch clock."""
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Stop the evaluation clock."""
+        self._eval_end(pl_module)
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the evaluation clock."""
         self._eval_start(pl_module)
 
     def on_test_batch_end(
@@ -249,8 +241,12 @@ class ThroughputMonitor(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Add this batch's tokens and seconds."""
-        self._eval_end(pl_module, batch)
+        """Count this batch's tokens."""
+        self.eval_tokens += _batch_tokens(batch)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Stop the evaluation clock."""
+        self._eval_end(pl_module)
 
     def summary(self, world_size: int = 1) -> dict[str, Any]:
         """``train_tokens_per_s``, ``eval_tokens_per_s`` (None if unmeasured), peak memory.

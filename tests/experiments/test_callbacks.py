@@ -144,3 +144,28 @@ def test_nan_guard_names_the_first_non_finite_step(check_every, losses, stopped,
         assert guard.failure is None
     else:
         assert reason in guard.failure
+
+
+def test_evaluation_is_timed_per_loop_not_per_batch(monkeypatch) -> None:
+    """One clock reading at each end of a validation or test loop; every batch's tokens count."""
+    readings: list[int] = []
+    clock = iter(range(0, 1000, 10))
+
+    def now() -> float:
+        readings.append(1)
+        return float(next(clock))
+
+    monkeypatch.setattr(cb.time, "perf_counter", now)
+    monitor = cb.ThroughputMonitor()
+    module = SimpleNamespace(device=torch.device("cpu"))
+    batch = {"input_ids": torch.zeros(2, 5, dtype=torch.long)}  # 10 tokens
+    monitor.on_validation_epoch_start(None, module)
+    for i in range(3):
+        monitor.on_validation_batch_end(None, module, None, batch, i)
+    monitor.on_validation_epoch_end(None, module)
+    monitor.on_test_epoch_start(None, module)
+    monitor.on_test_batch_end(None, module, None, batch, 0)
+    monitor.on_test_epoch_end(None, module)
+    assert len(readings) == 4  # two per loop, none per batch
+    assert monitor.eval_tokens == 40 and monitor.eval_seconds == 20.0
+    assert monitor.summary()["eval_tokens_per_s"] == 2.0
