@@ -358,12 +358,25 @@ class InterruptCheckpoint(pl.Callback):
             trainer.save_checkpoint(self.path)
 
 
+def progress_numbers(pl_module: pl.LightningModule | None) -> dict[str, float]:
+    """The module's ``progress_values`` as numbers (one device read each; {} if none)."""
+    values = getattr(pl_module, "progress_values", None) or {}
+    return {k: float(v) for k, v in values.items()}
+
+
 class StepProgressBar(TQDMProgressBar):
     """A training bar counted in optimizer steps, ``step t/max_steps``, over all epochs.
 
     Lightning's bar counts batches of the current epoch and prints ``Epoch e/max_epochs-1``,
     which reads ``Epoch 0/-2`` on a step-based run (``max_epochs=-1``).
+
+    The ``train/*`` values the module logs are not marked ``prog_bar`` (Lightning would read
+    every progress-bar value from the device after every batch); the bar reads the module's
+    ``progress_values`` (the tensors it logged) on logging steps, when the loggers read them
+    too, and at the last step, and shows them until the next.
     """
+
+    _train_values: dict[str, float] | None = None
 
     min_interval = 0.1
     """Seconds between redraws of the training bar (tqdm's own default)."""
@@ -378,6 +391,12 @@ class StepProgressBar(TQDMProgressBar):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
         """Keep the run-long bar (no per-epoch reset)."""
+
+    def get_metrics(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> dict[str, int | str | float | dict[str, float]]:
+        """Lightning's bar metrics and the ``train/*`` numbers read on the last logging step."""
+        return {**super().get_metrics(trainer, pl_module), **(self._train_values or {})}
 
     def on_train_batch_end(
         self,
@@ -399,11 +418,11 @@ class StepProgressBar(TQDMProgressBar):
         bar.n = trainer.global_step
         now = time.monotonic()
         every = max(1, int(trainer.log_every_n_steps or 1))
-        if (
-            now - self._last_draw >= self.min_interval
-            or trainer.global_step % every == 0
-            or trainer.global_step >= (bar.total or 0)
-        ):
+        logging_step = trainer.global_step % every == 0
+        last = trainer.global_step >= (bar.total or 0)
+        if logging_step or last or not self._train_values:
+            self._train_values = progress_numbers(pl_module)
+        if now - self._last_draw >= self.min_interval or logging_step or last:
             self._last_draw = now
             bar.set_postfix(self.get_metrics(trainer, pl_module))
             bar.refresh()

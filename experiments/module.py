@@ -267,6 +267,7 @@ class LRAModule(pl.LightningModule):
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume through the checkpoint
         self.last_head_live_units: int | None = None  # at the latest validation
+        self.progress_values: dict[str, torch.Tensor] = {}  # train/* of the latest logging step
 
     @property
     def runner(self) -> nn.Module:
@@ -356,8 +357,13 @@ class LRAModule(pl.LightningModule):
         loss, preds = self._step(batch)
         self.train_acc.update(preds, batch["labels"])  # accumulates on the device
         if self._is_logging_step():
-            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-            self.log("train/acc", self.train_acc.compute(), on_step=True, prog_bar=True)
+            # Not prog_bar: Lightning converts every progress-bar value it holds to a Python
+            # number after every batch, a device read (and wait) per value per step; the bar
+            # reads ``progress_values`` after this step only (StepProgressBar).
+            acc = self.train_acc.compute()
+            self.log("train/loss", loss, on_step=True, on_epoch=False)
+            self.log("train/acc", acc, on_step=True)
+            self.progress_values = {"train/loss": loss.detach(), "train/acc": acc}
             self.train_acc.reset()
         return loss
 

@@ -169,3 +169,22 @@ def test_evaluation_is_timed_per_loop_not_per_batch(monkeypatch) -> None:
     assert len(readings) == 4  # two per loop, none per batch
     assert monitor.eval_tokens == 40 and monitor.eval_seconds == 20.0
     assert monitor.summary()["eval_tokens_per_s"] == 2.0
+
+
+def test_progress_bar_reads_the_training_values_on_logging_steps_only(monkeypatch) -> None:
+    """The module's logged tensors become numbers on logging steps; between them none is read."""
+    logged = SimpleNamespace(progress_values={"train/loss": torch.tensor(2.0)})
+    assert cb.progress_numbers(logged) == {"train/loss": 2.0}
+    assert cb.progress_numbers(SimpleNamespace()) == {}
+    progress = cb.StepProgressBar()
+    progress._train_progress_bar = _Bar(total=100)
+    reads: list[int] = []
+    monkeypatch.setattr(cb, "progress_numbers", lambda m: reads.append(1) or {"train/loss": 1.5})
+    monkeypatch.setattr(cb.TQDMProgressBar, "get_metrics", lambda self, t, m: {"v": 1})
+    module = SimpleNamespace()
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=10)
+    for step in range(1, 31):
+        trainer.global_step = step
+        progress.on_train_batch_end(trainer, module, None, None, step)  # type: ignore[arg-type]
+    assert len(reads) == 1 + 3  # the first step (nothing shown yet), then steps 10, 20, 30
+    assert progress._train_progress_bar.postfix == {"v": 1, "train/loss": 1.5}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +267,30 @@ def test_resume_hint_is_runnable_here_and_portable_in_the_record(
         f"stopped at step 3 of 10 (trainer.max_time); continue with: {runnable}"
     )
     assert harness._runnable("NaN loss", run_dir) == "NaN loss"
+
+
+def test_training_batches_read_no_logged_value_from_the_device(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning turns every progress-bar value it holds into a number after every batch (a
+    device read and wait on a GPU); the per-step training metrics are therefore not progress-bar
+    values, and the bar shows them from the logging steps. (The loggers' reads on logging steps
+    are another path and are allowed.)"""
+    reads: list[str] = []
+    for name in ("item", "__float__", "tolist"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            stack = "".join(traceback.format_stack(limit=12))
+            if "logger_connector" in stack and "in on_batch_end" in stack:  # after every batch
+                reads.append(stack)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    overrides = [
+        "task=listops", "trainer.max_steps=8", "trainer.log_every_n_steps=4",
+        "trainer.val_check_interval=100", "trainer.enable_progress_bar=true",
+    ]  # fmt: skip
+    record = harness.run(_cfg(tmp_path, data_dir, overrides))
+    assert record["status"] == "completed" and record["steps"] == 8
+    assert reads == [], reads[0]
