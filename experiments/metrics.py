@@ -1,4 +1,6 @@
-"""The training accuracy as two running counts: two device operations per step.
+"""Accuracy and mean loss as running sums on the device, read only when computed.
+
+``RunningAccuracy`` (training, validation and test accuracy):
 
 ``acc = correct / seen`` over the batches since the last reset, with
 ``correct = sum_b [pred_b = label_b]`` and ``seen`` the number of labels: the micro-averaged
@@ -7,6 +9,12 @@ same ratio), computed with the same float32 division, and summed over processes 
 like it. Unlike that metric it validates nothing per step (its check of the label values
 calls ``torch.unique``, which waits for the device) and runs one comparison, one sum and two
 in-place additions instead of about fifteen operations.
+
+``WeightedMean`` (validation and test loss): ``sum_i w_i x_i / sum_i w_i``, the weighted mean
+of ``torchmetrics.MeanMetric`` in the same float32 arithmetic, without its per-update check
+for NaN values (``isnan(...).any()`` read on the host: a wait for the device on every
+batch). A NaN loss is not dropped, as ``MeanMetric`` would drop it with a warning: it makes
+the mean NaN, which is what happened.
 """
 
 from __future__ import annotations
@@ -39,3 +47,29 @@ class RunningAccuracy(Metric):
     def compute(self) -> torch.Tensor:
         """``correct / seen`` as float32."""
         return _safe_divide(self.correct, self.seen)
+
+
+class WeightedMean(Metric):
+    """Weighted mean of scalars (or tensors, all elements sharing the weight), on the device.
+
+    ``update(value, weight)`` adds ``weight * value.sum()`` and ``weight * value.numel()``.
+    """
+
+    full_state_update = False
+    total: torch.Tensor
+    weight: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, value: torch.Tensor, weight: float | torch.Tensor = 1.0) -> None:
+        """Add one batch's value with its weight (e.g. the batch's number of examples)."""
+        value = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+        self.total += (value * weight).sum()  # ()
+        self.weight += torch.as_tensor(weight, dtype=torch.float32) * value.numel()
+
+    def compute(self) -> torch.Tensor:
+        """``total / weight`` as float32."""
+        return _safe_divide(self.total, self.weight)

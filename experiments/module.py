@@ -23,11 +23,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MaxMetric
 
 from experiments.config import OptimizerConfig, SchedulerConfig
-from experiments.metrics import RunningAccuracy
+from experiments.metrics import RunningAccuracy, WeightedMean
 from spectrans.models.heads import ClassifierHead
 
 _NO_DECAY_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.RMSNorm)
@@ -254,16 +253,18 @@ class LRAModule(pl.LightningModule):
         self.__dict__["_compiled"] = None  # not a submodule: state-dict keys stay the same
         self.use_compiled = compile is True
         self.chooser: CompileChooser | None = None
-        self.is_pair = is_pair
+        self.num_classes, self.is_pair = num_classes, is_pair
         self.optimizer_cfg = optimizer
         self.scheduler_cfg = scheduler
         self.max_steps = max_steps
         self.criterion = nn.CrossEntropyLoss()
         self.train_acc = RunningAccuracy()  # per step: no device read, two device operations
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_loss = MeanMetric()
-        self.test_loss = MeanMetric()
+        # Running sums read once per evaluation: no per-batch validation of labels or NaN check
+        # (each a wait for the device; experiments/metrics.py).
+        self.val_acc = RunningAccuracy()
+        self.test_acc = RunningAccuracy()
+        self.val_loss = WeightedMean()
+        self.test_loss = WeightedMean()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume through the checkpoint
         self.last_head_live_units: int | None = None  # at the latest validation
