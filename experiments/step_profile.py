@@ -40,6 +40,7 @@ import torch
 
 from experiments.callbacks import synced_clock
 from experiments.kernel_table import averages_table, device_work
+from experiments.portable import REPO_ROOT
 
 ROW_LIMIT = 25
 """Rows of each kernel table."""
@@ -110,7 +111,7 @@ def origin(stack: list[traceback.FrameSummary]) -> str:
     """
     skip = ("/torch/", "/warnings.py", "/step_profile.py")
     frames = [f for f in stack if not any(part in f.filename for part in skip)]
-    root = str(Path(__file__).resolve().parents[1]) + "/"
+    root = f"{REPO_ROOT}/"
     shown = []
     for frame in reversed(frames[-SYNC_FRAMES:]):
         name = frame.filename.split("site-packages/")[-1].replace(root, "")

@@ -168,8 +168,9 @@ class CallbacksConfig(StrictModel):
         early_stopping_patience: Stop after this many validations without improvement.
         step_profile: ``START:STEPS``: a ``torch.profiler`` record of the ``STEPS`` training
             steps from global step ``START`` (after any ``compile=auto`` trial), with the wall
-            time and the device's busy time per step and the kernel tables, in
-            ``<run dir>/step-profile.txt`` (:mod:`experiments.step_profile`). None: off.
+            time and the device's busy time per step, the host synchronisations by origin and
+            the kernel tables, in ``<run dir>/step-profile.txt``
+            (:mod:`experiments.step_profile`). None: off.
     """
 
     monitor: str = "val/acc"
