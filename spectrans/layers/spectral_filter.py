@@ -67,9 +67,10 @@ from spectrans.transforms.factored import (
     fourstep_split,
     hadamard_factored,
 )
-from spectrans.transforms.fft import causal_conv, rfft_lean
+from spectrans.transforms.fft import causal_conv
 from spectrans.transforms.hadamard import bit_parity, next_power_of_two, sequency
 from spectrans.transforms.modules import DCT, DST, FFTTransform, HadamardTransform
+from spectrans.transforms.precision import compute_dtype
 from spectrans.transforms.wavelet import WaveletTransform
 
 FILTER_KINDS = ("dct", "dct3", "dst", "hadamard", "fft", "wavelet")
@@ -158,12 +159,13 @@ def dct_filter(u: Tensor, gains: Tensor) -> Tensor:
     """Orthonormal DCT-II filter ``C^T diag(gains) C`` along dim -2 (one rFFT pair).
 
     Args:
-        u: ``(..., H, N, d)`` real signal.
-        gains: ``(H, N)`` real gains of the DCT-II coefficients.
+        u: ``(..., H, N, d)`` real signal; float16 and bfloat16 are filtered in float32
+            (cuFFT has no bfloat16) and kept for the backward in their own precision.
+        gains: ``(H, N)`` real gains of the DCT-II coefficients, in ``compute_dtype(u)``.
 
     Returns:
-        ``(..., H, N, d)``; with :data:`FFT_ALONG_LAST_DIM` a transposed view of an
-        ``(..., H, d, N)`` tensor.
+        ``(..., H, N, d)`` in ``compute_dtype(u)``; with :data:`FFT_ALONG_LAST_DIM` a
+        transposed view of an ``(..., H, d, N)`` tensor.
     """
     if FFT_ALONG_LAST_DIM:
         return _dct_filter_along(u.transpose(-1, -2), gains, dim=-1).transpose(-1, -2)
@@ -172,18 +174,153 @@ def dct_filter(u: Tensor, gains: Tensor) -> Tensor:
 
 def _dct_filter_along(u: Tensor, gains: Tensor, dim: int) -> Tensor:
     """:func:`dct_filter` along ``dim``; -2 for ``(..., H, N, d)``, -1 for ``(..., H, d, N)``."""
-    n = u.shape[dim]
+    return _DCTFilter.apply(u, gains, dim)
+
+
+class _DCTFilter(torch.autograd.Function):
+    r"""``y = C^T diag(gains) C u`` along ``dim`` with a backward built from the same filter.
+
+    ``C`` is orthonormal, so the operator is symmetric and the input's gradient is the filter
+    applied to the output's gradient :math:`g`: :math:`\partial u = C^T \mathrm{diag}(\Lambda)
+    C g`. The gains' gradient is :math:`\partial\Lambda_k = \sum (Cu)_k (Cg)_k` over every
+    row (batch items and channels of a head). Both are read off the rFFTs of the reordered
+    signals (:func:`_gain_gradient`), so the backward is one rFFT of :math:`g` and one inverse
+    rFFT, with pointwise work between them that the compiler fuses, where autograd's own
+    formulas for the inverse rFFT and the complex filter add copies and complex kernels that
+    Inductor runs one by one.
+
+    What the backward keeps: eagerly, for float32 and float64 input, the forward's spectrum
+    (the size of ``u``); otherwise ``u`` itself, in its own precision, which the backward
+    transforms again (one more rFFT) when the gains need a gradient. Under ``torch.compile``
+    that is always the choice, so a compiled step keeps neither the float32 spectrum nor a
+    float32 copy of bfloat16 ``u`` (the compiler may even recompute ``u`` from the gates that
+    make it).
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, gains: Tensor, dim: int) -> Tensor:  # noqa: D102
+        ctx.dim, ctx.n = dim, u.shape[dim]
+        spec = _reordered_bins(u, dim)  # bins along dim, unscaled
+        ctx.keeps_spectrum = not torch.compiler.is_compiling() and u.dtype == compute_dtype(u)
+        ctx.u_dtype = u.dtype
+        ctx.save_for_backward(spec if ctx.keeps_spectrum else u, gains)
+        return _filter_from_bins(spec, gains, ctx.n, dim)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # noqa: D102
+        kept, gains = ctx.saved_tensors
+        dim, n = ctx.dim, ctx.n
+        grad_bins = _reordered_bins(grad, dim, "ortho")  # bins along dim, scaled N^{-1/2}
+        du = dg = None
+        if ctx.needs_input_grad[0]:
+            du = _filter_from_bins(grad_bins, gains, n, dim, "ortho").to(ctx.u_dtype)
+        if ctx.needs_input_grad[1]:
+            if ctx.keeps_spectrum:
+                dg = _gain_gradient(kept, grad_bins, n, dim) * n**-0.5  # (H, N)
+            else:
+                # Converted before the reordering (the forward reorders first): two graphs
+                # for one value, so the compiler recomputes it from the narrow ``u`` instead
+                # of keeping the forward's float32 copy alive between the passes.
+                u_bins = _reordered_bins(kept.to(compute_dtype(kept)), dim, "ortho")
+                dg = _gain_gradient(u_bins, grad_bins, n, dim)  # (H, N)
+            dg = dg.to(gains.dtype)
+        return du, dg, None
+
+
+def _reordered_bins(u: Tensor, dim: int, norm: str = "backward") -> Tensor:
+    """``RFFT(P u)`` along ``dim``: ``N // 2 + 1`` complex bins of the Makhoul-reordered signal.
+
+    ``norm`` as in ``torch.fft``: ``backward`` unscaled, ``ortho`` scaled by ``N^{-1/2}``.
+    Half precision is reordered as it is and transformed in float32 (the reordering moves
+    samples, so the order of the two steps does not change a value; what a compiled backward
+    keeps, if anything, is then the narrower tensor).
+    """
+    v = makhoul_reorder(u, u.dim() + dim)  # u's dtype
+    return torch.fft.rfft(v.to(compute_dtype(v)), dim=dim, norm=norm)
+
+
+def _filter_from_bins(
+    spec: Tensor, gains: Tensor, n: int, dim: int, norm: str = "backward"
+) -> Tensor:
+    """``P^{-1} IRFFT(a V + c conj(V))`` for ``spec = V``: the filtered signal, ``N`` along dim.
+
+    ``norm`` is that of the rFFT that made ``spec``; the inverse uses the same, so the filter
+    does not depend on it.
+    """
     bins = n // 2 + 1
     rev = torch.cat([gains[:, :1], gains[:, 1:].flip(-1)], dim=-1)[:, :bins]  # Lambda_{N-k}
     head = gains[:, :bins]
     a = (head + rev) * 0.5  # (H, bins)
-    c = _rotation(n, gains.dtype, u.device) * ((head - rev) * 0.5)  # (H, bins) complex
+    c = _rotation(n, gains.dtype, spec.device) * ((head - rev) * 0.5)  # (H, bins) complex
     a, c = (a[:, :, None], c[:, :, None]) if dim == -2 else (a[:, None, :], c[:, None, :])
-    axis = u.dim() + dim
-    spec = rfft_lean(makhoul_reorder(u, axis), dim=dim)  # bins along dim
-    spec = _filter_bins(spec, a, c)
-    v = torch.fft.irfft(spec, n=n, dim=dim)  # n samples along dim
-    return makhoul_unreorder(v, axis)
+    v = torch.fft.irfft(_filter_bins(spec, a, c), n=n, dim=dim, norm=norm)  # n along dim
+    return makhoul_unreorder(v, v.dim() + dim)
+
+
+def _gain_gradient(u_bins: Tensor, g_bins: Tensor, n: int, dim: int) -> Tensor:
+    r"""``N sum (C u)_k (C g)_k`` per head from the rFFTs of the reordered ``u`` and ``g``.
+
+    With :math:`V = \mathrm{RFFT}(P x)` (unscaled) and :math:`W_k = \omega_k V_k`,
+    :math:`\omega_k = e^{-i\pi k/(2N)}` (:math:`k = 0..\lfloor N/2 \rfloor`), Makhoul's
+    identity gives the unscaled DCT-II :math:`\tilde X_k = \mathrm{Re}\,W_k`, and for
+    :math:`k = N - j`, :math:`j = 1..\lfloor (N-1)/2 \rfloor`, Hermitian symmetry
+    :math:`V_{N-j} = \overline{V_j}` gives :math:`\tilde X_{N-j} = -\mathrm{Im}\,W_j`. The
+    orthonormal coefficients are :math:`s_k \tilde X_k` with :math:`s_0^2 = 1/N`,
+    :math:`s_k^2 = 2/N`, so
+
+    .. math:: \partial\Lambda_k = s_k^2 \sum \mathrm{Re}\,W^u_k\,\mathrm{Re}\,W^g_k,\quad
+        \partial\Lambda_{N-j} = s_{N-j}^2 \sum \mathrm{Im}\,W^u_j\,\mathrm{Im}\,W^g_j
+
+    (the two signs cancel), summed over batch items and a head's channels. With
+    :math:`\mathrm{Re}\,a\,\mathrm{Re}\,b = \tfrac12 \mathrm{Re}(a \bar b + a b)`,
+    :math:`\mathrm{Im}\,a\,\mathrm{Im}\,b = \tfrac12 \mathrm{Re}(a \bar b - a b)`,
+    :math:`|\omega_k| = 1` and the sums taken first,
+
+    .. math:: \sum \mathrm{Re}\,W^u_k\,\mathrm{Re}\,W^g_k
+        = \tfrac12 \mathrm{Re}\big(P_k + \omega_k^2 Q_k\big),\quad
+        \sum \mathrm{Im}\,W^u_k\,\mathrm{Im}\,W^g_k
+        = \tfrac12 \mathrm{Re}\big(P_k - \omega_k^2 Q_k\big),
+
+    :math:`P = \sum V^u \overline{V^g}`, :math:`Q = \sum V^u V^g`: two products and two
+    reductions over the bins (in complex arithmetic eagerly; on the real views, one fused
+    reduction, while the compiler traces), then per-head work on ``(H, bins)``.
+
+    Args:
+        u_bins: ``(..., H, bins, d)`` (``dim = -2``) or ``(..., H, d, bins)`` complex.
+        g_bins: the same shape.
+        n: Signal length ``N``.
+        dim: The bins' dim, -2 or -1.
+
+    Returns:
+        ``(H, N)`` real: :math:`\partial\Lambda` times ``N`` and the bins' two scales
+        (``ortho`` bins are :math:`V / \sqrt N`, so on two of them it is :math:`\partial\Lambda`).
+    """
+    if dim == -2:
+        u_bins, g_bins = u_bins.transpose(-1, -2), g_bins.transpose(-1, -2)  # (..., H, d, bins)
+    rows = [i for i in range(u_bins.dim()) if i not in (u_bins.dim() - 3, u_bins.dim() - 1)]
+    if torch.compiler.is_compiling():
+        ur, ui = torch.view_as_real(u_bins).unbind(-1)  # (..., H, d, bins) each
+        gr, gi = torch.view_as_real(g_bins).unbind(-1)
+        terms = torch.stack([ur * gr, ui * gi, ur * gi + ui * gr]).sum([r + 1 for r in rows])
+        rr, ii, cross = terms.unbind(0)  # (H, bins) each
+        p, q_re, q_im = rr + ii, rr - ii, cross  # P real part, Q (H, bins)
+    else:
+        p = (u_bins * g_bins.conj()).sum(rows).real  # (H, bins)
+        q = (u_bins * g_bins).sum(rows)  # (H, bins) complex
+        q_re, q_im = q.real, q.imag
+    cos, sin = _double_twiddle(n, p.dtype, p.device)  # (bins,): omega_k^2
+    rotated = cos * q_re - sin * q_im  # Re(omega^2 Q), (H, bins)
+    re = 0.5 * (p + rotated)  # (H, bins)
+    im = 0.5 * (p - rotated)
+    grad = torch.cat([re, im[:, 1 : (n - 1) // 2 + 1].flip(-1)], dim=-1)  # (H, N)
+    return torch.cat([grad[:, :1], 2.0 * grad[:, 1:]], dim=-1)  # (H, N)
+
+
+@eager_cached(maxsize=64)
+def _double_twiddle(n: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``cos`` and ``sin`` of ``-pi k / n`` for k = 0..n//2 (``exp(-i pi k / (2n))^2``)."""
+    phase = torch.arange(n // 2 + 1, dtype=torch.float64, device=device) * (-math.pi / n)
+    return phase.cos().to(dtype), phase.sin().to(dtype)
 
 
 def _filter_bins(spec: Tensor, a: Tensor, c: Tensor) -> Tensor:
@@ -220,7 +357,10 @@ def _rotation(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
 
 
 def dst_filter(u: Tensor, gains: Tensor) -> Tensor:
-    """Orthonormal DST-II filter along dim -2: ``A M_dct(reversed gains) A``."""
+    """Orthonormal DST-II filter along dim -2: ``A M_dct(reversed gains) A``.
+
+    Dtypes as :func:`dct_filter`.
+    """
     n = u.shape[-2]
     alt = alternating_signs(n, u.dtype, u.device)[:, None]  # (N, 1): +1, -1, ...
     return dct_filter(u * alt, gains.flip(-1)) * alt
@@ -232,18 +372,20 @@ def spectral_filter(
     """Apply ``M = T^{-1} diag(gains) T`` along the sequence.
 
     Args:
-        u: ``(B, H, N, d)`` signal.
-        gains: ``(H, F)`` coefficient gains (from :func:`coefficient_gains`).
+        u: ``(B, H, N, d)`` signal; float16 and bfloat16 are filtered in float32.
+        gains: ``(H, F)`` coefficient gains (from :func:`coefficient_gains`), in
+            ``compute_dtype(u)``.
         transform: The kind's module (``dim=-2``).
         kind: ``dct`` or ``dst`` select the fused fast paths; otherwise the transform pair.
 
     Returns:
-        ``(B, H, N, d)``.
+        ``(B, H, N, d)`` in ``compute_dtype(u)``.
     """
     if kind == "dct":
         return dct_filter(u, gains)
     if kind == "dst":
         return dst_filter(u, gains)
+    u = u.to(compute_dtype(u))  # (B, H, N, d)
     n = u.shape[-2]
     coeffs = transform.transform(u)  # (B, H, F, d), complex for fft
     coeffs = coeffs * gains[:, :, None].to(coeffs.real.dtype)

@@ -387,9 +387,10 @@ class _LSTFilterAttention(AttentionLayer):
 
     def mix(self, u: Tensor) -> Tensor:
         """Token mixing ``M u`` (or the causal convolution) of ``u`` (B, H, N, d)."""
-        profile = self.profile.to(u.dtype)  # (H, L)
+        profile = self.profile.to(compute_dtype(u))  # (H, L)
         if self.causal:
-            return causal_filter(u, self._taps(profile, u.shape[-2]))  # (B, H, N, d)
+            taps = self._taps(profile, u.shape[-2])  # (H, N)
+            return causal_filter(u.to(profile.dtype), taps)  # (B, H, N, d)
         return self._filter_groups(u, profile, matrices=None)
 
     def mix_path(self, u: Tensor, path: str) -> Tensor:
@@ -397,11 +398,10 @@ class _LSTFilterAttention(AttentionLayer):
 
         The gates run in the projections' dtype (bfloat16 under autocast); only the FFT-based
         transforms of the fast path take half-precision input to float32 (cuFFT has no
-        bfloat16), and their output comes back before the query gate, so fewer and narrower
-        tensors are kept for the backward than with float32 gates.
+        bfloat16; :meth:`mix` returns float32), and their output comes back before the query
+        gate, so fewer and narrower tensors are kept for the backward than with float32 gates.
+        The DCT and DST filters keep their half-precision input for the backward.
         """
-        if path == "fast" and u.dtype not in (torch.float32, torch.float64):
-            u = u.float()  # (B, H, N, d)
         mix = {
             "gemm": self.mix_gemm,
             "folded": self.mix_folded,

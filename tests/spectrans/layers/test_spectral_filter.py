@@ -83,3 +83,62 @@ def test_the_transposed_layout_compiles_to_the_same_filter() -> None:
     compiled = run(torch.compile(spectral_filter.dct_filter, fullgraph=True))
     for a, b in zip(compiled, reference, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("last_dim", [False, True])
+@pytest.mark.parametrize("wanted", ["u", "gains"])
+def test_fft_filter_gives_the_gradient_of_either_input_alone(
+    wanted: str, last_dim: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only ``u`` or only the gains need a gradient: the other is not computed, this one is
+    the dense operator's."""
+    monkeypatch.setattr(spectral_filter, "FFT_ALONG_LAST_DIM", last_dim)
+    n = 13
+    gen = torch.Generator().manual_seed(1)
+    a = transform_matrix("dct", n, torch.float64, torch.device("cpu"))  # (N, N)
+    u = torch.randn(2, 3, n, 4, dtype=torch.float64, generator=gen)
+    gains = torch.randn(3, n, dtype=torch.float64, generator=gen)
+    target = u if wanted == "u" else gains
+    target.requires_grad_(True)
+    g = torch.randn(2, 3, n, 4, dtype=torch.float64, generator=gen)
+    ref = torch.einsum("kj,hk,kl,bhld->bhjd", a, gains, a, u)  # (B, H, N, d)
+    (want,) = torch.autograd.grad(ref, target, g)
+    (got,) = torch.autograd.grad(spectral_filter.dct_filter(u, gains), target, g)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+
+
+def _saved_for_backward(fn, u: torch.Tensor, gains: torch.Tensor) -> list[torch.Tensor]:
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(u, gains)
+    out.float().square().sum().backward()
+    assert u.grad is not None and gains.grad is not None
+    return saved
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fft_filter_keeps_bfloat16_input_instead_of_its_spectrum(compiled: bool) -> None:
+    """For bfloat16 input the backward keeps nothing complex and nothing in float32 the size
+    of the signal: the input itself (or, compiled, what the compiler chooses), not its
+    float32 spectrum."""
+    torch._dynamo.reset()
+    u = torch.randn(2, 3, 64, 8).bfloat16().requires_grad_(True)
+    gains = torch.rand(3, 64, requires_grad=True)
+    fn = torch.compile(spectral_filter.dct_filter) if compiled else spectral_filter.dct_filter
+    saved = _saved_for_backward(fn, u, gains)
+    assert not any(t.is_complex() for t in saved)
+    assert not any(t.dtype == torch.float32 and t.numel() >= u.numel() for t in saved)
+
+
+def test_fft_filter_keeps_the_spectrum_of_float32_input_eagerly() -> None:
+    """Eagerly a float32 signal's spectrum is the size of the signal and saves the backward
+    an rFFT, so that is what is kept."""
+    u = torch.randn(2, 3, 64, 8, requires_grad=True)
+    gains = torch.rand(3, 64, requires_grad=True)
+    saved = _saved_for_backward(spectral_filter.dct_filter, u, gains)
+    assert any(t.is_complex() for t in saved)
