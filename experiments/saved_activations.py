@@ -4,7 +4,7 @@ Usage::
 
     python -m experiments.saved_activations [--length 4096] [--batch 2] [--hidden 256]
         [--heads 4] [--dtype bf16|fp32] [--mixers softmax,lst-dct,...] [--lst-path auto|...]
-        [--out <file.md>]
+        [--compile] [--out <file.md>]
 
 Every tensor that autograd saves during one forward of the layer on ``x`` of shape
 ``(batch, N, hidden)`` passes through :func:`torch.autograd.graph.saved_tensors_hooks`; the
@@ -13,6 +13,10 @@ backward, counted exactly and without allocator effects, on the CPU (``bf16`` ru
 under ``torch.autocast(bfloat16)``). It is reported in MiB and in *units*: one bfloat16 copy of
 ``x`` (``B N D`` x 2 bytes). Parameters saved by the projections are included (they are
 counted once however often they are saved).
+
+``--compile`` counts what the layer compiled by ``torch.compile`` saves (after one untimed
+forward and backward that compile it): the compiler's partitioner chooses what to keep and what
+to recompute in the backward, so the count can differ from the eager one either way.
 
 The CPU takes other kernels than a GPU where those differ: softmax attention saves the
 fused kernel's output and log-sum-exp on both, but with attention dropout the CPU falls back
@@ -63,6 +67,18 @@ def saved_bytes(forward: Callable[[Tensor], object], x: Tensor, dtype: str) -> i
     return sum(storages.values())
 
 
+def compiled_forward(layer: nn.Module, x: Tensor, dtype: str) -> Callable[[Tensor], object]:
+    """``torch.compile(layer)``, compiled by one forward and backward on ``x`` (not counted)."""
+    compiled = torch.compile(layer)
+    autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=dtype == "bf16")
+    with autocast:
+        out = compiled(x)
+    out = out[0] if isinstance(out, tuple) else out
+    out.float().sum().backward()
+    x.grad = None
+    return compiled
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,6 +88,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
     p.add_argument("--mixers", default=None, help="comma list of labels (default: all)")
+    p.add_argument(
+        "--compile", action="store_true", help="count what the torch.compile'd layer saves"
+    )
     add_backward_options(p)
     p.add_argument("--out", type=Path, default=None, help="also write the table here")
     return p.parse_args(argv)
@@ -92,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     unit = args.batch * args.length * args.hidden * 2  # one bfloat16 copy of x
     words = sys.argv[1:] if argv is None else argv
     lines = [
-        f"# Saved for the backward: one layer forward, N = {args.length}, {args.dtype}",
+        f"# Saved for the backward: one layer forward, N = {args.length}, {args.dtype}"
+        + (", compiled" if args.compile else ""),
         "",
         f"Command: `{command_line('experiments.saved_activations', words)}`; CPU, torch "
         f"{torch.__version__}, commit `{git_commit(short=True)}`, {utc_stamp()}. Unit: one "
@@ -107,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         layer: nn.Module = build_mixer(spec, args.length).train()
         set_lst_path(layer, args.lst_path)
         x = torch.randn(args.batch, args.length, args.hidden, requires_grad=True)  # (B, N, D)
-        size = saved_bytes(layer, x, args.dtype)
+        forward: Callable[[Tensor], object] = layer
+        if args.compile:
+            torch._dynamo.reset()
+            forward = compiled_forward(layer, x, args.dtype)
+        size = saved_bytes(forward, x, args.dtype)
         lines.append(f"| {spec.label} | {size / 2**20:.1f} | {size / unit:.2f} |")
     emit(lines, args.out)
     return 0

@@ -36,3 +36,13 @@ def test_the_table_names_its_command_and_lists_the_mixers(tmp_path, capsys) -> N
 def test_an_unknown_mixer_is_refused(capsys) -> None:  # noqa: ANN001
     assert saved_activations.main(["--mixers", "softmx"]) == 2
     assert "unknown mixers ['softmx']" in capsys.readouterr().out
+
+
+def test_a_compiled_layer_is_counted_after_its_compilation() -> None:
+    """The compiled linear layer saves what the eager one does; the compiling pass leaves no
+    gradient behind on the input."""
+    layer = nn.Linear(16, 8, bias=False)
+    x = torch.randn(3, 5, 16, requires_grad=True)
+    forward = saved_activations.compiled_forward(layer, x, "fp32")
+    assert x.grad is None
+    assert saved_activations.saved_bytes(forward, x, "fp32") == x.nbytes + layer.weight.nbytes
