@@ -261,7 +261,7 @@ def _filter_from_bins(
 
 
 def _gain_gradient(u_bins: Tensor, g_bins: Tensor, n: int, dim: int) -> Tensor:
-    r"""``N sum (C u)_k (C g)_k`` per head from the rFFTs of the reordered ``u`` and ``g``.
+    r"""The gains' gradient ``sum (C u)_k (C g)_k`` per head from the reordered signals' rFFTs.
 
     With :math:`V = \mathrm{RFFT}(P x)` (unscaled) and :math:`W_k = \omega_k V_k`,
     :math:`\omega_k = e^{-i\pi k/(2N)}` (:math:`k = 0..\lfloor N/2 \rfloor`), Makhoul's
@@ -274,7 +274,9 @@ def _gain_gradient(u_bins: Tensor, g_bins: Tensor, n: int, dim: int) -> Tensor:
     .. math:: \partial\Lambda_k = s_k^2 \sum \mathrm{Re}\,W^u_k\,\mathrm{Re}\,W^g_k,\quad
         \partial\Lambda_{N-j} = s_{N-j}^2 \sum \mathrm{Im}\,W^u_j\,\mathrm{Im}\,W^g_j
 
-    (the two signs cancel), summed over batch items and a head's channels. With
+    (the two signs cancel), summed over batch items and a head's channels. On ``ortho`` bins
+    (:math:`V / \sqrt N`) the weights :math:`N s_k^2` are 1 for :math:`k = 0` and 2 otherwise.
+    With
     :math:`\mathrm{Re}\,a\,\mathrm{Re}\,b = \tfrac12 \mathrm{Re}(a \bar b + a b)`,
     :math:`\mathrm{Im}\,a\,\mathrm{Im}\,b = \tfrac12 \mathrm{Re}(a \bar b - a b)`,
     :math:`|\omega_k| = 1` and the sums taken first,
@@ -295,8 +297,9 @@ def _gain_gradient(u_bins: Tensor, g_bins: Tensor, n: int, dim: int) -> Tensor:
         dim: The bins' dim, -2 or -1.
 
     Returns:
-        ``(H, N)`` real: :math:`\partial\Lambda` times ``N`` and the bins' two scales
-        (``ortho`` bins are :math:`V / \sqrt N`, so on two of them it is :math:`\partial\Lambda`).
+        ``(H, N)`` real: :math:`\partial\Lambda` when both inputs are ``ortho`` bins
+        (:math:`V / \sqrt N`, so the weights :math:`N s_k^2` are 1 and 2); each unscaled
+        input multiplies it by :math:`\sqrt N`.
     """
     if dim == -2:
         u_bins, g_bins = u_bins.transpose(-1, -2), g_bins.transpose(-1, -2)  # (..., H, d, bins)
