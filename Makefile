@@ -4,7 +4,7 @@ TASK ?= listops
 BENCH_STEP_ARGS ?= --compile none
 ATTENTION ?= softmax
 
-.PHONY: install test test-all train sweep data campaign results bench bench-gpu bench-step lint format clean
+.PHONY: install test test-all train sweep data campaign results speed-readme bench bench-gpu bench-step lint format clean
 
 install:  ## install (CPU torch pinned) and run the default job
 	pip install torch==2.13.0 -e ".[dev]" && $(PY) train.py
@@ -31,6 +31,9 @@ campaign: ## what is missing of conf/campaign/lra.yaml on this machine's GPUs (s
 
 results:  ## aggregate every metrics.json into results/*.md, *.csv, *.png
 	$(PY) -m experiments.results
+
+speed-readme: ## rewrite README.md's speed table from results/scaling.csv and scaling.md
+	$(PY) -m experiments.speed_readme --scaling results --readme README.md
 
 bench:    ## scaling benchmark on this machine (CPU)
 	bash scripts/bench_cpu.sh

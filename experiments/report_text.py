@@ -27,3 +27,18 @@ def emit(lines: list[str], out: Path | None) -> None:
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
+
+
+def replace_marked_block(text: str, block: str, start_marker: str, end_marker: str) -> str:
+    """``text`` with the part from ``start_marker`` to ``end_marker`` (both included) replaced.
+
+    Raises:
+        ValueError: the markers are missing or out of order.
+    """
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < start:
+        raise ValueError(
+            f"the file has no {start_marker!r} ... {end_marker!r} block to replace; "
+            "add the two marker lines where the table belongs"
+        )
+    return text[:start] + block + text[end + len(end_marker) :]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from experiments.report_text import replace_marked_block
 from experiments.results_aggregate import REFERENCES, CellStats, chance_text
 from experiments.results_load import shown_path, table_label, tasks
 from experiments.run_record import RunRecord
@@ -165,10 +166,4 @@ def replace_readme_block(text: str, block: str) -> str:
     Raises:
         ValueError: the markers are missing or out of order.
     """
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise ValueError(
-            f"the file has no {README_START!r} ... {README_END!r} block to replace; "
-            "add the two marker lines where the table belongs"
-        )
-    return text[:start] + block + text[end + len(README_END) :]
+    return replace_marked_block(text, block, README_START, README_END)
