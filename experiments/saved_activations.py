@@ -46,6 +46,11 @@ from experiments.report_text import command_line, emit, utc_stamp
 from experiments.run_record import git_commit
 
 
+def forward_autocast(x: Tensor, dtype: str) -> torch.autocast:
+    """``torch.autocast(bfloat16)`` on ``x``'s device for ``bf16``, a disabled one for ``fp32``."""
+    return torch.autocast(x.device.type, torch.bfloat16, enabled=dtype == "bf16")
+
+
 def saved_bytes(forward: Callable[[Tensor], object], x: Tensor, dtype: str) -> int:
     """Bytes of the distinct storages autograd saves during ``forward(x)``.
 
@@ -61,8 +66,7 @@ def saved_bytes(forward: Callable[[Tensor], object], x: Tensor, dtype: str) -> i
         storages[storage.data_ptr()] = storage.nbytes()
         return t
 
-    autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=dtype == "bf16")
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast:
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), forward_autocast(x, dtype):
         forward(x)
     return sum(storages.values())
 
@@ -70,8 +74,7 @@ def saved_bytes(forward: Callable[[Tensor], object], x: Tensor, dtype: str) -> i
 def compiled_forward(layer: nn.Module, x: Tensor, dtype: str) -> Callable[[Tensor], object]:
     """``torch.compile(layer)``, compiled by one forward and backward on ``x`` (not counted)."""
     compiled = torch.compile(layer)
-    autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=dtype == "bf16")
-    with autocast:
+    with forward_autocast(x, dtype):
         out = compiled(x)
     out = out[0] if isinstance(out, tuple) else out
     out.float().sum().backward()
