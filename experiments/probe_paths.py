@@ -4,7 +4,7 @@ Usage::
 
     python -m experiments.probe_paths [--out results/paths_probe.md] [--repeats 10]
         [--tables sdpa,lst,fnet,wavelet,performer] [--transforms dct,hadamard]
-        [--timing eager|graph]
+        [--timing eager|graph|compiled]
 
 Five tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
 ``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times;
@@ -48,8 +48,12 @@ the backward from a fixed gradient of the output, :class:`experiments.timing.Ups
 ``--timing graph`` times the LST, FNet and wavelet tables as replays of one CUDA graph of the
 forward+backward step (:func:`experiments.timing.measure` with ``graph=True``): the device's
 time without the host's kernel launches, as training with ``compile_mode=reduce-overhead``
-runs. The default (``eager``) launches each step from Python, which at small N measures the
-launches. A step that cannot be captured shows ``capture failed``.
+runs. ``--timing compiled`` first compiles each cell's layer with ``torch.compile`` (a fresh
+Dynamo per cell, two untimed steps to compile it), then times replays of one CUDA graph of
+the compiled step, as ``python -m experiments.bench --timing compiled`` does. The default
+(``eager``) launches each step from Python, which at small N measures the launches. A step
+that cannot be captured shows ``capture failed``. The Performer table has its own eager and
+compiled columns whatever ``--timing`` says.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from experiments.fresh_compile import compile_fresh, fail_on_recompile_limit
 from experiments.results import git_commit
 from experiments.timing import (
+    GRAPH_TIMINGS,
     TIMINGS,
     GraphCaptureError,
     UpstreamGradient,
@@ -135,13 +140,16 @@ def median_ms(step: Callable[[], None], repeats: int, graph: bool = False) -> fl
     return ms
 
 
-def autocast_ms(forward: Callable[[], torch.Tensor], reps: int, graph: bool = False) -> str:
+def autocast_ms(forward: Callable[[], torch.Tensor], reps: int, timing: str = "eager") -> str:
     """Median ms of ``forward`` under bf16 autocast plus its backward from a fixed gradient.
 
-    ``oom`` if it runs out of memory (also while being captured), ``capture failed`` if
-    ``graph`` and the step cannot be captured otherwise. A captured step runs autocast
-    without its weight cache, as CUDA graphs need.
+    ``timing`` is one of :data:`TIMINGS`; with ``graph`` or ``compiled`` the timed calls are
+    replays of one CUDA graph of the step, and with ``compiled`` (``forward`` calls a compiled
+    module) two untimed steps compile it first. ``oom`` if it runs out of memory (also while
+    being captured), ``capture failed`` if the step cannot be captured otherwise. A captured
+    step runs autocast without its weight cache, as CUDA graphs need.
     """
+    graph = timing in GRAPH_TIMINGS
     upstream = UpstreamGradient()
 
     def step() -> None:
@@ -150,6 +158,9 @@ def autocast_ms(forward: Callable[[], torch.Tensor], reps: int, graph: bool = Fa
         upstream(out)
 
     try:
+        if timing == "compiled":
+            for _ in range(2):  # compilation, then the first compiled step's one-time costs
+                step()
         return f"{median_ms(step, reps, graph):.2f}"
     except torch.OutOfMemoryError:
         return "oom"
@@ -245,7 +256,7 @@ def lst_ms(
     path: str,
     reps: int,
     transform: str = "dct",
-    graph: bool = False,
+    timing: str = "eager",
 ) -> str:
     """Forward+backward milliseconds of the ``transform`` LST layer on ``path``."""
     from spectrans.layers.attention.lst import LSTAttention
@@ -258,41 +269,44 @@ def lst_ms(
         saved = spectral_filter.FFT_ALONG_LAST_DIM
         spectral_filter.FFT_ALONG_LAST_DIM = False
         try:
-            return lst_ms(b, width, heads, n, "fast", reps, transform, graph)
+            return lst_ms(b, width, heads, n, "fast", reps, transform, timing)
         finally:
             spectral_filter.FFT_ALONG_LAST_DIM = saved
     layer = LSTAttention(width, heads, transform, max_sequence_length=n).cuda()
-    layer.mixing_path = path
-    x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
-    return autocast_ms(lambda: layer(x), reps, graph)  # (B, N, D) output
+    return _mixing_layer_ms(layer, b, width, n, path, reps, timing)
 
 
 def _mixing_layer_ms(
-    layer: torch.nn.Module, b: int, width: int, n: int, path: str, reps: int, graph: bool
+    layer: torch.nn.Module, b: int, width: int, n: int, path: str, reps: int, timing: str
 ) -> str:
-    """Forward+backward milliseconds of a mixing layer with ``mixing_path`` forced to ``path``."""
+    """Forward+backward milliseconds of a mixing layer with ``mixing_path`` forced to ``path``.
+
+    With ``timing`` ``compiled`` the layer is compiled after the path is set (and after any
+    module flag the caller set), by a fresh Dynamo, so the graph traces this cell's choices.
+    """
     layer = layer.cuda()
     layer.mixing_path = path
+    run = compile_fresh(layer) if timing == "compiled" else layer
     x = torch.randn(b, n, width, device="cuda", requires_grad=True)  # (B, N, D)
-    return autocast_ms(lambda: layer(x), reps, graph)  # (B, N, D) output
+    return autocast_ms(lambda: run(x), reps, timing)  # (B, N, D) output
 
 
-def fnet_ms(b: int, width: int, n: int, path: str, reps: int, graph: bool = False) -> str:
+def fnet_ms(b: int, width: int, n: int, path: str, reps: int, timing: str = "eager") -> str:
     """Forward+backward milliseconds of the FNet layer on ``path``."""
     from spectrans.layers.mixing.fourier import FourierMixing
 
     if path == "gemm" and n > FNET_GEMM_PROBE_MAX_LENGTH:
         return "-"
-    return _mixing_layer_ms(FourierMixing(width), b, width, n, path, reps, graph)
+    return _mixing_layer_ms(FourierMixing(width), b, width, n, path, reps, timing)
 
 
-def wavelet_ms(b: int, width: int, n: int, path: str, reps: int, graph: bool = False) -> str:
+def wavelet_ms(b: int, width: int, n: int, path: str, reps: int, timing: str = "eager") -> str:
     """Forward+backward milliseconds of the wavelet mixing layer (its preset: db4, 3 levels)."""
     from spectrans.layers.mixing.wavelet import WaveletMixing
 
     if path == "gemm" and n > MATRIX_PROBE_MAX_LENGTH:
         return "-"
-    return _mixing_layer_ms(WaveletMixing(width), b, width, n, path, reps, graph)
+    return _mixing_layer_ms(WaveletMixing(width), b, width, n, path, reps, timing)
 
 
 def path_table(
@@ -438,7 +452,8 @@ def _main(argv: list[str] | None) -> int:
         "--timing",
         choices=TIMINGS,
         default="eager",
-        help="graph: time the LST, FNet and wavelet tables as CUDA-graph replays (device time)",
+        help="graph: time the LST, FNet and wavelet tables as CUDA-graph replays (device time); "
+        "compiled: the same replays of the layers compiled by torch.compile",
     )
     args = parser.parse_args(argv)
     tables = [t for t in args.tables.split(",") if t]
@@ -459,7 +474,12 @@ def _main(argv: list[str] | None) -> int:
         print("probe_paths needs a CUDA device.", file=sys.stderr)
         return 2
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    graph = args.timing == "graph"
+    timing_notes = {
+        "graph": " (LST, FNet and wavelet tables: replays of one CUDA graph of the step, the "
+        "device's time)",
+        "compiled": " (LST, FNet and wavelet tables: each layer compiled by torch.compile, then "
+        "replays of one CUDA graph of the compiled step, the device's time)",
+    }
     head = [
         f"# Fast-path probe ({short_device_name(torch.device('cuda'))}, torch "
         f"{torch.__version__.split('+')[0]}, bf16, {stamp})",
@@ -467,12 +487,7 @@ def _main(argv: list[str] | None) -> int:
         f"Command: `python -m experiments.probe_paths --repeats {args.repeats} "
         f"--tables {','.join(tables)} --transforms {','.join(transforms)} "
         f"--timing {args.timing}`. Forward+backward, median ms"
-        + (
-            " (LST, FNet and wavelet tables: replays of one CUDA graph of the step, the "
-            "device's time)"
-            if graph
-            else ""
-        )
+        + timing_notes.get(args.timing, "")
         + f". Commit: `{git_commit()}`.",
     ]
     lines = head
@@ -481,16 +496,16 @@ def _main(argv: list[str] | None) -> int:
     print("\n".join(lines), flush=True)
     rows: list[str] = []
     if "lst" in tables:
-        lst = functools.partial(lst_ms, graph=graph)
+        lst = functools.partial(lst_ms, timing=args.timing)
         rows = ["", "## LST mixing paths", "", *lst_table(args.repeats, transforms, lst)]
         print("\n".join(rows), flush=True)
     if "fnet" in tables:
-        fnet = functools.partial(fnet_ms, graph=graph)
+        fnet = functools.partial(fnet_ms, timing=args.timing)
         fnet_rows = ["", "## FNet mixing paths", "", *fnet_table(args.repeats, fnet)]
         print("\n".join(fnet_rows), flush=True)
         rows += fnet_rows
     if "wavelet" in tables:
-        wavelet = functools.partial(wavelet_ms, graph=graph)
+        wavelet = functools.partial(wavelet_ms, timing=args.timing)
         wavelet_rows = ["", "## Wavelet mixing paths", "", *wavelet_table(args.repeats, wavelet)]
         print("\n".join(wavelet_rows), flush=True)
         rows += wavelet_rows

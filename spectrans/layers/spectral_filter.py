@@ -154,8 +154,10 @@ reordering, a pass over the signal that happens anyway (and that ``torch.compile
 the gates that produce the signal), so both FFTs work on contiguous rows. The filter is the
 same operator either way; only the layout of the intermediates differs. With the flag on (and
 the benchmark's loss replaced by a fixed output gradient) the same layer took 11.30 ms
-(``results/scaling_compiled/kernels.md``); the two layouts have not yet been timed side by side
-on a GPU (``python -m experiments.probe_paths --tables lst`` has both as columns)."""
+(``results/scaling_compiled/kernels.md``). Launched eagerly, the strided layout is the faster
+one, by 7-9 % at N >= 16384 (``results/paths_probe.md``, run of 2026-12-02); under
+``torch.compile``, the case this layout is for, the two have not yet been timed side by side
+(``python -m experiments.probe_paths --tables lst --timing compiled`` has both as columns)."""
 
 
 def dct_filter(u: Tensor, gains: Tensor) -> Tensor:

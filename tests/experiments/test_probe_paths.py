@@ -39,26 +39,26 @@ def test_a_step_that_cannot_be_captured_is_reported_as_such(monkeypatch) -> None
         raise probe_paths.GraphCaptureError("CUDA graph capture failed: RuntimeError: copy")
 
     monkeypatch.setattr(probe_paths, "median_ms", fake_median)
-    assert probe_paths.autocast_ms(lambda: torch.zeros(1), 2, graph=True) == "capture failed"
+    assert probe_paths.autocast_ms(lambda: torch.zeros(1), 2, "graph") == "capture failed"
     assert seen == [True]
 
 
 def test_graph_timing_reaches_the_lst_fnet_and_wavelet_tables(monkeypatch, tmp_path) -> None:
     lst_calls, fnet_calls, wavelet_calls = [], [], []
 
-    def fake_lst(b, width, heads, n, path, reps, transform="dct", graph=False):
-        lst_calls.append(graph)
+    def fake_lst(b, width, heads, n, path, reps, transform="dct", timing="eager"):
+        lst_calls.append(timing)
         return "1.00"
 
-    def fake_fnet(b, width, n, path, reps, graph=False):
-        fnet_calls.append(graph)
+    def fake_fnet(b, width, n, path, reps, timing="eager"):
+        fnet_calls.append(timing)
         return "2.00"
 
     monkeypatch.setattr(probe_paths, "lst_ms", fake_lst)
     monkeypatch.setattr(probe_paths, "fnet_ms", fake_fnet)
 
-    def fake_wavelet(b, width, n, path, reps, graph=False):
-        wavelet_calls.append((width, n, path, graph))
+    def fake_wavelet(b, width, n, path, reps, timing="eager"):
+        wavelet_calls.append((width, n, path, timing))
         return "3.00"
 
     monkeypatch.setattr(probe_paths, "wavelet_ms", fake_wavelet)
@@ -68,8 +68,9 @@ def test_graph_timing_reaches_the_lst_fnet_and_wavelet_tables(monkeypatch, tmp_p
     tables = "lst,fnet,wavelet"
     argv = ["--tables", tables, "--transforms", "dct", "--timing", "graph", "--out", str(out)]
     assert probe_paths.main(argv) == 0
-    assert lst_calls and fnet_calls and all(lst_calls) and all(fnet_calls)
-    assert (32, 1024, "gemm", True) in wavelet_calls and all(c[3] for c in wavelet_calls)
+    assert lst_calls and fnet_calls and set(lst_calls) == set(fnet_calls) == {"graph"}
+    assert (32, 1024, "gemm", "graph") in wavelet_calls
+    assert {c[3] for c in wavelet_calls} == {"graph"}
     text = out.read_text()
     assert (
         "## Wavelet mixing paths" in text
@@ -85,4 +86,63 @@ def test_a_capture_that_runs_out_of_memory_is_an_oom(monkeypatch) -> None:
         )
 
     monkeypatch.setattr(probe_paths, "median_ms", fake_median)
-    assert probe_paths.autocast_ms(lambda: torch.zeros(1), 2, graph=True) == "oom"
+    assert probe_paths.autocast_ms(lambda: torch.zeros(1), 2, "graph") == "oom"
+
+
+def test_compiled_timing_reaches_the_tables_and_says_so(monkeypatch, tmp_path) -> None:
+    timings = []
+
+    def fake_lst(b, width, heads, n, path, reps, transform="dct", timing="eager"):
+        timings.append(timing)
+        return "1.00"
+
+    monkeypatch.setattr(probe_paths, "lst_ms", fake_lst)
+    monkeypatch.setattr(probe_paths.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(probe_paths, "short_device_name", lambda device: "GPU")
+    out = tmp_path / "probe.md"
+    argv = ["--tables", "lst", "--transforms", "dct", "--timing", "compiled", "--out", str(out)]
+    assert probe_paths.main(argv) == 0
+    assert timings and set(timings) == {"compiled"}
+    assert "compiled by torch.compile" in out.read_text()
+
+
+def test_compiled_timing_compiles_the_layer_and_steps_it_before_the_timed_replays(
+    monkeypatch,
+) -> None:
+    events = []
+
+    class Layer(torch.nn.Module):
+        mixing_path = "fast"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            events.append(("forward", self.mixing_path))
+            return x * self.scale
+
+    def fake_compile(module, mode=None, backend="inductor"):
+        events.append(("compile", module.mixing_path))
+        return module
+
+    def fake_median(step, reps, graph=False):
+        events.append(("timed", graph))
+        return 1.5
+
+    monkeypatch.setattr(probe_paths, "compile_fresh", fake_compile)
+    monkeypatch.setattr(probe_paths, "median_ms", fake_median)
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
+    monkeypatch.setattr(torch.nn.Module, "cuda", lambda self, *a, **k: self)
+    real_randn = torch.randn
+    monkeypatch.setattr(
+        probe_paths.torch, "randn", lambda *a, device=None, **k: real_randn(*a, **k)
+    )
+    cell = probe_paths._mixing_layer_ms(Layer(), 2, 4, 8, "gemm", 3, "compiled")
+    assert cell == "1.50"
+    assert events == [
+        ("compile", "gemm"),
+        ("forward", "gemm"),
+        ("forward", "gemm"),
+        ("timed", True),
+    ]
