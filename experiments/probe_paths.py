@@ -4,7 +4,7 @@ Usage::
 
     python -m experiments.probe_paths [--out results/paths_probe.md] [--repeats 10]
         [--tables sdpa,lst,fnet,wavelet,performer] [--transforms dct,hadamard]
-        [--timing eager|graph|compiled]
+        [--timing eager|graph|compiled] [--lengths 16384,65536] [--lst-paths fast,fast-strided]
 
 Five tables, each row one forward+backward (bf16 autocast, device-synchronised, median of
 ``repeats`` after a warm-up and a memory step, as :func:`experiments.timing.measure` times;
@@ -314,14 +314,20 @@ def path_table(
     paths: tuple[str, ...],
     measure_ms: Callable[..., str],
     reps: int,
+    lengths: frozenset[int] | None = None,
 ) -> list[str]:
-    """Markdown rows of a mixing layer's paths: one row per (B, D, N) of ``shapes``."""
+    """Markdown rows of a mixing layer's paths: one row per (B, D, N) of ``shapes``.
+
+    ``lengths``, when given, keeps only the rows of those N.
+    """
     lines = [
         "| config (B, D) | N | " + " | ".join(f"{path} ms" for path in paths) + " |",
         "|---|---|" + "---|" * len(paths),
     ]
-    for name, (b, width, lengths) in shapes.items():
-        for n in lengths:
+    for name, (b, width, shape_lengths) in shapes.items():
+        for n in shape_lengths:
+            if lengths is not None and n not in lengths:
+                continue
             cells = [measure_ms(b, width, n, path, reps) for path in paths]
             lines.append(f"| {name} ({b}, {width}) | {n} | {' | '.join(cells)} |")
             if torch.cuda.is_available():
@@ -329,15 +335,19 @@ def path_table(
     return lines
 
 
-def fnet_table(reps: int, measure_ms: Callable[..., str] = fnet_ms) -> list[str]:
+def fnet_table(
+    reps: int, measure_ms: Callable[..., str] = fnet_ms, lengths: frozenset[int] | None = None
+) -> list[str]:
     """Markdown rows of the FNet path table (the LST shapes)."""
-    shapes = {name: (b, width, lengths) for name, (b, width, _, lengths) in LST_SHAPES.items()}
-    return path_table(shapes, ("fft", "factored", "gemm"), measure_ms, reps)
+    shapes = {name: (b, width, ns) for name, (b, width, _, ns) in LST_SHAPES.items()}
+    return path_table(shapes, ("fft", "factored", "gemm"), measure_ms, reps, lengths)
 
 
-def wavelet_table(reps: int, measure_ms: Callable[..., str] = wavelet_ms) -> list[str]:
+def wavelet_table(
+    reps: int, measure_ms: Callable[..., str] = wavelet_ms, lengths: frozenset[int] | None = None
+) -> list[str]:
     """Markdown rows of the wavelet path table."""
-    return path_table(WAVELET_SHAPES, ("fast", "gemm"), measure_ms, reps)
+    return path_table(WAVELET_SHAPES, ("fast", "gemm"), measure_ms, reps, lengths)
 
 
 def performer_ms(shape: tuple[int, ...], path: str, masked: bool, compiled: bool, reps: int) -> str:
@@ -411,17 +421,26 @@ def sdpa_table(reps: int) -> list[str]:
 
 
 def lst_table(
-    reps: int, transforms: list[str], measure_ms: Callable[..., str] = lst_ms
+    reps: int,
+    transforms: list[str],
+    measure_ms: Callable[..., str] = lst_ms,
+    lengths: frozenset[int] | None = None,
+    paths: tuple[str, ...] = LST_PATHS,
 ) -> list[str]:
-    """Markdown rows of the LST path table: one row per transform, shape and N."""
+    """Markdown rows of the LST path table: one row per transform, shape and N.
+
+    ``lengths``, when given, keeps only the rows of those N; ``paths`` are the columns.
+    """
     lines = [
-        "| transform | config (B, D, H) | N | " + " | ".join(f"{p} ms" for p in LST_PATHS) + " |",
-        "|---|---|---|" + "---|" * len(LST_PATHS),
+        "| transform | config (B, D, H) | N | " + " | ".join(f"{p} ms" for p in paths) + " |",
+        "|---|---|---|" + "---|" * len(paths),
     ]
     for transform in transforms:
-        for name, (b, width, heads, lengths) in LST_SHAPES.items():
-            for n in lengths:
-                cells = [measure_ms(b, width, heads, n, p, reps, transform) for p in LST_PATHS]
+        for name, (b, width, heads, shape_lengths) in LST_SHAPES.items():
+            for n in shape_lengths:
+                if lengths is not None and n not in lengths:
+                    continue
+                cells = [measure_ms(b, width, heads, n, p, reps, transform) for p in paths]
                 lines.append(
                     f"| {transform} | {name} ({b}, {width}, {heads}) | {n} | "
                     + " | ".join(cells)
@@ -455,8 +474,30 @@ def _main(argv: list[str] | None) -> int:
         help="graph: time the LST, FNet and wavelet tables as CUDA-graph replays (device time); "
         "compiled: the same replays of the layers compiled by torch.compile",
     )
+    parser.add_argument(
+        "--lengths",
+        default="",
+        help="comma list of N: only those rows of the LST, FNet and wavelet tables (default all)",
+    )
+    parser.add_argument(
+        "--lst-paths",
+        default=",".join(LST_PATHS),
+        help="comma list of the LST table's columns, of " + ", ".join(LST_PATHS),
+    )
     args = parser.parse_args(argv)
     tables = [t for t in args.tables.split(",") if t]
+    lst_paths = tuple(p for p in args.lst_paths.split(",") if p)
+    if not lst_paths or set(lst_paths) - set(LST_PATHS):
+        print(
+            f"unknown --lst-paths {args.lst_paths!r}; use a comma list of {', '.join(LST_PATHS)}.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        lengths = frozenset(int(n) for n in args.lengths.split(",") if n) or None
+    except ValueError:
+        print(f"--lengths {args.lengths!r} is not a comma list of integers.", file=sys.stderr)
+        return 2
     transforms = [t for t in args.transforms.split(",") if t]
     if not tables or set(tables) - set(TABLES):
         print(
@@ -486,7 +527,10 @@ def _main(argv: list[str] | None) -> int:
         "",
         f"Command: `python -m experiments.probe_paths --repeats {args.repeats} "
         f"--tables {','.join(tables)} --transforms {','.join(transforms)} "
-        f"--timing {args.timing}`. Forward+backward, median ms"
+        f"--timing {args.timing}"
+        + (f" --lengths {','.join(map(str, sorted(lengths)))}" if lengths else "")
+        + (f" --lst-paths {','.join(lst_paths)}" if lst_paths != LST_PATHS else "")
+        + "`. Forward+backward, median ms"
         + timing_notes.get(args.timing, "")
         + f". Commit: `{git_commit()}`.",
     ]
@@ -497,16 +541,26 @@ def _main(argv: list[str] | None) -> int:
     rows: list[str] = []
     if "lst" in tables:
         lst = functools.partial(lst_ms, timing=args.timing)
-        rows = ["", "## LST mixing paths", "", *lst_table(args.repeats, transforms, lst)]
+        rows = [
+            "",
+            "## LST mixing paths",
+            "",
+            *lst_table(args.repeats, transforms, lst, lengths, lst_paths),
+        ]
         print("\n".join(rows), flush=True)
     if "fnet" in tables:
         fnet = functools.partial(fnet_ms, timing=args.timing)
-        fnet_rows = ["", "## FNet mixing paths", "", *fnet_table(args.repeats, fnet)]
+        fnet_rows = ["", "## FNet mixing paths", "", *fnet_table(args.repeats, fnet, lengths)]
         print("\n".join(fnet_rows), flush=True)
         rows += fnet_rows
     if "wavelet" in tables:
         wavelet = functools.partial(wavelet_ms, timing=args.timing)
-        wavelet_rows = ["", "## Wavelet mixing paths", "", *wavelet_table(args.repeats, wavelet)]
+        wavelet_rows = [
+            "",
+            "## Wavelet mixing paths",
+            "",
+            *wavelet_table(args.repeats, wavelet, lengths),
+        ]
         print("\n".join(wavelet_rows), flush=True)
         rows += wavelet_rows
     if "performer" in tables:

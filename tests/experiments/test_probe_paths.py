@@ -146,3 +146,41 @@ def test_compiled_timing_compiles_the_layer_and_steps_it_before_the_timed_replay
         ("forward", "gemm"),
         ("timed", True),
     ]
+
+
+def test_lengths_and_lst_paths_choose_the_rows_and_columns(monkeypatch, tmp_path) -> None:
+    cells = []
+
+    def fake_lst(b, width, heads, n, path, reps, transform="dct", timing="eager"):
+        cells.append((n, path))
+        return "1.00"
+
+    monkeypatch.setattr(probe_paths, "lst_ms", fake_lst)
+    monkeypatch.setattr(probe_paths.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(probe_paths, "short_device_name", lambda device: "GPU")
+    out = tmp_path / "probe.md"
+    argv = ["--tables", "lst", "--transforms", "dct", "--lengths", "1024,65536"]
+    argv += ["--lst-paths", "fast,fast-strided", "--out", str(out)]
+    assert probe_paths.main(argv) == 0
+    assert {n for n, _ in cells} == {1024, 65536} and {p for _, p in cells} == {
+        "fast",
+        "fast-strided",
+    }
+    text = out.read_text()
+    assert "| N | fast ms | fast-strided ms |" in text
+    assert "--lengths 1024,65536 --lst-paths fast,fast-strided" in text
+    rows = [line for line in text.splitlines() if line.startswith("| dct |")]
+    assert len(rows) == 3  # 1024 at both widths, 65536 at the layer width
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--lengths", "1024,many", "not a comma list of integers"),
+        ("--lst-paths", "fast,warp", "warp"),
+    ],
+)
+def test_bad_lengths_or_paths_are_one_sentence_and_exit_2(capsys, option, value, words) -> None:
+    assert probe_paths.main(["--tables", "lst", option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err
