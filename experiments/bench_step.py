@@ -4,7 +4,7 @@ Usage::
 
     python -m experiments.bench_step [--tasks listops,text,image,pathfinder]
         [--mixers softmax,lst-dct,...] [--device auto|cpu|cuda] [--dtype bf16|fp32]
-        [--steps 20] [--warmup 5] [--compile none|auto|all] [--batch B] [--max-len N]
+        [--steps 20] [--warmup 5] [--windows 3] [--compile none|auto|all] [--batch B] [--max-len N]
         [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH,...]
         [--override KEY=VALUE ...] [--triton-kernels] [--hashed-dropout] [--pad-segments S]
         [--out results]
@@ -21,11 +21,12 @@ presets mask black pixels (``task.mask=lra_nonzero``), zero tokens at the images
 black pixels and their mask; other images carry no mask), cross-entropy on random labels,
 backward, and the preset's optimizer (fused AdamW on CUDA) stepping. ``bf16`` runs the model under
 ``torch.autocast(bfloat16)`` (what ``trainer.precision=bf16-mixed`` does). After ``warmup``
-untimed steps (compilation included), ``steps`` steps are timed back to back with one device
-synchronisation at each end: ``ms_per_step`` is their mean, ``tokens_per_s = B * N`` over it,
-``peak_mem_bytes`` the CUDA allocator's peak over the timed steps (CPU: ``n/a``, empty; a
-compiled row under CUDA graphs reports its eager step's peak, as graph memory pools are
-reserved while recording, before the window opens).
+untimed steps (compilation included), ``windows`` windows of ``steps`` steps are timed back to
+back, each with one device synchronisation at each end: ``ms_per_step`` is the median of the
+windows' means (the note lists each window's, so a row says how much it moved within the run),
+``tokens_per_s = B * N`` over it, ``peak_mem_bytes`` the CUDA allocator's peak over the timed
+steps (CPU: ``n/a``, empty; a compiled row under CUDA graphs reports its eager step's peak, as
+graph memory pools are reserved while recording, before the first window opens).
 
 ``--compile-mode``: ``reduce-overhead`` (default) compiles with CUDA graphs, each step then
 replays its forward and backward graphs; ``default`` launches the compiled kernels one by one.
@@ -52,7 +53,8 @@ Dynamo otherwise stops compiling after eight of them), and a row that reaches Dy
 recompile limit fails instead of being timed eager.
 
 ``note``: the mode timed (``eager``, ``compiled``; ``auto: eager 3.10 ms, compiled 2.50 ms``
-with both times), why a task outside ``--compile-tasks`` ran eager, and the options that made
+with both times), each mode's windows when there are several (``compiled 2.50 ms (windows
+2.48/2.50/2.61)``), why a task outside ``--compile-tasks`` ran eager, and the options that made
 the step differ from the preset's (:func:`step_options`: overrides, Triton kernels, hashed
 dropout, recompute), so such a row is never read as the preset's own.
 
@@ -92,6 +94,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -136,7 +139,7 @@ from experiments.bench_step_setup import (  # noqa: F401
 )
 from experiments.fresh_compile import fail_on_recompile_limit
 from experiments.portable import portable_argument
-from experiments.timing import is_oom, make_train_step, time_steps  # noqa: F401
+from experiments.timing import is_oom, make_train_step, time_step_windows, time_steps  # noqa: F401
 from experiments.timing import short_device_name as device_name
 
 
@@ -148,11 +151,22 @@ def time_model(
     args: argparse.Namespace,
     device: torch.device,
     compiled: bool,
-) -> tuple[float, int | None]:
-    """Time the training step of ``model`` (a fresh optimizer; compiled when asked)."""
+) -> tuple[float, int | None, list[float]]:
+    """Time the training step of ``model`` (a fresh optimizer; compiled when asked).
+
+    Returns the median over ``args.windows`` windows of ``args.steps`` steps (ms per step),
+    the peak bytes (CUDA) and every window's figure.
+    """
     mode = args.compile_mode if compiled else None
     step = train_step(model, forward, labels, setup.optimizer, args.dtype, mode)
-    return time_steps(step, device, args.warmup, args.steps)
+    windows, peak = time_step_windows(step, device, args.warmup, args.steps, args.windows)
+    return statistics.median(windows), peak, windows
+
+
+def window_note(mode: str, ms: float, windows: list[float]) -> str:
+    """``compiled 16.53 ms``, with ``(windows 16.41/16.53/16.90)`` when there are several."""
+    spread = f" (windows {'/'.join(f'{w:.2f}' for w in windows)})" if len(windows) > 1 else ""
+    return f"{mode} {ms:.2f} ms{spread}"
 
 
 def _not_run(task: str, mixer: str, meta: dict[str, str], **known: Any) -> StepRow:
@@ -188,7 +202,7 @@ def _time_anchor(
         torch.manual_seed(0)
         model = anchor_for(first)
         try:
-            anchor[mode], _ = time_model(
+            anchor[mode], _, _ = time_model(
                 model, lambda m: m(ids), batch["labels"], first, args, device, mode == "compiled"
             )
         except Exception as err:  # noqa: BLE001 - recorded, the run goes on
@@ -231,7 +245,7 @@ def _time_mixer(
             )
             data = random_batch(setup, device)
             inputs = {k: v for k, v in data.items() if k != "labels"}
-            ms, peak = time_model(
+            ms, peak, windows = time_model(
                 setup.model,
                 lambda m, inputs=inputs: m(**inputs),
                 data["labels"],
@@ -240,7 +254,7 @@ def _time_mixer(
                 device,
                 mode == "compiled",
             )
-            notes.append(f"{mode} {ms:.2f} ms")
+            notes.append(window_note(mode, ms, windows))
             peaks[mode] = peak
             if best is None or ms < best[0]:
                 best = (ms, peak, mode)
@@ -296,7 +310,10 @@ def bench_task(
             emit(_not_run(task, mixer, meta, **shared))
             continue
         best, status, path, notes = _time_mixer(task, mixer, modes, args, device, forced)
-        note = f"auto: {', '.join(notes)}" if len(modes) > 1 else modes[0]
+        if len(modes) > 1:
+            note = f"auto: {', '.join(notes)}"
+        else:  # the one mode, with its windows when there are several
+            note = notes[0] if best is not None and args.windows > 1 else modes[0]
         emit(
             StepRow(
                 task=task,
@@ -331,6 +348,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dtype", default=None, choices=("bf16", "fp32"))
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument(
+        "--windows",
+        type=int,
+        default=3,
+        help="timed windows of --steps steps each; ms_per_step is their median and the note "
+        "lists them",
+    )
     p.add_argument("--compile", default="none", choices=("none", "auto", "all"))
     p.add_argument(
         "--compile-mode",
@@ -384,8 +408,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.mixing_paths = [v.strip() for v in args.mixing_path.split(",") if v.strip()]
     if not args.mixing_paths:
         raise SystemExit("--mixing-path: give auto or a comma list of path names")
-    if args.steps < 1 or args.warmup < 0:
-        raise SystemExit("--steps must be >= 1 and --warmup >= 0")
+    if args.steps < 1 or args.warmup < 0 or args.windows < 1:
+        raise SystemExit("--steps and --windows must be >= 1 and --warmup >= 0")
     if args.time_budget is not None and not args.time_budget >= 0:
         raise SystemExit("--time-budget must be a number of seconds >= 0")
     return args

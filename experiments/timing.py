@@ -2,9 +2,10 @@
 
 A *step* is a zero-argument callable that runs one forward+backward (and, for training steps,
 one optimizer update). :func:`measure` reports the median of timed repeats after one warm-up
-(:mod:`experiments.bench`); :func:`time_steps` the mean over steps run back to back
-(:mod:`experiments.bench_step`). Both synchronise the device around timed regions, so
-``perf_counter`` differences measure finished device work.
+(:mod:`experiments.bench`); :func:`time_steps` the mean over steps run back to back, and
+:func:`time_step_windows` that mean for each of several windows (:mod:`experiments.bench_step`).
+Both synchronise the device around timed regions, so ``perf_counter`` differences measure
+finished device work.
 
 Eager timing launches every kernel from Python, so at small sizes it measures the host's
 dispatch and launch time. ``measure(..., graph=True)`` instead captures the step into one CUDA
@@ -355,15 +356,33 @@ def time_steps(
     step: Callable[[], None], device: torch.device, warmup: int, steps: int
 ) -> tuple[float, int | None]:
     """Mean milliseconds per step after ``warmup`` untimed steps, and the peak bytes (CUDA)."""
+    windows, peak = time_step_windows(step, device, warmup, steps, 1)
+    return windows[0], peak
+
+
+def time_step_windows(
+    step: Callable[[], None], device: torch.device, warmup: int, steps: int, windows: int
+) -> tuple[list[float], int | None]:
+    """Mean milliseconds per step of each of ``windows`` windows, and the peak bytes (CUDA).
+
+    After ``warmup`` untimed steps, ``windows`` windows of ``steps`` steps run back to back,
+    the device synchronised at each window's ends; a window's figure is its wall time over
+    ``steps``. Their spread is how much the same step moves within one process (clocks,
+    allocator, other work on the machine); the peak is taken over all of them.
+    """
+    if windows < 1 or steps < 1:
+        raise ValueError(f"windows and steps must be >= 1, got {windows} and {steps}")
     for _ in range(warmup):
         step()
     sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    ms = (time.perf_counter() - start) * 1000.0 / steps
+    figures = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync(device)
+        figures.append((time.perf_counter() - start) * 1000.0 / steps)
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
-    return ms, peak
+    return figures, peak

@@ -24,6 +24,7 @@ from spectrans.layers.attention.lst import LSTAttention
 from spectrans.layers.attention.softmax import SoftmaxAttention
 
 TINY = ["--device", "cpu", "--batch", "2", "--max-len", "16", "--steps", "1", "--warmup", "1"]
+TINY += ["--windows", "1"]
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +42,7 @@ def test_writes_csv_and_markdown_on_cpu(tmp_path) -> None:
     argv = [
         "--device", "cpu", "--tasks", "pathfinder,image",
         "--mixers", "softmax,lst-dct,global_filter",
-        "--batch", "2", "--max-len", "16", "--steps", "1", "--warmup", "1",
+        "--batch", "2", "--max-len", "16", "--steps", "1", "--warmup", "1", "--windows", "1",
         "--out", str(tmp_path),
     ]  # fmt: skip
     assert main(argv) == 0
@@ -141,6 +142,31 @@ def test_zero_time_budget_writes_every_row_as_not_run(
     text = (tmp_path / "train_step.md").read_text()
     assert text.count(f"| {NOT_RUN} |") == 4 and "## image (not run" in text
     assert "Time budget 0 s" in text and "Partial" not in text
+
+
+def test_windows_give_the_median_and_the_note_lists_them(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = iter([[9.0, 7.0, 8.0], [5.0, 6.0, 4.0], [3.0, 2.0, 1.0]])  # anchor x2, softmax
+    seen = []
+
+    def fake_windows(step, device, warmup, steps, windows):
+        seen.append(windows)
+        return next(figures), None
+
+    monkeypatch.setattr(bench_step, "time_step_windows", fake_windows)
+    argv = [*TINY[:-2], "--windows", "3", "--tasks", "pathfinder", "--mixers", "softmax"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    (row,) = _csv_rows(tmp_path / "train_step.csv")
+    assert seen == [3, 3, 3]
+    assert float(row["anchor_eager_ms"]) == 8.0 and float(row["anchor_compiled_ms"]) == 5.0
+    assert float(row["ms_per_step"]) == 2.0
+    assert row["note"] == "eager 2.00 ms (windows 3.00/2.00/1.00)"
+
+
+def test_windows_below_one_are_refused(capsys) -> None:
+    with pytest.raises(SystemExit, match="--windows must be >= 1"):
+        main([*TINY[:-2], "--windows", "0"])
 
 
 def test_budget_spent_after_the_first_row_skips_the_rest(

@@ -53,6 +53,15 @@ def test_time_steps_counts_warm_up_and_timed_steps():
     assert len(calls) == 6 and peak is None and ms >= 0.0
 
 
+def test_time_step_windows_times_each_window_after_one_warm_up():
+    calls = []
+    figures, peak = timing.time_step_windows(lambda: calls.append(1), CPU, 2, 4, windows=3)
+    assert len(calls) == 2 + 3 * 4 and len(figures) == 3 and peak is None
+    assert all(f >= 0.0 for f in figures)
+    with pytest.raises(ValueError, match="windows and steps must be >= 1"):
+        timing.time_step_windows(lambda: None, CPU, 0, 1, windows=0)
+
+
 def test_is_oom_tells_memory_failures_from_other_errors():
     assert timing.is_oom(MemoryError())
     assert timing.is_oom(RuntimeError("DefaultCPUAllocator: not enough memory: you tried"))
