@@ -41,10 +41,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -58,6 +56,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import campaign_plan  # noqa: E402
+from campaign_gpus import GpuPool, gpu_count, physical_gpu, schedule  # noqa: E402
 from campaign_pack import completed_keys, pack, record_key, unpack  # noqa: E402
 from campaign_plan import (  # noqa: E402
     SIDE_CAR,
@@ -71,6 +70,11 @@ from campaign_plan import (  # noqa: E402
     read_json,
     scan_records,
 )
+from campaign_processes import (  # noqa: E402
+    interrupt_process,
+    lingering,
+    stop_process,
+)
 from campaign_resume import (  # noqa: E402
     RESUME_ARCHIVE,
     RestoreError,
@@ -79,6 +83,11 @@ from campaign_resume import (  # noqa: E402
     mib,
     pack_resume,
     restore,
+)
+from campaign_segments import (  # noqa: E402
+    Segment,
+    append_segment,
+    shared_throughput,
 )
 
 from experiments.protocol import stale_reason  # noqa: E402
@@ -89,10 +98,6 @@ ARCHIVE = "campaign.tar.gz"
 TOO_LARGE = "checkpoint too large to travel"
 KILL_GUARD_S = 40.0
 """A run still alive this long before the deadline is interrupted (then terminated)."""
-INTERRUPT_GRACE_S = 20.0
-"""How long an interrupted run gets to save ``last.ckpt`` and its record."""
-EXIT_GRACE_S = 60.0
-"""A run whose record is final this long ago but whose process lives on is stopped."""
 
 
 def now_iso() -> str:
@@ -174,78 +179,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if value is not None and value < (0 if name in ("gpus", "max_runs", "run_workers") else 1):
             p.error(f"--{name.replace('_', '-')} = {value} is too small")
     return args
-
-
-def gpu_count() -> int:
-    """CUDA devices visible to this process (0 without torch or CUDA)."""
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except ImportError:
-        return 0
-
-
-def physical_gpu(index: int) -> str:
-    """The ``CUDA_VISIBLE_DEVICES`` entry of GPU ``index`` as this process numbers its GPUs.
-
-    Under ``CUDA_VISIBLE_DEVICES=1,3`` the campaign sees GPUs 0 and 1, which are the
-    machine's 1 and 3: a run on GPU 0 must get ``CUDA_VISIBLE_DEVICES=1``.
-    """
-    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-    return visible[index].strip() if index < len(visible) else str(index)
-
-
-class GpuPool:
-    """Fractional GPU capacity: each GPU holds runs whose shares sum to at most 1."""
-
-    def __init__(self, gpus: int) -> None:
-        self.free = [Fraction(1)] * gpus
-
-    def pick(self, share: Fraction, exclude: set[int] = frozenset()) -> int | None:  # type: ignore[assignment]
-        """The GPU with the most room (lowest index on ties) that fits ``share``, or None."""
-        best = None
-        for g, room in enumerate(self.free):
-            if g not in exclude and room >= share and (best is None or room > self.free[best]):
-                best = g
-        return best
-
-    def roomiest(self, exclude: set[int]) -> int | None:
-        """The GPU with the most room outside ``exclude``."""
-        cands = [g for g in range(len(self.free)) if g not in exclude]
-        return max(cands, key=lambda g: (self.free[g], -g)) if cands else None
-
-    def take(self, g: int, share: Fraction) -> None:
-        """Occupy ``share`` of GPU ``g``."""
-        self.free[g] -= share
-
-    def give(self, g: int, share: Fraction) -> None:
-        """Free ``share`` of GPU ``g``."""
-        self.free[g] += share
-
-
-def schedule(queue: list[Run], pool: GpuPool, limit: int | None = None) -> list[tuple[Run, int]]:
-    """Assign queued runs (plan order) to GPUs; returns ``(run, gpu)`` and takes capacity.
-
-    A run that does not fit reserves the roomiest unreserved GPU, so later smaller runs cannot
-    starve it.
-    """
-    placed: list[tuple[Run, int]] = []
-    reserved: set[int] = set()
-    for run in queue:
-        if limit is not None and len(placed) >= limit:
-            break
-        share = Fraction(1, run.per_gpu)
-        g = pool.pick(share, reserved)
-        if g is None:
-            r = pool.roomiest(reserved)
-            if r is None:
-                break
-            reserved.add(r)
-            continue
-        pool.take(g, share)
-        placed.append((run, g))
-    return placed
 
 
 def work_queue(runs: list[Run], launched: Container[tuple[str, str, int]] = ()) -> list[Run]:
@@ -381,47 +314,6 @@ def train_command(
     return cmd + list(plan.overrides) + task_overrides + shlex.split(args.extra_overrides)
 
 
-def interrupt_process(proc: subprocess.Popen, grace: float = INTERRUPT_GRACE_S) -> None:
-    """Ctrl-C the run (SIGINT to its main process), then :func:`stop_process` after ``grace``.
-
-    The harness answers Ctrl-C by saving ``last.ckpt`` at the current step and recording the
-    run ``interrupted`` (resumable), so the steps since the last periodic checkpoint survive.
-    Its data-loader workers get no signal: the main process shuts them down.
-    """
-    try:
-        os.kill(proc.pid, signal.SIGINT)
-        proc.wait(grace)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group of ``proc``; SIGKILL it if it is still alive 10 s later."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def lingering(run_dir: Path, now: float | None = None) -> bool:
-    """Whether the run's record is final (completed or failed) for over ``EXIT_GRACE_S``.
-
-    Such a process has written everything; what keeps it alive (compile worker pools,
-    CUDA-graph teardown) only holds its GPU share.
-    """
-    path = run_dir / "metrics.json"
-    try:
-        status = json.loads(path.read_text()).get("status")
-        age = (time.time() if now is None else now) - path.stat().st_mtime
-    except (OSError, ValueError, AttributeError):
-        return False
-    return status in ("completed", "failed") and age > EXIT_GRACE_S
-
-
 @dataclass
 class Active:
     """A segment in flight."""
@@ -441,58 +333,6 @@ def count_peers(active: list[Active]) -> None:
     """Raise each segment's ``peers`` to the number of segments now on its GPU (itself included)."""
     for a in active:
         a.peers = max(a.peers, sum(1 for b in active if b.gpu == a.gpu))
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One finished segment of a run: where, when (monotonic seconds) and how many steps."""
-
-    gpu: int
-    start: float
-    end: float
-    steps: int
-
-
-def busy_seconds(spans: list[tuple[float, float]]) -> float:
-    """Length of the union of ``[start, end]`` intervals (time with at least one run going)."""
-    total, reach = 0.0, float("-inf")
-    for start, end in sorted(spans):
-        if end > reach:
-            total += end - max(start, reach)
-            reach = end
-    return total
-
-
-def shared_throughput(segments: list[Segment]) -> float:
-    """Training steps per second of busy GPU time, summed over the runs sharing a GPU.
-
-    ``sum(steps) / sum_g busy_g`` where ``busy_g`` is the time GPU ``g`` had at least one of
-    the segments running. Summing each segment's own rate would count a GPU twice when one run
-    follows another on it inside one command.
-    """
-    busy = sum(
-        busy_seconds([(s.start, s.end) for s in segments if s.gpu == g])
-        for g in {s.gpu for s in segments}
-    )
-    return sum(s.steps for s in segments) / busy if busy > 0 else 0.0
-
-
-def append_segment(run_dir: Path, run: Run, segment: dict) -> None:
-    """Add or update the last segment in ``run_dir/campaign.json``."""
-    path = run_dir / SIDE_CAR
-    side = read_json(path) or {
-        "task": run.task,
-        "variant": run.variant,
-        "seed": run.seed,
-        "preset": run.preset.path.stem,
-        "segments": [],
-    }
-    segs = side["segments"]
-    if segs and segs[-1].get("started_at") == segment.get("started_at"):
-        segs[-1].update(segment)
-    else:
-        segs.append(segment)
-    path.write_text(json.dumps(side, indent=1) + "\n")
 
 
 CHECKPOINT_BYTES_PER_PARAM = 24

@@ -20,6 +20,8 @@ import campaign  # noqa: E402
 import campaign_pack  # noqa: E402
 import campaign_plan  # noqa: E402
 
+from tests.campaign_runs import fake_runs  # noqa: E402
+
 LRA_PLAN = ROOT / "conf" / "campaign" / "lra.yaml"
 
 
@@ -309,36 +311,6 @@ def test_unpack_refuses_a_second_record_of_the_same_run(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- scheduling
 
 
-def _runs(spec: str) -> list[campaign_plan.Run]:
-    """'LPP' -> ListOps (1 per GPU) and Pathfinder (4 per GPU) runs."""
-    preset = campaign_plan.Preset(Path("x.yaml"), True, "x", 10)
-    return [
-        campaign_plan.Run(
-            "listops" if c == "L" else "pathfinder", c, i, preset, 1 if c == "L" else 4
-        )
-        for i, c in enumerate(spec)
-    ]
-
-
-@pytest.mark.parametrize(
-    ("gpus", "spec", "placed"),
-    [
-        (2, "LLL", [(0, 0), (1, 1)]),
-        (1, "PPPPPP", [(0, 0), (1, 0), (2, 0), (3, 0)]),
-        (2, "PPPPPPPPPP", [(i, i % 2) for i in range(8)]),
-        # L cannot fit next to the two P: it reserves GPU 0; the later P fill GPU 1 only
-        (2, "PPLPPPP", [(0, 0), (1, 1), (3, 1), (4, 1), (5, 1)]),
-        (0, "LP", []),
-    ],
-)
-def test_schedule_on_fake_gpu_counts(gpus: int, spec: str, placed: list) -> None:
-    runs = _runs(spec)
-    pool = campaign.GpuPool(gpus)
-    got = campaign.schedule(runs, pool)
-    assert [(r.seed, g) for r, g in got] == placed
-    assert all(room >= 0 for room in pool.free)
-
-
 def test_count_peers_keeps_the_most_segments_seen_on_each_gpu() -> None:
     def active(gpu: int) -> campaign.Active:
         return campaign.Active(None, gpu, Fraction(1, 3), None, Path("."), 0.0, 0, False)
@@ -353,16 +325,8 @@ def test_count_peers_keeps_the_most_segments_seen_on_each_gpu() -> None:
     assert first.peers == 3
 
 
-def test_pool_gives_back_capacity() -> None:
-    pool = campaign.GpuPool(1)
-    assert campaign.schedule(_runs("L"), pool)
-    assert campaign.schedule(_runs("P"), pool) == []
-    pool.give(0, Fraction(1))
-    assert len(campaign.schedule(_runs("PPPPP"), pool, limit=2)) == 2
-
-
 def test_work_queue_puts_resumable_runs_first_and_skips_launched_ones() -> None:
-    runs = _runs("LPLPL")
+    runs = fake_runs("LPLPL")
     states = ["left", "done", "partial", "left", "partial"]
     for run, state in zip(runs, states, strict=True):
         run.state = state
@@ -371,7 +335,7 @@ def test_work_queue_puts_resumable_runs_first_and_skips_launched_ones() -> None:
 
 
 def test_work_queue_takes_the_partial_runs_nearest_to_done_first() -> None:
-    runs = _runs("PPPL")  # max_steps 10 each
+    runs = fake_runs("PPPL")  # max_steps 10 each
     for run, (state, steps) in zip(
         runs, [("partial", 2), ("partial", 9), ("left", 0), ("partial", 5)], strict=True
     ):
@@ -380,7 +344,7 @@ def test_work_queue_takes_the_partial_runs_nearest_to_done_first() -> None:
 
 
 def test_work_queue_finishes_partial_runs_with_a_dead_head_after_fresh_ones() -> None:
-    runs = _runs("PPPL")  # max_steps 10 each
+    runs = fake_runs("PPPL")  # max_steps 10 each
     for run, (state, steps) in zip(
         runs, [("partial", 2), ("partial", 9), ("left", 0), ("partial", 5)], strict=True
     ):
@@ -722,15 +686,6 @@ def test_no_run_starts_without_time_for_it(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-def test_runs_get_the_machine_gpu_through_an_inherited_visible_list(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
-    assert [campaign.physical_gpu(i) for i in (0, 1)] == ["1", "3"]
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert campaign.physical_gpu(1) == "1"
-
-
 def test_unpacked_records_name_no_folder_of_the_machine_that_made_them(tmp_path: Path) -> None:
     machine = "/scratch/job42/repo"
     out = tmp_path / "runs"
@@ -813,65 +768,6 @@ def test_the_shipped_plan_compiles_pathfinder_with_cuda_graphs() -> None:
     assert "compile_mode=reduce-overhead" in plan.tasks["pathfinder"].overrides
 
 
-def test_a_final_record_with_a_live_process_is_lingering(tmp_path: Path) -> None:
-    import os
-    import time
-
-    assert not campaign.lingering(tmp_path)  # no record
-    record = tmp_path / "metrics.json"
-    record.write_text(json.dumps({"status": "running"}))
-    old = time.time() - 2 * campaign.EXIT_GRACE_S
-    os.utime(record, (old, old))
-    assert not campaign.lingering(tmp_path)
-    record.write_text(json.dumps({"status": "completed"}))
-    assert not campaign.lingering(tmp_path)  # just written: within the grace
-    os.utime(record, (old, old))
-    assert campaign.lingering(tmp_path)
-
-
-def test_a_run_stopped_at_the_deadline_is_interrupted_first(tmp_path: Path) -> None:
-    """The deadline stop is a Ctrl-C: the run's KeyboardInterrupt handler gets to save."""
-    import subprocess
-
-    saved = tmp_path / "saved"
-    child = (
-        "import pathlib, sys, time\n"
-        "from experiments.cli import answer_ctrl_c\n"
-        "answer_ctrl_c()  # as train.py does: the test may run with SIGINT ignored\n"
-        "try:\n"
-        "    print('ready', flush=True)\n"
-        "    time.sleep(60)\n"
-        "except KeyboardInterrupt:\n"
-        f"    pathlib.Path({str(saved)!r}).write_text('last.ckpt')\n"
-        "    sys.exit(1)\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", child], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    begin = time.monotonic()
-    campaign.interrupt_process(proc, grace=20.0)
-    assert proc.returncode == 1 and saved.read_text() == "last.ckpt"
-    assert time.monotonic() - begin < 10  # it exited on the interrupt, not on the grace
-
-
-def test_an_interrupt_that_is_ignored_ends_in_termination(tmp_path: Path) -> None:
-    import subprocess
-
-    child = (
-        "import signal, time\n"
-        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-        "print('ready', flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", child], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    campaign.interrupt_process(proc, grace=0.5)
-    assert proc.returncode is not None and proc.returncode < 0  # terminated by a signal
-
-
 def test_a_warning_traceback_naming_repository_sources_loses_the_machine_root(
     tmp_path: Path,
 ) -> None:
@@ -932,26 +828,3 @@ def test_a_variant_can_take_a_whole_gpu_where_its_task_shares(tmp_path: Path) ->
                 },
             }
         )
-
-
-def test_shared_throughput_counts_each_gpu_second_once() -> None:
-    """Two runs side by side, a third after one of them, on GPU 0; one run alone on GPU 1."""
-    seg = campaign.Segment
-    segments = [
-        seg(gpu=0, start=0.0, end=100.0, steps=4000),
-        seg(gpu=0, start=0.0, end=60.0, steps=3000),
-        seg(gpu=0, start=60.0, end=100.0, steps=2000),
-        seg(gpu=1, start=10.0, end=60.0, steps=1000),
-    ]
-    # GPU 0 busy 100 s, GPU 1 busy 50 s: 10000 steps / 150 s
-    assert campaign.shared_throughput(segments) == pytest.approx(10000 / 150)
-    rates = sum(s.steps / (s.end - s.start) for s in segments)
-    assert rates == pytest.approx(40 + 50 + 50 + 20)  # what summing segment rates claimed
-
-
-@pytest.mark.parametrize(
-    ("spans", "busy"),
-    [([], 0.0), ([(0, 5), (5, 7)], 7.0), ([(0, 10), (2, 3)], 10.0), ([(4, 6), (0, 1)], 3.0)],
-)
-def test_busy_seconds_is_the_union_length(spans: list, busy: float) -> None:
-    assert campaign.busy_seconds(spans) == busy
