@@ -56,7 +56,6 @@ from torch import Tensor, nn
 
 from spectrans.transforms.constants import eager_cached
 from spectrans.transforms.cosine import (
-    alternating_signs,
     makhoul_reorder,
     makhoul_unreorder,
     ortho_weights,
@@ -172,14 +171,25 @@ def dct_filter(u: Tensor, gains: Tensor) -> Tensor:
         ``(..., H, N, d)`` in ``compute_dtype(u)``; with :data:`FFT_ALONG_LAST_DIM` a
         transposed view of an ``(..., H, d, N)`` tensor.
     """
+    return _filter_in_layout(u, gains, alternate=False)
+
+
+def _filter_in_layout(u: Tensor, gains: Tensor, alternate: bool) -> Tensor:
+    """:func:`dct_filter` on ``(..., H, N, d)`` in the layout :data:`FFT_ALONG_LAST_DIM` picks.
+
+    With ``alternate``, ``A`` times that filter times ``A``, ``A = diag((-1)^n)``.
+    """
     if FFT_ALONG_LAST_DIM:
-        return _dct_filter_along(u.transpose(-1, -2), gains, dim=-1).transpose(-1, -2)
-    return _dct_filter_along(u, gains, dim=-2)
+        return _dct_filter_along(u.transpose(-1, -2), gains, -1, alternate).transpose(-1, -2)
+    return _dct_filter_along(u, gains, -2, alternate)
 
 
-def _dct_filter_along(u: Tensor, gains: Tensor, dim: int) -> Tensor:
-    """:func:`dct_filter` along ``dim``; -2 for ``(..., H, N, d)``, -1 for ``(..., H, d, N)``."""
-    return _DCTFilter.apply(u, gains, dim)
+def _dct_filter_along(u: Tensor, gains: Tensor, dim: int, alternate: bool = False) -> Tensor:
+    """:func:`dct_filter` along ``dim``; -2 for ``(..., H, N, d)``, -1 for ``(..., H, d, N)``.
+
+    With ``alternate``, ``A C^T diag(gains) C A`` with ``A = diag((-1)^n)`` (:func:`dst_filter`).
+    """
+    return _DCTFilter.apply(u, gains, dim, alternate)
 
 
 class _DCTFilter(torch.autograd.Function):
@@ -194,6 +204,15 @@ class _DCTFilter(torch.autograd.Function):
     formulas for the inverse rFFT and the complex filter add copies and complex kernels that
     Inductor runs one by one.
 
+    With ``alternate`` the operator is :math:`A C^T \mathrm{diag}(\Lambda) C A`,
+    :math:`A = \mathrm{diag}((-1)^n)`, still symmetric, so the same backward holds with
+    :math:`A u` and :math:`A g` for :math:`u` and :math:`g`. Makhoul's reordering ``P`` puts
+    the even samples first and the odd ones (reversed) after them, so :math:`P A = S P` with
+    :math:`S` the sign flip of the reordered signal's second part (its last
+    :math:`\lfloor N/2 \rfloor` entries) and :math:`A P^{-1} = P^{-1} S`: the signs are
+    applied in place to the reordered copies the filter makes anyway, not in passes of their
+    own over the signal.
+
     What the backward keeps: eagerly, for float32 and float64 input, the forward's spectrum
     (the size of ``u``); otherwise ``u`` itself, in its own precision, which the backward
     transforms again (one more rFFT) when the gains need a gradient. Under ``torch.compile``
@@ -203,22 +222,25 @@ class _DCTFilter(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u: Tensor, gains: Tensor, dim: int) -> Tensor:  # noqa: D102
-        ctx.dim, ctx.n = dim, u.shape[dim]
-        spec = _reordered_bins(u, dim)  # bins along dim, unscaled
+    def forward(ctx, u: Tensor, gains: Tensor, dim: int, alternate: bool) -> Tensor:  # noqa: D102
+        ctx.dim, ctx.n, ctx.alternate = dim, u.shape[dim], alternate
+        spec = _reordered_bins(u, dim, alternate=alternate)  # bins along dim, unscaled
         ctx.keeps_spectrum = not torch.compiler.is_compiling() and u.dtype == compute_dtype(u)
         ctx.u_dtype = u.dtype
         ctx.save_for_backward(spec if ctx.keeps_spectrum else u, gains)
-        return _filter_from_bins(spec, gains, ctx.n, dim)
+        return _filter_from_bins(spec, gains, ctx.n, dim, alternate=alternate)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # noqa: D102
+    def backward(  # noqa: D102
+        ctx, grad: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None, None]:
         kept, gains = ctx.saved_tensors
-        dim, n = ctx.dim, ctx.n
-        grad_bins = _reordered_bins(grad, dim, "ortho")  # bins along dim, scaled N^{-1/2}
+        dim, n, alternate = ctx.dim, ctx.n, ctx.alternate
+        grad_bins = _reordered_bins(grad, dim, "ortho", alternate)  # bins along dim, N^{-1/2}
         du = dg = None
         if ctx.needs_input_grad[0]:
-            du = _filter_from_bins(grad_bins, gains, n, dim, "ortho").to(ctx.u_dtype)
+            du = _filter_from_bins(grad_bins, gains, n, dim, "ortho", alternate)
+            du = du.to(ctx.u_dtype)
         if ctx.needs_input_grad[1]:
             if ctx.keeps_spectrum:
                 dg = _gain_gradient(kept, grad_bins, n, dim) * n**-0.5  # (H, N)
@@ -226,31 +248,63 @@ class _DCTFilter(torch.autograd.Function):
                 # Converted before the reordering (the forward reorders first): two graphs
                 # for one value, so the compiler recomputes it from the narrow ``u`` instead
                 # of keeping the forward's float32 copy alive between the passes.
-                u_bins = _reordered_bins(kept.to(compute_dtype(kept)), dim, "ortho")
+                u_bins = _reordered_bins(kept.to(compute_dtype(kept)), dim, "ortho", alternate)
                 dg = _gain_gradient(u_bins, grad_bins, n, dim)  # (H, N)
             dg = dg.to(gains.dtype)
-        return du, dg, None
+        return du, dg, None, None
 
 
-def _reordered_bins(u: Tensor, dim: int, norm: str = "backward") -> Tensor:
+def _reordered_bins(u: Tensor, dim: int, norm: str = "backward", alternate: bool = False) -> Tensor:
     """``RFFT(P u)`` along ``dim``: ``N // 2 + 1`` complex bins of the Makhoul-reordered signal.
 
     ``norm`` as in ``torch.fft``: ``backward`` unscaled, ``ortho`` scaled by ``N^{-1/2}``.
     Half precision is reordered as it is and transformed in float32 (the reordering moves
     samples, so the order of the two steps does not change a value; what a compiled backward
-    keeps, if anything, is then the narrower tensor).
+    keeps, if anything, is then the narrower tensor). With ``alternate``, ``RFFT(P A u) =
+    RFFT(S P u)`` (:class:`_DCTFilter`).
     """
-    v = makhoul_reorder(u, u.dim() + dim)  # u's dtype
+    v = makhoul_reorder(u, u.dim() + dim)  # u's dtype, a new tensor
+    if alternate:
+        v = _negate_odd_part(v, dim)
     return torch.fft.rfft(v.to(compute_dtype(v)), dim=dim, norm=norm)
 
 
+def _negate_odd_part(v: Tensor, dim: int) -> Tensor:
+    """``S v``: the last ``N // 2`` entries of a reordered signal along ``dim`` negated.
+
+    They hold the odd samples (Makhoul's reordering), whose signs ``A = diag((-1)^n)`` flips.
+    Eagerly in place on ``v`` (a copy the filter made), a pass over half of it; while
+    ``torch.compile`` traces, a product with a constant sign vector, which Inductor fuses with
+    the reordering's gather or the inverse rFFT's consumer instead of scattering a slice.
+    """
+    n = v.shape[dim]
+    if torch.compiler.is_compiling():
+        signs = _odd_part_signs(n, v.dtype, v.device)  # (N,)
+        return v * (signs if dim == -1 else signs[:, None])
+    v.narrow(dim, (n + 1) // 2, n // 2).neg_()
+    return v
+
+
+@eager_cached(maxsize=64)
+def _odd_part_signs(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(1, ..., 1, -1, ..., -1)``: ``(N + 1) // 2`` ones, then ``N // 2`` minus ones."""
+    odd_part = torch.arange(n, device=device) >= (n + 1) // 2  # (N,) bool
+    return 1.0 - 2.0 * odd_part.to(dtype)
+
+
 def _filter_from_bins(
-    spec: Tensor, gains: Tensor, n: int, dim: int, norm: str = "backward"
+    spec: Tensor,
+    gains: Tensor,
+    n: int,
+    dim: int,
+    norm: str = "backward",
+    alternate: bool = False,
 ) -> Tensor:
     """``P^{-1} IRFFT(a V + c conj(V))`` for ``spec = V``: the filtered signal, ``N`` along dim.
 
     ``norm`` is that of the rFFT that made ``spec``; the inverse uses the same, so the filter
-    does not depend on it.
+    does not depend on it. With ``alternate``, ``A P^{-1} = P^{-1} S`` follows the inverse
+    rFFT (:class:`_DCTFilter`).
     """
     bins = n // 2 + 1
     rev = torch.cat([gains[:, :1], gains[:, 1:].flip(-1)], dim=-1)[:, :bins]  # Lambda_{N-k}
@@ -259,6 +313,8 @@ def _filter_from_bins(
     c = _rotation(n, gains.dtype, spec.device) * ((head - rev) * 0.5)  # (H, bins) complex
     a, c = (a[:, :, None], c[:, :, None]) if dim == -2 else (a[:, None, :], c[:, None, :])
     v = torch.fft.irfft(_filter_bins(spec, a, c), n=n, dim=dim, norm=norm)  # n along dim
+    if alternate:
+        v = _negate_odd_part(v, dim)
     return makhoul_unreorder(v, v.dim() + dim)
 
 
@@ -367,11 +423,11 @@ def _rotation(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
 def dst_filter(u: Tensor, gains: Tensor) -> Tensor:
     """Orthonormal DST-II filter along dim -2: ``A M_dct(reversed gains) A``.
 
-    Dtypes as :func:`dct_filter`.
+    ``A = diag((-1)^n)``: the DST-II matrix is ``S = R C A`` with ``R`` the reversal of the
+    coefficients, so ``S^T diag(g) S = A C^T diag(R g) C A``. The signs are applied inside the
+    DCT filter, on its reordered copies (:class:`_DCTFilter`). Dtypes as :func:`dct_filter`.
     """
-    n = u.shape[-2]
-    alt = alternating_signs(n, u.dtype, u.device)[:, None]  # (N, 1): +1, -1, ...
-    return dct_filter(u * alt, gains.flip(-1)) * alt
+    return _filter_in_layout(u, gains.flip(-1), alternate=True)
 
 
 def spectral_filter(

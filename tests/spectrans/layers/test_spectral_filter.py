@@ -68,7 +68,8 @@ def test_fft_filters_match_the_dense_operator_in_both_arithmetics(
     assert_matches_dense_operator(_fast_filter, kind, n, atol=1e-12, grad_atol=1e-12)
 
 
-def test_the_transposed_layout_compiles_to_the_same_filter() -> None:
+@pytest.mark.parametrize("kind", ["dct", "dst"])
+def test_the_transposed_layout_compiles_to_the_same_filter(kind: str) -> None:
     """Through torch.compile (Inductor on the CPU): values and gradients of both layouts."""
     torch.manual_seed(0)
     u = torch.randn(2, 3, 37, 4, requires_grad=True)  # (B, H, N, d)
@@ -79,23 +80,30 @@ def test_the_transposed_layout_compiles_to_the_same_filter() -> None:
         out = fn(u, gains)
         return (out, *torch.autograd.grad((out * g).sum(), (u, gains)))
 
-    reference = run(lambda x, w: spectral_filter._dct_filter_along(x, w, dim=-2))
-    compiled = run(torch.compile(spectral_filter.dct_filter, fullgraph=True))
+    alternate = kind == "dst"  # the DST filter is the DCT's between signs, gains reversed
+
+    def along_sequence(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        w = w.flip(-1) if alternate else w
+        return spectral_filter._dct_filter_along(x, w, -2, alternate)
+
+    reference = run(along_sequence)
+    compiled = run(torch.compile(lambda x, w: _fast_filter(x, w, kind), fullgraph=True))
     for a, b in zip(compiled, reference, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["dct", "dst"])
 @pytest.mark.parametrize("last_dim", [False, True])
 @pytest.mark.parametrize("wanted", ["u", "gains"])
 def test_fft_filter_gives_the_gradient_of_either_input_alone(
-    wanted: str, last_dim: bool, monkeypatch: pytest.MonkeyPatch
+    wanted: str, last_dim: bool, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only ``u`` or only the gains need a gradient: the other is not computed, this one is
     the dense operator's."""
     monkeypatch.setattr(spectral_filter, "FFT_ALONG_LAST_DIM", last_dim)
     n = 13
     gen = torch.Generator().manual_seed(1)
-    a = transform_matrix("dct", n, torch.float64, torch.device("cpu"))  # (N, N)
+    a = transform_matrix(kind, n, torch.float64, torch.device("cpu"))  # (N, N)
     u = torch.randn(2, 3, n, 4, dtype=torch.float64, generator=gen)
     gains = torch.randn(3, n, dtype=torch.float64, generator=gen)
     target = u if wanted == "u" else gains
@@ -103,7 +111,7 @@ def test_fft_filter_gives_the_gradient_of_either_input_alone(
     g = torch.randn(2, 3, n, 4, dtype=torch.float64, generator=gen)
     ref = torch.einsum("kj,hk,kl,bhld->bhjd", a, gains, a, u)  # (B, H, N, d)
     (want,) = torch.autograd.grad(ref, target, g)
-    (got,) = torch.autograd.grad(spectral_filter.dct_filter(u, gains), target, g)
+    (got,) = torch.autograd.grad(_fast_filter(u, gains, kind), target, g)
     torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
 
 
@@ -142,3 +150,18 @@ def test_fft_filter_keeps_the_spectrum_of_float32_input_eagerly() -> None:
     gains = torch.rand(3, 64, requires_grad=True)
     saved = _saved_for_backward(spectral_filter.dct_filter, u, gains)
     assert any(t.is_complex() for t in saved)
+
+
+@pytest.mark.parametrize("last_dim", [False, True])
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_the_dst_filter_leaves_its_input_and_output_gradient_as_they_were(
+    n: int, last_dim: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its signs are applied in place to the reordered copies only, forward and backward."""
+    monkeypatch.setattr(spectral_filter, "FFT_ALONG_LAST_DIM", last_dim)
+    u = torch.randn(2, 3, n, 4, requires_grad=True)
+    gains = torch.rand(3, n, requires_grad=True)
+    g = torch.randn(2, 3, n, 4)
+    u_before, g_before = u.detach().clone(), g.clone()
+    spectral_filter.dst_filter(u, gains).backward(g)
+    assert torch.equal(u.detach(), u_before) and torch.equal(g, g_before)
