@@ -267,6 +267,30 @@ def set_pad_segments(pieces: int | None) -> None:
     key_padding.PAD_SEGMENTS = pieces
 
 
+def add_logit_unroll_option(parser: argparse.ArgumentParser) -> None:
+    """``--logit-unroll`` of the step benchmarks: see :func:`set_logit_unroll`."""
+    parser.add_argument(
+        "--logit-unroll",
+        type=int,
+        default=None,
+        metavar="WIDTH",
+        help="head widths up to WIDTH form the FAVOR+ feature logits as broadcast products in "
+        "compiled steps (spectrans.layers.attention.favor_contract.UNROLLED_LOGITS_MAX_WIDTH; "
+        "default: the library's)",
+    )
+
+
+def set_logit_unroll(width: int | None) -> None:
+    """Set :data:`~spectrans.layers.attention.favor_contract.UNROLLED_LOGITS_MAX_WIDTH`."""
+    if width is None:
+        return
+    if width < 0:
+        raise SystemExit(f"--logit-unroll must be at least 0, got {width}")
+    from spectrans.layers.attention import favor_contract
+
+    favor_contract.UNROLLED_LOGITS_MAX_WIDTH = width
+
+
 def add_recompute_option(parser: argparse.ArgumentParser) -> None:
     """``--recompute`` (alias ``--lst-recompute``) of the benchmarks: see :func:`set_recompute`."""
     parser.add_argument(

@@ -7,7 +7,7 @@ Usage::
         [--steps 20] [--warmup 5] [--windows 3] [--compile none|auto|all] [--batch B] [--max-len N]
         [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH,...]
         [--override KEY=VALUE ...] [--triton-kernels] [--hashed-dropout] [--pad-segments S]
-        [--out results]
+        [--logit-unroll W] [--out results]
 
 Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
 ``VARIANTS`` (``lst-dct``, ``lra-performer``, ...) and every other registered mixer
@@ -77,7 +77,9 @@ time the presets without the dropout the anchor lacks. ``--triton-kernels`` and
 (:func:`use_triton_kernels`; :data:`spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED`:
 dropout masks of compiled steps from an integer hash instead of Philox). ``--pad-segments S``
 sets :data:`spectrans.layers.attention.key_padding.PAD_SEGMENTS` for the run (0: padded
-queries of the key-padding softmax path attend to no key).
+queries of the key-padding softmax path attend to no key). ``--logit-unroll W`` sets
+:data:`spectrans.layers.attention.favor_contract.UNROLLED_LOGITS_MAX_WIDTH` (FAVOR+ feature
+logits of heads up to ``W`` wide as broadcast products in compiled steps).
 
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.
@@ -106,8 +108,10 @@ from torch import Tensor, nn
 
 from experiments.bench_specs import (
     add_hashed_dropout_option,
+    add_logit_unroll_option,
     add_pad_segments_option,
     add_recompute_option,
+    set_logit_unroll,
     set_pad_segments,
     set_recompute,
     use_hashed_dropout,
@@ -384,6 +388,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add_hashed_dropout_option(p)
     add_pad_segments_option(p)
+    add_logit_unroll_option(p)
     p.add_argument(
         "--override",
         action="append",
@@ -418,7 +423,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def step_options(args: argparse.Namespace) -> str:
     """What changed the step from the preset's, as a note suffix.
 
-    ``; overrides: ...; triton kernels; hashed dropout; pad segments S; recompute on``.
+    ``; overrides: ...; triton kernels; hashed dropout; pad segments S; logit unroll W;
+    recompute on``.
     """
     options = []
     if args.override:
@@ -429,6 +435,8 @@ def step_options(args: argparse.Namespace) -> str:
         options.append("hashed dropout")
     if args.pad_segments is not None:
         options.append(f"pad segments {args.pad_segments}")
+    if args.logit_unroll is not None:
+        options.append(f"logit unroll {args.logit_unroll}")
     if args.recompute != "auto":
         options.append(f"recompute {args.recompute}")
     return "".join(f"; {o}" for o in options)
@@ -469,6 +477,7 @@ def _main(argv: list[str] | None) -> int:
     if args.hashed_dropout:
         use_hashed_dropout()
     set_pad_segments(args.pad_segments)
+    set_logit_unroll(args.logit_unroll)
     set_recompute(args.recompute)
     args.dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cuda":

@@ -19,7 +19,7 @@ from experiments.bench_step import (
 from experiments.bench_step_setup import mixer_length, mixing_path
 from spectrans import registry
 from spectrans.layers import dropout
-from spectrans.layers.attention import key_padding
+from spectrans.layers.attention import favor_contract, key_padding
 from spectrans.layers.attention.lst import LSTAttention
 from spectrans.layers.attention.softmax import SoftmaxAttention
 
@@ -167,6 +167,11 @@ def test_windows_give_the_median_and_the_note_lists_them(
 def test_windows_below_one_are_refused(capsys) -> None:
     with pytest.raises(SystemExit, match="--windows must be >= 1"):
         main([*TINY[:-2], "--windows", "0"])
+
+
+def test_a_negative_logit_unroll_is_refused() -> None:
+    with pytest.raises(SystemExit, match="--logit-unroll must be at least 0, got -1"):
+        main([*TINY, "--tasks", "pathfinder", "--mixers", "performer", "--logit-unroll", "-1"])
 
 
 def test_budget_spent_after_the_first_row_skips_the_rest(
@@ -367,14 +372,19 @@ def test_rows_name_the_options_that_changed_the_presets_step(
 ) -> None:
     monkeypatch.setattr(dropout, "HASHED_MASKS_WHEN_COMPILED", False)  # restored afterwards
     monkeypatch.setattr(key_padding, "PAD_SEGMENTS", key_padding.PAD_SEGMENTS)
+    monkeypatch.setattr(
+        favor_contract, "UNROLLED_LOGITS_MAX_WIDTH", favor_contract.UNROLLED_LOGITS_MAX_WIDTH
+    )
     argv = [*TINY, "--tasks", "pathfinder", "--mixers", "lst-dct", "--out", str(tmp_path)]
     options = ["--override", "model.dropout=0", "--recompute", "on", "--hashed-dropout"]
-    assert main([*argv, *options, "--pad-segments", "0"]) == 0
+    assert main([*argv, *options, "--pad-segments", "0", "--logit-unroll", "8"]) == 0
     (row,) = _csv_rows(tmp_path / "train_step.csv")
     assert row["note"] == (
-        "eager; overrides: model.dropout=0; hashed dropout; pad segments 0; recompute on"
+        "eager; overrides: model.dropout=0; hashed dropout; pad segments 0; logit unroll 8; "
+        "recompute on"
     )
     assert dropout.HASHED_MASKS_WHEN_COMPILED and key_padding.PAD_SEGMENTS == 0
+    assert favor_contract.UNROLLED_LOGITS_MAX_WIDTH == 8
     assert main(argv) == 0  # the presets as they are: the note names the mode only
     (row,) = _csv_rows(tmp_path / "train_step.csv")
     assert row["note"] == "eager"

@@ -58,6 +58,36 @@ results/profile/triton_kernels.md); ``python -m experiments.probe_paths --tables
 times them all."""
 
 
+UNROLLED_LOGITS_MAX_WIDTH = 0
+r"""Head widths up to this form the feature logits ``x W^T`` as ``d`` broadcast products while
+``torch.compile`` traces (:func:`feature_logits`); 0: always a matmul.
+
+A matmul with an inner dimension of ``d = 4`` (LRA Pathfinder's head width) writes its
+``(N, m)`` logits, 64 times the ``(N, d)`` input at ``m = 256``, and the feature softmax reads
+them back: on an H200 the compiled Pathfinder-32 Performer step spends 2.75 ms in such products
+and 6.2 ms in the feature kernels after them (``results/profile/profile_pathfinder_performer.md``,
+commit ``6a61f3c``). As ``d`` products and sums the logits are pointwise work that Inductor fuses
+into the softmax's reduction, so they are never written. Off until the two are timed side by
+side on a GPU (``python -m experiments.bench_step --tasks pathfinder --mixers performer --compile
+all --logit-unroll 8`` against the same without it)."""
+
+
+def feature_logits(x: Tensor, w_t: Tensor) -> Tensor:
+    r"""``x @ w_t``: (..., N, m) from ``x`` (..., N, d) and ``w_t`` (d, m).
+
+    While ``torch.compile`` traces and ``d <=`` :data:`UNROLLED_LOGITS_MAX_WIDTH`, as
+    :math:`\sum_{a<d} x_{:, a}\, w_a` (one broadcast product per input column, pointwise work
+    the compiler fuses into what consumes the logits); otherwise one matmul.
+    """
+    d = x.shape[-1]
+    if not torch.compiler.is_compiling() or d > UNROLLED_LOGITS_MAX_WIDTH:
+        return x @ w_t  # (..., N, d) @ (d, m) -> (..., N, m)
+    logits = x[..., 0:1] * w_t[0]  # (..., N, 1) * (m,) -> (..., N, m)
+    for a in range(1, d):
+        logits = logits + x[..., a : a + 1] * w_t[a]
+    return logits
+
+
 def fused_is_cheaper(head_dim: int, value_dim: int, num_features: int) -> bool:
     """Whether the hand-written backward writes less than autograd: ``(e + 1)(d + 1) <= m``."""
     return (value_dim + 1) * (head_dim + 1) <= num_features
@@ -98,11 +128,15 @@ def log_reach_bias(reach: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 def biased_logits(x: Tensor, w_t: Tensor, bias: Tensor) -> Tensor:
     """``x @ w_t + bias`` (..., N, m) as one matmul: ``x`` gets a ones column, ``w_t`` a row.
 
+    Where :func:`feature_logits` unrolls the product, the bias is added to its result instead.
+
     Args:
         x: ``(..., N, d)``.
         w_t: ``(d, m)``.
         bias: ``(..., 1, m)``.
     """
+    if torch.compiler.is_compiling() and x.shape[-1] <= UNROLLED_LOGITS_MAX_WIDTH:
+        return feature_logits(x, w_t) + bias.to(w_t.dtype)  # (..., N, m)
     w_aug = torch.cat([w_t.expand(*bias.shape[:-2], *w_t.shape), bias.to(w_t.dtype)], -2)
     x_aug = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], -1)  # (..., N, d+1)
     return x_aug @ w_aug  # (..., N, d+1) @ (..., d+1, m) -> (..., N, m)
@@ -137,7 +171,7 @@ def _forward_saving(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The forward of :class:`FavorContraction` and the tensors its backward needs."""
     w_t = projection.to(q.dtype).T  # (d, m)
-    phi_k, scale = _key_factors(k @ w_t, k, key_mask)  # (B, H, N, m), (B, H, N, 1)
+    phi_k, scale = _key_factors(feature_logits(k, w_t), k, key_mask)  # (B, H, N, m), (B, H, N, 1)
     v_scaled = v_aug * scale.to(v_aug.dtype)  # (B, H, N, e+1)
     kv = (v_scaled.transpose(-1, -2) @ phi_k).transpose(-1, -2)  # (B, H, m, e+1)
     weights, inverse = query_weights(q, w_t, kv)  # (B, H, N, m), (B, H, m, 1)
