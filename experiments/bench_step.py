@@ -7,7 +7,7 @@ Usage::
         [--steps 20] [--warmup 5] [--windows 3] [--compile none|auto|all] [--batch B] [--max-len N]
         [--time-budget SECONDS] [--recompute auto|on|off] [--mixing-path auto|PATH,...]
         [--override KEY=VALUE ...] [--triton-kernels] [--hashed-dropout] [--pad-segments S]
-        [--logit-unroll W] [--out results]
+        [--logit-unroll W] [--ab hashed-dropout|logit-unroll] [--out results]
 
 Mixers (:func:`default_mixers`): every preset variant of ``scripts/make_presets.py``'s
 ``VARIANTS`` (``lst-dct``, ``lra-performer``, ...) and every other registered mixer
@@ -81,6 +81,11 @@ queries of the key-padding softmax path attend to no key). ``--logit-unroll W`` 
 :data:`spectrans.layers.attention.favor_contract.UNROLLED_LOGITS_MAX_WIDTH` (FAVOR+ feature
 logits of heads up to ``W`` wide as broadcast products in compiled steps).
 
+``--ab SWITCH`` (``hashed-dropout`` or ``logit-unroll``; needs ``--compile all``) times each
+mixer's compiled step with the switch off and on in one process, windows of the two sides
+interleaved (:mod:`experiments.bench_step_ab`), and writes two rows per mixer whose notes say
+which side they are: the way to decide a switch worth less than one row moves between runs.
+
 ``--time-budget``: once this many seconds have passed since the start, the rows not yet
 begun are not run (status ``not run: time budget``); a row under way finishes.
 
@@ -116,6 +121,7 @@ from experiments.bench_specs import (
     set_recompute,
     use_hashed_dropout,
 )
+from experiments.bench_step_ab import AB_SWITCHES, time_ab
 from experiments.bench_step_report import (  # noqa: F401
     CSV_COLUMNS,
     NOT_RUN,
@@ -277,6 +283,76 @@ def _time_mixer(
     return best, status, paths[best[2]] if best is not None else path, notes
 
 
+def _time_mixer_ab(
+    task: str, mixer: str, args: argparse.Namespace, device: torch.device
+) -> tuple[dict[bool, list[float]] | None, int | None, str, str]:
+    """A/B of ``args.ab`` on the compiled step of ``mixer``: windows per side, peak, status, path.
+
+    The status is ``ok``, ``oom`` or the error that stopped it (the run goes on).
+    """
+    try:
+        torch.manual_seed(0)
+        setup = load_setup(mixer, task, args.batch, args.max_len, args.override)
+        path = mixing_path(setup.model, setup.seq_len, device, setup.padded, args.dtype, True)
+        data = random_batch(setup, device)
+        inputs = {k: v for k, v in data.items() if k != "labels"}
+        step = train_step(
+            setup.model,
+            lambda m: m(**inputs),
+            data["labels"],
+            setup.optimizer,
+            args.dtype,
+            args.compile_mode,
+        )
+        figures, peak = time_ab(step, device, args.ab, args.warmup, args.steps, args.windows)
+        return figures, peak, "ok", path
+    except Exception as err:  # noqa: BLE001 - recorded, the run goes on
+        status = "oom" if is_oom(err) else f"error: {type(err).__name__}: {err}"
+        print(f"[bench_step] {task} {mixer} A/B {args.ab}: {status}", file=sys.stderr)
+        return None, None, status, ""
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _ab_rows(
+    task: str,
+    mixer: str,
+    args: argparse.Namespace,
+    device: torch.device,
+    shared: dict[str, Any],
+    meta: dict[str, str],
+) -> list[StepRow]:
+    """The two rows (switch off, on) of one mixer's A/B, or two error rows."""
+    if task not in args.compile_tasks:
+        figures, peak, path = None, None, ""
+        status = f"error: --ab needs compiled steps; --compile-tasks lacks {task}"
+    else:
+        figures, peak, status, path = _time_mixer_ab(task, mixer, args, device)
+    rows = []
+    n_tokens = shared["batch"] * shared["seq_len"]
+    for on in (False, True):
+        ms = statistics.median(figures[on]) if figures else None
+        side = f"A/B {args.ab} {'on' if on else 'off'}, windows interleaved with the other side's"
+        note = (window_note("compiled", ms, figures[on]) + "; " if figures else "") + side
+        rows.append(
+            StepRow(
+                task=task,
+                mixer=mixer,
+                ms_per_step=round(ms, 3) if ms is not None else None,
+                tokens_per_s=round(n_tokens / ms * 1000.0) if ms else None,
+                peak_mem_bytes=peak,
+                compile="compiled",
+                status=status,
+                path=path,
+                note=note + step_options(args),
+                **shared,
+                **meta,
+            )
+        )
+    return rows
+
+
 def _modes(task: str, args: argparse.Namespace) -> tuple[list[str], str]:
     """The compile modes timed for ``task``, and why it runs eager when ``--compile`` skips it."""
     modes = {"none": ["eager"], "all": ["compiled"], "auto": ["eager", "compiled"]}[args.compile]
@@ -312,6 +388,10 @@ def bench_task(
     for mixer, forced in [(m, p) for m in args.mixers for p in args.mixing_paths]:
         if _spent(deadline):
             emit(_not_run(task, mixer, meta, **shared))
+            continue
+        if args.ab is not None:
+            for row in _ab_rows(task, mixer, args, device, shared, meta):
+                emit(row)
             continue
         best, status, path, notes = _time_mixer(task, mixer, modes, args, device, forced)
         if len(modes) > 1:
@@ -390,6 +470,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_pad_segments_option(p)
     add_logit_unroll_option(p)
     p.add_argument(
+        "--ab",
+        default=None,
+        choices=sorted(AB_SWITCHES),
+        help="time each mixer's compiled step with this switch off and on in one process, "
+        "windows interleaved (two rows per mixer; needs --compile all)",
+    )
+    p.add_argument(
         "--override",
         action="append",
         default=[],
@@ -417,6 +504,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise SystemExit("--steps and --windows must be >= 1 and --warmup >= 0")
     if args.time_budget is not None and not args.time_budget >= 0:
         raise SystemExit("--time-budget must be a number of seconds >= 0")
+    if args.ab is not None and args.compile != "all":
+        raise SystemExit(f"--ab {args.ab} times compiled steps: add --compile all")
+    fixed = {"hashed-dropout": args.hashed_dropout, "logit-unroll": args.logit_unroll is not None}
+    if args.ab is not None and fixed[args.ab]:
+        raise SystemExit(f"--ab {args.ab} switches it itself: drop --{args.ab}")
+    if args.ab is not None and args.mixing_paths != ["auto"]:
+        raise SystemExit("--ab times each mixer on its own paths: drop --mixing-path")
     return args
 
 

@@ -169,6 +169,53 @@ def test_windows_below_one_are_refused(capsys) -> None:
         main([*TINY[:-2], "--windows", "0"])
 
 
+def test_ab_writes_one_row_per_side_with_the_medians_of_their_windows(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+
+    def fake_ab(step, device, name, warmup, steps, windows):
+        seen.append((name, windows))
+        return {False: [9.0, 7.0, 8.0], True: [6.0, 4.0, 5.0]}, None
+
+    monkeypatch.setattr(bench_step, "time_ab", fake_ab)
+    argv = [*TINY[:-2], "--windows", "3", "--tasks", "pathfinder", "--mixers", "performer"]
+    argv += ["--compile", "all", "--ab", "logit-unroll", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    off, on = _csv_rows(tmp_path / "train_step.csv")
+    assert seen == [("logit-unroll", 3)]
+    assert (float(off["ms_per_step"]), float(on["ms_per_step"])) == (8.0, 5.0)
+    assert off["note"] == (
+        "compiled 8.00 ms (windows 9.00/7.00/8.00); "
+        "A/B logit-unroll off, windows interleaved with the other side's"
+    )
+    assert on["note"].startswith("compiled 5.00 ms (windows 6.00/4.00/5.00); A/B logit-unroll on")
+
+
+def test_ab_outside_the_compiled_tasks_is_an_error_row(tmp_path) -> None:
+    argv = [*TINY, "--tasks", "pathfinder", "--mixers", "performer", "--compile", "all"]
+    argv += ["--compile-tasks", "listops", "--ab", "hashed-dropout", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    rows = _csv_rows(tmp_path / "train_step.csv")
+    assert len(rows) == 2 and all("--compile-tasks lacks pathfinder" in r["status"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--ab", "hashed-dropout"], "add --compile all"),
+        (
+            ["--ab", "hashed-dropout", "--compile", "all", "--hashed-dropout"],
+            "drop --hashed-dropout",
+        ),
+        (["--ab", "logit-unroll", "--compile", "all", "--mixing-path", "gemm"], "--mixing-path"),
+    ],
+)
+def test_ab_refuses_options_that_would_blur_it(options: list[str], words: str) -> None:
+    with pytest.raises(SystemExit, match=words):
+        main([*TINY, "--tasks", "pathfinder", "--mixers", "performer", *options])
+
+
 def test_a_negative_logit_unroll_is_refused() -> None:
     with pytest.raises(SystemExit, match="--logit-unroll must be at least 0, got -1"):
         main([*TINY, "--tasks", "pathfinder", "--mixers", "performer", "--logit-unroll", "-1"])
