@@ -38,8 +38,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 HASHED_MASKS_WHEN_COMPILED = False
-"""Draw dropout masks by :func:`hashed_keep` while ``torch.compile`` traces. Off until timed
-on a GPU: ``python -m experiments.bench_step --compile all --hashed-dropout``."""
+"""Draw dropout masks by :func:`hashed_keep` while ``torch.compile`` traces. Off: one pair of
+runs on an H200 had it faster by less than a row moves between runs; ``python -m
+experiments.bench_step --compile all --ab hashed-dropout`` times both sides in one process."""
 
 MASK_BITS = 24
 """Low bits of the hash compared with the threshold (a float32-exact rate)."""

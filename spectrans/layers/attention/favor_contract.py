@@ -69,7 +69,7 @@ and 6.2 ms in the feature kernels after them (``results/profile/profile_pathfind
 commit ``6a61f3c``). As ``d`` products and sums the logits are pointwise work that Inductor fuses
 into the softmax's reduction, so they are never written. Off until the two are timed side by
 side on a GPU (``python -m experiments.bench_step --tasks pathfinder --mixers performer --compile
-all --logit-unroll 8`` against the same without it)."""
+all --ab logit-unroll``: both in one process, windows interleaved)."""
 
 
 def feature_logits(x: Tensor, w_t: Tensor) -> Tensor:
