@@ -65,6 +65,7 @@ from spectrans.config.layers.attention import (
 )
 from spectrans.layers.attention.base import AttentionLayer, check_input, zero_masked
 from spectrans.layers.attention.chunked_recompute import wants_recompute
+from spectrans.layers.attention.gated_projection import gated_out_projection
 from spectrans.layers.attention.lst_recompute import masked, recompute_gated_mix
 from spectrans.layers.attention.projections import (
     add_qkv_projections,
@@ -416,9 +417,12 @@ class _LSTFilterAttention(AttentionLayer):
 
         Padded samples enter the filter as zeros.
         """
+        return torch.sigmoid(q) * self.mixed_values(k, v, mask, path)  # (B, H, N, d)
+
+    def mixed_values(self, k: Tensor, v: Tensor, mask: Tensor | None, path: str) -> Tensor:
+        """``M(sigmoid(k) * v * mask)``, ``(B, H, N, d)`` in the gates' dtype."""
         u = masked(torch.sigmoid(k) * v, mask)  # (B, H, N, d)
-        mixed = self.mix_path(u, path)  # (B, H, N, d)
-        return torch.sigmoid(q) * mixed.to(u.dtype)  # (B, H, N, d)
+        return self.mix_path(u, path).to(u.dtype)  # (B, H, N, d)
 
     recompute_mixing: bool | None = None
     """Whether the backward rebuilds the gated mixing from q, k and v
@@ -463,10 +467,11 @@ class _LSTFilterAttention(AttentionLayer):
         path = self.chosen_path(x.shape[1], x.device)
         if self.recomputes(q, k, v):
             y = recompute_gated_mix(self, q, k, v, mask, path)  # (B, H, N, d)
-        else:
-            y = self.gated_mix(q, k, v, mask, path)  # (B, H, N, d)
-        y = self.dropout(merge_heads(y))  # (B, N, H*d)
-        out = zero_masked(self.out_proj(y), mask)  # (B, N, D)
+            out = self.out_proj(self.dropout(merge_heads(y)))  # (B, N, D)
+        else:  # the query gate, dropout and out_proj keep q and the mixed values only
+            mixed = self.mixed_values(k, v, mask, path)  # (B, H, N, d)
+            out = gated_out_projection(q, mixed, self.out_proj, self.dropout)  # (B, N, D)
+        out = zero_masked(out, mask)  # (B, N, D)
         return (out, None) if return_attention else out
 
 

@@ -426,7 +426,12 @@ def test_fast_path_under_bf16_autocast_saves_one_float32_copy_at_most(transform:
         with torch.autocast("cpu", torch.bfloat16):
             out = layer(x)  # (B, N, D)
     one_head = batch * (n // 2) * (width // 4)  # half a head's signal: every activation is larger
-    activations = {t.untyped_storage().data_ptr(): t for t in saved if t.numel() >= one_head}
+    weights = {p.untyped_storage().data_ptr() for p in layer.parameters()}  # kept, not copied
+    activations = {
+        t.untyped_storage().data_ptr(): t
+        for t in saved
+        if t.numel() >= one_head and t.untyped_storage().data_ptr() not in weights
+    }
     assert len(activations) >= 5, "the hook saw the layer's saved tensors"
     wide = sum(t.numel() * t.element_size() for t in activations.values() if t.element_size() >= 4)
     assert wide <= 1.1 * x.numel() * 4

@@ -125,8 +125,8 @@ def test_recompute_keeps_no_more_than_flash_softmax(path: str) -> None:
     unit = x.numel() * 2  # one bfloat16 copy of x
     kept = _saved_bytes(lst, x)
     assert kept <= 5.1 * unit
-    lst.recompute_mixing = False
-    assert _saved_bytes(lst, x) > 7 * unit
+    lst.recompute_mixing = False  # keeps the mixed values and x, q, k, v, and on this path u
+    assert _saved_bytes(lst, x) > 6 * unit
     assert kept <= _saved_bytes(SoftmaxAttention(64, 4), x)
 
 
