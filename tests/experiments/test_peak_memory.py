@@ -42,8 +42,9 @@ def test_a_temporary_counts_in_the_peak() -> None:
 
 
 def test_lst_recompute_brings_the_peak_to_softmax_at_most() -> None:
-    """Fast path, batch 4 (one row per chunk), N = 512: measured 1.16x softmax's peak with
-    autograd's backward, 1.00x with the recomputing one."""
+    """Fast path, batch 4 (one row per chunk), N = 512: measured 1.06x softmax's peak keeping
+    the intermediates (1.16x before the gated output projection rebuilt its input), 1.00x with
+    the recomputing backward."""
     torch.manual_seed(0)
     x = torch.randn(4, 512, 64, requires_grad=True)
     softmax = peak_memory.peak_bytes(SoftmaxAttention(64, 2), x)
@@ -55,5 +56,5 @@ def test_lst_recompute_brings_the_peak_to_softmax_at_most() -> None:
         rebuild = peak_memory.peak_bytes(layer, x)
     finally:
         set_recompute("auto")
-    assert keep > 1.1 * softmax
+    assert keep > 1.02 * softmax
     assert rebuild <= softmax
