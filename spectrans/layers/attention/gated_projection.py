@@ -76,7 +76,7 @@ class GatedOutProjection(torch.autograd.Function):
             g = split_heads(grad_y, q.shape[1]).to(mixed.dtype)  # (B, H, N, d)
             gate = torch.sigmoid(q)  # (B, H, N, d)
             if ctx.needs_input_grad[1]:
-                grad_mixed = g * gate
+                grad_mixed = (g * gate).to(mixed.dtype)
             if ctx.needs_input_grad[0]:  # sigma'(q) = sigma(1 - sigma), one fused kernel
                 grad_q = torch.ops.aten.sigmoid_backward(g * mixed, gate).to(q.dtype)
         return grad_q, grad_mixed, grad_w, grad_b, None, None
