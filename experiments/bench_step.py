@@ -223,6 +223,38 @@ def _time_anchor(
     return anchor, batch["labels"].numel(), ids.shape[1]
 
 
+def _failure(err: Exception) -> str:
+    """A row's status for an exception that stopped it: ``oom`` or ``error: Type: message``."""
+    return "oom" if is_oom(err) else f"error: {type(err).__name__}: {err}"
+
+
+def _mixer_step(
+    task: str,
+    mixer: str,
+    args: argparse.Namespace,
+    device: torch.device,
+    compiled: bool,
+    forced_path: str = "auto",
+) -> tuple[Callable[[], None], str]:
+    """The training step of ``mixer``'s preset on a random batch, and its mixing path.
+
+    The preset is built from seed 0 with a fresh optimizer; ``forced_path`` other than
+    ``auto`` is set on every layer that has it (:func:`force_mixing_path`).
+    """
+    torch.manual_seed(0)
+    setup = load_setup(mixer, task, args.batch, args.max_len, args.override)
+    if forced_path != "auto":
+        force_mixing_path(setup.model, forced_path)
+    path = mixing_path(setup.model, setup.seq_len, device, setup.padded, args.dtype, compiled)
+    data = random_batch(setup, device)
+    inputs = {k: v for k, v in data.items() if k != "labels"}
+    mode = args.compile_mode if compiled else None
+    step = train_step(
+        setup.model, lambda m: m(**inputs), data["labels"], setup.optimizer, args.dtype, mode
+    )
+    return step, path
+
+
 def _time_mixer(
     task: str,
     mixer: str,
@@ -243,37 +275,22 @@ def _time_mixer(
     status, path, notes = "ok", "", []
     peaks: dict[str, int | None] = {}
     paths: dict[str, str] = {}
-    setup = None
     for mode in modes:
         try:
-            torch.manual_seed(0)
-            setup = load_setup(mixer, task, args.batch, args.max_len, args.override)
-            if forced_path != "auto":
-                force_mixing_path(setup.model, forced_path)
-            path = paths[mode] = mixing_path(
-                setup.model, setup.seq_len, device, setup.padded, args.dtype, mode == "compiled"
-            )
-            data = random_batch(setup, device)
-            inputs = {k: v for k, v in data.items() if k != "labels"}
-            ms, peak, windows = time_model(
-                setup.model,
-                lambda m, inputs=inputs: m(**inputs),
-                data["labels"],
-                setup,
-                args,
-                device,
-                mode == "compiled",
-            )
+            step, path = _mixer_step(task, mixer, args, device, mode == "compiled", forced_path)
+            paths[mode] = path
+            windows, peak = time_step_windows(step, device, args.warmup, args.steps, args.windows)
+            ms = statistics.median(windows)
             notes.append(window_note(mode, ms, windows))
             peaks[mode] = peak
             if best is None or ms < best[0]:
                 best = (ms, peak, mode)
         except Exception as err:  # noqa: BLE001 - recorded, the run goes on
-            status = "oom" if is_oom(err) else f"error: {type(err).__name__}: {err}"
+            status = _failure(err)
             notes.append(f"{mode} {'oom' if status == 'oom' else 'error'}")
             print(f"[bench_step] {task} {mixer} {mode}: {status}", file=sys.stderr)
         finally:
-            setup = None
+            step = None  # the model and its optimizer go before the next mode's
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     graphs = device.type == "cuda" and args.compile_mode == "reduce-overhead"
@@ -291,23 +308,11 @@ def _time_mixer_ab(
     The status is ``ok``, ``oom`` or the error that stopped it (the run goes on).
     """
     try:
-        torch.manual_seed(0)
-        setup = load_setup(mixer, task, args.batch, args.max_len, args.override)
-        path = mixing_path(setup.model, setup.seq_len, device, setup.padded, args.dtype, True)
-        data = random_batch(setup, device)
-        inputs = {k: v for k, v in data.items() if k != "labels"}
-        step = train_step(
-            setup.model,
-            lambda m: m(**inputs),
-            data["labels"],
-            setup.optimizer,
-            args.dtype,
-            args.compile_mode,
-        )
+        step, path = _mixer_step(task, mixer, args, device, compiled=True)
         figures, peak = time_ab(step, device, args.ab, args.warmup, args.steps, args.windows)
         return figures, peak, "ok", path
     except Exception as err:  # noqa: BLE001 - recorded, the run goes on
-        status = "oom" if is_oom(err) else f"error: {type(err).__name__}: {err}"
+        status = _failure(err)
         print(f"[bench_step] {task} {mixer} A/B {args.ab}: {status}", file=sys.stderr)
         return None, None, status, ""
     finally:

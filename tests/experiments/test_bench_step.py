@@ -131,7 +131,8 @@ def test_zero_time_budget_writes_every_row_as_not_run(
     def never(*args, **kwargs):
         raise AssertionError("a row ran past the time budget")
 
-    monkeypatch.setattr(bench_step, "time_model", never)
+    monkeypatch.setattr(bench_step, "time_model", never)  # the anchors
+    monkeypatch.setattr(bench_step, "time_step_windows", never)  # the mixers
     argv = [*TINY, "--tasks", "pathfinder,image", "--mixers", "softmax,afno"]
     assert main([*argv, "--time-budget", "0", "--out", str(tmp_path)]) == 0
     rows = _csv_rows(tmp_path / "train_step.csv")
