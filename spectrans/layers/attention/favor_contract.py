@@ -72,6 +72,11 @@ side on a GPU (``python -m experiments.bench_step --tasks pathfinder --mixers pe
 all --ab logit-unroll``: both in one process, windows interleaved)."""
 
 
+def unrolls_logits(width: int) -> bool:
+    """Whether the feature logits of heads ``width`` wide are unrolled in this trace."""
+    return torch.compiler.is_compiling() and width <= UNROLLED_LOGITS_MAX_WIDTH
+
+
 def feature_logits(x: Tensor, w_t: Tensor) -> Tensor:
     r"""``x @ w_t``: (..., N, m) from ``x`` (..., N, d) and ``w_t`` (d, m).
 
@@ -80,7 +85,7 @@ def feature_logits(x: Tensor, w_t: Tensor) -> Tensor:
     the compiler fuses into what consumes the logits); otherwise one matmul.
     """
     d = x.shape[-1]
-    if not torch.compiler.is_compiling() or d > UNROLLED_LOGITS_MAX_WIDTH:
+    if not unrolls_logits(d):
         return x @ w_t  # (..., N, d) @ (d, m) -> (..., N, m)
     logits = x[..., 0:1] * w_t[0]  # (..., N, 1) * (m,) -> (..., N, m)
     for a in range(1, d):
@@ -135,7 +140,7 @@ def biased_logits(x: Tensor, w_t: Tensor, bias: Tensor) -> Tensor:
         w_t: ``(d, m)``.
         bias: ``(..., 1, m)``.
     """
-    if torch.compiler.is_compiling() and x.shape[-1] <= UNROLLED_LOGITS_MAX_WIDTH:
+    if unrolls_logits(x.shape[-1]):
         return feature_logits(x, w_t) + bias.to(w_t.dtype)  # (..., N, m)
     w_aug = torch.cat([w_t.expand(*bias.shape[:-2], *w_t.shape), bias.to(w_t.dtype)], -2)
     x_aug = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], -1)  # (..., N, d+1)
