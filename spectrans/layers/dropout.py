@@ -86,6 +86,30 @@ def hashed_dropout(x: Tensor, p: float, seeds: Tensor | None = None) -> Tensor:
     return x * keep.to(x.dtype) * (1.0 / (1.0 - p))
 
 
+def hashes(p: float, numel: int) -> bool:
+    """Whether a dropout of rate ``p`` on ``numel`` elements draws a hashed mask in this trace.
+
+    While ``torch.compile`` traces with :data:`HASHED_MASKS_WHEN_COMPILED` set, for ``p < 1``
+    and flat indices that fit 32 bits.
+    """
+    traced = HASHED_MASKS_WHEN_COMPILED and torch.compiler.is_compiling()
+    return traced and p < 1.0 and numel < (1 << 31)
+
+
+def keep_mask(dropout: nn.Dropout, shape: tuple[int, ...], device: torch.device) -> Tensor | None:
+    """The keep mask (bool, ``shape``) ``dropout`` draws, or None when it drops nothing.
+
+    From the integer hash where :func:`hashes` says so, otherwise one Bernoulli draw per
+    element.
+    """
+    p = dropout.p
+    if not dropout.training or p == 0.0:
+        return None
+    if hashes(p, math.prod(shape)):
+        return hashed_keep(shape, p, draw_seeds(device))
+    return torch.empty(shape, dtype=torch.bool, device=device).bernoulli_(1.0 - p)
+
+
 class Dropout(nn.Dropout):
     """:class:`torch.nn.Dropout`, with hashed masks in compiled graphs (module docstring)."""
 
@@ -93,7 +117,6 @@ class Dropout(nn.Dropout):
         """x: any shape -> same shape."""
         if not self.training or self.p == 0.0:
             return x
-        hashed = HASHED_MASKS_WHEN_COMPILED and torch.compiler.is_compiling()
-        if hashed and self.p < 1.0 and x.numel() < (1 << 31) and not self.inplace:
+        if hashes(self.p, x.numel()) and not self.inplace:
             return hashed_dropout(x, self.p)
         return F.dropout(x, self.p, self.training, self.inplace)

@@ -32,6 +32,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from spectrans.layers.attention.projections import merge_heads, split_heads
+from spectrans.layers.dropout import keep_mask
 
 
 class GatedOutProjection(torch.autograd.Function):
@@ -101,24 +102,6 @@ def _rebuilt_input(q: Tensor, mixed: Tensor, keep: Tensor | None, scale: float) 
     """
     y = merge_heads(mixed * torch.sigmoid(q))  # (B, N, H*d)
     return y if keep is None else scale * (keep * y)
-
-
-def keep_mask(
-    dropout: torch.nn.Dropout, shape: tuple[int, ...], device: torch.device
-) -> Tensor | None:
-    """The dropout's keep mask (bool, ``shape``), or None when it drops nothing.
-
-    Drawn as :mod:`spectrans.layers.dropout` draws it: from the integer hash while compiling
-    with hashed masks, otherwise one Bernoulli draw per element.
-    """
-    from spectrans.layers import dropout as hashed
-
-    p = dropout.p
-    if not dropout.training or p == 0.0:
-        return None
-    if hashed.HASHED_MASKS_WHEN_COMPILED and torch.compiler.is_compiling():
-        return hashed.hashed_keep(shape, p, hashed.draw_seeds(device))
-    return torch.empty(shape, dtype=torch.bool, device=device).bernoulli_(1.0 - p)
 
 
 def gated_out_projection(

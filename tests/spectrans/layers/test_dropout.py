@@ -128,3 +128,22 @@ def test_every_dropout_of_a_model_is_the_library_dropout(spec: object) -> None:
     )
     dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts and all(isinstance(m, Dropout) for m in dropouts)
+
+
+def test_the_keep_mask_follows_the_dropout(monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = dropout_module.Dropout(0.25)
+    device = torch.device("cpu")
+    layer.eval()
+    assert dropout_module.keep_mask(layer, (2, 3), device) is None
+    layer.train()
+    assert dropout_module.keep_mask(dropout_module.Dropout(0.0), (2, 3), device) is None
+    torch.manual_seed(0)
+    keep = dropout_module.keep_mask(layer, (400, 500), device)
+    assert keep.dtype == torch.bool and abs(keep.float().mean().item() - 0.75) < 0.01
+    monkeypatch.setattr(dropout_module, "HASHED_MASKS_WHEN_COMPILED", True)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    torch.manual_seed(1)
+    seeds = dropout_module.draw_seeds(device)
+    torch.manual_seed(1)
+    want = dropout_module.hashed_keep((40, 50), 0.25, seeds)
+    assert torch.equal(dropout_module.keep_mask(layer, (40, 50), device), want)

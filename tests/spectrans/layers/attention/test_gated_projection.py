@@ -5,7 +5,6 @@ import torch
 from torch.nn import functional as F
 
 from spectrans.layers import dropout as hashed
-from spectrans.layers.attention import gated_projection
 from spectrans.layers.attention.gated_projection import GatedOutProjection, gated_out_projection
 from spectrans.layers.attention.projections import merge_heads
 
@@ -68,25 +67,6 @@ def test_under_autocast_it_matches_the_plain_layers_in_bfloat16() -> None:
     for a, e in zip(grads, want_grads, strict=True):
         assert a.dtype == e.dtype
         torch.testing.assert_close(a, e, atol=3e-2, rtol=3e-2)
-
-
-def test_the_keep_mask_follows_the_dropout(monkeypatch: pytest.MonkeyPatch) -> None:
-    layer = hashed.Dropout(0.25)
-    device = torch.device("cpu")
-    layer.eval()
-    assert gated_projection.keep_mask(layer, (2, 3), device) is None
-    layer.train()
-    assert gated_projection.keep_mask(hashed.Dropout(0.0), (2, 3), device) is None
-    torch.manual_seed(0)
-    keep = gated_projection.keep_mask(layer, (400, 500), device)
-    assert keep.dtype == torch.bool and abs(keep.float().mean().item() - 0.75) < 0.01
-    monkeypatch.setattr(hashed, "HASHED_MASKS_WHEN_COMPILED", True)
-    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-    torch.manual_seed(1)
-    seeds = hashed.draw_seeds(device)
-    torch.manual_seed(1)
-    want = hashed.hashed_keep((40, 50), 0.25, seeds)
-    assert torch.equal(gated_projection.keep_mask(layer, (40, 50), device), want)
 
 
 def test_dropout_scales_kept_values_and_zeroes_the_rest() -> None:
