@@ -120,5 +120,10 @@ def gated_out_projection(
     """
     batch, heads, seq_len, dim = q.shape
     keep = keep_mask(dropout, (batch, seq_len, heads * dim), q.device)  # (B, N, H*d) or None
-    scale = 1.0 / (1.0 - dropout.p) if keep is not None else 1.0
+    if keep is None:
+        scale = 1.0
+    elif dropout.p < 1.0:
+        scale = 1.0 / (1.0 - dropout.p)
+    else:  # p = 1: every value dropped, as nn.Dropout does
+        scale = 0.0
     return GatedOutProjection.apply(q, mixed, out_proj.weight, out_proj.bias, keep, scale)

@@ -98,3 +98,12 @@ def test_through_inductor_it_matches_eager() -> None:
     torch._dynamo.reset()
     for a, e in zip(run(torch.compile(plain, fullgraph=True)), want, strict=True):
         torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_of_every_value_gives_zeros_and_zero_gradients() -> None:
+    q, mixed, _, _ = _inputs(False)
+    out_proj = torch.nn.Linear(12, 5).double()
+    out = gated_out_projection(q, mixed, out_proj, hashed.Dropout(1.0).train())
+    torch.testing.assert_close(out, out_proj.bias.expand_as(out))
+    grad_q, grad_mixed = torch.autograd.grad(out.sum(), (q, mixed))
+    assert not grad_q.any() and not grad_mixed.any()
