@@ -237,11 +237,11 @@ def add_hashed_dropout_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def use_hashed_dropout() -> None:
-    """Switch :data:`spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED` on for this process."""
+def use_hashed_dropout(on: bool = True) -> None:
+    """Set :data:`spectrans.layers.dropout.HASHED_MASKS_WHEN_COMPILED` for this process."""
     from spectrans.layers import dropout
 
-    dropout.HASHED_MASKS_WHEN_COMPILED = True
+    dropout.HASHED_MASKS_WHEN_COMPILED = on
 
 
 def add_pad_segments_option(parser: argparse.ArgumentParser) -> None:

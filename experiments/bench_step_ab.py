@@ -22,22 +22,15 @@ from contextlib import contextmanager
 
 import torch
 
+from experiments.bench_specs import set_logit_unroll, use_hashed_dropout
 from experiments.timing import sync
 
 LOGIT_UNROLL_WIDTH = 8
 """``UNROLLED_LOGITS_MAX_WIDTH`` of the ``logit-unroll`` switch's on side."""
 
 
-def _set_hashed_dropout(on: bool) -> None:
-    from spectrans.layers import dropout
-
-    dropout.HASHED_MASKS_WHEN_COMPILED = on
-
-
 def _set_logit_unroll(on: bool) -> None:
-    from spectrans.layers.attention import favor_contract
-
-    favor_contract.UNROLLED_LOGITS_MAX_WIDTH = LOGIT_UNROLL_WIDTH if on else 0
+    set_logit_unroll(LOGIT_UNROLL_WIDTH if on else 0)
 
 
 def _get_hashed_dropout() -> bool:
@@ -53,7 +46,7 @@ def _get_logit_unroll() -> bool:
 
 
 AB_SWITCHES: dict[str, tuple[Callable[[], bool], Callable[[bool], None]]] = {
-    "hashed-dropout": (_get_hashed_dropout, _set_hashed_dropout),
+    "hashed-dropout": (_get_hashed_dropout, use_hashed_dropout),
     "logit-unroll": (_get_logit_unroll, _set_logit_unroll),
 }
 """Name: (read the switch, set it). ``hashed-dropout``: dropout masks of compiled steps from an
