@@ -309,6 +309,11 @@ def wavelet_ms(b: int, width: int, n: int, path: str, reps: int, timing: str = "
     return _mixing_layer_ms(WaveletMixing(width), b, width, n, path, reps, timing)
 
 
+def kept_lengths(shape_lengths: tuple[int, ...], lengths: frozenset[int] | None) -> list[int]:
+    """The lengths of a shape that ``--lengths`` keeps (all of them without it)."""
+    return [n for n in shape_lengths if lengths is None or n in lengths]
+
+
 def path_table(
     shapes: dict[str, tuple[int, int, tuple[int, ...]]],
     paths: tuple[str, ...],
@@ -325,9 +330,7 @@ def path_table(
         "|---|---|" + "---|" * len(paths),
     ]
     for name, (b, width, shape_lengths) in shapes.items():
-        for n in shape_lengths:
-            if lengths is not None and n not in lengths:
-                continue
+        for n in kept_lengths(shape_lengths, lengths):
             cells = [measure_ms(b, width, n, path, reps) for path in paths]
             lines.append(f"| {name} ({b}, {width}) | {n} | {' | '.join(cells)} |")
             if torch.cuda.is_available():
@@ -437,9 +440,7 @@ def lst_table(
     ]
     for transform in transforms:
         for name, (b, width, heads, shape_lengths) in LST_SHAPES.items():
-            for n in shape_lengths:
-                if lengths is not None and n not in lengths:
-                    continue
+            for n in kept_lengths(shape_lengths, lengths):
                 cells = [measure_ms(b, width, heads, n, p, reps, transform) for p in paths]
                 lines.append(
                     f"| {transform} | {name} ({b}, {width}, {heads}) | {n} | "
