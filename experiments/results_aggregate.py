@@ -47,7 +47,7 @@ class CellStats:
 
     values: list[float] = field(default_factory=list)
     at_chance: int = 0
-    """Seeds whose accuracy is within :data:`CHANCE_MARGIN` of the majority-class rate."""
+    """Seeds whose accuracy is within :data:`CHANCE_MARGIN` of their :func:`chance_level`."""
 
     @property
     def n(self) -> int:
@@ -82,19 +82,44 @@ def accuracy_cells(runs: list[RunRecord]) -> dict[str, dict[str, CellStats]]:
 
 
 CHANCE_MARGIN = 0.01
-"""A run is at chance when its test accuracy is at most the majority-class rate plus this."""
+"""A run is at chance when its test accuracy is at most the chance level plus this."""
 
 
-def at_chance(data: dict[str, Any]) -> bool:
-    """Whether a record's ``test_acc`` is no better than always answering the majority class.
+def chance_level(data: dict[str, Any]) -> float | None:
+    """Test accuracy of the best answer that ignores the input, as far as a record tells it.
 
-    ``chance_acc`` is the test split's majority-class rate the run recorded; a record without
-    it is not judged.
+    ``chance_acc`` is the test accuracy of always answering the training split's most
+    frequent label. On a two-class task the other constant answer scores ``1 - chance_acc``
+    on the same split, so the level is ``max(chance_acc, 1 - chance_acc)`` there: with a
+    training majority that is the test minority (Pathfinder-32: 49.36 %), a model that
+    always answers the other class tests at 50.64 % and has learned nothing either. With
+    more classes only ``chance_acc`` is known. None when the record has no ``chance_acc``.
     """
     chance = data.get("chance_acc")
     if not isinstance(chance, int | float) or isinstance(chance, bool):
-        return False
-    return float(data["test_acc"]) <= float(chance) + CHANCE_MARGIN
+        return None
+    if _num_classes(data.get("task")) == 2:
+        return max(float(chance), 1.0 - float(chance))
+    return float(chance)
+
+
+def _num_classes(task: Any) -> int | None:
+    """Labels of a registered task's data module, or None for an unknown task."""
+    from experiments.data import registry
+
+    try:
+        return int(registry.get_entry(str(task)).cls.num_classes)
+    except (KeyError, AttributeError):
+        return None
+
+
+def at_chance(data: dict[str, Any]) -> bool:
+    """Whether a record's ``test_acc`` is within :data:`CHANCE_MARGIN` of :func:`chance_level`.
+
+    A record without ``chance_acc`` is not judged.
+    """
+    level = chance_level(data)
+    return level is not None and float(data["test_acc"]) <= level + CHANCE_MARGIN
 
 
 def chance_text(data: dict[str, Any]) -> str:

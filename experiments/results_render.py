@@ -79,8 +79,9 @@ def accuracy_markdown(rows: list[dict[str, Any]], excluded: list[RunRecord], pro
         "",
         "Cells: test accuracy of the final model (the LRA protocol), mean ± sample std over "
         "seeds (n = number of seeds); a single seed has no std; *k at chance*: k of those seeds "
-        "tested within 1 point of always answering the test split's majority class "
-        "(`chance_acc` in `metrics.json`), i.e. learned nothing (kept and counted).",
+        "tested within 1 point of the best answer that ignores the input (always the training "
+        "split's most frequent label, `chance_acc` in `metrics.json`; on two-class tasks also "
+        "the other label, 1 - `chance_acc`), i.e. learned nothing (kept and counted).",
         "**avg (5)** is the mean of the five per-task means (Path-X excluded), shown only when "
         "all five tasks have a completed run. **avg (6)** = (5 · avg (5) + Path-X) / 6, where a "
         "missing or failed Path-X counts as **50** (the S4-era convention; it applies when no "

@@ -2,12 +2,13 @@
 
 ``lra_summary.md`` holds one row per (task, variant): the seeds with each one's commit, the
 test accuracy as mean ± sample std with every seed's value (``at chance`` where a seed tested
-within one point of the majority class), each seed's train tokens/s, the peak memory over the
-seeds and the published figure it compares with. ``lra_runs.md`` lists the runs one by one
-(steps, wall time, when each finished). Both are written by ``python -m experiments.results``;
-the README's accuracy table is the block between :data:`README_START` and
-:data:`README_END` (``--readme README.md`` rewrites it), and a test checks that it equals the
-summary of ``results/runs``.
+within one point of an answer that ignores the input,
+:func:`experiments.results_aggregate.chance_level`), each seed's train tokens/s, the peak
+memory over the seeds and the published figure it compares with. ``lra_runs.md`` lists the
+runs one by one (steps, wall time, when each finished). Both are written by
+``python -m experiments.results``; the README's accuracy table is the block between
+:data:`README_START` and :data:`README_END` (``--readme README.md`` rewrites it), and a test
+checks that it equals the summary of ``results/runs``.
 """
 
 from __future__ import annotations

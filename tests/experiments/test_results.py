@@ -300,6 +300,21 @@ def test_a_record_without_a_key_the_preset_now_sets_compares_that_keys_default()
     assert stale is not None and "model.embedding_init_std" in stale
 
 
+def test_on_two_classes_the_other_constant_answer_is_chance_too(tmp_path: Path) -> None:
+    """When the training majority is the test minority (49.36 %), a model answering the other
+    class tests at 50.64 %: 50.87 % is within one point of that and counts as at chance on
+    Pathfinder, while on ListOps (ten classes) only the recorded rate is the level."""
+    root = tmp_path / "runs"
+    _write(root, "pf", _record("pathfinder", "fnet", 0, 0.5087, chance_acc=0.49355))
+    _write(root, "pf1", _record("pathfinder", "fnet", 1, 0.5170, chance_acc=0.49355))
+    _write(root, "lo", _record("listops", "fnet", 0, 0.2010, chance_acc=0.1755))
+    results.main(["--runs", str(root), "--out", str(tmp_path / "out")])
+    md = (tmp_path / "out" / "lra_accuracy.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| ours | fnet |"))
+    assert "(n=2, 1 at chance)" in row
+    assert "20.10 (n=1) |" in row
+
+
 def test_cells_count_the_seeds_that_tested_at_chance(tmp_path: Path) -> None:
     """A seed within one point of the majority-class rate is counted as at chance, kept in
     the mean; a record without chance_acc is not judged."""
