@@ -6,7 +6,9 @@ row moves by 1-3 ms between runs on an H200 (``results/train_step.md``). Here on
 compiles the step once per side (Dynamo guards on the module constant each switch sets, so
 switching it selects the other compiled graph) and times windows of the two sides in turn,
 ``off, on, off, on, ...``, so slow drifts fall on both. Each side's figure is the median of its
-windows; the peak memory is the step's with both sides' graphs alive.
+windows; the peak memory is the allocator's peak over the timed windows, with both sides'
+graphs alive (under CUDA graphs the replays allocate from pools reserved while recording, so
+that peak reads ~0 and the step benchmark reports none).
 
 Switches (:data:`AB_SWITCHES`) act only while ``torch.compile`` traces, so an A/B needs compiled
 steps; that switching a side on made Dynamo compile a new graph is checked (:class:`ABError`

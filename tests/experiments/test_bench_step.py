@@ -177,7 +177,7 @@ def test_ab_writes_one_row_per_side_with_the_medians_of_their_windows(
 
     def fake_ab(step, device, name, warmup, steps, windows):
         seen.append((name, windows))
-        return {False: [9.0, 7.0, 8.0], True: [6.0, 4.0, 5.0]}, None
+        return {False: [9.0, 7.0, 8.0], True: [6.0, 4.0, 5.0]}, 123
 
     monkeypatch.setattr(bench_step, "time_ab", fake_ab)
     argv = [*TINY[:-2], "--windows", "3", "--tasks", "pathfinder", "--mixers", "performer"]
@@ -191,6 +191,16 @@ def test_ab_writes_one_row_per_side_with_the_medians_of_their_windows(
         "A/B logit-unroll off, windows interleaved with the other side's"
     )
     assert on["note"].startswith("compiled 5.00 ms (windows 6.00/4.00/5.00); A/B logit-unroll on")
+    # CUDA graphs (the default compile mode): the peak over replays is no figure of the step
+    assert off["peak_mem_bytes"] == on["peak_mem_bytes"] == ""
+
+
+def test_ab_without_cuda_graphs_keeps_the_peak(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench_step, "time_ab", lambda *a: ({False: [2.0], True: [1.0]}, 123))
+    argv = [*TINY[:-2], "--tasks", "pathfinder", "--mixers", "performer", "--compile", "all"]
+    argv += ["--compile-mode", "default", "--ab", "logit-unroll", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert [r["peak_mem_bytes"] for r in _csv_rows(tmp_path / "train_step.csv")] == ["123"] * 2
 
 
 def test_ab_outside_the_compiled_tasks_is_an_error_row(tmp_path) -> None:
