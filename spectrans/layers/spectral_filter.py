@@ -224,7 +224,7 @@ class _DCTFilter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: Tensor, gains: Tensor, dim: int, alternate: bool) -> Tensor:  # noqa: D102
         ctx.dim, ctx.n, ctx.alternate = dim, u.shape[dim], alternate
-        spec = _reordered_bins(u, dim, alternate=alternate)  # bins along dim, unscaled
+        spec = _reordered_bins(u, dim, alternate)  # bins along dim, unscaled
         ctx.keeps_spectrum = not torch.compiler.is_compiling() and u.dtype == compute_dtype(u)
         ctx.u_dtype = u.dtype
         ctx.save_for_backward(spec if ctx.keeps_spectrum else u, gains)
@@ -236,37 +236,39 @@ class _DCTFilter(torch.autograd.Function):
     ) -> tuple[Tensor | None, Tensor | None, None, None]:
         kept, gains = ctx.saved_tensors
         dim, n, alternate = ctx.dim, ctx.n, ctx.alternate
-        grad_bins = _reordered_bins(grad, dim, "ortho", alternate)  # bins along dim, N^{-1/2}
+        grad_bins = _reordered_bins(grad, dim, alternate)  # bins along dim, unscaled
         du = dg = None
         if ctx.needs_input_grad[0]:
-            du = _filter_from_bins(grad_bins, gains, n, dim, "ortho", alternate)
+            du = _filter_from_bins(grad_bins, gains, n, dim, alternate)
             du = du.to(ctx.u_dtype)
         if ctx.needs_input_grad[1]:
             if ctx.keeps_spectrum:
-                dg = _gain_gradient(kept, grad_bins, n, dim) * n**-0.5  # (H, N)
+                u_bins = kept
             else:
                 # Converted before the reordering (the forward reorders first): two graphs
                 # for one value, so the compiler recomputes it from the narrow ``u`` instead
                 # of keeping the forward's float32 copy alive between the passes.
-                u_bins = _reordered_bins(kept.to(compute_dtype(kept)), dim, "ortho", alternate)
-                dg = _gain_gradient(u_bins, grad_bins, n, dim)  # (H, N)
+                u_bins = _reordered_bins(kept.to(compute_dtype(kept)), dim, alternate)
+            dg = _gain_gradient(u_bins, grad_bins, n, dim) / n  # (H, N); unscaled bins: x N
             dg = dg.to(gains.dtype)
         return du, dg, None, None
 
 
-def _reordered_bins(u: Tensor, dim: int, norm: str = "backward", alternate: bool = False) -> Tensor:
+def _reordered_bins(u: Tensor, dim: int, alternate: bool = False) -> Tensor:
     """``RFFT(P u)`` along ``dim``: ``N // 2 + 1`` complex bins of the Makhoul-reordered signal.
 
-    ``norm`` as in ``torch.fft``: ``backward`` unscaled, ``ortho`` scaled by ``N^{-1/2}``.
-    Half precision is reordered as it is and transformed in float32 (the reordering moves
-    samples, so the order of the two steps does not change a value; what a compiled backward
-    keeps, if anything, is then the narrower tensor). With ``alternate``, ``RFFT(P A u) =
-    RFFT(S P u)`` (:class:`_DCTFilter`).
+    Unscaled (``norm="backward"``): a scaled rFFT would run its scaling as a pass of its own
+    over the bins (cuFFT does not scale), where the filter folds every factor into its
+    ``(H, bins)`` coefficients (:func:`_filter_from_bins`, :func:`_gain_gradient`). Half
+    precision is reordered as it is and transformed in float32 (the reordering moves samples,
+    so the order of the two steps does not change a value; what a compiled backward keeps, if
+    anything, is then the narrower tensor). With ``alternate``, ``RFFT(P A u) = RFFT(S P u)``
+    (:class:`_DCTFilter`).
     """
     v = makhoul_reorder(u, u.dim() + dim)  # u's dtype, a new tensor
     if alternate:
         v = _negate_odd_part(v, dim)
-    return torch.fft.rfft(v.to(compute_dtype(v)), dim=dim, norm=norm)
+    return torch.fft.rfft(v.to(compute_dtype(v)), dim=dim)  # unscaled
 
 
 def _negate_odd_part(v: Tensor, dim: int) -> Tensor:
@@ -297,22 +299,22 @@ def _filter_from_bins(
     gains: Tensor,
     n: int,
     dim: int,
-    norm: str = "backward",
     alternate: bool = False,
 ) -> Tensor:
-    """``P^{-1} IRFFT(a V + c conj(V))`` for ``spec = V``: the filtered signal, ``N`` along dim.
+    """``P^{-1} IRFFT(a V + c conj(V))`` for unscaled ``spec = V``: the filtered signal.
 
-    ``norm`` is that of the rFFT that made ``spec``; the inverse uses the same, so the filter
-    does not depend on it. With ``alternate``, ``A P^{-1} = P^{-1} S`` follows the inverse
-    rFFT (:class:`_DCTFilter`).
+    The inverse rFFT's ``1/N`` is folded into the ``(H, bins)`` coefficients ``a`` and ``c``
+    and the inverse runs unscaled (``norm="forward"``), so no pass over the signal scales it
+    (cuFFT does not scale; ``torch.fft`` would add a kernel that does). With ``alternate``,
+    ``A P^{-1} = P^{-1} S`` follows the inverse rFFT (:class:`_DCTFilter`).
     """
     bins = n // 2 + 1
     rev = torch.cat([gains[:, :1], gains[:, 1:].flip(-1)], dim=-1)[:, :bins]  # Lambda_{N-k}
     head = gains[:, :bins]
-    a = (head + rev) * 0.5  # (H, bins)
-    c = _rotation(n, gains.dtype, spec.device) * ((head - rev) * 0.5)  # (H, bins) complex
+    a = (head + rev) * (0.5 / n)  # (H, bins), the inverse's 1/N included
+    c = _rotation(n, gains.dtype, spec.device) * ((head - rev) * (0.5 / n))  # (H, bins) complex
     a, c = (a[:, :, None], c[:, :, None]) if dim == -2 else (a[:, None, :], c[:, None, :])
-    v = torch.fft.irfft(_filter_bins(spec, a, c), n=n, dim=dim, norm=norm)  # n along dim
+    v = torch.fft.irfft(_filter_bins(spec, a, c), n=n, dim=dim, norm="forward")  # unscaled
     if alternate:
         v = _negate_odd_part(v, dim)
     return makhoul_unreorder(v, v.dim() + dim)

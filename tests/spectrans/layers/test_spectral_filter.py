@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from spectrans.layers import spectral_filter
 from spectrans.layers.spectral_filter import analysis_matrix, matrix_filter, transform_matrix
@@ -113,6 +114,37 @@ def test_fft_filter_gives_the_gradient_of_either_input_alone(
     (want,) = torch.autograd.grad(ref, target, g)
     (got,) = torch.autograd.grad(_fast_filter(u, gains, kind), target, g)
     torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+
+
+class _FFTNormalizations(TorchDispatchMode):
+    """Records the ``normalization`` argument of every rFFT and inverse rFFT it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, int]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten._fft_r2c.default, torch.ops.aten._fft_c2r.default):
+            self.seen.append((func.__name__, int(args[2])))  # 0: none, 1: 1/sqrt(n), 2: 1/n
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kind", ["dct", "dst"])
+def test_fft_filter_transforms_unscaled_forward_and_backward(kind: str, dtype) -> None:
+    """Every scale factor lives in the (H, bins) coefficients: no rFFT or inverse rFFT of the
+    filter asks torch.fft for a scaling, which runs as a pass of its own over the signal
+    (cuFFT does not scale)."""
+    u = torch.randn(2, 3, 40, 8).to(dtype).requires_grad_(True)
+    gains = torch.rand(3, 40, requires_grad=True)
+    with _FFTNormalizations() as mode:
+        out = _fast_filter(u, gains, kind)
+        out.float().square().sum().backward()
+    names = [name for name, _ in mode.seen]
+    # forward r2c + c2r; backward r2c of the gradient + c2r, and (bfloat16) r2c of u again
+    assert names.count("_fft_r2c.default") == (2 if dtype == torch.float32 else 3)
+    assert names.count("_fft_c2r.default") == 2
+    assert {norm for _, norm in mode.seen} == {0}
 
 
 def _saved_for_backward(fn, u: torch.Tensor, gains: torch.Tensor) -> list[torch.Tensor]:
