@@ -17,9 +17,15 @@ class FNetMixingConfig(TokenMixerConfig):
 
     FNet cannot be causal (every output sees every input); ``causal=True`` is refused by the
     layer.
+
+    Attributes:
+        fft_norm: ``backward``: the unscaled DFTs of the FNet paper; ``ortho``: both scaled,
+            by ``N^{-1/2}`` and ``D^{-1/2}``, so the mixing is the real part of a unitary map
+            and ``||y|| <= ||x||`` (see :class:`~spectrans.layers.mixing.fourier.FourierMixing`).
     """
 
     name: Literal["fnet"] = "fnet"
+    fft_norm: Literal["backward", "ortho"] = "backward"
 
 
 class GlobalFilterMixingConfig(TokenMixerConfig):

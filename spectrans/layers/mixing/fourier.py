@@ -83,13 +83,26 @@ layer): cuFFT beats the four-step GEMMs at every length probed, 1024 to 65536, b
     paper="Lee-Thorp et al. 2022, FNet",
 )
 class FourierMixing(MixingLayer):
-    """FNet token mixing: real part of the 2-D FFT over (sequence, hidden).
+    r"""FNet token mixing: real part of the 2-D FFT over (sequence, hidden).
+
+    Scale (``fft_norm``): the FNet paper's DFTs are unscaled (``backward``), so for an input
+    of unit-variance tokens the output's entries have variance about :math:`N D / 2`
+    (:math:`|\mathrm{Re}\,z|^2` of a sum of :math:`N D` unit terms). FNet used them in post-norm
+    blocks, where a LayerNorm follows each sum. In a pre-norm block,
+    ``x + mix(LN(x))``, nothing rescales the sum: at the Pathfinder-32 preset's shape
+    (N = 1024, D = 32) each layer adds a term of RMS 126-175 to a residual of RMS 1, and the
+    feed-forward sublayers' outputs of RMS ~1 are lost against it (measured at init,
+    ``results/ablations/pathfinder-fnet-scale.md``). With ``ortho`` both DFTs are unitary
+    (:math:`F_N / \sqrt N`, :math:`F_D / \sqrt D`), so :math:`\|\mathrm{Re}(F_N x F_D^T)\| /
+    \sqrt{N D} \le \|x\|`: the mixing keeps the input's scale. The two differ by the constant
+    :math:`\sqrt{N D}` only (``N`` the padded length the layer sees).
 
     Args:
         hidden_dim: Model width D (kept for the contract; FNet has no weights).
         dropout: Dropout on the output.
         causal: Must be False (FNet mixes the whole sequence).
         init_weights: Accepted for the contract; there are no weights.
+        fft_norm: ``backward`` (unscaled, the FNet paper's) or ``ortho`` (unitary DFTs).
     """
 
     def __init__(
@@ -98,8 +111,12 @@ class FourierMixing(MixingLayer):
         dropout: float = 0.0,
         causal: bool = False,
         init_weights: str = "truncnormal002",
+        fft_norm: Literal["backward", "ortho"] = "backward",
     ) -> None:
         super().__init__(hidden_dim, dropout, causal, init_weights)
+        if fft_norm not in ("backward", "ortho"):
+            raise ValueError(f"fft_norm={fft_norm!r}: use 'backward' or 'ortho'.")
+        self.fft_norm = fft_norm
 
     mixing_path: Literal["auto", "fft", "fft_traced", "gemm", "factored"] = "auto"
 
@@ -129,12 +146,16 @@ class FourierMixing(MixingLayer):
         return path
 
     def mix(self, x: Tensor) -> Tensor:
-        """``Re FFT2(x)`` over (sequence, hidden): (B, N, D) -> (B, N, D)."""
+        """``Re FFT2(x)`` over (sequence, hidden), scaled as ``fft_norm`` says: (B, N, D)."""
         path = self.chosen_path(x.shape[1], x.device)
         if path == "gemm":
-            return fnet_gemm(x)
-        if path == "fft_traced":
-            return fourier_mix_2d_traced(x)
-        if path == "factored":
-            return fnet_fourstep(x)
-        return fourier_mix_2d(x)
+            y = fnet_gemm(x)
+        elif path == "fft_traced":
+            y = fourier_mix_2d_traced(x)
+        elif path == "factored":
+            y = fnet_fourstep(x)
+        else:
+            y = fourier_mix_2d(x)
+        if self.fft_norm == "ortho":
+            y = y * (x.shape[1] * x.shape[2]) ** -0.5  # unitary DFTs: 1/sqrt(N D)
+        return y

@@ -167,3 +167,34 @@ def test_path_compiles_into_one_graph(path: str) -> None:
     (g,) = torch.autograd.grad(out.pow(2).sum(), x)
     (ref,) = torch.autograd.grad(layer(x).pow(2).sum(), x)
     torch.testing.assert_close(g, ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("path", ["fft", "fft_traced", "gemm", "factored"])
+@pytest.mark.parametrize("n", [1, 7, 12, 64])
+def test_ortho_is_the_unitary_dft_on_every_path(n: int, path: str) -> None:
+    """``fft_norm="ortho"``: Re(F_N x F_D^T) / sqrt(N D) by the dense matrices, masked tokens
+    reaching no output, and no output longer than its input."""
+    d = 6
+    layer = FourierMixing(d, fft_norm="ortho")
+    layer.mixing_path = path
+    x = torch.randn(2, n, d, dtype=torch.float64)
+    mask = torch.rand(2, n) > 0.3
+    mask[:, 0] = True
+    m = mask.numpy()[:, :, None].astype(float)
+    out = layer(x, mask)
+    ref = _real_dft2(x.numpy() * m) * m / np.sqrt(n * d)
+    np.testing.assert_allclose(out.numpy(), ref, atol=1e-10)
+    x2 = x.clone()
+    x2[~mask] = 1e3
+    torch.testing.assert_close(layer(x2, mask), out, atol=1e-10, rtol=0)
+    assert (out.norm(dim=(1, 2)) <= (x * mask[..., None]).norm(dim=(1, 2)) + 1e-9).all()
+
+
+def test_fft_norm_from_the_config_and_bad_values_refused() -> None:
+    layer = build_layer({"name": "fnet", "hidden_dim": 8, "fft_norm": "ortho"})
+    assert isinstance(layer, FourierMixing) and layer.fft_norm == "ortho"
+    assert FourierMixing.from_config(FNetMixingConfig(hidden_dim=8)).fft_norm == "backward"
+    with pytest.raises(ValueError, match="fft_norm"):
+        FourierMixing(8, fft_norm="forward")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fft_norm"):
+        FNetMixingConfig(hidden_dim=8, fft_norm="forward")  # type: ignore[arg-type]
