@@ -8,8 +8,9 @@ Usage::
 
 The model is ``experiment=lra/<preset>`` plus the Hydra ``OVERRIDE`` arguments, built as
 ``train.py`` builds it, and reads the Pathfinder images of the data module's splits as token
-sequences. It trains with AdamW (betas 0.9/0.98, no weight decay, a constant learning rate;
-the preset's dropout) on one of three labels of the same images:
+sequences with the key mask training gives them (:class:`MaskedAsTrained`). It trains with
+AdamW (betas 0.9/0.98, no weight decay, a constant learning rate; the preset's dropout) on one
+of three labels of the same images:
 
 - ``rows``: does the top half hold more ink than the bottom half
   (:math:`\sum_{r < S/2} x_{r,c} > \sum_{r \ge S/2} x_{r,c}`), a function of the row
@@ -43,6 +44,24 @@ from experiments.report_text import command_line, emit, utc_stamp
 from experiments.results import git_commit
 
 TARGETS = ("rows", "columns", "labels")
+
+
+class MaskedAsTrained(torch.nn.Module):
+    """The preset's model called on token ids with the key mask training gives it.
+
+    Under ``task.mask=lra_nonzero`` (LRA's ``inputs > 0``) every token 0, a black pixel, is
+    masked, as the data module masks it; under ``lengths`` a full-length image has no mask.
+    """
+
+    def __init__(self, model: torch.nn.Module, mask_mode: str) -> None:
+        super().__init__()
+        self.model = model
+        self.mask_mode = mask_mode
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Logits (B, C) of token ids (B, N)."""
+        mask = tokens > 0 if self.mask_mode == "lra_nonzero" else None  # (B, N)
+        return self.model(tokens, attention_mask=mask)
 
 
 def split_tokens(datamodule, split: str) -> tuple[Tensor, Tensor]:  # noqa: ANN001
@@ -112,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
     torch.manual_seed(args.seed)
-    model = build_model(exp, dm).to(device).train()
+    model = MaskedAsTrained(build_model(exp, dm), exp.task.mask).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.0)
     rows, start = [], time.monotonic()
     for step in range(1, args.steps + 1):
@@ -142,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"Command: `{command_line('experiments.pathfinder_probe', argv)}`; commit "
             f"`{git_commit()}`, {where}, {utc_stamp()}. "
-            f"Overrides: {extra}. Train {len(y_train)} images, evaluated on {len(y_val)} "
+            f"Overrides: {extra}. Key mask: `task.mask={exp.task.mask}`. "
+            f"Train {len(y_train)} images, evaluated on {len(y_val)} "
             f"validation images, whose majority class scores {100 * majority:.1f} %.",
             "",
             "| step | seconds | train loss (last batch) | validation acc % "

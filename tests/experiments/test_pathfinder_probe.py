@@ -46,8 +46,26 @@ def test_trains_a_preset_on_a_generated_folder_and_writes_the_table(tmp_path: Pa
     assert pathfinder_probe.main([*argv, *overrides]) == 0
     text = out.read_text()
     assert "target `rows`" in text and "model.positional_encoding=sinusoidal2d" in text
+    assert "Key mask: `task.mask=lra_nonzero`" in text  # the preset's, as training masks
     assert "Train 32 images, evaluated on 4 validation images" in text
     table = [line.split("|") for line in text.splitlines() if line.startswith("| ")]
     assert "dropout on" in table[0][5]
     assert [row[1].strip() for row in table[-2:]] == ["1", "2"]
     assert all(0 <= float(row[5]) <= 100 for row in table[-2:])
+
+
+@pytest.mark.parametrize(("mode", "masked"), [("lra_nonzero", True), ("lengths", False)])
+def test_the_model_sees_the_mask_training_gives_it(mode: str, masked: bool) -> None:
+    seen = {}
+
+    class Fake(torch.nn.Module):
+        def forward(self, tokens, attention_mask=None):
+            seen["mask"] = attention_mask
+            return torch.zeros(len(tokens), 2)
+
+    tokens = torch.tensor([[0, 3, 0, 255], [7, 0, 0, 1]])
+    pathfinder_probe.MaskedAsTrained(Fake(), mode)(tokens)
+    if masked:
+        assert torch.equal(seen["mask"], tokens > 0)  # black pixels masked, as LRA's inputs > 0
+    else:
+        assert seen["mask"] is None  # full-length images: nothing to mask
