@@ -90,13 +90,14 @@ class FourierMixing(MixingLayer):
     (:math:`|\mathrm{Re}\,z|^2` of a sum of :math:`N D` unit terms). FNet used them in post-norm
     blocks, where a LayerNorm follows each sum. In a pre-norm block,
     ``x + mix(LN(x))``, nothing rescales the sum: at the Pathfinder-32 preset's shape
-    (N = 1024, D = 32) each block adds a term of RMS 125-181 to a residual stream that starts
-    at RMS 1 (547 after four blocks; 0.7-0.9 per block and 3.5 after four with ``ortho``), so
-    what the feed-forward sublayers add is small against it by that factor (measured at init,
-    ``results/ablations/pathfinder-fnet-scale.md``). With ``ortho`` both DFTs are unitary
-    (:math:`F_N / \sqrt N`, :math:`F_D / \sqrt D`), so :math:`\|\mathrm{Re}(F_N x F_D^T)\| /
-    \sqrt{N D} \le \|x\|`: the mixing keeps the input's scale. The two differ by the constant
-    :math:`\sqrt{N D}` only (``N`` the padded length the layer sees).
+    (N = 1024, D = 32, black pixels masked) each block adds a term of RMS 39-68 (125-181
+    unmasked) to a residual stream that starts at RMS 1 (202 after four blocks; 0.2-0.3 per
+    block and 1.5 after four with ``ortho``), so what the feed-forward sublayers add is small
+    against it by that factor (measured at init, ``results/ablations/pathfinder-fnet-scale.md``).
+    With ``ortho`` both DFTs are unitary (:math:`F_N / \sqrt N`, :math:`F_D / \sqrt D`), so
+    :math:`\|\mathrm{Re}(F_N x F_D^T)\| / \sqrt{N D} \le \|x\|`: the mixing keeps the input's
+    scale. The two differ by the constant :math:`\sqrt{N D}` only (``N`` the padded length
+    the layer sees).
 
     Args:
         hidden_dim: Model width D (kept for the contract; FNet has no weights).
