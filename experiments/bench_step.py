@@ -223,6 +223,15 @@ def _time_anchor(
     return anchor, batch["labels"].numel(), ids.shape[1]
 
 
+def _graph_replays(args: argparse.Namespace) -> bool:
+    """Whether compiled steps replay CUDA graphs, so that their own peak memory reads ~0.
+
+    The graphs' pools are reserved while recording, before the timed replays' peak window
+    opens: a peak over the replays is no figure of the step. (Off CUDA there is no peak.)
+    """
+    return args.compile_mode == "reduce-overhead"
+
+
 def _failure(err: Exception) -> str:
     """A row's status for an exception that stopped it: ``oom`` or ``error: Type: message``."""
     return "oom" if is_oom(err) else f"error: {type(err).__name__}: {err}"
@@ -293,10 +302,8 @@ def _time_mixer(
             step = None  # the model and its optimizer go before the next mode's
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    graphs = device.type == "cuda" and args.compile_mode == "reduce-overhead"
-    if best is not None and best[2] == "compiled" and graphs:
-        # CUDA-graph pools are reserved while recording, before the peak window opens
-        best = (best[0], peaks.get("eager"), best[2])
+    if best is not None and best[2] == "compiled" and _graph_replays(args):
+        best = (best[0], peaks.get("eager"), best[2])  # the eager step's peak stands for it
     return best, status, paths[best[2]] if best is not None else path, notes
 
 
@@ -310,9 +317,7 @@ def _time_mixer_ab(
     try:
         step, path = _mixer_step(task, mixer, args, device, compiled=True)
         figures, peak = time_ab(step, device, args.ab, args.warmup, args.steps, args.windows)
-        if args.compile_mode == "reduce-overhead":
-            # CUDA-graph replays allocate from pools reserved while recording, so the peak over
-            # the timed replays reads ~0 bytes: not a figure of the step.
+        if _graph_replays(args):
             peak = None
         return figures, peak, "ok", path
     except Exception as err:  # noqa: BLE001 - recorded, the run goes on
