@@ -14,6 +14,10 @@ stay there). A folder with ``checkpoints/last.ckpt`` and no final record is cont
 preset share a name).
 
 Sharing: GPU ``g`` has capacity 1; a run of a task with ``per_gpu = k`` takes ``1/k`` of it.
+A variant in a task's ``gpus_by_variant`` (e.g. ``softmax: 2``) trains data-parallel on that
+many whole GPUs (``trainer=ddp``, the preset's batch split evenly over them, so the effective
+batch is the preset's); on a machine with fewer GPUs a fresh run takes all of them, and a
+part-way run resumes only on as many GPUs as it started on.
 Runs are taken in plan order (resumable ones first, those with a dead classifier head after the
 fresh ones: :func:`work_queue`); a run that does not fit reserves the GPU with the most room and
 later (smaller) runs fill the other GPUs. With ``--deadline-min D`` every run gets
@@ -291,7 +295,12 @@ def train_command(
     seconds: float | None,
     workers: int | None,
 ) -> list[str]:
-    """The ``train.py`` command line of one segment of ``run``."""
+    """The ``train.py`` command line of one segment of ``run``.
+
+    A run over ``run.gpus > 1`` GPUs trains data-parallel (``trainer=ddp``) with the preset's
+    batch split evenly over them (``data.batch_size = batch / gpus`` per GPU), which keeps the
+    effective batch and so the protocol (:func:`experiments.protocol.effective_batch`).
+    """
     cmd = [sys.executable, "train.py"]
     if args.launcher == "slurm":
         cmd += ["-m", "launcher=submitit_slurm"]
@@ -301,9 +310,12 @@ def train_command(
     cmd += [
         f"experiment=lra/{run.preset.path.stem}",
         f"seed={run.seed}",
-        f"trainer={plan.trainer}",
+        f"trainer={plan.trainer if run.gpus == 1 else 'ddp'}",
         f"paths.output_dir={rel(ROOT / plan.output_dir)}",
     ]
+    if run.gpus > 1:
+        per_gpu_batch = int(run.preset.batch_size or 0) // run.gpus
+        cmd += [f"trainer.devices={run.gpus}", f"data.batch_size={per_gpu_batch}"]
     if resume:
         cmd.append(f"resume={rel(run_dir)}")
     if seconds is not None:
@@ -319,20 +331,32 @@ class Active:
     """A segment in flight."""
 
     run: Run
-    gpu: int
+    gpus: tuple[int, ...]
     share: Fraction
     proc: subprocess.Popen
     run_dir: Path
     started: float
     steps_before: int
     resumed: bool
-    peers: int = 1  # the most segments of this command on ``gpu`` at once while it ran
+    peers: int = 1  # the most segments of this command on one of ``gpus`` at once while it ran
 
 
 def count_peers(active: list[Active]) -> None:
-    """Raise each segment's ``peers`` to the number of segments now on its GPU (itself included)."""
+    """Raise each segment's ``peers`` to the most segments now on one of its GPUs (itself too)."""
     for a in active:
-        a.peers = max(a.peers, sum(1 for b in active if b.gpu == a.gpu))
+        on = max(sum(1 for b in active if g in b.gpus) for g in a.gpus)
+        a.peers = max(a.peers, on)
+
+
+def run_devices(run_dir: Path) -> int:
+    """GPUs the run in ``run_dir`` trained on: its record's ``trainer.devices`` (1 if unsaid).
+
+    A run resumes on as many GPUs as it started on: its per-GPU batch is the preset's batch
+    divided by that count.
+    """
+    data = read_json(run_dir / "metrics.json") or {}
+    devices = ((data.get("config") or {}).get("trainer") or {}).get("devices")
+    return devices if isinstance(devices, int) and devices > 1 else 1
 
 
 CHECKPOINT_BYTES_PER_PARAM = 24
@@ -344,6 +368,7 @@ DEAD_HEAD = "head dead at its last validation (head_live_units 0): only its outp
 """Ledger note of a part-way run whose record says no unit of its classifier head is live."""
 
 HELD_BEYOND_WINDOW = "held: not expected to finish within --finish-within-min"
+HELD_FOR_GPUS = "held: it trains on {gpus} GPUs and this machine has {machine}"
 FINISH_SAFETY = 1.2
 """Factor on a run's expected training time when deciding whether it finishes: the per-step
 rates come from records made with other runs beside them and other commits (a ListOps s4d run
@@ -362,6 +387,7 @@ class Campaign:
         self.start = time.monotonic()
         self.commit = git_commit()
         self.data_log: list[str] = []
+        self.machine_gpus: int | None = None  # set by :meth:`on_machine`
         self.cold: set[str] = set()  # tasks whose data (and data cache) was built just now
         self.events: list[str] = []
         runs = planned_runs(plan, ROOT / "conf")
@@ -386,7 +412,21 @@ class Campaign:
                 r.per_gpu = args.per_gpu
         if args.launcher == "slurm":
             for r in self.runs:
+                r.per_gpu, r.gpus = 1, 1
+        self.planned_gpus = {r.key: r.gpus for r in self.runs}
+        for r in self.runs:
+            if r.gpus > 1:
                 r.per_gpu = 1
+        self.refresh()
+
+    def on_machine(self, gpus: int) -> None:
+        """Fit the runs to a machine of ``gpus`` GPUs: a fresh run takes at most all of them.
+
+        A run planned on more GPUs than the machine has trains on all of them (its per-GPU
+        batch grows to match); a part-way run keeps the count it started with
+        (:func:`run_devices`) and waits for a machine that has it.
+        """
+        self.machine_gpus = max(1, gpus)
         self.refresh()
 
     def refresh(self) -> None:
@@ -401,9 +441,15 @@ class Campaign:
             self.runs, self.records, self.plan, START_OVERHEAD_S
         )
         for r in self.runs:
+            if r.state == "running":
+                continue
+            r.gpus = self.planned_gpus.get(r.key, r.gpus)
+            if self.machine_gpus is not None:
+                r.gpus = min(r.gpus, self.machine_gpus)
             if r.state == "left":
                 d = resumable_dir(self.output_dir, r)
                 if d is not None:
+                    r.gpus = run_devices(d)
                     data = read_json(d / "metrics.json") or {}
                     r.state, r.steps = "partial", int(data.get("steps") or 0)
                     wall = float(data.get("wall_time_s") or 0.0)
@@ -419,11 +465,12 @@ class Campaign:
         Expected wall time = :data:`START_OVERHEAD_S` + :data:`FINISH_SAFETY` x steps left x
         GPU-ms per step with each recorded segment's start-up taken out
         (:func:`campaign_plan.ms_per_step` with ``START_OVERHEAD_S``: the median over the
-        variant's records, else the plan's figure) x the runs sharing its GPU.
+        variant's records, else the plan's figure) x the runs sharing its GPU / the GPUs it
+        trains on (perfect data-parallel scaling; :data:`FINISH_SAFETY` is the margin).
         """
         steps_left = max(0, run.max_steps - run.steps)
         rate = self.step_rates[(run.task, run.variant)]
-        training = steps_left * rate * run.per_gpu / 1000
+        training = steps_left * rate * run.per_gpu / run.gpus / 1000
         return START_OVERHEAD_S + FINISH_SAFETY * training <= seconds
 
     def checkpoint_mib(self, run: Run) -> float | None:
@@ -464,11 +511,17 @@ class Campaign:
         """
         left = self.deadline_left()
         window = self.seconds_left(self.args.finish_within_min)
-        if left is None and window is None:
-            return queue
         keep = []
         margin = 60 * self.args.margin_min
         for run in queue:
+            if self.machine_gpus is not None and run.gpus > self.machine_gpus:
+                held = HELD_FOR_GPUS.format(gpus=run.gpus, machine=self.machine_gpus)
+                if held not in run.note:
+                    run.add_note(held)
+                continue
+            if left is None and window is None:
+                keep.append(run)
+                continue
             if window is not None and not self.finishes(run, window - margin):
                 if HELD_BEYOND_WINDOW not in run.note:
                     run.add_note(HELD_BEYOND_WINDOW)
@@ -584,8 +637,8 @@ class Campaign:
         cpus = os.cpu_count() or 1
         return max(1, cpus // max(1, gpus * per_gpu) - 1)
 
-    def launch(self, run: Run, gpu: int, gpus: int) -> Active:
-        """Start one segment of ``run`` on ``gpu``."""
+    def launch(self, run: Run, on: tuple[int, ...], gpus: int) -> Active:
+        """Start one segment of ``run`` on the GPUs ``on`` (of ``gpus`` in the machine)."""
         old = resumable_dir(self.output_dir, run)
         earlier = any((self.output_dir / run.preset.name).glob(f"s{run.seed}_*"))
         run_dir = old or fresh_dir(self.output_dir, run)
@@ -603,7 +656,7 @@ class Campaign:
         )
         env = dict(os.environ)
         if self.args.launcher == "local":
-            env["CUDA_VISIBLE_DEVICES"] = physical_gpu(gpu)
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(physical_gpu(g) for g in on)
         log = open(run_dir / "console.log", "a")  # noqa: SIM115 - closed when the run ends
         log.write(f"# {now_iso()} {shlex.join(cmd)}\n")
         log.flush()
@@ -620,7 +673,8 @@ class Campaign:
             run,
             {
                 "started_at": now_iso(),
-                "gpu": gpu,
+                "gpu": on[0],
+                "gpus": list(on),
                 "per_gpu": run.per_gpu,
                 "git_commit": self.commit,
                 "resumed": bool(old),
@@ -628,10 +682,11 @@ class Campaign:
                 "max_time": None if seconds is None else max_time(seconds),
             },
         )
-        self.event(f"start {run.label} on GPU {gpu} ({how}): {run_dir}")
+        where = f"GPU {on[0]}" if len(on) == 1 else f"GPUs {','.join(map(str, on))} (DDP)"
+        self.event(f"start {run.label} on {where} ({how}): {run_dir}")
         run.state = "running"
         return Active(
-            run, gpu, Fraction(1, run.per_gpu), proc, run_dir, time.monotonic(), steps, bool(old)
+            run, on, Fraction(1, run.per_gpu), proc, run_dir, time.monotonic(), steps, bool(old)
         )
 
     def event(self, line: str) -> None:
@@ -663,8 +718,9 @@ class Campaign:
             },
         )
         rate = (steps - a.steps_before) / wall if wall > 0 else 0.0
-        self.throughput.setdefault(a.run.task, []).append(
-            Segment(a.gpu, a.started, a.started + wall, steps - a.steps_before)
+        self.throughput.setdefault(a.run.task, []).extend(
+            Segment(g, a.started, a.started + wall, (steps - a.steps_before) / len(a.gpus))
+            for g in a.gpus
         )
         a.run.state = "left"
         self.event(
@@ -709,8 +765,8 @@ class Campaign:
                 stop_launching = True
             if not stop_launching:
                 room = None if self.args.max_runs is None else self.args.max_runs - launched
-                for run, g in schedule(self.gate(queue, active), pool, room):
-                    active.append(self.launch(run, g, gpus))
+                for run, on in schedule(self.gate(queue, active), pool, room):
+                    active.append(self.launch(run, on, gpus))
                     self.launched.add(run.key)
                     launched += 1
                 count_peers(active)
@@ -730,7 +786,8 @@ class Campaign:
                     continue
                 active.remove(a)
                 self.cold.discard(a.run.task)
-                pool.give(a.gpu, a.share)
+                for g in a.gpus:
+                    pool.give(g, a.share)
                 self.finish(a, killed)
                 self.refresh()
                 self.pack(gpus)
@@ -738,7 +795,7 @@ class Campaign:
             gpus_used = len({s.gpu for s in segments})
             self.event(
                 f"throughput {task}: {shared_throughput(segments):.1f} steps/s per busy GPU "
-                f"({sum(s.steps for s in segments)} steps in {len(segments)} segment(s) on "
+                f"({round(sum(s.steps for s in segments))} steps in {len(segments)} segment(s) on "
                 f"{gpus_used} GPU(s))"
             )
         return 0
@@ -794,7 +851,7 @@ def _dry_run(campaign: Campaign, plan: Plan, args: argparse.Namespace, gpus: int
     print(campaign.ledger(gpus), end="")
     pool = GpuPool(max(gpus, 1))
     print(f"first wave on {max(gpus, 1)} GPU(s) (then the next runs as these end):")
-    for run, g in schedule(queue, pool, args.max_runs):
+    for run, on in schedule(queue, pool, args.max_runs):
         old = resumable_dir(campaign.output_dir, run)
         left = campaign.deadline_left()
         seconds = None if left is None else left - 60 * args.margin_min
@@ -807,7 +864,8 @@ def _dry_run(campaign: Campaign, plan: Plan, args: argparse.Namespace, gpus: int
             seconds=seconds,
             workers=campaign.workers_per_run(max(gpus, 1), run.per_gpu),
         )
-        prefix = f"CUDA_VISIBLE_DEVICES={physical_gpu(g)} " if args.launcher == "local" else ""
+        visible = ",".join(physical_gpu(g) for g in on)
+        prefix = f"CUDA_VISIBLE_DEVICES={visible} " if args.launcher == "local" else ""
         print(prefix + shlex.join(["python", *cmd[1:]]))
     return 0
 
@@ -858,6 +916,7 @@ def main(argv: list[str] | None = None) -> int:
         gpus = args.slurm_jobs
     if args.pack_resume:
         return _pack_resume(campaign, args.pack_resume)
+    campaign.on_machine(gpus)
     if args.dry_run:
         return _dry_run(campaign, plan, args, gpus)
     return _run(campaign, args, gpus)

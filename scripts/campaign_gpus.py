@@ -1,8 +1,9 @@
 """The GPUs a campaign places its runs on: how many, their physical ids, and fractional sharing.
 
 A GPU has capacity 1; a run of a task with ``per_gpu = k`` takes ``1/k`` of it
-(:class:`GpuPool`). :func:`schedule` places queued runs in plan order; a run that does not fit
-reserves the roomiest GPU so that later, smaller runs cannot starve it.
+(:class:`GpuPool`), and a data-parallel run over ``g`` GPUs takes ``g`` whole GPUs.
+:func:`schedule` places queued runs in plan order; a run that does not fit reserves the
+roomiest GPU(s) so that later, smaller runs cannot starve it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class GpuPool:
                 best = g
         return best
 
+    def idle(self, exclude: set[int]) -> list[int]:
+        """The GPUs outside ``exclude`` that no run occupies, lowest index first."""
+        return [g for g, room in enumerate(self.free) if g not in exclude and room == 1]
+
     def roomiest(self, exclude: set[int]) -> int | None:
         """The GPU with the most room outside ``exclude``."""
         cands = [g for g in range(len(self.free)) if g not in exclude]
@@ -65,17 +70,38 @@ class GpuPool:
         self.free[g] += share
 
 
-def schedule(queue: list[Run], pool: GpuPool, limit: int | None = None) -> list[tuple[Run, int]]:
-    """Assign queued runs (plan order) to GPUs; returns ``(run, gpu)`` and takes capacity.
+def schedule(
+    queue: list[Run], pool: GpuPool, limit: int | None = None
+) -> list[tuple[Run, tuple[int, ...]]]:
+    """Assign queued runs (plan order) to GPUs; returns ``(run, gpus)`` and takes capacity.
 
-    A run that does not fit reserves the roomiest unreserved GPU, so later smaller runs cannot
-    starve it.
+    A run of one GPU takes ``1 / per_gpu`` of the roomiest GPU that fits it; a run of
+    ``g > 1`` GPUs takes ``g`` idle GPUs whole. A run that does not fit reserves the roomiest
+    unreserved GPU (``g`` of them for a multi-GPU run), so later smaller runs cannot starve it.
     """
-    placed: list[tuple[Run, int]] = []
+    placed: list[tuple[Run, tuple[int, ...]]] = []
     reserved: set[int] = set()
     for run in queue:
         if limit is not None and len(placed) >= limit:
             break
+        if run.gpus > len(pool.free):
+            continue  # never fits on this machine (the campaign holds such runs back)
+        if run.gpus > 1:
+            idle = pool.idle(reserved)
+            if len(idle) >= run.gpus:
+                gpus = tuple(idle[: run.gpus])
+                for g in gpus:
+                    pool.take(g, Fraction(1))
+                placed.append((run, gpus))
+                continue
+            for _ in range(run.gpus):
+                r = pool.roomiest(reserved)
+                if r is None:
+                    break
+                reserved.add(r)
+            if len(reserved) >= len(pool.free):
+                break
+            continue
         share = Fraction(1, run.per_gpu)
         g = pool.pick(share, reserved)
         if g is None:
@@ -85,5 +111,5 @@ def schedule(queue: list[Run], pool: GpuPool, limit: int | None = None) -> list[
             reserved.add(r)
             continue
         pool.take(g, share)
-        placed.append((run, g))
+        placed.append((run, (g,)))
     return placed

@@ -66,6 +66,10 @@ class TaskPlan(_Strict):
     per_gpu: int = Field(default=1, ge=1)
     per_gpu_by_variant: dict[str, int] = {}
     """Runs per GPU of a variant whose step keeps the GPU busier (e.g. softmax: 1)."""
+    gpus_by_variant: dict[str, int] = {}
+    """GPUs one run of a variant trains on, data-parallel (DDP), where the machine has them
+    (e.g. softmax: 2). Each GPU takes ``batch / gpus`` of the preset's batch, so the effective
+    batch, and with it the protocol, stays the preset's; the run takes those GPUs whole."""
     ms_per_step: float = Field(gt=0)
     overrides: list[str] = []
     """train.py overrides of this task's runs (after the plan's), e.g. how to compile."""
@@ -75,8 +79,14 @@ class TaskPlan(_Strict):
         return self.seeds_by_variant.get(variant, self.seeds)
 
     def per_gpu_of(self, variant: str) -> int:
-        """How many runs of ``variant`` share one GPU on this task."""
+        """How many runs of ``variant`` share one GPU on this task (1 for a multi-GPU run)."""
+        if self.gpus_of(variant) > 1:
+            return 1
         return self.per_gpu_by_variant.get(variant, self.per_gpu)
+
+    def gpus_of(self, variant: str) -> int:
+        """How many GPUs one run of ``variant`` asks for on this task."""
+        return self.gpus_by_variant.get(variant, 1)
 
 
 class VariantPlan(_Strict):
@@ -117,7 +127,7 @@ class Plan(_Strict):
         if dupes:
             raise ValueError(f"variant(s) {dupes} are listed twice")
         for task_name, task in self.tasks.items():
-            for key in ("seeds_by_variant", "per_gpu_by_variant"):
+            for key in ("seeds_by_variant", "per_gpu_by_variant", "gpus_by_variant"):
                 counts = getattr(task, key)
                 unknown = sorted(set(counts) - set(names))
                 if unknown:
@@ -167,17 +177,20 @@ class Preset:
     exists: bool
     name: str
     max_steps: int | None
+    batch_size: int | None = None
 
 
 def read_preset(conf_dir: Path, preset: str, task: str) -> Preset:
-    """The preset's ``name`` and ``trainer.max_steps`` (None when it sets none)."""
+    """The preset's ``name``, ``trainer.max_steps`` and ``data.batch_size`` (None: not set)."""
     path = conf_dir / "experiment" / "lra" / f"{preset}-{task}.yaml"
     default_name = f"lra-{task}-{preset}"
     if not path.is_file():
         return Preset(path, False, default_name, None)
     data = yaml.safe_load(path.read_text()) or {}
     steps = (data.get("trainer") or {}).get("max_steps")
-    return Preset(path, True, str(data.get("name") or default_name), steps)
+    batch = (data.get("data") or {}).get("batch_size")
+    name = str(data.get("name") or default_name)
+    return Preset(path, True, name, steps, batch if isinstance(batch, int) else None)
 
 
 @dataclass
@@ -189,6 +202,7 @@ class Run:
     seed: int
     preset: Preset
     per_gpu: int
+    gpus: int = 1  # GPUs of one segment (data-parallel when > 1)
     state: str = "left"  # done | running | partial | failed | left | skipped
     steps: int = 0
     record: Path | None = None
@@ -228,7 +242,14 @@ def planned_runs(plan: Plan, conf_dir: Path) -> list[Run]:
                     continue
                 seen.add((r.task, v.name, seed))
                 preset = read_preset(conf_dir, v.preset_name, r.task)
-                run = Run(r.task, v.name, seed, preset, task.per_gpu_of(v.name))
+                gpus = task.gpus_of(v.name)
+                run = Run(r.task, v.name, seed, preset, task.per_gpu_of(v.name), gpus)
+                if preset.exists and gpus > 1 and (preset.batch_size or 0) % gpus:
+                    raise PlanError(
+                        f"tasks.{r.task}.gpus_by_variant gives {v.name} {gpus} GPUs, but its "
+                        f"preset's data.batch_size {preset.batch_size} does not split into "
+                        f"{gpus} equal per-GPU batches"
+                    )
                 if not preset.exists:
                     run.state = "skipped"
                     run.note = f"no preset {preset.path.name} in conf/experiment/lra/ yet"
@@ -266,7 +287,10 @@ class RecordInfo:
 
 
 def gpu_seconds_of(run_dir: Path, wall_time_s: float, start_up_s: float = 0.0) -> float:
-    """GPU-seconds of a run: ``sum(max(0, w_i - start_up_s) / k_i)`` over its segments.
+    """GPU-seconds of a run: ``sum(max(0, w_i - start_up_s) * g_i / k_i)`` over its segments.
+
+    ``k_i`` runs shared each GPU of segment ``i`` and the segment trained on ``g_i`` GPUs
+    (``len(gpus)`` of its side-car entry; 1 when the entry names one ``gpu``).
 
     Without a side car, the record's wall time less ``start_up_s`` (at least 0). With
     ``start_up_s`` the start-up of every segment (each resumed segment starts the process,
@@ -278,7 +302,9 @@ def gpu_seconds_of(run_dir: Path, wall_time_s: float, start_up_s: float = 0.0) -
     if not segments:
         return max(0.0, wall_time_s - start_up_s)
     return sum(
-        max(0.0, float(s.get("wall_s", 0)) - start_up_s) / max(1, int(s.get("per_gpu", 1)))
+        max(0.0, float(s.get("wall_s", 0)) - start_up_s)
+        * len(s.get("gpus") or [0])
+        / max(1, int(s.get("per_gpu", 1)))
         for s in segments
     )
 

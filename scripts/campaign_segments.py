@@ -24,7 +24,7 @@ class Segment:
     gpu: int
     start: float
     end: float
-    steps: int
+    steps: float  # a run over g GPUs puts a segment of steps / g on each of them
 
 
 def busy_seconds(spans: list[tuple[float, float]]) -> float:

@@ -313,7 +313,7 @@ def test_unpack_refuses_a_second_record_of_the_same_run(tmp_path: Path) -> None:
 
 def test_count_peers_keeps_the_most_segments_seen_on_each_gpu() -> None:
     def active(gpu: int) -> campaign.Active:
-        return campaign.Active(None, gpu, Fraction(1, 3), None, Path("."), 0.0, 0, False)
+        return campaign.Active(None, (gpu,), Fraction(1, 3), None, Path("."), 0.0, 0, False)
 
     first, other = active(0), active(1)
     campaign.count_peers([first, other])
@@ -323,6 +323,10 @@ def test_count_peers_keeps_the_most_segments_seen_on_each_gpu() -> None:
     assert (first.peers, other.peers, second.peers) == (3, 1, 3)
     campaign.count_peers([first])  # the others ended: the most seen stays
     assert first.peers == 3
+    # a run over GPUs 1 and 2 counts the busier of them
+    wide = campaign.Active(None, (1, 2), Fraction(1), None, Path("."), 0.0, 0, False)
+    campaign.count_peers([other, wide])
+    assert (other.peers, wide.peers) == (2, 2)
 
 
 def test_work_queue_puts_resumable_runs_first_and_skips_launched_ones() -> None:
@@ -670,7 +674,7 @@ def test_gate_lets_one_run_build_a_fresh_cache_first(tmp_path: Path) -> None:
     assert len(pf) == 1 and len([r for r in gated if r.task == "listops"]) == 4
     run_dir = tmp_path / "warming"
     (run_dir / "csv").mkdir(parents=True)
-    warming = campaign.Active(pf[0], 0, Fraction(1, 4), None, run_dir, 0.0, 0, False)
+    warming = campaign.Active(pf[0], (0,), Fraction(1, 4), None, run_dir, 0.0, 0, False)
     assert not [r for r in camp.gate(queue, [warming]) if r.task == "pathfinder"]
     (run_dir / "csv" / "metrics.csv").write_text("step\n")  # it trains: the cache exists
     assert len([r for r in camp.gate(queue, [warming]) if r.task == "pathfinder"]) == 3

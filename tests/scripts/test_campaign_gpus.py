@@ -30,7 +30,32 @@ def test_schedule_on_fake_gpu_counts(gpus: int, spec: str, placed: list) -> None
     runs = fake_runs(spec)
     pool = campaign_gpus.GpuPool(gpus)
     got = campaign_gpus.schedule(runs, pool)
-    assert [(r.seed, g) for r, g in got] == placed
+    assert [(r.seed, gpus) for r, gpus in got] == [(seed, (g,)) for seed, g in placed]
+    assert all(room >= 0 for room in pool.free)
+
+
+def _two_gpu_run(runs: list, index: int) -> list:
+    runs[index].gpus, runs[index].per_gpu = 2, 1
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("gpus", "spec", "wide", "placed"),
+    [
+        # the two-GPU run takes both idle GPUs whole; nothing fits beside it
+        (2, "LPP", 0, [(0, (0, 1))]),
+        # a Pathfinder run holds part of GPU 0: the two-GPU run reserves both, later runs wait
+        (2, "PLP", 1, [(0, (0,))]),
+        # on four GPUs it takes the two idle ones after the first run's
+        (4, "LLLP", 1, [(0, (0,)), (1, (1, 2)), (2, (3,))]),
+        # on one GPU it never fits and blocks nothing
+        (1, "LLP", 0, [(1, (0,))]),
+    ],
+)
+def test_a_multi_gpu_run_takes_whole_idle_gpus(gpus: int, spec: str, wide: int, placed) -> None:
+    pool = campaign_gpus.GpuPool(gpus)
+    got = campaign_gpus.schedule(_two_gpu_run(fake_runs(spec), wide), pool)
+    assert [(r.seed, on) for r, on in got] == placed
     assert all(room >= 0 for room in pool.free)
 
 
