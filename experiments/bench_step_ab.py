@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
@@ -31,29 +32,43 @@ LOGIT_UNROLL_WIDTH = 8
 """``UNROLLED_LOGITS_MAX_WIDTH`` of the ``logit-unroll`` switch's on side."""
 
 
-def _set_logit_unroll(on: bool) -> None:
-    set_logit_unroll(LOGIT_UNROLL_WIDTH if on else 0)
+@dataclass(frozen=True)
+class Switch:
+    """A module constant the A/B sets to one value per side and gives back as it found it."""
+
+    read: Callable[[], object]
+    write: Callable[[object], None]
+    off: object
+    on: object
+
+    def is_on(self) -> bool:
+        """Whether the constant holds anything but the off side's value."""
+        return self.read() != self.off
+
+    def set(self, on: bool) -> None:
+        """Put the constant at the value of side ``on``."""
+        self.write(self.on if on else self.off)
 
 
-def _get_hashed_dropout() -> bool:
+def _hashed_dropout() -> object:
     from spectrans.layers import dropout
 
     return dropout.HASHED_MASKS_WHEN_COMPILED
 
 
-def _get_logit_unroll() -> bool:
+def _logit_unroll() -> object:
     from spectrans.layers.attention import favor_contract
 
-    return favor_contract.UNROLLED_LOGITS_MAX_WIDTH > 0
+    return favor_contract.UNROLLED_LOGITS_MAX_WIDTH
 
 
-AB_SWITCHES: dict[str, tuple[Callable[[], bool], Callable[[bool], None]]] = {
-    "hashed-dropout": (_get_hashed_dropout, use_hashed_dropout),
-    "logit-unroll": (_get_logit_unroll, _set_logit_unroll),
+AB_SWITCHES: dict[str, Switch] = {
+    "hashed-dropout": Switch(_hashed_dropout, use_hashed_dropout, False, True),
+    "logit-unroll": Switch(_logit_unroll, set_logit_unroll, 0, LOGIT_UNROLL_WIDTH),
 }
-"""Name: (read the switch, set it). ``hashed-dropout``: dropout masks of compiled steps from an
-integer hash (:mod:`spectrans.layers.dropout`); ``logit-unroll``: FAVOR+ feature logits of heads
-up to :data:`LOGIT_UNROLL_WIDTH` wide as broadcast products
+"""``hashed-dropout``: dropout masks of compiled steps from an integer hash
+(:mod:`spectrans.layers.dropout`); ``logit-unroll``: FAVOR+ feature logits of heads up to
+:data:`LOGIT_UNROLL_WIDTH` wide as broadcast products
 (:mod:`spectrans.layers.attention.favor_contract`)."""
 
 
@@ -63,13 +78,17 @@ class ABError(RuntimeError):
 
 @contextmanager
 def restored(name: str) -> Iterator[Callable[[bool], None]]:
-    """Yield the setter of switch ``name``; the switch's value is restored on exit."""
-    get, set_ = AB_SWITCHES[name]
-    before = get()
+    """Yield the side setter of switch ``name``; the constant's own value is restored on exit.
+
+    The value, not the side: a constant found at another on-value (``--logit-unroll 16``) is
+    given back as 16, not as the switch's on side.
+    """
+    switch = AB_SWITCHES[name]
+    before = switch.read()
     try:
-        yield set_
+        yield switch.set
     finally:
-        set_(before)
+        switch.write(before)
 
 
 def compiled_graphs() -> int:

@@ -48,9 +48,25 @@ def test_a_switch_that_does_not_reach_the_step_is_an_error() -> None:
 
 @pytest.mark.parametrize("name", sorted(bench_step_ab.AB_SWITCHES))
 def test_each_switch_is_set_and_restored(name: str) -> None:
-    get, _ = bench_step_ab.AB_SWITCHES[name]
-    before = get()
+    switch = bench_step_ab.AB_SWITCHES[name]
+    before = switch.is_on()
     with bench_step_ab.restored(name) as set_switch:
         set_switch(not before)
-        assert get() is (not before)
-    assert get() is before
+        assert switch.is_on() is (not before)
+    assert switch.is_on() is before
+
+
+def test_a_constant_found_at_another_on_value_is_given_back_as_it_was() -> None:
+    from spectrans.layers.attention import favor_contract
+
+    saved = favor_contract.UNROLLED_LOGITS_MAX_WIDTH
+    favor_contract.UNROLLED_LOGITS_MAX_WIDTH = 16  # as --logit-unroll 16 leaves it
+    try:
+        with bench_step_ab.restored("logit-unroll") as set_switch:
+            set_switch(True)
+            assert favor_contract.UNROLLED_LOGITS_MAX_WIDTH == bench_step_ab.LOGIT_UNROLL_WIDTH
+            set_switch(False)
+            assert favor_contract.UNROLLED_LOGITS_MAX_WIDTH == 0
+        assert favor_contract.UNROLLED_LOGITS_MAX_WIDTH == 16
+    finally:
+        favor_contract.UNROLLED_LOGITS_MAX_WIDTH = saved
