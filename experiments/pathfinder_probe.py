@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from experiments.config.compose import compose_experiment
+from experiments.data.datamodule import key_mask
 from experiments.pathfinder_check import accuracy, pick_device, split_pixels
 from experiments.report_text import command_line, emit, utc_stamp
 from experiments.results import git_commit
@@ -60,7 +61,7 @@ class MaskedAsTrained(torch.nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Logits (B, C) of token ids (B, N)."""
-        mask = tokens > 0 if self.mask_mode == "lra_nonzero" else None  # (B, N)
+        mask = key_mask(None, tokens, self.mask_mode)  # (B, N) or None
         return self.model(tokens, attention_mask=mask)
 
 

@@ -138,6 +138,18 @@ def pad_sequences(seqs: list[np.ndarray], length: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
+def key_mask(mask: torch.Tensor | None, ids: torch.Tensor, mode: str) -> torch.Tensor | None:
+    """The key mask of token ids ``ids`` (B, N) under ``task.mask`` = ``mode``.
+
+    ``lengths``: ``mask`` as it is (None: nothing masked); ``lra_nonzero``: also every token 0,
+    LRA's ``inputs > 0`` (a black pixel on the image tasks), ``mask & (ids > 0)``.
+    """
+    if mode != "lra_nonzero":
+        return mask
+    nonzero = ids > 0  # (B, N)
+    return nonzero if mask is None else mask & nonzero
+
+
 class Collator:
     """Turns a list of items into the batch dict of ``docs/interfaces.md`` §3.
 
@@ -164,9 +176,8 @@ class Collator:
         return max(1, max(len(s) for s in seqs))
 
     def _encode(self, seqs: list[np.ndarray], suffix: str) -> dict[str, torch.Tensor]:
-        ids, mask = pad_sequences(seqs, self._length(seqs))  # (B, N), (B, N)
-        if self.mask == "lra_nonzero":
-            mask = mask & (ids > 0)  # (B, N)
+        ids, lengths_mask = pad_sequences(seqs, self._length(seqs))  # (B, N), (B, N)
+        mask = key_mask(lengths_mask, ids, self.mask)  # (B, N)
         if self.input_type == "values":
             return {
                 "input_values" + suffix: ids.float() / 255.0,  # (B, N)
@@ -187,9 +198,7 @@ class Collator:
         if self.mask == "lra_nonzero" or not full:
             # mask[b, t] = t < length[b]; all True (hence omitted) iff min_b length[b] >= length
             mask = torch.arange(length)[None, :] < batch.lengths[:, None]  # (B, length)
-            if self.mask == "lra_nonzero":
-                mask = mask & (ids > 0)  # (B, length)
-            out["attention_mask"] = mask
+            out["attention_mask"] = key_mask(mask, ids, self.mask)
         if self.input_type == "values":
             out["input_values"] = ids.float() / 255.0  # (B, length)
         else:
