@@ -136,6 +136,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="launch only runs expected to finish within this many minutes of this command's "
         "start (a machine that keeps its checkpoints for that long, over several commands)",
     )
+    p.add_argument(
+        "--finish-by",
+        default=None,
+        metavar="TIME",
+        help="as --finish-within-min, up to a UTC wall-clock time (HH:MM today, or an ISO date "
+        "and time): every command on one machine can name the same end of its lease",
+    )
     p.add_argument("--pack-dir", default=None, help="write campaign.tar.gz here")
     p.add_argument(
         "--checkpoints-stay",
@@ -174,6 +181,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--finish-only needs --deadline-min: without a deadline every run finishes")
     if args.finish_only and args.checkpoints_stay:
         p.error("--finish-only and --checkpoints-stay contradict: choose one")
+    if args.finish_by is not None:
+        if args.finish_within_min is not None:
+            p.error("--finish-by and --finish-within-min both say when runs must end: choose one")
+        try:
+            args.finish_within_min = minutes_until(args.finish_by, datetime.now(UTC))
+        except ValueError as err:
+            p.error(str(err))
     if args.finish_within_min is not None and args.finish_only:
         p.error("--finish-within-min and --finish-only both say when runs must end: choose one")
     if args.finish_within_min is not None and args.finish_within_min <= 0:
@@ -183,6 +197,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if value is not None and value < (0 if name in ("gpus", "max_runs", "run_workers") else 1):
             p.error(f"--{name.replace('_', '-')} = {value} is too small")
     return args
+
+
+def minutes_until(when: str, now: datetime) -> float:
+    """Minutes from ``now`` to ``when``: ``HH:MM`` (UTC, today) or an ISO date and time.
+
+    Raises:
+        ValueError: ``when`` is neither, or not after ``now`` (one sentence).
+    """
+    try:
+        if len(when) <= 5 and ":" in when:
+            hours, minutes = (int(part) for part in when.split(":"))
+            target = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+        else:
+            target = datetime.fromisoformat(when)
+            if target.tzinfo is None:
+                target = target.replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(
+            f"--finish-by {when!r} is not HH:MM (UTC) or an ISO date and time"
+        ) from None
+    minutes = (target - now).total_seconds() / 60
+    if minutes <= 0:
+        raise ValueError(f"--finish-by {when} is not after now ({now:%H:%M} UTC)")
+    return minutes
 
 
 def work_queue(runs: list[Run], launched: Container[tuple[str, str, int]] = ()) -> list[Run]:
@@ -367,7 +405,7 @@ HELD = "held until a command can finish it"
 DEAD_HEAD = "head dead at its last validation (head_live_units 0): only its output bias learns"
 """Ledger note of a part-way run whose record says no unit of its classifier head is live."""
 
-HELD_BEYOND_WINDOW = "held: not expected to finish within --finish-within-min"
+HELD_BEYOND_WINDOW = "held: not expected to finish within --finish-within-min / --finish-by"
 HELD_FOR_GPUS = "held: it trains on {gpus} GPUs and this machine has {machine}"
 FINISH_SAFETY = 1.2
 """Factor on a run's expected training time when deciding whether it finishes: the per-step

@@ -493,6 +493,40 @@ def test_finish_within_launches_only_runs_expected_to_end_in_the_window(
     assert held == (not any("pathfinder" in c for c in commands))
 
 
+def test_finish_by_reads_a_utc_clock_time_or_an_iso_time() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 2, 17, 40, 30, tzinfo=UTC)
+    assert campaign.minutes_until("18:10", now) == pytest.approx(29.5)
+    assert campaign.minutes_until("2026-12-02T18:10:30+00:00", now) == pytest.approx(30.0)
+    assert campaign.minutes_until("2026-12-02T18:10:30", now) == pytest.approx(30.0)  # UTC
+    with pytest.raises(ValueError, match="is not after now"):
+        campaign.minutes_until("17:00", now)
+    for bad in ("25:00", "soon", "18h10"):
+        with pytest.raises(ValueError, match="is not HH:MM"):
+            campaign.minutes_until(bad, now)
+
+
+def test_finish_by_holds_the_runs_that_would_end_after_it(tmp_path: Path, capsys) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    plan = small_plan(tmp_path)
+    fake_record(tmp_path / "results", "lra-listops-softmax", 0, wall=345.0)
+    soon = (datetime.now(UTC) + timedelta(minutes=9, seconds=30)).isoformat()
+    argv = ["--plan", str(plan), "--dry-run", "--gpus", "2", "--deadline-min", "5"]
+    assert campaign.main([*argv, "--checkpoints-stay", "--finish-by", soon]) == 0
+    out = capsys.readouterr().out
+    commands = [line for line in out.splitlines() if "train.py" in line]
+    assert len(commands) == 2 and all("listops" in c for c in commands)
+    assert campaign.HELD_BEYOND_WINDOW in out
+    with pytest.raises(SystemExit):
+        campaign.main([*argv, "--finish-by", soon, "--finish-within-min", "9"])
+    assert "choose one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        campaign.main([*argv, "--finish-by", "yesterday"])
+    assert "is not HH:MM" in capsys.readouterr().err
+
+
 def test_finish_within_and_finish_only_together_are_refused(tmp_path: Path, capsys) -> None:
     argv = ["--plan", str(small_plan(tmp_path)), "--dry-run", "--deadline-min", "9"]
     with pytest.raises(SystemExit):
