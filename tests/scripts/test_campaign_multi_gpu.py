@@ -183,3 +183,30 @@ def test_the_shipped_plan_trains_pathfinder_softmax_on_two_gpus() -> None:
     runs = campaign_plan.planned_runs(plan, ROOT / "conf")
     wide = {(r.task, r.variant) for r in runs if r.gpus > 1}
     assert wide == {("pathfinder", "softmax")}
+
+
+def test_a_data_parallel_run_through_the_script_on_two_cpu_processes(tmp_path, capsys) -> None:
+    """A debug-sized ListOps softmax run over two gloo processes: record, ranks, side car."""
+    plan = small_plan(
+        tmp_path,
+        tasks={"listops": {"seeds": 1, "ms_per_step": 60, "gpus_by_variant": {"softmax": 2}}},
+        variants=[{"name": "softmax"}],
+        priority=[{"task": "listops", "seeds": [0]}],
+    )
+    extra = (
+        "debug=default trainer.accelerator=cpu trainer.strategy=ddp trainer.precision=32-true "
+        f"paths.data_dir={tmp_path / 'data'}"
+    )
+    argv = ["--plan", str(plan), "--gpus", "2", "--skip-data", "--run-workers", "0"]
+    assert campaign.main([*argv, "--extra-overrides", extra]) == 0
+    out = capsys.readouterr().out
+    assert "start listops/softmax/seed0 on GPUs 0,1 (DDP)" in out
+    assert "end listops/softmax/seed0: completed, rc 0" in out
+    (run_dir,) = (tmp_path / "runs" / "lra-listops-softmax").iterdir()
+    config = json.loads((run_dir / "metrics.json").read_text())["config"]
+    assert config["trainer"]["devices"] == 2 and config["trainer"]["strategy"] == "ddp"
+    assert config["data"]["batch_size"] == 16  # the preset's 32 over two processes
+    assert (run_dir / "train_ddp_process_1.log").exists()  # the second rank ran
+    side = json.loads((run_dir / campaign_plan.SIDE_CAR).read_text())
+    assert side["segments"][0]["gpus"] == [0, 1]
+    assert campaign.run_devices(run_dir) == 2
