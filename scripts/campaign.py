@@ -94,7 +94,7 @@ from campaign_segments import (  # noqa: E402
     shared_throughput,
 )
 
-from experiments.protocol import stale_reason  # noqa: E402
+from experiments.protocol import data_parallel_replicas, stale_reason  # noqa: E402
 from experiments.run_record import git_commit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -386,15 +386,13 @@ def count_peers(active: list[Active]) -> None:
         a.peers = max(a.peers, on)
 
 
-def run_devices(run_dir: Path) -> int:
-    """GPUs the run in ``run_dir`` trained on: its record's ``trainer.devices`` (1 if unsaid).
+def run_devices(record: dict) -> int:
+    """GPUs a run trained on, from its record (``metrics.json``): its data-parallel replicas.
 
     A run resumes on as many GPUs as it started on: its per-GPU batch is the preset's batch
-    divided by that count.
+    divided by that count. A count that depends on the machine (``auto``) reads as 1.
     """
-    data = read_json(run_dir / "metrics.json") or {}
-    devices = ((data.get("config") or {}).get("trainer") or {}).get("devices")
-    return devices if isinstance(devices, int) and devices > 1 else 1
+    return data_parallel_replicas(record.get("config") or {}) or 1
 
 
 CHECKPOINT_BYTES_PER_PARAM = 24
@@ -447,22 +445,21 @@ class Campaign:
         ]
         if args.per_gpu is not None:
             for r in self.runs:
-                r.per_gpu = args.per_gpu
+                if r.gpus == 1:  # a multi-GPU run takes its GPUs whole
+                    r.per_gpu = args.per_gpu
         if args.launcher == "slurm":
             for r in self.runs:
                 r.per_gpu, r.gpus = 1, 1
         self.planned_gpus = {r.key: r.gpus for r in self.runs}
-        for r in self.runs:
-            if r.gpus > 1:
-                r.per_gpu = 1
         self.refresh()
 
     def on_machine(self, gpus: int) -> None:
         """Fit the runs to a machine of ``gpus`` GPUs: a fresh run takes at most all of them.
 
-        A run planned on more GPUs than the machine has trains on all of them (its per-GPU
-        batch grows to match); a part-way run keeps the count it started with
-        (:func:`run_devices`) and waits for a machine that has it.
+        A run planned on more GPUs than the machine has trains on as many of them as split its
+        preset's batch evenly (:func:`campaign_plan.gpus_on`; its per-GPU batch grows to
+        match); a part-way run keeps the count it started with (:func:`run_devices`) and waits
+        for a machine that has it.
         """
         self.machine_gpus = max(1, gpus)
         self.refresh()
@@ -481,14 +478,14 @@ class Campaign:
         for r in self.runs:
             if r.state == "running":
                 continue
-            r.gpus = self.planned_gpus.get(r.key, r.gpus)
+            r.gpus = self.planned_gpus[r.key]
             if self.machine_gpus is not None:
-                r.gpus = min(r.gpus, self.machine_gpus)
+                r.gpus = campaign_plan.gpus_on(r.gpus, self.machine_gpus, r.preset.batch_size)
             if r.state == "left":
                 d = resumable_dir(self.output_dir, r)
                 if d is not None:
-                    r.gpus = run_devices(d)
                     data = read_json(d / "metrics.json") or {}
+                    r.gpus = run_devices(data)
                     r.state, r.steps = "partial", int(data.get("steps") or 0)
                     wall = float(data.get("wall_time_s") or 0.0)
                     r.gpu_seconds = campaign_plan.gpu_seconds_of(d, wall)
@@ -553,16 +550,13 @@ class Campaign:
         margin = 60 * self.args.margin_min
         for run in queue:
             if self.machine_gpus is not None and run.gpus > self.machine_gpus:
-                held = HELD_FOR_GPUS.format(gpus=run.gpus, machine=self.machine_gpus)
-                if held not in run.note:
-                    run.add_note(held)
+                run.add_note(HELD_FOR_GPUS.format(gpus=run.gpus, machine=self.machine_gpus))
                 continue
             if left is None and window is None:
                 keep.append(run)
                 continue
             if window is not None and not self.finishes(run, window - margin):
-                if HELD_BEYOND_WINDOW not in run.note:
-                    run.add_note(HELD_BEYOND_WINDOW)
+                run.add_note(HELD_BEYOND_WINDOW)
                 continue
             if left is None or self.finishes(run, left - margin):
                 keep.append(run)

@@ -226,8 +226,27 @@ class Run:
         return int(self.preset.max_steps or 0)
 
     def add_note(self, note: str) -> None:
-        """Append ``note`` to the ledger note, after a ``; `` when there is one already."""
+        """Append ``note`` to the ledger note, after a ``; `` when there is one already.
+
+        A note the ledger already holds is not added again (the scheduler asks every second).
+        """
+        if note in self.note.split("; "):
+            return
         self.note = f"{self.note}; {note}" if self.note else note
+
+
+def gpus_on(planned: int, machine: int, batch: int | None) -> int:
+    """GPUs a fresh run takes on a machine of ``machine`` GPUs.
+
+    The most, up to ``planned`` and ``machine``, that split the preset's ``batch`` evenly, so
+    the effective batch stays the preset's (1 always does; an unknown batch allows only 1).
+    """
+    if batch is None:
+        return 1
+    count = min(planned, machine)
+    while count > 1 and batch % count:
+        count -= 1
+    return count
 
 
 def planned_runs(plan: Plan, conf_dir: Path) -> list[Run]:
@@ -244,7 +263,7 @@ def planned_runs(plan: Plan, conf_dir: Path) -> list[Run]:
                 preset = read_preset(conf_dir, v.preset_name, r.task)
                 gpus = task.gpus_of(v.name)
                 run = Run(r.task, v.name, seed, preset, task.per_gpu_of(v.name), gpus)
-                if preset.exists and gpus > 1 and (preset.batch_size or 0) % gpus:
+                if preset.exists and gpus > 1 and (preset.batch_size or 1) % gpus:
                     raise PlanError(
                         f"tasks.{r.task}.gpus_by_variant gives {v.name} {gpus} GPUs, but its "
                         f"preset's data.batch_size {preset.batch_size} does not split into "

@@ -54,6 +54,30 @@ def test_the_plan_gives_a_variant_several_whole_gpus(tmp_path: Path) -> None:
     assert runs["softmax"].preset.batch_size == 512
 
 
+@pytest.mark.parametrize(
+    ("planned", "machine", "batch", "gpus"),
+    [
+        (2, 2, 512, 2),
+        (2, 8, 512, 2),
+        (2, 1, 512, 1),
+        (4, 3, 512, 2),
+        (4, 3, 30, 3),
+        (2, 2, None, 1),
+    ],
+)
+def test_a_fresh_run_takes_the_most_gpus_that_split_its_batch(planned, machine, batch, gpus):
+    assert campaign_plan.gpus_on(planned, machine, batch) == gpus
+
+
+def test_per_gpu_on_the_command_line_leaves_a_multi_gpu_run_whole(tmp_path: Path) -> None:
+    argv = ["--plan", str(_plan(tmp_path, {"softmax": 2})), "--per-gpu", "4"]
+    args = campaign.parse_args(argv)
+    runner = campaign.Campaign(campaign_plan.load_plan(args.plan), args)
+    runner.on_machine(2)
+    per = {r.variant: (r.gpus, r.per_gpu) for r in runner.runs}
+    assert per == {"softmax": (2, 1), "lst-mixed": (1, 4)}
+
+
 def test_a_gpu_count_that_does_not_split_the_batch_is_refused(tmp_path: Path, capsys) -> None:
     rc = campaign.main(["--plan", str(_plan(tmp_path, {"softmax": 3})), "--dry-run"])
     err = capsys.readouterr().err
@@ -209,4 +233,4 @@ def test_a_data_parallel_run_through_the_script_on_two_cpu_processes(tmp_path, c
     assert (run_dir / "train_ddp_process_1.log").exists()  # the second rank ran
     side = json.loads((run_dir / campaign_plan.SIDE_CAR).read_text())
     assert side["segments"][0]["gpus"] == [0, 1]
-    assert campaign.run_devices(run_dir) == 2
+    assert campaign.run_devices(json.loads((run_dir / "metrics.json").read_text())) == 2
